@@ -1,0 +1,77 @@
+//! `seedbed`: the command-line companion of the seedbed library.
+//!
+//! ```text
+//! seedbed server start|status|stop   manage the embedded PostgreSQL server
+//! seedbed schema [--migrations DIR]  migrate a database and show its tables in deletion order
+//! ```
+
+mod schema;
+mod server;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The reference schema seedbed's own tests and benches use: the default when no
+/// `--migrations` directory is given.
+pub(crate) static REFERENCE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+#[derive(Parser)]
+#[command(
+    name = "seedbed",
+    version,
+    about = "Test databases, factories and isolation strategies for PostgreSQL"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage the embedded PostgreSQL server (started on demand by tests, shared by all of them).
+    Server {
+        #[command(subcommand)]
+        action: server::Action,
+    },
+    /// Migrate a database (once per migrations checksum) and print its tables in deletion order,
+    /// children first, with the foreign-key cycles and how they can be broken.
+    Schema {
+        /// Server to use (default: SEEDBED_DATABASE_URL, DATABASE_URL, else the embedded server).
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Migrations directory (default: the bundled reference schema).
+        #[arg(long)]
+        migrations: Option<PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Server { action } => server::run(action).await,
+        Command::Schema {
+            database_url,
+            migrations,
+        } => schema::run(database_url, migrations).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The server named on the command line, or the one the environment gives.
+pub(crate) async fn server_from(
+    database_url: Option<String>,
+) -> Result<seedbed::server::Server, seedbed::Error> {
+    match database_url {
+        Some(url) => seedbed::server::Server::from_url(&url).await,
+        None => seedbed::server::Server::from_env().await,
+    }
+}

@@ -1,0 +1,167 @@
+//! [`Error`]: the one error type of seedbed.
+//!
+//! Every variant says what went wrong and, where there is one, what to do about it. Library code
+//! never panics: bad input, an unreachable server or a failed migration all end up here.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The error type of every fallible seedbed operation.
+///
+/// Messages are written for the person running the tests: they name the thing that failed and say
+/// what to do next.
+///
+/// ```
+/// let err = seedbed::Error::Config("unknown strategy `rollbak`".into());
+/// assert!(err.to_string().contains("rollbak"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No database server: no URL is configured and no PostgreSQL binaries were found.
+    #[error(
+        "no PostgreSQL server available: {reason}.\n\
+         Either set DATABASE_URL (or SEEDBED_DATABASE_URL) to a server seedbed may create databases on, \
+         or install PostgreSQL so seedbed can run its own:\n  \
+         Debian/Ubuntu: apt-get install postgresql\n  \
+         Fedora/RHEL:   dnf install postgresql-server\n  \
+         macOS:         brew install postgresql@17\n\
+         Searched for initdb, pg_ctl and postgres in: {searched}"
+    )]
+    NoServer {
+        /// Why nothing could be used.
+        reason: String,
+        /// The places that were searched, for the message.
+        searched: String,
+    },
+
+    /// The platform has no embedded server (Windows).
+    #[error(
+        "seedbed cannot run an embedded PostgreSQL server on {platform}: \
+         set DATABASE_URL (or SEEDBED_DATABASE_URL) to a PostgreSQL server, e.g. \
+         postgres://postgres:password@localhost:5432/postgres"
+    )]
+    UnsupportedPlatform {
+        /// The platform, as `std::env::consts::OS` names it.
+        platform: &'static str,
+    },
+
+    /// A server URL was configured but nothing answered in time.
+    #[error(
+        "cannot reach PostgreSQL at {host}:{port} (waited {waited:?}): {reason}.\n\
+         Check that the server is running and that {var} is right, or unset it to use seedbed's \
+         embedded server"
+    )]
+    Unreachable {
+        /// Host (or socket directory) that was tried.
+        host: String,
+        /// Port that was tried.
+        port: u16,
+        /// How long seedbed waited.
+        waited: Duration,
+        /// What the connection attempt reported.
+        reason: String,
+        /// The environment variable the URL came from.
+        var: &'static str,
+    },
+
+    /// A configured URL or setting could not be understood.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// The embedded server could not be set up or started.
+    #[error("embedded PostgreSQL server: {what}{}", log_tail.as_deref().map(|t| format!("\n--- server log ---\n{t}")).unwrap_or_default())]
+    Embedded {
+        /// What failed, and what to do.
+        what: String,
+        /// The last lines of the server log, when there is one.
+        log_tail: Option<String>,
+    },
+
+    /// A filesystem operation failed.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What seedbed was doing.
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A migration needs an extension the server does not have.
+    #[error(
+        "migration {migration} needs the PostgreSQL extension `{extension}`, which this server does not have.\n\
+         Install it on the server ({package}) or use a server that has it"
+    )]
+    MissingExtension {
+        /// The migration that failed.
+        migration: String,
+        /// The extension's name.
+        extension: String,
+        /// The package that usually provides it.
+        package: String,
+    },
+
+    /// A migration failed to apply.
+    #[error("migration {migration} failed: {message}")]
+    Migration {
+        /// The migration (version and file) that failed.
+        migration: String,
+        /// The server's message.
+        message: String,
+    },
+
+    /// The migrations directory could not be read.
+    #[error("cannot read migrations from {}: {reason}", path.display())]
+    Migrations {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+
+    /// Waiting for a lock, a server or a connection took longer than allowed.
+    #[error("timed out after {waited:?} waiting for {what}")]
+    Timeout {
+        /// What seedbed was waiting for.
+        what: String,
+        /// How long it waited.
+        waited: Duration,
+    },
+
+    /// An error from the database driver, with what seedbed was doing at the time.
+    #[error("{context}: {source}")]
+    Database {
+        /// What seedbed was doing.
+        context: String,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+impl Error {
+    /// Wraps a driver error with what seedbed was doing when it happened.
+    pub(crate) fn db(context: impl Into<String>) -> impl FnOnce(sqlx::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Database { context, source }
+    }
+
+    /// Wraps an I/O error with the action and the path.
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}
+
+/// `Result<T, seedbed::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,263 @@
+//! A set of migrations (sqlx's format: `migrations/<VERSION>_<DESCRIPTION>.sql`), its checksum,
+//! and applying it with errors that name the file and the server's message.
+
+use std::path::{Path, PathBuf};
+
+use sqlx::PgConnection;
+use sqlx::migrate::{MigrateError, Migrator};
+
+use super::lock::stable_hash_bytes;
+use crate::error::{Error, Result};
+
+/// Migrations to apply to every database seedbed prepares for tests.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), seedbed::Error> {
+/// use seedbed::isolation::Migrations;
+/// let migrations = Migrations::from_dir("migrations").await?;
+/// println!("{} migrations, checksum {}", migrations.len(), migrations.checksum());
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Migrations {
+    migrator: Option<Migrator>,
+    dir: Option<PathBuf>,
+    checksum: String,
+}
+
+impl Migrations {
+    /// Reads every migration in `dir`. A missing or unreadable directory is an error that names it.
+    pub async fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        let meta = std::fs::metadata(&dir).map_err(|e| Error::Migrations {
+            path: dir.clone(),
+            reason: match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    "no such directory (paths are relative to the crate root, where cargo runs \
+                     tests)"
+                        .into()
+                }
+                _ => e.to_string(),
+            },
+        })?;
+        if !meta.is_dir() {
+            return Err(Error::Migrations {
+                path: dir,
+                reason: "not a directory".into(),
+            });
+        }
+        // Reading the directory first gives a plain I/O message for unreadable directories.
+        std::fs::read_dir(&dir).map_err(|e| Error::Migrations {
+            path: dir.clone(),
+            reason: e.to_string(),
+        })?;
+        let migrator = Migrator::new(dir.as_path())
+            .await
+            .map_err(|e| Error::Migrations {
+                path: dir.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(Self::build(Some(migrator), Some(dir)))
+    }
+
+    /// Migrations embedded with `sqlx::migrate!()`.
+    pub fn from_migrator(migrator: &Migrator) -> Self {
+        let copy = Migrator::with_migrations(migrator.iter().cloned().collect());
+        Self::build(Some(copy), None)
+    }
+
+    /// No migrations: the database starts empty.
+    pub fn none() -> Self {
+        Self::build(None, None)
+    }
+
+    fn build(migrator: Option<Migrator>, dir: Option<PathBuf>) -> Self {
+        let mut bytes = Vec::new();
+        if let Some(m) = &migrator {
+            for migration in m.iter().filter(|m| !m.migration_type.is_down_migration()) {
+                bytes.extend_from_slice(&migration.version.to_le_bytes());
+                bytes.push(u8::from(migration.no_tx));
+                bytes.extend_from_slice(&migration.checksum);
+            }
+        }
+        Self {
+            migrator,
+            dir,
+            checksum: format!("{:016x}", stable_hash_bytes(&bytes)),
+        }
+    }
+
+    /// A 16-hex-digit checksum of every up migration (version, content, `no_tx`): a changed
+    /// migration gives a new checksum, hence a new database.
+    pub fn checksum(&self) -> &str {
+        &self.checksum
+    }
+
+    /// How many up migrations there are.
+    pub fn len(&self) -> usize {
+        self.migrator.as_ref().map_or(0, |m| {
+            m.iter()
+                .filter(|m| !m.migration_type.is_down_migration())
+                .count()
+        })
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The directory they came from, if any.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// Applies every migration to the database `conn` is connected to.
+    pub async fn apply(&self, conn: &mut PgConnection) -> Result<()> {
+        let Some(migrator) = &self.migrator else {
+            return Ok(());
+        };
+        migrator.run(&mut *conn).await.map_err(|e| self.explain(e))
+    }
+
+    /// Turns a migration failure into an error naming the file and the missing extension, if any.
+    fn explain(&self, err: MigrateError) -> Error {
+        match err {
+            MigrateError::ExecuteMigration(source, version) => {
+                let migration = self.describe(version);
+                let message = server_message(&source);
+                if let Some(extension) = missing_extension(&message) {
+                    return Error::MissingExtension {
+                        migration,
+                        package: extension_package(&extension),
+                        extension,
+                    };
+                }
+                Error::Migration { migration, message }
+            }
+            other => Error::Migration {
+                migration: self
+                    .dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_else(|| "set".into()),
+                message: other.to_string(),
+            },
+        }
+    }
+
+    /// `migrations/20240101000000_core.sql (version 20240101000000)`.
+    fn describe(&self, version: i64) -> String {
+        let file = self.dir.as_ref().and_then(|dir| {
+            let prefix = format!("{version}_");
+            std::fs::read_dir(dir)
+                .ok()?
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+                })
+        });
+        match file {
+            Some(path) => format!("{} (version {version})", path.display()),
+            None => format!("version {version}"),
+        }
+    }
+}
+
+/// The server's message with its detail and hint, or the driver's text.
+fn server_message(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Database(db) => {
+            let mut text = db.message().to_string();
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                if let Some(detail) = pg.detail() {
+                    text.push_str(&format!(" (detail: {detail})"));
+                }
+                if let Some(hint) = pg.hint() {
+                    text.push_str(&format!(" (hint: {hint})"));
+                }
+            }
+            text
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Recognises the server's "extension is missing" messages:
+/// `could not open extension control file ".../vector.control": No such file or directory`
+/// (PostgreSQL ≤ 15) and `extension "vector" is not available` (16+).
+fn missing_extension(message: &str) -> Option<String> {
+    if let Some(rest) = message.split("extension control file \"").nth(1) {
+        let path = rest.split('"').next()?;
+        let file = path.rsplit('/').next()?;
+        return file.strip_suffix(".control").map(str::to_string);
+    }
+    let rest = message.strip_prefix("extension \"")?;
+    let (name, tail) = rest.split_once('"')?;
+    tail.contains("is not available").then(|| name.to_string())
+}
+
+/// The package that usually provides an extension.
+fn extension_package(extension: &str) -> String {
+    const CONTRIB: &[&str] = &[
+        "pgcrypto",
+        "citext",
+        "hstore",
+        "pg_trgm",
+        "btree_gin",
+        "btree_gist",
+        "uuid-ossp",
+        "ltree",
+        "cube",
+        "earthdistance",
+        "fuzzystrmatch",
+        "intarray",
+        "isn",
+        "tablefunc",
+        "unaccent",
+        "pg_stat_statements",
+        "tsm_system_rows",
+        "dblink",
+        "postgres_fdw",
+    ];
+    match extension {
+        e if CONTRIB.contains(&e) => {
+            "postgresql-contrib on Debian/Ubuntu (Fedora: postgresql-contrib; Homebrew's \
+             postgresql@17 includes it)"
+                .into()
+        }
+        "vector" => {
+            "pgvector: Debian/Ubuntu postgresql-<version>-pgvector, Homebrew pgvector".into()
+        }
+        "postgis" => {
+            "PostGIS: Debian/Ubuntu postgresql-<version>-postgis-3, Homebrew postgis".into()
+        }
+        other => {
+            format!("the package that provides `{other}`; postgresql-contrib has the common ones")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::missing_extension;
+
+    #[test]
+    fn recognises_missing_extension_messages() {
+        assert_eq!(
+            missing_extension(
+                "could not open extension control file \
+                 \"/usr/share/postgresql/15/extension/vector.control\": No such file or directory"
+            )
+            .as_deref(),
+            Some("vector")
+        );
+        assert_eq!(
+            missing_extension("extension \"postgis\" is not available").as_deref(),
+            Some("postgis")
+        );
+        assert_eq!(missing_extension("relation \"x\" does not exist"), None);
+    }
+}

@@ -1,0 +1,16 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod error;
+pub mod isolation;
+pub mod schema;
+pub mod server;
+pub mod sql;
+
+pub use crate::error::{Error, Result};
+
+/// The names most tests need: `use seedbed::prelude::*;`.
+pub mod prelude {
+    pub use crate::error::Error;
+    pub use crate::isolation::Migrations;
+}

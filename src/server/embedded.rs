@@ -1,0 +1,581 @@
+//! The embedded server: a PostgreSQL cluster seedbed creates and starts itself, one per OS user
+//! and server version, shared by every test thread, test process and project of that user.
+//!
+//! Layout, under the base directory (`/dev/shm/seedbed-<uid>` on machines with tmpfs):
+//!
+//! ```text
+//! pg15/
+//!   lock          flock(2)-ed while a process checks, starts or stops the server
+//!   state         pid, port, socket dir, data dir, version, binaries of the running server
+//!   server.log    the server's output
+//!   data/         the cluster (initdb), with seedbed.conf included from postgresql.conf
+//!   .s.PGSQL.N    the Unix socket (in a short /tmp directory instead if this path is too long)
+//! ```
+//!
+//! A process first reads `state` and connects through the socket, with no lock (the warm path);
+//! only when that fails does it take the lock, check again, and (re)start the server.
+
+use std::fmt::Write as _;
+use std::fs::{self, File};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
+
+use super::binaries::{Binaries, SearchPaths, discover};
+use super::os::{self, ServerUser};
+use crate::error::{Error, Result};
+
+/// The superuser of the embedded cluster.
+pub const SUPERUSER: &str = "postgres";
+
+/// The longest Unix socket path the OS accepts (`sun_path` is 108 bytes on Linux, 104 on macOS,
+/// including the terminating NUL).
+const MAX_SOCKET_PATH: usize = if cfg!(target_os = "linux") { 107 } else { 103 };
+
+/// How long a process waits for another to finish starting the server.
+const LOCK_WAIT: Duration = Duration::from_secs(180);
+
+/// How an embedded server is found or made.
+#[derive(Debug, Clone)]
+pub struct EmbeddedConfig {
+    /// Where clusters live; `None` for the default (`SEEDBED_HOME`, tmpfs, or the cache dir).
+    pub base_dir: Option<PathBuf>,
+    /// Where to look for the server binaries.
+    pub search: SearchPaths,
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        Self {
+            base_dir: None,
+            search: SearchPaths::from_env(),
+        }
+    }
+}
+
+impl EmbeddedConfig {
+    /// A configuration whose clusters live under `base_dir` (tests use their own).
+    pub fn with_base_dir(base_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            base_dir: Some(base_dir.into()),
+            ..Self::default()
+        }
+    }
+
+    fn base_dir(&self) -> PathBuf {
+        self.base_dir.clone().unwrap_or_else(os::default_base_dir)
+    }
+}
+
+/// A running embedded server, as recorded in its state file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddedServer {
+    /// The postmaster's pid.
+    pub pid: u32,
+    /// The TCP port on 127.0.0.1.
+    pub port: u16,
+    /// The directory holding the Unix socket.
+    pub socket_dir: PathBuf,
+    /// The cluster's data directory.
+    pub data_dir: PathBuf,
+    /// `major.minor` of the server.
+    pub version: String,
+    /// Where its binaries are.
+    pub bin_dir: PathBuf,
+}
+
+impl EmbeddedServer {
+    /// Options for connecting to `database` through the Unix socket, as the superuser.
+    pub fn connect_options(&self, database: &str) -> PgConnectOptions {
+        PgConnectOptions::new_without_pgpass()
+            .host("127.0.0.1")
+            .port(self.port)
+            .socket(&self.socket_dir)
+            .username(SUPERUSER)
+            .database(database)
+    }
+
+    /// A `postgres://` URL over TCP, for tools outside seedbed (`psql`, `sqlx::query!`,
+    /// `cargo sqlx prepare`).
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://{SUPERUSER}@127.0.0.1:{}/{database}", self.port)
+    }
+
+    fn to_state_file(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "pid={}", self.pid);
+        let _ = writeln!(s, "port={}", self.port);
+        let _ = writeln!(s, "socket_dir={}", self.socket_dir.display());
+        let _ = writeln!(s, "data_dir={}", self.data_dir.display());
+        let _ = writeln!(s, "version={}", self.version);
+        let _ = writeln!(s, "bin_dir={}", self.bin_dir.display());
+        s
+    }
+
+    fn from_state_file(text: &str) -> Option<Self> {
+        let get = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                .map(str::to_string)
+        };
+        Some(Self {
+            pid: get("pid")?.parse().ok()?,
+            port: get("port")?.parse().ok()?,
+            socket_dir: get("socket_dir")?.into(),
+            data_dir: get("data_dir")?.into(),
+            version: get("version")?,
+            bin_dir: get("bin_dir")?.into(),
+        })
+    }
+}
+
+/// The files of one cluster (one server version).
+#[derive(Debug, Clone)]
+struct Cluster {
+    dir: PathBuf,
+    data_dir: PathBuf,
+    socket_dir: PathBuf,
+    log_file: PathBuf,
+    state_file: PathBuf,
+    lock_file: PathBuf,
+}
+
+impl Cluster {
+    fn new(base: &Path, major: u32) -> Self {
+        let dir = base.join(format!("pg{major}"));
+        let socket_dir = if dir.as_os_str().len() + "/.s.PGSQL.65535".len() <= MAX_SOCKET_PATH {
+            dir.clone()
+        } else {
+            // A deep cache directory: put the socket in a short directory named after the cluster.
+            std::env::temp_dir().join(format!(
+                "seedbed-{}-{:016x}",
+                os::current_euid(),
+                crate::isolation::lock::stable_hash(&dir.to_string_lossy())
+            ))
+        };
+        Self {
+            data_dir: dir.join("data"),
+            log_file: dir.join("server.log"),
+            state_file: dir.join("state"),
+            lock_file: dir.join("lock"),
+            socket_dir,
+            dir,
+        }
+    }
+
+    fn read_state(&self) -> Option<EmbeddedServer> {
+        let text = fs::read_to_string(&self.state_file).ok()?;
+        EmbeddedServer::from_state_file(&text)
+    }
+
+    fn write_state(&self, server: &EmbeddedServer) -> Result<()> {
+        let tmp = self.dir.join(format!("state.{}.tmp", std::process::id()));
+        fs::write(&tmp, server.to_state_file()).map_err(Error::io("cannot write", &tmp))?;
+        fs::rename(&tmp, &self.state_file).map_err(Error::io("cannot write", &self.state_file))
+    }
+
+    fn log_tail(&self) -> Option<String> {
+        let text = fs::read_to_string(&self.log_file).ok()?;
+        let lines: Vec<&str> = text.lines().collect();
+        let start = lines.len().saturating_sub(20);
+        Some(lines[start..].join("\n"))
+    }
+}
+
+/// Returns the running embedded server, starting it (and creating its cluster) if needed.
+///
+/// Safe to call from many threads and processes at once: exactly one of them starts the server,
+/// the others wait for it and reuse it.
+pub async fn ensure(config: &EmbeddedConfig) -> Result<EmbeddedServer> {
+    unsupported_platform()?;
+    let base = config.base_dir();
+    let bins = discover(&config.search)?;
+    let cluster = Cluster::new(&base, bins.major());
+
+    // Warm path: no lock, one connection through the socket.
+    if let Some(running) = cluster.read_state()
+        && probe(&running, &cluster.data_dir).await
+    {
+        return Ok(running);
+    }
+
+    let user = ServerUser::detect()?;
+    prepare_dirs(&base, &cluster, &user)?;
+    let _lock = FileLock::acquire(&cluster.lock_file).await?;
+
+    if let Some(running) = cluster.read_state()
+        && probe(&running, &cluster.data_dir).await
+    {
+        return Ok(running);
+    }
+    let _ = fs::remove_file(&cluster.state_file);
+    start(&cluster, &bins, &user).await
+}
+
+/// The running embedded server, if there is one; never starts it.
+pub async fn status(config: &EmbeddedConfig) -> Result<Option<EmbeddedServer>> {
+    unsupported_platform()?;
+    let base = config.base_dir();
+    let bins = discover(&config.search)?;
+    let cluster = Cluster::new(&base, bins.major());
+    match cluster.read_state() {
+        Some(running) if probe(&running, &cluster.data_dir).await => Ok(Some(running)),
+        _ => Ok(None),
+    }
+}
+
+/// Stops the embedded server if it runs. Returns whether one was stopped.
+pub async fn stop(config: &EmbeddedConfig) -> Result<bool> {
+    unsupported_platform()?;
+    let base = config.base_dir();
+    let bins = discover(&config.search)?;
+    let cluster = Cluster::new(&base, bins.major());
+    if !cluster.dir.exists() {
+        return Ok(false);
+    }
+    let user = ServerUser::detect()?;
+    let _lock = FileLock::acquire(&cluster.lock_file).await?;
+    let was_running = cluster.data_dir.join("postmaster.pid").exists();
+    if was_running {
+        let out = user
+            .command(bins.tool("pg_ctl"))
+            .current_dir(&cluster.dir)
+            .args(["-D"])
+            .arg(&cluster.data_dir)
+            .args(["-m", "fast", "-w", "-t", "60", "-s", "stop"])
+            .output()
+            .map_err(Error::io("cannot run", bins.tool("pg_ctl")))?;
+        if !out.status.success() && cluster.data_dir.join("postmaster.pid").exists() {
+            return Err(Error::Embedded {
+                what: format!(
+                    "pg_ctl stop failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+                log_tail: cluster.log_tail(),
+            });
+        }
+    }
+    let _ = fs::remove_file(&cluster.state_file);
+    Ok(was_running)
+}
+
+fn unsupported_platform() -> Result<()> {
+    if cfg!(unix) {
+        Ok(())
+    } else {
+        Err(Error::UnsupportedPlatform {
+            platform: std::env::consts::OS,
+        })
+    }
+}
+
+/// Connects through the socket and checks the server answering there serves `data_dir` (a state
+/// file may be stale, or point at a port another server now holds).
+async fn probe(server: &EmbeddedServer, data_dir: &Path) -> bool {
+    if !same_path(&server.data_dir, data_dir) {
+        return false;
+    }
+    let socket = server.socket_dir.join(format!(".s.PGSQL.{}", server.port));
+    if !socket.exists() {
+        return false;
+    }
+    let attempt = async {
+        let mut conn = PgConnection::connect_with(&server.connect_options("postgres")).await?;
+        let dir: String = sqlx::query_scalar("SELECT current_setting('data_directory')")
+            .fetch_one(&mut conn)
+            .await?;
+        let _ = conn.close().await;
+        Ok::<_, sqlx::Error>(dir)
+    };
+    match tokio::time::timeout(Duration::from_secs(5), attempt).await {
+        Ok(Ok(dir)) => same_path(Path::new(&dir), data_dir),
+        _ => false,
+    }
+}
+
+fn same_path(a: &Path, b: &Path) -> bool {
+    match (fs::canonicalize(a), fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+fn prepare_dirs(base: &Path, cluster: &Cluster, user: &ServerUser) -> Result<()> {
+    for dir in [base, cluster.dir.as_path()] {
+        fs::create_dir_all(dir).map_err(Error::io("cannot create directory", dir))?;
+    }
+    #[cfg(unix)]
+    if user.switch_to.is_some() {
+        use std::os::unix::fs::PermissionsExt;
+        // The server's account must be able to enter the base directory and own its cluster.
+        fs::set_permissions(base, fs::Permissions::from_mode(0o755))
+            .map_err(Error::io("cannot set permissions on", base))?;
+        user.hand_over(&cluster.dir)?;
+    }
+    if cluster.socket_dir != cluster.dir {
+        fs::create_dir_all(&cluster.socket_dir)
+            .map_err(Error::io("cannot create directory", &cluster.socket_dir))?;
+        user.hand_over(&cluster.socket_dir)?;
+    }
+    Ok(())
+}
+
+/// Initialises the cluster if needed and starts the server. Called with the lock held.
+async fn start(cluster: &Cluster, bins: &Binaries, user: &ServerUser) -> Result<EmbeddedServer> {
+    if !cluster.data_dir.join("PG_VERSION").is_file() {
+        initdb(cluster, bins, user)?;
+    }
+    clear_stale_pid_file(cluster, bins, user)?;
+
+    let mut last_error = None;
+    for _attempt in 0..3 {
+        let port = free_port()?;
+        write_seedbed_conf(cluster, port, user)?;
+        let out = user
+            .command(bins.tool("pg_ctl"))
+            .current_dir(&cluster.dir)
+            .arg("-D")
+            .arg(&cluster.data_dir)
+            .arg("-l")
+            .arg(&cluster.log_file)
+            .args(["-w", "-t", "60", "-s", "start"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(Error::io("cannot run", bins.tool("pg_ctl")))?;
+        if out.status.success() {
+            let pid = read_postmaster_pid(&cluster.data_dir).ok_or_else(|| Error::Embedded {
+                what: "the server started but wrote no postmaster.pid".into(),
+                log_tail: cluster.log_tail(),
+            })?;
+            let server = EmbeddedServer {
+                pid,
+                port,
+                socket_dir: cluster.socket_dir.clone(),
+                data_dir: cluster.data_dir.clone(),
+                version: format!("{}.{}", bins.version.0, bins.version.1),
+                bin_dir: bins.bin_dir.clone(),
+            };
+            if !probe(&server, &cluster.data_dir).await {
+                return Err(Error::Embedded {
+                    what: format!(
+                        "the server started (pid {pid}) but does not accept connections on {}",
+                        server.socket_dir.display()
+                    ),
+                    log_tail: cluster.log_tail(),
+                });
+            }
+            cluster.write_state(&server)?;
+            return Ok(server);
+        }
+        let log = cluster.log_tail().unwrap_or_default();
+        last_error = Some(Error::Embedded {
+            what: format!(
+                "pg_ctl start failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            log_tail: Some(log.clone()),
+        });
+        // Another program took the port between our check and the server's bind: try another.
+        if !log.contains("could not bind") && !log.contains("already in use") {
+            break;
+        }
+    }
+    Err(last_error.unwrap_or_else(|| Error::Embedded {
+        what: "the server did not start".into(),
+        log_tail: cluster.log_tail(),
+    }))
+}
+
+fn initdb(cluster: &Cluster, bins: &Binaries, user: &ServerUser) -> Result<()> {
+    // A half-made cluster from an interrupted initdb is useless: start over.
+    if cluster.data_dir.exists() {
+        fs::remove_dir_all(&cluster.data_dir).map_err(Error::io(
+            "cannot remove incomplete cluster",
+            &cluster.data_dir,
+        ))?;
+    }
+    let out = user
+        .command(bins.tool("initdb"))
+        .current_dir(&cluster.dir)
+        .arg("-D")
+        .arg(&cluster.data_dir)
+        .args([
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--no-instructions",
+        ])
+        .env_remove("LC_ALL")
+        .env_remove("LANG")
+        .output()
+        .map_err(Error::io("cannot run", bins.tool("initdb")))?;
+    if !out.status.success() {
+        let _ = fs::remove_dir_all(&cluster.data_dir);
+        return Err(Error::Embedded {
+            what: format!(
+                "initdb failed ({}): {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim(),
+                String::from_utf8_lossy(&out.stdout).trim()
+            ),
+            log_tail: None,
+        });
+    }
+    let conf = cluster.data_dir.join("postgresql.conf");
+    let mut file = fs::OpenOptions::new()
+        .append(true)
+        .open(&conf)
+        .map_err(Error::io("cannot open", &conf))?;
+    file.write_all(
+        b"\n# seedbed: settings of the embedded test server\ninclude_if_exists = 'seedbed.conf'\n",
+    )
+    .map_err(Error::io("cannot write", &conf))?;
+    Ok(())
+}
+
+/// The settings of a throwaway test server: durability off, local connections only.
+fn write_seedbed_conf(cluster: &Cluster, port: u16, user: &ServerUser) -> Result<()> {
+    let path = cluster.data_dir.join("seedbed.conf");
+    let socket_dir = cluster.socket_dir.to_string_lossy();
+    let text = format!(
+        "port = {port}\n\
+         listen_addresses = '127.0.0.1'\n\
+         unix_socket_directories = {socket}\n\
+         fsync = off\n\
+         synchronous_commit = off\n\
+         full_page_writes = off\n\
+         wal_level = minimal\n\
+         max_wal_senders = 0\n\
+         max_connections = 200\n\
+         max_locks_per_transaction = 256\n\
+         logging_collector = off\n\
+         log_min_messages = warning\n",
+        socket = crate::sql::quote_literal(&socket_dir),
+    );
+    fs::write(&path, text).map_err(Error::io("cannot write", &path))?;
+    user.hand_over(&path)
+}
+
+/// A `postmaster.pid` left by a server that is gone (killed, or the machine rebooted with the
+/// data directory kept) makes `pg_ctl start` refuse when its pid now belongs to another process.
+fn clear_stale_pid_file(cluster: &Cluster, bins: &Binaries, user: &ServerUser) -> Result<()> {
+    let pid_file = cluster.data_dir.join("postmaster.pid");
+    let Some(pid) = read_postmaster_pid(&cluster.data_dir) else {
+        return Ok(());
+    };
+    let is_postgres = os::process_command_line(pid)
+        .map(|cmd| cmd.contains("postgres"))
+        .unwrap_or_else(|| os::process_alive(pid));
+    if os::process_alive(pid) && is_postgres {
+        // A server of ours is running but does not answer (hung, or its socket was removed):
+        // stop it so it can be started cleanly.
+        let _ = user
+            .command(bins.tool("pg_ctl"))
+            .current_dir(&cluster.dir)
+            .arg("-D")
+            .arg(&cluster.data_dir)
+            .args(["-m", "immediate", "-w", "-t", "30", "-s", "stop"])
+            .output();
+    }
+    if pid_file.exists() && !(os::process_alive(pid) && is_postgres) {
+        fs::remove_file(&pid_file).map_err(Error::io("cannot remove stale", &pid_file))?;
+    }
+    Ok(())
+}
+
+fn read_postmaster_pid(data_dir: &Path) -> Option<u32> {
+    let text = fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
+    text.lines().next()?.trim().parse().ok()
+}
+
+fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| Error::Embedded {
+        what: format!("cannot find a free TCP port on 127.0.0.1: {e}"),
+        log_tail: None,
+    })?;
+    let port = listener
+        .local_addr()
+        .map_err(Error::io("cannot read the address of", "127.0.0.1:0"))?
+        .port();
+    Ok(port)
+}
+
+/// An exclusive `flock` on the cluster's lock file, released on drop (and by the OS if the process
+/// dies).
+struct FileLock {
+    _file: File,
+}
+
+impl FileLock {
+    async fn acquire(path: &Path) -> Result<Self> {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(Error::io("cannot open lock file", path))?;
+        let started = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Self { _file: file }),
+                Err(fs::TryLockError::WouldBlock) => {
+                    if started.elapsed() > LOCK_WAIT {
+                        return Err(Error::Timeout {
+                            what: format!(
+                                "another process holding {} (it is starting or stopping the \
+                                 embedded server)",
+                                path.display()
+                            ),
+                            waited: started.elapsed(),
+                        });
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(fs::TryLockError::Error(e)) => {
+                    return Err(Error::io("cannot lock", path)(e));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_file_round_trips() {
+        let server = EmbeddedServer {
+            pid: 42,
+            port: 54321,
+            socket_dir: "/dev/shm/seedbed-0/pg15".into(),
+            data_dir: "/dev/shm/seedbed-0/pg15/data".into(),
+            version: "15.20".into(),
+            bin_dir: "/usr/lib/postgresql/15/bin".into(),
+        };
+        let parsed = EmbeddedServer::from_state_file(&server.to_state_file());
+        assert_eq!(parsed, Some(server));
+        assert_eq!(EmbeddedServer::from_state_file("pid=1\n"), None);
+    }
+
+    #[test]
+    fn long_cluster_paths_get_a_short_socket_dir() {
+        let deep = PathBuf::from(format!("/home/{}/cache", "x".repeat(120)));
+        let cluster = Cluster::new(&deep, 15);
+        assert_ne!(cluster.socket_dir, cluster.dir);
+        assert!(
+            cluster.socket_dir.join(".s.PGSQL.65535").as_os_str().len() <= MAX_SOCKET_PATH,
+            "{}",
+            cluster.socket_dir.display()
+        );
+        let short = Cluster::new(Path::new("/dev/shm/seedbed-0"), 15);
+        assert_eq!(short.socket_dir, short.dir);
+    }
+}

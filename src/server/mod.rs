@@ -1,0 +1,285 @@
+//! Where the database server comes from.
+//!
+//! In order:
+//!
+//! 1. `SEEDBED_DATABASE_URL`, if set; the value `embedded` forces the embedded server.
+//! 2. `DATABASE_URL`, as `#[sqlx::test]` users expect.
+//! 3. The **embedded server**: seedbed finds the local PostgreSQL binaries, creates a cluster for
+//!    the current OS user and server version (on tmpfs where the machine has one), starts it with
+//!    durability off on a Unix socket and a free 127.0.0.1 port, and leaves it running for every
+//!    later test thread, test process and project. `seedbed server stop` stops it.
+//!
+//! The URL's database is the *maintenance database*: seedbed connects there to create, list and
+//! drop its own databases and to take its coordination locks. Every process of a run must use the
+//! same one.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), seedbed::Error> {
+//! let server = seedbed::server::Server::resolve().await?;
+//! println!("tests run against {}", server.url_for("postgres"));
+//! # Ok(()) }
+//! ```
+
+pub mod binaries;
+pub mod embedded;
+pub(crate) mod os;
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
+use tokio::sync::OnceCell;
+
+pub use self::embedded::{EmbeddedConfig, EmbeddedServer};
+use crate::error::{Error, Result};
+
+/// How long seedbed keeps trying to reach a configured server before giving up
+/// (`SEEDBED_CONNECT_TIMEOUT`, in seconds, overrides it).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a [`Server`] came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A URL from an environment variable (or given in code).
+    Url {
+        /// The variable it came from (`SEEDBED_DATABASE_URL`, `DATABASE_URL`), or `"code"`.
+        var: &'static str,
+    },
+    /// The embedded server.
+    Embedded(EmbeddedServer),
+}
+
+/// A PostgreSQL server seedbed may create databases on.
+#[derive(Debug, Clone)]
+pub struct Server {
+    origin: Origin,
+    options: PgConnectOptions,
+    url: String,
+    version_num: u32,
+}
+
+static RESOLVED: OnceCell<Server> = OnceCell::const_new();
+
+impl Server {
+    /// The server for this process, resolved once from the environment (see the module docs) and
+    /// shared by every test of the process.
+    pub async fn resolve() -> Result<&'static Server> {
+        RESOLVED.get_or_try_init(Self::from_env).await
+    }
+
+    /// Resolves the server from the environment, without caching.
+    pub async fn from_env() -> Result<Server> {
+        for var in ["SEEDBED_DATABASE_URL", "DATABASE_URL"] {
+            match std::env::var(var) {
+                Ok(value) if value.trim() == "embedded" && var == "SEEDBED_DATABASE_URL" => {
+                    return Self::embedded(&EmbeddedConfig::default()).await;
+                }
+                Ok(value) if !value.trim().is_empty() => {
+                    return Self::from_url_with(value.trim(), var, connect_timeout()?).await;
+                }
+                _ => {}
+            }
+        }
+        Self::embedded(&EmbeddedConfig::default()).await
+    }
+
+    /// A server at `url`, checked by connecting to it within [`DEFAULT_CONNECT_TIMEOUT`].
+    pub async fn from_url(url: &str) -> Result<Server> {
+        Self::from_url_with(url, "code", DEFAULT_CONNECT_TIMEOUT).await
+    }
+
+    /// A server at `url`, trying for at most `timeout` (a server that is still starting is waited
+    /// for; one that never answers gives [`Error::Unreachable`]).
+    pub async fn from_url_with(url: &str, var: &'static str, timeout: Duration) -> Result<Server> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(Error::Config(format!(
+                "{var} must be a postgres:// or postgresql:// URL (seedbed supports PostgreSQL \
+                 for now), got `{}`",
+                url.split("://").next().unwrap_or(url)
+            )));
+        }
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| Error::Config(format!("{var} is not a valid PostgreSQL URL: {e}")))?;
+        let options = if options.get_database().is_none() {
+            options.database("postgres")
+        } else {
+            options
+        };
+        let version_num = check(&options, var, timeout).await?;
+        Ok(Server {
+            origin: Origin::Url { var },
+            url: url.to_string(),
+            options,
+            version_num,
+        })
+    }
+
+    /// The embedded server, started if needed.
+    pub async fn embedded(config: &EmbeddedConfig) -> Result<Server> {
+        let running = embedded::ensure(config).await?;
+        let options = running.connect_options("postgres");
+        let version_num = check(&options, "the embedded server", DEFAULT_CONNECT_TIMEOUT).await?;
+        Ok(Server {
+            url: running.url("postgres"),
+            origin: Origin::Embedded(running),
+            options,
+            version_num,
+        })
+    }
+
+    /// Where this server came from.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// `server_version_num`, e.g. `150020`.
+    pub fn version_num(&self) -> u32 {
+        self.version_num
+    }
+
+    /// The major version, e.g. `15`.
+    pub fn major_version(&self) -> u32 {
+        self.version_num / 10_000
+    }
+
+    /// Connection options for the maintenance database.
+    pub fn maintenance_options(&self) -> PgConnectOptions {
+        self.options.clone()
+    }
+
+    /// The maintenance database's name.
+    pub fn maintenance_database(&self) -> &str {
+        self.options.get_database().unwrap_or("postgres")
+    }
+
+    /// Connection options for `database` on this server.
+    pub fn database_options(&self, database: &str) -> PgConnectOptions {
+        self.options.clone().database(database)
+    }
+
+    /// A URL for `database` on this server, for tools and failure messages.
+    pub fn url_for(&self, database: &str) -> String {
+        match &self.origin {
+            Origin::Embedded(running) => running.url(database),
+            Origin::Url { .. } => replace_database(&self.url, database),
+        }
+    }
+
+    /// A new connection to the maintenance database.
+    pub async fn connect(&self) -> Result<PgConnection> {
+        PgConnection::connect_with(&self.options)
+            .await
+            .map_err(Error::db(format!(
+                "connecting to the maintenance database {}",
+                self.maintenance_database()
+            )))
+    }
+}
+
+fn connect_timeout() -> Result<Duration> {
+    match std::env::var("SEEDBED_CONNECT_TIMEOUT") {
+        Ok(v) => v
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "SEEDBED_CONNECT_TIMEOUT must be a positive number of seconds, not `{v}`"
+                ))
+            }),
+        Err(_) => Ok(DEFAULT_CONNECT_TIMEOUT),
+    }
+}
+
+/// Connects once, retrying while the server refuses or is unreachable, and returns
+/// `server_version_num`.
+async fn check(options: &PgConnectOptions, var: &'static str, timeout: Duration) -> Result<u32> {
+    let started = Instant::now();
+    let host = match options.get_socket() {
+        Some(dir) => dir.display().to_string(),
+        None => options.get_host().to_string(),
+    };
+    let port = options.get_port();
+    let mut delay = Duration::from_millis(50);
+    loop {
+        let remaining = timeout.saturating_sub(started.elapsed());
+        let attempt = tokio::time::timeout(remaining, async {
+            let mut conn = PgConnection::connect_with(options).await?;
+            let v: String = sqlx::query_scalar("SHOW server_version_num")
+                .fetch_one(&mut conn)
+                .await?;
+            let _ = conn.close().await;
+            Ok::<_, sqlx::Error>(v)
+        })
+        .await;
+        let reason = match attempt {
+            Ok(Ok(v)) => {
+                return v.trim().parse().map_err(|_| {
+                    Error::Config(format!("the server reported a strange version `{v}`"))
+                });
+            }
+            Ok(Err(sqlx::Error::Io(e))) => e.to_string(),
+            Ok(Err(e)) => {
+                return Err(Error::Database {
+                    context: format!("connecting to PostgreSQL at {host}:{port} (from {var})"),
+                    source: e,
+                });
+            }
+            Err(_) => "no answer".to_string(),
+        };
+        if started.elapsed() + delay >= timeout {
+            return Err(Error::Unreachable {
+                host,
+                port,
+                waited: started.elapsed(),
+                reason,
+                var,
+            });
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// Replaces the database (path) of a `postgres://` URL, keeping its query string.
+fn replace_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let authority_end = base[scheme_end..]
+        .find('/')
+        .map(|i| scheme_end + i)
+        .unwrap_or(base.len());
+    let mut out = format!("{}/{}", &base[..authority_end], database);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_database;
+
+    #[test]
+    fn replaces_the_database_of_a_url() {
+        assert_eq!(
+            replace_database("postgres://u:p@h:5432/postgres", "seedbed_x"),
+            "postgres://u:p@h:5432/seedbed_x"
+        );
+        assert_eq!(
+            replace_database("postgres://h?sslmode=disable", "d"),
+            "postgres://h/d?sslmode=disable"
+        );
+        assert_eq!(
+            replace_database("postgresql://h/a?host=/tmp", "b"),
+            "postgresql://h/b?host=/tmp"
+        );
+    }
+}

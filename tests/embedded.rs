@@ -1,0 +1,266 @@
+//! The embedded server: started once, reused, recovered from stale state, and the errors a user
+//! sees when it cannot be had. Each test uses a private base directory and its own server.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{PrivateBase, kill, wait_gone};
+use seedbed::Error;
+use seedbed::isolation::Migrations;
+use seedbed::server::binaries::SearchPaths;
+use seedbed::server::embedded::{self, EmbeddedConfig};
+use seedbed::server::{Origin, Server};
+use sqlx::{Connection, PgConnection};
+
+#[allow(clippy::expect_used, reason = "test helper: its failure is the test's")]
+async fn query_data_dir(server: &Server) -> String {
+    let mut conn = server.connect().await.expect("connect");
+    let dir: String = sqlx::query_scalar("SELECT current_setting('data_directory')")
+        .fetch_one(&mut conn)
+        .await
+        .expect("query");
+    let _ = conn.close().await;
+    dir
+}
+
+#[tokio::test]
+async fn starts_once_then_reuses_the_running_server() {
+    let base = PrivateBase::new("reuse");
+    let first = embedded::ensure(&base.config()).await.expect("cold start");
+    let second = embedded::ensure(&base.config()).await.expect("warm reuse");
+    assert_eq!(first, second, "the second call reuses the first server");
+    assert_eq!(base.postmasters(), vec![first.pid]);
+
+    let server = Server::embedded(&base.config()).await.expect("server");
+    assert!(matches!(server.origin(), Origin::Embedded(_)));
+    assert!(server.major_version() >= 13);
+    assert!(
+        query_data_dir(&server)
+            .await
+            .starts_with(&*base.dir.to_string_lossy())
+    );
+
+    // Settings of a throwaway test server.
+    let mut conn = server.connect().await.expect("connect");
+    for (setting, expected) in [
+        ("fsync", "off"),
+        ("synchronous_commit", "off"),
+        ("full_page_writes", "off"),
+        ("listen_addresses", "127.0.0.1"),
+    ] {
+        let value: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SHOW {setting}")))
+            .fetch_one(&mut conn)
+            .await
+            .expect("SHOW");
+        assert_eq!(value, expected, "{setting}");
+    }
+    // The TCP URL printed for tools works too.
+    let mut tcp = PgConnection::connect(&first.url("postgres"))
+        .await
+        .expect("TCP connection");
+    let one: i32 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&mut tcp)
+        .await
+        .expect("query");
+    assert_eq!(one, 1);
+
+    assert!(embedded::stop(&base.config()).await.expect("stop"));
+    assert!(wait_gone(first.pid, Duration::from_secs(10)));
+    assert_eq!(
+        embedded::status(&base.config()).await.expect("status"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn recovers_from_a_killed_server() {
+    let base = PrivateBase::new("killed");
+    let first = embedded::ensure(&base.config()).await.expect("start");
+    // The server dies without cleaning up: its state file, socket and postmaster.pid remain.
+    kill(first.pid, "KILL");
+    assert!(wait_gone(first.pid, Duration::from_secs(10)));
+    let second = embedded::ensure(&base.config()).await.expect("restart");
+    assert_ne!(first.pid, second.pid);
+    assert_eq!(base.postmasters(), vec![second.pid]);
+    let server = Server::embedded(&base.config()).await.expect("server");
+    query_data_dir(&server).await;
+}
+
+#[tokio::test]
+async fn recovers_from_a_state_file_that_points_elsewhere() {
+    // Cluster A runs; cluster B's state file is overwritten with A's (a port now taken by another
+    // server). B must start its own server instead of using A's.
+    let a = PrivateBase::new("elsewhere-a");
+    let b = PrivateBase::new("elsewhere-b");
+    let running_a = embedded::ensure(&a.config()).await.expect("start A");
+    let running_b = embedded::ensure(&b.config()).await.expect("start B");
+    embedded::stop(&b.config()).await.expect("stop B");
+    let state_a = a.cluster_dirs()[0].join("state");
+    let state_b = b.cluster_dirs()[0].join("state");
+    std::fs::copy(&state_a, &state_b).expect("copy state");
+
+    let again_b = embedded::ensure(&b.config()).await.expect("restart B");
+    assert_ne!(again_b.pid, running_a.pid);
+    assert_ne!(again_b.port, running_a.port);
+    assert_eq!(again_b.data_dir, running_b.data_dir);
+    assert_eq!(b.postmasters(), vec![again_b.pid]);
+    assert_eq!(a.postmasters(), vec![running_a.pid]);
+}
+
+#[tokio::test]
+async fn recovers_from_garbage_and_from_a_wiped_directory() {
+    let base = PrivateBase::new("wiped");
+    let first = embedded::ensure(&base.config()).await.expect("start");
+    embedded::stop(&base.config()).await.expect("stop");
+    let cluster = base.cluster_dirs()[0].clone();
+    std::fs::write(cluster.join("state"), "pid=not a number\nport=\n").expect("garbage");
+    let second = embedded::ensure(&base.config())
+        .await
+        .expect("start over garbage");
+    assert_ne!(first.pid, second.pid);
+
+    // A reboot wipes tmpfs: the next use starts from nothing (initdb again).
+    embedded::stop(&base.config()).await.expect("stop");
+    std::fs::remove_dir_all(&base.dir).expect("wipe");
+    let third = embedded::ensure(&base.config())
+        .await
+        .expect("start after wipe");
+    assert!(third.data_dir.join("PG_VERSION").is_file());
+    assert_eq!(base.postmasters(), vec![third.pid]);
+}
+
+#[tokio::test]
+async fn runs_the_server_as_an_unprivileged_account_when_root() {
+    use std::os::unix::fs::MetadataExt;
+    let base = PrivateBase::new("owner");
+    let running = embedded::ensure(&base.config()).await.expect("start");
+    let owner = std::fs::metadata(&running.data_dir)
+        .expect("data dir")
+        .uid();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", running.pid)).expect("status");
+    let server_uid: u32 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("uid");
+    let me = std::fs::metadata("/proc/self").expect("self").uid();
+    if me == 0 {
+        assert_ne!(server_uid, 0, "the server must not run as root");
+        assert_ne!(owner, 0, "the cluster must not belong to root");
+    } else {
+        assert_eq!(server_uid, me);
+        assert_eq!(owner, me);
+    }
+    assert_eq!(owner, server_uid);
+}
+
+#[test]
+fn missing_binaries_say_what_to_install() {
+    let search = SearchPaths {
+        path: Some("/nonexistent/bin".into()),
+        pg_config: false,
+        versioned_roots: vec![],
+    };
+    let err = seedbed::server::binaries::discover(&search).expect_err("nothing to find");
+    assert!(matches!(err, Error::NoServer { .. }));
+    let text = err.to_string();
+    for needle in [
+        "DATABASE_URL",
+        "apt-get install postgresql",
+        "brew install postgresql@17",
+        "initdb",
+    ] {
+        assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn no_binaries_means_no_embedded_server() {
+    let base = PrivateBase::new("nobin");
+    let config = EmbeddedConfig {
+        base_dir: Some(base.dir.clone()),
+        search: SearchPaths {
+            path: Some("/nonexistent/bin".into()),
+            pg_config: false,
+            versioned_roots: vec![],
+        },
+    };
+    let err = Server::embedded(&config).await.expect_err("no server");
+    assert!(
+        err.to_string().contains("apt-get install postgresql"),
+        "{err}"
+    );
+    assert!(
+        !base.dir.exists(),
+        "nothing is created when there is nothing to run"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_url_names_host_and_port_after_a_bounded_wait() {
+    // Port 1 on loopback: nothing listens there.
+    let started = std::time::Instant::now();
+    let err = Server::from_url_with(
+        "postgres://postgres@127.0.0.1:1/postgres",
+        "DATABASE_URL",
+        Duration::from_millis(800),
+    )
+    .await
+    .expect_err("unreachable");
+    assert!(started.elapsed() < Duration::from_secs(30), "bounded wait");
+    let text = err.to_string();
+    assert!(matches!(err, Error::Unreachable { port: 1, .. }), "{text}");
+    assert!(text.contains("127.0.0.1:1"), "{text}");
+    assert!(text.contains("DATABASE_URL"), "{text}");
+
+    let bad = Server::from_url_with("mysql://nope", "DATABASE_URL", Duration::from_millis(100))
+        .await
+        .expect_err("not a postgres url");
+    assert!(matches!(bad, Error::Config(_)), "{bad}");
+}
+
+#[tokio::test]
+async fn a_missing_extension_is_named_with_its_package() {
+    let dir = std::env::temp_dir().join(format!("seedbed-it-ext-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(
+        dir.join("20240101000000_needs_extension.sql"),
+        "CREATE EXTENSION seedbed_no_such_extension;\n",
+    )
+    .expect("write migration");
+    let migrations = Migrations::from_dir(&dir).await.expect("read");
+    let server = Server::resolve().await.expect("server");
+    let err = seedbed::isolation::migrated::ensure(server, &migrations, "ext")
+        .await
+        .expect_err("missing extension");
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = err.to_string();
+    assert!(matches!(err, Error::MissingExtension { .. }), "{text}");
+    assert!(text.contains("seedbed_no_such_extension"), "{text}");
+    assert!(
+        text.contains("20240101000000_needs_extension.sql"),
+        "{text}"
+    );
+    assert!(text.contains("postgresql-contrib"), "{text}");
+
+    // Nothing half-built is left behind.
+    let mut conn = server.connect().await.expect("connect");
+    let name = seedbed::isolation::migrated::database_name("ext", migrations.checksum());
+    assert!(
+        !seedbed::isolation::migrated::database_exists(&mut conn, &name)
+            .await
+            .expect("lookup")
+    );
+}
+
+#[tokio::test]
+async fn a_missing_migrations_directory_is_named() {
+    let err = Migrations::from_dir("no/such/migrations")
+        .await
+        .expect_err("missing dir");
+    let text = err.to_string();
+    assert!(text.contains("no/such/migrations"), "{text}");
+    assert!(text.contains("no such directory"), "{text}");
+}
