@@ -1,7 +1,9 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod context;
 pub mod error;
+pub mod factory;
 pub mod isolation;
 pub mod schema;
 pub mod server;

@@ -1,0 +1,1 @@
+//! The runtime `#[derive(Factory)]` expands to.
