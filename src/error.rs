@@ -122,6 +122,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// The strategy could not isolate what the test did; the test must fail.
+    #[error("{strategy} could not isolate this test: {message}")]
+    Isolation {
+        /// The strategy in use.
+        strategy: crate::isolation::Strategy,
+        /// What happened, and which strategy to use instead.
+        message: String,
+    },
+
     /// Waiting for a lock, a server or a connection took longer than allowed.
     #[error("timed out after {waited:?} waiting for {what}")]
     Timeout {

@@ -10,9 +10,10 @@ pub mod server;
 pub mod sql;
 
 pub use crate::error::{Error, Result};
+pub use crate::isolation::{Isolation, Strategy, TestDb};
 
 /// The names most tests need: `use seedbed::prelude::*;`.
 pub mod prelude {
     pub use crate::error::Error;
-    pub use crate::isolation::Migrations;
+    pub use crate::isolation::{Isolation, Migrations, Strategy, TestDb};
 }

@@ -46,6 +46,17 @@ pub fn database_name(purpose: &str, checksum: &str) -> String {
 
 /// Returns the migrated database for `purpose`, building it if no process has yet.
 pub async fn ensure(server: &Server, migrations: &Migrations, purpose: &str) -> Result<MigratedDb> {
+    ensure_with(server, migrations, purpose, false).await
+}
+
+/// Like [`ensure`]; with `prepare`, the database is also prepared for the cleaner (see
+/// [`cleaner`](super::cleaner)), so strategies that commit can empty it again.
+pub async fn ensure_with(
+    server: &Server,
+    migrations: &Migrations,
+    purpose: &str,
+    prepare: bool,
+) -> Result<MigratedDb> {
     let name = database_name(purpose, migrations.checksum());
     if name.len() > 63 {
         return Err(Error::Config(format!(
@@ -70,7 +81,7 @@ pub async fn ensure(server: &Server, migrations: &Migrations, purpose: &str) -> 
         BUILD_WAIT,
     )
     .await?;
-    let result = build_locked(server, lock.connection(), migrations, &name).await;
+    let result = build_locked(server, lock.connection(), migrations, &name, prepare).await;
     lock.release().await?;
     result
 }
@@ -86,6 +97,7 @@ async fn build_locked(
     conn: &mut PgConnection,
     migrations: &Migrations,
     name: &str,
+    prepare: bool,
 ) -> Result<MigratedDb> {
     let started = Instant::now();
     if is_ready(conn, name).await? {
@@ -107,7 +119,7 @@ async fn build_locked(
             }
         }
     }
-    create_database(conn, name, None).await?;
+    create_database(conn, name, None, None).await?;
     let mut mark = Marker::new(KIND)
         .with("checksum", migrations.checksum())
         .with("state", "building");
@@ -117,7 +129,14 @@ async fn build_locked(
         let mut db = PgConnection::connect_with(&server.database_options(name))
             .await
             .map_err(Error::db(format!("connecting to new database {name}")))?;
-        let result = migrations.apply(&mut db).await;
+        let mut result = migrations.apply(&mut db).await;
+        if result.is_ok() && prepare {
+            result = async {
+                let schema = super::cleaner::read_schema(&mut db).await?;
+                super::cleaner::prepare(&mut db, &schema).await
+            }
+            .await;
+        }
         let _ = db.close().await;
         result
     }
@@ -145,18 +164,39 @@ pub async fn database_exists(conn: &mut PgConnection, name: &str) -> Result<bool
         .map_err(Error::db(format!("looking up database {name}")))
 }
 
-/// `CREATE DATABASE name [TEMPLATE template]`; without a template, from `template0` so nothing a
-/// user installed in `template1` leaks in.
+/// How `CREATE DATABASE … TEMPLATE` copies the template, chosen by measurement: on the embedded
+/// server (fsync off, tmpfs) `FILE_COPY` is about 2.5× faster than PostgreSQL 15's default
+/// `WAL_LOG` (15 ms against 42 ms for the reference schema); on a server with durability on it
+/// is slower (78 ms against 45 ms), because it forces two checkpoints.
+pub fn clone_strategy(server: &Server) -> Option<&'static str> {
+    match server.origin() {
+        crate::server::Origin::Embedded(_) if server.major_version() >= 15 => Some("FILE_COPY"),
+        _ => None,
+    }
+}
+
+/// `CREATE DATABASE name TEMPLATE template [STRATEGY strategy]`; without a template, from
+/// `template0` so nothing a user installed in `template1` leaks in.
 pub async fn create_database(
     conn: &mut PgConnection,
     name: &str,
     template: Option<&str>,
+    strategy: Option<&str>,
 ) -> Result<()> {
-    let sql = format!(
+    let mut sql = format!(
         "CREATE DATABASE {} TEMPLATE {}",
         quote_ident(name),
         quote_ident(template.unwrap_or("template0"))
     );
+    if let Some(strategy) = strategy {
+        // Only the two keywords PostgreSQL knows reach the statement.
+        let keyword = match strategy {
+            "FILE_COPY" => "FILE_COPY",
+            _ => "WAL_LOG",
+        };
+        sql.push_str(" STRATEGY ");
+        sql.push_str(keyword);
+    }
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
         .execute(conn)
         .await

@@ -5,9 +5,20 @@
 //! [`marker`] that tells seedbed's databases from any other, [`Migrations`] and the
 //! [`migrated`] databases built once per migrations checksum.
 
+pub mod cleaner;
+pub(crate) mod engine;
 pub mod lock;
 pub mod marker;
 pub mod migrated;
 mod migrations;
+pub mod rollback;
+pub mod strategy;
+mod testdb;
+pub mod truncate;
 
 pub use self::migrations::Migrations;
+pub use self::strategy::Strategy;
+pub use self::testdb::{
+    DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT, Isolation,
+    MigrationSource, Outcome, TestDb,
+};

@@ -1,0 +1,158 @@
+//! Process-wide state of the isolation engine: a small background runtime that owns the
+//! connections seedbed keeps across tests, and caches of what is resolved once per process.
+//!
+//! Every `#[tokio::test]` (and every `#[seedbed::test]`) runs on its own runtime, and a
+//! connection opened on one runtime stops working when that runtime shuts down. Connections that
+//! outlive a test (the control connection that claims tokens, the leases on Truncate databases)
+//! therefore live on the engine runtime, and tests reach them through [`run`].
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use sqlx::PgConnection;
+use tokio::runtime::Runtime;
+use tokio::sync::OnceCell;
+
+use super::migrations::Migrations;
+use crate::error::{Error, Result};
+use crate::server::Server;
+
+/// The engine runtime: one worker thread, started on first use, never shut down.
+fn runtime() -> Result<&'static Runtime> {
+    static RUNTIME: OnceLock<std::result::Result<Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("seedbed-engine")
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| Error::Config(format!("cannot start seedbed's engine runtime: {e}")))
+}
+
+/// Runs `fut` on the engine runtime and waits for it from whatever runtime the caller is on.
+pub(crate) async fn run<F, T>(fut: F) -> Result<T>
+where
+    F: Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    let handle = runtime()?.spawn(fut);
+    handle.await.map_err(|e| {
+        Error::Config(format!(
+            "seedbed's engine task failed: {e}{}",
+            if e.is_panic() { " (it panicked)" } else { "" }
+        ))
+    })?
+}
+
+/// Starts `fut` on the engine runtime without waiting for it (cleanup from `Drop`).
+pub(crate) fn spawn_detached<F>(fut: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    if let Ok(rt) = runtime() {
+        rt.spawn(fut);
+    }
+}
+
+/// Migrations read once per process, by source.
+pub(crate) async fn migrations(key: &str, load: impl AsyncFnOnce() -> Result<Migrations>) -> Result<Arc<Migrations>> {
+    static CACHE: Mutex<Option<HashMap<String, Arc<OnceCell<Arc<Migrations>>>>>> =
+        Mutex::new(None);
+    let cell = {
+        let mut guard = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(
+            guard
+                .get_or_insert_with(HashMap::new)
+                .entry(key.to_string())
+                .or_default(),
+        )
+    };
+    cell.get_or_try_init(|| async { load().await.map(Arc::new) })
+        .await
+        .cloned()
+}
+
+/// A value computed once per process and key (migrated databases, cleaning plans).
+pub(crate) struct KeyedOnce<T> {
+    cells: Mutex<HashMap<String, Arc<OnceCell<T>>>>,
+}
+
+impl<T: Clone> KeyedOnce<T> {
+    pub(crate) fn new() -> Self {
+        Self {
+            cells: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) async fn get_or_try_init<F>(&self, key: &str, init: F) -> Result<T>
+    where
+        F: AsyncFnOnce() -> Result<T>,
+    {
+        let cell = {
+            let mut guard = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(guard.entry(key.to_string()).or_default())
+        };
+        cell.get_or_try_init(|| init()).await.cloned()
+    }
+}
+
+/// The control connection to the maintenance database, on the engine runtime.
+pub(crate) struct Control {
+    conn: tokio::sync::Mutex<Option<PgConnection>>,
+}
+
+/// The process's control connection.
+pub(crate) fn control() -> &'static Control {
+    static CONTROL: OnceLock<Control> = OnceLock::new();
+    CONTROL.get_or_init(|| Control {
+        conn: tokio::sync::Mutex::new(None),
+    })
+}
+
+/// A boxed, sendable future borrowing a connection.
+pub(crate) type ConnFuture<'c, T> = std::pin::Pin<Box<dyn Future<Output = Result<T>> + Send + 'c>>;
+
+impl Control {
+    /// Runs `f` with the control connection (opened on first use, reopened after an error), on
+    /// the engine runtime.
+    pub(crate) async fn with<F, T>(&'static self, server: &'static Server, f: F) -> Result<T>
+    where
+        F: for<'c> FnOnce(&'c mut PgConnection) -> ConnFuture<'c, T> + Send + 'static,
+        T: Send + 'static,
+    {
+        run(async move {
+            let mut guard = self.conn.lock().await;
+            if guard.is_none() {
+                *guard = Some(server.connect().await?);
+            }
+            let conn = guard
+                .as_mut()
+                .ok_or_else(|| Error::Config("control connection missing".into()))?;
+            let result = f(conn).await;
+            if let Err(e) = &result
+                && is_connection_error(e)
+            {
+                // The connection itself failed: open a new one next time.
+                *guard = None;
+            }
+            result
+        })
+        .await
+    }
+}
+
+/// Whether an error means the connection is unusable (rather than a statement failing on it).
+pub(crate) fn is_connection_error(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::Database {
+            source: sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_),
+            ..
+        }
+    )
+}

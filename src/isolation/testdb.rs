@@ -1,0 +1,632 @@
+//! [`Isolation`], the builder that acquires a [`TestDb`], and the `TestDb` handle a test works
+//! with.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use super::engine::{self, KeyedOnce};
+use super::migrations::Migrations;
+use super::rollback::{self, RollbackState, Violation};
+use super::strategy::{self, Strategy, StrategySource};
+use super::truncate::{self, Lease};
+use super::{cleaner, marker, migrated};
+use crate::context::{TestContext, token_for};
+use crate::error::{Error, Result};
+use crate::server::Server;
+
+/// The default `statement_timeout` of a test's connections: a blocked test fails instead of
+/// hanging.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The default `lock_timeout` of a test's connections.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long Rollback's one-connection pool lets a second checkout wait.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where a test's migrations come from.
+#[derive(Debug, Clone)]
+pub enum MigrationSource {
+    /// `migrations/` at the crate root, if it exists (as `#[sqlx::test]` does).
+    Default,
+    /// A directory (relative paths are taken from the crate root).
+    Dir(PathBuf),
+    /// Migrations embedded with `sqlx::migrate!()`.
+    Migrator(&'static Migrator),
+    /// None: the test starts from an empty database.
+    None,
+}
+
+/// Acquires a [`TestDb`] without the `#[seedbed::test]` macro (rstest, test-context, a custom
+/// harness).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), seedbed::Error> {
+/// use seedbed::prelude::*;
+///
+/// let db: TestDb = Isolation::new(Strategy::Truncate)
+///     .migrations("migrations")
+///     .acquire()
+///     .await?;
+/// sqlx::query("INSERT INTO organizations (name, slug) VALUES ('Acme', 'acme')")
+///     .execute(&db.pool())
+///     .await?;
+/// db.finish().await?; // empties what the test wrote; dropping it instead cleans before next use
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Isolation {
+    strategy: Option<Strategy>,
+    migrations: MigrationSource,
+    fixtures: Vec<String>,
+    test_name: Option<String>,
+    crate_root: Option<PathBuf>,
+    seed: Option<u64>,
+    statement_timeout: Duration,
+    lock_timeout: Duration,
+    acquire_timeout: Duration,
+    max_connections: u32,
+    reset_sequences: bool,
+    database: Option<String>,
+    allow_unmarked: bool,
+    own_connections: bool,
+}
+
+impl Isolation {
+    /// Isolation with `strategy`.
+    pub fn new(strategy: Strategy) -> Self {
+        Self {
+            strategy: Some(strategy),
+            ..Self::configured()
+        }
+    }
+
+    /// Isolation with the configured strategy: `SEEDBED_STRATEGY`, else the suite default in
+    /// `seedbed.toml` (or `[package.metadata.seedbed]`), else Rollback.
+    pub fn configured() -> Self {
+        Self {
+            strategy: None,
+            migrations: MigrationSource::Default,
+            fixtures: Vec::new(),
+            test_name: None,
+            crate_root: std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from),
+            seed: None,
+            statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+            max_connections: 5,
+            reset_sequences: false,
+            database: None,
+            allow_unmarked: false,
+            own_connections: false,
+        }
+    }
+
+    /// Sets or clears the explicit strategy.
+    pub fn strategy(mut self, strategy: Option<Strategy>) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Migrations from a directory (relative to the crate root).
+    pub fn migrations(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.migrations = MigrationSource::Dir(dir.into());
+        self
+    }
+
+    /// Migrations embedded with `sqlx::migrate!()`.
+    pub fn migrator(mut self, migrator: &'static Migrator) -> Self {
+        self.migrations = MigrationSource::Migrator(migrator);
+        self
+    }
+
+    /// Where migrations come from.
+    pub fn migration_source(mut self, source: MigrationSource) -> Self {
+        self.migrations = source;
+        self
+    }
+
+    /// SQL scripts run at the start of the test, after migrations (sqlx's fixtures).
+    pub fn fixture(mut self, sql: impl Into<String>) -> Self {
+        self.fixtures.push(sql.into());
+        self
+    }
+
+    /// The test's name (its path); defaults to the name of the current thread, which is the
+    /// test's under `cargo test` and `cargo nextest`.
+    pub fn test_name(mut self, name: impl Into<String>) -> Self {
+        self.test_name = Some(name.into());
+        self
+    }
+
+    /// The crate root, where `migrations/` and `seedbed.toml` are looked for (default:
+    /// `CARGO_MANIFEST_DIR`).
+    pub fn crate_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.crate_root = Some(root.into());
+        self
+    }
+
+    /// The base seed (default: `SEEDBED_SEED`, else random per process).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// `statement_timeout` of the test's connections (default 60 s).
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = timeout;
+        self
+    }
+
+    /// `lock_timeout` of the test's connections (default 10 s).
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// How long Rollback's one-connection pool lets a second checkout wait (default 5 s).
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// The most connections of the test's pool under the strategies that allow several
+    /// (default 5).
+    pub fn max_connections(mut self, n: u32) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Truncate: restart identities and sequences of the tables the test wrote.
+    pub fn reset_sequences(mut self, reset: bool) -> Self {
+        self.reset_sequences = reset;
+        self
+    }
+
+    /// Use an existing, already migrated database instead of one seedbed makes. Rollback then
+    /// needs no privilege beyond the test's own writes; Truncate refuses a database seedbed did not
+    /// create unless [`allow_unmarked_database`](Self::allow_unmarked_database) is set.
+    pub fn database(mut self, name: impl Into<String>) -> Self {
+        self.database = Some(name.into());
+        self
+    }
+
+    /// Let Truncate empty a database seedbed did not create (named with
+    /// [`database`](Self::database)). Every row in it will be deleted after each test.
+    pub fn allow_unmarked_database(mut self, allow: bool) -> Self {
+        self.allow_unmarked = allow;
+        self
+    }
+
+    /// The test opens its own connections (it takes `(PgPoolOptions, PgConnectOptions)`), which
+    /// one transaction cannot contain: Rollback is skipped when it is only the default, and
+    /// refused when chosen explicitly.
+    pub fn own_connections(mut self, own: bool) -> Self {
+        self.own_connections = own;
+        self
+    }
+
+    /// The strategy this builder will use, and what chose it.
+    pub fn resolve_strategy(&self) -> Result<(Strategy, StrategySource)> {
+        let (mut chosen, source) = strategy::resolve(self.strategy, self.crate_root.as_deref())?;
+        if self.own_connections && !chosen.isolates_own_connections() {
+            if source == StrategySource::Explicit {
+                return Err(Error::Config(
+                    "a test that builds its own pool (PgPoolOptions, PgConnectOptions) cannot be \
+                     isolated by Rollback, whose one transaction lives on one connection: use \
+                     truncate or template"
+                        .into(),
+                ));
+            }
+            chosen = Strategy::Truncate;
+        }
+        Ok((chosen, source))
+    }
+
+    /// Prepares the database state and returns the test's handle.
+    pub async fn acquire(self) -> Result<TestDb> {
+        let (strategy, _) = self.resolve_strategy()?;
+        if matches!(strategy, Strategy::Template | Strategy::Namespace) {
+            return Err(Error::Config(format!(
+                "the {strategy} strategy is not available yet in this version of seedbed: choose \
+                 rollback or truncate"
+            )));
+        }
+        let server = Server::resolve().await?;
+        let name = self.test_name.clone().unwrap_or_else(default_test_name);
+        let ctx_builder = TestContext::builder(&name).shares_database(strategy.shares_database());
+        let ctx_builder = match self.seed {
+            Some(seed) => ctx_builder.seed(seed),
+            None => ctx_builder,
+        };
+        let base_seed = ctx_builder.clone().build().base_seed();
+        let claim = if strategy.shares_database() {
+            Some(claim_token(server, &name, base_seed).await?)
+        } else {
+            None
+        };
+        let ctx_builder = match &claim {
+            Some(token) => ctx_builder.token(token.clone()),
+            None => ctx_builder,
+        };
+        let ctx = Arc::new(ctx_builder.build());
+        let acquired = self.acquire_backend(strategy, server, &ctx).await;
+        match acquired {
+            Ok((database, pool, backend)) => Ok(TestDb {
+                strategy,
+                pool,
+                ctx,
+                database,
+                server,
+                backend: Some(backend),
+                token_claim: claim,
+                reset_sequences: self.reset_sequences,
+            }),
+            Err(e) => {
+                if let Some(token) = claim {
+                    release_token(server, token).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn migrations_resolved(&self) -> Result<Arc<Migrations>> {
+        match &self.migrations {
+            MigrationSource::Default => {
+                let dir = self.crate_root.as_ref().map(|r| r.join("migrations"));
+                match dir.filter(|d| d.is_dir()) {
+                    Some(dir) => load_dir(dir).await,
+                    None => Ok(Arc::new(Migrations::none())),
+                }
+            }
+            MigrationSource::Dir(dir) => {
+                let dir = match &self.crate_root {
+                    Some(root) if dir.is_relative() => root.join(dir),
+                    _ => dir.clone(),
+                };
+                load_dir(dir).await
+            }
+            MigrationSource::Migrator(m) => {
+                let key = format!("migrator:{:p}", *m);
+                engine::migrations(&key, async || Ok(Migrations::from_migrator(m))).await
+            }
+            MigrationSource::None => Ok(Arc::new(Migrations::none())),
+        }
+    }
+
+    fn connect_options(&self, server: &Server, database: &str, app_name: &str) -> PgConnectOptions {
+        server
+            .database_options(database)
+            .application_name(app_name)
+            .options([
+                ("statement_timeout", millis(self.statement_timeout)),
+                ("lock_timeout", millis(self.lock_timeout)),
+            ])
+    }
+
+    async fn acquire_backend(
+        &self,
+        strategy: Strategy,
+        server: &'static Server,
+        ctx: &Arc<TestContext>,
+    ) -> Result<(String, PgPool, Backend)> {
+        let app_name = application_name(ctx.name());
+        match strategy {
+            Strategy::Rollback => {
+                let database = match &self.database {
+                    Some(db) => db.clone(),
+                    None => self.migrated(server, "rollback").await?,
+                };
+                let options = self.connect_options(server, &database, &app_name);
+                let (pool, state) = rollback::pool(
+                    options,
+                    self.acquire_timeout,
+                    Arc::new(self.fixtures.clone()),
+                );
+                Ok((database, pool, Backend::Rollback(state)))
+            }
+            Strategy::Truncate => {
+                let mut lease = match &self.database {
+                    Some(db) => self.own_database_lease(server, db).await?,
+                    None => {
+                        let base = self.migrated(server, "truncate").await?;
+                        truncate::lease(server, &base, self.reset_sequences).await?
+                    }
+                };
+                let database = lease.slot.database.clone();
+                let options = self.connect_options(server, &database, &app_name);
+                let pool = PgPoolOptions::new()
+                    .max_connections(self.max_connections)
+                    .min_connections(0)
+                    .idle_timeout(Some(Duration::from_secs(1)))
+                    .test_before_acquire(false)
+                    .connect_lazy_with(options);
+                if let Err(e) = run_fixtures(&pool, &self.fixtures).await {
+                    let _ = truncate::clean(&mut lease, self.reset_sequences).await;
+                    return Err(e);
+                }
+                Ok((database, pool, Backend::Truncate(lease)))
+            }
+            Strategy::Template | Strategy::Namespace => Err(Error::Config(format!(
+                "the {strategy} strategy is not available yet"
+            ))),
+        }
+    }
+
+    /// The migrated (and prepared) database for `purpose`, built once per process and checksum.
+    async fn migrated(&self, server: &'static Server, purpose: &str) -> Result<String> {
+        static BUILT: std::sync::OnceLock<KeyedOnce<String>> = std::sync::OnceLock::new();
+        let migrations = self.migrations_resolved().await?;
+        let key = format!("{purpose}:{}", migrations.checksum());
+        BUILT
+            .get_or_init(KeyedOnce::new)
+            .get_or_try_init(&key, async || {
+                let db = migrated::ensure_with(server, &migrations, purpose, true).await?;
+                Ok(db.name)
+            })
+            .await
+    }
+
+    /// Truncate on a database the user named: only if seedbed created it, or the user allowed it.
+    async fn own_database_lease(&self, server: &'static Server, db: &str) -> Result<Lease> {
+        let allow = self.allow_unmarked;
+        let name = db.to_string();
+        let mut conn = server.connect().await?;
+        let mark = marker::read(&mut conn, &name).await?;
+        let _ = sqlx::Connection::close(conn).await;
+        if mark.is_none() && !allow {
+            return Err(Error::Config(format!(
+                "refusing to use Truncate on database `{name}`: seedbed did not create it, and \
+                 Truncate deletes every row in it after each test. Let seedbed create its test \
+                 databases (leave out .database(…)), or, if `{name}` holds nothing you want to \
+                 keep, allow it with .allow_unmarked_database(true)"
+            )));
+        }
+        truncate::lease_existing(server, &name, self.reset_sequences).await
+    }
+}
+
+async fn load_dir(dir: PathBuf) -> Result<Arc<Migrations>> {
+    let key = format!("dir:{}", dir.display());
+    engine::migrations(&key, async || Migrations::from_dir(&dir).await).await
+}
+
+async fn run_fixtures(pool: &PgPool, fixtures: &[String]) -> Result<()> {
+    for sql in fixtures {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+            .execute(pool)
+            .await
+            .map_err(Error::db("applying a fixture"))?;
+    }
+    Ok(())
+}
+
+fn millis(d: Duration) -> String {
+    format!("{}ms", d.as_millis().max(1))
+}
+
+/// The test's path as `application_name` (at most 63 bytes, cut on a character boundary).
+fn application_name(test: &str) -> String {
+    let mut end = test.len().min(63);
+    while !test.is_char_boundary(end) {
+        end -= 1;
+    }
+    test[..end].to_string()
+}
+
+fn default_test_name() -> String {
+    std::thread::current()
+        .name()
+        .filter(|n| *n != "main")
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("<unnamed test in process {}>", std::process::id()))
+}
+
+/// Claims a token no other running test holds: the first free candidate derived from the test's
+/// name and seed, held as an advisory lock on the engine's control connection.
+async fn claim_token(server: &'static Server, name: &str, base_seed: u64) -> Result<String> {
+    let name = name.to_string();
+    engine::control()
+        .with(server, move |conn| {
+            Box::pin(async move {
+                for attempt in 0..1000 {
+                    let token = token_for(&name, base_seed, attempt);
+                    if super::lock::try_lock_on(conn, &format!("token:{token}"), super::lock::LockMode::Exclusive).await? {
+                        return Ok(token);
+                    }
+                }
+                Err(Error::Config(
+                    "could not find a free test token after 1000 candidates".into(),
+                ))
+            })
+        })
+        .await
+}
+
+async fn release_token(server: &'static Server, token: String) {
+    let _ = engine::control()
+        .with(server, move |conn| {
+            Box::pin(async move {
+                super::lock::unlock_on(conn, &format!("token:{token}"), super::lock::LockMode::Exclusive)
+                    .await
+            })
+        })
+        .await;
+}
+
+/// What a strategy keeps for the end of the test.
+#[derive(Debug)]
+enum Backend {
+    Rollback(Arc<RollbackState>),
+    Truncate(Lease),
+}
+
+/// A test's database state: the pool for the code under test, the strategy that isolates it, and
+/// the test context its factories use.
+///
+/// Get one from `#[seedbed::test]` (a test taking `db: TestDb`) or from [`Isolation::acquire`].
+/// End it with [`finish`](Self::finish); a `TestDb` dropped without it (a panicking test in a
+/// custom harness) is cleaned all the same: Rollback's transaction dies with its connection, and
+/// a Truncate database is emptied before its next use.
+#[derive(Debug)]
+pub struct TestDb {
+    strategy: Strategy,
+    pool: PgPool,
+    ctx: Arc<TestContext>,
+    database: String,
+    server: &'static Server,
+    backend: Option<Backend>,
+    token_claim: Option<String>,
+    reset_sequences: bool,
+}
+
+/// How a test ended, for [`TestDb::finish_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The test passed.
+    Passed,
+    /// The test failed or panicked.
+    Failed,
+}
+
+impl TestDb {
+    /// A pool for the code under test (a cheap clone).
+    pub fn pool(&self) -> PgPool {
+        self.pool.clone()
+    }
+
+    /// The strategy isolating this test.
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+
+    /// The test's token (see [`TestContext`]).
+    pub fn token(&self) -> &str {
+        self.ctx.token()
+    }
+
+    /// The test context: name, seed, token, sequences.
+    pub fn context(&self) -> &Arc<TestContext> {
+        &self.ctx
+    }
+
+    /// The name of the database the test runs on.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// A URL of the test's database where it has one of its own (Truncate, Template); `None`
+    /// under Rollback, whose database is shared and whose data only the test's connection sees.
+    pub fn url(&self) -> Option<String> {
+        match self.strategy {
+            Strategy::Rollback => None,
+            _ => Some(self.server.url_for(&self.database)),
+        }
+    }
+
+    /// Connection options for the test's database (to build a pool of one's own).
+    pub fn connect_options(&self) -> PgConnectOptions {
+        self.pool.connect_options().as_ref().clone()
+    }
+
+    /// Ends a passing test: checks what the strategy could not contain, and cleans up.
+    pub async fn finish(self) -> Result<()> {
+        self.finish_with(Outcome::Passed).await
+    }
+
+    /// Ends the test. An error means the isolation was broken (the test must fail) or cleanup
+    /// failed.
+    pub async fn finish_with(mut self, outcome: Outcome) -> Result<()> {
+        let result = self.finish_inner(outcome).await;
+        if let Some(token) = self.token_claim.take() {
+            release_token(self.server, token).await;
+        }
+        result
+    }
+
+    async fn finish_inner(&mut self, _outcome: Outcome) -> Result<()> {
+        let Some(backend) = self.backend.take() else {
+            return Ok(());
+        };
+        match backend {
+            Backend::Rollback(state) => {
+                let server = self.server;
+                let violation = rollback::finish(&self.pool, &state, async |pid| {
+                    is_listening(server, pid).await
+                })
+                .await?;
+                match violation {
+                    None => Ok(()),
+                    Some(v) => {
+                        if v == Violation::TransactionEnded {
+                            clean_shared(server, &self.database).await?;
+                        }
+                        Err(Error::Isolation {
+                            strategy: self.strategy,
+                            message: v.explain().to_string(),
+                        })
+                    }
+                }
+            }
+            Backend::Truncate(mut lease) => {
+                self.pool.close().await;
+                truncate::clean(&mut lease, self.reset_sequences).await?;
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(token) = self.token_claim.take() {
+            let server = self.server;
+            engine::spawn_detached(async move { release_token(server, token).await });
+        }
+        // The backend's own drop does the rest: Rollback's connection closes with its pool, and a
+        // Truncate lease not cleaned is marked to be cleaned before its next use.
+    }
+}
+
+/// Whether the backend `pid` last ran LISTEN (seen from the control connection).
+async fn is_listening(server: &'static Server, pid: u32) -> Result<bool> {
+    engine::control()
+        .with(server, move |conn| {
+            Box::pin(async move {
+                let pid = i32::try_from(pid).unwrap_or_default();
+                let query: Option<String> =
+                    sqlx::query_scalar("SELECT query FROM pg_stat_activity WHERE pid = $1")
+                        .bind(pid)
+                        .fetch_optional(conn)
+                        .await
+                        .map_err(Error::db("looking at the test's connection"))?;
+                Ok(query.is_some_and(|q| {
+                    let q = q.trim_start().to_ascii_uppercase();
+                    q.starts_with("LISTEN") || q.starts_with("UNLISTEN")
+                }))
+            })
+        })
+        .await
+}
+
+/// Empties a shared database after code under test committed into it.
+async fn clean_shared(server: &'static Server, database: &str) -> Result<()> {
+    let options = server.database_options(database);
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect_with(&options)
+        .await
+        .map_err(Error::db(format!("connecting to {database} to clean it")))?;
+    let result = if cleaner::is_prepared(&mut conn).await? {
+        cleaner::clean(&mut conn, false).await.map(|_| ())
+    } else {
+        Err(Error::Config(format!(
+            "database {database} was not created by seedbed, so seedbed cannot remove what the \
+             test committed into it"
+        )))
+    };
+    let _ = sqlx::Connection::close(conn).await;
+    result
+}
