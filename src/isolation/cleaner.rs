@@ -32,6 +32,10 @@ use crate::error::{Error, Result};
 use crate::schema::Schema;
 use crate::sql::{QualifiedName, quote_ident, quote_list};
 
+/// The version of what [`prepare`] installs; part of a prepared database's name, so a seedbed that
+/// prepares differently never reuses a database an older one prepared.
+pub const VERSION: u32 = 1;
+
 /// The schema seedbed keeps its bookkeeping in, inside prepared databases.
 pub const SCHEMA: &str = "seedbed";
 
@@ -107,7 +111,10 @@ pub async fn prepare(conn: &mut PgConnection, schema: &Schema) -> Result<()> {
     );
     for t in &baseline {
         let table = schema.table(t).ok_or_else(|| {
-            Error::Config(format!("table {} vanished during preparation", t.unquoted()))
+            Error::Config(format!(
+                "table {} vanished during preparation",
+                t.unquoted()
+            ))
         })?;
         let _ = writeln!(
             sql,
@@ -209,7 +216,7 @@ fn clean_function(schema: &Schema, baseline: &[&QualifiedName]) -> String {
          \x20 END LOOP;\n\
          \x20 IF reset_sequences THEN\n\
          \x20   PERFORM setval(q.seq, q.last_value, q.is_called)\n\
-         \x20   FROM {s}.sequences q WHERE q.table_oid = ANY(total);\n\
+         \x20   FROM {s}.sequences q;\n\
          \x20 END IF;\n\
          \x20 RETURN (SELECT count(DISTINCT x)::integer FROM unnest(total) x);\n\
          END\n\

@@ -60,9 +60,11 @@ where
 }
 
 /// Migrations read once per process, by source.
-pub(crate) async fn migrations(key: &str, load: impl AsyncFnOnce() -> Result<Migrations>) -> Result<Arc<Migrations>> {
-    static CACHE: Mutex<Option<HashMap<String, Arc<OnceCell<Arc<Migrations>>>>>> =
-        Mutex::new(None);
+pub(crate) async fn migrations(
+    key: &str,
+    load: impl AsyncFnOnce() -> Result<Migrations>,
+) -> Result<Arc<Migrations>> {
+    static CACHE: Mutex<Option<HashMap<String, Arc<OnceCell<Arc<Migrations>>>>>> = Mutex::new(None);
     let cell = {
         let mut guard = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(

@@ -57,7 +57,19 @@ pub async fn ensure_with(
     purpose: &str,
     prepare: bool,
 ) -> Result<MigratedDb> {
-    let name = database_name(purpose, migrations.checksum());
+    let checksum = if prepare {
+        format!(
+            "{:016x}",
+            super::lock::stable_hash(&format!(
+                "{}:cleaner-v{}",
+                migrations.checksum(),
+                super::cleaner::VERSION
+            ))
+        )
+    } else {
+        migrations.checksum().to_string()
+    };
+    let name = database_name(purpose, &checksum);
     if name.len() > 63 {
         return Err(Error::Config(format!(
             "database name {name} is longer than PostgreSQL's 63-byte limit: use a shorter purpose"

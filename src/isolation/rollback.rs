@@ -93,7 +93,10 @@ pub(crate) struct RollbackState {
 
 impl RollbackState {
     fn record(&self, v: Violation) {
-        let mut slot = self.violation.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = self
+            .violation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if slot.is_none() {
             *slot = Some(v);
         }
@@ -165,7 +168,9 @@ pub(crate) fn pool(
             let state = Arc::clone(&on_acquire);
             Box::pin(async move {
                 if !state.finishing.load(Ordering::SeqCst)
-                    && let Err(e) = conn.execute(sqlx::raw_sql("SAVEPOINT seedbed_checkout")).await
+                    && let Err(e) = conn
+                        .execute(sqlx::raw_sql("SAVEPOINT seedbed_checkout"))
+                        .await
                 {
                     note_lost_transaction(&state, &e);
                 }
@@ -254,7 +259,10 @@ pub(crate) async fn finish(
             } else {
                 state.record(Violation::HeldAtEnd);
             }
-            None
+            // The connection is still out: the pool closes once the test drops it.
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.close().await });
+            return Ok(state.violation());
         }
     };
     pool.close().await;

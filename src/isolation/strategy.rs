@@ -125,9 +125,9 @@ pub fn resolve(
     if let Ok(v) = std::env::var("SEEDBED_STRATEGY")
         && !v.trim().is_empty()
     {
-        let s = v.parse().map_err(|e: Error| {
-            Error::Config(format!("SEEDBED_STRATEGY: {e}"))
-        })?;
+        let s = v
+            .parse()
+            .map_err(|e: Error| Error::Config(format!("SEEDBED_STRATEGY: {e}")))?;
         return Ok((s, StrategySource::Environment));
     }
     if let Some(root) = crate_root
@@ -144,7 +144,10 @@ pub fn suite_default(root: &Path) -> Result<Option<(Strategy, String)>> {
     let own = root.join("seedbed.toml");
     if let Some(table) = read_toml(&own)? {
         if let Some(value) = table.get("strategy") {
-            return Ok(Some((strategy_value(value, &own)?, own.display().to_string())));
+            return Ok(Some((
+                strategy_value(value, &own)?,
+                own.display().to_string(),
+            )));
         }
         return Ok(None);
     }
@@ -176,9 +179,9 @@ fn read_toml(path: &Path) -> Result<Option<toml::Table>> {
 }
 
 fn strategy_value(value: &toml::Value, file: &Path) -> Result<Strategy> {
-    let text = value.as_str().ok_or_else(|| {
-        Error::Config(format!("{}: `strategy` must be a string", file.display()))
-    })?;
+    let text = value
+        .as_str()
+        .ok_or_else(|| Error::Config(format!("{}: `strategy` must be a string", file.display())))?;
     text.parse()
         .map_err(|e: Error| Error::Config(format!("{}: {e}", file.display())))
 }
@@ -202,7 +205,10 @@ mod tests {
         assert_eq!(suite_default(&dir).unwrap().unwrap().0, Strategy::Template);
         std::fs::write(dir.join("seedbed.toml"), "strategy = \"nope\"\n").unwrap();
         let err = suite_default(&dir).unwrap_err().to_string();
-        assert!(err.contains("seedbed.toml") && err.contains("nope"), "{err}");
+        assert!(
+            err.contains("seedbed.toml") && err.contains("nope"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

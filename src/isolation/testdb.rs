@@ -435,7 +435,13 @@ async fn claim_token(server: &'static Server, name: &str, base_seed: u64) -> Res
             Box::pin(async move {
                 for attempt in 0..1000 {
                     let token = token_for(&name, base_seed, attempt);
-                    if super::lock::try_lock_on(conn, &format!("token:{token}"), super::lock::LockMode::Exclusive).await? {
+                    if super::lock::try_lock_on(
+                        conn,
+                        &format!("token:{token}"),
+                        super::lock::LockMode::Exclusive,
+                    )
+                    .await?
+                    {
                         return Ok(token);
                     }
                 }
@@ -451,8 +457,12 @@ async fn release_token(server: &'static Server, token: String) {
     let _ = engine::control()
         .with(server, move |conn| {
             Box::pin(async move {
-                super::lock::unlock_on(conn, &format!("token:{token}"), super::lock::LockMode::Exclusive)
-                    .await
+                super::lock::unlock_on(
+                    conn,
+                    &format!("token:{token}"),
+                    super::lock::LockMode::Exclusive,
+                )
+                .await
             })
         })
         .await;

@@ -85,7 +85,11 @@ pub(crate) fn max_slots() -> Result<usize> {
 }
 
 /// Lends a slot of `base` to a test, clean.
-pub(crate) async fn lease(server: &'static Server, base: &str, reset_sequences: bool) -> Result<Lease> {
+pub(crate) async fn lease(
+    server: &'static Server,
+    base: &str,
+    reset_sequences: bool,
+) -> Result<Lease> {
     let max = max_slots()?;
     let started = Instant::now();
     let mut told = false;
@@ -96,7 +100,8 @@ pub(crate) async fn lease(server: &'static Server, base: &str, reset_sequences: 
         }
         let ours: Vec<String> = held_names(base);
         let base_name = base.to_string();
-        let found = engine::run(async move { lease_new(server, &base_name, &ours, max).await }).await?;
+        let found =
+            engine::run(async move { lease_new(server, &base_name, &ours, max).await }).await?;
         if let Some(slot) = found {
             let slot = Arc::new(slot);
             held()
@@ -198,13 +203,14 @@ fn held_names(base: &str) -> Vec<String> {
 }
 
 /// Cleans the slot before use if it may hold data (new to this process, or its last test did
-/// not finish).
+/// not finish), and resets its sequences if the test asks.
 async fn ready(slot: Arc<Slot>, reset_sequences: bool) -> Result<Lease> {
     let mut lease = Lease {
         slot,
         cleaned: false,
     };
-    if lease.slot.needs_clean.load(Ordering::SeqCst) {
+    // Sequences are reset before the test too: the slot's previous test may not have asked.
+    if reset_sequences || lease.slot.needs_clean.load(Ordering::SeqCst) {
         clean(&mut lease, reset_sequences).await?;
     }
     lease.cleaned = false;
@@ -262,13 +268,9 @@ async fn lease_new(
             .find(|i| !existing.contains(&slot_name(base, *i)))
             .unwrap_or(existing.len() + 1);
         let name = slot_name(base, n);
-        migrated::create_database(conn, &name, Some(base), migrated::clone_strategy(server)).await?;
-        marker::write(
-            conn,
-            &name,
-            &Marker::new(SLOT_KIND).with("base", base),
-        )
-        .await?;
+        migrated::create_database(conn, &name, Some(base), migrated::clone_strategy(server))
+            .await?;
+        marker::write(conn, &name, &Marker::new(SLOT_KIND).with("base", base)).await?;
         try_slot(server, &name).await
     }
     .await;
@@ -287,7 +289,9 @@ async fn list_slots(conn: &mut PgConnection, base: &str) -> Result<Vec<String>> 
     .bind(format!("{base}_"))
     .fetch_all(&mut *conn)
     .await
-    .map_err(Error::db(format!("listing the Truncate databases of {base}")))?;
+    .map_err(Error::db(format!(
+        "listing the Truncate databases of {base}"
+    )))?;
     let mut slots = Vec::new();
     for name in names {
         if marker::read(conn, &name)
