@@ -7,6 +7,8 @@
 
 pub mod cleaner;
 pub(crate) mod engine;
+#[doc(hidden)]
+pub mod harness;
 pub mod lock;
 pub mod marker;
 pub mod migrated;

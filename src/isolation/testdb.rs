@@ -256,14 +256,16 @@ impl Isolation {
         let acquired = self.acquire_backend(strategy, server, &ctx).await;
         match acquired {
             Ok((database, pool, backend)) => Ok(TestDb {
-                strategy,
-                pool,
-                ctx,
-                database,
-                server,
-                backend: Some(backend),
-                token_claim: claim,
-                reset_sequences: self.reset_sequences,
+                inner: Arc::new(Inner {
+                    strategy,
+                    pool,
+                    ctx,
+                    database,
+                    server,
+                    backend: std::sync::Mutex::new(Some(backend)),
+                    token_claim: std::sync::Mutex::new(claim),
+                    reset_sequences: self.reset_sequences,
+                }),
             }),
             Err(e) => {
                 if let Some(token) = claim {
@@ -484,13 +486,18 @@ enum Backend {
 /// a Truncate database is emptied before its next use.
 #[derive(Debug)]
 pub struct TestDb {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     strategy: Strategy,
     pool: PgPool,
     ctx: Arc<TestContext>,
     database: String,
     server: &'static Server,
-    backend: Option<Backend>,
-    token_claim: Option<String>,
+    backend: std::sync::Mutex<Option<Backend>>,
+    token_claim: std::sync::Mutex<Option<String>>,
     reset_sequences: bool,
 }
 
@@ -506,41 +513,48 @@ pub enum Outcome {
 impl TestDb {
     /// A pool for the code under test (a cheap clone).
     pub fn pool(&self) -> PgPool {
-        self.pool.clone()
+        self.inner.pool.clone()
     }
 
     /// The strategy isolating this test.
     pub fn strategy(&self) -> Strategy {
-        self.strategy
+        self.inner.strategy
     }
 
     /// The test's token (see [`TestContext`]).
     pub fn token(&self) -> &str {
-        self.ctx.token()
+        self.inner.ctx.token()
     }
 
     /// The test context: name, seed, token, sequences.
     pub fn context(&self) -> &Arc<TestContext> {
-        &self.ctx
+        &self.inner.ctx
     }
 
     /// The name of the database the test runs on.
     pub fn database(&self) -> &str {
-        &self.database
+        &self.inner.database
     }
 
     /// A URL of the test's database where it has one of its own (Truncate, Template); `None`
     /// under Rollback, whose database is shared and whose data only the test's connection sees.
     pub fn url(&self) -> Option<String> {
-        match self.strategy {
+        match self.inner.strategy {
             Strategy::Rollback => None,
-            _ => Some(self.server.url_for(&self.database)),
+            _ => Some(self.inner.server.url_for(&self.inner.database)),
         }
     }
 
     /// Connection options for the test's database (to build a pool of one's own).
     pub fn connect_options(&self) -> PgConnectOptions {
-        self.pool.connect_options().as_ref().clone()
+        self.inner.pool.connect_options().as_ref().clone()
+    }
+
+    /// A second handle on the same test database, for the harness that finishes it.
+    pub(crate) fn handle(&self) -> TestDb {
+        TestDb {
+            inner: Arc::clone(&self.inner),
+        }
     }
 
     /// Ends a passing test: checks what the strategy could not contain, and cleans up.
@@ -550,22 +564,35 @@ impl TestDb {
 
     /// Ends the test. An error means the isolation was broken (the test must fail) or cleanup
     /// failed.
-    pub async fn finish_with(mut self, outcome: Outcome) -> Result<()> {
+    pub async fn finish_with(self, outcome: Outcome) -> Result<()> {
         let result = self.finish_inner(outcome).await;
-        if let Some(token) = self.token_claim.take() {
-            release_token(self.server, token).await;
+        let token = self
+            .inner
+            .token_claim
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(token) = token {
+            release_token(self.inner.server, token).await;
         }
         result
     }
 
-    async fn finish_inner(&mut self, _outcome: Outcome) -> Result<()> {
-        let Some(backend) = self.backend.take() else {
+    async fn finish_inner(&self, _outcome: Outcome) -> Result<()> {
+        let backend = self
+            .inner
+            .backend
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let Some(backend) = backend else {
             return Ok(());
         };
+        let inner = &self.inner;
         match backend {
             Backend::Rollback(state) => {
-                let server = self.server;
-                let violation = rollback::finish(&self.pool, &state, async |pid| {
+                let server = inner.server;
+                let violation = rollback::finish(&inner.pool, &state, async |pid| {
                     is_listening(server, pid).await
                 })
                 .await?;
@@ -573,27 +600,32 @@ impl TestDb {
                     None => Ok(()),
                     Some(v) => {
                         if v == Violation::TransactionEnded {
-                            clean_shared(server, &self.database).await?;
+                            clean_shared(server, &inner.database).await?;
                         }
                         Err(Error::Isolation {
-                            strategy: self.strategy,
+                            strategy: inner.strategy,
                             message: v.explain().to_string(),
                         })
                     }
                 }
             }
             Backend::Truncate(mut lease) => {
-                self.pool.close().await;
-                truncate::clean(&mut lease, self.reset_sequences).await?;
+                inner.pool.close().await;
+                truncate::clean(&mut lease, inner.reset_sequences).await?;
                 Ok(())
             }
         }
     }
 }
 
-impl Drop for TestDb {
+impl Drop for Inner {
     fn drop(&mut self) {
-        if let Some(token) = self.token_claim.take() {
+        let token = self
+            .token_claim
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(token) = token {
             let server = self.server;
             engine::spawn_detached(async move { release_token(server, token).await });
         }

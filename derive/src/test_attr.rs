@@ -1,0 +1,538 @@
+//! `#[seedbed::test]`: parse the attribute's arguments and the test function, check them, and
+//! expand to a `#[test]` that runs through `::seedbed::__private::TestFn`.
+//!
+//! It accepts everything `#[sqlx::test]` 0.9 accepts, with the same meaning (`migrations = false`,
+//! `migrations = "path"`, `migrator = "path::TO_MIGRATOR"`, `fixtures(…)`, defaults from
+//! `sqlx.toml`), plus `strategy`, `flavor`, `worker_threads`, `statement_timeout`,
+//! `lock_timeout` and `reset_sequences`.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Expr, ExprLit, Lit, LitStr, Meta, Token};
+
+const STRATEGIES: [&str; 4] = ["rollback", "truncate", "template", "namespace"];
+
+#[derive(Default)]
+struct Args {
+    strategy: Option<(String, Span)>,
+    flavor: Option<(String, Span)>,
+    worker_threads: Option<(usize, Span)>,
+    statement_timeout_ms: Option<u64>,
+    lock_timeout_ms: Option<u64>,
+    reset_sequences: bool,
+    migrations: Migrations,
+    fixtures: Vec<(String, Span)>,
+    /// The first argument that needs a database, for the error on a test that takes none.
+    needs_db: Option<Span>,
+}
+
+#[derive(Default)]
+enum Migrations {
+    #[default]
+    Inferred,
+    Disabled,
+    Dir(LitStr),
+    Migrator(syn::Path),
+}
+
+/// Expands the attribute; errors become `compile_error!` beside the unchanged function, so one
+/// mistake does not cascade into "test not found" noise.
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let input: syn::ItemFn = match syn::parse2(item.clone()) {
+        Ok(f) => f,
+        Err(e) => {
+            let mut out = e.to_compile_error();
+            out.extend(item);
+            return out;
+        }
+    };
+    match expand_fn(args, &input) {
+        Ok(tokens) => tokens,
+        Err(e) => {
+            let mut out = e.to_compile_error();
+            // Keep the function (as a plain, unused item) so its body still type-checks.
+            let mut plain = input.clone();
+            plain.attrs.push(syn::parse_quote!(#[allow(dead_code)]));
+            out.extend(plain.into_token_stream());
+            out
+        }
+    }
+}
+
+fn expand_fn(args: TokenStream, input: &syn::ItemFn) -> syn::Result<TokenStream> {
+    let args = parse_args(args)?;
+    check_signature(input)?;
+
+    let inputs = &input.sig.inputs;
+    let takes_db = !inputs.is_empty();
+    if !takes_db && let Some(span) = args.needs_db {
+        return Err(syn::Error::new(
+            span,
+            "this test takes no database argument, so there is nothing to migrate or isolate: \
+             add a parameter (`db: seedbed::TestDb` or `pool: sqlx::PgPool`) or remove this \
+             argument",
+        ));
+    }
+    if inputs.len() > 2 {
+        return Err(syn::Error::new_spanned(
+            inputs,
+            "a #[seedbed::test] function takes one of: nothing, `TestDb`, `PgPool`, \
+             `PoolConnection<Postgres>`, or `(PgPoolOptions, PgConnectOptions)`",
+        ));
+    }
+    let own_connections = inputs.len() == 2;
+    if own_connections
+        && let Some((name, span)) = &args.strategy
+        && name == "rollback"
+    {
+        return Err(syn::Error::new(
+            *span,
+            "strategy = \"rollback\" cannot isolate a test that takes (PgPoolOptions, \
+             PgConnectOptions): the test builds its own pool, whose connections are not the \
+             one holding the test's transaction. Use strategy = \"truncate\" or \"template\" \
+             (without a strategy, the first that can isolate it is chosen)",
+        ));
+    }
+
+    let name = &input.sig.ident;
+    let ret = &input.sig.output;
+    let body = &input.block;
+    let attrs = &input.attrs;
+    let vis = &input.vis;
+
+    let strategy = match &args.strategy {
+        Some((s, _)) => {
+            let variant = syn::Ident::new(&capitalize(s), Span::call_site());
+            quote!(::core::option::Option::Some(::seedbed::__private::Strategy::#variant))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let flavor = match args.flavor.as_ref().map(|(f, _)| f.as_str()) {
+        Some("multi_thread") => quote!(::seedbed::__private::Flavor::MultiThread),
+        _ => quote!(::seedbed::__private::Flavor::CurrentThread),
+    };
+    let worker_threads = opt(args.worker_threads.map(|(n, _)| n));
+    let statement_timeout = opt(args.statement_timeout_ms);
+    let lock_timeout = opt(args.lock_timeout_ms);
+    let reset_sequences = args.reset_sequences;
+    let migrations = migrations_tokens(&args.migrations, takes_db)?;
+    let fixtures = args.fixtures.iter().map(|(path, span)| {
+        quote_spanned! {*span=>
+            ::seedbed::__private::TestFixture { path: #path, contents: include_str!(#path) }
+        }
+    });
+    let arg_types = inputs.iter().map(|_| quote!(_));
+
+    Ok(quote! {
+        #(#attrs)*
+        #[::core::prelude::v1::test]
+        #vis fn #name() #ret {
+            async fn #name(#inputs) #ret #body
+
+            let mut args = ::seedbed::__private::TestArgs::new(
+                concat!(module_path!(), "::", stringify!(#name)),
+                env!("CARGO_MANIFEST_DIR"),
+            );
+            args.strategy = #strategy;
+            args.migrations = #migrations;
+            args.fixtures = &[#(#fixtures),*];
+            args.flavor = #flavor;
+            args.worker_threads = #worker_threads;
+            args.statement_timeout_ms = #statement_timeout;
+            args.lock_timeout_ms = #lock_timeout;
+            args.reset_sequences = #reset_sequences;
+
+            // A coercion site, so each test-function form finds its TestFn implementation.
+            let f: fn(#(#arg_types),*) -> _ = #name;
+            ::seedbed::__private::TestFn::run_test(f, args)
+        }
+    })
+}
+
+fn opt<T: ToTokens>(v: Option<T>) -> TokenStream {
+    match v {
+        Some(v) => quote!(::core::option::Option::Some(#v)),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_ascii_uppercase().to_string() + c.as_str(),
+        None => String::new(),
+    }
+}
+
+fn check_signature(input: &syn::ItemFn) -> syn::Result<()> {
+    let sig = &input.sig;
+    if sig.asyncness.is_none() {
+        return Err(syn::Error::new_spanned(
+            sig.fn_token,
+            "#[seedbed::test] goes on an `async fn`",
+        ));
+    }
+    if !sig.generics.params.is_empty() {
+        return Err(syn::Error::new_spanned(
+            &sig.generics,
+            "a #[seedbed::test] function cannot be generic",
+        ));
+    }
+    if let Some(receiver) = sig.receiver() {
+        return Err(syn::Error::new_spanned(
+            receiver,
+            "a #[seedbed::test] function cannot take `self`",
+        ));
+    }
+    if let Some(variadic) = &sig.variadic {
+        return Err(syn::Error::new_spanned(
+            variadic,
+            "variadic test functions are not supported",
+        ));
+    }
+    Ok(())
+}
+
+fn migrations_tokens(m: &Migrations, takes_db: bool) -> syn::Result<TokenStream> {
+    Ok(match m {
+        Migrations::Disabled => quote!(::seedbed::__private::MigrationSource::None),
+        Migrations::Migrator(path) => {
+            quote!(::seedbed::__private::MigrationSource::Migrator(&#path))
+        }
+        Migrations::Dir(lit) => {
+            let resolved = crate_path(&lit.value());
+            if let Some(resolved) = &resolved
+                && !resolved.is_dir()
+            {
+                return Err(syn::Error::new_spanned(
+                    lit,
+                    format!(
+                        "migrations directory `{}` not found (paths are relative to the crate \
+                         root, {})",
+                        lit.value(),
+                        resolved
+                            .parent()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default()
+                    ),
+                ));
+            }
+            let value = lit.value();
+            quote!(::seedbed::__private::MigrationSource::Dir(
+                ::std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/", #value))
+            ))
+        }
+        Migrations::Inferred if takes_db => {
+            // As #[sqlx::test]: sqlx.toml's `migrate.migrations-dir`, else `migrations`, used if
+            // it exists.
+            let dir = sqlx_toml_migrations_dir().unwrap_or_else(|| "migrations".into());
+            match crate_path(&dir) {
+                Some(p) if p.is_dir() => quote!(::seedbed::__private::MigrationSource::Dir(
+                    ::std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/", #dir))
+                )),
+                _ => quote!(::seedbed::__private::MigrationSource::None),
+            }
+        }
+        Migrations::Inferred => quote!(::seedbed::__private::MigrationSource::None),
+    })
+}
+
+fn crate_path(rel: &str) -> Option<std::path::PathBuf> {
+    let root = std::env::var_os("CARGO_MANIFEST_DIR")?;
+    Some(std::path::Path::new(&root).join(rel))
+}
+
+/// `migrate.migrations-dir` from the crate's `sqlx.toml`, as `#[sqlx::test]` reads it.
+fn sqlx_toml_migrations_dir() -> Option<String> {
+    let text = std::fs::read_to_string(crate_path("sqlx.toml")?).ok()?;
+    let table: toml::Table = text.parse().ok()?;
+    table
+        .get("migrate")?
+        .get("migrations-dir")?
+        .as_str()
+        .map(str::to_string)
+}
+
+fn parse_args(tokens: TokenStream) -> syn::Result<Args> {
+    let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens)?;
+    let mut args = Args::default();
+    let mut errors: Option<syn::Error> = None;
+    let mut push = |e: syn::Error| match &mut errors {
+        Some(all) => all.combine(e),
+        None => errors = Some(e),
+    };
+    let mut seen_migrations = false;
+    for meta in metas {
+        let span = meta.span();
+        let key = meta
+            .path()
+            .get_ident()
+            .map(|i| i.to_string())
+            .unwrap_or_default();
+        let result: syn::Result<()> = (|| {
+            match (key.as_str(), &meta) {
+                ("strategy", Meta::NameValue(nv)) => {
+                    let s = lit_str(&nv.value, "a strategy name")?;
+                    if !STRATEGIES.contains(&s.value().as_str()) {
+                        return Err(syn::Error::new_spanned(
+                            &nv.value,
+                            format!(
+                                "unknown strategy `{}`: choose one of {}",
+                                s.value(),
+                                STRATEGIES.join(", ")
+                            ),
+                        ));
+                    }
+                    args.strategy = Some((s.value(), s.span()));
+                    args.needs_db.get_or_insert(span);
+                }
+                ("flavor", Meta::NameValue(nv)) => {
+                    let s = lit_str(&nv.value, "\"current_thread\" or \"multi_thread\"")?;
+                    if !matches!(s.value().as_str(), "current_thread" | "multi_thread") {
+                        return Err(syn::Error::new_spanned(
+                            &nv.value,
+                            "flavor must be \"current_thread\" or \"multi_thread\"",
+                        ));
+                    }
+                    args.flavor = Some((s.value(), s.span()));
+                }
+                ("worker_threads", Meta::NameValue(nv)) => {
+                    let n = match &nv.value {
+                        Expr::Lit(ExprLit {
+                            lit: Lit::Int(i), ..
+                        }) => i.base10_parse::<usize>()?,
+                        other => {
+                            return Err(syn::Error::new_spanned(
+                                other,
+                                "worker_threads must be a number",
+                            ));
+                        }
+                    };
+                    if n == 0 {
+                        return Err(syn::Error::new_spanned(
+                            &nv.value,
+                            "worker_threads must be at least 1",
+                        ));
+                    }
+                    args.worker_threads = Some((n, nv.value.span()));
+                }
+                ("statement_timeout", Meta::NameValue(nv)) => {
+                    args.statement_timeout_ms = Some(duration_ms(&nv.value)?);
+                    args.needs_db.get_or_insert(span);
+                }
+                ("lock_timeout", Meta::NameValue(nv)) => {
+                    args.lock_timeout_ms = Some(duration_ms(&nv.value)?);
+                    args.needs_db.get_or_insert(span);
+                }
+                ("reset_sequences", Meta::Path(_)) => {
+                    args.reset_sequences = true;
+                    args.needs_db.get_or_insert(span);
+                }
+                ("reset_sequences", Meta::NameValue(nv)) => {
+                    args.reset_sequences = match &nv.value {
+                        Expr::Lit(ExprLit {
+                            lit: Lit::Bool(b), ..
+                        }) => b.value,
+                        other => {
+                            return Err(syn::Error::new_spanned(
+                                other,
+                                "reset_sequences is a flag: `reset_sequences` or \
+                                 `reset_sequences = true`",
+                            ));
+                        }
+                    };
+                    args.needs_db.get_or_insert(span);
+                }
+                ("migrations", Meta::NameValue(nv)) | ("migrator", Meta::NameValue(nv)) => {
+                    if seen_migrations {
+                        return Err(syn::Error::new_spanned(
+                            &meta,
+                            "cannot have more than one `migrations` or `migrator` argument",
+                        ));
+                    }
+                    seen_migrations = true;
+                    args.needs_db.get_or_insert(span);
+                    args.migrations = if key == "migrator" {
+                        let s = lit_str(&nv.value, "a path to a static Migrator, as a string")?;
+                        Migrations::Migrator(s.parse()?)
+                    } else {
+                        match &nv.value {
+                            Expr::Lit(ExprLit {
+                                lit: Lit::Bool(b), ..
+                            }) if !b.value => Migrations::Disabled,
+                            Expr::Lit(ExprLit {
+                                lit: Lit::Bool(b), ..
+                            }) => {
+                                return Err(syn::Error::new_spanned(
+                                    b,
+                                    "`migrations = true` is redundant: migrations run by default",
+                                ));
+                            }
+                            Expr::Lit(ExprLit {
+                                lit: Lit::Str(s), ..
+                            }) => Migrations::Dir(s.clone()),
+                            other => {
+                                return Err(syn::Error::new_spanned(
+                                    other,
+                                    "expected a directory as a string, or `false`",
+                                ));
+                            }
+                        }
+                    };
+                }
+                ("fixtures", Meta::List(list)) => {
+                    args.needs_db.get_or_insert(span);
+                    parse_fixtures(list, &mut args.fixtures)?;
+                }
+                _ => {
+                    return Err(syn::Error::new(
+                        span,
+                        "unknown argument: #[seedbed::test] takes strategy = \"…\", flavor = \
+                         \"multi_thread\", worker_threads = N, statement_timeout = \"30s\", \
+                         lock_timeout = \"5s\", reset_sequences, migrations = \"dir\" | false, \
+                         migrator = \"path::TO_MIGRATOR\", fixtures(\"name\", …)",
+                    ));
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            push(e);
+        }
+    }
+    if let Some((_, span)) = &args.worker_threads
+        && args.flavor.as_ref().map(|(f, _)| f.as_str()) != Some("multi_thread")
+    {
+        push(syn::Error::new(
+            *span,
+            "worker_threads needs flavor = \"multi_thread\"",
+        ));
+    }
+    match errors {
+        Some(e) => Err(e),
+        None => Ok(args),
+    }
+}
+
+fn lit_str(expr: &Expr, what: &str) -> syn::Result<LitStr> {
+    match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Ok(s.clone()),
+        Expr::Group(g) => lit_str(&g.expr, what),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!("expected {what} in quotes"),
+        )),
+    }
+}
+
+/// `"30s"`, `"500ms"`, `"2m"` or a number of milliseconds.
+fn duration_ms(expr: &Expr) -> syn::Result<u64> {
+    let bad = |e: &dyn ToTokens| {
+        syn::Error::new_spanned(
+            e,
+            "expected a duration such as \"30s\", \"500ms\" or \"2m\", or a number of \
+             milliseconds",
+        )
+    };
+    match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        }) => i.base10_parse(),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => {
+            let v = s.value();
+            let v = v.trim();
+            let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+            let (num, unit) = v.split_at(split);
+            let n: u64 = num.parse().map_err(|_| bad(s))?;
+            let factor = match unit.trim() {
+                "ms" => 1,
+                "s" | "" => 1000,
+                "m" | "min" => 60_000,
+                _ => return Err(bad(s)),
+            };
+            Ok(n * factor)
+        }
+        other => Err(bad(other)),
+    }
+}
+
+/// `fixtures("a", "b")` (from `fixtures/` beside the test's file, `.sql` added),
+/// `fixtures("path/a.sql")` (explicit paths), `fixtures(path = "dir", scripts("a", "b"))`.
+fn parse_fixtures(list: &syn::MetaList, out: &mut Vec<(String, Span)>) -> syn::Result<()> {
+    // The path/scripts form.
+    let mut dir: Option<LitStr> = None;
+    let mut scripts: Vec<LitStr> = Vec::new();
+    let nested = list.parse_nested_meta(|meta| {
+        if meta.path.is_ident("path") {
+            let v: LitStr = meta.value()?.parse()?;
+            if !scripts.is_empty() {
+                return Err(meta.error("`path` must come before `scripts`"));
+            }
+            dir = Some(v);
+            Ok(())
+        } else if meta.path.is_ident("scripts") {
+            let content;
+            syn::parenthesized!(content in meta.input);
+            let items = Punctuated::<LitStr, Token![,]>::parse_terminated(&content)?;
+            if dir.is_none() {
+                return Err(meta.error("`scripts` needs `path = \"…\"` before it"));
+            }
+            scripts.extend(items);
+            Ok(())
+        } else {
+            Err(meta.error("expected `path = \"…\"` or `scripts(…)`"))
+        }
+    });
+    if nested.is_ok() {
+        let Some(dir) = dir else {
+            return Err(syn::Error::new_spanned(
+                list,
+                "fixtures(path = …) needs scripts(…)",
+            ));
+        };
+        for s in scripts {
+            out.push((
+                format!("{}/{}", dir.value(), with_sql(&s.value())),
+                s.span(),
+            ));
+        }
+        return Ok(());
+    }
+    let names = list.parse_args_with(Punctuated::<LitStr, Token![,]>::parse_terminated)?;
+    let mut explicit: Option<bool> = None;
+    for name in names {
+        let value = name.value();
+        let is_explicit = std::path::Path::new(&value).components().count() > 1;
+        match explicit {
+            Some(e) if e != is_explicit => {
+                return Err(syn::Error::new_spanned(
+                    &name,
+                    "do not mix fixture names (\"users\") and paths (\"dir/users.sql\") in one \
+                     fixtures(…)",
+                ));
+            }
+            _ => explicit = Some(is_explicit),
+        }
+        if is_explicit {
+            out.push((value, name.span()));
+        } else {
+            out.push((format!("fixtures/{}", with_sql(&value)), name.span()));
+        }
+    }
+    Ok(())
+}
+
+fn with_sql(name: &str) -> String {
+    if std::path::Path::new(name).extension().is_some() {
+        name.to_string()
+    } else {
+        format!("{name}.sql")
+    }
+}

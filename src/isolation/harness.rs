@@ -1,0 +1,385 @@
+//! What `#[seedbed::test]` expands to: build the test's runtime, acquire its database, install its
+//! context, run it with panics caught, finish the database, and print one block when it fails.
+//!
+//! Generated code reaches this module through `::seedbed::__private`; it is not a public API.
+
+use std::any::Any;
+use std::fmt::Debug;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
+
+use super::strategy::Strategy;
+use super::testdb::{Isolation, MigrationSource, Outcome, TestDb};
+use crate::context::TestContext;
+use crate::error::Error;
+
+/// A fixture script embedded by the macro (`include_str!`).
+#[derive(Debug, Clone, Copy)]
+pub struct TestFixture {
+    /// The path as written, for messages.
+    pub path: &'static str,
+    /// The SQL.
+    pub contents: &'static str,
+}
+
+/// The runtime flavor of the test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// One thread (the default, as `#[tokio::test]`).
+    CurrentThread,
+    /// A multi-threaded runtime.
+    MultiThread,
+}
+
+/// Everything the attribute says about a test.
+#[derive(Debug, Clone)]
+pub struct TestArgs {
+    /// `module_path!()::name`.
+    pub path: &'static str,
+    /// `CARGO_MANIFEST_DIR` of the crate the test is in.
+    pub crate_root: &'static str,
+    /// The strategy named in the attribute.
+    pub strategy: Option<Strategy>,
+    /// Where migrations come from.
+    pub migrations: MigrationSource,
+    /// Fixture scripts, in order.
+    pub fixtures: &'static [TestFixture],
+    /// Runtime flavor.
+    pub flavor: Flavor,
+    /// Worker threads of a multi-threaded runtime.
+    pub worker_threads: Option<usize>,
+    /// `statement_timeout` in milliseconds.
+    pub statement_timeout_ms: Option<u64>,
+    /// `lock_timeout` in milliseconds.
+    pub lock_timeout_ms: Option<u64>,
+    /// Truncate: reset sequences.
+    pub reset_sequences: bool,
+}
+
+impl TestArgs {
+    /// Arguments with the defaults, for the test at `path`.
+    pub fn new(path: &'static str, crate_root: &'static str) -> Self {
+        Self {
+            path,
+            crate_root,
+            strategy: None,
+            migrations: MigrationSource::Default,
+            fixtures: &[],
+            flavor: Flavor::CurrentThread,
+            worker_threads: None,
+            statement_timeout_ms: None,
+            lock_timeout_ms: None,
+            reset_sequences: false,
+        }
+    }
+
+    fn isolation(&self, own_connections: bool) -> Isolation {
+        let mut iso = Isolation::configured()
+            .strategy(self.strategy)
+            .crate_root(self.crate_root)
+            .migration_source(self.migrations.clone())
+            .test_name(self.path)
+            .reset_sequences(self.reset_sequences)
+            .own_connections(own_connections);
+        for fixture in self.fixtures {
+            iso = iso.fixture(fixture.contents);
+        }
+        if let Some(ms) = self.statement_timeout_ms {
+            iso = iso.statement_timeout(Duration::from_millis(ms));
+        }
+        if let Some(ms) = self.lock_timeout_ms {
+            iso = iso.lock_timeout(Duration::from_millis(ms));
+        }
+        iso
+    }
+
+    fn runtime(&self) -> tokio::runtime::Runtime {
+        let built = match self.flavor {
+            Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build(),
+            Flavor::MultiThread => {
+                let mut b = tokio::runtime::Builder::new_multi_thread();
+                if let Some(n) = self.worker_threads {
+                    b.worker_threads(n.max(1));
+                }
+                b.enable_all().build()
+            }
+        };
+        match built {
+            Ok(rt) => rt,
+            // A test harness may panic: it is how a test fails.
+            Err(e) => panic!(
+                "seedbed: cannot build the tokio runtime for {}: {e}",
+                self.path
+            ),
+        }
+    }
+}
+
+/// What a test function returns: `()` or a `Result`.
+pub trait TestTermination {
+    /// Whether the test passed.
+    fn is_success(&self) -> bool;
+    /// The failure, for the report.
+    fn failure(&self) -> Option<String>;
+}
+
+impl TestTermination for () {
+    fn is_success(&self) -> bool {
+        true
+    }
+    fn failure(&self) -> Option<String> {
+        None
+    }
+}
+
+impl<T, E: Debug> TestTermination for Result<T, E> {
+    fn is_success(&self) -> bool {
+        self.is_ok()
+    }
+    fn failure(&self) -> Option<String> {
+        self.as_ref().err().map(|e| format!("{e:?}"))
+    }
+}
+
+/// The test function forms `#[seedbed::test]` accepts.
+pub trait TestFn {
+    /// What the test returns.
+    type Output;
+    /// Runs the test.
+    fn run_test(self, args: TestArgs) -> Self::Output;
+}
+
+impl<Fut> TestFn for fn(TestDb) -> Fut
+where
+    Fut: Future,
+    Fut::Output: TestTermination,
+{
+    type Output = Fut::Output;
+    fn run_test(self, args: TestArgs) -> Fut::Output {
+        run_with_db(args, false, |db| self(db))
+    }
+}
+
+impl<Fut> TestFn for fn(PgPool) -> Fut
+where
+    Fut: Future,
+    Fut::Output: TestTermination,
+{
+    type Output = Fut::Output;
+    fn run_test(self, args: TestArgs) -> Fut::Output {
+        run_with_db(args, false, |db| self(db.pool()))
+    }
+}
+
+impl<Fut> TestFn for fn(PoolConnection<Postgres>) -> Fut
+where
+    Fut: Future,
+    Fut::Output: TestTermination,
+{
+    type Output = Fut::Output;
+    fn run_test(self, args: TestArgs) -> Fut::Output {
+        let path = args.path;
+        run_with_db(args, false, move |db| async move {
+            let conn = match db.pool().acquire().await {
+                Ok(conn) => conn,
+                Err(e) => panic!("seedbed: cannot get a connection for {path}: {e}"),
+            };
+            self(conn).await
+        })
+    }
+}
+
+impl<Fut> TestFn for fn(PgPoolOptions, PgConnectOptions) -> Fut
+where
+    Fut: Future,
+    Fut::Output: TestTermination,
+{
+    type Output = Fut::Output;
+    fn run_test(self, args: TestArgs) -> Fut::Output {
+        run_with_db(args, true, |db| {
+            self(
+                PgPoolOptions::new().max_connections(5),
+                db.connect_options(),
+            )
+        })
+    }
+}
+
+impl<Fut> TestFn for fn() -> Fut
+where
+    Fut: Future,
+    Fut::Output: TestTermination,
+{
+    type Output = Fut::Output;
+    fn run_test(self, args: TestArgs) -> Fut::Output {
+        let rt = args.runtime();
+        let ctx = Arc::new(TestContext::builder(args.path).build());
+        let report_ctx = Arc::clone(&ctx);
+        rt.block_on(async move {
+            let outcome = ctx.scope(CatchUnwind::new(self())).await;
+            match outcome {
+                Ok(out) => {
+                    if let Some(failure) = out.failure() {
+                        eprintln!(
+                            "{}",
+                            failure_block(&args, &report_ctx, None, &failure, None)
+                        );
+                    }
+                    out
+                }
+                Err(panic) => {
+                    let failure = panic_message(&*panic);
+                    eprintln!(
+                        "{}",
+                        failure_block(&args, &report_ctx, None, &failure, None)
+                    );
+                    std::panic::resume_unwind(panic)
+                }
+            }
+        })
+    }
+}
+
+fn run_with_db<F, Fut>(args: TestArgs, own_connections: bool, test: F) -> Fut::Output
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: Future,
+    Fut::Output: TestTermination,
+{
+    let rt = args.runtime();
+    rt.block_on(async move {
+        let db = match args.isolation(own_connections).acquire().await {
+            Ok(db) => db,
+            Err(e) => panic!(
+                "seedbed: cannot prepare the database for {}: {e}",
+                args.path
+            ),
+        };
+        let keep = db.handle();
+        let ctx = Arc::clone(db.context());
+        let outcome = Arc::clone(&ctx).scope(CatchUnwind::new(test(db))).await;
+        let passed = matches!(&outcome, Ok(out) if out.is_success());
+        let finished = keep
+            .handle()
+            .finish_with(if passed {
+                Outcome::Passed
+            } else {
+                Outcome::Failed
+            })
+            .await;
+        let isolation_error = finished.err();
+        match outcome {
+            Ok(out) if out.is_success() => {
+                if let Some(e) = isolation_error {
+                    let failure = e.to_string();
+                    eprintln!(
+                        "{}",
+                        failure_block(&args, &ctx, Some(&keep), &failure, None)
+                    );
+                    panic!("{e}");
+                }
+                out
+            }
+            Ok(out) => {
+                let failure = out.failure().unwrap_or_default();
+                eprintln!(
+                    "{}",
+                    failure_block(&args, &ctx, Some(&keep), &failure, isolation_error.as_ref())
+                );
+                out
+            }
+            Err(panic) => {
+                let failure = panic_message(&*panic);
+                eprintln!(
+                    "{}",
+                    failure_block(&args, &ctx, Some(&keep), &failure, isolation_error.as_ref())
+                );
+                std::panic::resume_unwind(panic)
+            }
+        }
+    })
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "the test panicked".into()
+    }
+}
+
+/// The block printed when a test fails: what ran, how to reproduce it, what to look at.
+fn failure_block(
+    args: &TestArgs,
+    ctx: &TestContext,
+    db: Option<&TestDb>,
+    failure: &str,
+    isolation_error: Option<&Error>,
+) -> String {
+    let short = args.path.rsplit("::").next().unwrap_or(args.path);
+    let mut out = String::from("\n──── seedbed: test failed ────\n");
+    out.push_str(&format!("test:     {}\n", args.path));
+    if let Some(db) = db {
+        out.push_str(&format!("strategy: {}\n", db.strategy()));
+        out.push_str(&format!("database: {}\n", db.database()));
+        if let Some(url) = db.url() {
+            out.push_str(&format!("url:      {url}\n"));
+        }
+    }
+    out.push_str(&format!(
+        "seed:     {seed} (re-run with the same data: SEEDBED_SEED={seed} cargo test {short})\n",
+        seed = ctx.base_seed()
+    ));
+    out.push_str(&format!("token:    {}\n", ctx.token()));
+    if let Some(e) = isolation_error {
+        out.push_str(&format!("isolation: {e}\n"));
+    }
+    if db.is_some_and(|d| d.strategy() == Strategy::Rollback)
+        && (failure.contains("PoolTimedOut") || failure.contains("pool timed out"))
+    {
+        out.push_str(
+            "note:     the code held a second connection at once. Rollback gives a test one \
+             connection (its transaction lives there); close the first before taking another, or \
+             use strategy = \"template\"\n",
+        );
+    }
+    out.push_str("──────────────────────────────");
+    out
+}
+
+/// Polls a future and turns a panic inside it into an `Err`, so the harness can clean up and
+/// report before the panic continues.
+struct CatchUnwind<F> {
+    fut: Pin<Box<F>>,
+}
+
+impl<F> CatchUnwind<F> {
+    fn new(fut: F) -> Self {
+        Self { fut: Box::pin(fut) }
+    }
+}
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let fut = self.get_mut().fut.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
