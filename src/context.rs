@@ -25,7 +25,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use rand::SeedableRng;
@@ -49,7 +49,8 @@ pub struct TestContext {
     seed: u64,
     token: String,
     shares_database: bool,
-    sequences: Mutex<HashMap<String, u64>>,
+    /// Sequence counters by the stable hash of their key (see [`TestContext::next_sequence_by_hash`]).
+    sequences: Mutex<HashMap<u64, u64, BuildHasherDefault<KeyHashHasher>>>,
     rng: Mutex<SeedRng>,
 }
 
@@ -87,14 +88,16 @@ impl TestContextBuilder {
     pub fn build(self) -> TestContext {
         let base_seed = self.base_seed.unwrap_or_else(process_base_seed);
         let seed = mix_seed(base_seed, &self.name);
-        let token = self.token.unwrap_or_else(|| token_for(&self.name, base_seed, 0));
+        let token = self
+            .token
+            .unwrap_or_else(|| token_for(&self.name, base_seed, 0));
         TestContext {
             name: self.name,
             base_seed,
             seed,
             token,
             shares_database: self.shares_database,
-            sequences: Mutex::new(HashMap::new()),
+            sequences: Mutex::new(HashMap::default()),
             rng: Mutex::new(SeedRng::seed_from_u64(seed)),
         }
     }
@@ -166,8 +169,26 @@ impl TestContext {
 
     /// The next value of the sequence `key` (one per factory), counting from 1.
     pub fn next_sequence(&self, key: &str) -> u64 {
-        let mut sequences = self.sequences.lock().unwrap_or_else(PoisonError::into_inner);
-        let slot = sequences.entry(key.to_string()).or_insert(0);
+        self.next_sequence_by_hash(stable_hash(key))
+    }
+
+    /// [`TestContext::next_sequence`] for a key whose [`stable_hash`] is already known (factories
+    /// compute theirs at compile time): the same counter, without hashing the key on every call.
+    ///
+    /// ```
+    /// use seedbed::context::TestContext;
+    /// use seedbed::isolation::lock::stable_hash;
+    ///
+    /// let ctx = TestContext::builder("t").seed(1).build();
+    /// assert_eq!(ctx.next_sequence("User"), 1);
+    /// assert_eq!(ctx.next_sequence_by_hash(stable_hash("User")), 2);
+    /// ```
+    pub fn next_sequence_by_hash(&self, key_hash: u64) -> u64 {
+        let mut sequences = self
+            .sequences
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let slot = sequences.entry(key_hash).or_insert(0);
         *slot += 1;
         *slot
     }
@@ -176,6 +197,26 @@ impl TestContext {
     pub fn with_rng<R>(&self, f: impl FnOnce(&mut SeedRng) -> R) -> R {
         let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
         f(&mut rng)
+    }
+}
+
+/// Hashes the sequence map's keys, which are already [`stable_hash`]es: passes them through.
+#[derive(Default)]
+struct KeyHashHasher(u64);
+
+impl Hasher for KeyHashHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 

@@ -10,10 +10,22 @@ pub mod server;
 pub mod sql;
 
 pub use crate::error::{Error, Result};
+
+/// `#[derive(Factory)]`: a builder with sequences, fakers and traits for a model struct. The
+/// guide is in [`factory`].
+#[cfg(feature = "derive")]
+pub use seedbed_derive::{DbEnum, Factory};
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
 pub use crate::isolation::{Isolation, Strategy, TestDb};
 
 /// The names most tests need: `use seedbed::prelude::*;`.
 pub mod prelude {
     pub use crate::error::Error;
+    pub use crate::factory::{Factory, FactoryBuilder};
     pub use crate::isolation::{Isolation, Migrations, Strategy, TestDb};
+    #[cfg(feature = "derive")]
+    pub use seedbed_derive::{DbEnum, Factory};
 }

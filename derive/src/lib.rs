@@ -1,1 +1,33 @@
-//! Procedural macros of seedbed: `#[derive(Factory)]` and `#[seedbed::test]`. Use them through the `seedbed` crate.
+//! Procedural macros of seedbed: `#[derive(Factory)]`, `#[derive(DbEnum)]` and
+//! `#[seedbed::test]`. Use them through the `seedbed` crate, whose `factory` module documents
+//! them with examples.
+
+mod db_enum;
+mod factory;
+
+use proc_macro::TokenStream;
+
+/// Derives a factory for a model struct: `X::factory()` returns an `XFactory` builder with one
+/// setter per field, `.build()`, `.build_list(n)` and `.attributes()`.
+///
+/// See `seedbed::factory` for the attributes (`default`, `sequence`, `faker`, `unique`, `lazy`,
+/// `generated`, `column`, `skip`; `table`, `schema`, `traits`, `transient`, `after_build`) and
+/// examples.
+#[proc_macro_derive(Factory, attributes(factory))]
+pub fn derive_factory(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    factory::derive(&input).into()
+}
+
+/// Derives the conversions that let a Rust enum fill a PostgreSQL enum column from a factory:
+/// `From<E> for sea_query::Value` (with the enum type's name, so the value is cast to it), the
+/// sea-query traits for `Option<E>` and `Vec<E>`, and a `fake::Dummy` that picks a variant.
+///
+/// Reads `#[sqlx(type_name = "…", rename_all = "…")]` and `#[sqlx(rename = "…")]` when the enum
+/// also derives `sqlx::Type`, so the labels match; `#[db_enum(...)]` with the same keys takes
+/// precedence. See `seedbed::factory::DbEnum`.
+#[proc_macro_derive(DbEnum, attributes(db_enum))]
+pub fn derive_db_enum(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    db_enum::derive(&input).into()
+}

@@ -1,0 +1,187 @@
+//! `#[factory(...)]` attributes, parsed with darling into typed values: expressions stay
+//! expressions (the compiler checks them), names keep their spans.
+
+use darling::util::{Flag, PreservedStrExpr, SpannedValue};
+use darling::{FromDeriveInput, FromField, FromMeta};
+use proc_macro2::Span;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Expr, Ident, LitStr, Meta, Path, Token, Type};
+
+/// Attributes on the struct.
+#[derive(Debug, FromDeriveInput)]
+#[darling(attributes(factory))]
+pub(crate) struct ContainerAttrs {
+    /// `table = "users"`.
+    pub(crate) table: Option<SpannedValue<String>>,
+    /// `schema = "billing"`.
+    pub(crate) schema: Option<SpannedValue<String>>,
+    /// `traits(admin(is_admin = true, role = Role::Admin), ...)`.
+    #[darling(default)]
+    pub(crate) traits: Traits,
+    /// `transient(premium: bool = false, ...)`.
+    #[darling(default)]
+    pub(crate) transient: Transients,
+    /// `after_build = path`, repeatable.
+    #[darling(multiple)]
+    pub(crate) after_build: Vec<Path>,
+    /// `crate = path`: where seedbed is, when it is renamed.
+    #[darling(rename = "crate")]
+    pub(crate) krate: Option<Path>,
+}
+
+/// Attributes on a field.
+#[derive(Debug, FromField)]
+#[darling(attributes(factory))]
+pub(crate) struct FieldAttrs {
+    /// `default = expr` (a string literal stays a string literal).
+    pub(crate) default: Option<PreservedStrExpr>,
+    /// `sequence = "user{n}@example.com"` or `sequence = |n| expr`.
+    pub(crate) sequence: Option<Sequence>,
+    /// `faker = expr` (any `fake::Dummy` config).
+    pub(crate) faker: Option<Expr>,
+    /// `lazy = |f| expr`.
+    pub(crate) lazy: Option<Expr>,
+    /// `unique`.
+    pub(crate) unique: Flag,
+    /// `generated`.
+    pub(crate) generated: Flag,
+    /// `skip`.
+    pub(crate) skip: Flag,
+    /// `column = "name"`.
+    pub(crate) column: Option<SpannedValue<String>>,
+}
+
+/// A `sequence = …` value.
+#[derive(Debug, Clone)]
+pub(crate) enum Sequence {
+    /// A format string using `{n}` (and optionally `{token}`).
+    Format(LitStr),
+    /// A closure or function taking `n` (and optionally the token).
+    Call(Expr),
+}
+
+impl FromMeta for Sequence {
+    fn from_expr(expr: &Expr) -> darling::Result<Self> {
+        match expr {
+            Expr::Lit(lit) => match &lit.lit {
+                syn::Lit::Str(s) => Ok(Sequence::Format(s.clone())),
+                other => Err(darling::Error::custom(
+                    "expected a format string using `{n}` (`sequence = \"user{n}@example.com\"`) \
+                     or a closure (`sequence = |n| …`)",
+                )
+                .with_span(other)),
+            },
+            Expr::Group(group) => Self::from_expr(&group.expr),
+            other => Ok(Sequence::Call(other.clone())),
+        }
+    }
+}
+
+impl Sequence {
+    /// The span to point errors at.
+    pub(crate) fn span(&self) -> Span {
+        match self {
+            Sequence::Format(lit) => lit.span(),
+            Sequence::Call(expr) => expr.span(),
+        }
+    }
+}
+
+/// `traits(name(field = expr, ...), ...)`.
+#[derive(Debug, Default)]
+pub(crate) struct Traits(pub(crate) Vec<TraitDef>);
+
+/// One trait: a named set of field values.
+#[derive(Debug)]
+pub(crate) struct TraitDef {
+    pub(crate) name: Ident,
+    pub(crate) settings: Vec<Setting>,
+}
+
+/// `field = expr` inside a trait.
+#[derive(Debug)]
+pub(crate) struct Setting {
+    pub(crate) field: Ident,
+    pub(crate) value: Expr,
+}
+
+impl FromMeta for Traits {
+    fn from_meta(item: &Meta) -> darling::Result<Self> {
+        let list = require_list(item, "traits(admin(is_admin = true), …)")?;
+        let defs = list
+            .parse_args_with(Punctuated::<TraitDef, Token![,]>::parse_terminated)
+            .map_err(darling::Error::from)?;
+        Ok(Traits(defs.into_iter().collect()))
+    }
+}
+
+impl Parse for TraitDef {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let name: Ident = input.parse()?;
+        let content;
+        syn::parenthesized!(content in input);
+        let settings = Punctuated::<Setting, Token![,]>::parse_terminated(&content)?;
+        Ok(TraitDef {
+            name,
+            settings: settings.into_iter().collect(),
+        })
+    }
+}
+
+impl Parse for Setting {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let field: Ident = input.parse()?;
+        input.parse::<Token![=]>()?;
+        let value: Expr = input.parse()?;
+        Ok(Setting { field, value })
+    }
+}
+
+/// `transient(name: Type = default, ...)`.
+#[derive(Debug, Default)]
+pub(crate) struct Transients(pub(crate) Vec<TransientDef>);
+
+/// One transient parameter: shapes other fields (through `lazy`) without being a column.
+#[derive(Debug)]
+pub(crate) struct TransientDef {
+    pub(crate) name: Ident,
+    pub(crate) ty: Type,
+    /// The value when not set; `Default::default()` when absent.
+    pub(crate) default: Option<Expr>,
+}
+
+impl FromMeta for Transients {
+    fn from_meta(item: &Meta) -> darling::Result<Self> {
+        let list = require_list(item, "transient(premium: bool = false, …)")?;
+        let defs = list
+            .parse_args_with(Punctuated::<TransientDef, Token![,]>::parse_terminated)
+            .map_err(darling::Error::from)?;
+        Ok(Transients(defs.into_iter().collect()))
+    }
+}
+
+impl Parse for TransientDef {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let name: Ident = input.parse()?;
+        input.parse::<Token![:]>()?;
+        let ty: Type = input.parse()?;
+        let default = if input.peek(Token![=]) {
+            input.parse::<Token![=]>()?;
+            Some(input.parse()?)
+        } else {
+            None
+        };
+        Ok(TransientDef { name, ty, default })
+    }
+}
+
+fn require_list<'m>(item: &'m Meta, example: &str) -> darling::Result<&'m syn::MetaList> {
+    match item {
+        Meta::List(list) => Ok(list),
+        other => {
+            Err(darling::Error::custom(format!("expected a list: `{example}`")).with_span(other))
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! What is emitted beside `compile_error!` when the derive fails: a builder with the same
+//! methods that accepts anything, so one mistake in an attribute does not also break every use
+//! of the factory.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use syn::{Data, DeriveInput, Fields};
+
+/// A stub `XFactory` for `input`, or nothing when there is no struct to hang it on.
+pub(crate) fn expand(input: &DeriveInput) -> TokenStream {
+    if !input.generics.params.is_empty() {
+        return TokenStream::new();
+    }
+    let model = &input.ident;
+    let krate = krate(input);
+    let vis = &input.vis;
+    let builder = format_ident!("{}Factory", model);
+    let setters = match &input.data {
+        Data::Struct(data) => match &data.fields {
+            Fields::Named(named) => named
+                .named
+                .iter()
+                .filter_map(|f| f.ident.as_ref())
+                .map(|ident| {
+                    quote! {
+                        #vis fn #ident<__SeedbedValue>(self, _value: __SeedbedValue) -> Self {
+                            self
+                        }
+                    }
+                })
+                .collect(),
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    quote! {
+        #[allow(dead_code, missing_docs)]
+        #vis struct #builder;
+
+        #[allow(dead_code, missing_docs, clippy::all)]
+        const _: () = {
+            impl #model {
+                #vis fn factory() -> #builder {
+                    #builder
+                }
+            }
+
+            impl #builder {
+                #(#setters)*
+
+                #vis fn build(self) -> #model {
+                    ::core::unimplemented!()
+                }
+
+                #vis fn build_list(self, _n: usize) -> ::std::vec::Vec<#model> {
+                    ::core::unimplemented!()
+                }
+
+                #vis fn build_list_with<__SeedbedEach>(
+                    self,
+                    _n: usize,
+                    _each: __SeedbedEach,
+                ) -> ::std::vec::Vec<#model> {
+                    ::core::unimplemented!()
+                }
+
+                #vis fn attributes(self) -> #krate::__private::Attributes {
+                    ::core::unimplemented!()
+                }
+            }
+        };
+    }
+}
+
+/// The `crate = path` of a `#[factory(...)]` attribute, if it can be read, else `::seedbed`.
+fn krate(input: &DeriveInput) -> syn::Path {
+    let mut found = None;
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("factory")) {
+        let _ = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("crate") {
+                found = Some(meta.value()?.parse::<syn::Path>()?);
+            } else if meta.input.peek(syn::Token![=]) {
+                let _: syn::Expr = meta.value()?.parse()?;
+            } else if meta.input.peek(syn::token::Paren) {
+                let content;
+                syn::parenthesized!(content in meta.input);
+                let _: proc_macro2::TokenStream = content.parse()?;
+            }
+            Ok(())
+        });
+    }
+    found.unwrap_or_else(|| syn::parse_quote!(::seedbed))
+}

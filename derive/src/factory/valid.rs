@@ -1,0 +1,311 @@
+//! What the attributes mean together: conflicts, names that clash, formats that cannot work.
+//! Every problem found is reported, each spanned on the code that caused it.
+
+use std::collections::HashMap;
+
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+use syn::{Expr, Ident};
+
+use super::ast::{Field, Model, scan_format};
+use super::attr::Sequence;
+
+/// Builder methods a field, transient or trait cannot be named after (the persistence half adds
+/// `create` and `create_list`).
+const RESERVED: &[&str] = &[
+    "build",
+    "build_list",
+    "build_list_with",
+    "attributes",
+    "create",
+    "create_list",
+    "create_list_with",
+    "factory",
+];
+
+/// Checks the model; all problems at once.
+pub(crate) fn check(model: &Model<'_>) -> syn::Result<()> {
+    let mut errors = Errors::default();
+    check_container(model, &mut errors);
+    for field in &model.fields {
+        check_field(field, &mut errors);
+    }
+    check_columns(model, &mut errors);
+    check_names(model, &mut errors);
+    errors.finish()
+}
+
+#[derive(Default)]
+struct Errors(Option<syn::Error>);
+
+impl Errors {
+    fn push(&mut self, span: Span, message: impl std::fmt::Display) {
+        let error = syn::Error::new(span, message);
+        match &mut self.0 {
+            Some(all) => all.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+fn check_container(model: &Model<'_>, errors: &mut Errors) {
+    if let Some(span) = model.attr_spans.table
+        && model.table.trim().is_empty()
+    {
+        errors.push(
+            span,
+            "`table` is empty: name the table the model is stored in",
+        );
+    }
+    if let (Some(span), Some(schema)) = (model.attr_spans.schema, &model.schema)
+        && schema.trim().is_empty()
+    {
+        errors.push(
+            span,
+            "`schema` is empty: leave it out to use the search path",
+        );
+    }
+}
+
+fn check_field(field: &Field<'_>, errors: &mut Errors) {
+    let a = &field.attrs;
+    let name = &field.name;
+
+    // One value source.
+    let sources: Vec<(&str, Span)> = [
+        a.default.as_ref().map(|e| ("default", e.0.span())),
+        a.sequence.as_ref().map(|s| ("sequence", s.span())),
+        a.faker.as_ref().map(|e| ("faker", e.span())),
+        a.lazy.as_ref().map(|e| ("lazy", e.span())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if let [(first, _), rest @ ..] = sources.as_slice() {
+        for (other, span) in rest {
+            errors.push(
+                *span,
+                format!(
+                    "`{other}` conflicts with `{first}` on field `{name}`: a field takes one value \
+                     source (`default`, `sequence`, `faker` or `lazy`)"
+                ),
+            );
+        }
+    }
+
+    // Flags that contradict each other.
+    if a.skip.is_present() {
+        let skip_conflicts = [
+            ("column", a.column.as_ref().map(|c| c.span())),
+            (
+                "generated",
+                a.generated.is_present().then(|| a.generated.span()),
+            ),
+            ("unique", a.unique.is_present().then(|| a.unique.span())),
+        ];
+        for (what, span) in skip_conflicts {
+            if let Some(span) = span {
+                errors.push(
+                    span,
+                    format!(
+                        "`{what}` conflicts with `skip` on field `{name}`: a skipped field is not a \
+                         column"
+                    ),
+                );
+            }
+        }
+    }
+    if a.generated.is_present() && a.unique.is_present() {
+        errors.push(
+            a.unique.span(),
+            format!(
+                "`unique` conflicts with `generated` on field `{name}`: the database assigns a \
+                 generated column, the factory never writes it"
+            ),
+        );
+    }
+    if a.unique.is_present() && a.sequence.is_some() {
+        errors.push(
+            a.unique.span(),
+            format!(
+                "`unique` is redundant on field `{name}`: `sequence` values are already unique \
+                 (they carry the sequence number, and the token when tests share a database)"
+            ),
+        );
+    }
+
+    if let Some(column) = &a.column
+        && column.trim().is_empty()
+    {
+        errors.push(
+            column.span(),
+            format!("`column` is empty on field `{name}`"),
+        );
+    }
+
+    if let Some(sequence) = &a.sequence {
+        check_sequence(sequence, name, errors);
+    }
+}
+
+fn check_sequence(sequence: &Sequence, name: &str, errors: &mut Errors) {
+    match sequence {
+        Sequence::Format(lit) => match scan_format(lit) {
+            Ok(used) if !used.n => errors.push(
+                lit.span(),
+                format!(
+                    "the sequence format of field `{name}` never uses `{{n}}`: every build would \
+                     get the same value (write e.g. \"user{{n}}@example.com\")"
+                ),
+            ),
+            Ok(_) => {}
+            Err(problem) => errors.push(lit.span(), problem),
+        },
+        Sequence::Call(Expr::Closure(closure)) => {
+            let arity = closure.inputs.len();
+            if arity != 1 && arity != 2 {
+                errors.push(
+                    closure.inputs_begin.span,
+                    format!(
+                        "the sequence closure of field `{name}` takes {arity} arguments: write \
+                         `|n| …` (n: u64, from 1) or `|n, token| …` (token: &str, placed by you)"
+                    ),
+                );
+            }
+        }
+        Sequence::Call(_) => {}
+    }
+}
+
+fn check_columns(model: &Model<'_>, errors: &mut Errors) {
+    let mut seen: HashMap<String, &Field<'_>> = HashMap::new();
+    for field in &model.fields {
+        let Some(column) = field.column() else {
+            continue;
+        };
+        if let Some(first) = seen.get(&column) {
+            let span = field
+                .attrs
+                .column
+                .as_ref()
+                .map_or_else(|| field.ident.span(), |c| c.span());
+            errors.push(
+                span,
+                format!(
+                    "column `{column}` of field `{}` is already the column of field `{}`: each column \
+                     is written once",
+                    field.name, first.name
+                ),
+            );
+        } else {
+            seen.insert(column, field);
+        }
+    }
+}
+
+/// Setters, transients and traits share the builder's method namespace.
+fn check_names(model: &Model<'_>, errors: &mut Errors) {
+    let mut names: HashMap<String, &'static str> = HashMap::new();
+    let reserved = |ident: &Ident, what: &str, errors: &mut Errors| {
+        let name = syn::ext::IdentExt::unraw(ident).to_string();
+        if RESERVED.contains(&name.as_str()) {
+            errors.push(
+                ident.span(),
+                format!(
+                    "{what} `{name}` would get a builder method named like the factory's own \
+                     `{name}`: rename it (a field can keep its column with `#[factory(column = \
+                     \"{name}\")]`)"
+                ),
+            );
+        }
+        if name.starts_with("__seedbed") {
+            errors.push(
+                ident.span(),
+                format!("names starting with `__seedbed` are reserved: `{name}`"),
+            );
+        }
+        name
+    };
+
+    for field in &model.fields {
+        let name = reserved(field.ident, "field", errors);
+        names.insert(name, "field");
+    }
+    for transient in &model.transients {
+        let name = reserved(&transient.name, "transient parameter", errors);
+        if let Some(kind) = names.get(&name) {
+            errors.push(
+                transient.name.span(),
+                format!("transient parameter `{name}` has the name of a {kind}: pick another name"),
+            );
+        } else {
+            names.insert(name, "transient parameter");
+        }
+    }
+    let settable: HashMap<String, &'static str> = names.clone();
+    for def in &model.traits {
+        let name = reserved(&def.name, "trait", errors);
+        if let Some(kind) = names.get(&name) {
+            errors.push(
+                def.name.span(),
+                format!(
+                    "trait `{name}` has the name of a {kind}, whose setter would clash with it: pick \
+                     another name"
+                ),
+            );
+        } else {
+            names.insert(name.clone(), "trait");
+        }
+        let mut set: HashMap<String, Span> = HashMap::new();
+        for setting in &def.settings {
+            let field = syn::ext::IdentExt::unraw(&setting.field).to_string();
+            if !settable.contains_key(&field) {
+                let known: Vec<&str> = settable.keys().map(String::as_str).collect();
+                let hint = closest(&field, &known)
+                    .map(|c| format!(" (did you mean `{c}`?)"))
+                    .unwrap_or_default();
+                errors.push(
+                    setting.field.span(),
+                    format!(
+                        "trait `{name}` sets `{field}`, which is no field or transient parameter of \
+                         `{}`{hint}",
+                        model.ident
+                    ),
+                );
+            } else if set.insert(field.clone(), setting.field.span()).is_some() {
+                errors.push(
+                    setting.field.span(),
+                    format!("trait `{name}` sets `{field}` twice"),
+                );
+            }
+        }
+    }
+}
+
+/// The known name nearest to `name`, if it is near enough to be a typo.
+fn closest<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(name, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+        .min()
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
