@@ -192,6 +192,14 @@ impl Field<'_> {
             && matches!(&last.arguments, syn::PathArguments::AngleBracketed(args) if args.args.len() == 1)
     }
 
+    /// The field's own doc comments, to repeat on its setter.
+    pub(crate) fn docs(&self) -> impl Iterator<Item = &syn::Attribute> {
+        self.original
+            .attrs
+            .iter()
+            .filter(|attr| attr.path().is_ident("doc"))
+    }
+
     pub(crate) fn is_generated(&self) -> bool {
         self.attrs.generated.is_present()
     }

@@ -286,8 +286,12 @@ fn setters(model: &Model<'_>) -> TokenStream {
             Source::Auto => "instead of a generated value",
         };
         let doc = format!(" Sets `{}` ({what}). The last write wins.", f.name);
+        let field_docs: Vec<_> = f.docs().collect();
+        let separator = (!field_docs.is_empty()).then(|| quote!(#[doc = ""]));
         quote! {
             #[doc = #doc]
+            #separator
+            #(#field_docs)*
             #[inline]
             #vis fn #ident(mut self, value: impl ::core::convert::Into<#ty>) -> Self {
                 self.#ident = ::core::option::Option::Some(::core::convert::Into::into(value));
@@ -556,7 +560,7 @@ fn field_step(field: &Field<'_>, names: &Names, fields_var: Option<&TokenStream>
         }
         Source::Auto if field.is_option() => quote!(::core::option::Option::None),
         Source::Auto if field.is_generated() => {
-            let span = field.original.span();
+            let span = field.ident.span();
             quote_spanned! {span=>
                 {
                     #[allow(unused_imports)]
@@ -570,7 +574,7 @@ fn field_step(field: &Field<'_>, names: &Names, fields_var: Option<&TokenStream>
             }
         }
         Source::Auto => {
-            let span = field.original.span();
+            let span = field.ident.span();
             quote_spanned! {span=>
                 {
                     #[allow(unused_imports)]
@@ -648,7 +652,7 @@ fn into_attributes(model: &Model<'_>, names: &Names) -> TokenStream {
         let ty = f.ty;
         let column = f.column().unwrap_or_default();
         let marker = marker(f);
-        let span = f.original.span();
+        let span = f.ident.span();
         quote_spanned! {span=>
             __seedbed_attributes.push(#column, {
                 #[allow(unused_imports)]

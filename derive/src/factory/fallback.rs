@@ -6,6 +6,9 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::{Data, DeriveInput, Fields};
 
+/// The stub's own methods, which no setter may shadow.
+const STUB_METHODS: &[&str] = &["build", "build_list", "build_list_with", "attributes"];
+
 /// A stub `XFactory` for `input`, or nothing when there is no struct to hang it on.
 pub(crate) fn expand(input: &DeriveInput) -> TokenStream {
     if !input.generics.params.is_empty() {
@@ -21,6 +24,7 @@ pub(crate) fn expand(input: &DeriveInput) -> TokenStream {
                 .named
                 .iter()
                 .filter_map(|f| f.ident.as_ref())
+                .filter(|ident| !STUB_METHODS.contains(&ident.to_string().as_str()))
                 .map(|ident| {
                     quote! {
                         #vis fn #ident<__SeedbedValue>(self, _value: __SeedbedValue) -> Self {

@@ -1,0 +1,9 @@
+use seedbed::Factory;
+
+#[derive(Factory)]
+enum Role {
+    Admin,
+    Member,
+}
+
+fn main() {}

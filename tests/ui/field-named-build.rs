@@ -1,0 +1,9 @@
+use seedbed::Factory;
+
+#[derive(Factory)]
+struct Artifact {
+    #[factory(default = 1)]
+    build: i32,
+}
+
+fn main() {}

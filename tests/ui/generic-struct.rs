@@ -1,0 +1,8 @@
+use seedbed::Factory;
+
+#[derive(Factory)]
+struct Envelope<T> {
+    body: T,
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use seedbed::Factory;
+
+#[derive(Factory)]
+struct User {
+    #[factory(sequence = "user@example.com")]
+    email: String,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use seedbed::Factory;
+
+#[derive(Factory)]
+struct Email(String);
+
+fn main() {}

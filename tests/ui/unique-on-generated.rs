@@ -1,0 +1,9 @@
+use seedbed::Factory;
+
+#[derive(Factory)]
+struct User {
+    #[factory(generated, unique)]
+    id: i64,
+}
+
+fn main() {}
