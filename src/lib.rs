@@ -16,6 +16,11 @@ pub use crate::error::{Error, Result};
 #[cfg(feature = "derive")]
 pub use seedbed_derive::{DbEnum, Factory};
 
+/// `#[seedbed::test]`: an async test with an isolated database, a drop-in for `#[sqlx::test]`.
+/// See [`isolation`] and [`TestDb`].
+#[cfg(feature = "derive")]
+pub use seedbed_derive::test;
+
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;

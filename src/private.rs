@@ -15,7 +15,9 @@ pub use crate::factory::{
     Attributes, BuildCtx, Column, DbEnum, Factory, FactoryBuilder, Table, UniqueValue,
     enum_array_type, enum_column_type, enum_null, enum_try_from, enum_value,
 };
-pub use crate::isolation::harness::{Flavor, TestArgs, TestFixture, TestFn, TestTermination};
+pub use crate::isolation::harness::{
+    Flavor, TestArgs, TestFixture, TestFn, TestTermination, assert_test_fn,
+};
 pub use crate::isolation::{MigrationSource, Strategy};
 pub use sea_query::value::postgres_array::NotU8;
 

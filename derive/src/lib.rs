@@ -4,6 +4,7 @@
 
 mod db_enum;
 mod factory;
+mod test_attr;
 
 use proc_macro::TokenStream;
 
@@ -30,4 +31,18 @@ pub fn derive_factory(input: TokenStream) -> TokenStream {
 pub fn derive_db_enum(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     db_enum::derive(&input).into()
+}
+
+/// Marks an async test that gets an isolated database: a drop-in for `#[sqlx::test]`.
+///
+/// The function may take `seedbed::TestDb`, `sqlx::PgPool`, `PoolConnection<Postgres>`,
+/// `(PgPoolOptions, PgConnectOptions)` or nothing, and return `()` or a `Result`. Arguments:
+/// `strategy = "rollback" | "truncate" | "template" | "namespace"`, `flavor = "multi_thread"`,
+/// `worker_threads = N`, `statement_timeout = "30s"`, `lock_timeout = "5s"`,
+/// `reset_sequences`, and those of `#[sqlx::test]`: `migrations = "dir" | false`,
+/// `migrator = "path::TO_MIGRATOR"`, `fixtures("a", "b")`,
+/// `fixtures(path = "dir", scripts("a"))`. See `seedbed::isolation`.
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    test_attr::expand(args.into(), item.into()).into()
 }

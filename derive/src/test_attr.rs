@@ -126,12 +126,32 @@ fn expand_fn(args: TokenStream, input: &syn::ItemFn) -> syn::Result<TokenStream>
     });
     let arg_types = inputs.iter().map(|_| quote!(_));
 
+    let inner = quote::format_ident!("__seedbed_test_{}", name);
+    // Reported at the parameters when the form is not supported.
+    let check_span = if inputs.is_empty() {
+        name.span()
+    } else {
+        inputs.span()
+    };
+    let check_call = quote_spanned!(check_span=> ::seedbed::__private::assert_test_fn(f););
+    let arg_types: Vec<TokenStream> = arg_types.collect();
     Ok(quote! {
+        #[allow(dead_code, non_snake_case)]
+        async fn #inner(#inputs) #ret #body
+
+        // Type-checked in every build (a `#[test]` function is compiled only under `cargo test`),
+        // so a test function of an unsupported form is reported wherever it is compiled.
+        const _: () = {
+            #[allow(dead_code)]
+            fn check() {
+                let f: fn(#(#arg_types),*) -> _ = #inner;
+                #check_call
+            }
+        };
+
         #(#attrs)*
         #[::core::prelude::v1::test]
         #vis fn #name() #ret {
-            async fn #name(#inputs) #ret #body
-
             let mut args = ::seedbed::__private::TestArgs::new(
                 concat!(module_path!(), "::", stringify!(#name)),
                 env!("CARGO_MANIFEST_DIR"),
@@ -146,7 +166,7 @@ fn expand_fn(args: TokenStream, input: &syn::ItemFn) -> syn::Result<TokenStream>
             args.reset_sequences = #reset_sequences;
 
             // A coercion site, so each test-function form finds its TestFn implementation.
-            let f: fn(#(#arg_types),*) -> _ = #name;
+            let f: fn(#(#arg_types),*) -> _ = #inner;
             ::seedbed::__private::TestFn::run_test(f, args)
         }
     })
@@ -210,13 +230,9 @@ fn migrations_tokens(m: &Migrations, takes_db: bool) -> syn::Result<TokenStream>
                 return Err(syn::Error::new_spanned(
                     lit,
                     format!(
-                        "migrations directory `{}` not found (paths are relative to the crate \
-                         root, {})",
-                        lit.value(),
-                        resolved
-                            .parent()
-                            .map(|p| p.display().to_string())
-                            .unwrap_or_default()
+                        "migrations directory `{}` not found: paths are relative to the crate \
+                         root (where Cargo.toml is)",
+                        lit.value()
                     ),
                 ));
             }

@@ -152,6 +152,14 @@ impl<T, E: Debug> TestTermination for Result<T, E> {
 }
 
 /// The test function forms `#[seedbed::test]` accepts.
+#[diagnostic::on_unimplemented(
+    message = "a #[seedbed::test] function cannot take `{Self}`",
+    label = "unsupported test function form",
+    note = "it may take nothing, `seedbed::TestDb`, `sqlx::PgPool`, \
+            `sqlx::pool::PoolConnection<sqlx::Postgres>` or \
+            `(sqlx::postgres::PgPoolOptions, sqlx::postgres::PgConnectOptions)`, and return `()` \
+            or a `Result`"
+)]
 pub trait TestFn {
     /// What the test returns.
     type Output;
@@ -249,6 +257,9 @@ where
         })
     }
 }
+
+/// Checks at compile time that a test function has a supported form.
+pub fn assert_test_fn<F: TestFn>(_f: F) {}
 
 fn run_with_db<F, Fut>(args: TestArgs, own_connections: bool, test: F) -> Fut::Output
 where

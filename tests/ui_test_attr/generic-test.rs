@@ -1,0 +1,6 @@
+#[seedbed::test]
+async fn generic<T>(pool: sqlx::PgPool) {
+    let _ = pool;
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[seedbed::test(strategy = "truncate")]
+async fn no_database() {}
+
+fn main() {}
