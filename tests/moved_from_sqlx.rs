@@ -95,5 +95,5 @@ fn this_suite_is_a_sqlx_suite_with_one_word_replaced() {
         !code.contains("seedbed"),
         "the suite uses seedbed beyond the attribute"
     );
-    assert_eq!(suite.matches("#[sqlx::test").count(), 5);
+    assert_eq!(code.matches("#[sqlx::test").count(), 5);
 }
