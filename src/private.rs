@@ -21,20 +21,23 @@ pub use crate::isolation::harness::{
 pub use crate::isolation::{MigrationSource, Strategy};
 pub use sea_query::value::postgres_array::NotU8;
 
-/// Calls a `lazy = |f| …` closure with the resolved fields (so its argument's type is inferred).
+// The closures' argument and result types are given, so they are inferred: `|f| 3` fills an
+// `i16`, `|n| n as i32` an `i32`, and a mismatch is reported on the closure.
+
+/// Calls a `lazy = |f| …` closure with the resolved fields.
 #[inline]
-pub fn lazy<S, R>(fields: &S, f: impl FnOnce(&S) -> R) -> R {
+pub fn lazy<S, T>(fields: &S, f: impl FnOnce(&S) -> T) -> T {
     f(fields)
 }
 
-/// Calls a `sequence = |n| …` closure (so `n` is inferred as `u64`).
+/// Calls a `sequence = |n| …` closure.
 #[inline]
-pub fn sequence<R>(n: u64, f: impl FnOnce(u64) -> R) -> R {
+pub fn sequence<T>(n: u64, f: impl FnOnce(u64) -> T) -> T {
     f(n)
 }
 
 /// Calls a `sequence = |n, token| …` closure.
 #[inline]
-pub fn sequence_with_token<R>(n: u64, token: &str, f: impl FnOnce(u64, &str) -> R) -> R {
+pub fn sequence_with_token<T>(n: u64, token: &str, f: impl FnOnce(u64, &str) -> T) -> T {
     f(n, token)
 }

@@ -709,3 +709,69 @@ fn attributes_serialize_to_json_for_api_payloads() {
         assert_eq!(json["currency"], "EUR");
     });
 }
+
+// ---- Shapes ----
+
+/// No fields at all.
+#[derive(Debug, Factory)]
+#[factory(table = "markers")]
+struct Marker {}
+
+/// Raw identifiers: the column is the name without `r#`.
+#[derive(Debug, Factory)]
+#[factory(table = "events")]
+struct Event {
+    #[factory(default = "created")]
+    r#type: String,
+    #[factory(sequence = |n| n as i64)]
+    r#ref: i64,
+}
+
+/// Named like nothing in particular, in a module of its own, with a field named like a crate.
+mod nested {
+    use seedbed::prelude::*;
+
+    #[derive(Debug, Factory)]
+    #[factory(table = "sessions")]
+    pub(crate) struct Session {
+        pub(crate) uuid: uuid::Uuid,
+        #[factory(default = "curl/8")]
+        pub(crate) user_agent: String,
+    }
+}
+
+#[test]
+fn unusual_shapes_work() {
+    context("tests::shapes", 1).sync_scope(|| {
+        let _ = Marker::factory().build();
+        assert!(Marker::factory().attributes().is_empty());
+
+        let event = Event::factory().build();
+        assert_eq!(event.r#type, "created");
+        assert_eq!(event.r#ref, 1);
+        let attrs = Event::factory().r#type("deleted").attributes();
+        assert_eq!(attrs.columns().collect::<Vec<_>>(), ["type", "ref"]);
+        assert_eq!(attrs.get("type"), Some(&Value::from("deleted")));
+
+        let session = nested::Session::factory().build();
+        assert_ne!(session.uuid, Uuid::nil());
+        assert_eq!(session.user_agent, "curl/8");
+        assert!(
+            nested::Session::TABLE
+                .factory()
+                .ends_with("nested::Session")
+        );
+    });
+}
+
+#[tokio::test]
+async fn builds_inside_an_async_test_use_its_context() {
+    let ctx = shared_context("tests::async", 4, "asyncx");
+    let email = ctx
+        .scope(async {
+            tokio::task::yield_now().await;
+            User::factory().build().email
+        })
+        .await;
+    assert_eq!(email, "user1asyncx@example.com");
+}

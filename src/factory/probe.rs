@@ -273,7 +273,10 @@ mod tests {
     use super::*;
 
     #[test]
-    #[allow(clippy::needless_borrow, reason = "the borrows pick the impl, as in generated code")]
+    #[allow(
+        clippy::needless_borrow,
+        reason = "the borrows pick the impl, as in generated code"
+    )]
     fn dummy_beats_default() {
         let ctx = std::sync::Arc::new(crate::context::TestContext::builder("probe").build());
         ctx.sync_scope(|| {

@@ -533,15 +533,12 @@ fn field_step(field: &Field<'_>, names: &Names, fields_var: Option<&TokenStream>
             let two_args = matches!(expr, Expr::Closure(c) if c.inputs.len() == 2);
             if two_args {
                 quote_spanned! {span=>
-                    ::core::convert::Into::<#ty>::into(
-                        #private::sequence_with_token(#build.n(), #build.token(), #expr)
-                    )
+                    #private::sequence_with_token::<#ty>(#build.n(), #build.token(), #expr)
                 }
             } else {
                 quote_spanned! {span=>
                     {
-                        let __seedbed_value: #ty =
-                            ::core::convert::Into::into(#private::sequence(#build.n(), #expr));
+                        let __seedbed_value: #ty = #private::sequence::<#ty>(#build.n(), #expr);
                         #[allow(unused_imports)]
                         use #private::{TokenOther as _, TokenText as _};
                         (&&#private::Probe::<#ty>::new()).token().apply(__seedbed_value, &#build)
@@ -555,7 +552,7 @@ fn field_step(field: &Field<'_>, names: &Names, fields_var: Option<&TokenStream>
                 .cloned()
                 .unwrap_or_else(|| quote!(__seedbed_fields_view));
             quote_spanned! {span=>
-                ::core::convert::Into::<#ty>::into(#private::lazy(&#view, #expr))
+                #private::lazy::<_, #ty>(&#view, #expr)
             }
         }
         Source::Auto if field.is_option() => quote!(::core::option::Option::None),

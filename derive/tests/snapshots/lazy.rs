@@ -108,12 +108,9 @@ const _: () = {
             let __seedbed_f_code: String = match self.code {
                 ::core::option::Option::Some(value) => value,
                 ::core::option::Option::None => {
-                    let __seedbed_value: String = ::core::convert::Into::into(
-                        ::seedbed::__private::sequence(
-                            __seedbed_build.n(),
-                            |n| format!("sub-{n}"),
-                        ),
-                    );
+                    let __seedbed_value: String = ::seedbed::__private::sequence::<
+                        String,
+                    >(__seedbed_build.n(), |n| format!("sub-{n}"));
                     #[allow(unused_imports)]
                     use ::seedbed::__private::{TokenOther as _, TokenText as _};
                     (&&::seedbed::__private::Probe::<String>::new())
@@ -153,14 +150,10 @@ const _: () = {
             let __seedbed_f_cents: i32 = match self.cents {
                 ::core::option::Option::Some(value) => value,
                 ::core::option::Option::None => {
-                    ::core::convert::Into::<
+                    ::seedbed::__private::lazy::<
+                        _,
                         i32,
-                    >::into(
-                        ::seedbed::__private::lazy(
-                            &__seedbed_fields_view,
-                            |f| if f.premium { 100 } else { 0 },
-                        ),
-                    )
+                    >(&__seedbed_fields_view, |f| if f.premium { 100 } else { 0 })
                 }
             };
             let SubscriptionFactoryFields {
