@@ -169,9 +169,9 @@ impl Field<'_> {
         } else if let Some(seq) = &a.sequence {
             Source::Sequence(seq)
         } else if let Some(expr) = &a.faker {
-            Source::Faker(expr)
+            Source::Faker(&expr.0)
         } else if let Some(expr) = &a.lazy {
-            Source::Lazy(expr)
+            Source::Lazy(&expr.0)
         } else {
             Source::Auto
         }

@@ -39,10 +39,10 @@ pub(crate) struct FieldAttrs {
     pub(crate) default: Option<PreservedStrExpr>,
     /// `sequence = "user{n}@example.com"` or `sequence = |n| expr`.
     pub(crate) sequence: Option<Sequence>,
-    /// `faker = expr` (any `fake::Dummy` config).
-    pub(crate) faker: Option<Expr>,
+    /// `faker = expr` (any `fake::Dummy` config; a string literal is refused, not parsed).
+    pub(crate) faker: Option<PreservedStrExpr>,
     /// `lazy = |f| expr`.
-    pub(crate) lazy: Option<Expr>,
+    pub(crate) lazy: Option<PreservedStrExpr>,
     /// `unique`.
     pub(crate) unique: Flag,
     /// `generated`.

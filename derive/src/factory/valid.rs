@@ -79,8 +79,8 @@ fn check_field(field: &Field<'_>, errors: &mut Errors) {
     let sources: Vec<(&str, Span)> = [
         a.default.as_ref().map(|e| ("default", e.0.span())),
         a.sequence.as_ref().map(|s| ("sequence", s.span())),
-        a.faker.as_ref().map(|e| ("faker", e.span())),
-        a.lazy.as_ref().map(|e| ("lazy", e.span())),
+        a.faker.as_ref().map(|e| ("faker", e.0.span())),
+        a.lazy.as_ref().map(|e| ("lazy", e.0.span())),
     ]
     .into_iter()
     .flatten()
@@ -149,6 +149,38 @@ fn check_field(field: &Field<'_>, errors: &mut Errors) {
 
     if let Some(sequence) = &a.sequence {
         check_sequence(sequence, name, errors);
+    }
+
+    // Expressions are code, not strings of code.
+    if let Some(faker) = &a.faker
+        && let Some(text) = string_literal(&faker.0)
+    {
+        errors.push(
+            faker.0.span(),
+            format!(
+                "`faker` takes an expression, not a string: write `faker = {text}` without the \
+                 quotes, so the compiler checks it"
+            ),
+        );
+    }
+    if let Some(lazy) = &a.lazy
+        && string_literal(&lazy.0).is_some()
+    {
+        errors.push(
+            lazy.0.span(),
+            format!("`lazy` takes a closure over the other fields: write `lazy = |f| …` on field `{name}`"),
+        );
+    }
+}
+
+fn string_literal(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(s),
+            ..
+        }) => Some(s.value()),
+        Expr::Group(group) => string_literal(&group.expr),
+        _ => None,
     }
 }
 
