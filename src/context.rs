@@ -288,7 +288,7 @@ mod tests {
         assert_eq!(a.token(), a2.token());
         assert_ne!(a.seed(), b.seed());
         assert_ne!(a.seed(), a3.seed());
-        let draw = |c: &TestContext| c.with_rng(|r| rand::RngExt::random::<u64>(r));
+        let draw = |c: &TestContext| c.with_rng(rand::RngExt::random::<u64>);
         assert_eq!(draw(&a), draw(&a2));
     }
 
