@@ -172,5 +172,15 @@ impl Error {
     }
 }
 
+/// Lets tests that return `Result<_, seedbed::Error>` use `?` on their own sqlx queries.
+impl From<sqlx::Error> for Error {
+    fn from(source: sqlx::Error) -> Self {
+        Error::Database {
+            context: "a query".into(),
+            source,
+        }
+    }
+}
+
 /// `Result<T, seedbed::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,6 +1,12 @@
 //! The isolation engine through its builder API, against a real server: Rollback and Truncate
 //! keep tests apart, leave nothing behind, and report what they cannot contain.
 
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test code: a failed expectation is a failed test"
+)]
+
 mod common;
 
 use std::sync::Arc;

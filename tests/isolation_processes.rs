@@ -2,6 +2,11 @@
 //! tests below, all at once, as `cargo nextest` would. Each child writes rows only it knows,
 //! waits for the others to have written, and must see only its own.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use std::process::{Command, Stdio};
 use std::time::Duration;
 

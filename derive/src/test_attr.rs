@@ -136,7 +136,10 @@ fn expand_fn(args: TokenStream, input: &syn::ItemFn) -> syn::Result<TokenStream>
     let check_call = quote_spanned!(check_span=> ::seedbed::__private::assert_test_fn(f););
     let arg_types: Vec<TokenStream> = arg_types.collect();
     Ok(quote! {
-        #[allow(dead_code, non_snake_case)]
+        // The test's body. Clippy exempts `#[test]` functions from `unwrap_used` and
+        // `expect_used` (with allow-*-in-tests); the body lives outside the `#[test]` function,
+        // so it gets the same exemption here.
+        #[allow(dead_code, non_snake_case, clippy::unwrap_used, clippy::expect_used)]
         async fn #inner(#inputs) #ret #body
 
         // Type-checked in every build (a `#[test]` function is compiled only under `cargo test`),

@@ -64,19 +64,11 @@ pub(crate) async fn migrations(
     key: &str,
     load: impl AsyncFnOnce() -> Result<Migrations>,
 ) -> Result<Arc<Migrations>> {
-    static CACHE: Mutex<Option<HashMap<String, Arc<OnceCell<Arc<Migrations>>>>>> = Mutex::new(None);
-    let cell = {
-        let mut guard = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(
-            guard
-                .get_or_insert_with(HashMap::new)
-                .entry(key.to_string())
-                .or_default(),
-        )
-    };
-    cell.get_or_try_init(|| async { load().await.map(Arc::new) })
+    static CACHE: OnceLock<KeyedOnce<Arc<Migrations>>> = OnceLock::new();
+    CACHE
+        .get_or_init(KeyedOnce::new)
+        .get_or_try_init(key, async || load().await.map(Arc::new))
         .await
-        .cloned()
 }
 
 /// A value computed once per process and key (migrated databases, cleaning plans).
@@ -157,4 +149,33 @@ pub(crate) fn is_connection_error(err: &Error) -> bool {
             ..
         }
     )
+}
+
+/// Objects kept between tests, by key: pools whose connections live on the engine runtime, so
+/// the next test reuses them instead of connecting again.
+pub(crate) struct FreeList<T> {
+    items: Mutex<Vec<(String, T)>>,
+}
+
+impl<T> FreeList<T> {
+    pub(crate) const fn new() -> Self {
+        Self {
+            items: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Takes one kept under `key`.
+    pub(crate) fn take(&self, key: &str) -> Option<T> {
+        let mut items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+        let i = items.iter().rposition(|(k, _)| k == key)?;
+        Some(items.swap_remove(i).1)
+    }
+
+    /// Keeps one under `key`.
+    pub(crate) fn put(&self, key: &str, item: T) {
+        self.items
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((key.to_string(), item));
+    }
 }

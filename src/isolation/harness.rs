@@ -174,7 +174,7 @@ where
 {
     type Output = Fut::Output;
     fn run_test(self, args: TestArgs) -> Fut::Output {
-        run_with_db(args, false, |db| self(db))
+        run_with_db(args, false, self)
     }
 }
 

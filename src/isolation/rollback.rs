@@ -1,10 +1,13 @@
 //! Rollback: the test runs inside one transaction on a migrated database shared with other
 //! tests, and the transaction is rolled back at its end.
 //!
-//! The test's [`PgPool`] holds **one** connection. When the pool opens it, seedbed begins the
-//! test's transaction through sqlx's transaction manager, so sqlx counts it: the code under test
-//! calling `pool.begin()` … `commit()` gets a savepoint and its release, and its rollbacks roll
-//! back to the savepoint. Each checkout of the connection runs inside a savepoint of its own, so
+//! The test's [`PgPool`] holds **one** connection. At the start of the test seedbed begins the
+//! test's transaction on it through sqlx's transaction manager, so sqlx counts it: the code under
+//! test calling `pool.begin()` … `commit()` gets a savepoint and its release, and its rollbacks
+//! roll back to the savepoint. The connection is opened on seedbed's engine runtime and, after
+//! the rollback, kept for the next test of the process, so a test pays for a `BEGIN` and a
+//! `ROLLBACK`, not for a new connection (the pool is the test's alone while it runs; do not keep
+//! it beyond the test). Each checkout of the connection runs inside a savepoint of its own, so
 //! one failed statement (a unique violation the test provokes on purpose, say) does not poison
 //! the rest of the test: when the connection comes back to the pool in a failed state, seedbed
 //! rolls back to the checkout's savepoint.
@@ -30,16 +33,18 @@
 //! isolation level cannot be changed (`SET TRANSACTION ISOLATION LEVEL` must come first in a
 //! transaction); and the code sees one connection.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, Executor, PgConnection, PgPool};
+use sqlx::{Executor, PgConnection, PgPool, Postgres, SqlSafeStr};
+use sqlx_core::transaction::TransactionManager;
 
 use crate::error::{Error, Result};
+use crate::sql::quote_literal;
 
-const CHECKOUT_SAVEPOINT: &str = "seedbed_checkout";
+type Tm = <Postgres as sqlx::Database>::TransactionManager;
 
 /// What went wrong that one transaction could not contain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,13 +87,15 @@ impl Violation {
     }
 }
 
-/// State shared between the test's pool hooks and the engine.
+const IDLE: u8 = 0;
+const RUNNING: u8 = 1;
+const FINISHING: u8 = 2;
+
+/// One test's view of the pool.
 #[derive(Debug, Default)]
 pub(crate) struct RollbackState {
-    connections: AtomicU32,
-    finishing: AtomicBool,
+    phase: AtomicU8,
     violation: Mutex<Option<Violation>>,
-    backend_pid: AtomicU32,
 }
 
 impl RollbackState {
@@ -102,90 +109,218 @@ impl RollbackState {
         }
     }
 
-    pub(crate) fn violation(&self) -> Option<Violation> {
+    fn violation(&self) -> Option<Violation> {
         self.violation
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
-    /// The backend pid of the test's connection (0 before it is opened).
-    pub(crate) fn backend_pid(&self) -> u32 {
-        self.backend_pid.load(Ordering::Relaxed)
-    }
-
-    /// Whether the pool ever opened its connection.
-    pub(crate) fn connected(&self) -> bool {
-        self.connections.load(Ordering::Relaxed) > 0
+    fn phase(&self) -> u8 {
+        self.phase.load(Ordering::SeqCst)
     }
 }
 
-/// The test's pool: one connection, holding the test's transaction.
-pub(crate) fn pool(
-    options: PgConnectOptions,
-    acquire_timeout: Duration,
-    fixtures: Arc<Vec<String>>,
-) -> (PgPool, Arc<RollbackState>) {
-    let state = Arc::new(RollbackState::default());
-    let on_connect = Arc::clone(&state);
-    let on_acquire = Arc::clone(&state);
-    let on_release = Arc::clone(&state);
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .min_connections(0)
-        .acquire_timeout(acquire_timeout)
-        .idle_timeout(None)
-        .max_lifetime(None)
-        .test_before_acquire(false)
-        .after_connect(move |conn, _meta| {
-            let state = Arc::clone(&on_connect);
-            let fixtures = Arc::clone(&fixtures);
-            Box::pin(async move {
-                if state.connections.fetch_add(1, Ordering::SeqCst) > 0 {
-                    state.record(Violation::ConnectionReplaced);
-                }
-                // The test's transaction and the first checkout's savepoint, in one round trip.
-                // The transaction is begun through sqlx so that sqlx counts it (code under test
-                // calling `begin()` then gets a savepoint), and its guard is forgotten so it stays
-                // open: it ends when the connection closes at the end of the test.
-                let begin = format!("BEGIN; SAVEPOINT {CHECKOUT_SAVEPOINT}");
-                let tx = conn.begin_with(sqlx::AssertSqlSafe(begin)).await?;
-                std::mem::forget(tx);
-                let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-                    .fetch_one(&mut *conn)
-                    .await?;
-                state
-                    .backend_pid
-                    .store(u32::try_from(pid).unwrap_or_default(), Ordering::Relaxed);
-                for sql in fixtures.iter() {
-                    conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone())))
-                        .await?;
-                }
-                Ok(())
+/// What the pool's hooks see: the test currently using the pool, if any.
+#[derive(Debug, Default)]
+struct Hooks {
+    current: Mutex<Option<Arc<RollbackState>>>,
+    connections: AtomicU32,
+}
+
+impl Hooks {
+    fn current(&self) -> Option<Arc<RollbackState>> {
+        self.current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, state: Option<Arc<RollbackState>>) {
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = state;
+    }
+}
+
+/// A one-connection pool for Rollback tests, reused by the tests of a process one after another.
+#[derive(Debug)]
+pub(crate) struct RollbackPool {
+    pub(crate) pool: PgPool,
+    hooks: Arc<Hooks>,
+    backend_pid: u32,
+}
+
+impl RollbackPool {
+    /// Opens the pool and its connection. Call it on the engine runtime, so the connection
+    /// outlives the test that asked for it.
+    pub(crate) async fn open(options: PgConnectOptions, acquire_timeout: Duration) -> Result<Self> {
+        let hooks = Arc::new(Hooks::default());
+        let on_connect = Arc::clone(&hooks);
+        let on_acquire = Arc::clone(&hooks);
+        let on_release = Arc::clone(&hooks);
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .acquire_timeout(acquire_timeout)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .test_before_acquire(false)
+            .after_connect(move |_conn, _meta| {
+                let hooks = Arc::clone(&on_connect);
+                Box::pin(async move {
+                    hooks.connections.fetch_add(1, Ordering::SeqCst);
+                    if let Some(state) = hooks.current()
+                        && state.phase() != IDLE
+                    {
+                        state.record(Violation::ConnectionReplaced);
+                    }
+                    Ok(())
+                })
             })
+            .before_acquire(move |conn, _meta| {
+                let hooks = Arc::clone(&on_acquire);
+                Box::pin(async move {
+                    if let Some(state) = hooks.current()
+                        && state.phase() == RUNNING
+                        && let Err(e) = conn
+                            .execute(sqlx::raw_sql("SAVEPOINT seedbed_checkout"))
+                            .await
+                    {
+                        note_lost_transaction(&state, &e);
+                    }
+                    Ok(true)
+                })
+            })
+            .after_release(move |conn, _meta| {
+                let hooks = Arc::clone(&on_release);
+                Box::pin(async move {
+                    if let Some(state) = hooks.current()
+                        && state.phase() != IDLE
+                    {
+                        release_checkout(conn, &state).await;
+                    }
+                    Ok(true)
+                })
+            })
+            .connect_lazy_with(options);
+        let mut conn = pool
+            .acquire()
+            .await
+            .map_err(Error::db("opening the Rollback connection"))?;
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(Error::db("opening the Rollback connection"))?;
+        drop(conn);
+        Ok(Self {
+            pool,
+            hooks,
+            backend_pid: u32::try_from(pid).unwrap_or_default(),
         })
-        .before_acquire(move |conn, _meta| {
-            let state = Arc::clone(&on_acquire);
-            Box::pin(async move {
-                if !state.finishing.load(Ordering::SeqCst)
-                    && let Err(e) = conn
-                        .execute(sqlx::raw_sql("SAVEPOINT seedbed_checkout"))
-                        .await
-                {
-                    note_lost_transaction(&state, &e);
+    }
+
+    /// Begins a test: its transaction (counted by sqlx), its fixtures, and the first checkout's
+    /// savepoint.
+    pub(crate) async fn start(
+        &self,
+        app_name: &str,
+        fixtures: &[String],
+    ) -> Result<Arc<RollbackState>> {
+        let state = Arc::new(RollbackState::default());
+        self.hooks.set(Some(Arc::clone(&state)));
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(Error::db("starting the test's transaction"))?;
+        let mut begin = format!(
+            "BEGIN; SET LOCAL application_name = {}",
+            quote_literal(app_name)
+        );
+        if fixtures.is_empty() {
+            begin.push_str("; SAVEPOINT seedbed_checkout");
+        }
+        Tm::begin(&mut conn, Some(sqlx::AssertSqlSafe(begin).into_sql_str()))
+            .await
+            .map_err(Error::db("starting the test's transaction"))?;
+        if !fixtures.is_empty() {
+            for sql in fixtures {
+                conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone())))
+                    .await
+                    .map_err(Error::db("applying a fixture"))?;
+            }
+            conn.execute(sqlx::raw_sql("SAVEPOINT seedbed_checkout"))
+                .await
+                .map_err(Error::db("starting the test's transaction"))?;
+        }
+        // From here the hooks work for the test: this checkout's savepoint is released when the
+        // connection goes back to the pool.
+        state.phase.store(RUNNING, Ordering::SeqCst);
+        drop(conn);
+        Ok(state)
+    }
+
+    /// Ends a test: checks deferred constraints and what could not be contained, and rolls the
+    /// transaction back. Returns the violation, if any, and whether the pool can serve another
+    /// test.
+    pub(crate) async fn finish(
+        &self,
+        state: &RollbackState,
+        is_listening: impl AsyncFnOnce(u32) -> Result<bool>,
+    ) -> Result<(Option<Violation>, bool)> {
+        let connections = self.hooks.connections.load(Ordering::SeqCst);
+        state.phase.store(FINISHING, Ordering::SeqCst);
+        let mut conn = match tokio::time::timeout(Duration::from_secs(2), self.pool.acquire()).await
+        {
+            Ok(Ok(conn)) => conn,
+            _ => {
+                // Still held: find out whether it is listening.
+                if self.backend_pid != 0 && is_listening(self.backend_pid).await? {
+                    state.record(Violation::Listen);
+                } else {
+                    state.record(Violation::HeldAtEnd);
                 }
-                Ok(true)
-            })
-        })
-        .after_release(move |conn, _meta| {
-            let state = Arc::clone(&on_release);
-            Box::pin(async move {
-                release_checkout(conn, &state).await;
-                Ok(true)
-            })
-        })
-        .connect_lazy_with(options);
-    (pool, state)
+                self.hooks.set(None);
+                return Ok((state.violation(), false));
+            }
+        };
+        // Session advisory locks survive a rollback: release them so the next test starts clean.
+        let checked = conn
+            .execute(sqlx::raw_sql(
+                "SELECT pg_advisory_unlock_all(); SET CONSTRAINTS ALL IMMEDIATE",
+            ))
+            .await;
+        if let Err(e) = &checked {
+            note_lost_transaction(state, e);
+        }
+        let rolled_back = Tm::rollback(&mut conn).await.is_ok();
+        state.phase.store(IDLE, Ordering::SeqCst);
+        self.hooks.set(None);
+        drop(conn);
+        let violation = state.violation();
+        let reusable = violation.is_none()
+            && rolled_back
+            && connections == self.hooks.connections.load(Ordering::SeqCst);
+        if violation.is_some() {
+            return Ok((violation, reusable));
+        }
+        match checked {
+            Err(e) if sql_state(&e).is_some() => Err(Error::Database {
+                context: "a deferred constraint fails at the end of the test (it would fail at \
+                          commit)"
+                    .into(),
+                source: e,
+            }),
+            _ => Ok((None, reusable)),
+        }
+    }
+
+    /// Closes the pool (when it cannot serve another test).
+    pub(crate) async fn close(&self) {
+        self.hooks.set(None);
+        let pool = self.pool.clone();
+        // A connection the test still holds comes back (and is closed) when the test drops it.
+        tokio::spawn(async move { pool.close().await });
+    }
 }
 
 /// Ends a checkout: releases its savepoint, or rolls back to it when a statement failed.
@@ -223,59 +358,5 @@ fn sql_state(err: &sqlx::Error) -> Option<String> {
     match err {
         sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
         _ => None,
-    }
-}
-
-/// Ends the test: checks deferred constraints and what could not be contained, then closes the
-/// pool (closing the connection rolls its transaction back). Returns the violation, if any.
-pub(crate) async fn finish(
-    pool: &PgPool,
-    state: &RollbackState,
-    control_check: impl AsyncFnOnce(u32) -> Result<bool>,
-) -> Result<Option<Violation>> {
-    if !state.connected() {
-        pool.close().await;
-        return Ok(state.violation());
-    }
-    state.finishing.store(true, Ordering::SeqCst);
-    let deferred = match tokio::time::timeout(Duration::from_secs(2), pool.acquire()).await {
-        Ok(Ok(mut conn)) => {
-            let checked = conn
-                .execute(sqlx::raw_sql("SET CONSTRAINTS ALL IMMEDIATE"))
-                .await;
-            if let Err(e) = &checked {
-                note_lost_transaction(state, e);
-            }
-            // Detach so returning it does not run the checkout hooks, then close: the server
-            // rolls the transaction back.
-            let _ = conn.detach().close().await;
-            checked.err()
-        }
-        _ => {
-            // Still held: find out whether it is listening.
-            let pid = state.backend_pid();
-            if pid != 0 && control_check(pid).await? {
-                state.record(Violation::Listen);
-            } else {
-                state.record(Violation::HeldAtEnd);
-            }
-            // The connection is still out: the pool closes once the test drops it.
-            let pool = pool.clone();
-            tokio::spawn(async move { pool.close().await });
-            return Ok(state.violation());
-        }
-    };
-    pool.close().await;
-    if let Some(violation) = state.violation() {
-        return Ok(Some(violation));
-    }
-    match deferred {
-        Some(e) if sql_state(&e).is_some() => Err(Error::Database {
-            context: "a deferred constraint fails at the end of the test (it would fail at \
-                      commit)"
-                .into(),
-            source: e,
-        }),
-        _ => Ok(None),
     }
 }

@@ -5,19 +5,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Executor, PgPool};
 
 use super::engine::{self, KeyedOnce};
 use super::migrations::Migrations;
-use super::rollback::{self, RollbackState, Violation};
+use super::rollback::{RollbackPool, RollbackState, Violation};
 use super::strategy::{self, Strategy, StrategySource};
 use super::truncate::{self, Lease};
 use super::{cleaner, marker, migrated};
 use crate::context::{TestContext, token_for};
 use crate::error::{Error, Result};
 use crate::server::Server;
+use crate::sql::quote_literal;
 
 /// The default `statement_timeout` of a test's connections: a blocked test fails instead of
 /// hanging.
@@ -300,10 +301,10 @@ impl Isolation {
         }
     }
 
-    fn connect_options(&self, server: &Server, database: &str, app_name: &str) -> PgConnectOptions {
+    fn connect_options(&self, server: &Server, database: &str) -> PgConnectOptions {
         server
             .database_options(database)
-            .application_name(app_name)
+            .application_name("seedbed")
             .options([
                 ("statement_timeout", millis(self.statement_timeout)),
                 ("lock_timeout", millis(self.lock_timeout)),
@@ -323,13 +324,34 @@ impl Isolation {
                     Some(db) => db.clone(),
                     None => self.migrated(server, "rollback").await?,
                 };
-                let options = self.connect_options(server, &database, &app_name);
-                let (pool, state) = rollback::pool(
-                    options,
-                    self.acquire_timeout,
-                    Arc::new(self.fixtures.clone()),
+                let options = self.connect_options(server, &database);
+                let key = format!(
+                    "{database}|{:?}|{:?}|{:?}",
+                    self.statement_timeout, self.lock_timeout, self.acquire_timeout
                 );
-                Ok((database, pool, Backend::Rollback(state)))
+                // A kept pool whose connection died (a restarted server) is replaced once.
+                let mut attempt = 0;
+                let (rp, state) = loop {
+                    let rp = match ROLLBACK_POOLS.take(&key) {
+                        Some(rp) => rp,
+                        None => {
+                            let (options, timeout) = (options.clone(), self.acquire_timeout);
+                            Arc::new(engine::run(RollbackPool::open(options, timeout)).await?)
+                        }
+                    };
+                    match rp.start(&app_name, &self.fixtures).await {
+                        Ok(state) => break (rp, state),
+                        Err(e) => {
+                            rp.close().await;
+                            attempt += 1;
+                            if attempt > 1 || !engine::is_connection_error(&e) {
+                                return Err(e);
+                            }
+                        }
+                    }
+                };
+                let pool = rp.pool.clone();
+                Ok((database, pool, Backend::Rollback { rp, state, key }))
             }
             Strategy::Truncate => {
                 let mut lease = match &self.database {
@@ -340,18 +362,45 @@ impl Isolation {
                     }
                 };
                 let database = lease.slot.database.clone();
-                let options = self.connect_options(server, &database, &app_name);
-                let pool = PgPoolOptions::new()
-                    .max_connections(self.max_connections)
-                    .min_connections(0)
-                    .idle_timeout(Some(Duration::from_secs(1)))
-                    .test_before_acquire(false)
-                    .connect_lazy_with(options);
-                if let Err(e) = run_fixtures(&pool, &self.fixtures).await {
-                    let _ = truncate::clean(&mut lease, self.reset_sequences).await;
-                    return Err(e);
+                let key = format!(
+                    "{database}|{:?}|{:?}|{}",
+                    self.statement_timeout, self.lock_timeout, self.max_connections
+                );
+                let started = async {
+                    let shared = match TRUNCATE_POOLS.take(&key) {
+                        Some(shared) => shared,
+                        None => {
+                            let options = self.connect_options(server, &database);
+                            let max = self.max_connections;
+                            engine::run(SharedPool::open(options, max)).await?
+                        }
+                    };
+                    // Every connection of the pool carries the test's name.
+                    let set = format!("SET application_name = {}", quote_literal(&app_name));
+                    if !shared.on_every_connection(&set).await {
+                        return Err(Error::Config(format!(
+                            "a connection to {database} failed as the test started"
+                        )));
+                    }
+                    run_fixtures(&shared.pool, &self.fixtures).await?;
+                    Ok::<_, Error>(shared)
                 }
-                Ok((database, pool, Backend::Truncate(lease)))
+                .await;
+                match started {
+                    Ok(shared) => Ok((
+                        database,
+                        shared.pool.clone(),
+                        Backend::Truncate {
+                            lease,
+                            pool: shared,
+                            key,
+                        },
+                    )),
+                    Err(e) => {
+                        let _ = truncate::clean(&mut lease, self.reset_sequences).await;
+                        Err(e)
+                    }
+                }
             }
             Strategy::Template | Strategy::Namespace => Err(Error::Config(format!(
                 "the {strategy} strategy is not available yet"
@@ -389,6 +438,109 @@ impl Isolation {
             )));
         }
         truncate::lease_existing(server, &name, self.reset_sequences).await
+    }
+}
+
+/// Pools kept between the tests of the process, by database and settings.
+static ROLLBACK_POOLS: engine::FreeList<Arc<RollbackPool>> = engine::FreeList::new();
+static TRUNCATE_POOLS: engine::FreeList<SharedPool> = engine::FreeList::new();
+
+/// A pool for the tests of one database, kept between tests.
+///
+/// Its connections are all opened on the engine runtime when it is made (a pool that opened
+/// connections during a test would tie them to that test's runtime, which dies with the test),
+/// and it keeps them all (`min_connections` = `max_connections`), so sequential queries wait the
+/// moment it takes a connection to come back instead of opening another. A connection opened
+/// during a test anyway (one replaced after an error) is closed at its next checkout.
+#[derive(Debug, Clone)]
+struct SharedPool {
+    pool: PgPool,
+    recycled_at: Arc<std::sync::Mutex<std::time::Instant>>,
+}
+
+impl SharedPool {
+    /// Opens the pool and all its connections; call it on the engine runtime.
+    async fn open(options: PgConnectOptions, max: u32) -> Result<Self> {
+        let recycled_at = Arc::new(std::sync::Mutex::new(std::time::Instant::now()));
+        let cutoff = Arc::clone(&recycled_at);
+        let pool = PgPoolOptions::new()
+            .max_connections(max)
+            .min_connections(max)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .test_before_acquire(false)
+            .before_acquire(move |_conn, meta| {
+                let cutoff = Arc::clone(&cutoff);
+                Box::pin(async move {
+                    let recycled = *cutoff
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    // Opened after the pool was last recycled: during a test, on its runtime.
+                    let opened_during_a_test = recycled.elapsed() > meta.age;
+                    Ok(!opened_during_a_test)
+                })
+            })
+            .connect_lazy_with(options);
+        let mut opened = Vec::with_capacity(max as usize);
+        for _ in 0..max {
+            opened.push(
+                pool.acquire()
+                    .await
+                    .map_err(Error::db("connecting to the test database"))?,
+            );
+        }
+        drop(opened);
+        *recycled_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = std::time::Instant::now();
+        Ok(Self { pool, recycled_at })
+    }
+
+    /// Runs `sql` on every connection of the pool at once (one round trip of wall time). Returns
+    /// whether every connection came and ran it.
+    async fn on_every_connection(&self, sql: &str) -> bool {
+        let max = self.pool.options().get_max_connections() as usize;
+        let mut conns = Vec::with_capacity(max);
+        while conns.len() < max {
+            match tokio::time::timeout(Duration::from_secs(2), self.pool.acquire()).await {
+                Ok(Ok(conn)) => conns.push(conn),
+                _ => return false,
+            }
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for mut conn in conns {
+            let sql = sql.to_string();
+            tasks.spawn(async move {
+                conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql)))
+                    .await
+                    .is_ok()
+            });
+        }
+        let mut all_ok = true;
+        while let Some(done) = tasks.join_next().await {
+            all_ok &= matches!(done, Ok(true));
+        }
+        all_ok
+    }
+
+    /// Puts the pool back for the next test with every session reset, or closes it when a
+    /// connection does not come back.
+    async fn recycle(self, key: &str) {
+        let healthy = self
+            .on_every_connection(
+                "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; \
+                 SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES",
+            )
+            .await;
+        if healthy {
+            *self
+                .recycled_at
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = std::time::Instant::now();
+            TRUNCATE_POOLS.put(key, self);
+        } else {
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.pool.close()).await;
+        }
     }
 }
 
@@ -473,8 +625,16 @@ async fn release_token(server: &'static Server, token: String) {
 /// What a strategy keeps for the end of the test.
 #[derive(Debug)]
 enum Backend {
-    Rollback(Arc<RollbackState>),
-    Truncate(Lease),
+    Rollback {
+        rp: Arc<RollbackPool>,
+        state: Arc<RollbackState>,
+        key: String,
+    },
+    Truncate {
+        lease: Lease,
+        pool: SharedPool,
+        key: String,
+    },
 }
 
 /// A test's database state: the pool for the code under test, the strategy that isolates it, and
@@ -590,12 +750,16 @@ impl TestDb {
         };
         let inner = &self.inner;
         match backend {
-            Backend::Rollback(state) => {
+            Backend::Rollback { rp, state, key } => {
                 let server = inner.server;
-                let violation = rollback::finish(&inner.pool, &state, async |pid| {
-                    is_listening(server, pid).await
-                })
-                .await?;
+                let (violation, reusable) = rp
+                    .finish(&state, async |pid| is_listening(server, pid).await)
+                    .await?;
+                if reusable {
+                    ROLLBACK_POOLS.put(&key, rp);
+                } else {
+                    rp.close().await;
+                }
                 match violation {
                     None => Ok(()),
                     Some(v) => {
@@ -609,8 +773,12 @@ impl TestDb {
                     }
                 }
             }
-            Backend::Truncate(mut lease) => {
-                inner.pool.close().await;
+            Backend::Truncate {
+                mut lease,
+                pool,
+                key,
+            } => {
+                pool.recycle(&key).await;
                 truncate::clean(&mut lease, inner.reset_sequences).await?;
                 Ok(())
             }

@@ -1,0 +1,272 @@
+//! Per-test overhead of the isolation strategies on the reference schema, beside raw baselines,
+//! in one run (the machine is shared and noisy: compare ratios within a run).
+//!
+//! - `baseline/begin_rollback_open_connection`: BEGIN; SELECT 1; ROLLBACK on a connection that
+//!   stays open: the floor any per-test harness could reach.
+//! - `baseline/connect_begin_rollback_disconnect`: what a harness that opens a connection per test
+//!   pays.
+//! - `baseline/create_migrate_drop`: CREATE DATABASE, every migration, DROP DATABASE: what
+//!   `#[sqlx::test]` does for each test.
+//! - `strategy/rollback`: acquire, one statement, finish.
+//! - `strategy/truncate_after_3_tables`: acquire and finish around a test that wrote
+//!   organizations, users and projects (the writes themselves are not timed).
+//! - `cleanup/*`: seedbed's cleaner against TRUNCATE of the same tables (and every table that
+//!   references them, which TRUNCATE requires), after the same writes: why the cleaner deletes.
+//!
+//! Run with `cargo bench --bench isolation`; the server is the one tests use (embedded unless
+//! DATABASE_URL or SEEDBED_DATABASE_URL says otherwise).
+
+#![allow(
+    clippy::expect_used,
+    reason = "a bench that cannot set up has nothing to measure"
+)]
+
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use seedbed::isolation::{Migrations, cleaner, migrated};
+use seedbed::server::Server;
+use seedbed::{Isolation, Strategy};
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+
+const MIGRATIONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+async fn server() -> &'static Server {
+    Server::resolve().await.expect("a PostgreSQL server")
+}
+
+fn isolation(strategy: Strategy) -> Isolation {
+    Isolation::new(strategy)
+        .migrations(MIGRATIONS)
+        .test_name("bench::isolation")
+}
+
+/// The writes of a test that touched three tables.
+async fn write_three_tables(pool: &PgPool, i: u64) {
+    let sql = format!(
+        "WITH o AS (INSERT INTO organizations (name, slug) VALUES ('Bench', 'bench-{i}') RETURNING id),
+              u AS (INSERT INTO users (email, display_name) VALUES ('b{i}@bench.test', 'B') RETURNING id)
+         INSERT INTO projects (organization_id, key, name, lead_id)
+             SELECT o.id, 'BEN', 'p', u.id FROM o, u"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(pool)
+        .await
+        .expect("writes");
+}
+
+fn baselines(c: &mut Criterion) {
+    let rt = runtime();
+    let (server, db) = rt.block_on(async {
+        let server = server().await;
+        let migrations = Migrations::from_dir(MIGRATIONS).await.expect("migrations");
+        let db = migrated::ensure(server, &migrations, "bench")
+            .await
+            .expect("db");
+        (server, db.name)
+    });
+    let options = server.database_options(&db);
+    let mut group = c.benchmark_group("baseline");
+
+    let mut open = rt
+        .block_on(PgConnection::connect_with(&options))
+        .expect("connect");
+    group.bench_function("begin_rollback_open_connection", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                open.execute("BEGIN").await.expect("begin");
+                open.execute("SELECT 1").await.expect("select");
+                open.execute("ROLLBACK").await.expect("rollback");
+            })
+        })
+    });
+
+    group.bench_function("connect_begin_rollback_disconnect", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let mut conn = PgConnection::connect_with(&options).await.expect("connect");
+                conn.execute("BEGIN").await.expect("begin");
+                conn.execute("SELECT 1").await.expect("select");
+                conn.execute("ROLLBACK").await.expect("rollback");
+                conn.close().await.expect("close");
+            })
+        })
+    });
+
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(15));
+    group.bench_function("create_migrate_drop", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let migrations = Migrations::from_dir(MIGRATIONS).await.expect("migrations");
+                let mut admin = server.connect().await.expect("connect");
+                let name = format!("seedbed_bench_sqlx_{}", std::process::id());
+                migrated::drop_database(&mut admin, &name)
+                    .await
+                    .expect("drop");
+                migrated::create_database(&mut admin, &name, None, None)
+                    .await
+                    .expect("create");
+                let mut conn = PgConnection::connect_with(&server.database_options(&name))
+                    .await
+                    .expect("connect");
+                migrations.apply(&mut conn).await.expect("migrate");
+                conn.close().await.expect("close");
+                migrated::drop_database(&mut admin, &name)
+                    .await
+                    .expect("drop");
+                admin.close().await.expect("close");
+            })
+        })
+    });
+    group.finish();
+}
+
+fn strategies(c: &mut Criterion) {
+    let rt = runtime();
+    // Build the strategies' databases once, outside the measurement.
+    rt.block_on(async {
+        for strategy in [Strategy::Rollback, Strategy::Truncate] {
+            let db = isolation(strategy).acquire().await.expect("warm up");
+            sqlx::query("SELECT 1")
+                .execute(&db.pool())
+                .await
+                .expect("select");
+            db.finish().await.expect("finish");
+        }
+    });
+    let mut group = c.benchmark_group("strategy");
+
+    group.bench_function("rollback", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let db = isolation(Strategy::Rollback)
+                    .acquire()
+                    .await
+                    .expect("acquire");
+                sqlx::query("SELECT 1")
+                    .execute(&db.pool())
+                    .await
+                    .expect("select");
+                db.finish().await.expect("finish");
+            })
+        })
+    });
+
+    group.bench_function("truncate_after_3_tables", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut overhead = Duration::ZERO;
+                for i in 0..iters {
+                    let started = Instant::now();
+                    let db = isolation(Strategy::Truncate)
+                        .acquire()
+                        .await
+                        .expect("acquire");
+                    let pool = db.pool();
+                    sqlx::query("SELECT 1")
+                        .execute(&pool)
+                        .await
+                        .expect("connect");
+                    overhead += started.elapsed();
+                    write_three_tables(&pool, i).await;
+                    let started = Instant::now();
+                    db.finish().await.expect("finish");
+                    overhead += started.elapsed();
+                }
+                overhead
+            })
+        })
+    });
+    group.finish();
+}
+
+fn cleanup(c: &mut Criterion) {
+    let rt = runtime();
+    let (server, db) = rt.block_on(async {
+        let server = server().await;
+        let migrations = Migrations::from_dir(MIGRATIONS).await.expect("migrations");
+        let db = migrated::ensure_with(server, &migrations, "benchclean", true)
+            .await
+            .expect("db");
+        (server, db.name)
+    });
+    let options = server.database_options(&db);
+    let pool = rt.block_on(async {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .expect("pool")
+    });
+    // TRUNCATE must name every table that references the ones it empties.
+    let truncate_sql = rt.block_on(async {
+        let mut conn = pool.acquire().await.expect("conn");
+        let schema = cleaner::read_schema(&mut conn).await.expect("schema");
+        let mut set: Vec<seedbed::sql::QualifiedName> = ["organizations", "users", "projects"]
+            .iter()
+            .map(|t| seedbed::sql::QualifiedName::new("public", *t))
+            .collect();
+        let mut i = 0;
+        while i < set.len() {
+            let parent = set[i].clone();
+            for fk in schema
+                .foreign_keys
+                .iter()
+                .filter(|fk| fk.references == parent)
+            {
+                if !set.contains(&fk.table) {
+                    set.push(fk.table.clone());
+                }
+            }
+            i += 1;
+        }
+        let names: Vec<String> = set.iter().map(|t| t.to_string()).collect();
+        eprintln!("TRUNCATE of the 3 tables must name {} tables", names.len());
+        format!("TRUNCATE {}", names.join(", "))
+    });
+    let mut group = c.benchmark_group("cleanup");
+    group.bench_function("seedbed_cleaner_after_3_tables", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut timed = Duration::ZERO;
+                for i in 0..iters {
+                    write_three_tables(&pool, i).await;
+                    let mut conn = pool.acquire().await.expect("conn");
+                    let started = Instant::now();
+                    cleaner::clean(&mut conn, false).await.expect("clean");
+                    timed += started.elapsed();
+                }
+                timed
+            })
+        })
+    });
+    group.bench_function("truncate_after_3_tables", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut timed = Duration::ZERO;
+                for i in 0..iters {
+                    write_three_tables(&pool, i).await;
+                    let started = Instant::now();
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(truncate_sql.clone()))
+                        .execute(&pool)
+                        .await
+                        .expect("truncate");
+                    timed += started.elapsed();
+                }
+                timed
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, baselines, strategies, cleanup);
+criterion_main!(benches);
