@@ -191,3 +191,24 @@ async fn a_failing_test_still_fails(pool: PgPool) {
 async fn an_isolation_violation_fails_a_passing_test(pool: PgPool) {
     sqlx::raw_sql("COMMIT").execute(&pool).await.unwrap();
 }
+
+#[test]
+fn a_failing_test_prints_what_reproduces_it() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["a_failing_test_still_fails", "--exact", "--nocapture"])
+        .env("SEEDBED_SEED", "4242")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("seedbed: test failed"), "{stderr}");
+    assert!(
+        stderr.contains("test:     macro_forms::a_failing_test_still_fails"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("strategy: rollback"), "{stderr}");
+    assert!(
+        stderr.contains("SEEDBED_SEED=4242 cargo test a_failing_test_still_fails"),
+        "{stderr}"
+    );
+}
