@@ -232,6 +232,10 @@ fn cleanup(c: &mut Criterion) {
         eprintln!("TRUNCATE of the 3 tables must name {} tables", names.len());
         format!("TRUNCATE {}", names.join(", "))
     });
+    let plan = rt.block_on(async {
+        let mut conn = pool.acquire().await.expect("conn");
+        cleaner::CleaningPlan::load(&mut conn).await.expect("plan")
+    });
     let mut group = c.benchmark_group("cleanup");
     group.bench_function("seedbed_cleaner_after_3_tables", |b| {
         b.iter_custom(|iters| {
@@ -241,7 +245,9 @@ fn cleanup(c: &mut Criterion) {
                     write_three_tables(&pool, i).await;
                     let mut conn = pool.acquire().await.expect("conn");
                     let started = Instant::now();
-                    cleaner::clean(&mut conn, false).await.expect("clean");
+                    cleaner::clean(&mut conn, &plan, false)
+                        .await
+                        .expect("clean");
                     timed += started.elapsed();
                 }
                 timed

@@ -424,3 +424,80 @@ async fn unknown_and_unavailable_strategies_are_clear_errors() {
         .expect("resolve");
     assert_ne!(strategy, Strategy::Rollback);
 }
+
+#[tokio::test]
+async fn the_cleaner_works_without_superuser_rights() {
+    // As a plain role, foreign keys and triggers fire while the cleaner deletes: deleting issues
+    // makes the audit trigger write rows, which the cleaner's next pass removes.
+    let server = seedbed::server::Server::resolve().await.expect("server");
+    let migrations = seedbed::isolation::Migrations::from_dir("migrations")
+        .await
+        .expect("migrations");
+    let db = seedbed::isolation::migrated::ensure_with(server, &migrations, "plainrole", true)
+        .await
+        .expect("prepared database");
+    let mut admin = sqlx::PgConnection::connect_with(&server.database_options(&db.name))
+        .await
+        .expect("connect");
+    sqlx::raw_sql(
+        "DO $$ BEGIN
+             IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'seedbed_plain') THEN
+                 CREATE ROLE seedbed_plain LOGIN;
+             END IF;
+         END $$;
+         GRANT USAGE ON SCHEMA public, audit, seedbed TO seedbed_plain;
+         GRANT ALL ON ALL TABLES IN SCHEMA public, audit, seedbed TO seedbed_plain;
+         GRANT ALL ON ALL SEQUENCES IN SCHEMA public, audit, seedbed TO seedbed_plain;",
+    )
+    .execute(&mut admin)
+    .await
+    .expect("a plain role");
+    let mut plain = sqlx::PgConnection::connect_with(
+        &server
+            .database_options(&db.name)
+            .username("seedbed_plain")
+            .password(""),
+    )
+    .await
+    .expect("connect as the plain role");
+    let plan = seedbed::isolation::cleaner::CleaningPlan::load(&mut plain)
+        .await
+        .expect("plan");
+    sqlx::raw_sql(
+        "INSERT INTO organizations (name, slug) VALUES ('o', 'plain');
+         INSERT INTO users (email, display_name) VALUES ('p@plain.test', 'P');
+         INSERT INTO projects (organization_id, key, name)
+             SELECT id, 'PLN', 'p' FROM organizations;
+         INSERT INTO issues (project_id, number, title, reporter_id)
+             SELECT p.id, 1, 'i', u.id FROM projects p, users u;
+         UPDATE roles SET description = 'changed' WHERE id = 4;",
+    )
+    .execute(&mut plain)
+    .await
+    .expect("writes");
+    let cleaned = seedbed::isolation::cleaner::clean(&mut plain, &plan, false)
+        .await
+        .expect("clean");
+    assert!(cleaned >= 5, "{cleaned} tables cleaned");
+    for table in [
+        "organizations",
+        "users",
+        "projects",
+        "issues",
+        "audit.issue_events",
+    ] {
+        let n: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                .fetch_one(&mut plain)
+                .await
+                .expect("count");
+        assert_eq!(n, 0, "{table}");
+    }
+    let guest: String = sqlx::query_scalar("SELECT description FROM roles WHERE id = 4")
+        .fetch_one(&mut plain)
+        .await
+        .expect("guest");
+    assert_eq!(guest, "Reads what is shared with them");
+    let _ = plain.close().await;
+    let _ = admin.close().await;
+}

@@ -243,18 +243,27 @@ impl Isolation {
             Some(seed) => ctx_builder.seed(seed),
             None => ctx_builder,
         };
-        let base_seed = ctx_builder.clone().build().base_seed();
-        let claim = if strategy.shares_database() {
-            Some(claim_token(server, &name, base_seed).await?)
-        } else {
-            None
+        let base_seed = self.seed.unwrap_or_else(crate::context::process_base_seed);
+        // The token is claimed while the backend gets ready.
+        let claiming = async {
+            if strategy.shares_database() {
+                claim_token(server, &name, base_seed).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let (claim, acquired) =
+            tokio::join!(claiming, self.acquire_backend(strategy, server, &name));
+        let claim = match claim {
+            Ok(claim) => claim,
+            // The backend, if it was acquired, is released by its drop.
+            Err(e) => return Err(e),
         };
         let ctx_builder = match &claim {
             Some(token) => ctx_builder.token(token.clone()),
             None => ctx_builder,
         };
         let ctx = Arc::new(ctx_builder.build());
-        let acquired = self.acquire_backend(strategy, server, &ctx).await;
         match acquired {
             Ok((database, pool, backend)) => Ok(TestDb {
                 inner: Arc::new(Inner {
@@ -315,9 +324,9 @@ impl Isolation {
         &self,
         strategy: Strategy,
         server: &'static Server,
-        ctx: &Arc<TestContext>,
+        test_name: &str,
     ) -> Result<(String, PgPool, Backend)> {
-        let app_name = application_name(ctx.name());
+        let app_name = application_name(test_name);
         match strategy {
             Strategy::Rollback => {
                 let database = match &self.database {
@@ -496,17 +505,26 @@ impl SharedPool {
         Ok(Self { pool, recycled_at })
     }
 
-    /// Runs `sql` on every connection of the pool at once (one round trip of wall time). Returns
-    /// whether every connection came and ran it.
-    async fn on_every_connection(&self, sql: &str) -> bool {
+    /// Every connection of the pool, once the test has given them all back (`None` if one does
+    /// not come back within 2 s).
+    async fn all_connections(&self) -> Option<Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>> {
         let max = self.pool.options().get_max_connections() as usize;
         let mut conns = Vec::with_capacity(max);
         while conns.len() < max {
             match tokio::time::timeout(Duration::from_secs(2), self.pool.acquire()).await {
                 Ok(Ok(conn)) => conns.push(conn),
-                _ => return false,
+                _ => return None,
             }
         }
+        Some(conns)
+    }
+
+    /// Runs `sql` on the given connections at once (one round trip of wall time). Returns whether
+    /// it ran on every one.
+    async fn on_connections(
+        conns: Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+        sql: &str,
+    ) -> bool {
         let mut tasks = tokio::task::JoinSet::new();
         for mut conn in conns {
             let sql = sql.to_string();
@@ -523,15 +541,23 @@ impl SharedPool {
         all_ok
     }
 
-    /// Puts the pool back for the next test with every session reset, or closes it when a
-    /// connection does not come back.
-    async fn recycle(self, key: &str) {
-        let healthy = self
-            .on_every_connection(
-                "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; \
-                 SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES",
-            )
-            .await;
+    /// Runs `sql` on every connection of the pool.
+    async fn on_every_connection(&self, sql: &str) -> bool {
+        match self.all_connections().await {
+            Some(conns) => Self::on_connections(conns, sql).await,
+            None => false,
+        }
+    }
+
+    /// Resets every session and puts the pool back for the next test; closes it if a reset
+    /// fails.
+    async fn recycle(self, conns: Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>, key: &str) {
+        let healthy = Self::on_connections(
+            conns,
+            "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; \
+             SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES",
+        )
+        .await;
         if healthy {
             *self
                 .recycled_at
@@ -539,8 +565,13 @@ impl SharedPool {
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = std::time::Instant::now();
             TRUNCATE_POOLS.put(key, self);
         } else {
-            let _ = tokio::time::timeout(Duration::from_secs(5), self.pool.close()).await;
+            self.discard().await;
         }
+    }
+
+    /// Closes the pool (a connection is still out, or broke).
+    async fn discard(self) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.pool.close()).await;
     }
 }
 
@@ -778,9 +809,18 @@ impl TestDb {
                 pool,
                 key,
             } => {
-                pool.recycle(&key).await;
-                truncate::clean(&mut lease, inner.reset_sequences).await?;
-                Ok(())
+                // Once the test's connections are back, their sessions are reset while the
+                // database is emptied.
+                let Some(conns) = pool.all_connections().await else {
+                    pool.discard().await;
+                    truncate::clean(&mut lease, inner.reset_sequences).await?;
+                    return Ok(());
+                };
+                let (_, cleaned) = tokio::join!(
+                    pool.recycle(conns, &key),
+                    truncate::clean(&mut lease, inner.reset_sequences)
+                );
+                cleaned.map(|_| ())
             }
         }
     }
@@ -830,7 +870,10 @@ async fn clean_shared(server: &'static Server, database: &str) -> Result<()> {
         .await
         .map_err(Error::db(format!("connecting to {database} to clean it")))?;
     let result = if cleaner::is_prepared(&mut conn).await? {
-        cleaner::clean(&mut conn, false).await.map(|_| ())
+        match cleaner::CleaningPlan::load(&mut conn).await {
+            Ok(plan) => cleaner::clean(&mut conn, &plan, false).await.map(|_| ()),
+            Err(e) => Err(e),
+        }
     } else {
         Err(Error::Config(format!(
             "database {database} was not created by seedbed, so seedbed cannot remove what the \

@@ -41,6 +41,8 @@ pub(crate) struct Slot {
     conn: tokio::sync::Mutex<PgConnection>,
     in_use: AtomicBool,
     needs_clean: AtomicBool,
+    /// How to empty it, read on first use.
+    plan: tokio::sync::OnceCell<cleaner::CleaningPlan>,
 }
 
 /// A slot lent to one test; returned to the process's set on drop.
@@ -218,11 +220,18 @@ async fn ready(slot: Arc<Slot>, reset_sequences: bool) -> Result<Lease> {
 }
 
 /// Empties the slot (on the engine runtime, through the lease connection).
-pub(crate) async fn clean(lease: &mut Lease, reset_sequences: bool) -> Result<i32> {
+pub(crate) async fn clean(lease: &mut Lease, reset_sequences: bool) -> Result<usize> {
     let slot = Arc::clone(&lease.slot);
     let n = engine::run(async move {
         let mut conn = slot.conn.lock().await;
-        cleaner::clean(&mut conn, reset_sequences).await
+        let plan = match slot.plan.get() {
+            Some(plan) => plan,
+            None => {
+                let plan = cleaner::CleaningPlan::load(&mut conn).await?;
+                slot.plan.get_or_init(|| async { plan }).await
+            }
+        };
+        cleaner::clean(&mut conn, plan, reset_sequences).await
     })
     .await?;
     lease.slot.needs_clean.store(false, Ordering::SeqCst);
@@ -310,11 +319,18 @@ async fn try_slot(server: &Server, name: &str) -> Result<Option<Slot>> {
         .await
         .map_err(Error::db(format!("connecting to Truncate database {name}")))?;
     if lock::try_lock_on(&mut conn, "lease", LockMode::Exclusive).await? {
+        // Cleaning waits at most this long for locks a test left behind (an open transaction on
+        // a connection it kept), then fails and is retried before the next use.
+        sqlx::raw_sql("SET lock_timeout = '30s'")
+            .execute(&mut conn)
+            .await
+            .map_err(Error::db(format!("setting up Truncate database {name}")))?;
         Ok(Some(Slot {
             database: name.to_string(),
             conn: tokio::sync::Mutex::new(conn),
             in_use: AtomicBool::new(true),
             needs_clean: AtomicBool::new(true),
+            plan: tokio::sync::OnceCell::new(),
         }))
     } else {
         let _ = conn.close().await;
