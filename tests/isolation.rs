@@ -501,3 +501,57 @@ async fn the_cleaner_works_without_superuser_rights() {
     let _ = plain.close().await;
     let _ = admin.close().await;
 }
+
+#[test]
+fn tests_on_short_lived_runtimes_reuse_connections_safely() {
+    // Every #[seedbed::test] has its own runtime, shut down as soon as the test ends; the
+    // connection kept for the next test must survive that (one backend serves them all), and
+    // nothing may leak. A statement timeout of its own keeps this test's pool apart from the
+    // pools of tests running beside it.
+    let acquire_own = |i: usize| {
+        Isolation::new(Strategy::Rollback)
+            .migrations("migrations")
+            .test_name(format!("isolation::short_runtime::{i}"))
+            .statement_timeout(Duration::from_secs(61))
+            .acquire()
+    };
+    let mut backends = std::collections::BTreeSet::new();
+    for i in 0..30 {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let pid = rt.block_on(async {
+            let db = acquire_own(i).await.expect("acquire");
+            let pool = db.pool();
+            insert_org(&pool, "short-runtime").await;
+            let dup =
+                sqlx::query("INSERT INTO organizations (name, slug) VALUES ('x', 'short-runtime')")
+                    .execute(&pool)
+                    .await;
+            assert!(dup.is_err(), "the first row is visible to the test");
+            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(&pool)
+                .await
+                .expect("pid");
+            db.finish().await.expect("finish");
+            pid
+        });
+        drop(rt);
+        backends.insert(pid);
+    }
+    assert_eq!(
+        backends.len(),
+        1,
+        "one kept connection serves every test: {backends:?}"
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let db = acquire(Strategy::Rollback, "isolation::short_runtime::after").await;
+        assert!(orgs_named(&db.pool(), "short-runtime").await.is_empty());
+        db.finish().await.expect("finish");
+    });
+}

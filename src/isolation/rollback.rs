@@ -164,14 +164,18 @@ impl RollbackPool {
             .idle_timeout(None)
             .max_lifetime(None)
             .test_before_acquire(false)
-            .after_connect(move |_conn, _meta| {
+            .after_connect(move |conn, _meta| {
                 let hooks = Arc::clone(&on_connect);
                 Box::pin(async move {
                     hooks.connections.fetch_add(1, Ordering::SeqCst);
                     if let Some(state) = hooks.current()
                         && state.phase() != IDLE
                     {
+                        // The test's connection was lost midway. The test fails; until it ends,
+                        // its writes go into a transaction of their own, never committed.
                         state.record(Violation::ConnectionReplaced);
+                        let begin = "BEGIN; SAVEPOINT seedbed_checkout";
+                        Tm::begin(conn, Some(sqlx::AssertSqlSafe(begin).into_sql_str())).await?;
                     }
                     Ok(())
                 })
@@ -295,11 +299,19 @@ impl RollbackPool {
         let rolled_back = Tm::rollback(&mut conn).await.is_ok();
         state.phase.store(IDLE, Ordering::SeqCst);
         self.hooks.set(None);
-        drop(conn);
+        // The connection goes back to the pool from the engine runtime: a return spawned on the
+        // test's runtime could be cut off when that runtime shuts down, losing the connection.
+        let _ = super::engine::run(async move {
+            drop(conn);
+            Ok(())
+        })
+        .await;
         let violation = state.violation();
+        // Reused only while it still has the connection opened on the engine runtime.
         let reusable = violation.is_none()
             && rolled_back
-            && connections == self.hooks.connections.load(Ordering::SeqCst);
+            && connections == 1
+            && self.hooks.connections.load(Ordering::SeqCst) == 1;
         if violation.is_some() {
             return Ok((violation, reusable));
         }

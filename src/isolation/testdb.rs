@@ -519,8 +519,10 @@ impl SharedPool {
         Some(conns)
     }
 
-    /// Runs `sql` on the given connections at once (one round trip of wall time). Returns whether
-    /// it ran on every one.
+    /// Runs `sql` on the given connections at once (one round trip of wall time), and gives
+    /// them back to the pool from the engine runtime (a return spawned on a test's runtime could
+    /// be cut off when that runtime shuts down, losing the connection). Returns whether it ran on
+    /// every one.
     async fn on_connections(
         conns: Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>,
         sql: &str,
@@ -529,15 +531,29 @@ impl SharedPool {
         for mut conn in conns {
             let sql = sql.to_string();
             tasks.spawn(async move {
-                conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql)))
+                let ok = conn
+                    .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql)))
                     .await
-                    .is_ok()
+                    .is_ok();
+                (conn, ok)
             });
         }
         let mut all_ok = true;
+        let mut back = Vec::new();
         while let Some(done) = tasks.join_next().await {
-            all_ok &= matches!(done, Ok(true));
+            match done {
+                Ok((conn, ok)) => {
+                    all_ok &= ok;
+                    back.push(conn);
+                }
+                Err(_) => all_ok = false,
+            }
         }
+        let _ = engine::run(async move {
+            drop(back);
+            Ok(())
+        })
+        .await;
         all_ok
     }
 
@@ -794,7 +810,11 @@ impl TestDb {
                 match violation {
                     None => Ok(()),
                     Some(v) => {
-                        if v == Violation::TransactionEnded {
+                        // Whatever escaped the test's transaction is removed.
+                        if matches!(
+                            v,
+                            Violation::TransactionEnded | Violation::ConnectionReplaced
+                        ) {
                             clean_shared(server, &inner.database).await?;
                         }
                         Err(Error::Isolation {
