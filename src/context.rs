@@ -52,6 +52,8 @@ pub struct TestContext {
     /// Sequence counters by the stable hash of their key (see [`TestContext::next_sequence_by_hash`]).
     sequences: Mutex<HashMap<u64, u64, BuildHasherDefault<KeyHashHasher>>>,
     rng: Mutex<SeedRng>,
+    /// What factories write: the reuse scope and the insert statistics.
+    factory: crate::factory::ContextState,
 }
 
 /// Builds a [`TestContext`].
@@ -99,6 +101,7 @@ impl TestContextBuilder {
             shares_database: self.shares_database,
             sequences: Mutex::new(HashMap::default()),
             rng: Mutex::new(SeedRng::seed_from_u64(seed)),
+            factory: crate::factory::ContextState::default(),
         }
     }
 }
@@ -197,6 +200,78 @@ impl TestContext {
     pub fn with_rng<R>(&self, f: impl FnOnce(&mut SeedRng) -> R) -> R {
         let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
         f(&mut rng)
+    }
+
+    /// Makes every factory that needs a `M` (a `belongs_to = M` association left unset) use
+    /// `model` instead of creating one, for the rest of the test (see
+    /// [`TestDb::reuse`](crate::TestDb::reuse), the usual way to call it).
+    ///
+    /// ```
+    /// use seedbed::context::TestContext;
+    ///
+    /// #[derive(Debug, Clone, seedbed::Factory)]
+    /// #[factory(table = "organizations")]
+    /// pub struct Org {
+    ///     #[factory(generated)]
+    ///     pub id: i64,
+    /// }
+    ///
+    /// let ctx = TestContext::builder("t").seed(1).build();
+    /// ctx.reuse(&Org { id: 7 });
+    /// assert_eq!(ctx.reused::<Org, _>(|org| org.id), Some(7));
+    /// ctx.stop_reusing::<Org>();
+    /// assert_eq!(ctx.reused::<Org, _>(|org| org.id), None);
+    /// ```
+    pub fn reuse<M: Clone + Send + Sync + 'static>(&self, model: &M) {
+        self.factory.reuse(model.clone());
+    }
+
+    /// Ends [`reuse`](Self::reuse) of the `M` set before: factories create their own again.
+    pub fn stop_reusing<M: 'static>(&self) {
+        self.factory.stop_reusing::<M>();
+    }
+
+    /// `f` of the `M` being reused, if one is.
+    pub fn reused<M: 'static, R>(&self, f: impl FnOnce(&M) -> R) -> Option<R> {
+        self.factory.reused(f)
+    }
+
+    /// Rows and statements per table that factories inserted in this context.
+    ///
+    /// ```
+    /// let ctx = seedbed::context::TestContext::builder("t").build();
+    /// assert_eq!(ctx.insert_stats().total_rows(), 0);
+    /// ```
+    pub fn insert_stats(&self) -> crate::factory::InsertStats {
+        self.factory.stats()
+    }
+
+    /// Calls `observer` after every statement a factory runs in this context: the hook for code
+    /// that must know what factories wrote (an insert log, a namespace's cleanup).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use seedbed::context::TestContext;
+    ///
+    /// let ctx = TestContext::builder("t").build();
+    /// let rows = Arc::new(AtomicUsize::new(0));
+    /// let seen = Arc::clone(&rows);
+    /// ctx.on_insert(move |event| {
+    ///     seen.fetch_add(event.rows, Ordering::Relaxed);
+    /// });
+    /// assert_eq!(rows.load(Ordering::Relaxed), 0);
+    /// ```
+    pub fn on_insert(
+        &self,
+        observer: impl Fn(&crate::factory::InsertEvent<'_>) + Send + Sync + 'static,
+    ) {
+        self.factory.observe(Arc::new(observer));
+    }
+
+    /// The factory state of the context (reuse scope, statistics, insert observers).
+    pub(crate) fn factory_state(&self) -> &crate::factory::ContextState {
+        &self.factory
     }
 }
 

@@ -149,6 +149,59 @@ pub enum Error {
         #[source]
         source: sqlx::Error,
     },
+
+    // ---- Factories that write (src/factory/). ----
+    /// A factory's `INSERT` broke a constraint: the table, the constraint and the values that
+    /// broke it, as the server reported them.
+    #[error(
+        "{factory} could not insert into {table}: {kind} `{constraint}` was violated{}{}{}",
+        column.as_deref().map(|c| format!(" (column {c})")).unwrap_or_default(),
+        if detail.is_empty() { String::new() } else { format!(": {detail}") },
+        kind.hint()
+    )]
+    ConstraintViolation {
+        /// The factory (`module::Model`).
+        factory: String,
+        /// The table the row was for.
+        table: String,
+        /// The kind of constraint.
+        kind: crate::factory::ConstraintKind,
+        /// The constraint's name.
+        constraint: String,
+        /// The column, for a NOT NULL violation.
+        column: Option<String>,
+        /// The server's detail: the key and its values, or the failing row.
+        detail: String,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// A factory names a table or a column the database does not have.
+    #[error(
+        "{factory} names {what}, which the database does not have ({message}): check          #[factory(table = …, schema = …)] and #[factory(column = …)] against the schema, and          that the migrations ran"
+    )]
+    SchemaMismatch {
+        /// The factory (`module::Model`).
+        factory: String,
+        /// What is missing: `table users`, `column emial of table users`.
+        what: String,
+        /// The server's message.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// A factory could not plan or decode what it creates (a model without `sqlx::FromRow`, a
+    /// node of another graph, a foreign-key cycle with no nullable column to break it).
+    #[error("{factory}: {message}")]
+    Factory {
+        /// The factory (`module::Model`).
+        factory: String,
+        /// What went wrong, and what to do.
+        message: String,
+    },
 }
 
 impl Error {

@@ -7,14 +7,19 @@ pub use rand;
 pub use sea_query;
 
 pub use crate::context::{SeedRng, TestContext};
+pub use crate::error::Error;
+pub use crate::factory::plan::{Decoder, ErasedHook, KeyFn, NodeId, Plan, Ref};
 pub use crate::factory::probe::{
-    ColumnInto, ColumnMissing, FillDefault, FillDummy, FillGeneratedDefault, FillGeneratedDummy,
-    FillGeneratedMissing, FillMissing, Probe, TokenOther, TokenText,
+    ColumnInto, ColumnMissing, DecoderNone, DecoderRow, FillDefault, FillDummy,
+    FillGeneratedDefault, FillGeneratedDummy, FillGeneratedMissing, FillMissing,
+    PlaceholderDefault, PlaceholderDummy, PlaceholderMissing, Probe, TokenOther, TokenText,
 };
 pub use crate::factory::{
-    Attributes, BuildCtx, Column, DbEnum, Factory, FactoryBuilder, Table, UniqueValue,
-    enum_array_type, enum_column_type, enum_null, enum_try_from, enum_value,
+    Assoc, Attributes, BuildCtx, Children, Column, Create, DbEnum, Factory, FactoryBuilder, Hooks,
+    IntoAssoc, Table, Target, UniqueValue, enum_array_type, enum_column_type, enum_null,
+    enum_try_from, enum_value,
 };
+
 pub use crate::isolation::harness::{
     Flavor, TestArgs, TestFixture, TestFn, TestTermination, assert_test_fn,
 };

@@ -1,18 +1,33 @@
 #![doc = include_str!("README.md")]
 
+mod assoc;
 mod attributes;
 mod build;
+mod create;
 mod db_enum;
+mod errors;
+mod graph;
+#[doc(hidden)]
+pub mod plan;
 #[doc(hidden)]
 pub mod probe;
+mod state;
 mod table;
+mod testdb;
 mod unique;
 
+pub use self::assoc::{Assoc, Children, Hooks, IntoAssoc, Node};
 pub use self::attributes::Attributes;
 pub use self::build::{BuildCtx, BuildRng};
+pub use self::create::{Create, Row, Target};
 pub use self::db_enum::{
     DbEnum, enum_array_type, enum_column_type, enum_null, enum_try_from, enum_value,
 };
+pub use self::errors::ConstraintKind;
+pub use self::graph::{Created, Graph};
+pub use self::plan::{MAX_BIND_PARAMETERS, rows_per_statement};
+pub(crate) use self::state::ContextState;
+pub use self::state::{InsertEvent, InsertObserver, InsertStats, StatementKind, TableStats};
 pub use self::table::{Column, Table};
 pub use self::unique::UniqueValue;
 
@@ -122,5 +137,22 @@ pub trait FactoryBuilder: Sized {
     /// Builds one value and returns its column/value pairs (factory_bot's `attributes_for`).
     fn attributes(self) -> Attributes {
         self.build().into_attributes()
+    }
+
+    /// Adds the row this builder makes (and the parents its associations need) to `plan`.
+    /// `#[derive(Factory)]` implements it; the default, for hand-written builders, builds the
+    /// model and writes its attributes.
+    #[doc(hidden)]
+    fn __plan(self, plan: &mut plan::Plan, decode: plan::Decoder) -> crate::Result<plan::NodeId> {
+        let slot = plan.take_slot();
+        let attributes = self.build().into_attributes();
+        plan.push(
+            slot,
+            Self::Model::TABLE,
+            attributes,
+            Vec::new(),
+            decode,
+            Vec::new(),
+        )
     }
 }

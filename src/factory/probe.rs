@@ -268,6 +268,97 @@ impl<T, F> TokenOther<T> for Probe<T, F> {
     }
 }
 
+// ---- The decoder of a `belongs_to` parent: its FromRow, else `None` (reported when creating). ----
+
+/// Step 1: the model reads rows (`sqlx::FromRow`).
+pub trait DecoderRow {
+    /// The decoder.
+    fn decoder(&self) -> Option<crate::factory::plan::Decoder>;
+}
+impl<M: crate::factory::Row, F> DecoderRow for &Probe<M, F> {
+    #[inline]
+    fn decoder(&self) -> Option<crate::factory::plan::Decoder> {
+        Some(crate::factory::plan::decoder::<M>())
+    }
+}
+
+/// Step 2: it does not; creating it reports that.
+pub trait DecoderNone {
+    /// No decoder.
+    fn decoder(&self) -> Option<crate::factory::plan::Decoder>;
+}
+impl<M, F> DecoderNone for Probe<M, F> {
+    #[inline]
+    fn decoder(&self) -> Option<crate::factory::plan::Decoder> {
+        None
+    }
+}
+
+// ---- A placeholder for a foreign key the plan fills in later: Default, else a fixed Dummy. ----
+
+/// A placeholder value, made by a function.
+pub struct PlaceholderValue<T>(fn() -> T);
+
+impl<T> PlaceholderValue<T> {
+    /// The value.
+    #[inline]
+    pub fn value(self) -> T {
+        (self.0)()
+    }
+}
+
+/// No placeholder: using it is the compile error.
+pub struct NoPlaceholder<T, F>(PhantomData<fn() -> (T, F)>);
+
+impl<T, F> NoPlaceholder<T, F> {
+    /// Never compiles for a real field: `T: MissingValue<F>` has no implementation.
+    pub fn value(self) -> T
+    where
+        T: MissingValue<F>,
+    {
+        T::missing()
+    }
+}
+
+/// Step 1: `Default`.
+pub trait PlaceholderDefault<T> {
+    /// The strategy.
+    fn placeholder(&self) -> PlaceholderValue<T>;
+}
+impl<T: Default, F> PlaceholderDefault<T> for &&Probe<T, F> {
+    #[inline]
+    fn placeholder(&self) -> PlaceholderValue<T> {
+        PlaceholderValue(T::default)
+    }
+}
+
+/// Step 2: `Dummy<Faker>` from a fixed stream.
+pub trait PlaceholderDummy<T> {
+    /// The strategy.
+    fn placeholder(&self) -> PlaceholderValue<T>;
+}
+impl<T: Dummy<Faker>, F> PlaceholderDummy<T> for &Probe<T, F> {
+    #[inline]
+    fn placeholder(&self) -> PlaceholderValue<T> {
+        PlaceholderValue(|| {
+            use rand::SeedableRng;
+            Faker.fake_with_rng(&mut crate::factory::BuildRng::seed_from_u64(0))
+        })
+    }
+}
+
+/// Step 3: the error.
+pub trait PlaceholderMissing<T, F> {
+    /// The strategy.
+    fn placeholder(&self) -> NoPlaceholder<T, F>;
+}
+impl<T, F> PlaceholderMissing<T, F> for Probe<T, F> {
+    #[inline]
+    fn placeholder(&self) -> NoPlaceholder<T, F> {
+        NoPlaceholder(PhantomData)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

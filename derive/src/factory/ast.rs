@@ -7,7 +7,7 @@ use proc_macro2::Span;
 use syn::ext::IdentExt;
 use syn::{Data, DeriveInput, Expr, Fields, Ident, LitStr, Path, Type, Visibility};
 
-use super::attr::{ContainerAttrs, FieldAttrs, Sequence, TraitDef, TransientDef};
+use super::attr::{ContainerAttrs, FieldAttrs, HasMany, Sequence, TraitDef, TransientDef};
 
 /// A struct deriving `Factory`.
 pub(crate) struct Model<'a> {
@@ -19,6 +19,8 @@ pub(crate) struct Model<'a> {
     pub(crate) traits: Vec<TraitDef>,
     pub(crate) transients: Vec<TransientDef>,
     pub(crate) after_build: Vec<Path>,
+    pub(crate) after_create: Vec<Path>,
+    pub(crate) has_many: Vec<HasMany>,
     pub(crate) krate: Path,
     /// Where `table` and `schema` were written, for errors about them.
     pub(crate) attr_spans: AttrSpans,
@@ -136,6 +138,8 @@ impl<'a> Model<'a> {
             traits: container.traits.0,
             transients: container.transient.0,
             after_build: container.after_build,
+            after_create: container.after_create,
+            has_many: container.has_many.0,
             krate: container
                 .krate
                 .unwrap_or_else(|| syn::parse_quote!(::seedbed)),
@@ -143,9 +147,63 @@ impl<'a> Model<'a> {
         })
     }
 
+    /// The `belongs_to` fields, as associations.
+    pub(crate) fn associations(&self) -> impl Iterator<Item = Association<'_, 'a>> {
+        self.fields.iter().filter_map(Field::association)
+    }
+
     /// Whether any field is `lazy` (the build then goes through the `…FactoryFields` struct).
     pub(crate) fn has_lazy(&self) -> bool {
         self.fields.iter().any(|f| f.attrs.lazy.is_some())
+    }
+}
+
+/// A `belongs_to` field: its parent model, the parent's key field and the setters' name.
+pub(crate) struct Association<'m, 'a> {
+    pub(crate) field: &'m Field<'a>,
+    pub(crate) parent: &'m Path,
+    /// The parent's field the foreign key holds (`id` by default).
+    pub(crate) references: Ident,
+    /// The setters' name: the field's name without `_id`.
+    pub(crate) name: Ident,
+}
+
+impl Association<'_, '_> {
+    /// The builder slot holding the parent's builder or node.
+    pub(crate) fn slot(&self) -> Ident {
+        quote::format_ident!("__seedbed_a_{}", self.name)
+    }
+
+    /// The `…_ref` setter.
+    pub(crate) fn ref_setter(&self) -> Ident {
+        quote::format_ident!("{}_ref", self.name)
+    }
+
+    /// Whether the foreign key may be NULL (an `Option` field): then it is not created by
+    /// default.
+    pub(crate) fn optional(&self) -> bool {
+        self.field.is_option()
+    }
+}
+
+impl<'a> Field<'a> {
+    /// The association of a `belongs_to` field.
+    pub(crate) fn association(&self) -> Option<Association<'_, 'a>> {
+        let parent = self.attrs.belongs_to.as_ref()?;
+        let base = match self.name.strip_suffix("_id") {
+            Some(base) if syn::parse_str::<Ident>(base).is_ok() => base,
+            _ => &self.name,
+        };
+        Some(Association {
+            field: self,
+            parent,
+            references: self
+                .attrs
+                .references
+                .clone()
+                .unwrap_or_else(|| Ident::new("id", Span::call_site())),
+            name: Ident::new(base, self.ident.span()),
+        })
     }
 }
 

@@ -26,6 +26,12 @@ pub(crate) struct ContainerAttrs {
     /// `after_build = path`, repeatable.
     #[darling(multiple)]
     pub(crate) after_build: Vec<Path>,
+    /// `after_create = path`, repeatable: `fn(&Model) -> impl Children`.
+    #[darling(multiple)]
+    pub(crate) after_create: Vec<Path>,
+    /// `has_many(posts(Post, via = author), ...)`.
+    #[darling(default)]
+    pub(crate) has_many: HasManys,
     /// `crate = path`: where seedbed is, when it is renamed.
     #[darling(rename = "crate")]
     pub(crate) krate: Option<Path>,
@@ -51,6 +57,10 @@ pub(crate) struct FieldAttrs {
     pub(crate) skip: Flag,
     /// `column = "name"`.
     pub(crate) column: Option<SpannedValue<String>>,
+    /// `belongs_to = User`: a foreign key to the model `User`.
+    pub(crate) belongs_to: Option<Path>,
+    /// `references = id`: the parent's field the key is (default `id`).
+    pub(crate) references: Option<Ident>,
 }
 
 /// A `sequence = …` value.
@@ -183,5 +193,51 @@ fn require_list<'m>(item: &'m Meta, example: &str) -> darling::Result<&'m syn::M
         other => {
             Err(darling::Error::custom(format!("expected a list: `{example}`")).with_span(other))
         }
+    }
+}
+
+/// `has_many(posts(Post, via = author), ...)`.
+#[derive(Debug, Default)]
+pub(crate) struct HasManys(pub(crate) Vec<HasMany>);
+
+/// One `has_many`: children of model `child` whose `belongs_to` association `via` points back.
+#[derive(Debug)]
+pub(crate) struct HasMany {
+    pub(crate) name: Ident,
+    pub(crate) child: Path,
+    pub(crate) via: Ident,
+}
+
+impl FromMeta for HasManys {
+    fn from_meta(item: &Meta) -> darling::Result<Self> {
+        let list = require_list(item, "has_many(posts(Post, via = author), …)")?;
+        let defs = list
+            .parse_args_with(Punctuated::<HasMany, Token![,]>::parse_terminated)
+            .map_err(darling::Error::from)?;
+        Ok(HasManys(defs.into_iter().collect()))
+    }
+}
+
+impl Parse for HasMany {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let name: Ident = input.parse()?;
+        let content;
+        syn::parenthesized!(content in input);
+        let child: Path = content.parse()?;
+        content.parse::<Token![,]>()?;
+        let key: Ident = content.parse()?;
+        if key != "via" {
+            return Err(syn::Error::new(
+                key.span(),
+                "expected `via = association`: the child's `belongs_to` association that points back \
+                 (`has_many(posts(Post, via = author))`)",
+            ));
+        }
+        content.parse::<Token![=]>()?;
+        let via: Ident = content.parse()?;
+        if !content.is_empty() {
+            content.parse::<Token![,]>()?;
+        }
+        Ok(HasMany { name, child, via })
     }
 }

@@ -65,12 +65,20 @@ fn builder_struct(model: &Model<'_>, names: &Names) -> TokenStream {
         let ty = &t.ty;
         quote!(#ident: ::core::option::Option<#ty>)
     });
+    let private = &names.private;
+    let assoc_slots = model.associations().map(|a| {
+        let slot = a.slot();
+        let parent = a.parent;
+        quote!(#slot: ::core::option::Option<#private::Assoc<#parent>>)
+    });
     quote! {
         #[doc = #doc]
         #[must_use = "a factory builds nothing until `.build()`"]
         #vis struct #builder {
             #(#slots,)*
             #(#transient_slots,)*
+            #(#assoc_slots,)*
+            __seedbed_after: #private::Hooks<#model_ident>,
         }
     }
 }
@@ -119,7 +127,7 @@ fn impls(model: &Model<'_>, names: &Names) -> TokenStream {
     let vis = model.vis;
 
     let markers = markers(model);
-    let setters = setters(model);
+    let setters = setters(model, names);
     let traits = traits(model);
     let build = build_fn(model, names);
     let table = table_const(model, names);
@@ -141,6 +149,18 @@ fn impls(model: &Model<'_>, names: &Names) -> TokenStream {
         .iter()
         .map(|i| syn::ext::IdentExt::unraw(*i).to_string())
         .collect();
+    let extra_slots: Vec<Ident> = model
+        .associations()
+        .map(|a| a.slot())
+        .chain(std::iter::once(format_ident!("__seedbed_after")))
+        .collect();
+    let extra_names: Vec<String> = model
+        .associations()
+        .map(|a| a.name.to_string())
+        .chain(std::iter::once("after_create".to_string()))
+        .collect();
+    let plan = plan_fn(model, names);
+    let persistence = persistence(model, names);
     let builder_name = builder.to_string();
     let factory_doc = format!(
         " A factory for `{model_ident}`: set the fields you care about, then `.build()`. Every \
@@ -157,6 +177,7 @@ fn impls(model: &Model<'_>, names: &Names) -> TokenStream {
             #vis fn factory() -> #builder {
                 #builder {
                     #(#all_slots: ::core::option::Option::None,)*
+                    #(#extra_slots: ::core::default::Default::default(),)*
                 }
             }
         }
@@ -206,6 +227,7 @@ fn impls(model: &Model<'_>, names: &Names) -> TokenStream {
             fn clone(&self) -> Self {
                 #builder {
                     #(#all_slots: ::core::clone::Clone::clone(&self.#all_slots),)*
+                    #(#extra_slots: ::core::clone::Clone::clone(&self.#extra_slots),)*
                 }
             }
         }
@@ -218,6 +240,7 @@ fn impls(model: &Model<'_>, names: &Names) -> TokenStream {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 f.debug_struct(#builder_name)
                     #(.field(#slot_names, &self.#all_slots))*
+                    #(.field(#extra_names, &self.#extra_slots))*
                     .finish()
             }
         }
@@ -251,7 +274,11 @@ fn impls(model: &Model<'_>, names: &Names) -> TokenStream {
             fn build(self) -> #model_ident {
                 #builder::build(self)
             }
+
+            #plan
         }
+
+        #persistence
     }
 }
 
@@ -272,8 +299,10 @@ fn marker(field: &Field<'_>) -> TokenStream {
     quote!(__seedbed_fields::#ident)
 }
 
-fn setters(model: &Model<'_>) -> TokenStream {
+fn setters(model: &Model<'_>, names: &Names) -> TokenStream {
     let vis = model.vis;
+    let private = &names.private;
+    let model_ident = model.ident;
     let fields = model.fields.iter().map(|f| {
         let ident = f.ident;
         let ty = f.ty;
@@ -285,9 +314,54 @@ fn setters(model: &Model<'_>) -> TokenStream {
             Source::Lazy(_) => "instead of its `lazy` value",
             Source::Auto => "instead of a generated value",
         };
+        let assoc = f.association();
+        let what = match &assoc {
+            Some(a) => format!(
+                "the key of its `{}` association, instead of creating one",
+                a.name
+            ),
+            None => what.to_string(),
+        };
         let doc = format!(" Sets `{}` ({what}). The last write wins.", f.name);
         let field_docs: Vec<_> = f.docs().collect();
         let separator = (!field_docs.is_empty()).then(|| quote!(#[doc = ""]));
+        let clear = assoc.as_ref().map(|a| {
+            let slot = a.slot();
+            quote!(self.#slot = ::core::option::Option::None;)
+        });
+        let assoc_setters = assoc.as_ref().map(|a| {
+            let name = &a.name;
+            let ref_setter = a.ref_setter();
+            let slot = a.slot();
+            let parent = a.parent;
+            let key = key_expr(a, &quote!(parent));
+            let doc = format!(
+                " Sets the `{name}` association from a builder of the parent (created with this \
+                 row, or built under `build()`) or from a graph node. The last write wins."
+            );
+            let ref_doc = format!(
+                " Sets the `{name}` association to an existing row: `{}` takes its key. The last \
+                 write wins.",
+                f.name
+            );
+            quote! {
+                #[doc = #doc]
+                #[inline]
+                #vis fn #name(mut self, parent: impl #private::IntoAssoc<#parent>) -> Self {
+                    self.#slot = ::core::option::Option::Some(#private::IntoAssoc::into_assoc(parent));
+                    self.#ident = ::core::option::Option::None;
+                    self
+                }
+
+                #[doc = #ref_doc]
+                #[inline]
+                #vis fn #ref_setter(mut self, parent: &#parent) -> Self {
+                    self.#ident = ::core::option::Option::Some(#key);
+                    self.#slot = ::core::option::Option::None;
+                    self
+                }
+            }
+        });
         quote! {
             #[doc = #doc]
             #separator
@@ -295,10 +369,26 @@ fn setters(model: &Model<'_>) -> TokenStream {
             #[inline]
             #vis fn #ident(mut self, value: impl ::core::convert::Into<#ty>) -> Self {
                 self.#ident = ::core::option::Option::Some(::core::convert::Into::into(value));
+                #clear
                 self
             }
+
+            #assoc_setters
         }
     });
+    let after_create = quote! {
+        /// Adds an `after_create` hook: it receives each created row and returns the rows to
+        /// create with it (a builder, a `Vec` of builders, a tuple, `()`), which are created in
+        /// the same call, one statement per table for a whole `create_list`.
+        #[inline]
+        #vis fn after_create<C: #private::Children>(
+            mut self,
+            hook: impl ::core::ops::Fn(&#model_ident) -> C + ::core::marker::Send + ::core::marker::Sync + 'static,
+        ) -> Self {
+            self.__seedbed_after.push(hook);
+            self
+        }
+    };
     let transients = model.transients.iter().map(|t| {
         let ident = &t.name;
         let ty = &t.ty;
@@ -315,7 +405,7 @@ fn setters(model: &Model<'_>) -> TokenStream {
             }
         }
     });
-    quote!(#(#fields)* #(#transients)*)
+    quote!(#(#fields)* #(#transients)* #after_create)
 }
 
 fn traits(model: &Model<'_>) -> TokenStream {
@@ -501,6 +591,41 @@ fn field_step(field: &Field<'_>, names: &Names, fields_var: Option<&TokenStream>
     let build = quote!(__seedbed_build);
     let marker = marker(field);
 
+    if let Some(assoc) = field.association() {
+        let parent = assoc.parent;
+        let assoc_slot = assoc.slot();
+        let key = key_expr(&assoc, &quote!(__seedbed_parent));
+        let placeholder = placeholder(field, names);
+        let unset = if assoc.optional() {
+            quote!(::core::option::Option::None)
+        } else {
+            quote! {
+                match #build.context().reused::<#parent, #ty>(|__seedbed_parent| #key) {
+                    ::core::option::Option::Some(value) => value,
+                    ::core::option::Option::None => {
+                        let __seedbed_parent = &#private::FactoryBuilder::build(
+                            <#parent as #private::Factory>::factory(),
+                        );
+                        #key
+                    }
+                }
+            }
+        };
+        return quote! {
+            let #local: #ty = match self.#slot {
+                ::core::option::Option::Some(value) => value,
+                ::core::option::Option::None => match self.#assoc_slot {
+                    ::core::option::Option::Some(#private::Assoc::Factory(__seedbed_builder)) => {
+                        let __seedbed_parent = &#private::FactoryBuilder::build(*__seedbed_builder);
+                        #key
+                    }
+                    ::core::option::Option::Some(#private::Assoc::Node(_)) => #placeholder,
+                    ::core::option::Option::None => #unset,
+                },
+            };
+        };
+    }
+
     let mut value = match field.source() {
         Source::Default(expr) => typed_value(expr, Some(ty)),
         Source::Faker(expr) => {
@@ -667,5 +792,264 @@ fn into_attributes(model: &Model<'_>, names: &Names) -> TokenStream {
             #(#pushes)*
             __seedbed_attributes
         }
+    }
+}
+
+/// The foreign key's value from `parent` (a `&Parent`): the referenced field, converted into the
+/// field's type (`i64` into `Option<i64>`, say).
+fn key_expr(assoc: &super::ast::Association<'_, '_>, parent: &TokenStream) -> TokenStream {
+    let ty = assoc.field.ty;
+    let references = &assoc.references;
+    let span = references.span();
+    quote_spanned! {span=>
+        ::core::convert::Into::<#ty>::into(::core::clone::Clone::clone(&(#parent).#references))
+    }
+}
+
+/// A value of the field's type to stand in until the plan writes the parent's key.
+fn placeholder(field: &Field<'_>, names: &Names) -> TokenStream {
+    if field.is_option() {
+        return quote!(::core::option::Option::None);
+    }
+    let private = &names.private;
+    let ty = field.ty;
+    let marker = marker(field);
+    let span = field.ident.span();
+    quote_spanned! {span=>
+        {
+            #[allow(unused_imports)]
+            use #private::{PlaceholderDefault as _, PlaceholderDummy as _, PlaceholderMissing as _};
+            (&&&#private::Probe::<#ty>::new().field::<#marker>()).placeholder().value()
+        }
+    }
+}
+
+/// `FactoryBuilder::__plan`: the row and the parents its associations need, added to a plan.
+fn plan_fn(model: &Model<'_>, names: &Names) -> TokenStream {
+    let private = &names.private;
+    let builder = &names.builder;
+    let model_ident = model.ident;
+    let steps = model.associations().map(|a| plan_step(&a, names));
+    let after_create = &model.after_create;
+    quote! {
+        fn __plan(
+            mut self,
+            __seedbed_plan: &mut #private::Plan,
+            __seedbed_decode: #private::Decoder,
+        ) -> ::core::result::Result<#private::NodeId, #private::Error> {
+            let __seedbed_slot = __seedbed_plan.take_slot();
+            #[allow(unused_mut)]
+            let mut __seedbed_refs: ::std::vec::Vec<#private::Ref> = ::std::vec::Vec::new();
+            #(#steps)*
+            #[allow(unused_mut)]
+            let mut __seedbed_hooks = ::core::mem::take(&mut self.__seedbed_after);
+            #(__seedbed_hooks.push(#after_create);)*
+            let __seedbed_model = #builder::build(self);
+            __seedbed_plan.push(
+                __seedbed_slot,
+                <#model_ident as #private::Factory>::TABLE,
+                #private::Factory::into_attributes(__seedbed_model),
+                __seedbed_refs,
+                __seedbed_decode,
+                __seedbed_hooks.into_erased(),
+            )
+        }
+    }
+}
+
+fn plan_step(assoc: &super::ast::Association<'_, '_>, names: &Names) -> TokenStream {
+    let private = &names.private;
+    let field = assoc.field.ident;
+    let ty = assoc.field.ty;
+    let parent = assoc.parent;
+    let slot = assoc.slot();
+    let column = assoc.field.column().unwrap_or_default();
+    let optional = assoc.optional();
+    let marker = marker(assoc.field);
+    let key = key_expr(assoc, &quote!(__seedbed_parent));
+    let placeholder = placeholder(assoc.field, names);
+    let decoder = quote! {
+        {
+            #[allow(unused_imports)]
+            use #private::{DecoderNone as _, DecoderRow as _};
+            (&&#private::Probe::<#parent>::new()).decoder()
+        }
+    };
+    let create_parent = quote! {
+        let __seedbed_node = __seedbed_plan.plan(<#parent as #private::Factory>::factory(), #decoder)?;
+        __seedbed_refs.push(#private::Ref::new(#column, __seedbed_node, __seedbed_key, #optional));
+        self.#field = ::core::option::Option::Some(#placeholder);
+    };
+    let unset = if optional {
+        TokenStream::new()
+    } else {
+        quote! {
+            match __seedbed_plan.context().reused::<#parent, #ty>(|__seedbed_parent| #key) {
+                ::core::option::Option::Some(value) => {
+                    self.#field = ::core::option::Option::Some(value);
+                }
+                ::core::option::Option::None => {
+                    #create_parent
+                }
+            }
+        }
+    };
+    quote! {
+        if self.#field.is_none() {
+            let __seedbed_key: #private::KeyFn =
+                |__seedbed_row: &(dyn ::core::any::Any + ::core::marker::Send)| {
+                    let __seedbed_parent = __seedbed_row.downcast_ref::<#parent>()?;
+                    let __seedbed_value: #ty = #key;
+                    ::core::option::Option::Some({
+                        #[allow(unused_imports)]
+                        use #private::{ColumnInto as _, ColumnMissing as _};
+                        (&&#private::Probe::<#ty>::new().field::<#marker>())
+                            .column()
+                            .convert(__seedbed_value)
+                    })
+                };
+            match self.#slot.take() {
+                ::core::option::Option::Some(#private::Assoc::Factory(__seedbed_builder)) => {
+                    let __seedbed_node = __seedbed_plan.plan(*__seedbed_builder, #decoder)?;
+                    __seedbed_refs.push(#private::Ref::new(#column, __seedbed_node, __seedbed_key, #optional));
+                    self.#field = ::core::option::Option::Some(#placeholder);
+                }
+                ::core::option::Option::Some(#private::Assoc::Node(__seedbed_n)) => {
+                    let __seedbed_node = __seedbed_plan.node(&__seedbed_n)?;
+                    __seedbed_refs.push(#private::Ref::new(#column, __seedbed_node, __seedbed_key, #optional));
+                    self.#field = ::core::option::Option::Some(#placeholder);
+                }
+                ::core::option::Option::None => {
+                    #unset
+                }
+            }
+        }
+    }
+}
+
+/// `create`, `create_list`, `create_list_with` and the `has_many` methods, available when the
+/// model derives `sqlx::FromRow`.
+fn persistence(model: &Model<'_>, names: &Names) -> TokenStream {
+    let private = &names.private;
+    let builder = &names.builder;
+    let model_ident = model.ident;
+    let vis = model.vis;
+    let has_many = model.has_many.iter().map(|h| {
+        let child = &h.child;
+        let name = syn::ext::IdentExt::unraw(&h.name);
+        let with = format_ident!("with_{}", name);
+        let with_each = format_ident!("with_{}_each", name);
+        let via_ref = format_ident!("{}_ref", h.via);
+        let doc = format!(
+            " Creates `n` `{}` rows with each created row, their `{}` association set to it \
+             (one statement per table for a whole `create_list`).",
+            quote!(#child).to_string().replace(' ', ""),
+            h.via
+        );
+        let each_doc = format!(
+            " As [`{with}`](Self::{with}), letting `each` adjust the builder of the `i`-th child."
+        );
+        quote! {
+            #[automatically_derived]
+            impl #builder
+            where
+                for<'__seedbed> <#child as #private::Factory>::Builder: #private::Create,
+            {
+                #[doc = #doc]
+                #vis fn #with(self, n: usize) -> Self {
+                    self.after_create(move |__seedbed_parent: &#model_ident| {
+                        (0..n)
+                            .map(|_| #child::factory().#via_ref(__seedbed_parent))
+                            .collect::<::std::vec::Vec<_>>()
+                    })
+                }
+
+                #[doc = #each_doc]
+                #vis fn #with_each(
+                    self,
+                    n: usize,
+                    each: impl ::core::ops::Fn(
+                        usize,
+                        <#child as #private::Factory>::Builder,
+                    ) -> <#child as #private::Factory>::Builder
+                        + ::core::marker::Send
+                        + ::core::marker::Sync
+                        + 'static,
+                ) -> Self {
+                    self.after_create(move |__seedbed_parent: &#model_ident| {
+                        (0..n)
+                            .map(|i| each(i, #child::factory().#via_ref(__seedbed_parent)))
+                            .collect::<::std::vec::Vec<_>>()
+                    })
+                }
+            }
+        }
+    });
+    quote! {
+        #[automatically_derived]
+        impl #builder
+        where
+            for<'__seedbed> #builder: #private::Create,
+        {
+            /// Inserts the row, and the parents its unset `belongs_to` associations need, and
+            /// returns it as the database stored it (generated ids, defaults, trigger effects).
+            /// Takes `&TestDb`, `&PgPool` or `&mut PgConnection` (`&mut *tx`).
+            #[inline]
+            #vis fn create<'__seedbed_db, __SeedbedTarget>(
+                self,
+                db: __SeedbedTarget,
+            ) -> impl ::core::future::Future<
+                Output = ::core::result::Result<#model_ident, #private::Error>,
+            > + ::core::marker::Send
+                   + '__seedbed_db
+            where
+                __SeedbedTarget: #private::Target<'__seedbed_db> + '__seedbed_db,
+            {
+                #private::Create::create(self, db)
+            }
+        }
+
+        #[automatically_derived]
+        impl #builder
+        where
+            for<'__seedbed> #builder: #private::Create + ::core::clone::Clone,
+        {
+            /// Inserts `n` rows with the same overrides (sequences and fakers advance for each):
+            /// one multi-row `INSERT … RETURNING` per table and per 65,535 bind parameters,
+            /// parents first.
+            #[inline]
+            #vis fn create_list<'__seedbed_db, __SeedbedTarget>(
+                self,
+                db: __SeedbedTarget,
+                n: usize,
+            ) -> impl ::core::future::Future<
+                Output = ::core::result::Result<::std::vec::Vec<#model_ident>, #private::Error>,
+            > + ::core::marker::Send
+                   + '__seedbed_db
+            where
+                __SeedbedTarget: #private::Target<'__seedbed_db> + '__seedbed_db,
+            {
+                #private::Create::create_list(self, db, n)
+            }
+
+            /// Inserts `n` rows, letting `each` adjust the builder of the `i`-th (from 0).
+            #[inline]
+            #vis fn create_list_with<'__seedbed_db, __SeedbedTarget>(
+                self,
+                db: __SeedbedTarget,
+                n: usize,
+                each: impl ::core::ops::FnMut(usize, Self) -> Self + ::core::marker::Send + '__seedbed_db,
+            ) -> impl ::core::future::Future<
+                Output = ::core::result::Result<::std::vec::Vec<#model_ident>, #private::Error>,
+            > + ::core::marker::Send
+                   + '__seedbed_db
+            where
+                __SeedbedTarget: #private::Target<'__seedbed_db> + '__seedbed_db,
+            {
+                #private::Create::create_list_with(self, db, n, each)
+            }
+        }
+
+        #(#has_many)*
     }
 }

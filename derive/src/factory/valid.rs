@@ -21,6 +21,7 @@ const RESERVED: &[&str] = &[
     "create_list",
     "create_list_with",
     "factory",
+    "after_create",
 ];
 
 /// Checks the model; all problems at once.
@@ -32,6 +33,7 @@ pub(crate) fn check(model: &Model<'_>) -> syn::Result<()> {
     }
     check_columns(model, &mut errors);
     check_names(model, &mut errors);
+    check_associations(model, &mut errors);
     errors.finish()
 }
 
@@ -340,4 +342,122 @@ fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+/// `belongs_to` fields: a name the setters can be derived from, no other value source, no
+/// required reference to the model itself, setters that clash with nothing.
+fn check_associations(model: &Model<'_>, errors: &mut Errors) {
+    let mut taken: HashMap<String, &'static str> = HashMap::new();
+    for field in &model.fields {
+        taken.insert(field.name.clone(), "field");
+    }
+    for t in &model.transients {
+        taken.insert(
+            syn::ext::IdentExt::unraw(&t.name).to_string(),
+            "transient parameter",
+        );
+    }
+    for t in &model.traits {
+        taken.insert(syn::ext::IdentExt::unraw(&t.name).to_string(), "trait");
+    }
+    for field in &model.fields {
+        let a = &field.attrs;
+        let Some(parent) = &a.belongs_to else {
+            if let Some(references) = &a.references {
+                errors.push(
+                    references.span(),
+                    format!(
+                        "`references` needs `belongs_to` on field `{}`: it names the parent's key",
+                        field.name
+                    ),
+                );
+            }
+            continue;
+        };
+        let name = &field.name;
+        let conflicts = [
+            ("default", a.default.as_ref().map(|e| e.0.span())),
+            ("sequence", a.sequence.as_ref().map(|s| s.span())),
+            ("faker", a.faker.as_ref().map(|e| e.0.span())),
+            ("lazy", a.lazy.as_ref().map(|e| e.0.span())),
+            ("unique", a.unique.is_present().then(|| a.unique.span())),
+            (
+                "generated",
+                a.generated.is_present().then(|| a.generated.span()),
+            ),
+            ("skip", a.skip.is_present().then(|| a.skip.span())),
+        ];
+        for (what, span) in conflicts {
+            if let Some(span) = span {
+                errors.push(
+                    span,
+                    format!(
+                        "`{what}` conflicts with `belongs_to` on field `{name}`: the value of a \
+                         `belongs_to` field is its parent's key"
+                    ),
+                );
+            }
+        }
+        let base = name.strip_suffix("_id");
+        if base.is_none_or(|b| syn::parse_str::<Ident>(b).is_err()) {
+            errors.push(
+                field.ident.span(),
+                format!(
+                    "a `belongs_to` field is named after its association plus `_id`: rename \
+                     `{name}` (e.g. `{name}_id`, keeping the column with `#[factory(column = \
+                     \"{name}\")]`), so the setters `.{name}(…)` and `.{name}_ref(&…)` do not clash \
+                     with the field's own"
+                ),
+            );
+            continue;
+        }
+        let is_self = parent.is_ident("Self") || parent.is_ident(model.ident);
+        if is_self && !field.is_option() {
+            errors.push(
+                parent.span(),
+                format!(
+                    "field `{name}` references the model itself and is required: creating one \
+                     would create parents forever. Make it an `Option` (a nullable column)"
+                ),
+            );
+        }
+        if let Some(assoc) = field.association() {
+            for setter in [assoc.name.to_string(), assoc.ref_setter().to_string()] {
+                if let Some(kind) = taken.get(&setter) {
+                    errors.push(
+                        field.ident.span(),
+                        format!(
+                            "the association of field `{name}` has a setter `{setter}`, which is \
+                             the name of a {kind}: rename one of them"
+                        ),
+                    );
+                } else if RESERVED.contains(&setter.as_str()) {
+                    errors.push(
+                        field.ident.span(),
+                        format!(
+                            "the association of field `{name}` would get a setter `{setter}`, named \
+                             like the factory's own: rename the field"
+                        ),
+                    );
+                } else {
+                    taken.insert(setter, "association setter");
+                }
+            }
+        }
+    }
+    for has_many in &model.has_many {
+        let name = syn::ext::IdentExt::unraw(&has_many.name).to_string();
+        for method in [format!("with_{name}"), format!("with_{name}_each")] {
+            if let Some(kind) = taken.get(&method) {
+                errors.push(
+                    has_many.name.span(),
+                    format!(
+                        "`has_many` `{name}` adds `{method}`, the name of a {kind}: rename one"
+                    ),
+                );
+            } else {
+                taken.insert(method, "has_many method");
+            }
+        }
+    }
 }

@@ -1,0 +1,232 @@
+//! Associations: what a `belongs_to` field is set to ([`Assoc`]), graph nodes ([`Node`]), and the
+//! children an `after_create` hook adds ([`Children`], [`Hooks`]).
+
+use std::any::Any;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::factory::plan::{ErasedHook, Plan, decoder};
+use crate::factory::{Create, Factory, FactoryBuilder};
+
+/// The parent of a `belongs_to` association, when it is not given as a key or a created row:
+/// a builder to create it from, or a node of the same [`Graph`](crate::factory::Graph).
+///
+/// Setters take `impl IntoAssoc<Parent>`: `.author(User::factory().admin())`,
+/// `.board(&board_node)`.
+pub enum Assoc<M: Factory> {
+    /// Create the parent from this builder (build it, under `build()`).
+    Factory(Box<M::Builder>),
+    /// The parent is this node of the graph being created.
+    Node(Node<M>),
+}
+
+impl<M: Factory> Clone for Assoc<M>
+where
+    M::Builder: Clone,
+{
+    fn clone(&self) -> Self {
+        match self {
+            Assoc::Factory(builder) => Assoc::Factory(builder.clone()),
+            Assoc::Node(node) => Assoc::Node(*node),
+        }
+    }
+}
+
+impl<M: Factory> fmt::Debug for Assoc<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Assoc::Factory(_) => write!(f, "Assoc::Factory({})", M::TABLE.factory()),
+            Assoc::Node(node) => write!(f, "Assoc::Node({node:?})"),
+        }
+    }
+}
+
+/// What a `belongs_to` setter accepts: a builder of the parent, or a graph node of it.
+///
+/// ```
+/// use seedbed::factory::{Assoc, IntoAssoc};
+///
+/// #[derive(Debug, Clone, seedbed::Factory)]
+/// #[factory(table = "users")]
+/// pub struct User {
+///     #[factory(generated)]
+///     pub id: i64,
+/// }
+///
+/// assert!(matches!(User::factory().into_assoc(), Assoc::Factory(_)));
+/// ```
+pub trait IntoAssoc<M: Factory> {
+    /// The association.
+    fn into_assoc(self) -> Assoc<M>;
+}
+
+impl<B: FactoryBuilder> IntoAssoc<B::Model> for B {
+    fn into_assoc(self) -> Assoc<B::Model> {
+        Assoc::Factory(Box::new(self))
+    }
+}
+
+impl<M: Factory> IntoAssoc<M> for Node<M> {
+    fn into_assoc(self) -> Assoc<M> {
+        Assoc::Node(self)
+    }
+}
+
+impl<M: Factory> IntoAssoc<M> for &Node<M> {
+    fn into_assoc(self) -> Assoc<M> {
+        Assoc::Node(*self)
+    }
+}
+
+/// A row of a [`Graph`](crate::factory::Graph), before it exists: pass it to the `belongs_to`
+/// setters of other builders of the same graph, and read the created row with
+/// [`Created::get`](crate::factory::Created::get).
+pub struct Node<M> {
+    pub(crate) graph: u64,
+    pub(crate) index: usize,
+    _model: PhantomData<fn() -> M>,
+}
+
+impl<M> Node<M> {
+    pub(crate) fn new(graph: u64, index: usize) -> Self {
+        Self {
+            graph,
+            index,
+            _model: PhantomData,
+        }
+    }
+}
+
+impl<M> Clone for Node<M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<M> Copy for Node<M> {}
+
+impl<M> fmt::Debug for Node<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Node({}#{})", std::any::type_name::<M>(), self.index)
+    }
+}
+
+/// What an `after_create` hook returns: rows to create once their parent exists. A builder, a
+/// `Vec` of builders, `()`, an `Option` or a tuple of these.
+///
+/// The children of every row of a `create_list` are created together, one statement per table.
+///
+/// ```
+/// use seedbed::factory::Children;
+/// fn takes_children(_: impl Children) {}
+/// takes_children(());
+/// ```
+pub trait Children {
+    /// Adds the rows to the plan.
+    fn plan_children(self, plan: &mut Plan) -> Result<()>;
+}
+
+impl<B: Create> Children for B {
+    fn plan_children(self, plan: &mut Plan) -> Result<()> {
+        plan.plan(self, Some(decoder::<B::Model>())).map(|_| ())
+    }
+}
+
+impl<B: Create> Children for Vec<B> {
+    fn plan_children(self, plan: &mut Plan) -> Result<()> {
+        for builder in self {
+            plan.plan(builder, Some(decoder::<B::Model>()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Children for () {
+    fn plan_children(self, _plan: &mut Plan) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl<C: Children> Children for Option<C> {
+    fn plan_children(self, plan: &mut Plan) -> Result<()> {
+        match self {
+            Some(children) => children.plan_children(plan),
+            None => Ok(()),
+        }
+    }
+}
+
+macro_rules! tuple_children {
+    ($($name:ident),+) => {
+        impl<$($name: Children),+> Children for ($($name,)+) {
+            #[allow(non_snake_case)]
+            fn plan_children(self, plan: &mut Plan) -> Result<()> {
+                let ($($name,)+) = self;
+                $($name.plan_children(plan)?;)+
+                Ok(())
+            }
+        }
+    };
+}
+tuple_children!(A);
+tuple_children!(A, B);
+tuple_children!(A, B, C);
+tuple_children!(A, B, C, D);
+
+/// The `after_create` hooks of a builder: each receives the created row and returns
+/// [`Children`] to create with it.
+pub struct Hooks<M> {
+    list: Vec<ErasedHook>,
+    _model: PhantomData<fn(&M)>,
+}
+
+impl<M> Default for Hooks<M> {
+    fn default() -> Self {
+        Self {
+            list: Vec::new(),
+            _model: PhantomData,
+        }
+    }
+}
+
+impl<M> Clone for Hooks<M> {
+    fn clone(&self) -> Self {
+        Self {
+            list: self.list.clone(),
+            _model: PhantomData,
+        }
+    }
+}
+
+impl<M> fmt::Debug for Hooks<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hooks({})", self.list.len())
+    }
+}
+
+impl<M: Factory + 'static> Hooks<M> {
+    /// Adds a hook.
+    pub fn push<C: Children>(&mut self, hook: impl Fn(&M) -> C + Send + Sync + 'static) {
+        self.list.push(Arc::new(
+            move |row: &(dyn Any + Send), plan: &mut Plan| match row.downcast_ref::<M>() {
+                Some(model) => hook(model).plan_children(plan),
+                None => Err(Error::Factory {
+                    factory: M::TABLE.factory().to_string(),
+                    message: "an after_create hook received a row of another model".to_string(),
+                }),
+            },
+        ));
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// The hooks, type-erased, for the plan.
+    pub fn into_erased(self) -> Vec<ErasedHook> {
+        self.list
+    }
+}
