@@ -62,12 +62,12 @@ where
 /// Migrations read once per process, by source.
 pub(crate) async fn migrations(
     key: &str,
-    load: impl AsyncFnOnce() -> Result<Migrations>,
+    load: impl Future<Output = Result<Migrations>>,
 ) -> Result<Arc<Migrations>> {
     static CACHE: OnceLock<KeyedOnce<Arc<Migrations>>> = OnceLock::new();
     CACHE
         .get_or_init(KeyedOnce::new)
-        .get_or_try_init(key, async || load().await.map(Arc::new))
+        .get_or_try_init(key, async move { load.await.map(Arc::new) })
         .await
 }
 
@@ -85,13 +85,13 @@ impl<T: Clone> KeyedOnce<T> {
 
     pub(crate) async fn get_or_try_init<F>(&self, key: &str, init: F) -> Result<T>
     where
-        F: AsyncFnOnce() -> Result<T>,
+        F: Future<Output = Result<T>>,
     {
         let cell = {
             let mut guard = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
             Arc::clone(guard.entry(key.to_string()).or_default())
         };
-        cell.get_or_try_init(|| init()).await.cloned()
+        cell.get_or_try_init(|| init).await.cloned()
     }
 }
 
@@ -100,10 +100,19 @@ pub(crate) struct Control {
     conn: tokio::sync::Mutex<Option<PgConnection>>,
 }
 
-/// The process's control connection.
+/// The process's control connection: token claims and leases, quick statements only.
 pub(crate) fn control() -> &'static Control {
     static CONTROL: OnceLock<Control> = OnceLock::new();
     CONTROL.get_or_init(|| Control {
+        conn: tokio::sync::Mutex::new(None),
+    })
+}
+
+/// The process's builder connection: `CREATE DATABASE` and `DROP DATABASE`, which take tens of
+/// milliseconds and would hold up the control connection.
+pub(crate) fn builder() -> &'static Control {
+    static BUILDER: OnceLock<Control> = OnceLock::new();
+    BUILDER.get_or_init(|| Control {
         conn: tokio::sync::Mutex::new(None),
     })
 }
@@ -112,14 +121,21 @@ pub(crate) fn control() -> &'static Control {
 pub(crate) type ConnFuture<'c, T> = std::pin::Pin<Box<dyn Future<Output = Result<T>> + Send + 'c>>;
 
 impl Control {
-    /// Runs `f` with the control connection (opened on first use, reopened after an error), on
-    /// the engine runtime.
-    pub(crate) async fn with<F, T>(&'static self, server: &'static Server, f: F) -> Result<T>
+    /// Runs `f` with the connection (opened on first use, reopened after an error), on the
+    /// engine runtime.
+    ///
+    /// The future is boxed: its type would otherwise carry the closure's higher-ranked lifetime
+    /// into every caller, and rustc then fails to prove those callers' futures `Send`.
+    pub(crate) fn with<F, T>(
+        &'static self,
+        server: &'static Server,
+        f: F,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<T>> + Send + 'static>>
     where
         F: for<'c> FnOnce(&'c mut PgConnection) -> ConnFuture<'c, T> + Send + 'static,
         T: Send + 'static,
     {
-        run(async move {
+        Box::pin(run(async move {
             let mut guard = self.conn.lock().await;
             if guard.is_none() {
                 *guard = Some(server.connect().await?);
@@ -135,8 +151,7 @@ impl Control {
                 *guard = None;
             }
             result
-        })
-        .await
+        }))
     }
 }
 

@@ -57,19 +57,55 @@ pub async fn ensure_with(
     purpose: &str,
     prepare: bool,
 ) -> Result<MigratedDb> {
-    let checksum = if prepare {
-        format!(
-            "{:016x}",
-            super::lock::stable_hash(&format!(
-                "{}:cleaner-v{}",
-                migrations.checksum(),
-                super::cleaner::VERSION
-            ))
-        )
-    } else {
-        migrations.checksum().to_string()
-    };
-    let name = database_name(purpose, &checksum);
+    ensure_build(
+        server,
+        migrations,
+        &Build {
+            purpose,
+            prepare,
+            fixtures: &[],
+            seal: false,
+        },
+    )
+    .await
+}
+
+/// What to build on top of the migrations.
+#[derive(Debug, Clone, Copy)]
+pub struct Build<'a> {
+    /// Part of the name (`rollback`, `truncate`, `tpl`, …).
+    pub purpose: &'a str,
+    /// Prepare the database for the cleaner.
+    pub prepare: bool,
+    /// Fixture scripts run after the migrations (part of the database's identity).
+    pub fixtures: &'a [String],
+    /// Seal it as a template: `IS_TEMPLATE true`, `ALLOW_CONNECTIONS false`.
+    pub seal: bool,
+}
+
+impl Build<'_> {
+    /// The database's name: purpose and a checksum of the migrations, fixtures and preparation.
+    pub fn database_name(&self, migrations: &Migrations) -> String {
+        let mut identity = migrations.checksum().to_string();
+        if self.prepare {
+            identity.push_str(&format!(":cleaner-v{}", super::cleaner::VERSION));
+        }
+        for fixture in self.fixtures {
+            identity.push_str(&format!(":fixture:{:016x}", super::lock::stable_hash(fixture)));
+        }
+        let checksum = if identity == migrations.checksum() {
+            identity
+        } else {
+            format!("{:016x}", super::lock::stable_hash(&identity))
+        };
+        database_name(self.purpose, &checksum)
+    }
+}
+
+/// Returns the database `build` describes, building it under a database-level lock if no process
+/// has yet.
+pub async fn ensure_build(server: &Server, migrations: &Migrations, build: &Build<'_>) -> Result<MigratedDb> {
+    let name = build.database_name(migrations);
     if name.len() > 63 {
         return Err(Error::Config(format!(
             "database name {name} is longer than PostgreSQL's 63-byte limit: use a shorter purpose"
@@ -93,7 +129,7 @@ pub async fn ensure_with(
         BUILD_WAIT,
     )
     .await?;
-    let result = build_locked(server, lock.connection(), migrations, &name, prepare).await;
+    let result = build_locked(server, lock.connection(), migrations, &name, build).await;
     lock.release().await?;
     result
 }
@@ -109,7 +145,7 @@ async fn build_locked(
     conn: &mut PgConnection,
     migrations: &Migrations,
     name: &str,
-    prepare: bool,
+    build: &Build<'_>,
 ) -> Result<MigratedDb> {
     let started = Instant::now();
     if is_ready(conn, name).await? {
@@ -142,7 +178,16 @@ async fn build_locked(
             .await
             .map_err(Error::db(format!("connecting to new database {name}")))?;
         let mut result = migrations.apply(&mut db).await;
-        if result.is_ok() && prepare {
+        for fixture in build.fixtures {
+            if result.is_ok() {
+                result = sqlx::raw_sql(sqlx::AssertSqlSafe(fixture.clone()))
+                    .execute(&mut db)
+                    .await
+                    .map(|_| ())
+                    .map_err(Error::db(format!("applying a fixture to {name}")));
+            }
+        }
+        if result.is_ok() && build.prepare {
             result = async {
                 let schema = super::cleaner::read_schema(&mut db).await?;
                 super::cleaner::prepare(&mut db, &schema).await
@@ -160,6 +205,17 @@ async fn build_locked(
     }
     mark.set("state", "ready");
     marker::write(conn, name, &mark).await?;
+    if build.seal {
+        // Nobody connects to a template: clones are made from it without waiting.
+        let sql = format!(
+            "ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false",
+            quote_ident(name)
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::db(format!("sealing template {name}")))?;
+    }
     Ok(MigratedDb {
         name: name.to_string(),
         built: true,
@@ -224,8 +280,22 @@ pub async fn create_database(
     Ok(())
 }
 
-/// `DROP DATABASE IF EXISTS name WITH (FORCE)`.
+/// `DROP DATABASE IF EXISTS name WITH (FORCE)` (a sealed template is unsealed first).
 pub async fn drop_database(conn: &mut PgConnection, name: &str) -> Result<()> {
+    let is_template: bool = sqlx::query_scalar(
+        "SELECT COALESCE((SELECT datistemplate FROM pg_database WHERE datname = $1), false)",
+    )
+    .bind(name)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(Error::db(format!("looking up database {name}")))?;
+    if is_template {
+        let sql = format!("ALTER DATABASE {} WITH IS_TEMPLATE false", quote_ident(name));
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::db(format!("unsealing template {name}")))?;
+    }
     let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name));
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
         .execute(conn)

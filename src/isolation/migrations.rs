@@ -117,7 +117,13 @@ impl Migrations {
         let Some(migrator) = &self.migrator else {
             return Ok(());
         };
-        migrator.run(&mut *conn).await.map_err(|e| self.explain(e))
+        // `run_direct` takes the connection itself; `run` goes through sqlx's `Acquire`, whose
+        // higher-ranked impl for `&mut PgConnection` makes every future that awaits it fail to
+        // prove `Send` (sqlx's own test harness calls `run_direct` for the same reason).
+        migrator
+            .run_direct(None, conn, false)
+            .await
+            .map_err(|e| self.explain(e))
     }
 
     /// Turns a migration failure into an error naming the file and the missing extension, if any.

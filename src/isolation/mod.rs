@@ -14,7 +14,9 @@ pub mod marker;
 pub mod migrated;
 mod migrations;
 pub mod rollback;
+pub mod registry;
 pub mod strategy;
+pub mod template;
 mod testdb;
 pub mod truncate;
 

@@ -33,6 +33,7 @@
 //! isolation level cannot be changed (`SET TRANSACTION ISOLATION LEVEL` must come first in a
 //! transaction); and the code sees one connection.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -266,10 +267,10 @@ impl RollbackPool {
     /// Ends a test: checks deferred constraints and what could not be contained, and rolls the
     /// transaction back. Returns the violation, if any, and whether the pool can serve another
     /// test.
-    pub(crate) async fn finish(
+    pub(crate) async fn finish<L: Future<Output = Result<bool>>>(
         &self,
         state: &RollbackState,
-        is_listening: impl AsyncFnOnce(u32) -> Result<bool>,
+        is_listening: impl FnOnce(u32) -> L,
     ) -> Result<(Option<Violation>, bool)> {
         let connections = self.hooks.connections.load(Ordering::SeqCst);
         state.phase.store(FINISHING, Ordering::SeqCst);

@@ -14,7 +14,7 @@ use super::migrations::Migrations;
 use super::rollback::{RollbackPool, RollbackState, Violation};
 use super::strategy::{self, Strategy, StrategySource};
 use super::truncate::{self, Lease};
-use super::{cleaner, marker, migrated};
+use super::{cleaner, marker, migrated, template};
 use crate::context::{TestContext, token_for};
 use crate::error::{Error, Result};
 use crate::server::Server;
@@ -230,11 +230,12 @@ impl Isolation {
     /// Prepares the database state and returns the test's handle.
     pub async fn acquire(self) -> Result<TestDb> {
         let (strategy, _) = self.resolve_strategy()?;
-        if matches!(strategy, Strategy::Template | Strategy::Namespace) {
-            return Err(Error::Config(format!(
-                "the {strategy} strategy is not available yet in this version of seedbed: choose \
-                 rollback or truncate"
-            )));
+        if strategy == Strategy::Namespace {
+            return Err(Error::Config(
+                "the namespace strategy is not available yet in this version of seedbed: choose \
+                 rollback, truncate or template"
+                    .into(),
+            ));
         }
         let server = Server::resolve().await?;
         let name = self.test_name.clone().unwrap_or_else(default_test_name);
@@ -245,11 +246,14 @@ impl Isolation {
         };
         let base_seed = self.seed.unwrap_or_else(crate::context::process_base_seed);
         // The token is claimed while the backend gets ready.
-        let claiming = async {
-            if strategy.shares_database() {
-                claim_token(server, &name, base_seed).await.map(Some)
-            } else {
-                Ok(None)
+        let claiming = {
+            let name = name.clone();
+            async move {
+                if strategy.shares_database() {
+                    claim_token(server, &name, base_seed).await.map(Some)
+                } else {
+                    Ok(None)
+                }
             }
         };
         let (claim, acquired) =
@@ -275,6 +279,7 @@ impl Isolation {
                     backend: std::sync::Mutex::new(Some(backend)),
                     token_claim: std::sync::Mutex::new(claim),
                     reset_sequences: self.reset_sequences,
+                    kept: std::sync::Mutex::new(false),
                 }),
             }),
             Err(e) => {
@@ -304,7 +309,7 @@ impl Isolation {
             }
             MigrationSource::Migrator(m) => {
                 let key = format!("migrator:{:p}", *m);
-                engine::migrations(&key, async || Ok(Migrations::from_migrator(m))).await
+                engine::migrations(&key, async { Ok(Migrations::from_migrator(m)) }).await
             }
             MigrationSource::None => Ok(Arc::new(Migrations::none())),
         }
@@ -411,10 +416,58 @@ impl Isolation {
                     }
                 }
             }
-            Strategy::Template | Strategy::Namespace => Err(Error::Config(format!(
-                "the {strategy} strategy is not available yet"
-            ))),
+            Strategy::Template => {
+                if self.database.is_some() {
+                    return Err(Error::Config(
+                        "Template clones the databases it makes; it cannot use a database named \
+                         with .database(…): use rollback or truncate for that"
+                            .into(),
+                    ));
+                }
+                let template = self.template(server).await?;
+                template::sweep_once(server).await?;
+                let (database, _handover) = template::acquire(server, &template, test_name).await?;
+                let options = self
+                    .connect_options(server, &database)
+                    .application_name(&app_name);
+                let pool = PgPoolOptions::new()
+                    .max_connections(self.max_connections)
+                    .min_connections(0)
+                    .test_before_acquire(false)
+                    .connect_lazy_with(options);
+                Ok((
+                    database.clone(),
+                    pool,
+                    Backend::Template {
+                        database,
+                        test: test_name.to_string(),
+                    },
+                ))
+            }
+            Strategy::Namespace => Err(Error::Config(
+                "the namespace strategy is not available yet".into(),
+            )),
         }
+    }
+
+    /// The sealed template for these migrations and fixtures, built once per process and
+    /// checksum.
+    async fn template(&self, server: &'static Server) -> Result<String> {
+        static BUILT: std::sync::OnceLock<KeyedOnce<String>> = std::sync::OnceLock::new();
+        let migrations = self.migrations_resolved().await?;
+        let build = migrated::Build {
+            purpose: "tpl",
+            prepare: false,
+            fixtures: &self.fixtures,
+            seal: true,
+        };
+        let key = build.database_name(&migrations);
+        BUILT
+            .get_or_init(KeyedOnce::new)
+            .get_or_try_init(&key, async {
+                Ok(migrated::ensure_build(server, &migrations, &build).await?.name)
+            })
+            .await
     }
 
     /// The migrated (and prepared) database for `purpose`, built once per process and checksum.
@@ -424,7 +477,7 @@ impl Isolation {
         let key = format!("{purpose}:{}", migrations.checksum());
         BUILT
             .get_or_init(KeyedOnce::new)
-            .get_or_try_init(&key, async || {
+            .get_or_try_init(&key, async {
                 let db = migrated::ensure_with(server, &migrations, purpose, true).await?;
                 Ok(db.name)
             })
@@ -593,7 +646,7 @@ impl SharedPool {
 
 async fn load_dir(dir: PathBuf) -> Result<Arc<Migrations>> {
     let key = format!("dir:{}", dir.display());
-    engine::migrations(&key, async || Migrations::from_dir(&dir).await).await
+    engine::migrations(&key, async move { Migrations::from_dir(&dir).await }).await
 }
 
 async fn run_fixtures(pool: &PgPool, fixtures: &[String]) -> Result<()> {
@@ -682,6 +735,10 @@ enum Backend {
         pool: SharedPool,
         key: String,
     },
+    Template {
+        database: String,
+        test: String,
+    },
 }
 
 /// A test's database state: the pool for the code under test, the strategy that isolates it, and
@@ -706,6 +763,8 @@ struct Inner {
     backend: std::sync::Mutex<Option<Backend>>,
     token_claim: std::sync::Mutex<Option<String>>,
     reset_sequences: bool,
+    /// The test's database was kept for inspection (a failed test under Template).
+    kept: std::sync::Mutex<bool>,
 }
 
 /// How a test ended, for [`TestDb::finish_with`].
@@ -752,6 +811,16 @@ impl TestDb {
         }
     }
 
+    /// Whether the test's database was kept for inspection (Template, after a failure): its URL
+    /// is [`url`](Self::url), and `seedbed sweep --kept` removes it.
+    pub fn kept(&self) -> bool {
+        *self
+            .inner
+            .kept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Connection options for the test's database (to build a pool of one's own).
     pub fn connect_options(&self) -> PgConnectOptions {
         self.inner.pool.connect_options().as_ref().clone()
@@ -785,7 +854,7 @@ impl TestDb {
         result
     }
 
-    async fn finish_inner(&self, _outcome: Outcome) -> Result<()> {
+    async fn finish_inner(&self, outcome: Outcome) -> Result<()> {
         let backend = self
             .inner
             .backend
@@ -800,7 +869,7 @@ impl TestDb {
             Backend::Rollback { rp, state, key } => {
                 let server = inner.server;
                 let (violation, reusable) = rp
-                    .finish(&state, async |pid| is_listening(server, pid).await)
+                    .finish(&state, |pid| is_listening(server, pid))
                     .await?;
                 if reusable {
                     ROLLBACK_POOLS.put(&key, rp);
@@ -842,6 +911,14 @@ impl TestDb {
                 );
                 cleaned.map(|_| ())
             }
+            Backend::Template { database, test } => {
+                let _ = tokio::time::timeout(Duration::from_secs(5), inner.pool.close()).await;
+                let passed = outcome == Outcome::Passed;
+                if !passed {
+                    *inner.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+                }
+                template::release(inner.server, &database, passed, &test).await
+            }
         }
     }
 }
@@ -857,8 +934,21 @@ impl Drop for Inner {
             let server = self.server;
             engine::spawn_detached(async move { release_token(server, token).await });
         }
-        // The backend's own drop does the rest: Rollback's connection closes with its pool, and a
-        // Truncate lease not cleaned is marked to be cleaned before its next use.
+        // A Template clone not finished (the test panicked in a harness of its own) is kept,
+        // as for a failed test. The other backends' own drops do the rest: Rollback's
+        // connection closes with its pool, and a Truncate lease not cleaned is marked to be
+        // cleaned before its next use.
+        let backend = self
+            .backend
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(Backend::Template { database, test }) = backend {
+            let server = self.server;
+            engine::spawn_detached(async move {
+                let _ = template::release(server, &database, false, &test).await;
+            });
+        }
     }
 }
 

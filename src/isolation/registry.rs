@@ -1,0 +1,376 @@
+//! The registry of the databases seedbed makes for tests, kept in the server itself so that test
+//! processes (`cargo nextest` runs one per test) and CI hosts sharing a server coordinate without
+//! a daemon.
+//!
+//! It is a table, `seedbed.databases`, in the maintenance database: one row per clone, with its
+//! kind, state (`building`, `spare`, `in_use`, `kept`), the template it came from, and the run,
+//! host and process that made or hold it. Ownership is a **lease**: a session-level advisory lock
+//! on `seedbed:lease:<name>` held by the owner's connection. A process that dies (on any host)
+//! drops its connection and with it its leases, without heartbeats; the **sweeper** drops the
+//! databases whose rows say `building` or `in_use` but whose lease nobody holds. Spares belong to
+//! no one until claimed; kept databases (of failed tests) stay until `seedbed sweep --kept`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), seedbed::Error> {
+//! let server = seedbed::server::Server::resolve().await?;
+//! let mut conn = server.connect().await?;
+//! for entry in seedbed::isolation::registry::list(&mut conn).await? {
+//!     println!("{} {} held={}", entry.name, entry.state, entry.leased);
+//! }
+//! let swept = seedbed::isolation::registry::sweep(&mut conn, false).await?;
+//! # Ok(()) }
+//! ```
+
+use std::sync::OnceLock;
+
+use sqlx::PgConnection;
+
+use super::migrated;
+use crate::error::{Error, Result};
+
+/// The SQL expression of the lease key of the database named by `$n` (computed by the server, so
+/// every process, whatever its version, agrees).
+fn lease_key(param: &str) -> String {
+    format!("hashtextextended('seedbed:lease:' || {param}, 0)")
+}
+
+/// Creates the registry if it does not exist (under a transaction-level advisory lock, so
+/// concurrent processes do not race on `CREATE … IF NOT EXISTS`).
+pub async fn ensure(conn: &mut PgConnection) -> Result<()> {
+    sqlx::raw_sql(
+        "BEGIN;
+         SELECT pg_advisory_xact_lock(hashtextextended('seedbed:registry', 0));
+         CREATE SCHEMA IF NOT EXISTS seedbed;
+         CREATE TABLE IF NOT EXISTS seedbed.databases (
+             name       text PRIMARY KEY,
+             kind       text NOT NULL,
+             state      text NOT NULL CHECK (state IN ('building', 'spare', 'in_use', 'kept')),
+             template   text,
+             run_id     text NOT NULL,
+             host       text NOT NULL,
+             pid        integer NOT NULL,
+             test       text,
+             created_at timestamptz NOT NULL DEFAULT now(),
+             claimed_at timestamptz
+         );
+         CREATE INDEX IF NOT EXISTS databases_spares
+             ON seedbed.databases (template, created_at) WHERE state = 'spare';
+         CREATE SEQUENCE IF NOT EXISTS seedbed.database_ids;
+         COMMIT;",
+    )
+    .execute(conn)
+    .await
+    .map_err(Error::db("creating seedbed's registry (schema seedbed in the maintenance database)"))?;
+    Ok(())
+}
+
+/// Who is asking: the run, the host and the process, recorded with every row.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    /// The run: `SEEDBED_RUN_ID`, else `NEXTEST_RUN_ID`'s first characters, else one chosen per
+    /// process.
+    pub run_id: String,
+    /// The host name, reduced to lowercase letters, digits and dashes.
+    pub host: String,
+    /// This process.
+    pub pid: u32,
+}
+
+impl Owner {
+    /// The owner for this process.
+    pub fn current() -> &'static Owner {
+        static OWNER: OnceLock<Owner> = OnceLock::new();
+        OWNER.get_or_init(|| Owner {
+            run_id: run_id(),
+            host: host_name(),
+            pid: std::process::id(),
+        })
+    }
+}
+
+fn clean_label(text: &str, max: usize) -> String {
+    let cleaned: String = text
+        .chars()
+        .filter_map(|c| {
+            let c = c.to_ascii_lowercase();
+            (c.is_ascii_alphanumeric()).then_some(c)
+        })
+        .take(max)
+        .collect();
+    if cleaned.is_empty() {
+        "x".into()
+    } else {
+        cleaned
+    }
+}
+
+fn run_id() -> String {
+    for var in ["SEEDBED_RUN_ID", "NEXTEST_RUN_ID"] {
+        if let Ok(v) = std::env::var(var)
+            && !v.trim().is_empty()
+        {
+            return clean_label(&v, 8);
+        }
+    }
+    let random = crate::context::token_for("run", crate::context::process_base_seed(), std::process::id());
+    clean_label(&random, 8)
+}
+
+#[cfg(unix)]
+fn host_name() -> String {
+    let uname = rustix::system::uname();
+    clean_label(&uname.nodename().to_string_lossy(), 12)
+}
+
+#[cfg(not(unix))]
+fn host_name() -> String {
+    clean_label(
+        &std::env::var("COMPUTERNAME").unwrap_or_else(|_| "host".into()),
+        12,
+    )
+}
+
+/// A new clone name: `seedbed_c_<host>_<run>_<n>`, at most 63 bytes.
+pub async fn new_clone_name(conn: &mut PgConnection) -> Result<String> {
+    let n: i64 = sqlx::query_scalar("SELECT nextval('seedbed.database_ids')")
+        .fetch_one(conn)
+        .await
+        .map_err(Error::db("numbering a new test database"))?;
+    let owner = Owner::current();
+    Ok(format!("seedbed_c_{}_{}_{n}", owner.host, owner.run_id))
+}
+
+/// Records a database being built, taking its lease on `conn` (which must stay open while the
+/// database is used: the lease dies with it).
+pub async fn begin_build(
+    conn: &mut PgConnection,
+    name: &str,
+    kind: &str,
+    template: &str,
+    test: Option<&str>,
+) -> Result<()> {
+    let owner = Owner::current();
+    let sql = format!(
+        "WITH lease AS (SELECT pg_advisory_lock({}))
+         INSERT INTO seedbed.databases (name, kind, state, template, run_id, host, pid, test)
+         SELECT $1, $2, 'building', $3, $4, $5, $6, $7 FROM lease",
+        lease_key("$1::text")
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(name)
+        .bind(kind)
+        .bind(template)
+        .bind(&owner.run_id)
+        .bind(&owner.host)
+        .bind(i32::try_from(owner.pid).unwrap_or(i32::MAX))
+        .bind(test)
+        .execute(conn)
+        .await
+        .map_err(Error::db(format!("registering test database {name}")))?;
+    Ok(())
+}
+
+/// Moves a database to `state` (`spare`, `in_use`, `kept`).
+pub async fn set_state(conn: &mut PgConnection, name: &str, state: &str, test: Option<&str>) -> Result<()> {
+    sqlx::query(
+        "UPDATE seedbed.databases SET state = $2, test = COALESCE($3, test), \
+         claimed_at = CASE WHEN $2 = 'in_use' THEN now() ELSE claimed_at END WHERE name = $1",
+    )
+    .bind(name)
+    .bind(state)
+    .bind(test)
+    .execute(conn)
+    .await
+    .map_err(Error::db(format!("updating test database {name}")))?;
+    Ok(())
+}
+
+/// Releases the lease on `name` held by `conn`.
+pub async fn release(conn: &mut PgConnection, name: &str) -> Result<()> {
+    let sql = format!("SELECT pg_advisory_unlock({})", lease_key("$1::text"));
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(name)
+        .execute(conn)
+        .await
+        .map_err(Error::db(format!("releasing test database {name}")))?;
+    Ok(())
+}
+
+/// Claims the oldest spare cloned from `template` for `test`, taking its lease, in one statement.
+pub async fn claim_spare(conn: &mut PgConnection, template: &str, test: &str) -> Result<Option<String>> {
+    let owner = Owner::current();
+    let sql = format!(
+        "WITH spare AS (
+             SELECT name FROM seedbed.databases
+             WHERE template = $1 AND state = 'spare'
+             ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED
+         )
+         UPDATE seedbed.databases d
+         SET state = 'in_use', claimed_at = now(), run_id = $2, host = $3, pid = $4, test = $5
+         FROM spare WHERE d.name = spare.name
+         RETURNING d.name, pg_advisory_lock({})::text",
+        lease_key("d.name")
+    );
+    let row: Option<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(template)
+        .bind(&owner.run_id)
+        .bind(&owner.host)
+        .bind(i32::try_from(owner.pid).unwrap_or(i32::MAX))
+        .bind(test)
+        .fetch_optional(conn)
+        .await
+        .map_err(Error::db("claiming a spare test database"))?;
+    Ok(row.map(|(name, _)| name))
+}
+
+/// How many spares of `template` exist or are being built.
+pub async fn spares(conn: &mut PgConnection, template: &str) -> Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM seedbed.databases \
+         WHERE template = $1 AND state IN ('spare', 'building') AND kind = 'spare'",
+    )
+    .bind(template)
+    .fetch_one(conn)
+    .await
+    .map_err(Error::db("counting spare test databases"))
+}
+
+/// Drops a database and forgets it. Its lease, wherever it is held, stays until released.
+pub async fn drop_database(conn: &mut PgConnection, name: &str) -> Result<()> {
+    migrated::drop_database(conn, name).await?;
+    sqlx::query("DELETE FROM seedbed.databases WHERE name = $1")
+        .bind(name)
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::db(format!("forgetting test database {name}")))?;
+    Ok(())
+}
+
+/// One row of the registry, with whether its lease is held right now.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The database.
+    pub name: String,
+    /// `clone` or `spare` (a clone made ahead of demand).
+    pub kind: String,
+    /// `building`, `spare`, `in_use` or `kept`.
+    pub state: String,
+    /// The template it was cloned from.
+    pub template: Option<String>,
+    /// The run that made or holds it.
+    pub run_id: String,
+    /// The host.
+    pub host: String,
+    /// The process.
+    pub pid: i32,
+    /// The test that holds it, or held it when it failed.
+    pub test: Option<String>,
+    /// Whether some connection holds its lease now.
+    pub leased: bool,
+    /// When it was made.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Every registered database.
+pub async fn list(conn: &mut PgConnection) -> Result<Vec<Entry>> {
+    ensure(conn).await?;
+    let sql = format!(
+        "SELECT d.name, d.kind, d.state, d.template, d.run_id, d.host, d.pid, d.test, \
+                EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted \
+                        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                        AND ((l.classid::int8 << 32) | l.objid::int8) = {key}) AS leased, \
+                d.created_at \
+         FROM seedbed.databases d ORDER BY d.created_at",
+        key = lease_key("d.name")
+    );
+    type Row = (
+        String,
+        String,
+        String,
+        Option<String>,
+        String,
+        String,
+        i32,
+        Option<String>,
+        bool,
+        chrono::DateTime<chrono::Utc>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .fetch_all(conn)
+        .await
+        .map_err(Error::db("listing seedbed's test databases"))?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(name, kind, state, template, run_id, host, pid, test, leased, created_at)| Entry {
+                name,
+                kind,
+                state,
+                template,
+                run_id,
+                host,
+                pid,
+                test,
+                leased,
+                created_at,
+            },
+        )
+        .collect())
+}
+
+/// What a sweep removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Databases of dead owners (building or in use, lease free).
+    pub abandoned: Vec<String>,
+    /// Kept databases of failed tests (only with `kept`).
+    pub kept: Vec<String>,
+}
+
+/// Drops the databases whose owner is gone: rows `building` or `in_use` whose lease nobody holds.
+/// Never touches a live test's database (its lease is held), nor spares; with `kept`, also drops
+/// the databases kept for failed tests.
+pub async fn sweep(conn: &mut PgConnection, kept: bool) -> Result<Swept> {
+    ensure(conn).await?;
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT name, state FROM seedbed.databases \
+         WHERE state IN ('building', 'in_use') OR ($1 AND state = 'kept') ORDER BY created_at",
+    )
+    .bind(kept)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(Error::db("looking for abandoned test databases"))?;
+    let try_lease = format!("SELECT pg_try_advisory_lock({})", lease_key("$1::text"));
+    let mut swept = Swept::default();
+    for (name, state) in rows {
+        // Holding the lease ourselves proves its owner is gone (or, for kept ones, that no one
+        // is looking at it through seedbed).
+        let free: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(try_lease.clone()))
+            .bind(&name)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(Error::db(format!("checking the lease of {name}")))?;
+        if !free {
+            continue;
+        }
+        // The row may have changed between the list and the lease (claimed, then released).
+        let still: Option<String> =
+            sqlx::query_scalar("SELECT state FROM seedbed.databases WHERE name = $1")
+                .bind(&name)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(Error::db(format!("checking {name}")))?;
+        if still.as_deref() != Some(state.as_str()) {
+            release(conn, &name).await?;
+            continue;
+        }
+        drop_database(conn, &name).await?;
+        release(conn, &name).await?;
+        if state == "kept" {
+            swept.kept.push(name);
+        } else {
+            swept.abandoned.push(name);
+        }
+    }
+    Ok(swept)
+}

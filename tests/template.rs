@@ -1,0 +1,248 @@
+//! Template: a database of its own per test, cloned from a sealed template, with a warm pool of
+//! spares, leases, a sweeper and kept databases of failed tests.
+
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test code: a failed expectation is a failed test"
+)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use seedbed::isolation::{Outcome, registry};
+use seedbed::server::Server;
+use seedbed::{Isolation, Strategy, TestDb};
+use sqlx::{Connection, PgPool};
+use tokio::sync::Barrier;
+
+async fn acquire(strategy: Strategy, name: &str) -> TestDb {
+    Isolation::new(strategy)
+        .migrations("migrations")
+        .test_name(name)
+        .acquire()
+        .await
+        .expect("acquire a test database")
+}
+
+async fn entries() -> Vec<registry::Entry> {
+    let server = Server::resolve().await.expect("server");
+    let mut conn = server.connect().await.expect("connect");
+    let list = registry::list(&mut conn).await.expect("list");
+    let _ = conn.close().await;
+    list
+}
+
+async fn database_exists(name: &str) -> bool {
+    let server = Server::resolve().await.expect("server");
+    let mut conn = server.connect().await.expect("connect");
+    let exists = seedbed::isolation::migrated::database_exists(&mut conn, name)
+        .await
+        .expect("lookup");
+    let _ = conn.close().await;
+    exists
+}
+
+async fn wait_until_dropped(name: &str) -> bool {
+    for _ in 0..200 {
+        if !database_exists(name).await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
+/// The body of the equivalence test, written so it passes under every strategy: it writes
+/// through the pool (its own transaction included), reads its rows back, and provokes and
+/// survives a unique violation.
+async fn equivalent_body(pool: &PgPool, token: &str) {
+    let slug = format!("eq-{token}");
+    let mut tx = pool.begin().await.unwrap();
+    let org: i64 = sqlx::query_scalar(
+        "INSERT INTO organizations (name, slug) VALUES ('Eq', $1) RETURNING id",
+    )
+    .bind(&slug)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO teams (organization_id, name) VALUES ($1, 'core')")
+        .bind(org)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let dup = sqlx::query("INSERT INTO teams (organization_id, name) VALUES ($1, 'core')")
+        .bind(org)
+        .execute(pool)
+        .await;
+    assert!(dup.is_err(), "the unique (organization_id, name) holds");
+    let teams: Vec<String> = sqlx::query_scalar(
+        "SELECT t.name FROM teams t JOIN organizations o ON o.id = t.organization_id \
+         WHERE o.slug = $1",
+    )
+    .bind(&slug)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(teams, vec!["core"]);
+    let roles: i64 = sqlx::query_scalar("SELECT count(*) FROM roles")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(roles, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_body_passes_under_every_strategy() {
+    for strategy in [Strategy::Rollback, Strategy::Truncate, Strategy::Template] {
+        let db = acquire(strategy, &format!("template::equivalence::{strategy}")).await;
+        equivalent_body(&db.pool(), db.token()).await;
+        db.finish().await.expect("finish");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn template_tests_commit_listen_and_stay_apart() {
+    let barrier = Arc::new(Barrier::new(2));
+    let run = |me: &'static str| {
+        let barrier = Arc::clone(&barrier);
+        async move {
+            let db = acquire(Strategy::Template, &format!("template::apart::{me}")).await;
+            assert!(db.url().is_some());
+            let pool = db.pool();
+            // LISTEN/NOTIFY works: notifications arrive at commit.
+            let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await.unwrap();
+            listener.listen("seedbed_events").await.unwrap();
+            sqlx::query("INSERT INTO organizations (name, slug) VALUES ($1, $1)")
+                .bind(format!("tpl-{me}"))
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query("SELECT pg_notify('seedbed_events', $1)")
+                .bind(me)
+                .execute(&pool)
+                .await
+                .unwrap();
+            let note = tokio::time::timeout(Duration::from_secs(5), listener.recv())
+                .await
+                .expect("a notification")
+                .unwrap();
+            assert_eq!(note.payload(), me);
+            barrier.wait().await;
+            let seen: Vec<String> = sqlx::query_scalar("SELECT slug FROM organizations")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+            assert_eq!(seen, vec![format!("tpl-{me}")]);
+            barrier.wait().await;
+            drop(listener);
+            let name = db.database().to_string();
+            db.finish().await.expect("finish");
+            name
+        }
+    };
+    let (a, b) = tokio::join!(run("a"), run("b"));
+    assert_ne!(a, b);
+    // Passing tests' clones are dropped (in the background).
+    assert!(wait_until_dropped(&a).await && wait_until_dropped(&b).await);
+}
+
+#[tokio::test]
+async fn a_failing_tests_clone_is_kept_listed_and_swept() {
+    let db = acquire(Strategy::Template, "template::kept").await;
+    sqlx::query("INSERT INTO organizations (name, slug) VALUES ('k', 'kept-row')")
+        .execute(&db.pool())
+        .await
+        .unwrap();
+    let name = db.database().to_string();
+    let url = db.url().expect("url");
+    db.finish_with(Outcome::Failed)
+        .await
+        .expect("finish");
+    let entry = entries()
+        .await
+        .into_iter()
+        .find(|e| e.name == name)
+        .expect("listed");
+    assert_eq!(entry.state, "kept");
+    assert_eq!(entry.test.as_deref(), Some("template::kept"));
+    assert!(!entry.leased);
+    // The kept database still holds what the test wrote, for the user to look at.
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let slug: String = sqlx::query_scalar("SELECT slug FROM organizations")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(slug, "kept-row");
+    let _ = conn.close().await;
+    // A plain sweep leaves it; --kept removes it.
+    let server = Server::resolve().await.expect("server");
+    let mut admin = server.connect().await.unwrap();
+    let swept = registry::sweep(&mut admin, false).await.unwrap();
+    assert!(!swept.abandoned.contains(&name) && !swept.kept.contains(&name));
+    assert!(database_exists(&name).await);
+    let swept = registry::sweep(&mut admin, true).await.unwrap();
+    assert!(swept.kept.contains(&name), "{swept:?}");
+    assert!(!database_exists(&name).await);
+    let _ = admin.close().await;
+}
+
+#[tokio::test]
+async fn the_warm_pool_refills_and_stays_bounded() {
+    let size = seedbed::isolation::template::pool_size().unwrap();
+    // One test makes the template and starts the refill.
+    let first = acquire(Strategy::Template, "template::pool::first").await;
+    first.finish().await.expect("finish");
+    let template_of = |e: &registry::Entry| e.template.clone();
+    // Wait for the pool to fill.
+    let mut spares = 0;
+    for _ in 0..400 {
+        let list = entries().await;
+        let tpl = list
+            .iter()
+            .filter(|e| e.kind == "spare")
+            .find_map(template_of);
+        spares = list
+            .iter()
+            .filter(|e| e.state == "spare" && e.template == tpl)
+            .count() as i64;
+        if spares == size {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(spares, size, "the pool fills up to its size");
+    // Many tests at once: the pool never grows past its size.
+    let tests: Vec<_> = (0..6)
+        .map(|i| {
+            tokio::spawn(async move {
+                let db = acquire(Strategy::Template, &format!("template::pool::{i}")).await;
+                let one: i32 = sqlx::query_scalar("SELECT 1")
+                    .fetch_one(&db.pool())
+                    .await
+                    .unwrap();
+                db.finish().await.expect("finish");
+                one
+            })
+        })
+        .collect();
+    for t in tests {
+        assert_eq!(t.await.unwrap(), 1);
+    }
+    for _ in 0..40 {
+        let by_template = entries().await;
+        let mut per_template = std::collections::HashMap::<Option<String>, i64>::new();
+        for e in by_template
+            .iter()
+            .filter(|e| e.kind == "spare" && matches!(e.state.as_str(), "spare" | "building"))
+        {
+            *per_template.entry(e.template.clone()).or_default() += 1;
+        }
+        assert!(
+            per_template.values().all(|n| *n <= size),
+            "spares beyond the pool size: {per_template:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
