@@ -59,13 +59,12 @@ async fn wait_until_dropped(name: &str) -> bool {
 async fn equivalent_body(pool: &PgPool, token: &str) {
     let slug = format!("eq-{token}");
     let mut tx = pool.begin().await.unwrap();
-    let org: i64 = sqlx::query_scalar(
-        "INSERT INTO organizations (name, slug) VALUES ('Eq', $1) RETURNING id",
-    )
-    .bind(&slug)
-    .fetch_one(&mut *tx)
-    .await
-    .unwrap();
+    let org: i64 =
+        sqlx::query_scalar("INSERT INTO organizations (name, slug) VALUES ('Eq', $1) RETURNING id")
+            .bind(&slug)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
     sqlx::query("INSERT INTO teams (organization_id, name) VALUES ($1, 'core')")
         .bind(org)
         .execute(&mut *tx)
@@ -112,7 +111,9 @@ async fn template_tests_commit_listen_and_stay_apart() {
             assert!(db.url().is_some());
             let pool = db.pool();
             // LISTEN/NOTIFY works: notifications arrive at commit.
-            let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await.unwrap();
+            let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
+                .await
+                .unwrap();
             listener.listen("seedbed_events").await.unwrap();
             sqlx::query("INSERT INTO organizations (name, slug) VALUES ($1, $1)")
                 .bind(format!("tpl-{me}"))
@@ -157,9 +158,7 @@ async fn a_failing_tests_clone_is_kept_listed_and_swept() {
         .unwrap();
     let name = db.database().to_string();
     let url = db.url().expect("url");
-    db.finish_with(Outcome::Failed)
-        .await
-        .expect("finish");
+    db.finish_with(Outcome::Failed).await.expect("finish");
     let entry = entries()
         .await
         .into_iter()

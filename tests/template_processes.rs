@@ -129,7 +129,11 @@ async fn eight_processes_of_twenty_tests_at_once_leave_only_spares() {
     }
     assert!(left.is_empty(), "databases left behind: {left:?}");
     let mut spares = std::collections::HashMap::<Option<String>, i64>::new();
-    for e in registry_entries().await.iter().filter(|e| e.state == "spare") {
+    for e in registry_entries()
+        .await
+        .iter()
+        .filter(|e| e.state == "spare")
+    {
         *spares.entry(e.template.clone()).or_default() += 1;
     }
     assert!(spares.values().all(|n| *n <= size), "{spares:?}");
@@ -169,7 +173,10 @@ async fn a_killed_process_is_swept_by_the_next_run() {
     let server = Server::resolve().await.unwrap();
     let mut conn = server.connect().await.unwrap();
     let swept = registry::sweep(&mut conn, false).await.unwrap();
-    assert!(!swept.abandoned.contains(&name), "a live test's database was swept");
+    assert!(
+        !swept.abandoned.contains(&name),
+        "a live test's database was swept"
+    );
     // kill -9 in the middle of the test.
     let _ = Command::new("kill")
         .args(["-9", &child.id().to_string()])
@@ -177,7 +184,11 @@ async fn a_killed_process_is_swept_by_the_next_run() {
     child.wait().unwrap();
     // The next run sweeps it at start-up.
     let out = spawn_test("holds_a_template_database").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let exists = |name: String| async move {
         let server = Server::resolve().await.unwrap();
         let mut conn = server.connect().await.unwrap();

@@ -91,7 +91,10 @@ impl Build<'_> {
             identity.push_str(&format!(":cleaner-v{}", super::cleaner::VERSION));
         }
         for fixture in self.fixtures {
-            identity.push_str(&format!(":fixture:{:016x}", super::lock::stable_hash(fixture)));
+            identity.push_str(&format!(
+                ":fixture:{:016x}",
+                super::lock::stable_hash(fixture)
+            ));
         }
         let checksum = if identity == migrations.checksum() {
             identity
@@ -104,7 +107,11 @@ impl Build<'_> {
 
 /// Returns the database `build` describes, building it under a database-level lock if no process
 /// has yet.
-pub async fn ensure_build(server: &Server, migrations: &Migrations, build: &Build<'_>) -> Result<MigratedDb> {
+pub async fn ensure_build(
+    server: &Server,
+    migrations: &Migrations,
+    build: &Build<'_>,
+) -> Result<MigratedDb> {
     let name = build.database_name(migrations);
     if name.len() > 63 {
         return Err(Error::Config(format!(
@@ -290,7 +297,10 @@ pub async fn drop_database(conn: &mut PgConnection, name: &str) -> Result<()> {
     .await
     .map_err(Error::db(format!("looking up database {name}")))?;
     if is_template {
-        let sql = format!("ALTER DATABASE {} WITH IS_TEMPLATE false", quote_ident(name));
+        let sql = format!(
+            "ALTER DATABASE {} WITH IS_TEMPLATE false",
+            quote_ident(name)
+        );
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
             .execute(&mut *conn)
             .await

@@ -60,7 +60,9 @@ pub async fn ensure(conn: &mut PgConnection) -> Result<()> {
     )
     .execute(conn)
     .await
-    .map_err(Error::db("creating seedbed's registry (schema seedbed in the maintenance database)"))?;
+    .map_err(Error::db(
+        "creating seedbed's registry (schema seedbed in the maintenance database)",
+    ))?;
     Ok(())
 }
 
@@ -112,7 +114,11 @@ fn run_id() -> String {
             return clean_label(&v, 8);
         }
     }
-    let random = crate::context::token_for("run", crate::context::process_base_seed(), std::process::id());
+    let random = crate::context::token_for(
+        "run",
+        crate::context::process_base_seed(),
+        std::process::id(),
+    );
     clean_label(&random, 8)
 }
 
@@ -171,7 +177,12 @@ pub async fn begin_build(
 }
 
 /// Moves a database to `state` (`spare`, `in_use`, `kept`).
-pub async fn set_state(conn: &mut PgConnection, name: &str, state: &str, test: Option<&str>) -> Result<()> {
+pub async fn set_state(
+    conn: &mut PgConnection,
+    name: &str,
+    state: &str,
+    test: Option<&str>,
+) -> Result<()> {
     sqlx::query(
         "UPDATE seedbed.databases SET state = $2, test = COALESCE($3, test), \
          claimed_at = CASE WHEN $2 = 'in_use' THEN now() ELSE claimed_at END WHERE name = $1",
@@ -197,7 +208,11 @@ pub async fn release(conn: &mut PgConnection, name: &str) -> Result<()> {
 }
 
 /// Claims the oldest spare cloned from `template` for `test`, taking its lease, in one statement.
-pub async fn claim_spare(conn: &mut PgConnection, template: &str, test: &str) -> Result<Option<String>> {
+pub async fn claim_spare(
+    conn: &mut PgConnection,
+    template: &str,
+    test: &str,
+) -> Result<Option<String>> {
     let owner = Owner::current();
     let sql = format!(
         "WITH spare AS (

@@ -40,11 +40,16 @@ pub enum Handover {
 /// The most spares per template.
 pub fn pool_size() -> Result<i64> {
     match std::env::var("SEEDBED_TEMPLATE_SPARES") {
-        Ok(v) => v.trim().parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            Error::Config(format!(
-                "SEEDBED_TEMPLATE_SPARES must be a number of databases, not `{v}`"
-            ))
-        }),
+        Ok(v) => v
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "SEEDBED_TEMPLATE_SPARES must be a number of databases, not `{v}`"
+                ))
+            }),
         Err(_) => Ok(std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2)
@@ -188,18 +193,24 @@ async fn refill(server: &'static Server, template: &str) -> Result<()> {
                     let mut tx = sqlx::Connection::begin(&mut *conn)
                         .await
                         .map_err(Error::db("refilling spare databases"))?;
-                    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('seedbed:pool:' || $1, 0))")
-                        .bind(&tpl)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(Error::db("refilling spare databases"))?;
+                    sqlx::query(
+                        "SELECT pg_advisory_xact_lock(hashtextextended('seedbed:pool:' || $1, 0))",
+                    )
+                    .bind(&tpl)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Error::db("refilling spare databases"))?;
                     if registry::spares(&mut tx, &tpl).await? >= size {
-                        tx.commit().await.map_err(Error::db("refilling spare databases"))?;
+                        tx.commit()
+                            .await
+                            .map_err(Error::db("refilling spare databases"))?;
                         return Ok(None);
                     }
                     let name = registry::new_clone_name(&mut tx).await?;
                     registry::begin_build(&mut tx, &name, "spare", &tpl, None).await?;
-                    tx.commit().await.map_err(Error::db("refilling spare databases"))?;
+                    tx.commit()
+                        .await
+                        .map_err(Error::db("refilling spare databases"))?;
                     Ok(Some(name))
                 })
             })
@@ -230,7 +241,12 @@ async fn refill(server: &'static Server, template: &str) -> Result<()> {
 
 /// Ends a test's use of its clone: dropped when it passed (in the background), kept and marked
 /// with the test when it failed. The lease is released either way.
-pub(crate) async fn release(server: &'static Server, database: &str, passed: bool, test: &str) -> Result<()> {
+pub(crate) async fn release(
+    server: &'static Server,
+    database: &str,
+    passed: bool,
+    test: &str,
+) -> Result<()> {
     let db = database.to_string();
     if passed {
         engine::spawn_detached(async move {
@@ -247,7 +263,9 @@ pub(crate) async fn release(server: &'static Server, database: &str, passed: boo
                 })
                 .await;
             if let Err(e) = dropped {
-                eprintln!("seedbed: could not drop a test database: {e} (seedbed sweep removes it)");
+                eprintln!(
+                    "seedbed: could not drop a test database: {e} (seedbed sweep removes it)"
+                );
             }
         });
         Ok(())

@@ -465,7 +465,9 @@ impl Isolation {
         BUILT
             .get_or_init(KeyedOnce::new)
             .get_or_try_init(&key, async {
-                Ok(migrated::ensure_build(server, &migrations, &build).await?.name)
+                Ok(migrated::ensure_build(server, &migrations, &build)
+                    .await?
+                    .name)
             })
             .await
     }
@@ -868,9 +870,8 @@ impl TestDb {
         match backend {
             Backend::Rollback { rp, state, key } => {
                 let server = inner.server;
-                let (violation, reusable) = rp
-                    .finish(&state, |pid| is_listening(server, pid))
-                    .await?;
+                let (violation, reusable) =
+                    rp.finish(&state, |pid| is_listening(server, pid)).await?;
                 if reusable {
                     ROLLBACK_POOLS.put(&key, rp);
                 } else {
@@ -915,7 +916,10 @@ impl TestDb {
                 let _ = tokio::time::timeout(Duration::from_secs(5), inner.pool.close()).await;
                 let passed = outcome == Outcome::Passed;
                 if !passed {
-                    *inner.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+                    *inner
+                        .kept
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
                 }
                 template::release(inner.server, &database, passed, &test).await
             }
