@@ -153,29 +153,8 @@ pub enum Error {
     // ---- Factories that write (src/factory/). ----
     /// A factory's `INSERT` broke a constraint: the table, the constraint and the values that
     /// broke it, as the server reported them.
-    #[error(
-        "{factory} could not insert into {table}: {kind} `{constraint}` was violated{}{}{}",
-        column.as_deref().map(|c| format!(" (column {c})")).unwrap_or_default(),
-        if detail.is_empty() { String::new() } else { format!(": {detail}") },
-        kind.hint()
-    )]
-    ConstraintViolation {
-        /// The factory (`module::Model`).
-        factory: String,
-        /// The table the row was for.
-        table: String,
-        /// The kind of constraint.
-        kind: crate::factory::ConstraintKind,
-        /// The constraint's name.
-        constraint: String,
-        /// The column, for a NOT NULL violation.
-        column: Option<String>,
-        /// The server's detail: the key and its values, or the failing row.
-        detail: String,
-        /// The driver's error.
-        #[source]
-        source: sqlx::Error,
-    },
+    #[error(transparent)]
+    ConstraintViolation(Box<crate::factory::ConstraintViolation>),
 
     /// A factory names a table or a column the database does not have.
     #[error(

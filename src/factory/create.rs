@@ -94,7 +94,7 @@ impl<'a> Target<'a> for &'a mut PoolConnection<Postgres> {
     }
 
     fn __connection(self) -> impl Future<Output = Result<Conn<'a>>> + Send + 'a {
-        std::future::ready(Ok(Conn::Borrowed(&mut **self)))
+        std::future::ready(Ok(Conn::Borrowed(self)))
     }
 }
 
@@ -104,7 +104,7 @@ impl<'a, 't> Target<'a> for &'a mut Transaction<'t, Postgres> {
     }
 
     fn __connection(self) -> impl Future<Output = Result<Conn<'a>>> + Send + 'a {
-        std::future::ready(Ok(Conn::Borrowed(&mut **self)))
+        std::future::ready(Ok(Conn::Borrowed(self)))
     }
 }
 

@@ -148,3 +148,34 @@ pub fn enum_column_type<E: DbEnum>() -> ColumnType {
         variants: E::LABELS.iter().map(|label| (*label).into()).collect(),
     }
 }
+
+/// `text` bound as text and cast to the PostgreSQL type `type_name` (`$1::"inet"`): a column
+/// value for a type sea-query has no variant for (`inet`, `citext`, `ltree`, a domain over one
+/// of them), from a newtype's `From<Newtype> for Value`. Name a type in the search path,
+/// lowercase, without its schema.
+///
+/// ```
+/// use seedbed::factory::{Value, typed_text};
+/// use seedbed::factory::sea_query::{Alias, PostgresQueryBuilder, Query};
+///
+/// pub struct Inet(pub String);
+///
+/// impl From<Inet> for Value {
+///     fn from(ip: Inet) -> Value {
+///         typed_text("inet", ip.0)
+///     }
+/// }
+///
+/// let (sql, _) = Query::insert()
+///     .into_table(Alias::new("sessions"))
+///     .columns([Alias::new("ip")])
+///     .values_panic([Value::from(Inet("10.0.0.1".into())).into()])
+///     .build(PostgresQueryBuilder);
+/// assert_eq!(sql, r#"INSERT INTO "sessions" ("ip") VALUES ($1::"inet")"#);
+/// ```
+pub fn typed_text(type_name: &'static str, text: impl Into<String>) -> Value {
+    Value::Enum(OptionEnum::Some(Box::new(sea_query::Enum {
+        type_name: type_name.into(),
+        value: Cow::Owned(text.into()),
+    })))
+}

@@ -80,6 +80,61 @@ impl fmt::Display for ConstraintKind {
     }
 }
 
+/// A factory's row broke a constraint: what [`Error::ConstraintViolation`] holds.
+///
+/// ```
+/// use seedbed::factory::{ConstraintKind, ConstraintViolation};
+///
+/// fn explain(err: &seedbed::Error) -> Option<(ConstraintKind, &str)> {
+///     match err {
+///         seedbed::Error::ConstraintViolation(v) => Some((v.kind, v.constraint.as_str())),
+///         _ => None,
+///     }
+/// }
+/// # let _ = explain;
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ConstraintViolation {
+    /// The factory (`module::Model`).
+    pub factory: String,
+    /// The table the row was for (`schema.name` outside `public`).
+    pub table: String,
+    /// The kind of constraint.
+    pub kind: ConstraintKind,
+    /// The constraint's name (and its domain's, for a domain's CHECK).
+    pub constraint: String,
+    /// The column, for a NOT NULL violation.
+    pub column: Option<String>,
+    /// The server's detail: the key and its values, or the failing row.
+    pub detail: String,
+    /// The driver's error.
+    pub source: sqlx::Error,
+}
+
+impl fmt::Display for ConstraintViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} could not insert into {}: {} `{}` was violated",
+            self.factory, self.table, self.kind, self.constraint
+        )?;
+        if let Some(column) = &self.column {
+            write!(f, " (column {column})")?;
+        }
+        if !self.detail.is_empty() {
+            write!(f, ": {}", self.detail)?;
+        }
+        f.write_str(self.kind.hint())
+    }
+}
+
+impl std::error::Error for ConstraintViolation {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
 /// The error of a factory statement on `table`.
 pub(crate) fn statement_error(source: sqlx::Error, table: &'static Table) -> Error {
     let factory = table.factory().to_string();
@@ -110,15 +165,16 @@ pub(crate) fn statement_error(source: sqlx::Error, table: &'static Table) -> Err
             .detail()
             .map(str::to_string)
             .unwrap_or_else(|| pg.message().to_string());
-        return Error::ConstraintViolation {
+        let column = pg.column().map(str::to_string);
+        return Error::ConstraintViolation(Box::new(ConstraintViolation {
             factory,
             table: table_name,
             kind,
             constraint,
-            column: pg.column().map(str::to_string),
+            column,
             detail,
             source,
-        };
+        }));
     }
     match pg.code() {
         // undefined_table, undefined_column, invalid_schema_name

@@ -47,8 +47,8 @@ use crate::factory::{Create, Factory, Node};
 ///
 /// let mut graph = Graph::new();
 /// let board = graph.add(Board::factory().project_id(uuid::Uuid::nil()));
-/// let todo = graph.add(BoardColumn::factory().board(&board));
-/// graph.update(&board, |b| b.default_column(&todo));
+/// let todo = graph.add(BoardColumn::factory().board(board));
+/// graph.update(&board, |b| b.default_column(todo));
 /// let created = graph.create(&db).await?;
 /// let (board, todo) = (created.get(&board).unwrap(), created.get(&todo).unwrap());
 /// assert_eq!(board.default_column_id, Some(todo.id));
@@ -93,7 +93,7 @@ impl Graph {
     }
 
     /// Adds a row to create from `builder`; the node stands for it in other builders of the
-    /// graph (`.author(&node)`).
+    /// graph (`.author(node)`).
     pub fn add<B: Create>(&mut self, builder: B) -> Node<B::Model> {
         fn plan_entry<B: Create>(builder: Box<dyn Any + Send>, plan: &mut Plan) -> Result<NodeId> {
             match builder.downcast::<B>() {

@@ -21,9 +21,9 @@ pub use self::attributes::Attributes;
 pub use self::build::{BuildCtx, BuildRng};
 pub use self::create::{Create, Row, Target};
 pub use self::db_enum::{
-    DbEnum, enum_array_type, enum_column_type, enum_null, enum_try_from, enum_value,
+    DbEnum, enum_array_type, enum_column_type, enum_null, enum_try_from, enum_value, typed_text,
 };
-pub use self::errors::ConstraintKind;
+pub use self::errors::{ConstraintKind, ConstraintViolation};
 pub use self::graph::{Created, Graph};
 pub use self::plan::{MAX_BIND_PARAMETERS, rows_per_statement};
 pub(crate) use self::state::ContextState;

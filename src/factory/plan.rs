@@ -681,11 +681,9 @@ static RESERVED: Table = Table::__new("<reserved>", None, "<reserved>", &[], &[]
 /// assert_eq!(rows_per_statement(7), 9_362);
 /// ```
 pub fn rows_per_statement(columns: usize) -> usize {
-    if columns == 0 {
-        DEFAULT_ROWS_PER_STATEMENT
-    } else {
-        (MAX_BIND_PARAMETERS / columns).max(1)
-    }
+    MAX_BIND_PARAMETERS
+        .checked_div(columns)
+        .map_or(DEFAULT_ROWS_PER_STATEMENT, |rows| rows.max(1))
 }
 
 /// `schema.name` or `name`: how statistics and messages name a table.

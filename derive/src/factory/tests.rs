@@ -106,3 +106,23 @@ fn errors_are_combined_beside_a_stub() {
         },
     );
 }
+
+#[test]
+fn associations_has_many_and_after_create() {
+    snapshot(
+        "associations",
+        syn::parse_quote! {
+            #[factory(table = "posts", has_many(comments(Comment, via = post)), after_create = notify)]
+            pub struct Post {
+                #[factory(generated)]
+                pub id: i64,
+                #[factory(belongs_to = User)]
+                pub author_id: i64,
+                #[factory(belongs_to = Post, references = id)]
+                pub reply_to_id: Option<i64>,
+                #[factory(default = "Hello")]
+                pub title: String,
+            }
+        },
+    );
+}

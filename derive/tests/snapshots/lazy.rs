@@ -8,6 +8,7 @@ pub(crate) struct SubscriptionFactory {
     cents: ::core::option::Option<i32>,
     cache: ::core::option::Option<Vec<u8>>,
     premium: ::core::option::Option<bool>,
+    __seedbed_after: ::seedbed::__private::Hooks<Subscription>,
 }
 /// What a `lazy` closure of [`SubscriptionFactory`] sees: every field that is not `lazy`, and every transient parameter, with overrides applied.
 pub(crate) struct SubscriptionFactoryFields {
@@ -40,6 +41,7 @@ const _: () = {
                 cents: ::core::option::Option::None,
                 cache: ::core::option::Option::None,
                 premium: ::core::option::Option::None,
+                __seedbed_after: ::core::default::Default::default(),
             }
         }
     }
@@ -90,6 +92,19 @@ const _: () = {
             self.premium = ::core::option::Option::Some(
                 ::core::convert::Into::into(value),
             );
+            self
+        }
+        /// Adds an `after_create` hook: it receives each created row and returns the rows to
+        /// create with it (a builder, a `Vec` of builders, a tuple, `()`), which are created in
+        /// the same call, one statement per table for a whole `create_list`.
+        #[inline]
+        pub(crate) fn after_create<C: ::seedbed::__private::Children>(
+            mut self,
+            hook: impl ::core::ops::Fn(
+                &Subscription,
+            ) -> C + ::core::marker::Send + ::core::marker::Sync + 'static,
+        ) -> Self {
+            self.__seedbed_after.push(hook);
             self
         }
         /// Builds the value in memory: overrides as set, every other field from its attribute,
@@ -220,6 +235,7 @@ const _: () = {
                 cents: ::core::clone::Clone::clone(&self.cents),
                 cache: ::core::clone::Clone::clone(&self.cache),
                 premium: ::core::clone::Clone::clone(&self.premium),
+                __seedbed_after: ::core::clone::Clone::clone(&self.__seedbed_after),
             }
         }
     }
@@ -239,6 +255,7 @@ const _: () = {
                 .field("cents", &self.cents)
                 .field("cache", &self.cache)
                 .field("premium", &self.premium)
+                .field("after_create", &self.__seedbed_after)
                 .finish()
         }
     }
@@ -329,6 +346,98 @@ const _: () = {
         #[inline]
         fn build(self) -> Subscription {
             SubscriptionFactory::build(self)
+        }
+        fn __plan(
+            mut self,
+            __seedbed_plan: &mut ::seedbed::__private::Plan,
+            __seedbed_decode: ::seedbed::__private::Decoder,
+        ) -> ::core::result::Result<
+            ::seedbed::__private::NodeId,
+            ::seedbed::__private::Error,
+        > {
+            let __seedbed_slot = __seedbed_plan.take_slot();
+            #[allow(unused_mut)]
+            let mut __seedbed_refs: ::std::vec::Vec<::seedbed::__private::Ref> = ::std::vec::Vec::new();
+            #[allow(unused_mut)]
+            let mut __seedbed_hooks = ::core::mem::take(&mut self.__seedbed_after);
+            let __seedbed_model = SubscriptionFactory::build(self);
+            __seedbed_plan
+                .push(
+                    __seedbed_slot,
+                    <Subscription as ::seedbed::__private::Factory>::TABLE,
+                    ::seedbed::__private::Factory::into_attributes(__seedbed_model),
+                    __seedbed_refs,
+                    __seedbed_decode,
+                    __seedbed_hooks.into_erased(),
+                )
+        }
+    }
+    #[automatically_derived]
+    impl SubscriptionFactory
+    where
+        for<'__seedbed> SubscriptionFactory: ::seedbed::__private::Create,
+    {
+        /// Inserts the row, and the parents its unset `belongs_to` associations need, and
+        /// returns it as the database stored it (generated ids, defaults, trigger effects).
+        /// Takes `&TestDb`, `&PgPool` or `&mut PgConnection` (`&mut *tx`).
+        #[inline]
+        pub(crate) fn create<'__seedbed_db, __SeedbedTarget>(
+            self,
+            db: __SeedbedTarget,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<Subscription, ::seedbed::__private::Error>,
+        > + ::core::marker::Send + '__seedbed_db
+        where
+            __SeedbedTarget: ::seedbed::__private::Target<'__seedbed_db> + '__seedbed_db,
+        {
+            ::seedbed::__private::Create::create(self, db)
+        }
+    }
+    #[automatically_derived]
+    impl SubscriptionFactory
+    where
+        for<'__seedbed> SubscriptionFactory: ::seedbed::__private::Create
+            + ::core::clone::Clone,
+    {
+        /// Inserts `n` rows with the same overrides (sequences and fakers advance for each):
+        /// one multi-row `INSERT … RETURNING` per table and per 65,535 bind parameters,
+        /// parents first.
+        #[inline]
+        pub(crate) fn create_list<'__seedbed_db, __SeedbedTarget>(
+            self,
+            db: __SeedbedTarget,
+            n: usize,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<Subscription>,
+                ::seedbed::__private::Error,
+            >,
+        > + ::core::marker::Send + '__seedbed_db
+        where
+            __SeedbedTarget: ::seedbed::__private::Target<'__seedbed_db> + '__seedbed_db,
+        {
+            ::seedbed::__private::Create::create_list(self, db, n)
+        }
+        /// Inserts `n` rows, letting `each` adjust the builder of the `i`-th (from 0).
+        #[inline]
+        pub(crate) fn create_list_with<'__seedbed_db, __SeedbedTarget>(
+            self,
+            db: __SeedbedTarget,
+            n: usize,
+            each: impl ::core::ops::FnMut(
+                usize,
+                Self,
+            ) -> Self + ::core::marker::Send + '__seedbed_db,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<Subscription>,
+                ::seedbed::__private::Error,
+            >,
+        > + ::core::marker::Send + '__seedbed_db
+        where
+            __SeedbedTarget: ::seedbed::__private::Target<'__seedbed_db> + '__seedbed_db,
+        {
+            ::seedbed::__private::Create::create_list_with(self, db, n, each)
         }
     }
 };

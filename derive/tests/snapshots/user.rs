@@ -10,6 +10,7 @@ pub struct UserFactory {
     role_id: ::core::option::Option<i16>,
     invited_by_id: ::core::option::Option<Option<i64>>,
     created: ::core::option::Option<chrono::DateTime<chrono::Utc>>,
+    __seedbed_after: ::seedbed::__private::Hooks<User>,
 }
 #[doc(hidden)]
 const _: () = {
@@ -36,6 +37,7 @@ const _: () = {
                 role_id: ::core::option::Option::None,
                 invited_by_id: ::core::option::Option::None,
                 created: ::core::option::Option::None,
+                __seedbed_after: ::core::default::Default::default(),
             }
         }
     }
@@ -102,6 +104,19 @@ const _: () = {
             self.created = ::core::option::Option::Some(
                 ::core::convert::Into::into(value),
             );
+            self
+        }
+        /// Adds an `after_create` hook: it receives each created row and returns the rows to
+        /// create with it (a builder, a `Vec` of builders, a tuple, `()`), which are created in
+        /// the same call, one statement per table for a whole `create_list`.
+        #[inline]
+        pub fn after_create<C: ::seedbed::__private::Children>(
+            mut self,
+            hook: impl ::core::ops::Fn(
+                &User,
+            ) -> C + ::core::marker::Send + ::core::marker::Sync + 'static,
+        ) -> Self {
+            self.__seedbed_after.push(hook);
             self
         }
         /// Trait `admin`: sets `is_admin`, `role_id`. Setters called after it win.
@@ -257,6 +272,7 @@ const _: () = {
                 role_id: ::core::clone::Clone::clone(&self.role_id),
                 invited_by_id: ::core::clone::Clone::clone(&self.invited_by_id),
                 created: ::core::clone::Clone::clone(&self.created),
+                __seedbed_after: ::core::clone::Clone::clone(&self.__seedbed_after),
             }
         }
     }
@@ -280,6 +296,7 @@ const _: () = {
                 .field("role_id", &self.role_id)
                 .field("invited_by_id", &self.invited_by_id)
                 .field("created", &self.created)
+                .field("after_create", &self.__seedbed_after)
                 .finish()
         }
     }
@@ -436,6 +453,97 @@ const _: () = {
         #[inline]
         fn build(self) -> User {
             UserFactory::build(self)
+        }
+        fn __plan(
+            mut self,
+            __seedbed_plan: &mut ::seedbed::__private::Plan,
+            __seedbed_decode: ::seedbed::__private::Decoder,
+        ) -> ::core::result::Result<
+            ::seedbed::__private::NodeId,
+            ::seedbed::__private::Error,
+        > {
+            let __seedbed_slot = __seedbed_plan.take_slot();
+            #[allow(unused_mut)]
+            let mut __seedbed_refs: ::std::vec::Vec<::seedbed::__private::Ref> = ::std::vec::Vec::new();
+            #[allow(unused_mut)]
+            let mut __seedbed_hooks = ::core::mem::take(&mut self.__seedbed_after);
+            let __seedbed_model = UserFactory::build(self);
+            __seedbed_plan
+                .push(
+                    __seedbed_slot,
+                    <User as ::seedbed::__private::Factory>::TABLE,
+                    ::seedbed::__private::Factory::into_attributes(__seedbed_model),
+                    __seedbed_refs,
+                    __seedbed_decode,
+                    __seedbed_hooks.into_erased(),
+                )
+        }
+    }
+    #[automatically_derived]
+    impl UserFactory
+    where
+        for<'__seedbed> UserFactory: ::seedbed::__private::Create,
+    {
+        /// Inserts the row, and the parents its unset `belongs_to` associations need, and
+        /// returns it as the database stored it (generated ids, defaults, trigger effects).
+        /// Takes `&TestDb`, `&PgPool` or `&mut PgConnection` (`&mut *tx`).
+        #[inline]
+        pub fn create<'__seedbed_db, __SeedbedTarget>(
+            self,
+            db: __SeedbedTarget,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<User, ::seedbed::__private::Error>,
+        > + ::core::marker::Send + '__seedbed_db
+        where
+            __SeedbedTarget: ::seedbed::__private::Target<'__seedbed_db> + '__seedbed_db,
+        {
+            ::seedbed::__private::Create::create(self, db)
+        }
+    }
+    #[automatically_derived]
+    impl UserFactory
+    where
+        for<'__seedbed> UserFactory: ::seedbed::__private::Create + ::core::clone::Clone,
+    {
+        /// Inserts `n` rows with the same overrides (sequences and fakers advance for each):
+        /// one multi-row `INSERT … RETURNING` per table and per 65,535 bind parameters,
+        /// parents first.
+        #[inline]
+        pub fn create_list<'__seedbed_db, __SeedbedTarget>(
+            self,
+            db: __SeedbedTarget,
+            n: usize,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<User>,
+                ::seedbed::__private::Error,
+            >,
+        > + ::core::marker::Send + '__seedbed_db
+        where
+            __SeedbedTarget: ::seedbed::__private::Target<'__seedbed_db> + '__seedbed_db,
+        {
+            ::seedbed::__private::Create::create_list(self, db, n)
+        }
+        /// Inserts `n` rows, letting `each` adjust the builder of the `i`-th (from 0).
+        #[inline]
+        pub fn create_list_with<'__seedbed_db, __SeedbedTarget>(
+            self,
+            db: __SeedbedTarget,
+            n: usize,
+            each: impl ::core::ops::FnMut(
+                usize,
+                Self,
+            ) -> Self + ::core::marker::Send + '__seedbed_db,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<User>,
+                ::seedbed::__private::Error,
+            >,
+        > + ::core::marker::Send + '__seedbed_db
+        where
+            __SeedbedTarget: ::seedbed::__private::Target<'__seedbed_db> + '__seedbed_db,
+        {
+            ::seedbed::__private::Create::create_list_with(self, db, n, each)
         }
     }
 };
