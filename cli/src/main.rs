@@ -3,8 +3,11 @@
 //! ```text
 //! seedbed server start|status|stop   manage the embedded PostgreSQL server
 //! seedbed schema [--migrations DIR]  migrate a database and show its tables in deletion order
+//! seedbed list                       the test databases seedbed made, with their state
+//! seedbed sweep [--kept]             drop what dead test processes left (and kept databases)
 //! ```
 
+mod registry;
 mod schema;
 mod server;
 
@@ -45,6 +48,21 @@ enum Command {
         #[arg(long)]
         migrations: Option<PathBuf>,
     },
+    /// List the test databases seedbed made on the server: building, spare, in use or kept.
+    List {
+        /// Server to use (default: SEEDBED_DATABASE_URL, DATABASE_URL, else the embedded server).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// Drop the test databases whose process died (their lease is free); never a running test's.
+    Sweep {
+        /// Server to use (default: SEEDBED_DATABASE_URL, DATABASE_URL, else the embedded server).
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Also drop the databases kept for failed tests.
+        #[arg(long)]
+        kept: bool,
+    },
 }
 
 #[tokio::main]
@@ -56,6 +74,8 @@ async fn main() -> ExitCode {
             database_url,
             migrations,
         } => schema::run(database_url, migrations).await,
+        Command::List { database_url } => registry::list(database_url).await,
+        Command::Sweep { database_url, kept } => registry::sweep(database_url, kept).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

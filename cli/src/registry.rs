@@ -1,0 +1,62 @@
+//! `seedbed list` and `seedbed sweep`: the test databases seedbed made on a server.
+
+use seedbed::isolation::registry;
+use sqlx::Connection;
+
+pub(crate) async fn list(database_url: Option<String>) -> Result<(), seedbed::Error> {
+    let server = crate::server_from(database_url).await?;
+    let mut conn = server.connect().await?;
+    let entries = registry::list(&mut conn).await?;
+    let _ = conn.close().await;
+    if entries.is_empty() {
+        println!("no test databases");
+        return Ok(());
+    }
+    println!(
+        "{:<40} {:<9} {:<6} {:<8} {:<12} {:>7}  test",
+        "database", "state", "leased", "run", "host", "pid"
+    );
+    for e in &entries {
+        println!(
+            "{:<40} {:<9} {:<6} {:<8} {:<12} {:>7}  {}",
+            e.name,
+            e.state,
+            if e.leased { "yes" } else { "no" },
+            e.run_id,
+            e.host,
+            e.pid,
+            e.test.as_deref().unwrap_or("")
+        );
+    }
+    let kept: Vec<&registry::Entry> = entries.iter().filter(|e| e.state == "kept").collect();
+    if !kept.is_empty() {
+        println!(
+            "\n{} kept for failed tests (connect with the URLs below; `seedbed sweep --kept` removes them):",
+            kept.len()
+        );
+        for e in kept {
+            println!("  {}", server.url_for(&e.name));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn sweep(database_url: Option<String>, kept: bool) -> Result<(), seedbed::Error> {
+    let server = crate::server_from(database_url).await?;
+    let mut conn = server.connect().await?;
+    let swept = registry::sweep(&mut conn, kept).await?;
+    let _ = conn.close().await;
+    println!(
+        "dropped {} abandoned test database(s){}",
+        swept.abandoned.len(),
+        if kept {
+            format!(" and {} kept one(s)", swept.kept.len())
+        } else {
+            String::new()
+        }
+    );
+    for name in swept.abandoned.iter().chain(&swept.kept) {
+        println!("  {name}");
+    }
+    Ok(())
+}
