@@ -584,7 +584,6 @@ impl Plan {
             insert.returning(returning(table, locate));
             let (sql, values) = insert.build_sqlx(PostgresQueryBuilder);
             let rows = sqlx::query_with(sqlx::AssertSqlSafe(sql), values)
-                .persistent(chunk.len() <= 64)
                 .fetch_all(&mut *conn)
                 .await
                 .map_err(|e| statement_error(e, table))?;

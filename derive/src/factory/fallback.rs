@@ -7,7 +7,16 @@ use quote::{format_ident, quote};
 use syn::{Data, DeriveInput, Fields};
 
 /// The stub's own methods, which no setter may shadow.
-const STUB_METHODS: &[&str] = &["build", "build_list", "build_list_with", "attributes"];
+const STUB_METHODS: &[&str] = &[
+    "build",
+    "build_list",
+    "build_list_with",
+    "attributes",
+    "create",
+    "create_list",
+    "create_list_with",
+    "after_create",
+];
 
 /// A stub `XFactory` for `input`, or nothing when there is no struct to hang it on.
 pub(crate) fn expand(input: &DeriveInput) -> TokenStream {
@@ -24,6 +33,18 @@ pub(crate) fn expand(input: &DeriveInput) -> TokenStream {
                 .named
                 .iter()
                 .filter_map(|f| f.ident.as_ref())
+                .flat_map(|ident| {
+                    // A field `author_id` may be a `belongs_to`: stub `author` and `author_ref`.
+                    let name = ident.to_string();
+                    let mut names = vec![ident.clone()];
+                    if let Some(base) = name.strip_suffix("_id")
+                        && syn::parse_str::<syn::Ident>(base).is_ok()
+                    {
+                        names.push(format_ident!("{}", base));
+                        names.push(format_ident!("{}_ref", base));
+                    }
+                    names
+                })
                 .filter(|ident| !STUB_METHODS.contains(&ident.to_string().as_str()))
                 .map(|ident| {
                     quote! {
@@ -70,6 +91,34 @@ pub(crate) fn expand(input: &DeriveInput) -> TokenStream {
 
                 #vis fn attributes(self) -> #krate::__private::Attributes {
                     ::core::unimplemented!()
+                }
+
+                #vis async fn create<__SeedbedTarget>(
+                    self,
+                    _db: __SeedbedTarget,
+                ) -> ::core::result::Result<#model, #krate::__private::Error> {
+                    ::core::unimplemented!()
+                }
+
+                #vis async fn create_list<__SeedbedTarget>(
+                    self,
+                    _db: __SeedbedTarget,
+                    _n: usize,
+                ) -> ::core::result::Result<::std::vec::Vec<#model>, #krate::__private::Error> {
+                    ::core::unimplemented!()
+                }
+
+                #vis async fn create_list_with<__SeedbedTarget, __SeedbedEach>(
+                    self,
+                    _db: __SeedbedTarget,
+                    _n: usize,
+                    _each: __SeedbedEach,
+                ) -> ::core::result::Result<::std::vec::Vec<#model>, #krate::__private::Error> {
+                    ::core::unimplemented!()
+                }
+
+                #vis fn after_create<__SeedbedHook>(self, _hook: __SeedbedHook) -> Self {
+                    self
                 }
             }
         };
