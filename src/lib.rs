@@ -29,7 +29,7 @@ pub use crate::isolation::{Isolation, Strategy, TestDb};
 /// The names most tests need: `use seedbed::prelude::*;`.
 pub mod prelude {
     pub use crate::error::Error;
-    pub use crate::factory::{Factory, FactoryBuilder};
+    pub use crate::factory::{Create, Factory, FactoryBuilder, Graph};
     pub use crate::isolation::{Isolation, Migrations, Strategy, TestDb};
     #[cfg(feature = "derive")]
     pub use seedbed_derive::{DbEnum, Factory};
