@@ -186,6 +186,7 @@ async fn no_binaries_means_no_embedded_server() {
             pg_config: false,
             versioned_roots: vec![],
         },
+        settings: vec![],
     };
     let err = Server::embedded(&config).await.expect_err("no server");
     assert!(

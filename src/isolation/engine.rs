@@ -95,9 +95,12 @@ impl<T: Clone> KeyedOnce<T> {
     }
 }
 
-/// The control connection to the maintenance database, on the engine runtime.
+/// A connection to the maintenance database, on the engine runtime.
 pub(crate) struct Control {
     conn: tokio::sync::Mutex<Option<PgConnection>>,
+    /// Kept open between uses (the control connection, which holds locks) or closed after each
+    /// (the builder, used rarely, so that idle processes hold one connection, not two).
+    keep: bool,
 }
 
 /// The process's control connection: token claims and leases, quick statements only.
@@ -105,15 +108,17 @@ pub(crate) fn control() -> &'static Control {
     static CONTROL: OnceLock<Control> = OnceLock::new();
     CONTROL.get_or_init(|| Control {
         conn: tokio::sync::Mutex::new(None),
+        keep: true,
     })
 }
 
 /// The process's builder connection: `CREATE DATABASE` and `DROP DATABASE`, which take tens of
-/// milliseconds and would hold up the control connection.
+/// milliseconds and would hold up the control connection. Opened for each use.
 pub(crate) fn builder() -> &'static Control {
     static BUILDER: OnceLock<Control> = OnceLock::new();
     BUILDER.get_or_init(|| Control {
         conn: tokio::sync::Mutex::new(None),
+        keep: false,
     })
 }
 
@@ -149,6 +154,11 @@ impl Control {
             {
                 // The connection itself failed: open a new one next time.
                 *guard = None;
+            }
+            if !self.keep
+                && let Some(conn) = guard.take()
+            {
+                let _ = sqlx::Connection::close(conn).await;
             }
             result
         }))

@@ -5,6 +5,7 @@
 //! [`marker`] that tells seedbed's databases from any other, [`Migrations`] and the
 //! [`migrated`] databases built once per migrations checksum.
 
+pub(crate) mod budget;
 pub mod cleaner;
 pub(crate) mod engine;
 #[doc(hidden)]

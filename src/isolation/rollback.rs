@@ -148,6 +148,8 @@ pub(crate) struct RollbackPool {
     pub(crate) pool: PgPool,
     hooks: Arc<Hooks>,
     backend_pid: u32,
+    /// Connection budget for the pool's connection, given back when the pool goes.
+    pub(crate) budget: Option<super::budget::Reservation>,
 }
 
 impl RollbackPool {
@@ -220,6 +222,7 @@ impl RollbackPool {
             pool,
             hooks,
             backend_pid: u32::try_from(pid).unwrap_or_default(),
+            budget: None,
         })
     }
 

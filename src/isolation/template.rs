@@ -183,11 +183,13 @@ fn refill_in_background(server: &'static Server, template: &str) {
 
 /// Makes spares until the pool is full. The count and the new row are decided under a
 /// transaction-level advisory lock, so concurrent refillers never grow the pool past its size.
+/// Each spare is made on one connection from its row to its copy: the lease taken with the row
+/// must hold until the spare is ready, or a sweeper would take it for abandoned.
 async fn refill(server: &'static Server, template: &str) -> Result<()> {
     let size = pool_size()?;
     loop {
         let tpl = template.to_string();
-        let next = engine::builder()
+        let made = engine::builder()
             .with(server, move |conn| {
                 Box::pin(async move {
                     let mut tx = sqlx::Connection::begin(&mut *conn)
@@ -204,38 +206,31 @@ async fn refill(server: &'static Server, template: &str) -> Result<()> {
                         tx.commit()
                             .await
                             .map_err(Error::db("refilling spare databases"))?;
-                        return Ok(None);
+                        return Ok(false);
                     }
                     let name = registry::new_clone_name(&mut tx).await?;
                     registry::begin_build(&mut tx, &name, "spare", &tpl, None).await?;
                     tx.commit()
                         .await
                         .map_err(Error::db("refilling spare databases"))?;
-                    Ok(Some(name))
-                })
-            })
-            .await?;
-        let Some(name) = next else {
-            return Ok(());
-        };
-        let (tpl, db) = (template.to_string(), name.clone());
-        engine::builder()
-            .with(server, move |conn| {
-                Box::pin(async move {
-                    match make_clone(server, conn, &tpl, &db).await {
+                    match make_clone(server, conn, &tpl, &name).await {
                         Ok(()) => {
-                            registry::set_state(conn, &db, "spare", None).await?;
-                            registry::release(conn, &db).await
+                            registry::set_state(conn, &name, "spare", None).await?;
+                            registry::release(conn, &name).await?;
+                            Ok(true)
                         }
                         Err(e) => {
-                            let _ = registry::drop_database(conn, &db).await;
-                            let _ = registry::release(conn, &db).await;
+                            let _ = registry::drop_database(conn, &name).await;
+                            let _ = registry::release(conn, &name).await;
                             Err(e)
                         }
                     }
                 })
             })
             .await?;
+        if !made {
+            return Ok(());
+        }
     }
 }
 

@@ -350,7 +350,10 @@ impl Isolation {
                         Some(rp) => rp,
                         None => {
                             let (options, timeout) = (options.clone(), self.acquire_timeout);
-                            Arc::new(engine::run(RollbackPool::open(options, timeout)).await?)
+                            let budget = super::budget::reserve(server, 1).await?;
+                            let mut rp = engine::run(RollbackPool::open(options, timeout)).await?;
+                            rp.budget = Some(budget);
+                            Arc::new(rp)
                         }
                     };
                     match rp.start(&app_name, &self.fixtures).await {
@@ -386,7 +389,11 @@ impl Isolation {
                         None => {
                             let options = self.connect_options(server, &database);
                             let max = self.max_connections;
-                            engine::run(SharedPool::open(options, max)).await?
+                            let budget = super::budget::reserve(server, max as usize).await?;
+                            let max = u32::try_from(budget.len()).unwrap_or(1).max(1);
+                            let mut shared = engine::run(SharedPool::open(options, max)).await?;
+                            shared.budget = Some(Arc::new(budget));
+                            shared
                         }
                     };
                     // Every connection of the pool carries the test's name.
@@ -426,12 +433,15 @@ impl Isolation {
                 }
                 let template = self.template(server).await?;
                 template::sweep_once(server).await?;
+                // A budget smaller than the pool makes the pool smaller.
+                let budget = super::budget::reserve(server, self.max_connections as usize).await?;
+                let max_connections = u32::try_from(budget.len()).unwrap_or(1).max(1);
                 let (database, _handover) = template::acquire(server, &template, test_name).await?;
                 let options = self
                     .connect_options(server, &database)
                     .application_name(&app_name);
                 let pool = PgPoolOptions::new()
-                    .max_connections(self.max_connections)
+                    .max_connections(max_connections)
                     .min_connections(0)
                     .test_before_acquire(false)
                     .connect_lazy_with(options);
@@ -441,6 +451,7 @@ impl Isolation {
                     Backend::Template {
                         database,
                         test: test_name.to_string(),
+                        budget,
                     },
                 ))
             }
@@ -520,6 +531,8 @@ static TRUNCATE_POOLS: engine::FreeList<SharedPool> = engine::FreeList::new();
 struct SharedPool {
     pool: PgPool,
     recycled_at: Arc<std::sync::Mutex<std::time::Instant>>,
+    /// Connection budget for the pool's connections, given back when the pool goes.
+    budget: Option<Arc<super::budget::Reservation>>,
 }
 
 impl SharedPool {
@@ -557,7 +570,11 @@ impl SharedPool {
         *recycled_at
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = std::time::Instant::now();
-        Ok(Self { pool, recycled_at })
+        Ok(Self {
+            pool,
+            recycled_at,
+            budget: None,
+        })
     }
 
     /// Every connection of the pool, once the test has given them all back (`None` if one does
@@ -740,6 +757,8 @@ enum Backend {
     Template {
         database: String,
         test: String,
+        /// Connection budget for the test's pool, given back when the test ends.
+        budget: super::budget::Reservation,
     },
 }
 
@@ -912,8 +931,13 @@ impl TestDb {
                 );
                 cleaned.map(|_| ())
             }
-            Backend::Template { database, test } => {
+            Backend::Template {
+                database,
+                test,
+                budget,
+            } => {
                 let _ = tokio::time::timeout(Duration::from_secs(5), inner.pool.close()).await;
+                drop(budget);
                 let passed = outcome == Outcome::Passed;
                 if !passed {
                     *inner
@@ -947,7 +971,7 @@ impl Drop for Inner {
             .get_mut()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        if let Some(Backend::Template { database, test }) = backend {
+        if let Some(Backend::Template { database, test, .. }) = backend {
             let server = self.server;
             engine::spawn_detached(async move {
                 let _ = template::release(server, &database, false, &test).await;

@@ -43,6 +43,8 @@ pub(crate) struct Slot {
     needs_clean: AtomicBool,
     /// How to empty it, read on first use.
     plan: tokio::sync::OnceCell<cleaner::CleaningPlan>,
+    /// Connection budget for the lease's connection.
+    _budget: Option<super::budget::Reservation>,
 }
 
 /// A slot lent to one test; returned to the process's set on drop.
@@ -314,7 +316,8 @@ async fn list_slots(conn: &mut PgConnection, base: &str) -> Result<Vec<String>> 
 }
 
 /// Connects to a slot and takes its lease, if no one holds it.
-async fn try_slot(server: &Server, name: &str) -> Result<Option<Slot>> {
+async fn try_slot(server: &'static Server, name: &str) -> Result<Option<Slot>> {
+    let budget = super::budget::reserve(server, 1).await?;
     let mut conn = PgConnection::connect_with(&server.database_options(name))
         .await
         .map_err(Error::db(format!("connecting to Truncate database {name}")))?;
@@ -331,6 +334,7 @@ async fn try_slot(server: &Server, name: &str) -> Result<Option<Slot>> {
             in_use: AtomicBool::new(true),
             needs_clean: AtomicBool::new(true),
             plan: tokio::sync::OnceCell::new(),
+            _budget: Some(budget),
         }))
     } else {
         let _ = conn.close().await;

@@ -45,6 +45,9 @@ pub struct EmbeddedConfig {
     pub base_dir: Option<PathBuf>,
     /// Where to look for the server binaries.
     pub search: SearchPaths,
+    /// Extra server settings (`max_connections`, …), written to the cluster's configuration when
+    /// the server starts.
+    pub settings: Vec<(String, String)>,
 }
 
 impl Default for EmbeddedConfig {
@@ -52,6 +55,7 @@ impl Default for EmbeddedConfig {
         Self {
             base_dir: None,
             search: SearchPaths::from_env(),
+            settings: Vec::new(),
         }
     }
 }
@@ -63,6 +67,12 @@ impl EmbeddedConfig {
             base_dir: Some(base_dir.into()),
             ..Self::default()
         }
+    }
+
+    /// Adds a server setting (applied when the server starts).
+    pub fn setting(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.settings.push((name.into(), value.into()));
+        self
     }
 
     fn base_dir(&self) -> PathBuf {
@@ -212,7 +222,7 @@ pub async fn ensure(config: &EmbeddedConfig) -> Result<EmbeddedServer> {
         return Ok(running);
     }
     let _ = fs::remove_file(&cluster.state_file);
-    start(&cluster, &bins, &user).await
+    start(&cluster, &bins, &user, &config.settings).await
 }
 
 /// The running embedded server, if there is one; never starts it.
@@ -324,7 +334,12 @@ fn prepare_dirs(base: &Path, cluster: &Cluster, user: &ServerUser) -> Result<()>
 }
 
 /// Initialises the cluster if needed and starts the server. Called with the lock held.
-async fn start(cluster: &Cluster, bins: &Binaries, user: &ServerUser) -> Result<EmbeddedServer> {
+async fn start(
+    cluster: &Cluster,
+    bins: &Binaries,
+    user: &ServerUser,
+    settings: &[(String, String)],
+) -> Result<EmbeddedServer> {
     if !cluster.data_dir.join("PG_VERSION").is_file() {
         initdb(cluster, bins, user)?;
     }
@@ -333,7 +348,7 @@ async fn start(cluster: &Cluster, bins: &Binaries, user: &ServerUser) -> Result<
     let mut last_error = None;
     for _attempt in 0..3 {
         let port = free_port()?;
-        write_seedbed_conf(cluster, port, user)?;
+        write_seedbed_conf(cluster, port, user, settings)?;
         let out = user
             .command(bins.tool("pg_ctl"))
             .current_dir(&cluster.dir)
@@ -441,7 +456,12 @@ fn initdb(cluster: &Cluster, bins: &Binaries, user: &ServerUser) -> Result<()> {
 }
 
 /// The settings of a throwaway test server: durability off, local connections only.
-fn write_seedbed_conf(cluster: &Cluster, port: u16, user: &ServerUser) -> Result<()> {
+fn write_seedbed_conf(
+    cluster: &Cluster,
+    port: u16,
+    user: &ServerUser,
+    settings: &[(String, String)],
+) -> Result<()> {
     let path = cluster.data_dir.join("seedbed.conf");
     let socket_dir = cluster.socket_dir.to_string_lossy();
     let text = format!(
@@ -459,6 +479,19 @@ fn write_seedbed_conf(cluster: &Cluster, port: u16, user: &ServerUser) -> Result
          log_min_messages = warning\n",
         socket = crate::sql::quote_literal(&socket_dir),
     );
+    let mut text = text;
+    for (name, value) in settings {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        {
+            return Err(Error::Config(format!(
+                "`{name}` is not a server setting name"
+            )));
+        }
+        text.push_str(&format!("{name} = {}\n", crate::sql::quote_literal(value)));
+    }
     fs::write(&path, text).map_err(Error::io("cannot write", &path))?;
     user.hand_over(&path)
 }

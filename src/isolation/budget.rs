@@ -1,0 +1,175 @@
+//! The connection budget: how many connections seedbed's test processes may hold on a server at
+//! once, counted in the server itself, so that `cargo nextest run -j 16` against a server with
+//! `max_connections = 100` waits for connections instead of failing with "too many connections".
+//!
+//! The budget is a set of numbered slots; holding slot *i* means holding the session advisory lock
+//! `seedbed:budget` *i* on the process's control connection (a process that dies frees its slots
+//! with its connection). Before it opens a pool or a lease connection (the connections whose
+//! number grows with the number of tests), seedbed reserves one slot per connection, all at once,
+//! and gives them back when they close. A test that cannot get its slots waits, and says so
+//! after 10 s.
+//!
+//! The size is `SEEDBED_MAX_CONNECTIONS`, else 40% of what the server allows
+//! (`max_connections` − `superuser_reserved_connections`): the rest is for the connection each
+//! test process keeps for itself (its control connection), the short ones it opens at start-up
+//! and to build databases, and for people. With `max_connections = 100` and `-j 16`, 38
+//! connections of test pools and the processes' own 16, plus their short-lived ones, stay under
+//! the limit.
+
+use std::time::{Duration, Instant};
+
+use super::engine;
+use crate::error::{Error, Result};
+use crate::server::Server;
+
+/// How long a test waits for connection budget before failing.
+const BUDGET_WAIT: Duration = Duration::from_secs(600);
+
+/// Slots held by this process; given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    server: &'static Server,
+    slots: Vec<i64>,
+}
+
+impl Reservation {
+    /// How many connections it allows.
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let slots = std::mem::take(&mut self.slots);
+        let server = self.server;
+        engine::spawn_detached(async move {
+            let _ = release(server, slots).await;
+        });
+    }
+}
+
+/// The budget's size on this server.
+pub(crate) async fn size(server: &'static Server) -> Result<i64> {
+    static SIZE: tokio::sync::OnceCell<i64> = tokio::sync::OnceCell::const_new();
+    SIZE.get_or_try_init(|| async {
+        if let Ok(v) = std::env::var("SEEDBED_MAX_CONNECTIONS") {
+            return v
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 3)
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "SEEDBED_MAX_CONNECTIONS must be a number of connections (at least 3), not \
+                     `{v}`"
+                    ))
+                });
+        }
+        engine::control()
+            .with(server, |conn| {
+                Box::pin(async move {
+                    let allowed: i64 = sqlx::query_scalar(
+                        "SELECT current_setting('max_connections')::int8 \
+                         - current_setting('superuser_reserved_connections')::int8",
+                    )
+                    .fetch_one(conn)
+                    .await
+                    .map_err(Error::db("reading max_connections"))?;
+                    Ok((allowed * 2 / 5).max(3))
+                })
+            })
+            .await
+    })
+    .await
+    .copied()
+}
+
+/// Reserves `n` connections (at most the whole budget), waiting while the budget is spent. The
+/// slots are taken all at once or not at all, so waiting processes never hold part of what they
+/// wait for.
+pub(crate) async fn reserve(server: &'static Server, n: usize) -> Result<Reservation> {
+    take(server, n).await
+}
+
+async fn take(server: &'static Server, n: usize) -> Result<Reservation> {
+    let total = size(server).await?;
+    let wanted = i64::try_from(n).unwrap_or(i64::MAX).min(total);
+    let started = Instant::now();
+    let mut told = false;
+    let mut delay = Duration::from_millis(10);
+    loop {
+        let got = try_take(server, wanted, total).await?;
+        if i64::try_from(got.len()).unwrap_or(0) >= wanted {
+            return Ok(Reservation { server, slots: got });
+        }
+        release(server, got).await?;
+        if !told && started.elapsed() > Duration::from_secs(10) {
+            eprintln!(
+                "seedbed: waiting for connection budget: the {total} connections test processes \
+                 may hold on this server are in use (SEEDBED_MAX_CONNECTIONS sets the budget)"
+            );
+            told = true;
+        }
+        if started.elapsed() > BUDGET_WAIT {
+            return Err(Error::Timeout {
+                what: format!(
+                    "{wanted} connection(s) of the budget of {total} (other test processes hold \
+                     them)"
+                ),
+                waited: started.elapsed(),
+            });
+        }
+        // A jittered wait, so processes waiting together do not retry in step.
+        let jitter = Duration::from_millis(u64::from(std::process::id() % 7));
+        tokio::time::sleep(delay + jitter).await;
+        delay = (delay * 2).min(Duration::from_millis(200));
+    }
+}
+
+/// Takes up to `n` free slots, starting at a point that depends on the process so processes do
+/// not all contend for slot 0.
+async fn try_take(server: &'static Server, n: i64, total: i64) -> Result<Vec<i64>> {
+    let offset = i64::from(std::process::id()) % total.max(1);
+    engine::control()
+        .with(server, move |conn| {
+            Box::pin(async move {
+                sqlx::query_scalar(
+                    "SELECT s FROM (SELECT (g + $3) % $2 AS s FROM generate_series(0, $2 - 1) g) t \
+                     WHERE pg_try_advisory_lock(hashtext('seedbed:budget'), s::int4) \
+                     LIMIT $1",
+                )
+                .bind(n)
+                .bind(total)
+                .bind(offset)
+                .fetch_all(conn)
+                .await
+                .map_err(Error::db("reserving connection budget"))
+            })
+        })
+        .await
+}
+
+async fn release(server: &'static Server, slots: Vec<i64>) -> Result<()> {
+    if slots.is_empty() {
+        return Ok(());
+    }
+    engine::control()
+        .with(server, move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "SELECT pg_advisory_unlock(hashtext('seedbed:budget'), s::int4) \
+                     FROM unnest($1::int8[]) s",
+                )
+                .bind(slots)
+                .execute(conn)
+                .await
+                .map_err(Error::db("releasing connection budget"))?;
+                Ok(())
+            })
+        })
+        .await
+}
