@@ -29,6 +29,8 @@
 #[path = "../tests/models/mod.rs"]
 mod models;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -83,7 +85,7 @@ fn bench_on<F>(
     strategy: Strategy,
     op: F,
 ) where
-    F: for<'a> Fn(&'a TestDb) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>,
+    F: for<'a> Fn(&'a TestDb) -> Pin<Box<dyn Future<Output = ()> + 'a>>,
 {
     let times = Arc::new(Mutex::new(Vec::new()));
     let recorded = Arc::clone(&times);
@@ -129,6 +131,16 @@ async fn insert_per_row(conn: &mut PgConnection, users: &[User]) {
             .await
             .expect("insert");
     }
+}
+
+/// Builds the users and inserts them one statement per row on one connection: in the test's
+/// transaction under Rollback, each in its own under Truncate.
+fn insert_built_users_per_row(db: &TestDb) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let users = build_users(db);
+        let mut conn = db.pool().acquire().await.expect("connection");
+        insert_per_row(&mut conn, &users).await;
+    })
 }
 
 /// COPY's text format: tabs between columns, `\N` for NULL, backslash escapes.
@@ -191,13 +203,7 @@ fn create_users(c: &mut Criterion) {
         "insert_per_row_in_transaction",
         USERS,
         Strategy::Rollback,
-        |db| {
-            Box::pin(async move {
-                let users = build_users(db);
-                let mut conn = db.pool().acquire().await.expect("connection");
-                insert_per_row(&mut conn, &users).await;
-            })
-        },
+        insert_built_users_per_row,
     );
     bench_on(
         &mut group,
@@ -205,13 +211,7 @@ fn create_users(c: &mut Criterion) {
         "insert_per_row_autocommit",
         USERS,
         Strategy::Truncate,
-        |db| {
-            Box::pin(async move {
-                let users = build_users(db);
-                let mut conn = db.pool().acquire().await.expect("connection");
-                insert_per_row(&mut conn, &users).await;
-            })
-        },
+        insert_built_users_per_row,
     );
     bench_on(
         &mut group,

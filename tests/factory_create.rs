@@ -406,6 +406,22 @@ struct Misspelt {
     email: String,
 }
 
+/// Checks a constraint violation: its kind, table and constraint, and that the detail shows
+/// `value`; returns the message.
+fn expect_violation(
+    err: &seedbed::Error,
+    expected: (ConstraintKind, &str, &str),
+    value: &str,
+) -> String {
+    let (kind, table, constraint, detail) = violation(err);
+    assert_eq!((kind, table, constraint), expected, "{err}");
+    assert!(
+        detail.contains(value),
+        "{value} missing from the detail: {detail}"
+    );
+    err.to_string()
+}
+
 fn violation(err: &seedbed::Error) -> (ConstraintKind, &str, &str, &str) {
     match err {
         seedbed::Error::ConstraintViolation(v) => (
@@ -430,13 +446,11 @@ async fn constraint_violations_name_the_table_the_constraint_and_the_values(db: 
         .create(&db)
         .await
         .unwrap_err();
-    let (kind, table, constraint, detail) = violation(&err);
-    assert_eq!(
-        (kind, table, constraint),
-        (ConstraintKind::Unique, "users", "users_email_key")
+    let message = expect_violation(
+        &err,
+        (ConstraintKind::Unique, "users", "users_email_key"),
+        "(email)=(taken@example.com)",
     );
-    assert!(detail.contains("(email)=(taken@example.com)"), "{detail}");
-    let message = err.to_string();
     for part in [
         "factory_create::models::User",
         "users",
@@ -453,20 +467,18 @@ async fn constraint_violations_name_the_table_the_constraint_and_the_values(db: 
         .create(&db)
         .await
         .unwrap_err();
-    let (kind, table, constraint, detail) = violation(&err);
-    assert_eq!(
-        (kind, table, constraint),
+    let message = expect_violation(
+        &err,
         (
             ConstraintKind::ForeignKey,
             "issues",
-            "issues_reporter_id_fkey"
-        )
+            "issues_reporter_id_fkey",
+        ),
+        "(reporter_id)=(-1)",
     );
-    assert!(detail.contains("(reporter_id)=(-1)"), "{detail}");
     assert!(
-        err.to_string()
-            .contains("is not present in table \"users\""),
-        "{err}"
+        message.contains("is not present in table \"users\""),
+        "{message}"
     );
 
     // NOT NULL
@@ -484,16 +496,15 @@ async fn constraint_violations_name_the_table_the_constraint_and_the_values(db: 
         .create(&db)
         .await
         .unwrap_err();
-    let (kind, table, constraint, detail) = violation(&err);
-    assert_eq!(
-        (kind, table, constraint),
+    expect_violation(
+        &err,
         (
             ConstraintKind::Check,
             "organizations",
-            "organizations_slug_check"
-        )
+            "organizations_slug_check",
+        ),
+        "Not A Slug!",
     );
-    assert!(detail.contains("Not A Slug!"), "{detail}");
 
     // CHECK of a domain
     let err = User::factory()

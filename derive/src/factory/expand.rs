@@ -875,53 +875,47 @@ fn plan_step(assoc: &super::ast::Association<'_, '_>, names: &Names) -> TokenStr
             (&&#private::Probe::<#parent>::new()).decoder()
         }
     };
-    let create_parent = quote! {
-        let __seedbed_node = __seedbed_plan.plan(<#parent as #private::Factory>::factory(), #decoder)?;
-        __seedbed_refs.push(#private::Ref::new(#column, __seedbed_node, __seedbed_key, #optional));
-        self.#field = ::core::option::Option::Some(#placeholder);
-    };
     let unset = if optional {
-        TokenStream::new()
+        quote!(::core::option::Option::None)
     } else {
         quote! {
             match __seedbed_plan.context().reused::<#parent, #ty>(|__seedbed_parent| #key) {
                 ::core::option::Option::Some(value) => {
                     self.#field = ::core::option::Option::Some(value);
+                    ::core::option::Option::None
                 }
-                ::core::option::Option::None => {
-                    #create_parent
-                }
+                ::core::option::Option::None => ::core::option::Option::Some(
+                    __seedbed_plan.plan(<#parent as #private::Factory>::factory(), #decoder)?,
+                ),
             }
         }
     };
     quote! {
         if self.#field.is_none() {
-            let __seedbed_key: #private::KeyFn =
-                |__seedbed_row: &(dyn ::core::any::Any + ::core::marker::Send)| {
-                    let __seedbed_parent = __seedbed_row.downcast_ref::<#parent>()?;
-                    let __seedbed_value: #ty = #key;
-                    ::core::option::Option::Some({
-                        #[allow(unused_imports)]
-                        use #private::{ColumnInto as _, ColumnMissing as _};
-                        (&&#private::Probe::<#ty>::new().field::<#marker>())
-                            .column()
-                            .convert(__seedbed_value)
-                    })
-                };
-            match self.#slot.take() {
+            let __seedbed_node = match self.#slot.take() {
                 ::core::option::Option::Some(#private::Assoc::Factory(__seedbed_builder)) => {
-                    let __seedbed_node = __seedbed_plan.plan(*__seedbed_builder, #decoder)?;
-                    __seedbed_refs.push(#private::Ref::new(#column, __seedbed_node, __seedbed_key, #optional));
-                    self.#field = ::core::option::Option::Some(#placeholder);
+                    ::core::option::Option::Some(__seedbed_plan.plan(*__seedbed_builder, #decoder)?)
                 }
                 ::core::option::Option::Some(#private::Assoc::Node(__seedbed_n)) => {
-                    let __seedbed_node = __seedbed_plan.node(&__seedbed_n)?;
-                    __seedbed_refs.push(#private::Ref::new(#column, __seedbed_node, __seedbed_key, #optional));
-                    self.#field = ::core::option::Option::Some(#placeholder);
+                    ::core::option::Option::Some(__seedbed_plan.node(&__seedbed_n)?)
                 }
-                ::core::option::Option::None => {
-                    #unset
-                }
+                ::core::option::Option::None => #unset,
+            };
+            if let ::core::option::Option::Some(__seedbed_node) = __seedbed_node {
+                let __seedbed_key: #private::KeyFn =
+                    |__seedbed_row: &(dyn ::core::any::Any + ::core::marker::Send)| {
+                        let __seedbed_parent = __seedbed_row.downcast_ref::<#parent>()?;
+                        let __seedbed_value: #ty = #key;
+                        ::core::option::Option::Some({
+                            #[allow(unused_imports)]
+                            use #private::{ColumnInto as _, ColumnMissing as _};
+                            (&&#private::Probe::<#ty>::new().field::<#marker>())
+                                .column()
+                                .convert(__seedbed_value)
+                        })
+                    };
+                __seedbed_refs.push(#private::Ref::new(#column, __seedbed_node, __seedbed_key, #optional));
+                self.#field = ::core::option::Option::Some(#placeholder);
             }
         }
     }

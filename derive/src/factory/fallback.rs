@@ -6,17 +6,8 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::{Data, DeriveInput, Fields};
 
-/// The stub's own methods, which no setter may shadow.
-const STUB_METHODS: &[&str] = &[
-    "build",
-    "build_list",
-    "build_list_with",
-    "attributes",
-    "create",
-    "create_list",
-    "create_list_with",
-    "after_create",
-];
+/// The stub's own methods, which no setter may shadow: the builder's reserved names.
+use super::valid::RESERVED as STUB_METHODS;
 
 /// A stub `XFactory` for `input`, or nothing when there is no struct to hang it on.
 pub(crate) fn expand(input: &DeriveInput) -> TokenStream {

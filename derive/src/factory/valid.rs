@@ -12,7 +12,7 @@ use super::attr::Sequence;
 
 /// Builder methods a field, transient or trait cannot be named after (the persistence half adds
 /// `create` and `create_list`).
-const RESERVED: &[&str] = &[
+pub(crate) const RESERVED: &[&str] = &[
     "build",
     "build_list",
     "build_list_with",

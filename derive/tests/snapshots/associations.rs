@@ -424,83 +424,27 @@ const _: () = {
             #[allow(unused_mut)]
             let mut __seedbed_refs: ::std::vec::Vec<::seedbed::__private::Ref> = ::std::vec::Vec::new();
             if self.author_id.is_none() {
-                let __seedbed_key: ::seedbed::__private::KeyFn = |
-                    __seedbed_row: &(dyn ::core::any::Any + ::core::marker::Send)|
-                {
-                    let __seedbed_parent = __seedbed_row.downcast_ref::<User>()?;
-                    let __seedbed_value: i64 = ::core::convert::Into::<
-                        i64,
-                    >::into(::core::clone::Clone::clone(&(__seedbed_parent).id));
-                    ::core::option::Option::Some({
-                        #[allow(unused_imports)]
-                        use ::seedbed::__private::{ColumnInto as _, ColumnMissing as _};
-                        (&&::seedbed::__private::Probe::<i64>::new()
-                            .field::<__seedbed_fields::author_id>())
-                            .column()
-                            .convert(__seedbed_value)
-                    })
-                };
-                match self.__seedbed_a_author.take() {
+                let __seedbed_node = match self.__seedbed_a_author.take() {
                     ::core::option::Option::Some(
                         ::seedbed::__private::Assoc::Factory(__seedbed_builder),
                     ) => {
-                        let __seedbed_node = __seedbed_plan
-                            .plan(
-                                *__seedbed_builder,
-                                {
-                                    #[allow(unused_imports)]
-                                    use ::seedbed::__private::{
-                                        DecoderNone as _, DecoderRow as _,
-                                    };
-                                    (&&::seedbed::__private::Probe::<User>::new()).decoder()
-                                },
-                            )?;
-                        __seedbed_refs
-                            .push(
-                                ::seedbed::__private::Ref::new(
-                                    "author_id",
-                                    __seedbed_node,
-                                    __seedbed_key,
-                                    false,
-                                ),
-                            );
-                        self.author_id = ::core::option::Option::Some({
-                            #[allow(unused_imports)]
-                            use ::seedbed::__private::{
-                                PlaceholderDefault as _, PlaceholderDummy as _,
-                                PlaceholderMissing as _,
-                            };
-                            (&&&::seedbed::__private::Probe::<i64>::new()
-                                .field::<__seedbed_fields::author_id>())
-                                .placeholder()
-                                .value()
-                        });
+                        ::core::option::Option::Some(
+                            __seedbed_plan
+                                .plan(
+                                    *__seedbed_builder,
+                                    {
+                                        #[allow(unused_imports)]
+                                        use ::seedbed::__private::{
+                                            DecoderNone as _, DecoderRow as _,
+                                        };
+                                        (&&::seedbed::__private::Probe::<User>::new()).decoder()
+                                    },
+                                )?,
+                        )
                     }
                     ::core::option::Option::Some(
                         ::seedbed::__private::Assoc::Node(__seedbed_n),
-                    ) => {
-                        let __seedbed_node = __seedbed_plan.node(&__seedbed_n)?;
-                        __seedbed_refs
-                            .push(
-                                ::seedbed::__private::Ref::new(
-                                    "author_id",
-                                    __seedbed_node,
-                                    __seedbed_key,
-                                    false,
-                                ),
-                            );
-                        self.author_id = ::core::option::Option::Some({
-                            #[allow(unused_imports)]
-                            use ::seedbed::__private::{
-                                PlaceholderDefault as _, PlaceholderDummy as _,
-                                PlaceholderMissing as _,
-                            };
-                            (&&&::seedbed::__private::Probe::<i64>::new()
-                                .field::<__seedbed_fields::author_id>())
-                                .placeholder()
-                                .value()
-                        });
-                    }
+                    ) => ::core::option::Option::Some(__seedbed_plan.node(&__seedbed_n)?),
                     ::core::option::Option::None => {
                         match __seedbed_plan
                             .context()
@@ -513,107 +457,122 @@ const _: () = {
                         {
                             ::core::option::Option::Some(value) => {
                                 self.author_id = ::core::option::Option::Some(value);
+                                ::core::option::Option::None
                             }
                             ::core::option::Option::None => {
-                                let __seedbed_node = __seedbed_plan
-                                    .plan(
-                                        <User as ::seedbed::__private::Factory>::factory(),
-                                        {
-                                            #[allow(unused_imports)]
-                                            use ::seedbed::__private::{
-                                                DecoderNone as _, DecoderRow as _,
-                                            };
-                                            (&&::seedbed::__private::Probe::<User>::new()).decoder()
-                                        },
-                                    )?;
-                                __seedbed_refs
-                                    .push(
-                                        ::seedbed::__private::Ref::new(
-                                            "author_id",
-                                            __seedbed_node,
-                                            __seedbed_key,
-                                            false,
-                                        ),
-                                    );
-                                self.author_id = ::core::option::Option::Some({
-                                    #[allow(unused_imports)]
-                                    use ::seedbed::__private::{
-                                        PlaceholderDefault as _, PlaceholderDummy as _,
-                                        PlaceholderMissing as _,
-                                    };
-                                    (&&&::seedbed::__private::Probe::<i64>::new()
-                                        .field::<__seedbed_fields::author_id>())
-                                        .placeholder()
-                                        .value()
-                                });
+                                ::core::option::Option::Some(
+                                    __seedbed_plan
+                                        .plan(
+                                            <User as ::seedbed::__private::Factory>::factory(),
+                                            {
+                                                #[allow(unused_imports)]
+                                                use ::seedbed::__private::{
+                                                    DecoderNone as _, DecoderRow as _,
+                                                };
+                                                (&&::seedbed::__private::Probe::<User>::new()).decoder()
+                                            },
+                                        )?,
+                                )
                             }
                         }
                     }
+                };
+                if let ::core::option::Option::Some(__seedbed_node) = __seedbed_node {
+                    let __seedbed_key: ::seedbed::__private::KeyFn = |
+                        __seedbed_row: &(dyn ::core::any::Any + ::core::marker::Send)|
+                    {
+                        let __seedbed_parent = __seedbed_row.downcast_ref::<User>()?;
+                        let __seedbed_value: i64 = ::core::convert::Into::<
+                            i64,
+                        >::into(::core::clone::Clone::clone(&(__seedbed_parent).id));
+                        ::core::option::Option::Some({
+                            #[allow(unused_imports)]
+                            use ::seedbed::__private::{
+                                ColumnInto as _, ColumnMissing as _,
+                            };
+                            (&&::seedbed::__private::Probe::<i64>::new()
+                                .field::<__seedbed_fields::author_id>())
+                                .column()
+                                .convert(__seedbed_value)
+                        })
+                    };
+                    __seedbed_refs
+                        .push(
+                            ::seedbed::__private::Ref::new(
+                                "author_id",
+                                __seedbed_node,
+                                __seedbed_key,
+                                false,
+                            ),
+                        );
+                    self.author_id = ::core::option::Option::Some({
+                        #[allow(unused_imports)]
+                        use ::seedbed::__private::{
+                            PlaceholderDefault as _, PlaceholderDummy as _,
+                            PlaceholderMissing as _,
+                        };
+                        (&&&::seedbed::__private::Probe::<i64>::new()
+                            .field::<__seedbed_fields::author_id>())
+                            .placeholder()
+                            .value()
+                    });
                 }
             }
             if self.reply_to_id.is_none() {
-                let __seedbed_key: ::seedbed::__private::KeyFn = |
-                    __seedbed_row: &(dyn ::core::any::Any + ::core::marker::Send)|
-                {
-                    let __seedbed_parent = __seedbed_row.downcast_ref::<Post>()?;
-                    let __seedbed_value: Option<i64> = ::core::convert::Into::<
-                        Option<i64>,
-                    >::into(::core::clone::Clone::clone(&(__seedbed_parent).id));
-                    ::core::option::Option::Some({
-                        #[allow(unused_imports)]
-                        use ::seedbed::__private::{ColumnInto as _, ColumnMissing as _};
-                        (&&::seedbed::__private::Probe::<Option<i64>>::new()
-                            .field::<__seedbed_fields::reply_to_id>())
-                            .column()
-                            .convert(__seedbed_value)
-                    })
-                };
-                match self.__seedbed_a_reply_to.take() {
+                let __seedbed_node = match self.__seedbed_a_reply_to.take() {
                     ::core::option::Option::Some(
                         ::seedbed::__private::Assoc::Factory(__seedbed_builder),
                     ) => {
-                        let __seedbed_node = __seedbed_plan
-                            .plan(
-                                *__seedbed_builder,
-                                {
-                                    #[allow(unused_imports)]
-                                    use ::seedbed::__private::{
-                                        DecoderNone as _, DecoderRow as _,
-                                    };
-                                    (&&::seedbed::__private::Probe::<Post>::new()).decoder()
-                                },
-                            )?;
-                        __seedbed_refs
-                            .push(
-                                ::seedbed::__private::Ref::new(
-                                    "reply_to_id",
-                                    __seedbed_node,
-                                    __seedbed_key,
-                                    true,
-                                ),
-                            );
-                        self.reply_to_id = ::core::option::Option::Some(
-                            ::core::option::Option::None,
-                        );
+                        ::core::option::Option::Some(
+                            __seedbed_plan
+                                .plan(
+                                    *__seedbed_builder,
+                                    {
+                                        #[allow(unused_imports)]
+                                        use ::seedbed::__private::{
+                                            DecoderNone as _, DecoderRow as _,
+                                        };
+                                        (&&::seedbed::__private::Probe::<Post>::new()).decoder()
+                                    },
+                                )?,
+                        )
                     }
                     ::core::option::Option::Some(
                         ::seedbed::__private::Assoc::Node(__seedbed_n),
-                    ) => {
-                        let __seedbed_node = __seedbed_plan.node(&__seedbed_n)?;
-                        __seedbed_refs
-                            .push(
-                                ::seedbed::__private::Ref::new(
-                                    "reply_to_id",
-                                    __seedbed_node,
-                                    __seedbed_key,
-                                    true,
-                                ),
-                            );
-                        self.reply_to_id = ::core::option::Option::Some(
-                            ::core::option::Option::None,
+                    ) => ::core::option::Option::Some(__seedbed_plan.node(&__seedbed_n)?),
+                    ::core::option::Option::None => ::core::option::Option::None,
+                };
+                if let ::core::option::Option::Some(__seedbed_node) = __seedbed_node {
+                    let __seedbed_key: ::seedbed::__private::KeyFn = |
+                        __seedbed_row: &(dyn ::core::any::Any + ::core::marker::Send)|
+                    {
+                        let __seedbed_parent = __seedbed_row.downcast_ref::<Post>()?;
+                        let __seedbed_value: Option<i64> = ::core::convert::Into::<
+                            Option<i64>,
+                        >::into(::core::clone::Clone::clone(&(__seedbed_parent).id));
+                        ::core::option::Option::Some({
+                            #[allow(unused_imports)]
+                            use ::seedbed::__private::{
+                                ColumnInto as _, ColumnMissing as _,
+                            };
+                            (&&::seedbed::__private::Probe::<Option<i64>>::new()
+                                .field::<__seedbed_fields::reply_to_id>())
+                                .column()
+                                .convert(__seedbed_value)
+                        })
+                    };
+                    __seedbed_refs
+                        .push(
+                            ::seedbed::__private::Ref::new(
+                                "reply_to_id",
+                                __seedbed_node,
+                                __seedbed_key,
+                                true,
+                            ),
                         );
-                    }
-                    ::core::option::Option::None => {}
+                    self.reply_to_id = ::core::option::Option::Some(
+                        ::core::option::Option::None,
+                    );
                 }
             }
             #[allow(unused_mut)]

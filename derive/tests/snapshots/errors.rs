@@ -36,5 +36,35 @@ const _: () = {
         pub fn attributes(self) -> ::seedbed::__private::Attributes {
             ::core::unimplemented!()
         }
+        pub async fn create<__SeedbedTarget>(
+            self,
+            _db: __SeedbedTarget,
+        ) -> ::core::result::Result<Broken, ::seedbed::__private::Error> {
+            ::core::unimplemented!()
+        }
+        pub async fn create_list<__SeedbedTarget>(
+            self,
+            _db: __SeedbedTarget,
+            _n: usize,
+        ) -> ::core::result::Result<
+            ::std::vec::Vec<Broken>,
+            ::seedbed::__private::Error,
+        > {
+            ::core::unimplemented!()
+        }
+        pub async fn create_list_with<__SeedbedTarget, __SeedbedEach>(
+            self,
+            _db: __SeedbedTarget,
+            _n: usize,
+            _each: __SeedbedEach,
+        ) -> ::core::result::Result<
+            ::std::vec::Vec<Broken>,
+            ::seedbed::__private::Error,
+        > {
+            ::core::unimplemented!()
+        }
+        pub fn after_create<__SeedbedHook>(self, _hook: __SeedbedHook) -> Self {
+            self
+        }
     }
 };
