@@ -144,6 +144,54 @@ async fn create_list_writes_20000_rows_with_per_row_variation(db: TestDb) -> Res
     Ok(())
 }
 
+#[seedbed::test]
+async fn create_list_binds_every_column_type_of_the_schema(db: TestDb) -> Result {
+    // Sent as arrays and unnested: enums, inet (text cast to inet), jsonb, uuid, bytea, dates.
+    let orders = Order::factory()
+        .create_list_with(&db, 4, |i, order| {
+            order.status(if i % 2 == 0 {
+                OrderStatus::Paid
+            } else {
+                OrderStatus::Shipped
+            })
+        })
+        .await?;
+    let statuses: Vec<OrderStatus> = orders.iter().map(|o| o.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            OrderStatus::Paid,
+            OrderStatus::Shipped,
+            OrderStatus::Paid,
+            OrderStatus::Shipped
+        ]
+    );
+    let sessions = Session::factory().create_list(&db, 3).await?;
+    assert!(sessions.iter().all(|s| s.ip == Inet::localhost()));
+    let issues = Issue::factory().urgent().create_list(&db, 3).await?;
+    assert!(issues.iter().all(|i| i.priority == IssuePriority::Urgent));
+    let notifications = Notification::factory().create_list(&db, 3).await?;
+    assert_eq!(notifications[2].payload["via"], "factory");
+    let entries = TimeEntry::factory().create_list(&db, 3).await?;
+    assert!(entries.iter().all(|e| e.minutes > 0));
+    let items = OrderItem::factory().create_list(&db, 3).await?;
+    assert!(
+        items
+            .iter()
+            .all(|i| i.total_cents == i64::from(i.quantity) * i.unit_price_cents)
+    );
+    // Sent as VALUES tuples: a text[] column, a numeric column.
+    let tokens = ApiToken::factory().create_list(&db, 3).await?;
+    assert!(tokens.iter().all(|t| t.scopes == ["read"]));
+    let invoices = Invoice::factory().create_list(&db, 3).await?;
+    assert!(
+        invoices
+            .iter()
+            .all(|i| i.amount == rust_decimal::Decimal::new(4999, 2))
+    );
+    Ok(())
+}
+
 // ---- associations ----
 
 #[seedbed::test]

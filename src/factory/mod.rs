@@ -25,7 +25,7 @@ pub use self::db_enum::{
 };
 pub use self::errors::{ConstraintKind, ConstraintViolation};
 pub use self::graph::{Created, Graph};
-pub use self::plan::{MAX_BIND_PARAMETERS, rows_per_statement};
+pub use self::plan::{BulkInsert, MAX_BIND_PARAMETERS, bulk_insert, rows_per_statement};
 pub(crate) use self::state::ContextState;
 pub use self::state::{InsertEvent, InsertObserver, InsertStats, StatementKind, TableStats};
 pub use self::table::{Column, Table};

@@ -7,7 +7,8 @@
 //!
 //! 1. group the pending nodes by factory, and link the groups by their pending references;
 //! 2. every group that depends on no other pending group (a source of that graph) is written in
-//!    one `INSERT … VALUES (…), (…) RETURNING …` per 65,535 bind parameters;
+//!    one `INSERT … RETURNING …` per 65,535 bind parameters (its columns unnested from arrays, or
+//!    a `VALUES` list: see [`bulk_insert`]);
 //! 3. a group that references itself (threaded comments) writes the rows that are ready, and the
 //!    rest in later rounds; a cycle between groups (boards ↔ board columns) with no row ready is
 //!    broken at a nullable reference, inserted as NULL and set by an `UPDATE` once its target
@@ -565,24 +566,26 @@ impl Plan {
             let locate = chunk
                 .iter()
                 .any(|&i| self.nodes[i].refs.iter().any(|r| r.deferred));
-            let mut insert = Query::insert();
-            insert.into_table(table_ref(table));
-            if columns.is_empty() {
-                insert.or_default_values_many(u32::try_from(chunk.len()).unwrap_or(u32::MAX));
-            } else {
-                insert.columns(columns.iter().map(|c| Alias::new(*c)));
-                for &i in chunk {
-                    let values = self.resolved_values(i)?;
-                    insert
-                        .values(values.into_iter().map(Expr::val))
-                        .map_err(|e| Error::Factory {
-                            factory: table.factory().to_string(),
-                            message: format!("building the INSERT: {e}"),
-                        })?;
-                }
+            let mut rows = Vec::with_capacity(chunk.len());
+            for &i in chunk {
+                rows.push(self.resolved_values(i)?);
             }
-            insert.returning(returning(table, locate));
-            let (sql, values) = insert.build_sqlx(PostgresQueryBuilder);
+            let BulkInsert {
+                mut statement,
+                arrays,
+            } = bulk_insert(table, &columns, rows).map_err(|e| Error::Factory {
+                factory: table.factory().to_string(),
+                message: format!("building the INSERT: {e}"),
+            })?;
+            statement.returning(returning(table, locate));
+            let (sql, values) = statement.build_sqlx(PostgresQueryBuilder);
+            let values = match arrays {
+                Some(arrays) => bind_arrays(arrays).map_err(|e| Error::Factory {
+                    factory: table.factory().to_string(),
+                    message: format!("binding the columns as arrays: {e}"),
+                })?,
+                None => sqlx::IntoArguments::into_arguments(values),
+            };
             let rows = sqlx::query_with(sqlx::AssertSqlSafe(sql), values)
                 .fetch_all(&mut *conn)
                 .await
@@ -683,6 +686,216 @@ pub fn rows_per_statement(columns: usize) -> usize {
     MAX_BIND_PARAMETERS
         .checked_div(columns)
         .map_or(DEFAULT_ROWS_PER_STATEMENT, |rows| rows.max(1))
+}
+
+/// A bulk `INSERT` ([`bulk_insert`]): the statement, and the columns' arrays when it unnests
+/// them (bound by seedbed itself, so arrays may hold NULLs).
+#[derive(Debug)]
+pub struct BulkInsert {
+    /// The statement, without `RETURNING`; its parameters are placeholders when `arrays` is set.
+    pub statement: sea_query::InsertStatement,
+    /// One array of values per column, bound in order, when the statement unnests them.
+    pub arrays: Option<Vec<Vec<Value>>>,
+}
+
+/// The `INSERT` of `rows` (values in `columns` order) into `table`, without its `RETURNING`.
+///
+/// Two rows or more whose columns all have a PostgreSQL array form are sent as one array per
+/// column, `INSERT … SELECT unnest($1), unnest($2), …`: a statement of a few parameters, parsed
+/// and planned in no time whatever the number of rows (the arrays are unnested in lockstep, so
+/// rows keep their order). Rows with a column that is itself an array (`text[]`), or of a type
+/// without an array form here (numeric, …), are sent as `INSERT … VALUES (…), (…)`, as is a
+/// single row.
+///
+/// ```
+/// use seedbed::factory::{BulkInsert, Factory, Value, bulk_insert};
+/// use seedbed::factory::sea_query::PostgresQueryBuilder;
+///
+/// #[derive(Debug, seedbed::Factory)]
+/// #[factory(table = "users")]
+/// pub struct User {
+///     #[factory(generated)]
+///     pub id: i64,
+///     #[factory(sequence = "user{n}@example.com")]
+///     pub email: String,
+///     pub invited_by_id: Option<i64>,
+///     #[factory(default = vec!["a".to_string()])]
+///     pub tags: Vec<String>,
+/// }
+///
+/// let rows = |n, keep| -> Vec<Vec<Value>> {
+///     User::factory().build_list(n).into_iter()
+///         .map(|u| u.into_attributes().into_values().into_iter().take(keep).collect())
+///         .collect()
+/// };
+/// let BulkInsert { statement, arrays } =
+///     bulk_insert(User::TABLE, &["email", "invited_by_id"], rows(3, 2)).unwrap();
+/// assert_eq!(
+///     statement.build(PostgresQueryBuilder).0,
+///     r#"INSERT INTO "users" ("email", "invited_by_id") SELECT unnest($1), unnest($2)"#
+/// );
+/// assert_eq!(arrays.map(|a| a[1].len()), Some(3)); // three NULLs, bound as one int8[]
+///
+/// // A text[] column: one VALUES tuple per row.
+/// let insert = bulk_insert(User::TABLE, &["email", "invited_by_id", "tags"], rows(2, 3)).unwrap();
+/// assert_eq!(
+///     insert.statement.build(PostgresQueryBuilder).0,
+///     r#"INSERT INTO "users" ("email", "invited_by_id", "tags") VALUES ($1, $2, $3), ($4, $5, $6)"#
+/// );
+/// assert!(insert.arrays.is_none());
+/// ```
+pub fn bulk_insert(
+    table: &Table,
+    columns: &[&'static str],
+    rows: Vec<Vec<Value>>,
+) -> std::result::Result<BulkInsert, sea_query::error::Error> {
+    let mut statement = Query::insert();
+    statement.into_table(table_ref(table));
+    if columns.is_empty() {
+        statement.or_default_values_many(u32::try_from(rows.len()).unwrap_or(u32::MAX));
+        return Ok(BulkInsert {
+            statement,
+            arrays: None,
+        });
+    }
+    statement.columns(columns.iter().map(|c| Alias::new(*c)));
+    match unnest(rows) {
+        Ok((select, arrays)) => {
+            statement.select_from(select)?;
+            Ok(BulkInsert {
+                statement,
+                arrays: Some(arrays),
+            })
+        }
+        Err(rows) => {
+            for row in rows {
+                statement.values(row.into_iter().map(Expr::val))?;
+            }
+            Ok(BulkInsert {
+                statement,
+                arrays: None,
+            })
+        }
+    }
+}
+
+type Unnested = (sea_query::SelectStatement, Vec<Vec<Value>>);
+
+/// `SELECT unnest($1), unnest($2), …` and the columns' arrays, or the rows back when a column
+/// has no array form, mixes value kinds, or there is a single row.
+fn unnest(rows: Vec<Vec<Value>>) -> std::result::Result<Unnested, Vec<Vec<Value>>> {
+    let Some(first) = rows.first().filter(|_| rows.len() > 1) else {
+        return Err(rows);
+    };
+    let Some(types) = first.iter().map(array_type).collect::<Option<Vec<_>>>() else {
+        return Err(rows);
+    };
+    let kinds: Vec<_> = first.iter().map(std::mem::discriminant).collect();
+    let uniform = rows.iter().all(|row| {
+        row.len() == kinds.len()
+            && row
+                .iter()
+                .zip(&kinds)
+                .all(|(v, k)| std::mem::discriminant(v) == *k)
+    });
+    if !uniform {
+        return Err(rows);
+    }
+    let mut arrays: Vec<Vec<Value>> = types
+        .iter()
+        .map(|_| Vec::with_capacity(rows.len()))
+        .collect();
+    for row in rows {
+        for (array, value) in arrays.iter_mut().zip(row) {
+            array.push(value);
+        }
+    }
+    let mut select = Query::select();
+    for ty in types {
+        // A placeholder of the array's type: renders `$n` (with the cast of an enum array).
+        select.expr(sea_query::Func::cust("unnest").arg(Expr::val(Value::Array(ty, None))));
+    }
+    Ok((select, arrays))
+}
+
+/// The array type a column of these values is sent as, for the kinds [`bind_arrays`] binds.
+fn array_type(value: &Value) -> Option<sea_query::ArrayType> {
+    match value {
+        Value::Bool(_)
+        | Value::SmallInt(_)
+        | Value::Int(_)
+        | Value::BigInt(_)
+        | Value::Float(_)
+        | Value::Double(_)
+        | Value::String(_)
+        | Value::Enum(_)
+        | Value::Bytes(_)
+        | Value::Uuid(_)
+        | Value::Json(_)
+        | Value::ChronoDate(_)
+        | Value::ChronoTime(_)
+        | Value::ChronoDateTime(_)
+        | Value::ChronoDateTimeUtc(_)
+        | Value::ChronoDateTimeWithTimeZone(_) => Some(value.array_type()),
+        _ => None,
+    }
+}
+
+/// Binds each column's values as one PostgreSQL array (NULL elements included).
+fn bind_arrays(
+    arrays: Vec<Vec<Value>>,
+) -> std::result::Result<sqlx::postgres::PgArguments, String> {
+    use sqlx::Arguments;
+    let mut args = sqlx::postgres::PgArguments::default();
+    for column in arrays {
+        macro_rules! bind {
+            ($variant:ident $(, $map:expr)?) => {{
+                let mut out = Vec::with_capacity(column.len());
+                for value in column {
+                    match value {
+                        Value::$variant(v) => out.push(v $(.map($map))?),
+                        other => return Err(format!("a column mixes {other:?} with other kinds")),
+                    }
+                }
+                args.add(out).map_err(|e| e.to_string())?;
+            }};
+        }
+        match column.first() {
+            Some(Value::Bool(_)) => bind!(Bool),
+            Some(Value::SmallInt(_)) => bind!(SmallInt),
+            Some(Value::Int(_)) => bind!(Int),
+            Some(Value::BigInt(_)) => bind!(BigInt),
+            Some(Value::Float(_)) => bind!(Float),
+            Some(Value::Double(_)) => bind!(Double),
+            Some(Value::String(_)) => bind!(String),
+            Some(Value::Bytes(_)) => bind!(Bytes),
+            Some(Value::Uuid(_)) => bind!(Uuid),
+            Some(Value::Json(_)) => bind!(Json, |json: Box<sea_query::value::prelude::Json>| *json),
+            Some(Value::ChronoDate(_)) => bind!(ChronoDate),
+            Some(Value::ChronoTime(_)) => bind!(ChronoTime),
+            Some(Value::ChronoDateTime(_)) => bind!(ChronoDateTime),
+            Some(Value::ChronoDateTimeUtc(_)) => bind!(ChronoDateTimeUtc),
+            Some(Value::ChronoDateTimeWithTimeZone(_)) => bind!(ChronoDateTimeWithTimeZone),
+            Some(Value::Enum(_)) => {
+                let mut labels: Vec<Option<String>> = Vec::with_capacity(column.len());
+                for value in column {
+                    match value {
+                        Value::Enum(sea_query::OptionEnum::Some(e)) => {
+                            labels.push(Some(e.value.into_owned()));
+                        }
+                        Value::Enum(sea_query::OptionEnum::None(_)) => labels.push(None),
+                        other => return Err(format!("a column mixes {other:?} with enums")),
+                    }
+                }
+                args.add(labels).map_err(|e| e.to_string())?;
+            }
+            Some(other) => return Err(format!("{other:?} has no array form")),
+            None => args
+                .add(Vec::<Option<String>>::new())
+                .map_err(|e| e.to_string())?,
+        }
+    }
+    Ok(args)
 }
 
 /// `schema.name` or `name`: how statistics and messages name a table.
