@@ -979,6 +979,12 @@ fn persistence(model: &Model<'_>, names: &Names) -> TokenStream {
             }
         }
     });
+    // What `create_list` and `create_list_with` return.
+    let list_future = quote! {
+        impl ::core::future::Future<
+            Output = ::core::result::Result<::std::vec::Vec<#model_ident>, #private::Error>,
+        > + ::core::marker::Send + '__seedbed_db
+    };
     quote! {
         #[automatically_derived]
         impl #builder
@@ -1016,10 +1022,7 @@ fn persistence(model: &Model<'_>, names: &Names) -> TokenStream {
                 self,
                 db: __SeedbedTarget,
                 n: usize,
-            ) -> impl ::core::future::Future<
-                Output = ::core::result::Result<::std::vec::Vec<#model_ident>, #private::Error>,
-            > + ::core::marker::Send
-                   + '__seedbed_db
+            ) -> #list_future
             where
                 __SeedbedTarget: #private::Target<'__seedbed_db> + '__seedbed_db,
             {
@@ -1033,10 +1036,7 @@ fn persistence(model: &Model<'_>, names: &Names) -> TokenStream {
                 db: __SeedbedTarget,
                 n: usize,
                 each: impl ::core::ops::FnMut(usize, Self) -> Self + ::core::marker::Send + '__seedbed_db,
-            ) -> impl ::core::future::Future<
-                Output = ::core::result::Result<::std::vec::Vec<#model_ident>, #private::Error>,
-            > + ::core::marker::Send
-                   + '__seedbed_db
+            ) -> #list_future
             where
                 __SeedbedTarget: #private::Target<'__seedbed_db> + '__seedbed_db,
             {
