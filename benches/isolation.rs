@@ -12,6 +12,11 @@
 //!   organizations, users and projects (the writes themselves are not timed).
 //! - `cleanup/*`: seedbed's cleaner against TRUNCATE of the same tables (and every table that
 //!   references them, which TRUNCATE requires), after the same writes: why the cleaner deletes.
+//! - `template/warm_handover`: what a Template test waits for when a spare is ready: claiming it
+//!   and the first query (the pool's first connection).
+//! - `template/cold_clone`: acquiring with no spare (the clone is made for the test), beside
+//!   `template/raw_create_database_template`: `CREATE DATABASE … TEMPLATE` alone, with the same
+//!   copy method. Dropping clones happens after the test, in the background, and is not timed.
 //!
 //! Run with `cargo bench --bench isolation`; the server is the one tests use (embedded unless
 //! DATABASE_URL or SEEDBED_DATABASE_URL says otherwise).
@@ -274,5 +279,135 @@ fn cleanup(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, baselines, strategies, cleanup);
+fn template(c: &mut Criterion) {
+    let rt = runtime();
+    // Build the template and fill the warm pool before measuring.
+    let template = rt.block_on(async {
+        let db = isolation(Strategy::Template).acquire().await.expect("warm up");
+        db.finish().await.expect("finish");
+        let server = server().await;
+        let mut conn = server.connect().await.expect("connect");
+        let name: String = sqlx::query_scalar(
+            "SELECT datname::text FROM pg_database WHERE datistemplate AND datname LIKE 'seedbed\\_tpl\\_%' \
+             ORDER BY oid DESC LIMIT 1",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("the template");
+        conn.close().await.expect("close");
+        name
+    });
+    let spares = seedbed::isolation::template::pool_size().expect("pool size");
+    let mut group = c.benchmark_group("template");
+    group.bench_function("warm_handover", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut waited = Duration::ZERO;
+                for _ in 0..iters {
+                    // Let the background refill catch up, as between the tests of a suite.
+                    wait_for_spares(&template, spares).await;
+                    let started = Instant::now();
+                    let db = isolation(Strategy::Template)
+                        .acquire()
+                        .await
+                        .expect("acquire");
+                    sqlx::query("SELECT 1")
+                        .execute(&db.pool())
+                        .await
+                        .expect("select");
+                    waited += started.elapsed();
+                    let name = db.database().to_string();
+                    db.finish().await.expect("finish");
+                    wait_dropped(&name).await;
+                }
+                waited
+            })
+        })
+    });
+    group.sample_size(20);
+    group.bench_function("cold_clone", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut waited = Duration::ZERO;
+                for _ in 0..iters {
+                    let started = Instant::now();
+                    let db = isolation(Strategy::Template)
+                        .template_spares(0)
+                        .acquire()
+                        .await
+                        .expect("acquire");
+                    waited += started.elapsed();
+                    let name = db.database().to_string();
+                    db.finish().await.expect("finish");
+                    wait_dropped(&name).await;
+                }
+                waited
+            })
+        })
+    });
+    let server = rt.block_on(server());
+    let strategy = migrated::clone_strategy(server);
+    eprintln!("clone method: {}", strategy.unwrap_or("WAL_LOG (default)"));
+    group.bench_function("raw_create_database_template", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut admin = server.connect().await.expect("connect");
+                let mut timed = Duration::ZERO;
+                for i in 0..iters {
+                    let name = format!("seedbed_bench_raw_{}_{i}", std::process::id());
+                    let started = Instant::now();
+                    migrated::create_database(&mut admin, &name, Some(&template), strategy)
+                        .await
+                        .expect("create");
+                    timed += started.elapsed();
+                    migrated::drop_database(&mut admin, &name)
+                        .await
+                        .expect("drop");
+                }
+                admin.close().await.expect("close");
+                timed
+            })
+        })
+    });
+    group.finish();
+}
+
+/// Waits (untimed) until a passing test's clone, dropped in the background, is gone, so the drop
+/// does not run during the next measurement (the raw baseline drops outside its timing too).
+async fn wait_dropped(name: &str) {
+    let server = server().await;
+    let mut conn = server.connect().await.expect("connect");
+    for _ in 0..400 {
+        if !migrated::database_exists(&mut conn, name)
+            .await
+            .expect("lookup")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    conn.close().await.expect("close");
+}
+
+/// Waits (untimed) until the warm pool of `template` is full again.
+async fn wait_for_spares(template: &str, size: i64) {
+    let server = server().await;
+    let mut conn = server.connect().await.expect("connect");
+    for _ in 0..400 {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM seedbed.databases WHERE template = $1 AND state = 'spare'",
+        )
+        .bind(template)
+        .fetch_one(&mut conn)
+        .await
+        .expect("count spares");
+        if n >= size {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    conn.close().await.expect("close");
+}
+
+criterion_group!(benches, baselines, strategies, cleanup, template);
 criterion_main!(benches);

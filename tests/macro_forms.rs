@@ -212,3 +212,63 @@ fn a_failing_test_prints_what_reproduces_it() {
         "{stderr}"
     );
 }
+
+mod under_template {
+    use super::*;
+
+    async fn own_clone(pool: &PgPool) -> String {
+        let db: String = sqlx::query_scalar("SELECT current_database()")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert!(db.starts_with("seedbed_c_"), "{db}");
+        db
+    }
+
+    #[seedbed::test(strategy = "template")]
+    async fn takes_a_test_db(db: TestDb) {
+        assert_eq!(db.strategy(), Strategy::Template);
+        assert_eq!(own_clone(&db.pool()).await, db.database());
+    }
+
+    #[seedbed::test(strategy = "template", statement_timeout = "7s")]
+    async fn takes_a_pool(pool: PgPool) {
+        own_clone(&pool).await;
+        let (app, timeout): (String, String) = sqlx::query_as(
+            "SELECT current_setting('application_name'), current_setting('statement_timeout')",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(app, "macro_forms::under_template::takes_a_pool");
+        assert_eq!(timeout, "7s");
+        // Every connection of the pool carries them, not only the first.
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(pool.acquire().await.unwrap());
+        }
+        for conn in held.iter_mut() {
+            let app: String = sqlx::query_scalar("SELECT current_setting('application_name')")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            assert_eq!(app, "macro_forms::under_template::takes_a_pool");
+        }
+    }
+
+    #[seedbed::test(strategy = "template")]
+    async fn takes_a_pool_connection(mut conn: PoolConnection<Postgres>) {
+        let db: String = sqlx::query_scalar("SELECT current_database()")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert!(db.starts_with("seedbed_c_"), "{db}");
+    }
+
+    #[seedbed::test(strategy = "template")]
+    async fn takes_pool_options(opts: PgPoolOptions, connect: PgConnectOptions) {
+        let pool = opts.connect_with(connect).await.unwrap();
+        own_clone(&pool).await;
+        pool.close().await;
+    }
+}

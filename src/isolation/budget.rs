@@ -95,6 +95,19 @@ pub(crate) async fn reserve(server: &'static Server, n: usize) -> Result<Reserva
     take(server, n).await
 }
 
+/// Reserves `n` connections if they are free now, without waiting.
+pub(crate) async fn try_reserve(server: &'static Server, n: usize) -> Result<Option<Reservation>> {
+    let total = size(server).await?;
+    let wanted = i64::try_from(n).unwrap_or(i64::MAX).min(total);
+    let got = try_take(server, wanted, total).await?;
+    if i64::try_from(got.len()).unwrap_or(0) >= wanted {
+        Ok(Some(Reservation { server, slots: got }))
+    } else {
+        release(server, got).await?;
+        Ok(None)
+    }
+}
+
 async fn take(server: &'static Server, n: usize) -> Result<Reservation> {
     let total = size(server).await?;
     let wanted = i64::try_from(n).unwrap_or(i64::MAX).min(total);

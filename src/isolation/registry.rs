@@ -146,6 +146,31 @@ pub async fn new_clone_name(conn: &mut PgConnection) -> Result<String> {
     Ok(format!("seedbed_c_{}_{}_{n}", owner.host, owner.run_id))
 }
 
+/// Records a new clone for a test as in use, naming it and taking its lease on `conn`, in one
+/// statement (the sweeper treats `in_use` as it treats `building`: it waits for the lease).
+pub async fn register_clone(conn: &mut PgConnection, template: &str, test: &str) -> Result<String> {
+    let owner = Owner::current();
+    let sql = format!(
+        "WITH n AS (SELECT $1 || nextval('seedbed.database_ids') AS name) \
+         INSERT INTO seedbed.databases (name, kind, state, template, run_id, host, pid, test, \
+                                        claimed_at) \
+         SELECT n.name, 'clone', 'in_use', $2, $3, $4, $5, $6, now() \
+         FROM n, LATERAL (SELECT pg_advisory_lock({})) lease \
+         RETURNING name",
+        lease_key("n.name")
+    );
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(format!("seedbed_c_{}_{}_", owner.host, owner.run_id))
+        .bind(template)
+        .bind(&owner.run_id)
+        .bind(&owner.host)
+        .bind(i32::try_from(owner.pid).unwrap_or(i32::MAX))
+        .bind(test)
+        .fetch_one(conn)
+        .await
+        .map_err(Error::db("registering a test database"))
+}
+
 /// Records a database being built, taking its lease on `conn` (which must stay open while the
 /// database is used: the lease dies with it).
 pub async fn begin_build(
@@ -207,7 +232,8 @@ pub async fn release(conn: &mut PgConnection, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Claims the oldest spare cloned from `template` for `test`, taking its lease, in one statement.
+/// Claims a spare cloned from `template` for `test`, taking its lease, in one statement: one this
+/// process made if there is one (it may have a connection open to it already), else the oldest.
 pub async fn claim_spare(
     conn: &mut PgConnection,
     template: &str,
@@ -218,7 +244,7 @@ pub async fn claim_spare(
         "WITH spare AS (
              SELECT name FROM seedbed.databases
              WHERE template = $1 AND state = 'spare'
-             ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED
+             ORDER BY (host = $3 AND pid = $4) DESC, created_at LIMIT 1 FOR UPDATE SKIP LOCKED
          )
          UPDATE seedbed.databases d
          SET state = 'in_use', claimed_at = now(), run_id = $2, host = $3, pid = $4, test = $5

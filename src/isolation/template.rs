@@ -15,8 +15,13 @@
 //!   its URL printed in the failure block, and listed by `seedbed list` until
 //!   `seedbed sweep --kept`.
 
-use std::collections::HashSet;
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+use super::budget::{self, Reservation};
 
 use super::engine;
 use super::marker::{self, Marker};
@@ -27,6 +32,12 @@ use crate::server::Server;
 
 /// The marker kind of a clone.
 pub const CLONE_KIND: &str = "clone";
+
+/// How long after a claim the background refill starts.
+const REFILL_DELAY: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// The connections of a prepared spare's pool: the default of a test's pool.
+pub(crate) const DEFAULT_POOL_CONNECTIONS: u32 = 5;
 
 /// How a test got its clone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,52 +95,26 @@ pub(crate) async fn sweep_once(server: &'static Server) -> Result<()> {
         .copied()
 }
 
-/// Gets a clone of `template` for `test`: a spare if there is one, else a new clone. The lease is
-/// held by the engine's control connection until [`release`].
+/// Gets a clone of `template` for `test`: a spare if there is one, else a new clone, made on the
+/// control connection, which holds the lease from the row to the end of the test (the copy takes
+/// 15–40 ms, during which this process's other tests wait to claim; a warm pool makes this path
+/// rare). Claiming, and cloning when there is nothing to claim, is one trip to the engine.
 pub(crate) async fn acquire(
     server: &'static Server,
     template: &str,
     test: &str,
+    spares: i64,
 ) -> Result<(String, Handover)> {
     let (tpl, name) = (template.to_string(), test.to_string());
-    let claimed = engine::control()
-        .with(server, move |conn| {
-            Box::pin(async move { registry::claim_spare(conn, &tpl, &name).await })
-        })
-        .await?;
-    let result = match claimed {
-        Some(db) => (db, Handover::Warm),
-        None => (clone_cold(server, template, test).await?, Handover::Cold),
-    };
-    refill_in_background(server, template);
-    Ok(result)
-}
-
-/// Clones `template` for `test` now: the row and lease on the control connection, the copy on
-/// the builder connection.
-async fn clone_cold(server: &'static Server, template: &str, test: &str) -> Result<String> {
-    let (tpl, test_name) = (template.to_string(), test.to_string());
-    let name = engine::control()
+    let result = engine::control()
         .with(server, move |conn| {
             Box::pin(async move {
-                let name = registry::new_clone_name(conn).await?;
-                registry::begin_build(conn, &name, CLONE_KIND, &tpl, Some(&test_name)).await?;
-                Ok(name)
-            })
-        })
-        .await?;
-    let (tpl, db) = (template.to_string(), name.clone());
-    let built = engine::builder()
-        .with(server, move |conn| {
-            Box::pin(async move { make_clone(server, conn, &tpl, &db).await })
-        })
-        .await;
-    let db = name.clone();
-    engine::control()
-        .with(server, move |conn| {
-            Box::pin(async move {
-                match built {
-                    Ok(()) => registry::set_state(conn, &db, "in_use", None).await,
+                if let Some(db) = registry::claim_spare(conn, &tpl, &name).await? {
+                    return Ok((db, Handover::Warm));
+                }
+                let db = registry::register_clone(conn, &tpl, &name).await?;
+                match make_clone(server, conn, &tpl, &db).await {
+                    Ok(()) => Ok((db, Handover::Cold)),
                     Err(e) => {
                         let _ = registry::drop_database(conn, &db).await;
                         let _ = registry::release(conn, &db).await;
@@ -139,7 +124,120 @@ async fn clone_cold(server: &'static Server, template: &str, test: &str) -> Resu
             })
         })
         .await?;
-    Ok(name)
+    refill_in_background(server, template, spares);
+    Ok(result)
+}
+
+/// Pools opened by this process to its own spares, with one connection each, on the engine
+/// runtime: a test of this process that claims one of them starts with its connection open.
+fn prepared() -> &'static Mutex<HashMap<String, Prepared>> {
+    static PREPARED: OnceLock<Mutex<HashMap<String, Prepared>>> = OnceLock::new();
+    PREPARED.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// A spare's pool, opened ahead of the test that will claim it.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    /// The pool, with one connection open.
+    pub(crate) pool: PgPool,
+    /// The budget for that connection.
+    pub(crate) budget: Reservation,
+    /// The test's session settings, for the pool's connections.
+    pub(crate) settings: Arc<Mutex<Settings>>,
+}
+
+/// Session settings (`SET …` statements) for a prepared pool's connections.
+#[derive(Debug, Default)]
+pub(crate) struct Settings {
+    /// To run on the open connection at its next checkout.
+    pending: Option<String>,
+    /// To run on every connection opened from now on.
+    current: Option<String>,
+}
+
+impl Prepared {
+    /// Gives the pool's connections the test's session settings.
+    pub(crate) fn apply(&self, sql: String) {
+        let mut settings = self.settings.lock().unwrap_or_else(PoisonError::into_inner);
+        settings.pending = Some(sql.clone());
+        settings.current = Some(sql);
+    }
+}
+
+/// Opens a pool to a new spare with one connection. The first connection to a fresh clone also
+/// builds its relation-cache file (`pg_internal.init`) and loads its catalogs, 5–10 ms the test
+/// would otherwise wait for. Without budget to spare, the spare is only warmed.
+async fn prepare_pool(server: &'static Server, name: &str) {
+    let options = server.database_options(name).application_name("seedbed");
+    let settings = Arc::new(Mutex::new(Settings::default()));
+    let (pending, fresh) = (Arc::clone(&settings), Arc::clone(&settings));
+    let pool = PgPoolOptions::new()
+        .max_connections(DEFAULT_POOL_CONNECTIONS)
+        .min_connections(0)
+        .test_before_acquire(false)
+        // The test's settings, given when it claims the spare, are applied by the open
+        // connection's next checkout (the test's first query, in the same round trip), and by
+        // every connection the pool opens after that.
+        .before_acquire(move |conn, _meta| {
+            let pending = Arc::clone(&pending);
+            Box::pin(async move {
+                let sql = pending
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .pending
+                    .take();
+                if let Some(sql) = sql {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(true)
+            })
+        })
+        .after_connect(move |conn, _meta| {
+            let fresh = Arc::clone(&fresh);
+            Box::pin(async move {
+                let sql = fresh
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .current
+                    .clone();
+                if let Some(sql) = sql {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_lazy_with(options);
+    let Ok(Some(budget)) = budget::try_reserve(server, 1).await else {
+        // The budget is spent: warm the clone and close the connection.
+        let _ = sqlx::raw_sql("SELECT 1").execute(&pool).await;
+        pool.close().await;
+        return;
+    };
+    if sqlx::raw_sql("SELECT 1").execute(&pool).await.is_ok() {
+        prepared()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                name.to_string(),
+                Prepared {
+                    pool,
+                    budget,
+                    settings,
+                },
+            );
+    }
+}
+
+/// The pool this process opened to `name`, if it did.
+pub(crate) fn take_prepared(name: &str) -> Option<Prepared> {
+    prepared()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(name)
 }
 
 async fn make_clone(
@@ -158,7 +256,10 @@ async fn make_clone(
 }
 
 /// Starts refilling the pool of `template` on the engine runtime, unless this process already is.
-fn refill_in_background(server: &'static Server, template: &str) {
+fn refill_in_background(server: &'static Server, template: &str, size: i64) {
+    if size <= 0 {
+        return;
+    }
     static RUNNING: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
     let running = RUNNING.get_or_init(|| Mutex::new(HashSet::new()));
     if !running
@@ -170,7 +271,10 @@ fn refill_in_background(server: &'static Server, template: &str) {
     }
     let template = template.to_string();
     engine::spawn_detached(async move {
-        let result = refill(server, &template).await;
+        // A moment's grace: the test that just claimed a spare starts without a copy competing
+        // with it for the machine.
+        tokio::time::sleep(REFILL_DELAY).await;
+        let result = refill(server, &template, size).await;
         running
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -185,8 +289,7 @@ fn refill_in_background(server: &'static Server, template: &str) {
 /// transaction-level advisory lock, so concurrent refillers never grow the pool past its size.
 /// Each spare is made on one connection from its row to its copy: the lease taken with the row
 /// must hold until the spare is ready, or a sweeper would take it for abandoned.
-async fn refill(server: &'static Server, template: &str) -> Result<()> {
-    let size = pool_size()?;
+async fn refill(server: &'static Server, template: &str, size: i64) -> Result<()> {
     loop {
         let tpl = template.to_string();
         let made = engine::builder()
@@ -215,6 +318,7 @@ async fn refill(server: &'static Server, template: &str) -> Result<()> {
                         .map_err(Error::db("refilling spare databases"))?;
                     match make_clone(server, conn, &tpl, &name).await {
                         Ok(()) => {
+                            prepare_pool(server, &name).await;
                             registry::set_state(conn, &name, "spare", None).await?;
                             registry::release(conn, &name).await?;
                             Ok(true)

@@ -74,6 +74,7 @@ pub struct Isolation {
     database: Option<String>,
     allow_unmarked: bool,
     own_connections: bool,
+    spares: Option<i64>,
 }
 
 impl Isolation {
@@ -103,6 +104,7 @@ impl Isolation {
             database: None,
             allow_unmarked: false,
             own_connections: false,
+            spares: None,
         }
     }
 
@@ -207,6 +209,13 @@ impl Isolation {
     /// refused when chosen explicitly.
     pub fn own_connections(mut self, own: bool) -> Self {
         self.own_connections = own;
+        self
+    }
+
+    /// Template: how many spare clones to keep ready (default `SEEDBED_TEMPLATE_SPARES`, else the
+    /// number of CPUs between 2 and 8; 0 clones each test's database when it starts).
+    pub fn template_spares(mut self, spares: usize) -> Self {
+        self.spares = Some(i64::try_from(spares).unwrap_or(i64::MAX));
         self
     }
 
@@ -436,15 +445,47 @@ impl Isolation {
                 // A budget smaller than the pool makes the pool smaller.
                 let budget = super::budget::reserve(server, self.max_connections as usize).await?;
                 let max_connections = u32::try_from(budget.len()).unwrap_or(1).max(1);
-                let (database, _handover) = template::acquire(server, &template, test_name).await?;
-                let options = self
-                    .connect_options(server, &database)
-                    .application_name(&app_name);
-                let pool = PgPoolOptions::new()
-                    .max_connections(max_connections)
-                    .min_connections(0)
-                    .test_before_acquire(false)
-                    .connect_lazy_with(options);
+                let spares = match self.spares {
+                    Some(n) => n,
+                    None => template::pool_size()?,
+                };
+                let (database, _handover) =
+                    template::acquire(server, &template, test_name, spares).await?;
+                let prepared = template::take_prepared(&database);
+                let pool = match prepared {
+                    // This process opened the spare's pool ahead of time: the test starts with
+                    // its connection open, once it carries the test's settings.
+                    Some(p)
+                        if max_connections == template::DEFAULT_POOL_CONNECTIONS
+                            && self.max_connections == template::DEFAULT_POOL_CONNECTIONS =>
+                    {
+                        let set = format!(
+                            "SET application_name = {}; SET statement_timeout = {}; \
+                             SET lock_timeout = {}",
+                            quote_literal(&app_name),
+                            quote_literal(&millis(self.statement_timeout)),
+                            quote_literal(&millis(self.lock_timeout)),
+                        );
+                        // Applied by the pool's next checkout, the test's first query.
+                        p.apply(set);
+                        // The test's own reservation covers this connection from now on.
+                        drop(p.budget);
+                        p.pool
+                    }
+                    other => {
+                        if let Some(p) = other {
+                            p.pool.close().await;
+                        }
+                        let options = self
+                            .connect_options(server, &database)
+                            .application_name(&app_name);
+                        PgPoolOptions::new()
+                            .max_connections(max_connections)
+                            .min_connections(0)
+                            .test_before_acquire(false)
+                            .connect_lazy_with(options)
+                    }
+                };
                 Ok((
                     database.clone(),
                     pool,
