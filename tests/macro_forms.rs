@@ -216,6 +216,7 @@ fn a_failing_test_prints_what_reproduces_it() {
 mod under_template {
     use super::*;
 
+    #[allow(clippy::unwrap_used, reason = "test helper: its failure is the test's")]
     async fn own_clone(pool: &PgPool) -> String {
         let db: String = sqlx::query_scalar("SELECT current_database()")
             .fetch_one(pool)
