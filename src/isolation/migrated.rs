@@ -65,6 +65,7 @@ pub async fn ensure_with(
             prepare,
             fixtures: &[],
             seal: false,
+            journal: false,
         },
     )
     .await
@@ -81,6 +82,8 @@ pub struct Build<'a> {
     pub fixtures: &'a [String],
     /// Seal it as a template: `IS_TEMPLATE true`, `ALLOW_CONNECTIONS false`.
     pub seal: bool,
+    /// Install Namespace's journal (see [`namespace`](super::namespace)).
+    pub journal: bool,
 }
 
 impl Build<'_> {
@@ -89,6 +92,9 @@ impl Build<'_> {
         let mut identity = migrations.checksum().to_string();
         if self.prepare {
             identity.push_str(&format!(":cleaner-v{}", super::cleaner::VERSION));
+        }
+        if self.journal {
+            identity.push_str(&format!(":journal-v{}", super::namespace::VERSION));
         }
         for fixture in self.fixtures {
             identity.push_str(&format!(
@@ -194,10 +200,16 @@ async fn build_locked(
                     .map_err(Error::db(format!("applying a fixture to {name}")));
             }
         }
-        if result.is_ok() && build.prepare {
+        if result.is_ok() && (build.prepare || build.journal) {
             result = async {
                 let schema = super::cleaner::read_schema(&mut db).await?;
-                super::cleaner::prepare(&mut db, &schema).await
+                if build.prepare {
+                    super::cleaner::prepare(&mut db, &schema).await?;
+                }
+                if build.journal {
+                    super::namespace::prepare(&mut db, &schema).await?;
+                }
+                Ok(())
             }
             .await;
         }

@@ -14,6 +14,7 @@ pub mod lock;
 pub mod marker;
 pub mod migrated;
 mod migrations;
+pub mod namespace;
 pub mod registry;
 pub mod rollback;
 pub mod strategy;

@@ -75,6 +75,7 @@ pub struct Isolation {
     allow_unmarked: bool,
     own_connections: bool,
     spares: Option<i64>,
+    keep_rows: bool,
 }
 
 impl Isolation {
@@ -105,6 +106,7 @@ impl Isolation {
             allow_unmarked: false,
             own_connections: false,
             spares: None,
+            keep_rows: false,
         }
     }
 
@@ -219,6 +221,13 @@ impl Isolation {
         self
     }
 
+    /// Namespace: keep the rows the test wrote (`cleanup = "none"`), letting data accumulate in
+    /// the shared database; they are no longer tracked, so `seedbed sweep` leaves them too.
+    pub fn keep_rows(mut self, keep: bool) -> Self {
+        self.keep_rows = keep;
+        self
+    }
+
     /// The strategy this builder will use, and what chose it.
     pub fn resolve_strategy(&self) -> Result<(Strategy, StrategySource)> {
         let (mut chosen, source) = strategy::resolve(self.strategy, self.crate_root.as_deref())?;
@@ -239,13 +248,6 @@ impl Isolation {
     /// Prepares the database state and returns the test's handle.
     pub async fn acquire(self) -> Result<TestDb> {
         let (strategy, _) = self.resolve_strategy()?;
-        if strategy == Strategy::Namespace {
-            return Err(Error::Config(
-                "the namespace strategy is not available yet in this version of seedbed: choose \
-                 rollback, truncate or template"
-                    .into(),
-            ));
-        }
         let server = Server::resolve().await?;
         let name = self.test_name.clone().unwrap_or_else(default_test_name);
         let ctx_builder = TestContext::builder(&name).shares_database(strategy.shares_database());
@@ -265,8 +267,19 @@ impl Isolation {
                 }
             }
         };
-        let (claim, acquired) =
-            tokio::join!(claiming, self.acquire_backend(strategy, server, &name));
+        let (claim, acquired) = if strategy == Strategy::Namespace {
+            // The backend's connections carry the token: claim it first.
+            let claim = claiming.await?;
+            let acquired = self
+                .acquire_backend(strategy, server, &name, claim.as_deref())
+                .await;
+            (Ok(claim), acquired)
+        } else {
+            tokio::join!(
+                claiming,
+                self.acquire_backend(strategy, server, &name, None)
+            )
+        };
         let claim = match claim {
             Ok(claim) => claim,
             // The backend, if it was acquired, is released by its drop.
@@ -339,6 +352,7 @@ impl Isolation {
         strategy: Strategy,
         server: &'static Server,
         test_name: &str,
+        token: Option<&str>,
     ) -> Result<(String, PgPool, Backend)> {
         let app_name = application_name(test_name);
         match strategy {
@@ -393,7 +407,7 @@ impl Isolation {
                     self.statement_timeout, self.lock_timeout, self.max_connections
                 );
                 let started = async {
-                    let shared = match TRUNCATE_POOLS.take(&key) {
+                    let shared = match SHARED_POOLS.take(&key) {
                         Some(shared) => shared,
                         None => {
                             let options = self.connect_options(server, &database);
@@ -496,10 +510,109 @@ impl Isolation {
                     },
                 ))
             }
-            Strategy::Namespace => Err(Error::Config(
-                "the namespace strategy is not available yet".into(),
-            )),
+            Strategy::Namespace => {
+                let token = token.ok_or_else(|| {
+                    Error::Config("a Namespace test needs a token before its connections".into())
+                })?;
+                let database = match &self.database {
+                    Some(db) => self.own_namespace_database(server, db).await?,
+                    None => self.namespace_database(server).await?,
+                };
+                super::namespace::sweep_once(server, &database).await?;
+                let key = format!(
+                    "{database}|{:?}|{:?}|{}",
+                    self.statement_timeout, self.lock_timeout, self.max_connections
+                );
+                let shared = match SHARED_POOLS.take(&key) {
+                    Some(shared) => shared,
+                    None => {
+                        let budget =
+                            super::budget::reserve(server, self.max_connections as usize).await?;
+                        let max = u32::try_from(budget.len()).unwrap_or(1).max(1);
+                        let options = self.connect_options(server, &database);
+                        let mut shared = engine::run(SharedPool::open(options, max)).await?;
+                        shared.budget = Some(Arc::new(budget));
+                        shared
+                    }
+                };
+                // Every connection of the pool carries the test's name and token.
+                let set = format!(
+                    "SET application_name = {}; SET {} = {}",
+                    quote_literal(&app_name),
+                    super::namespace::TOKEN_SETTING,
+                    quote_literal(token)
+                );
+                if !shared.on_every_connection(&set).await {
+                    shared.discard().await;
+                    return Err(Error::Config(format!(
+                        "a connection to {database} failed as the test started"
+                    )));
+                }
+                run_fixtures(&shared.pool, &self.fixtures).await?;
+                Ok((
+                    database,
+                    shared.pool.clone(),
+                    Backend::Namespace {
+                        pool: shared,
+                        key,
+                        token: token.to_string(),
+                        keep_rows: self.keep_rows,
+                    },
+                ))
+            }
         }
+    }
+
+    /// The shared database of Namespace tests, with its journal, built once per checksum.
+    async fn namespace_database(&self, server: &'static Server) -> Result<String> {
+        static BUILT: std::sync::OnceLock<KeyedOnce<String>> = std::sync::OnceLock::new();
+        let migrations = self.migrations_resolved().await?;
+        let build = migrated::Build {
+            purpose: "namespace",
+            prepare: false,
+            fixtures: &[],
+            seal: false,
+            journal: true,
+        };
+        let key = build.database_name(&migrations);
+        BUILT
+            .get_or_init(KeyedOnce::new)
+            .get_or_try_init(&key, async {
+                Ok(migrated::ensure_build(server, &migrations, &build)
+                    .await?
+                    .name)
+            })
+            .await
+    }
+
+    /// Namespace on a database the user named: its tables get the journal's triggers, so only
+    /// with the user's consent for a database seedbed did not create.
+    async fn own_namespace_database(&self, server: &'static Server, db: &str) -> Result<String> {
+        let mut conn = server.connect().await?;
+        let mark = marker::read(&mut conn, db).await?;
+        let _ = sqlx::Connection::close(conn).await;
+        if mark.is_none() && !self.allow_unmarked {
+            return Err(Error::Config(format!(
+                "refusing to use Namespace on database `{db}`: seedbed did not create it, and \
+                 Namespace adds a journal trigger to each of its tables. Let seedbed create its \
+                 test databases (leave out .database(…)), or allow it with \
+                 .allow_unmarked_database(true)"
+            )));
+        }
+        let mut conn =
+            <sqlx::PgConnection as sqlx::Connection>::connect_with(&server.database_options(db))
+                .await
+                .map_err(Error::db(format!("connecting to {db}")))?;
+        let result = async {
+            if !super::namespace::is_prepared(&mut conn).await? {
+                let schema = cleaner::read_schema(&mut conn).await?;
+                super::namespace::prepare(&mut conn, &schema).await?;
+            }
+            Ok(db.to_string())
+        }
+        .await;
+        let _ = sqlx::Connection::close(conn).await;
+        result
     }
 
     /// The sealed template for these migrations and fixtures, built once per process and
@@ -512,6 +625,7 @@ impl Isolation {
             prepare: false,
             fixtures: &self.fixtures,
             seal: true,
+            journal: false,
         };
         let key = build.database_name(&migrations);
         BUILT
@@ -559,7 +673,7 @@ impl Isolation {
 
 /// Pools kept between the tests of the process, by database and settings.
 static ROLLBACK_POOLS: engine::FreeList<Arc<RollbackPool>> = engine::FreeList::new();
-static TRUNCATE_POOLS: engine::FreeList<SharedPool> = engine::FreeList::new();
+static SHARED_POOLS: engine::FreeList<SharedPool> = engine::FreeList::new();
 
 /// A pool for the tests of one database, kept between tests.
 ///
@@ -692,7 +806,7 @@ impl SharedPool {
                 .recycled_at
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = std::time::Instant::now();
-            TRUNCATE_POOLS.put(key, self);
+            SHARED_POOLS.put(key, self);
         } else {
             self.discard().await;
         }
@@ -801,6 +915,12 @@ enum Backend {
         /// Connection budget for the test's pool, given back when the test ends.
         budget: super::budget::Reservation,
     },
+    Namespace {
+        pool: SharedPool,
+        key: String,
+        token: String,
+        keep_rows: bool,
+    },
 }
 
 /// A test's database state: the pool for the code under test, the strategy that isolates it, and
@@ -867,9 +987,19 @@ impl TestDb {
     /// A URL of the test's database where it has one of its own (Truncate, Template); `None`
     /// under Rollback, whose database is shared and whose data only the test's connection sees.
     pub fn url(&self) -> Option<String> {
+        let url = self.inner.server.url_for(&self.inner.database);
         match self.inner.strategy {
             Strategy::Rollback => None,
-            _ => Some(self.inner.server.url_for(&self.inner.database)),
+            // Connections made from it carry the token, as db.pool()'s do.
+            Strategy::Namespace => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                Some(format!(
+                    "{url}{sep}options=-c%20{}%3D{}",
+                    super::namespace::TOKEN_SETTING,
+                    self.inner.ctx.token()
+                ))
+            }
+            _ => Some(url),
         }
     }
 
@@ -971,6 +1101,30 @@ impl TestDb {
                     truncate::clean(&mut lease, inner.reset_sequences)
                 );
                 cleaned.map(|_| ())
+            }
+            Backend::Namespace {
+                pool,
+                key,
+                token,
+                keep_rows,
+            } => {
+                // Once the test's connections are back (their work committed), its rows go.
+                let Some(mut conns) = pool.all_connections().await else {
+                    pool.discard().await;
+                    return Err(Error::Isolation {
+                        strategy: inner.strategy,
+                        message: "a connection of the test's pool did not come back; its rows \
+                                  stay until `seedbed sweep`"
+                            .into(),
+                    });
+                };
+                let cleaned = match conns.first_mut() {
+                    Some(conn) if keep_rows => super::namespace::forget(conn, &token).await,
+                    Some(conn) => super::namespace::clean(conn, &token).await.map(|_| ()),
+                    None => Ok(()),
+                };
+                pool.recycle(conns, &key).await;
+                cleaned
             }
             Backend::Template {
                 database,

@@ -1,0 +1,252 @@
+//! Namespace: tests run in parallel on one shared, migrated database and really commit; each
+//! test's rows carry its token and are removed when it ends. It needs no `CREATE DATABASE` and no
+//! wait for another test; its price is that a test must look only at its own rows (query them
+//! through the token, a value the test created, or ids it holds).
+//!
+//! - **Unique values** made by factories carry the test's token under this strategy, so parallel
+//!   tests never collide on unique constraints nor wait on each other's uncommitted keys; the
+//!   same token is `db.token()` for raw SQL and the code under test.
+//! - **Connections** from `db.pool()` carry the token as the session setting `seedbed.token`
+//!   (`current_setting('seedbed.token', true)`), so triggers or the application can read it; the
+//!   URL from `db.url()` sets it too.
+//! - **The journal**: when the database is prepared, every table gets a statement-level
+//!   `AFTER INSERT` trigger with a transition table that records, for sessions carrying a token,
+//!   the primary keys of the rows inserted — by factories, raw SQL, the application or its
+//!   triggers alike — in `seedbed.journal`. One trigger call per statement, one journal row per
+//!   inserted row; sessions without a token pay one `current_setting` per statement.
+//! - **Cleanup**: at the end of the test, `seedbed.ns_clean(token)` deletes the journaled rows,
+//!   children first (cycles in one pass with deferrable constraints deferred), and repeats until
+//!   the journal holds nothing of the token (deleting can make triggers insert). Rows the test
+//!   updated but did not insert are not restored. `cleanup = "none"` keeps the rows and forgets
+//!   their journal entries. `seedbed sweep` removes the rows of tokens whose process died.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+use sqlx::{Connection, PgConnection};
+
+use super::cleaner::SCHEMA;
+use super::lock;
+use crate::error::{Error, Result};
+use crate::schema::{Schema, TableKind};
+use crate::server::Server;
+use crate::sql::{quote_ident, quote_literal};
+
+/// The version of what [`prepare`] installs; part of the database's name.
+pub const VERSION: u32 = 1;
+
+/// The session setting that carries a test's token.
+pub const TOKEN_SETTING: &str = "seedbed.token";
+
+/// Installs the journal and the cleanup function in a freshly migrated database.
+pub async fn prepare(conn: &mut PgConnection, schema: &Schema) -> Result<()> {
+    let s = quote_ident(SCHEMA);
+    let mut sql = format!(
+        "CREATE SCHEMA IF NOT EXISTS {s};\n\
+         CREATE UNLOGGED TABLE {s}.journal (token text NOT NULL, relid oid NOT NULL, pk text[] NOT NULL);\n\
+         CREATE INDEX journal_token ON {s}.journal (token, relid);\n"
+    );
+    let order = schema.deletion_order();
+    let mut deletes = String::new();
+    for t in order.tables() {
+        let Some(table) = schema.table(t) else {
+            continue;
+        };
+        if matches!(table.kind, TableKind::Partition { .. }) {
+            continue;
+        }
+        // The key the journal records: the primary key, else the row's physical address.
+        let key: Vec<(String, String)> = if table.primary_key.is_empty() {
+            vec![("ctid".to_string(), "tid".to_string())]
+        } else {
+            table
+                .primary_key
+                .iter()
+                .map(|c| {
+                    let ty = table
+                        .column(c)
+                        .map(|col| col.sql_type.clone())
+                        .unwrap_or_else(|| "text".into());
+                    (c.clone(), ty)
+                })
+                .collect()
+        };
+        let oid = table.oid;
+        let f = quote_ident(&format!("journal_{oid}"));
+        let record = key
+            .iter()
+            .map(|(c, _)| format!("n.{}::text", quote_ident(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            sql,
+            "CREATE FUNCTION {s}.{f}() RETURNS trigger LANGUAGE plpgsql AS $f$\n\
+             DECLARE tok text := current_setting({setting}, true);\n\
+             BEGIN\n\
+             \x20 IF tok IS NULL OR tok = '' THEN RETURN NULL; END IF;\n\
+             \x20 INSERT INTO {s}.journal (token, relid, pk) SELECT tok, {oid}, ARRAY[{record}] FROM seedbed_new n;\n\
+             \x20 RETURN NULL;\n\
+             END\n$f$;\n\
+             CREATE TRIGGER seedbed_journal AFTER INSERT ON {t} REFERENCING NEW TABLE AS seedbed_new\n\
+             \x20 FOR EACH STATEMENT EXECUTE FUNCTION {s}.{f}();",
+            setting = quote_literal(TOKEN_SETTING),
+        );
+        let select = key
+            .iter()
+            .enumerate()
+            .map(|(i, (c, ty))| {
+                // `ty` is the server's own `format_type` output.
+                format!("j.pk[{}]::{ty} AS {}", i + 1, quote_ident(c))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let join = key
+            .iter()
+            .map(|(c, _)| format!("x.{c} = k.{c}", c = quote_ident(c)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let _ = writeln!(
+            deletes,
+            "    IF {oid} = ANY(rels) THEN\n\
+             \x20     DELETE FROM {t} x USING (SELECT {select} FROM {s}.journal j \
+             WHERE j.token = tok AND j.relid = {oid}) k WHERE {join};\n\
+             \x20   END IF;"
+        );
+    }
+    let _ = writeln!(
+        sql,
+        "CREATE FUNCTION {s}.ns_clean(tok text) RETURNS integer LANGUAGE plpgsql AS $clean$\n\
+         DECLARE\n\
+         \x20 rels oid[];\n\
+         \x20 total integer := 0;\n\
+         \x20 replica boolean := current_setting('is_superuser') = 'on';\n\
+         BEGIN\n\
+         \x20 IF replica THEN SET LOCAL session_replication_role = replica; END IF;\n\
+         \x20 SET CONSTRAINTS ALL DEFERRED;\n\
+         \x20 FOR pass IN 1..8 LOOP\n\
+         \x20   SELECT array_agg(DISTINCT relid) INTO rels FROM {s}.journal WHERE token = tok;\n\
+         \x20   EXIT WHEN rels IS NULL;\n\
+         \x20   total := total + cardinality(rels);\n\
+         {deletes}\
+         \x20   DELETE FROM {s}.journal WHERE token = tok AND relid = ANY(rels);\n\
+         \x20   EXIT WHEN replica;\n\
+         \x20 END LOOP;\n\
+         \x20 RETURN total;\n\
+         END\n$clean$;"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::db("preparing the database for Namespace"))?;
+    Ok(())
+}
+
+/// Whether the database `conn` is connected to has the journal.
+pub async fn is_prepared(conn: &mut PgConnection) -> Result<bool> {
+    sqlx::query_scalar("SELECT to_regprocedure('seedbed.ns_clean(text)') IS NOT NULL")
+        .fetch_one(conn)
+        .await
+        .map_err(Error::db("looking for seedbed's journal"))
+}
+
+/// Deletes the rows the test with `token` inserted. Returns how many tables had some.
+pub async fn clean(conn: &mut PgConnection, token: &str) -> Result<i32> {
+    sqlx::query_scalar("SELECT seedbed.ns_clean($1)")
+        .bind(token)
+        .fetch_one(conn)
+        .await
+        .map_err(Error::db(format!(
+            "removing the rows of test token {token}"
+        )))
+}
+
+/// Forgets the journal of `token`, keeping its rows (`cleanup = "none"`).
+pub async fn forget(conn: &mut PgConnection, token: &str) -> Result<()> {
+    sqlx::query("DELETE FROM seedbed.journal WHERE token = $1")
+        .bind(token)
+        .execute(conn)
+        .await
+        .map_err(Error::db(format!(
+            "forgetting the rows of test token {token}"
+        )))?;
+    Ok(())
+}
+
+/// Tokens with rows in the journal of the database `db_conn` is connected to whose test is gone
+/// (nobody holds the token's lock in `maintenance`), after removing their rows. Returns them.
+pub async fn sweep(
+    db_conn: &mut PgConnection,
+    maintenance: &mut PgConnection,
+) -> Result<Vec<String>> {
+    let tokens: Vec<String> = sqlx::query_scalar("SELECT DISTINCT token FROM seedbed.journal")
+        .fetch_all(&mut *db_conn)
+        .await
+        .map_err(Error::db("listing the tokens of the journal"))?;
+    let mut swept = Vec::new();
+    for token in tokens {
+        let name = format!("token:{token}");
+        // Holding the token's lock proves its test is gone.
+        if lock::try_lock_on(maintenance, &name, lock::LockMode::Exclusive).await? {
+            let cleaned = clean(db_conn, &token).await;
+            lock::unlock_on(maintenance, &name, lock::LockMode::Exclusive).await?;
+            cleaned?;
+            swept.push(token);
+        }
+    }
+    Ok(swept)
+}
+
+/// Sweeps the journal of `database` once per process, before its first Namespace test: rows of
+/// tests whose process died go.
+pub(crate) async fn sweep_once(server: &'static Server, database: &str) -> Result<()> {
+    static SWEPT: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    let swept = SWEPT.get_or_init(|| Mutex::new(HashSet::new()));
+    if !swept
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(database.to_string())
+    {
+        return Ok(());
+    }
+    let tokens = sweep_database(server, database).await?;
+    if !tokens.is_empty() {
+        eprintln!(
+            "seedbed: removed the rows of {} test(s) whose process died ({database})",
+            tokens.len()
+        );
+    }
+    Ok(())
+}
+
+/// Sweeps the journal of one database (see [`sweep`]), with connections of its own.
+pub async fn sweep_database(server: &Server, database: &str) -> Result<Vec<String>> {
+    let mut db = PgConnection::connect_with(&server.database_options(database))
+        .await
+        .map_err(Error::db(format!("connecting to {database}")))?;
+    let mut maintenance = server.connect().await?;
+    let result = sweep(&mut db, &mut maintenance).await;
+    let _ = db.close().await;
+    let _ = maintenance.close().await;
+    result
+}
+
+/// Sweeps every Namespace database on the server (`seedbed sweep`). Returns, per database, the
+/// tokens whose rows were removed.
+pub async fn sweep_all(server: &Server) -> Result<Vec<(String, Vec<String>)>> {
+    let mut conn = server.connect().await?;
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database \
+         WHERE starts_with(datname, 'seedbed_namespace_') AND datallowconn ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .map_err(Error::db("listing Namespace databases"))?;
+    let _ = conn.close().await;
+    let mut out = Vec::new();
+    for name in names {
+        let tokens = sweep_database(server, &name).await?;
+        out.push((name, tokens));
+    }
+    Ok(out)
+}
