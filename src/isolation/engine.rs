@@ -106,28 +106,30 @@ pub(crate) struct Control {
 /// The process's control connection: token claims and leases, quick statements only.
 pub(crate) fn control() -> &'static Control {
     static CONTROL: OnceLock<Control> = OnceLock::new();
-    CONTROL.get_or_init(|| Control {
-        conn: tokio::sync::Mutex::new(None),
-        keep: true,
-    })
+    CONTROL.get_or_init(|| Control::new(true))
 }
 
 /// The process's builder connection: `CREATE DATABASE` and `DROP DATABASE`, which take tens of
 /// milliseconds and would hold up the control connection. Opened for each use.
 pub(crate) fn builder() -> &'static Control {
     static BUILDER: OnceLock<Control> = OnceLock::new();
-    BUILDER.get_or_init(|| Control {
-        conn: tokio::sync::Mutex::new(None),
-        keep: false,
-    })
+    BUILDER.get_or_init(|| Control::new(false))
 }
 
 /// A boxed, sendable future borrowing a connection.
 pub(crate) type ConnFuture<'c, T> = std::pin::Pin<Box<dyn Future<Output = Result<T>> + Send + 'c>>;
 
 impl Control {
-    /// Runs `f` with the connection (opened on first use, reopened after an error), on the
-    /// engine runtime.
+    /// A connection slot, kept open between uses or not.
+    pub(crate) fn new(keep: bool) -> Self {
+        Self {
+            conn: tokio::sync::Mutex::new(None),
+            keep,
+        }
+    }
+
+    /// Runs `f` with the connection to the maintenance database (opened on first use, reopened
+    /// after an error), on the engine runtime.
     ///
     /// The future is boxed: its type would otherwise carry the closure's higher-ranked lifetime
     /// into every caller, and rustc then fails to prove those callers' futures `Send`.
@@ -140,28 +142,64 @@ impl Control {
         F: for<'c> FnOnce(&'c mut PgConnection) -> ConnFuture<'c, T> + Send + 'static,
         T: Send + 'static,
     {
+        Box::pin(run(Self::use_conn(&self.conn, self.keep, server, None, f)))
+    }
+
+    /// Like [`with`](Self::with), for a connection to `database` (a slot used with that
+    /// database only).
+    pub(crate) fn with_database<F, T>(
+        self: &std::sync::Arc<Self>,
+        server: &'static Server,
+        database: &str,
+        f: F,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<T>> + Send + 'static>>
+    where
+        F: for<'c> FnOnce(&'c mut PgConnection) -> ConnFuture<'c, T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let this = std::sync::Arc::clone(self);
+        let database = database.to_string();
         Box::pin(run(async move {
-            let mut guard = self.conn.lock().await;
-            if guard.is_none() {
-                *guard = Some(server.connect().await?);
-            }
-            let conn = guard
-                .as_mut()
-                .ok_or_else(|| Error::Config("control connection missing".into()))?;
-            let result = f(conn).await;
-            if let Err(e) = &result
-                && is_connection_error(e)
-            {
-                // The connection itself failed: open a new one next time.
-                *guard = None;
-            }
-            if !self.keep
-                && let Some(conn) = guard.take()
-            {
-                let _ = sqlx::Connection::close(conn).await;
-            }
-            result
+            Self::use_conn(&this.conn, this.keep, server, Some(database), f).await
         }))
+    }
+
+    async fn use_conn<F, T>(
+        slot: &tokio::sync::Mutex<Option<PgConnection>>,
+        keep: bool,
+        server: &'static Server,
+        database: Option<String>,
+        f: F,
+    ) -> Result<T>
+    where
+        F: for<'c> FnOnce(&'c mut PgConnection) -> ConnFuture<'c, T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let mut guard = slot.lock().await;
+        if guard.is_none() {
+            *guard = Some(match &database {
+                None => server.connect().await?,
+                Some(db) => {
+                    <PgConnection as sqlx::Connection>::connect_with(&server.database_options(db))
+                        .await
+                        .map_err(Error::db(format!("connecting to {db}")))?
+                }
+            });
+        }
+        let conn = guard
+            .as_mut()
+            .ok_or_else(|| Error::Config("control connection missing".into()))?;
+        let result = f(conn).await;
+        if let Err(e) = &result
+            && is_connection_error(e)
+        {
+            // The connection itself failed: open a new one next time.
+            *guard = None;
+        }
+        if !keep && let Some(conn) = guard.take() {
+            let _ = sqlx::Connection::close(conn).await;
+        }
+        result
     }
 }
 

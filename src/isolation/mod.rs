@@ -17,6 +17,7 @@ mod migrations;
 pub mod namespace;
 pub mod registry;
 pub mod rollback;
+pub mod schemas;
 pub mod strategy;
 pub mod template;
 mod testdb;
@@ -26,5 +27,5 @@ pub use self::migrations::Migrations;
 pub use self::strategy::Strategy;
 pub use self::testdb::{
     DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT, Isolation,
-    MigrationSource, Outcome, TestDb,
+    MigrationSource, NamespaceMode, Outcome, TestDb,
 };

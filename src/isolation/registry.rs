@@ -56,6 +56,28 @@ pub async fn ensure(conn: &mut PgConnection) -> Result<()> {
          CREATE INDEX IF NOT EXISTS databases_spares
              ON seedbed.databases (template, created_at) WHERE state = 'spare';
          CREATE SEQUENCE IF NOT EXISTS seedbed.database_ids;
+         -- Claims a spare without ever waiting for a lease while holding a row: a spare whose
+         -- maker has not let go of it yet is skipped.
+         CREATE OR REPLACE FUNCTION seedbed.claim_spare(tpl text, run text, h text, p integer, t text)
+         RETURNS text LANGUAGE plpgsql AS $f$
+         DECLARE n text;
+         BEGIN
+             FOR n IN SELECT name FROM seedbed.databases
+                      WHERE template = tpl AND state = 'spare'
+                      ORDER BY (host = h AND pid = p) DESC, created_at
+                      FOR UPDATE SKIP LOCKED
+             LOOP
+                 IF pg_try_advisory_lock(hashtextextended('seedbed:lease:' || n, 0)) THEN
+                     UPDATE seedbed.databases
+                     SET state = 'in_use', claimed_at = now(), run_id = run, host = h, pid = p,
+                         test = t
+                     WHERE name = n;
+                     RETURN n;
+                 END IF;
+             END LOOP;
+             RETURN NULL;
+         END
+         $f$;
          COMMIT;",
     )
     .execute(conn)
@@ -240,28 +262,15 @@ pub async fn claim_spare(
     test: &str,
 ) -> Result<Option<String>> {
     let owner = Owner::current();
-    let sql = format!(
-        "WITH spare AS (
-             SELECT name FROM seedbed.databases
-             WHERE template = $1 AND state = 'spare'
-             ORDER BY (host = $3 AND pid = $4) DESC, created_at LIMIT 1 FOR UPDATE SKIP LOCKED
-         )
-         UPDATE seedbed.databases d
-         SET state = 'in_use', claimed_at = now(), run_id = $2, host = $3, pid = $4, test = $5
-         FROM spare WHERE d.name = spare.name
-         RETURNING d.name, pg_advisory_lock({})::text",
-        lease_key("d.name")
-    );
-    let row: Option<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    sqlx::query_scalar("SELECT seedbed.claim_spare($1, $2, $3, $4, $5)")
         .bind(template)
         .bind(&owner.run_id)
         .bind(&owner.host)
         .bind(i32::try_from(owner.pid).unwrap_or(i32::MAX))
         .bind(test)
-        .fetch_optional(conn)
+        .fetch_one(conn)
         .await
-        .map_err(Error::db("claiming a spare test database"))?;
-    Ok(row.map(|(name, _)| name))
+        .map_err(Error::db("claiming a spare test database"))
 }
 
 /// How many spares of `template` exist or are being built.

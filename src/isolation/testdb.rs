@@ -41,6 +41,17 @@ pub enum MigrationSource {
     None,
 }
 
+/// How Namespace keeps tests apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NamespaceMode {
+    /// One shared database: each test's rows carry its token and are removed after it.
+    #[default]
+    Data,
+    /// A schema per test, with the migrations applied in it, reached through `search_path`
+    /// (`namespace = "schema"`), for applications that never name their schema.
+    Schema,
+}
+
 /// Acquires a [`TestDb`] without the `#[seedbed::test]` macro (rstest, test-context, a custom
 /// harness).
 ///
@@ -76,6 +87,7 @@ pub struct Isolation {
     own_connections: bool,
     spares: Option<i64>,
     keep_rows: bool,
+    namespace_mode: NamespaceMode,
 }
 
 impl Isolation {
@@ -107,6 +119,7 @@ impl Isolation {
             own_connections: false,
             spares: None,
             keep_rows: false,
+            namespace_mode: NamespaceMode::Data,
         }
     }
 
@@ -218,6 +231,12 @@ impl Isolation {
     /// number of CPUs between 2 and 8; 0 clones each test's database when it starts).
     pub fn template_spares(mut self, spares: usize) -> Self {
         self.spares = Some(i64::try_from(spares).unwrap_or(i64::MAX));
+        self
+    }
+
+    /// Namespace: data mode (a shared database, rows by token) or a schema per test.
+    pub fn namespace_mode(mut self, mode: NamespaceMode) -> Self {
+        self.namespace_mode = mode;
         self
     }
 
@@ -514,11 +533,26 @@ impl Isolation {
                 let token = token.ok_or_else(|| {
                     Error::Config("a Namespace test needs a token before its connections".into())
                 })?;
-                let database = match &self.database {
-                    Some(db) => self.own_namespace_database(server, db).await?,
-                    None => self.namespace_database(server).await?,
+                let (database, schema) = if self.namespace_mode == NamespaceMode::Schema {
+                    if self.database.is_some() {
+                        return Err(Error::Config(
+                            "namespace = \"schema\" makes its schemas in a database of its own; \
+                             it cannot use a database named with .database(…)"
+                                .into(),
+                        ));
+                    }
+                    let migrations = self.migrations_resolved().await?;
+                    let database = super::schemas::database(server, &migrations).await?;
+                    let schema = super::schemas::acquire(server, &database, migrations).await?;
+                    (database, Some(schema))
+                } else {
+                    let database = match &self.database {
+                        Some(db) => self.own_namespace_database(server, db).await?,
+                        None => self.namespace_database(server).await?,
+                    };
+                    super::namespace::sweep_once(server, &database).await?;
+                    (database, None)
                 };
-                super::namespace::sweep_once(server, &database).await?;
                 let key = format!(
                     "{database}|{:?}|{:?}|{}",
                     self.statement_timeout, self.lock_timeout, self.max_connections
@@ -535,13 +569,18 @@ impl Isolation {
                         shared
                     }
                 };
-                // Every connection of the pool carries the test's name and token.
-                let set = format!(
+                // Every connection of the pool carries the test's name and token (and, in schema
+                // mode, its schema).
+                let mut set = format!(
                     "SET application_name = {}; SET {} = {}",
                     quote_literal(&app_name),
                     super::namespace::TOKEN_SETTING,
                     quote_literal(token)
                 );
+                if let Some(schema) = &schema {
+                    set.push_str("; ");
+                    set.push_str(&super::schemas::search_path(schema));
+                }
                 if !shared.on_every_connection(&set).await {
                     shared.discard().await;
                     return Err(Error::Config(format!(
@@ -557,6 +596,7 @@ impl Isolation {
                         key,
                         token: token.to_string(),
                         keep_rows: self.keep_rows,
+                        schema,
                     },
                 ))
             }
@@ -920,6 +960,8 @@ enum Backend {
         key: String,
         token: String,
         keep_rows: bool,
+        /// Schema mode: the test's schema, dropped after it.
+        schema: Option<String>,
     },
 }
 
@@ -1105,8 +1147,23 @@ impl TestDb {
             Backend::Namespace {
                 pool,
                 key,
+                token: _,
+                keep_rows: _,
+                schema: Some(schema),
+            } => {
+                match pool.all_connections().await {
+                    Some(conns) => pool.recycle(conns, &key).await,
+                    None => pool.discard().await,
+                }
+                super::schemas::release(inner.server, &inner.database, &schema);
+                Ok(())
+            }
+            Backend::Namespace {
+                pool,
+                key,
                 token,
                 keep_rows,
+                schema: None,
             } => {
                 // Once the test's connections are back (their work committed), its rows go.
                 let Some(mut conns) = pool.all_connections().await else {
@@ -1166,11 +1223,18 @@ impl Drop for Inner {
             .get_mut()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        if let Some(Backend::Template { database, test, .. }) = backend {
-            let server = self.server;
-            engine::spawn_detached(async move {
-                let _ = template::release(server, &database, false, &test).await;
-            });
+        match backend {
+            Some(Backend::Template { database, test, .. }) => {
+                let server = self.server;
+                engine::spawn_detached(async move {
+                    let _ = template::release(server, &database, false, &test).await;
+                });
+            }
+            Some(Backend::Namespace {
+                schema: Some(schema),
+                ..
+            }) => super::schemas::release(self.server, &self.database, &schema),
+            _ => {}
         }
     }
 }

@@ -1,0 +1,186 @@
+//! Namespace's schema-per-test mode: each test gets a schema with the migrations applied,
+//! reached through `search_path`, dropped after it.
+
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test code: a failed expectation is a failed test"
+)]
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use seedbed::isolation::NamespaceMode;
+use seedbed::server::Server;
+use seedbed::{Isolation, Strategy, TestDb};
+use sqlx::{Connection, PgConnection};
+use tokio::sync::Barrier;
+
+const PROCESSES: usize = 8;
+const TESTS_PER_PROCESS: usize = 20;
+
+async fn schema_test(name: &str) -> TestDb {
+    Isolation::new(Strategy::Namespace)
+        .namespace_mode(NamespaceMode::Schema)
+        .migrations("tests/single_schema_migrations")
+        .test_name(name)
+        .acquire()
+        .await
+        .unwrap()
+}
+
+async fn current_schema(db: &TestDb) -> String {
+    sqlx::query_scalar("SELECT current_schema()")
+        .fetch_one(&db.pool())
+        .await
+        .unwrap()
+}
+
+async fn schemas_in_use(database: &str) -> (i64, i64) {
+    let server = Server::resolve().await.unwrap();
+    let mut conn = PgConnection::connect_with(&server.database_options(database))
+        .await
+        .unwrap();
+    let registered: (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE state <> 'spare'), \
+                (SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'sb\\_%' \
+                 AND nspname NOT IN (SELECT name FROM seedbed.schemas)) \
+         FROM seedbed.schemas",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    let _ = conn.close().await;
+    registered
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_test_gets_its_own_schema() {
+    let barrier = Arc::new(Barrier::new(2));
+    let run = |me: &'static str| {
+        let barrier = Arc::clone(&barrier);
+        async move {
+            let db = schema_test(&format!("namespace_schema::own::{me}")).await;
+            let schema = current_schema(&db).await;
+            assert!(schema.starts_with("sb_"), "{schema}");
+            // The same unique value in both tests: their tables are different tables.
+            sqlx::query("INSERT INTO accounts (email) VALUES ('same@example.com')")
+                .execute(&db.pool())
+                .await
+                .unwrap();
+            barrier.wait().await;
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts")
+                .fetch_one(&db.pool())
+                .await
+                .unwrap();
+            assert_eq!(n, 1);
+            barrier.wait().await;
+            let database = db.database().to_string();
+            db.finish().await.unwrap();
+            (schema, database)
+        }
+    };
+    let ((a, database), (b, _)) = tokio::join!(run("a"), run("b"));
+    assert_ne!(a, b);
+    // Both schemas are dropped (in the background).
+    let server = Server::resolve().await.unwrap();
+    let mut conn = PgConnection::connect_with(&server.database_options(&database))
+        .await
+        .unwrap();
+    let mut left = 2;
+    for _ in 0..200 {
+        left = sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = ANY($1)",
+        )
+        .bind(vec![a.clone(), b.clone()])
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(left, 0, "the tests' schemas are dropped");
+}
+
+#[tokio::test]
+async fn migrations_naming_their_schema_are_refused_clearly() {
+    let err = Isolation::new(Strategy::Namespace)
+        .namespace_mode(NamespaceMode::Schema)
+        .migrations("migrations")
+        .test_name("namespace_schema::explicit")
+        .acquire()
+        .await
+        .expect_err("the reference schema names audit explicitly");
+    let text = err.to_string();
+    assert!(text.contains("audit"), "{text}");
+    assert!(
+        text.contains("data mode") && text.contains("template"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn twenty_schema_tests() {
+    for i in 0..TESTS_PER_PROCESS {
+        let db = schema_test(&format!("namespace_schema::twenty::{i}")).await;
+        sqlx::query("INSERT INTO accounts (email) VALUES ('a@example.com')")
+            .execute(&db.pool())
+            .await
+            .unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts")
+            .fetch_one(&db.pool())
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        db.finish().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn eight_processes_leave_no_schema_behind() {
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..PROCESSES)
+        .map(|_| {
+            Command::new(&exe)
+                .args(["twenty_schema_tests", "--exact", "--test-threads", "1"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "a process failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let db = schema_test("namespace_schema::after").await;
+    let database = db.database().to_string();
+    db.finish().await.unwrap();
+    // Drops run in the background of processes that may have exited first: what they left is
+    // swept, and then nothing remains but spares.
+    let server = Server::resolve().await.unwrap();
+    seedbed::isolation::schemas::sweep(server, &database)
+        .await
+        .unwrap();
+    let mut state = (1, 1);
+    for _ in 0..200 {
+        state = schemas_in_use(&database).await;
+        if state == (0, 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        state,
+        (0, 0),
+        "(schemas in use or building, unregistered schemas)"
+    );
+}
