@@ -273,3 +273,47 @@ mod under_template {
         pool.close().await;
     }
 }
+
+mod under_namespace {
+    use super::*;
+
+    #[seedbed::test(strategy = "namespace")]
+    async fn data_mode(db: TestDb) {
+        assert_eq!(db.strategy(), Strategy::Namespace);
+        let token: String = sqlx::query_scalar("SELECT current_setting('seedbed.token')")
+            .fetch_one(&db.pool())
+            .await
+            .unwrap();
+        assert_eq!(token, db.token());
+    }
+
+    #[seedbed::test(namespace = "schema", migrations = "tests/single_schema_migrations")]
+    async fn schema_mode(pool: PgPool) {
+        let schema: String = sqlx::query_scalar("SELECT current_schema()")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert!(schema.starts_with("sb_"), "{schema}");
+        sqlx::query("INSERT INTO accounts (email) VALUES ('x@example.com')")
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+
+    #[seedbed::test(strategy = "namespace", cleanup = "none")]
+    async fn keeps_rows(db: TestDb) {
+        // The rows stay after the test; this one removes them itself, being a test of the
+        // attribute only.
+        let slug = format!("kept-{}", db.token());
+        sqlx::query("INSERT INTO organizations (name, slug) VALUES ('k', $1)")
+            .bind(&slug)
+            .execute(&db.pool())
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM organizations WHERE slug = $1")
+            .bind(&slug)
+            .execute(&db.pool())
+            .await
+            .unwrap();
+    }
+}

@@ -23,6 +23,10 @@ struct Args {
     statement_timeout_ms: Option<u64>,
     lock_timeout_ms: Option<u64>,
     reset_sequences: bool,
+    /// `namespace = "schema"`.
+    schema_mode: bool,
+    /// `cleanup = "none"`.
+    keep_rows: bool,
     migrations: Migrations,
     fixtures: Vec<(String, Span)>,
     /// The first argument that needs a database, for the error on a test that takes none.
@@ -118,6 +122,26 @@ fn expand_fn(args: TokenStream, input: &syn::ItemFn) -> syn::Result<TokenStream>
     let statement_timeout = opt(args.statement_timeout_ms);
     let lock_timeout = opt(args.lock_timeout_ms);
     let reset_sequences = args.reset_sequences;
+    let schema_mode = args.schema_mode;
+    let keep_rows = args.keep_rows;
+    for (flag, what) in [(schema_mode, "namespace"), (keep_rows, "cleanup")] {
+        if flag
+            && let Some((name, span)) = &args.strategy
+            && name != "namespace"
+        {
+            return Err(syn::Error::new(
+                *span,
+                format!("`{what}` applies to strategy = \"namespace\" only"),
+            ));
+        }
+    }
+    let strategy = if (schema_mode || keep_rows) && args.strategy.is_none() {
+        quote!(::core::option::Option::Some(
+            ::seedbed::__private::Strategy::Namespace
+        ))
+    } else {
+        strategy
+    };
     let migrations = migrations_tokens(&args.migrations, takes_db)?;
     let fixtures = args.fixtures.iter().map(|(path, span)| {
         quote_spanned! {*span=>
@@ -167,6 +191,8 @@ fn expand_fn(args: TokenStream, input: &syn::ItemFn) -> syn::Result<TokenStream>
             args.statement_timeout_ms = #statement_timeout;
             args.lock_timeout_ms = #lock_timeout;
             args.reset_sequences = #reset_sequences;
+            args.schema_mode = #schema_mode;
+            args.keep_rows = #keep_rows;
 
             // A coercion site, so each test-function form finds its TestFn implementation.
             let f: fn(#(#arg_types),*) -> _ = #inner;
@@ -346,6 +372,36 @@ fn parse_args(tokens: TokenStream) -> syn::Result<Args> {
                     args.lock_timeout_ms = Some(duration_ms(&nv.value)?);
                     args.needs_db.get_or_insert(span);
                 }
+                ("namespace", Meta::NameValue(nv)) => {
+                    let s = lit_str(&nv.value, "\"data\" or \"schema\"")?;
+                    args.schema_mode = match s.value().as_str() {
+                        "schema" => true,
+                        "data" => false,
+                        _ => {
+                            return Err(syn::Error::new_spanned(
+                                &nv.value,
+                                "namespace must be \"data\" (rows marked by the test's token, \
+                                 the default) or \"schema\" (a schema per test)",
+                            ));
+                        }
+                    };
+                    args.needs_db.get_or_insert(span);
+                }
+                ("cleanup", Meta::NameValue(nv)) => {
+                    let s = lit_str(&nv.value, "\"none\"")?;
+                    args.keep_rows = match s.value().as_str() {
+                        "none" => true,
+                        "rows" => false,
+                        _ => {
+                            return Err(syn::Error::new_spanned(
+                                &nv.value,
+                                "cleanup must be \"none\" (keep the rows the test wrote) or \
+                                 \"rows\" (remove them, the default)",
+                            ));
+                        }
+                    };
+                    args.needs_db.get_or_insert(span);
+                }
                 ("reset_sequences", Meta::Path(_)) => {
                     args.reset_sequences = true;
                     args.needs_db.get_or_insert(span);
@@ -411,7 +467,8 @@ fn parse_args(tokens: TokenStream) -> syn::Result<Args> {
                         span,
                         "unknown argument: #[seedbed::test] takes strategy = \"…\", flavor = \
                          \"multi_thread\", worker_threads = N, statement_timeout = \"30s\", \
-                         lock_timeout = \"5s\", reset_sequences, migrations = \"dir\" | false, \
+                         lock_timeout = \"5s\", reset_sequences, namespace = \"schema\", \
+                         cleanup = \"none\", migrations = \"dir\" | false, \
                          migrator = \"path::TO_MIGRATOR\", fixtures(\"name\", …)",
                     ));
                 }

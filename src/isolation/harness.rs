@@ -62,6 +62,10 @@ pub struct TestArgs {
     pub lock_timeout_ms: Option<u64>,
     /// Truncate: reset sequences.
     pub reset_sequences: bool,
+    /// Namespace: a schema per test.
+    pub schema_mode: bool,
+    /// Namespace: keep the rows.
+    pub keep_rows: bool,
 }
 
 impl TestArgs {
@@ -78,6 +82,8 @@ impl TestArgs {
             statement_timeout_ms: None,
             lock_timeout_ms: None,
             reset_sequences: false,
+            schema_mode: false,
+            keep_rows: false,
         }
     }
 
@@ -88,6 +94,12 @@ impl TestArgs {
             .migration_source(self.migrations.clone())
             .test_name(self.path)
             .reset_sequences(self.reset_sequences)
+            .keep_rows(self.keep_rows)
+            .namespace_mode(if self.schema_mode {
+                super::testdb::NamespaceMode::Schema
+            } else {
+                super::testdb::NamespaceMode::Data
+            })
             .own_connections(own_connections);
         for fixture in self.fixtures {
             iso = iso.fixture(fixture.contents);
