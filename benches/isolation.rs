@@ -12,6 +12,9 @@
 //!   organizations, users and projects (the writes themselves are not timed).
 //! - `cleanup/*`: seedbed's cleaner against TRUNCATE of the same tables (and every table that
 //!   references them, which TRUNCATE requires), after the same writes: why the cleaner deletes.
+//! - `strategy/namespace_data`: Namespace's data mode, acquire + one statement + finish (no rows
+//!   to remove), and `strategy/namespace_data_after_3_tables` with the journal's cleanup of a test
+//!   that wrote 3 tables; `strategy/namespace_schema`: schema mode, with schemas from the pool.
 //! - `template/warm_handover`: what a Template test waits for when a spare is ready: claiming it
 //!   and the first query (the pool's first connection).
 //! - `template/cold_clone`: acquiring with no spare (the clone is made for the test), beside
@@ -35,6 +38,10 @@ use seedbed::{Isolation, Strategy};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 
 const MIGRATIONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+const SINGLE_SCHEMA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/single_schema_migrations"
+);
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -53,18 +60,20 @@ fn isolation(strategy: Strategy) -> Isolation {
         .test_name("bench::isolation")
 }
 
-/// The writes of a test that touched three tables.
-async fn write_three_tables(pool: &PgPool, i: u64) {
-    let sql = format!(
-        "WITH o AS (INSERT INTO organizations (name, slug) VALUES ('Bench', 'bench-{i}') RETURNING id),
-              u AS (INSERT INTO users (email, display_name) VALUES ('b{i}@bench.test', 'B') RETURNING id)
+/// The writes of a test that touched three tables (its values carry the test's token, as
+/// factories' would under the strategies that share a database).
+async fn write_three_tables(pool: &PgPool, i: u64, token: &str) {
+    sqlx::query(
+        "WITH o AS (INSERT INTO organizations (name, slug) VALUES ('Bench', $1) RETURNING id),
+              u AS (INSERT INTO users (email, display_name) VALUES ($2, 'B') RETURNING id)
          INSERT INTO projects (organization_id, key, name, lead_id)
-             SELECT o.id, 'BEN', 'p', u.id FROM o, u"
-    );
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(pool)
-        .await
-        .expect("writes");
+             SELECT o.id, 'BEN', 'p', u.id FROM o, u",
+    )
+    .bind(format!("bench-{i}-{token}"))
+    .bind(format!("b{i}{token}@bench.test"))
+    .execute(pool)
+    .await
+    .expect("writes");
 }
 
 fn baselines(c: &mut Criterion) {
@@ -138,7 +147,7 @@ fn strategies(c: &mut Criterion) {
     let rt = runtime();
     // Build the strategies' databases once, outside the measurement.
     rt.block_on(async {
-        for strategy in [Strategy::Rollback, Strategy::Truncate] {
+        for strategy in [Strategy::Rollback, Strategy::Truncate, Strategy::Namespace] {
             let db = isolation(strategy).acquire().await.expect("warm up");
             sqlx::query("SELECT 1")
                 .execute(&db.pool())
@@ -153,6 +162,67 @@ fn strategies(c: &mut Criterion) {
         b.iter(|| {
             rt.block_on(async {
                 let db = isolation(Strategy::Rollback)
+                    .acquire()
+                    .await
+                    .expect("acquire");
+                sqlx::query("SELECT 1")
+                    .execute(&db.pool())
+                    .await
+                    .expect("select");
+                db.finish().await.expect("finish");
+            })
+        })
+    });
+
+    group.bench_function("namespace_data", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let db = isolation(Strategy::Namespace)
+                    .acquire()
+                    .await
+                    .expect("acquire");
+                sqlx::query("SELECT 1")
+                    .execute(&db.pool())
+                    .await
+                    .expect("select");
+                db.finish().await.expect("finish");
+            })
+        })
+    });
+
+    group.bench_function("namespace_data_after_3_tables", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut overhead = Duration::ZERO;
+                for i in 0..iters {
+                    let started = Instant::now();
+                    let db = isolation(Strategy::Namespace)
+                        .acquire()
+                        .await
+                        .expect("acquire");
+                    let pool = db.pool();
+                    sqlx::query("SELECT 1")
+                        .execute(&pool)
+                        .await
+                        .expect("connect");
+                    overhead += started.elapsed();
+                    write_three_tables(&pool, i, db.token()).await;
+                    let started = Instant::now();
+                    db.finish().await.expect("finish");
+                    overhead += started.elapsed();
+                }
+                overhead
+            })
+        })
+    });
+
+    group.bench_function("namespace_schema", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let db = Isolation::new(Strategy::Namespace)
+                    .namespace_mode(seedbed::isolation::NamespaceMode::Schema)
+                    .migrations(SINGLE_SCHEMA)
+                    .test_name("bench::isolation")
                     .acquire()
                     .await
                     .expect("acquire");
@@ -181,7 +251,7 @@ fn strategies(c: &mut Criterion) {
                         .await
                         .expect("connect");
                     overhead += started.elapsed();
-                    write_three_tables(&pool, i).await;
+                    write_three_tables(&pool, i, db.token()).await;
                     let started = Instant::now();
                     db.finish().await.expect("finish");
                     overhead += started.elapsed();
@@ -247,7 +317,7 @@ fn cleanup(c: &mut Criterion) {
             rt.block_on(async {
                 let mut timed = Duration::ZERO;
                 for i in 0..iters {
-                    write_three_tables(&pool, i).await;
+                    write_three_tables(&pool, i, "").await;
                     let mut conn = pool.acquire().await.expect("conn");
                     let started = Instant::now();
                     cleaner::clean(&mut conn, &plan, false)
@@ -259,12 +329,73 @@ fn cleanup(c: &mut Criterion) {
             })
         })
     });
+    group.bench_function("namespace_data", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let db = isolation(Strategy::Namespace)
+                    .acquire()
+                    .await
+                    .expect("acquire");
+                sqlx::query("SELECT 1")
+                    .execute(&db.pool())
+                    .await
+                    .expect("select");
+                db.finish().await.expect("finish");
+            })
+        })
+    });
+
+    group.bench_function("namespace_data_after_3_tables", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut overhead = Duration::ZERO;
+                for i in 0..iters {
+                    let started = Instant::now();
+                    let db = isolation(Strategy::Namespace)
+                        .acquire()
+                        .await
+                        .expect("acquire");
+                    let pool = db.pool();
+                    sqlx::query("SELECT 1")
+                        .execute(&pool)
+                        .await
+                        .expect("connect");
+                    overhead += started.elapsed();
+                    write_three_tables(&pool, i, db.token()).await;
+                    let started = Instant::now();
+                    db.finish().await.expect("finish");
+                    overhead += started.elapsed();
+                }
+                overhead
+            })
+        })
+    });
+
+    group.bench_function("namespace_schema", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let db = Isolation::new(Strategy::Namespace)
+                    .namespace_mode(seedbed::isolation::NamespaceMode::Schema)
+                    .migrations(SINGLE_SCHEMA)
+                    .test_name("bench::isolation")
+                    .acquire()
+                    .await
+                    .expect("acquire");
+                sqlx::query("SELECT 1")
+                    .execute(&db.pool())
+                    .await
+                    .expect("select");
+                db.finish().await.expect("finish");
+            })
+        })
+    });
+
     group.bench_function("truncate_after_3_tables", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
                 let mut timed = Duration::ZERO;
                 for i in 0..iters {
-                    write_three_tables(&pool, i).await;
+                    write_three_tables(&pool, i, "").await;
                     let started = Instant::now();
                     sqlx::raw_sql(sqlx::AssertSqlSafe(truncate_sql.clone()))
                         .execute(&pool)
