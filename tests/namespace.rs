@@ -238,14 +238,14 @@ async fn keep_rows_leaves_the_data_and_forgets_it() {
         .unwrap();
 }
 
-/// Twenty tests, each creating 500 rows with the same factories, their unique columns included,
-/// with a lock timeout so short that any wait on another test's keys would fail them.
+/// Twenty tests, each creating 500 rows with the same factories, their unique columns included.
+/// (The test below watches, while eight processes run this, that no backend waits on another
+/// test's rows or uncommitted keys.)
 #[tokio::test]
 async fn twenty_tests_of_five_hundred_rows() {
     let marker = std::env::var("SEEDBED_TEST_MARKER").unwrap_or_else(|_| "standalone".into());
     for i in 0..TESTS_PER_PROCESS {
         let db = namespace(&format!("namespace::twenty::{i}"))
-            .lock_timeout(Duration::from_millis(20))
             .acquire()
             .await
             .unwrap();
@@ -274,9 +274,38 @@ async fn twenty_tests_of_five_hundred_rows() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_processes_at_once_collide_nowhere_and_leave_nothing() {
     let marker = format!("ns-run-{}", std::process::id());
+    // The shared database, and a watcher of lock waits on rows and transactions in it (what a
+    // wait on another test's uncommitted unique key looks like).
+    let first = namespace("namespace::before").acquire().await.unwrap();
+    let database = first.database().to_string();
+    first.finish().await.unwrap();
+    let server = Server::resolve().await.unwrap();
+    let mut watcher_conn = server.connect().await.unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (done, database) = (Arc::clone(&done), database.clone());
+        tokio::spawn(async move {
+            let mut waits = 0i64;
+            let mut samples = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
+                     AND wait_event_type = 'Lock' AND wait_event IN ('transactionid', 'tuple')",
+                )
+                .bind(&database)
+                .fetch_one(&mut watcher_conn)
+                .await
+                .unwrap();
+                waits += n;
+                samples += 1;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            (waits, samples)
+        })
+    };
     let exe = std::env::current_exe().unwrap();
     let children: Vec<_> = (0..PROCESSES)
         .map(|_| {
@@ -294,8 +323,17 @@ async fn eight_processes_at_once_collide_nowhere_and_leave_nothing() {
                 .unwrap()
         })
         .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
+    let outputs: Vec<_> = tokio::task::spawn_blocking(move || {
+        children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect()
+    })
+    .await
+    .unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (waits, samples) = watcher.await.unwrap();
+    for out in &outputs {
         assert!(
             out.status.success(),
             "a process failed:\n{}\n{}",
@@ -303,6 +341,11 @@ async fn eight_processes_at_once_collide_nowhere_and_leave_nothing() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    assert!(samples > 10, "the watcher barely ran ({samples} samples)");
+    assert_eq!(
+        waits, 0,
+        "backends waited on other tests' rows ({samples} samples)"
+    );
     // Nothing of theirs remains.
     let db = namespace("namespace::after").acquire().await.unwrap();
     let mut look = observer(&db).await;
