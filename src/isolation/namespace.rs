@@ -161,6 +161,19 @@ pub async fn clean(conn: &mut PgConnection, token: &str) -> Result<i32> {
         )))
 }
 
+/// The statement that deletes the rows of `token` (what [`clean`] runs), to send with others.
+pub(crate) fn clean_statement(token: &str) -> String {
+    format!("SELECT seedbed.ns_clean({})", quote_literal(token))
+}
+
+/// The statement that forgets the journal of `token` (what [`forget`] runs).
+pub(crate) fn forget_statement(token: &str) -> String {
+    format!(
+        "DELETE FROM seedbed.journal WHERE token = {}",
+        quote_literal(token)
+    )
+}
+
 /// Forgets the journal of `token`, keeping its rows (`cleanup = "none"`).
 pub async fn forget(conn: &mut PgConnection, token: &str) -> Result<()> {
     sqlx::query("DELETE FROM seedbed.journal WHERE token = $1")

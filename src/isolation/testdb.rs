@@ -786,59 +786,83 @@ impl SharedPool {
         Some(conns)
     }
 
-    /// Runs `sql` on the given connections at once (one round trip of wall time), and gives
-    /// them back to the pool from the engine runtime (a return spawned on a test's runtime could
-    /// be cut off when that runtime shuts down, losing the connection). Returns whether it ran on
-    /// every one.
+    /// Runs `sql` on the given connections at once (one round trip of wall time), `first`
+    /// (if any) on the first connection just before it. With `to_engine`, the connections go back
+    /// to the pool from the engine runtime (a return spawned on a test's runtime could be cut off
+    /// when that runtime shuts down, losing the connection). Returns whether `sql` ran on every
+    /// connection, and the outcome of `first`.
     async fn on_connections(
         conns: Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>,
         sql: &str,
-    ) -> bool {
+        first: Option<String>,
+        to_engine: bool,
+    ) -> (bool, Result<()>) {
         let mut tasks = tokio::task::JoinSet::new();
+        let mut first = first;
         for mut conn in conns {
-            let sql = sql.to_string();
+            let own = first.take();
+            let sql = match &own {
+                Some(before) => format!("{before}; {sql}"),
+                None => sql.to_string(),
+            };
             tasks.spawn(async move {
-                let ok = conn
-                    .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql)))
-                    .await
-                    .is_ok();
-                (conn, ok)
+                let done = conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql))).await;
+                (conn, own.is_some(), done)
             });
         }
         let mut all_ok = true;
+        let mut first_result = Ok(());
         let mut back = Vec::new();
         while let Some(done) = tasks.join_next().await {
             match done {
-                Ok((conn, ok)) => {
-                    all_ok &= ok;
+                Ok((conn, is_first, done)) => {
+                    if let Err(e) = &done
+                        && is_first
+                    {
+                        first_result = Err(Error::Database {
+                            context: "ending the test".into(),
+                            source: sqlx::Error::Protocol(e.to_string()),
+                        });
+                    }
+                    all_ok &= done.is_ok();
                     back.push(conn);
                 }
                 Err(_) => all_ok = false,
             }
         }
-        let _ = engine::run(async move {
-            drop(back);
-            Ok(())
-        })
-        .await;
-        all_ok
+        if to_engine {
+            let _ = engine::run(async move {
+                drop(back);
+                Ok(())
+            })
+            .await;
+        }
+        (all_ok, first_result)
     }
 
-    /// Runs `sql` on every connection of the pool.
+    /// Runs `sql` on every connection of the pool (at the start of a test).
     async fn on_every_connection(&self, sql: &str) -> bool {
         match self.all_connections().await {
-            Some(conns) => Self::on_connections(conns, sql).await,
+            Some(conns) => Self::on_connections(conns, sql, None, false).await.0,
             None => false,
         }
     }
 
     /// Resets every session and puts the pool back for the next test; closes it if a reset
-    /// fails.
-    async fn recycle(self, conns: Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>, key: &str) {
-        let healthy = Self::on_connections(
+    /// fails. `first` runs on one connection just before its reset, in the same round trip; its
+    /// outcome is returned.
+    async fn recycle(
+        self,
+        conns: Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+        key: &str,
+        first: Option<String>,
+    ) -> Result<()> {
+        let (healthy, first) = Self::on_connections(
             conns,
             "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; \
              SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES",
+            first,
+            true,
         )
         .await;
         if healthy {
@@ -850,6 +874,7 @@ impl SharedPool {
         } else {
             self.discard().await;
         }
+        first
     }
 
     /// Closes the pool (a connection is still out, or broke).
@@ -1083,7 +1108,9 @@ impl TestDb {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
         if let Some(token) = token {
-            release_token(self.inner.server, token).await;
+            // Nothing waits for it: a test claiming the same token meanwhile takes the next.
+            let server = self.inner.server;
+            engine::spawn_detached(async move { release_token(server, token).await });
         }
         result
     }
@@ -1138,11 +1165,11 @@ impl TestDb {
                     truncate::clean(&mut lease, inner.reset_sequences).await?;
                     return Ok(());
                 };
-                let (_, cleaned) = tokio::join!(
-                    pool.recycle(conns, &key),
+                let (recycled, cleaned) = tokio::join!(
+                    pool.recycle(conns, &key, None),
                     truncate::clean(&mut lease, inner.reset_sequences)
                 );
-                cleaned.map(|_| ())
+                recycled.and(cleaned.map(|_| ()))
             }
             Backend::Namespace {
                 pool,
@@ -1151,12 +1178,15 @@ impl TestDb {
                 keep_rows: _,
                 schema: Some(schema),
             } => {
-                match pool.all_connections().await {
-                    Some(conns) => pool.recycle(conns, &key).await,
-                    None => pool.discard().await,
-                }
+                let recycled = match pool.all_connections().await {
+                    Some(conns) => pool.recycle(conns, &key, None).await,
+                    None => {
+                        pool.discard().await;
+                        Ok(())
+                    }
+                };
                 super::schemas::release(inner.server, &inner.database, &schema);
-                Ok(())
+                recycled
             }
             Backend::Namespace {
                 pool,
@@ -1166,7 +1196,7 @@ impl TestDb {
                 schema: None,
             } => {
                 // Once the test's connections are back (their work committed), its rows go.
-                let Some(mut conns) = pool.all_connections().await else {
+                let Some(conns) = pool.all_connections().await else {
                     pool.discard().await;
                     return Err(Error::Isolation {
                         strategy: inner.strategy,
@@ -1175,13 +1205,14 @@ impl TestDb {
                             .into(),
                     });
                 };
-                let cleaned = match conns.first_mut() {
-                    Some(conn) if keep_rows => super::namespace::forget(conn, &token).await,
-                    Some(conn) => super::namespace::clean(conn, &token).await.map(|_| ()),
-                    None => Ok(()),
+                // The rows go (or their journal, with cleanup = "none") in the same round trip
+                // as the sessions' reset.
+                let statement = if keep_rows {
+                    super::namespace::forget_statement(&token)
+                } else {
+                    super::namespace::clean_statement(&token)
                 };
-                pool.recycle(conns, &key).await;
-                cleaned
+                pool.recycle(conns, &key, Some(statement)).await
             }
             Backend::Template {
                 database,
