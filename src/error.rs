@@ -181,6 +181,35 @@ pub enum Error {
         /// What went wrong, and what to do.
         message: String,
     },
+
+    // ---- The strategy benchmark (src/bench/, `seedbed bench`). ----
+    /// `seedbed bench` can write rows into no table of the schema, so it has nothing to measure.
+    #[error(
+        "seedbed bench cannot fill any table of this schema, so it has nothing to measure:\n\
+         {reasons}\n\
+         Each line names the table and the column or constraint that stopped the row generator"
+    )]
+    BenchSchema {
+        /// One line per table: the table, the column or constraint, and why.
+        reasons: String,
+    },
+
+    /// The server refused rows the bench generated (the probe accepted rows of the same kind, so
+    /// this is a rare collision of generated values).
+    #[error(
+        "seedbed bench could not write {rows} generated row(s) into {table}{}: {message}",
+        constraint.as_deref().map(|c| format!(" (constraint {c})")).unwrap_or_default()
+    )]
+    BenchRows {
+        /// The table (`schema.name`).
+        table: String,
+        /// How many rows the refused statement had.
+        rows: usize,
+        /// The constraint the server named, if any.
+        constraint: Option<String>,
+        /// The server's message.
+        message: String,
+    },
 }
 
 impl Error {

@@ -1,0 +1,183 @@
+//! The isolation check: after a target's runs, the databases its tests used hold what
+//! migrations left (the same schemas, the same number of rows in every table) and the databases
+//! that had to go (Template's clones, the baseline's databases) are gone.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use sqlx::{Connection, PgConnection};
+
+use super::report::IsolationCheck;
+use crate::error::{Error, Result};
+use crate::isolation::{cleaner, registry};
+use crate::schema::Schema;
+use crate::server::Server;
+use crate::sql::QualifiedName;
+
+/// What a database holds right after its migrations.
+#[derive(Debug, Clone)]
+pub(crate) struct Expected {
+    tables: Vec<QualifiedName>,
+    counts: Vec<i64>,
+    schemas: Vec<String>,
+}
+
+/// `SELECT ARRAY[(SELECT count(*) FROM t1), …]` for every table.
+fn count_sql(tables: &[QualifiedName]) -> String {
+    let mut sql = String::from("SELECT ARRAY[");
+    for (i, t) in tables.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        let _ = write!(sql, "(SELECT count(*) FROM {t})");
+    }
+    sql.push_str("]::int8[]");
+    sql
+}
+
+async fn counts(conn: &mut PgConnection, tables: &[QualifiedName]) -> Result<Vec<i64>> {
+    if tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql(tables)))
+        .fetch_one(conn)
+        .await
+        .map_err(Error::db("counting rows"))
+}
+
+/// Reads what the freshly migrated database `conn` is connected to holds.
+pub(crate) async fn expected(conn: &mut PgConnection) -> Result<Expected> {
+    let schemas = cleaner::user_schemas(conn).await?;
+    let names: Vec<&str> = schemas.iter().map(String::as_str).collect();
+    let schema = Schema::introspect(conn, &names).await?;
+    let tables: Vec<QualifiedName> = schema.top_level_tables().map(|t| t.name.clone()).collect();
+    let counts = counts(conn, &tables).await?;
+    Ok(Expected {
+        tables,
+        counts,
+        schemas,
+    })
+}
+
+/// The names of the server's databases.
+pub(crate) async fn database_names(server: &Server) -> Result<BTreeSet<String>> {
+    let mut conn = server.connect().await?;
+    let names: Vec<String> = sqlx::query_scalar("SELECT datname::text FROM pg_database")
+        .fetch_all(&mut conn)
+        .await
+        .map_err(Error::db("listing databases"))?;
+    let _ = conn.close().await;
+    Ok(names.into_iter().collect())
+}
+
+/// Checks the databases `used` (which stay) against `expected`, waits up to `wait` for the
+/// databases in `gone` to be dropped, and, with `registered`, looks for registry entries of this
+/// process still in use.
+pub(crate) async fn check(
+    server: &Server,
+    expected: &Expected,
+    used: &BTreeSet<String>,
+    gone: &BTreeSet<String>,
+    wait: Duration,
+    registered: bool,
+) -> Result<IsolationCheck> {
+    let mut out = IsolationCheck {
+        databases_gone: gone.len(),
+        ..IsolationCheck::default()
+    };
+    // Clones are dropped in the background after their test: give them time.
+    let started = Instant::now();
+    let mut left: Vec<String>;
+    loop {
+        let names = database_names(server).await?;
+        left = gone
+            .iter()
+            .filter(|g| names.contains(*g))
+            .cloned()
+            .collect();
+        if left.is_empty() || started.elapsed() > wait {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for name in left {
+        out.problems.push(format!(
+            "database {name} was left behind (seedbed sweep removes it)"
+        ));
+    }
+    let names = database_names(server).await?;
+    for db in used.iter().filter(|d| names.contains(*d)) {
+        out.databases_checked += 1;
+        if let Err(e) = check_database(server, db, expected, &mut out.problems).await {
+            out.problems
+                .push(format!("could not check database {db}: {e}"));
+        }
+    }
+    if !registered {
+        return Ok(out);
+    }
+    let mut conn = server.connect().await?;
+    let entries = registry::list(&mut conn).await;
+    let _ = conn.close().await;
+    let pid = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
+    for e in entries?
+        .iter()
+        .filter(|e| e.pid == pid && matches!(e.state.as_str(), "in_use" | "building" | "kept"))
+    {
+        if gone.contains(&e.name) || used.contains(&e.name) {
+            out.problems.push(format!(
+                "database {} is still registered as {} by this process",
+                e.name, e.state
+            ));
+        }
+    }
+    Ok(out)
+}
+
+async fn check_database(
+    server: &Server,
+    db: &str,
+    expected: &Expected,
+    problems: &mut Vec<String>,
+) -> Result<()> {
+    let mut conn = PgConnection::connect_with(&server.database_options(db))
+        .await
+        .map_err(Error::db(format!("connecting to {db}")))?;
+    let result = async {
+        let schemas = cleaner::user_schemas(&mut conn).await?;
+        for s in schemas.iter().filter(|s| !expected.schemas.contains(s)) {
+            problems.push(format!("schema {s} was left behind in {db}"));
+        }
+        let now = counts(&mut conn, &expected.tables).await?;
+        for ((t, before), after) in expected.tables.iter().zip(&expected.counts).zip(now) {
+            if after != *before {
+                problems.push(format!(
+                    "{} has {after} rows in {db}, migrations leave {before}",
+                    t.unquoted()
+                ));
+            }
+        }
+        Ok(())
+    }
+    .await;
+    let _ = conn.close().await;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_every_table_in_one_statement() {
+        let sql = count_sql(&[
+            QualifiedName::new("public", "order"),
+            QualifiedName::new("audit", "Events"),
+        ]);
+        assert_eq!(
+            sql,
+            r#"SELECT ARRAY[(SELECT count(*) FROM "public"."order"), (SELECT count(*) FROM "audit"."Events")]::int8[]"#
+        );
+    }
+}

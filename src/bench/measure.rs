@@ -1,0 +1,112 @@
+//! Measurements: percentiles of durations, and the connections a run holds on the server.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+use sqlx::{Connection, PgConnection};
+
+use crate::error::{Error, Result};
+use crate::server::Server;
+
+/// Percentiles of a set of durations (nearest rank).
+///
+/// ```
+/// use std::time::Duration;
+/// use seedbed::bench::Summary;
+///
+/// let ms = |n| Duration::from_millis(n);
+/// let s = Summary::of(&[ms(3), ms(1), ms(2), ms(10)]);
+/// assert_eq!((s.p50, s.p95, s.max, s.samples), (ms(2), ms(10), ms(10), 4));
+/// assert_eq!(Summary::of(&[]).samples, 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// The median.
+    pub p50: Duration,
+    /// The 95th percentile.
+    pub p95: Duration,
+    /// The largest.
+    pub max: Duration,
+    /// The mean.
+    pub mean: Duration,
+    /// How many durations.
+    pub samples: usize,
+}
+
+impl Summary {
+    /// The summary of `samples`.
+    pub fn of(samples: &[Duration]) -> Summary {
+        if samples.is_empty() {
+            return Summary::default();
+        }
+        let mut sorted = samples.to_vec();
+        sorted.sort_unstable();
+        let rank = |p: f64| {
+            let r = (p * sorted.len() as f64).ceil() as usize;
+            sorted[r.clamp(1, sorted.len()) - 1]
+        };
+        let total: Duration = sorted.iter().sum();
+        Summary {
+            p50: rank(0.50),
+            p95: rank(0.95),
+            max: sorted[sorted.len() - 1],
+            mean: total / u32::try_from(sorted.len()).unwrap_or(u32::MAX),
+            samples: sorted.len(),
+        }
+    }
+}
+
+/// The client connections on the server right now (every database, every user).
+async fn client_connections(conn: &mut PgConnection) -> Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*)::int8 FROM pg_stat_activity WHERE backend_type = 'client backend'",
+    )
+    .fetch_one(conn)
+    .await
+    .map_err(Error::db("counting connections in pg_stat_activity"))
+}
+
+/// Samples the server's client connections every few milliseconds while a run goes on; the peak
+/// is counted from the number before the run, so connections others hold (and the sampler's own)
+/// do not count.
+pub(crate) struct Sampler {
+    stop: Arc<AtomicBool>,
+    peak: Arc<AtomicI64>,
+    before: i64,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Sampler {
+    pub(crate) async fn start(server: &Server) -> Result<Sampler> {
+        let mut conn = server.connect().await?;
+        let before = client_connections(&mut conn).await?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak = Arc::new(AtomicI64::new(before));
+        let task = tokio::spawn({
+            let (stop, peak) = (Arc::clone(&stop), Arc::clone(&peak));
+            async move {
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(n) = client_connections(&mut conn).await {
+                        peak.fetch_max(n, Ordering::Relaxed);
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                let _ = conn.close().await;
+            }
+        });
+        Ok(Sampler {
+            stop,
+            peak,
+            before,
+            task,
+        })
+    }
+
+    /// Stops sampling; returns how many connections the run added at its peak.
+    pub(crate) async fn finish(self) -> i64 {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.task.await;
+        (self.peak.load(Ordering::Relaxed) - self.before).max(0)
+    }
+}

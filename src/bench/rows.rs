@@ -1,0 +1,1034 @@
+//! The row generator: rows for any schema, made from what introspection says about it.
+//!
+//! [`RowPlan::analyze`] reads a migrated database once: its tables, columns, keys, foreign keys,
+//! CHECK constraints and domains, and the rows migrations inserted (lookup tables). For every
+//! table it decides which columns to write and how (see the module [`bench`](super) docs), which
+//! parents a row needs, and in which order tables can be written; then it *probes*: it writes
+//! rows into every table inside a transaction it rolls back, so a table whose rows the server
+//! refuses is skipped with the server's reason (the constraint, or the column) before any
+//! measurement starts.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rand::{RngExt, SeedableRng};
+use sqlx::types::JsonValue;
+use sqlx::{Connection, PgConnection};
+
+use super::check::TableRules;
+use super::values::{Draw, Gen, Value};
+use crate::error::{Error, Result};
+use crate::factory::BuildRng;
+use crate::isolation::cleaner;
+use crate::schema::{ColumnDefault, ForeignKey, Schema, Table};
+use crate::sql::{QualifiedName, quote_ident, quote_list};
+
+/// The alias of the target table in the generator's `INSERT`s.
+const ALIAS: &str = "seedbed_new";
+
+/// At most this many rows of a lookup table are read to reference them.
+const PREFILLED_LIMIT: i64 = 1000;
+
+/// A table the generator leaves out, and why.
+///
+/// ```
+/// use seedbed::bench::Skipped;
+/// use seedbed::sql::QualifiedName;
+///
+/// let s = Skipped {
+///     table: QualifiedName::new("public", "shapes"),
+///     column: Some("outline".into()),
+///     constraint: None,
+///     reason: "seedbed cannot generate values of type polygon".into(),
+/// };
+/// assert_eq!(
+///     s.to_string(),
+///     "public.shapes, column outline: seedbed cannot generate values of type polygon"
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The table.
+    pub table: QualifiedName,
+    /// The column that stopped it, if one did.
+    pub column: Option<String>,
+    /// The constraint that stopped it, if one did.
+    pub constraint: Option<String>,
+    /// What happened.
+    pub reason: String,
+}
+
+impl fmt::Display for Skipped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.table.unquoted())?;
+        if let Some(c) = &self.column {
+            write!(f, ", column {c}")?;
+        }
+        if let Some(c) = &self.constraint {
+            write!(f, ", constraint {c}")?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
+/// What [`RowPlan::fill`] wrote.
+///
+/// ```
+/// let stats = seedbed::bench::FillStats::default();
+/// assert_eq!(stats.rows, 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FillStats {
+    /// Rows inserted.
+    pub rows: usize,
+    /// `INSERT` statements sent.
+    pub statements: usize,
+}
+
+#[derive(Debug)]
+struct ColumnPlan {
+    name: String,
+    values: Gen,
+}
+
+#[derive(Debug, Clone)]
+struct FkPlan {
+    name: String,
+    columns: Vec<String>,
+    parent: QualifiedName,
+    parent_columns: Vec<String>,
+    /// NOT NULL: a row cannot be written without a parent.
+    required: bool,
+    self_reference: bool,
+}
+
+#[derive(Debug)]
+struct TablePlan {
+    name: QualifiedName,
+    columns: Vec<ColumnPlan>,
+    fks: Vec<FkPlan>,
+    /// `(greater, lesser, strict)`, indexes into `columns`.
+    relations: Vec<(usize, usize, bool)>,
+    /// Unique keys made only of foreign-key columns, as indexes into `fks`: their parents must be
+    /// combined without repeating a combination.
+    fk_groups: Vec<Vec<usize>>,
+    /// Parents that must be written in the same test (NOT NULL keys to tables migrations left
+    /// empty).
+    requires: Vec<QualifiedName>,
+}
+
+/// How to write rows into the tables of one schema; see the [module docs](self).
+///
+/// ```no_run
+/// # async fn demo(conn: &mut sqlx::PgConnection) -> Result<(), seedbed::Error> {
+/// use seedbed::bench::RowPlan;
+///
+/// let plan = RowPlan::analyze(conn, 20).await?;
+/// for skipped in plan.skipped() {
+///     eprintln!("skipped {skipped}");
+/// }
+/// let tables = plan.choose_tables(4, 42); // four tables along the foreign-key graph
+/// let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+/// let stats = plan.fill(&mut tx, &tables, 20, 42).await?;
+/// println!("{} rows in {} statements", stats.rows, stats.statements);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct RowPlan {
+    /// Fillable tables, parents before children.
+    tables: Vec<TablePlan>,
+    index: HashMap<QualifiedName, usize>,
+    skipped: Vec<Skipped>,
+    prefilled: HashMap<QualifiedName, Vec<JsonValue>>,
+    /// Top-level tables of the schema.
+    schema_tables: usize,
+    /// A number unique in the run for every value drawn.
+    seq: AtomicU64,
+}
+
+/// What introspection and the domains say about one table before it is planned.
+struct Context<'a> {
+    schema: &'a Schema,
+    domains: &'a HashMap<(String, String), Domain>,
+    prefilled: &'a HashMap<QualifiedName, Vec<JsonValue>>,
+    existing_max: &'a HashMap<(QualifiedName, String), i64>,
+}
+
+#[derive(Debug, Clone)]
+struct Domain {
+    base: (String, String),
+    base_is_domain: bool,
+    checks: Vec<(String, String)>,
+}
+
+impl RowPlan {
+    /// Plans rows for every table of the database `conn` is connected to (every schema but the
+    /// system ones and seedbed's own), then probes the plan by writing `rows` rows into every
+    /// table in a transaction it rolls back. Tables it cannot fill are in
+    /// [`skipped`](Self::skipped); none at all is [`Error::BenchSchema`].
+    pub async fn analyze(conn: &mut PgConnection, rows: usize) -> Result<RowPlan> {
+        let schema = cleaner::read_schema(conn).await?;
+        let domains = read_domains(conn).await?;
+        let prefilled = read_prefilled(conn, &schema).await?;
+        let existing_max = read_existing_max(conn, &schema, &prefilled).await?;
+        let cx = Context {
+            schema: &schema,
+            domains: &domains,
+            prefilled: &prefilled,
+            existing_max: &existing_max,
+        };
+        let mut skipped = Vec::new();
+        let mut planned = Vec::new();
+        for table in schema.top_level_tables() {
+            match plan_table(&cx, table) {
+                Ok(p) => planned.push(p),
+                Err(s) => skipped.push(s),
+            }
+        }
+        let tables = order(&schema, planned, &mut skipped);
+        let mut plan = RowPlan {
+            index: HashMap::new(),
+            tables,
+            skipped,
+            prefilled,
+            schema_tables: schema.top_level_tables().count(),
+            seq: AtomicU64::new(1),
+        };
+        plan.reindex();
+        plan.probe(conn, rows.max(1)).await?;
+        if plan.tables.is_empty() {
+            let reasons: Vec<String> = plan.skipped.iter().map(|s| format!("  {s}")).collect();
+            return Err(Error::BenchSchema {
+                reasons: if reasons.is_empty() {
+                    "  the database has no tables (do the migrations create any?)".into()
+                } else {
+                    reasons.join("\n")
+                },
+            });
+        }
+        Ok(plan)
+    }
+
+    fn reindex(&mut self) {
+        self.index = self
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
+    }
+
+    /// The tables it can fill, parents before children.
+    pub fn tables(&self) -> impl Iterator<Item = &QualifiedName> {
+        self.tables.iter().map(|t| &t.name)
+    }
+
+    /// The tables it leaves out, with the reason.
+    pub fn skipped(&self) -> &[Skipped] {
+        &self.skipped
+    }
+
+    /// How many tables the schema has (partitions not counted: they are filled through their
+    /// parent).
+    pub fn schema_tables(&self) -> usize {
+        self.schema_tables
+    }
+
+    /// About `k` tables for one test, chosen along the foreign-key graph from `seed`: tables
+    /// picked at random, each with the parents its rows need, until `k` are chosen (more when a
+    /// table needs more parents than `k` allows). Parents come before children.
+    pub fn choose_tables(&self, k: usize, seed: u64) -> Vec<QualifiedName> {
+        let mut rng = BuildRng::seed_from_u64(seed);
+        let mut candidates: Vec<usize> = (0..self.tables.len()).collect();
+        for i in (1..candidates.len()).rev() {
+            let j = rng.random_range(0..=i);
+            candidates.swap(i, j);
+        }
+        let mut chosen: BTreeSet<usize> = BTreeSet::new();
+        let mut smallest: Option<BTreeSet<usize>> = None;
+        for c in candidates {
+            if chosen.len() >= k {
+                break;
+            }
+            let closure = self.closure(c);
+            let merged: BTreeSet<usize> = chosen.union(&closure).copied().collect();
+            if merged.len() <= k {
+                chosen = merged;
+            } else if smallest.as_ref().is_none_or(|s| closure.len() < s.len()) {
+                smallest = Some(closure);
+            }
+        }
+        if chosen.is_empty()
+            && let Some(s) = smallest
+        {
+            chosen = s;
+        }
+        chosen
+            .into_iter()
+            .map(|i| self.tables[i].name.clone())
+            .collect()
+    }
+
+    /// A table and every table it needs, transitively.
+    fn closure(&self, start: usize) -> BTreeSet<usize> {
+        let mut out = BTreeSet::new();
+        let mut stack = vec![start];
+        while let Some(i) = stack.pop() {
+            if !out.insert(i) {
+                continue;
+            }
+            for parent in &self.tables[i].requires {
+                if let Some(&p) = self.index.get(parent) {
+                    stack.push(p);
+                }
+            }
+        }
+        out
+    }
+
+    /// Writes `rows` rows into each of `tables` (parents first, whatever order they are given
+    /// in), with values drawn from `seed`. Tables this plan cannot fill are left out. A row the
+    /// server refuses is [`Error::BenchRows`], naming the table and the constraint.
+    pub async fn fill(
+        &self,
+        conn: &mut PgConnection,
+        tables: &[QualifiedName],
+        rows: usize,
+        seed: u64,
+    ) -> Result<FillStats> {
+        let mut order: Vec<usize> = tables
+            .iter()
+            .filter_map(|t| self.index.get(t).copied())
+            .collect();
+        order.sort_unstable();
+        order.dedup();
+        let mut rng = BuildRng::seed_from_u64(seed);
+        let mut written: HashMap<QualifiedName, Vec<JsonValue>> = HashMap::new();
+        let mut stats = FillStats::default();
+        for i in order {
+            let t = &self.tables[i];
+            let (inserted, statements) = self
+                .fill_table(conn, t, rows, &written, &mut rng)
+                .await
+                .map_err(|(e, n)| rows_error(t, n, e))?;
+            stats.rows += inserted.len();
+            stats.statements += statements;
+            written.insert(t.name.clone(), inserted);
+        }
+        Ok(stats)
+    }
+
+    /// Writes every table once inside a transaction that is rolled back; tables whose rows the
+    /// server refuses are moved to `skipped`, with the tables that need them.
+    async fn probe(&mut self, conn: &mut PgConnection, rows: usize) -> Result<()> {
+        let mut tx = conn
+            .begin()
+            .await
+            .map_err(Error::db("starting the probe of the generated rows"))?;
+        sqlx::raw_sql("SET CONSTRAINTS ALL IMMEDIATE")
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::db("starting the probe of the generated rows"))?;
+        let mut rng = BuildRng::seed_from_u64(0x5eed);
+        let mut written: HashMap<QualifiedName, Vec<JsonValue>> = HashMap::new();
+        let mut failed: HashSet<QualifiedName> = HashSet::new();
+        let mut notes = Vec::new();
+        for t in &self.tables {
+            if let Some(parent) = t.requires.iter().find(|p| failed.contains(*p)) {
+                notes.push(Skipped {
+                    table: t.name.clone(),
+                    column: None,
+                    constraint: None,
+                    reason: format!(
+                        "its rows need rows of {}, which is skipped",
+                        parent.unquoted()
+                    ),
+                });
+                failed.insert(t.name.clone());
+                continue;
+            }
+            sqlx::raw_sql("SAVEPOINT seedbed_probe")
+                .execute(&mut *tx)
+                .await
+                .map_err(Error::db("probing the generated rows"))?;
+            match self.fill_table(&mut tx, t, rows, &written, &mut rng).await {
+                Ok((inserted, _)) => {
+                    sqlx::raw_sql("RELEASE SAVEPOINT seedbed_probe")
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(Error::db("probing the generated rows"))?;
+                    if inserted.is_empty() {
+                        notes.push(Skipped {
+                            table: t.name.clone(),
+                            column: None,
+                            constraint: None,
+                            reason: "no row could be made: a parent it needs has no rows".into(),
+                        });
+                        failed.insert(t.name.clone());
+                    }
+                    written.insert(t.name.clone(), inserted);
+                }
+                Err((e, _)) => {
+                    sqlx::raw_sql("ROLLBACK TO SAVEPOINT seedbed_probe")
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(Error::db("probing the generated rows"))?;
+                    let (column, constraint, reason) = explain(&e);
+                    notes.push(Skipped {
+                        table: t.name.clone(),
+                        column,
+                        constraint,
+                        reason: format!("the server refused its generated rows: {reason}"),
+                    });
+                    failed.insert(t.name.clone());
+                }
+            }
+        }
+        tx.rollback()
+            .await
+            .map_err(Error::db("ending the probe of the generated rows"))?;
+        self.tables.retain(|t| !failed.contains(&t.name));
+        self.skipped.extend(notes);
+        self.reindex();
+        Ok(())
+    }
+
+    /// Writes up to `rows` rows into one table; returns the rows as inserted (JSON objects) and
+    /// the number of statements. The error carries the number of rows of the failed statement.
+    async fn fill_table(
+        &self,
+        conn: &mut PgConnection,
+        t: &TablePlan,
+        rows: usize,
+        written: &HashMap<QualifiedName, Vec<JsonValue>>,
+        rng: &mut BuildRng,
+    ) -> std::result::Result<(Vec<JsonValue>, usize), (sqlx::Error, usize)> {
+        // Parent keys for each foreign key: rows this test wrote, else rows migrations wrote.
+        let mut pools: Vec<Option<Vec<Vec<JsonValue>>>> = Vec::with_capacity(t.fks.len());
+        for fk in &t.fks {
+            if fk.self_reference {
+                pools.push(None);
+                continue;
+            }
+            let source = written
+                .get(&fk.parent)
+                .filter(|r| !r.is_empty())
+                .or_else(|| self.prefilled.get(&fk.parent).filter(|r| !r.is_empty()));
+            let keys = source.map(|rows| keys_of(rows, &fk.parent_columns));
+            match keys.filter(|k| !k.is_empty()) {
+                Some(k) => pools.push(Some(k)),
+                None if fk.required => return Ok((Vec::new(), 0)),
+                None => pools.push(None),
+            }
+        }
+        // Keys made of foreign keys only may not repeat a combination of parents.
+        let mut n = rows;
+        let mut radix: Vec<usize> = Vec::new();
+        for group in &t.fk_groups {
+            let mut combinations: usize = 1;
+            let mut nullable_member = false;
+            for &j in group {
+                match &pools[j] {
+                    Some(p) => combinations = combinations.saturating_mul(p.len()),
+                    None => nullable_member = true,
+                }
+                if !radix.contains(&j) && pools[j].is_some() {
+                    radix.push(j);
+                }
+            }
+            if !nullable_member {
+                n = n.min(combinations);
+            }
+        }
+        let self_ref = t.fks.iter().position(|fk| fk.self_reference);
+        let first = match self_ref {
+            Some(_) => n.div_ceil(2),
+            None => n,
+        };
+        let mut made = Vec::with_capacity(n);
+        for i in 0..first {
+            made.push(self.row(t, i, &pools, &radix, None, rng));
+        }
+        let mut statements = 0;
+        let mut inserted = Vec::new();
+        if !made.is_empty() {
+            inserted = insert(conn, t, made).await.map_err(|e| (e, first))?;
+            statements += 1;
+        }
+        if let Some(s) = self_ref
+            && n > first
+            && !inserted.is_empty()
+        {
+            let parents = keys_of(&inserted, &t.fks[s].parent_columns);
+            let mut made = Vec::with_capacity(n - first);
+            for i in first..n {
+                made.push(self.row(t, i, &pools, &radix, Some((s, &parents)), rng));
+            }
+            let more = insert(conn, t, made).await.map_err(|e| (e, n - first))?;
+            statements += 1;
+            inserted.extend(more);
+        }
+        Ok((inserted, statements))
+    }
+
+    /// Row `i` of a table.
+    fn row(
+        &self,
+        t: &TablePlan,
+        i: usize,
+        pools: &[Option<Vec<Vec<JsonValue>>>],
+        radix: &[usize],
+        self_parents: Option<(usize, &Vec<Vec<JsonValue>>)>,
+        rng: &mut BuildRng,
+    ) -> JsonValue {
+        let mut row = JsonValue::Object(Default::default());
+        let Some(obj) = row.as_object_mut() else {
+            return row;
+        };
+        let mut stride: usize = 1;
+        for (j, fk) in t.fks.iter().enumerate() {
+            let key = if let Some((_, parents)) = self_parents.filter(|(s, _)| *s == j) {
+                parents.get(rng.random_range(0..parents.len().max(1)))
+            } else {
+                match &pools[j] {
+                    Some(pool) if radix.contains(&j) => {
+                        let k = pool.get((i / stride) % pool.len());
+                        stride = stride.saturating_mul(pool.len());
+                        k
+                    }
+                    Some(pool) => pool.get(rng.random_range(0..pool.len())),
+                    None => None,
+                }
+            };
+            if let Some(key) = key {
+                for (c, v) in fk.columns.iter().zip(key) {
+                    obj.insert(c.clone(), v.clone());
+                }
+            }
+        }
+        let mut values: Vec<Value> = t
+            .columns
+            .iter()
+            .map(|c| {
+                let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+                c.values.draw(&mut Draw { rng, seq })
+            })
+            .collect();
+        for &(greater, lesser, strict) in &t.relations {
+            let low = values[lesser].clone();
+            values[greater].order_after(&low, strict, rng);
+        }
+        for (c, v) in t.columns.iter().zip(values) {
+            obj.insert(c.name.clone(), v.into_json());
+        }
+        row
+    }
+}
+
+/// The values of `columns` in each row (rows with a NULL among them left out).
+fn keys_of(rows: &[JsonValue], columns: &[String]) -> Vec<Vec<JsonValue>> {
+    rows.iter()
+        .filter_map(|r| {
+            let key: Vec<JsonValue> = columns
+                .iter()
+                .map(|c| r.get(c).cloned().unwrap_or(JsonValue::Null))
+                .collect();
+            (!key.iter().any(JsonValue::is_null)).then_some(key)
+        })
+        .collect()
+}
+
+/// The `INSERT` of generated rows into `table`, writing `columns`.
+///
+/// Every value goes in one `jsonb` parameter and is read with each column's own input function:
+///
+/// ```
+/// use seedbed::bench::insert_sql;
+/// use seedbed::sql::QualifiedName;
+///
+/// assert_eq!(
+///     insert_sql(&QualifiedName::new("public", "order"), &["id", "placedAt"]),
+///     r#"INSERT INTO "public"."order" AS "seedbed_new" ("id", "placedAt") SELECT "id", "placedAt" FROM jsonb_populate_recordset(NULL::"public"."order", $1) RETURNING to_jsonb("seedbed_new".*)"#
+/// );
+/// ```
+pub fn insert_sql(table: &QualifiedName, columns: &[&str]) -> String {
+    let list = quote_list(columns.iter().copied());
+    let alias = quote_ident(ALIAS);
+    if columns.is_empty() {
+        format!(
+            "INSERT INTO {table} AS {alias} SELECT FROM jsonb_populate_recordset(NULL::{table}, $1) \
+             RETURNING to_jsonb({alias}.*)"
+        )
+    } else {
+        format!(
+            "INSERT INTO {table} AS {alias} ({list}) SELECT {list} FROM \
+             jsonb_populate_recordset(NULL::{table}, $1) RETURNING to_jsonb({alias}.*)"
+        )
+    }
+}
+
+async fn insert(
+    conn: &mut PgConnection,
+    t: &TablePlan,
+    rows: Vec<JsonValue>,
+) -> std::result::Result<Vec<JsonValue>, sqlx::Error> {
+    // The columns any row sets, in table order.
+    let mut columns: Vec<&str> = Vec::new();
+    for fk in &t.fks {
+        for c in &fk.columns {
+            if !columns.contains(&c.as_str()) && rows.iter().any(|r| r.get(c).is_some()) {
+                columns.push(c);
+            }
+        }
+    }
+    for c in &t.columns {
+        columns.push(&c.name);
+    }
+    let sql = insert_sql(&t.name, &columns);
+    sqlx::query_scalar::<_, JsonValue>(sqlx::AssertSqlSafe(sql))
+        .bind(JsonValue::Array(rows))
+        .fetch_all(conn)
+        .await
+}
+
+/// The column, the constraint and the message of a refused statement.
+fn explain(e: &sqlx::Error) -> (Option<String>, Option<String>, String) {
+    match e {
+        sqlx::Error::Database(db) => {
+            let mut message = db.message().to_string();
+            let mut column = None;
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                if let Some(detail) = pg.detail() {
+                    message.push_str(&format!(" ({detail})"));
+                }
+                column = pg.column().map(str::to_string);
+            }
+            (column, db.constraint().map(str::to_string), message)
+        }
+        other => (None, None, other.to_string()),
+    }
+}
+
+fn rows_error(t: &TablePlan, rows: usize, e: sqlx::Error) -> Error {
+    let (column, constraint, message) = explain(&e);
+    let message = match column {
+        Some(c) => format!("{message} (column {c})"),
+        None => message,
+    };
+    Error::BenchRows {
+        table: t.name.unquoted(),
+        rows,
+        constraint,
+        message,
+    }
+}
+
+/// Plans one table, or says why it cannot be filled.
+fn plan_table(cx: &Context<'_>, table: &Table) -> std::result::Result<TablePlan, Skipped> {
+    let skip = |column: Option<&str>, constraint: Option<&str>, reason: String| Skipped {
+        table: table.name.clone(),
+        column: column.map(str::to_string),
+        constraint: constraint.map(str::to_string),
+        reason,
+    };
+    let column_names: HashSet<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+    let nullable = |c: &str| table.column(c).is_some_and(|c| !c.not_null);
+    let mut rules = TableRules::default();
+    for check in &table.checks {
+        rules.add_check(
+            &check.name,
+            &check.definition,
+            &|n| column_names.contains(n).then(|| n.to_string()),
+            &nullable,
+        );
+    }
+    // Domains: their checks apply to the column (VALUE), their base type is what is generated.
+    let mut base_types: HashMap<&str, String> = HashMap::new();
+    for c in &table.columns {
+        let mut base = c.type_name.clone();
+        if c.type_kind == 'd' {
+            let mut key = (c.type_schema.clone(), c.type_name.clone());
+            for _ in 0..16 {
+                let Some(d) = cx.domains.get(&key) else {
+                    break;
+                };
+                for (name, def) in &d.checks {
+                    let col = c.name.clone();
+                    rules.add_check(
+                        name,
+                        def,
+                        &|n| (n == "VALUE").then(|| col.clone()),
+                        &nullable,
+                    );
+                }
+                base = d.base.1.clone();
+                if !d.base_is_domain {
+                    break;
+                }
+                key = d.base.clone();
+            }
+        }
+        base_types.insert(&c.name, base);
+    }
+
+    // Foreign keys.
+    let prefilled = |t: &QualifiedName| cx.prefilled.get(t).is_some_and(|r| !r.is_empty());
+    let mut fks: Vec<FkPlan> = Vec::new();
+    let mut fk_columns: HashMap<String, String> = HashMap::new();
+    let declared: Vec<&ForeignKey> = cx.schema.foreign_keys_of(&table.name).collect();
+    for fk in declared {
+        let cols: Vec<&crate::schema::Column> =
+            fk.columns.iter().filter_map(|c| table.column(c)).collect();
+        if cols.len() != fk.columns.len() {
+            continue;
+        }
+        let all_defaulted = cols
+            .iter()
+            .all(|c| !matches!(c.default, ColumnDefault::None));
+        if cols.iter().any(|c| {
+            matches!(
+                c.default,
+                ColumnDefault::Generated(_) | ColumnDefault::IdentityAlways
+            )
+        }) || (all_defaulted && prefilled(&fk.references))
+        {
+            // Written by the database (a default pointing at a lookup row).
+            continue;
+        }
+        if let Some(c) = fk.columns.iter().find(|c| fk_columns.contains_key(*c)) {
+            if fk.nullable {
+                // MATCH SIMPLE: a key with a NULL column is not checked; leave this one out.
+                continue;
+            }
+            return Err(skip(
+                Some(c),
+                Some(&fk.name),
+                format!(
+                    "the column is in two foreign keys ({} and {}), which the generator cannot \
+                     satisfy together",
+                    fk_columns.get(c).cloned().unwrap_or_default(),
+                    fk.name
+                ),
+            ));
+        }
+        let self_reference = fk.references == table.name;
+        if self_reference && !fk.nullable {
+            return Err(skip(
+                fk.columns.first().map(String::as_str),
+                Some(&fk.name),
+                "a NOT NULL self-reference: the first row would need a parent that cannot exist \
+                 yet"
+                .into(),
+            ));
+        }
+        for c in &fk.columns {
+            fk_columns.insert(c.clone(), fk.name.clone());
+        }
+        fks.push(FkPlan {
+            name: fk.name.clone(),
+            columns: fk.columns.clone(),
+            parent: fk.references.clone(),
+            parent_columns: fk.referenced_columns.clone(),
+            required: !fk.nullable,
+            self_reference,
+        });
+    }
+    let requires: Vec<QualifiedName> = fks
+        .iter()
+        .filter(|fk| fk.required && !fk.self_reference && !prefilled(&fk.parent))
+        .map(|fk| fk.parent.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+
+    // Which columns are written, and how.
+    let unique_columns: HashSet<&str> = table
+        .primary_key
+        .iter()
+        .chain(table.unique_keys.iter().flat_map(|k| k.columns.iter()))
+        .map(String::as_str)
+        .collect();
+    let in_relation: HashSet<&str> = rules
+        .relations
+        .iter()
+        .flat_map(|r| [r.greater.as_str(), r.lesser.as_str()])
+        .collect();
+    let mut columns = Vec::new();
+    for c in &table.columns {
+        if fk_columns.contains_key(&c.name) {
+            continue;
+        }
+        let r = rules.column(&c.name).cloned().unwrap_or_default();
+        let unique = unique_columns.contains(c.name.as_str());
+        let default_is_unique = match &c.default {
+            ColumnDefault::IdentityByDefault | ColumnDefault::IdentityAlways => true,
+            ColumnDefault::Expr(e) => {
+                let e = e.to_ascii_lowercase();
+                e.contains("nextval(") || e.contains("uuid")
+            }
+            _ => false,
+        };
+        let write = match &c.default {
+            ColumnDefault::Generated(_) | ColumnDefault::IdentityAlways => false,
+            ColumnDefault::IdentityByDefault => false,
+            ColumnDefault::Expr(_) => {
+                (unique && !default_is_unique) || in_relation.contains(c.name.as_str())
+            }
+            ColumnDefault::None => {
+                c.not_null || (r.null != Some(true) && r.opaque.is_empty()) || r.null == Some(false)
+            }
+        };
+        if !write {
+            continue;
+        }
+        if r.null == Some(true) {
+            if c.not_null {
+                return Err(skip(
+                    Some(&c.name),
+                    None,
+                    "its checks want it NULL, but it is NOT NULL".into(),
+                ));
+            }
+            continue;
+        }
+        let base = base_types.get(c.name.as_str()).cloned().unwrap_or_default();
+        let existing = cx
+            .existing_max
+            .get(&(table.name.clone(), c.name.clone()))
+            .copied();
+        match Gen::for_column(c, &base, &r, unique, existing) {
+            Ok(values) => columns.push(ColumnPlan {
+                name: c.name.clone(),
+                values,
+            }),
+            Err(reason) if c.not_null && matches!(c.default, ColumnDefault::None) => {
+                let constraint = r.opaque.first().cloned();
+                return Err(skip(
+                    Some(&c.name),
+                    constraint.as_deref(),
+                    format!("{reason} (column type {})", c.sql_type),
+                ));
+            }
+            // A nullable column, or one with a default: left to the database.
+            Err(_) => {}
+        }
+    }
+    let position = |name: &str| columns.iter().position(|c: &ColumnPlan| c.name == name);
+    let relations = rules
+        .relations
+        .iter()
+        .filter_map(|r| Some((position(&r.greater)?, position(&r.lesser)?, r.strict)))
+        .collect();
+    let fk_groups = table
+        .unique_keys
+        .iter()
+        .map(|k| &k.columns)
+        .chain(std::iter::once(&table.primary_key).filter(|k| !k.is_empty()))
+        .filter(|cols| cols.iter().all(|c| fk_columns.contains_key(c)))
+        .map(|cols| {
+            let mut group: Vec<usize> = fks
+                .iter()
+                .enumerate()
+                .filter(|(_, fk)| fk.columns.iter().any(|c| cols.contains(c)))
+                .map(|(j, _)| j)
+                .collect();
+            group.dedup();
+            group
+        })
+        .collect();
+    Ok(TablePlan {
+        name: table.name.clone(),
+        columns,
+        fks,
+        relations,
+        fk_groups,
+        requires,
+    })
+}
+
+/// Orders tables parents first (required parents strictly, the rest as the foreign-key graph's
+/// insertion order has them); tables on a cycle of NOT NULL keys are skipped.
+fn order(schema: &Schema, planned: Vec<TablePlan>, skipped: &mut Vec<Skipped>) -> Vec<TablePlan> {
+    let deletion = schema.deletion_order();
+    let rank: HashMap<&QualifiedName, usize> = deletion
+        .insertion_order()
+        .enumerate()
+        .map(|(i, t)| (t, i))
+        .collect();
+    let mut planned = planned;
+    planned.sort_by_key(|t| rank.get(&t.name).copied().unwrap_or(usize::MAX));
+
+    // Drop tables that need a table that could not be planned, until nothing changes.
+    loop {
+        let present: HashSet<QualifiedName> = planned.iter().map(|t| t.name.clone()).collect();
+        let before = planned.len();
+        let mut kept = Vec::with_capacity(planned.len());
+        for t in planned {
+            match t.requires.iter().find(|p| !present.contains(*p)) {
+                Some(p) => {
+                    let why = if skipped.iter().any(|s| &s.table == p) {
+                        "which is skipped"
+                    } else {
+                        "which is not among the tables read"
+                    };
+                    skipped.push(Skipped {
+                        table: t.name.clone(),
+                        column: None,
+                        constraint: None,
+                        reason: format!("its rows need rows of {}, {why}", p.unquoted()),
+                    });
+                }
+                None => kept.push(t),
+            }
+        }
+        planned = kept;
+        if planned.len() == before {
+            break;
+        }
+    }
+
+    // Kahn's algorithm over required parents, by insertion rank.
+    let mut out: Vec<TablePlan> = Vec::with_capacity(planned.len());
+    let mut done: HashSet<QualifiedName> = HashSet::new();
+    let mut rest = planned;
+    loop {
+        let ready = rest
+            .iter()
+            .position(|t| t.requires.iter().all(|p| done.contains(p)));
+        match ready {
+            Some(i) => {
+                let t = rest.remove(i);
+                done.insert(t.name.clone());
+                out.push(t);
+            }
+            None => break,
+        }
+    }
+    let stuck: HashSet<QualifiedName> = rest.iter().map(|t| t.name.clone()).collect();
+    for t in rest {
+        let keys: Vec<&str> = t
+            .fks
+            .iter()
+            .filter(|fk| fk.required && stuck.contains(&fk.parent))
+            .map(|fk| fk.name.as_str())
+            .collect();
+        skipped.push(Skipped {
+            table: t.name.clone(),
+            column: None,
+            constraint: keys.first().map(|k| k.to_string()),
+            reason: format!(
+                "it is on a foreign-key cycle of NOT NULL keys ({}): no table of the cycle can be \
+                 written first",
+                keys.join(", ")
+            ),
+        });
+    }
+    out
+}
+
+async fn read_domains(conn: &mut PgConnection) -> Result<HashMap<(String, String), Domain>> {
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        bool,
+        Vec<String>,
+        Vec<String>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT n.nspname::text, t.typname::text, bn.nspname::text, bt.typname::text, \
+                bt.typtype = 'd', \
+                ARRAY(SELECT c.conname::text FROM pg_constraint c \
+                      WHERE c.contypid = t.oid AND c.contype = 'c' ORDER BY c.conname), \
+                ARRAY(SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c \
+                      WHERE c.contypid = t.oid AND c.contype = 'c' ORDER BY c.conname) \
+         FROM pg_type t \
+         JOIN pg_namespace n ON n.oid = t.typnamespace \
+         JOIN pg_type bt ON bt.oid = t.typbasetype \
+         JOIN pg_namespace bn ON bn.oid = bt.typnamespace \
+         WHERE t.typtype = 'd' AND n.nspname NOT IN ('pg_catalog', 'information_schema')",
+    )
+    .fetch_all(conn)
+    .await
+    .map_err(Error::db("reading domains from pg_catalog"))?;
+    Ok(rows
+        .into_iter()
+        .map(|(s, n, bs, bn, base_is_domain, names, defs)| {
+            (
+                (s, n),
+                Domain {
+                    base: (bs, bn),
+                    base_is_domain,
+                    checks: names.into_iter().zip(defs).collect(),
+                },
+            )
+        })
+        .collect())
+}
+
+/// Rows migrations inserted, per table (at most [`PREFILLED_LIMIT`] each).
+async fn read_prefilled(
+    conn: &mut PgConnection,
+    schema: &Schema,
+) -> Result<HashMap<QualifiedName, Vec<JsonValue>>> {
+    let mut out = HashMap::new();
+    for t in schema.top_level_tables() {
+        let alias = quote_ident("t");
+        let sql = format!(
+            "SELECT to_jsonb({alias}.*) FROM {} AS {alias} LIMIT $1",
+            t.name
+        );
+        let rows: Vec<JsonValue> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(PREFILLED_LIMIT)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(Error::db(format!(
+                "reading the rows of {}",
+                t.name.unquoted()
+            )))?;
+        if !rows.is_empty() {
+            out.insert(t.name.clone(), rows);
+        }
+    }
+    Ok(out)
+}
+
+/// The largest value of each unique integer column of the tables migrations filled, so generated
+/// keys start above them.
+async fn read_existing_max(
+    conn: &mut PgConnection,
+    schema: &Schema,
+    prefilled: &HashMap<QualifiedName, Vec<JsonValue>>,
+) -> Result<HashMap<(QualifiedName, String), i64>> {
+    let mut out = HashMap::new();
+    for t in schema.top_level_tables() {
+        if !prefilled.contains_key(&t.name) {
+            continue;
+        }
+        let keyed: BTreeSet<&String> = t
+            .primary_key
+            .iter()
+            .chain(t.unique_keys.iter().flat_map(|k| k.columns.iter()))
+            .collect();
+        for c in keyed {
+            let Some(col) = t.column(c) else { continue };
+            if !matches!(col.type_name.as_str(), "int2" | "int4" | "int8") {
+                continue;
+            }
+            let sql = format!("SELECT max({})::int8 FROM {}", quote_ident(c), t.name);
+            let max: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(Error::db(format!(
+                    "reading the largest {c} of {}",
+                    t.name.unquoted()
+                )))?;
+            if let Some(m) = max {
+                out.insert((t.name.clone(), c.clone()), m);
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,557 @@
+//! Running the suites: one per target, serially and with parallel workers, timing each test.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use sqlx::{Connection, PgConnection};
+
+use super::clean::{self, Expected};
+use super::measure::{Sampler, Summary};
+use super::report::{
+    Environment, IsolationCheck, Measurements, Report, SchemaInfo, SuiteRun, TargetOutcome,
+    TargetResult,
+};
+use super::rows::RowPlan;
+use super::{BenchConfig, Progress, Target};
+use crate::error::{Error, Result};
+use crate::isolation::{Isolation, MigrationSource, Migrations, migrated};
+use crate::server::{Origin, Server};
+
+/// How long the isolation check waits for clones dropped in the background.
+const DROP_WAIT: Duration = Duration::from_secs(30);
+
+/// What every test of a run shares.
+struct Shared {
+    server: &'static Server,
+    plan: RowPlan,
+    source: MigrationSource,
+    migrations: Migrations,
+    tables: usize,
+    rows: usize,
+    seed: u64,
+}
+
+/// One test's timings.
+struct Sample {
+    overhead: Duration,
+    body: Duration,
+    database: Option<String>,
+    error: Option<String>,
+}
+
+/// Runs the benchmark `config` describes (see the [module docs](super)), telling `progress` how
+/// it goes.
+///
+/// Errors are for what stops the whole run: migrations that cannot be read or applied
+/// ([`Error::Migrations`], [`Error::Migration`]), no server ([`Error::NoServer`],
+/// [`Error::Unreachable`]), a schema with no table to fill ([`Error::BenchSchema`]). A strategy
+/// that cannot run is reported as unavailable, and failing tests are counted, without stopping
+/// the others.
+pub async fn run(config: &BenchConfig, progress: &dyn Progress) -> Result<Report> {
+    validate(config)?;
+    let started = Instant::now();
+    let (source, migrations, label) = load_migrations(&config.migrations).await?;
+    let server = Server::resolve().await?;
+
+    progress.phase("migrating and planning rows", 1);
+    let plan_db = migrated::ensure(server, &migrations, "bench").await?;
+    let mut conn = PgConnection::connect_with(&server.database_options(&plan_db.name))
+        .await
+        .map_err(Error::db(format!("connecting to {}", plan_db.name)))?;
+    let planned = async {
+        let plan = RowPlan::analyze(&mut conn, config.rows).await?;
+        let expected = clean::expected(&mut conn).await?;
+        Ok::<_, Error>((plan, expected))
+    }
+    .await;
+    let _ = conn.close().await;
+    let (plan, expected) = planned?;
+    progress.test_done();
+    for s in plan.skipped() {
+        progress.note(&format!("skipped {s}"));
+    }
+
+    let mut report = Report::new(config);
+    report.environment = environment(server).await?;
+    report.schema = SchemaInfo {
+        source: label,
+        migrations: migrations.len(),
+        checksum: migrations.checksum().to_string(),
+        tables: plan.schema_tables(),
+        fillable: plan.tables().map(|t| t.unquoted()).collect(),
+        skipped: plan.skipped().to_vec(),
+    };
+    let shared = Arc::new(Shared {
+        server,
+        plan,
+        source,
+        migrations,
+        tables: config.tables,
+        rows: config.rows,
+        seed: config.seed,
+    });
+    for target in &config.targets {
+        let result = run_target(&shared, *target, config, progress, &expected).await?;
+        if let TargetOutcome::Unavailable(why) = &result.outcome {
+            progress.note(&format!("{target} not measured: {why}"));
+        }
+        report.results.push(result);
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+fn validate(config: &BenchConfig) -> Result<()> {
+    for (what, n) in [
+        ("--tests", config.tests),
+        ("--tables", config.tables),
+        ("--rows", config.rows),
+        ("--jobs", config.jobs),
+    ] {
+        if n == 0 {
+            return Err(Error::Config(format!("{what} must be at least 1")));
+        }
+    }
+    if config.targets.is_empty() {
+        return Err(Error::Config(
+            "no strategy to measure: name some of rollback, truncate, template, namespace, \
+             baseline"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The migrations, a source tests can use from any directory, and a label for the report.
+async fn load_migrations(
+    source: &MigrationSource,
+) -> Result<(MigrationSource, Migrations, String)> {
+    let absolute = |dir: &PathBuf| -> Result<PathBuf> {
+        if dir.is_absolute() {
+            return Ok(dir.clone());
+        }
+        let cwd = std::env::current_dir().map_err(Error::io("cannot read", "."))?;
+        Ok(cwd.join(dir))
+    };
+    match source {
+        MigrationSource::Dir(dir) => {
+            let dir = absolute(dir)?;
+            let migrations = Migrations::from_dir(&dir).await?;
+            let label = dir.display().to_string();
+            Ok((MigrationSource::Dir(dir), migrations, label))
+        }
+        MigrationSource::Default => {
+            let root = std::env::var_os("CARGO_MANIFEST_DIR")
+                .map(PathBuf::from)
+                .map_or_else(|| absolute(&PathBuf::from(".")), Ok)?;
+            let dir = root.join("migrations");
+            let migrations = Migrations::from_dir(&dir).await?;
+            let label = dir.display().to_string();
+            Ok((MigrationSource::Dir(dir), migrations, label))
+        }
+        MigrationSource::Migrator(m) => Ok((
+            MigrationSource::Migrator(m),
+            Migrations::from_migrator(m),
+            "embedded migrations".into(),
+        )),
+        MigrationSource::None => Ok((
+            MigrationSource::None,
+            Migrations::none(),
+            "no migrations".into(),
+        )),
+    }
+}
+
+async fn environment(server: &'static Server) -> Result<Environment> {
+    let mut conn = server.connect().await?;
+    let row: std::result::Result<(String, i64), sqlx::Error> = sqlx::query_as(
+        "SELECT current_setting('server_version'), current_setting('max_connections')::int8",
+    )
+    .fetch_one(&mut conn)
+    .await;
+    let _ = conn.close().await;
+    let (server_version, max_connections) = row.map_err(Error::db(
+        "reading the server's version and max_connections",
+    ))?;
+    Ok(Environment {
+        server: redact(&server.url_for(server.maintenance_database())),
+        server_version,
+        embedded: matches!(server.origin(), Origin::Embedded(_)),
+        max_connections,
+        connection_budget: crate::isolation::budget::size(server).await?,
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        memory_bytes: memory_bytes(),
+        os: os_description(),
+    })
+}
+
+/// A URL with its password replaced by `***`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+fn memory_bytes() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn os_description() -> String {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
+    match (
+        read("/proc/sys/kernel/ostype"),
+        read("/proc/sys/kernel/osrelease"),
+    ) {
+        (Some(os), Some(release)) => format!("{os} {release} {}", std::env::consts::ARCH),
+        _ => format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+    }
+}
+
+async fn run_target(
+    shared: &Arc<Shared>,
+    target: Target,
+    config: &BenchConfig,
+    progress: &dyn Progress,
+    expected: &Expected,
+) -> Result<TargetResult> {
+    let server = shared.server;
+    let before = clean::database_names(server).await?;
+    let sampler = Sampler::start(server).await?;
+
+    // The first test builds what the strategy needs once.
+    progress.phase(&format!("{target}: setup"), 1);
+    let mut admin = None;
+    let started = Instant::now();
+    let first = run_test(shared, target, 0, &mut admin).await;
+    let setup = started.elapsed();
+    progress.test_done();
+    let first_database = match first {
+        Ok(Sample {
+            error: None,
+            database,
+            ..
+        }) => database,
+        Ok(Sample { error: Some(e), .. }) => {
+            close_admin(admin).await;
+            let _ = sampler.finish().await;
+            return Ok(unavailable(target, e));
+        }
+        Err(e) => {
+            close_admin(admin).await;
+            let _ = sampler.finish().await;
+            return Ok(unavailable(target, e.to_string()));
+        }
+    };
+    close_admin(admin).await;
+    let after = clean::database_names(server).await?;
+    let setup_built = target != Target::Baseline
+        && after
+            .difference(&before)
+            .any(|n| !n.starts_with("seedbed_c_") && Some(n) != first_database.as_ref());
+
+    let mut used: BTreeSet<String> = first_database.into_iter().collect();
+    let serial = run_suite(shared, target, 1, config.tests, 1, progress, &mut used).await;
+    let parallel = run_suite(
+        shared,
+        target,
+        config.jobs,
+        config.tests,
+        1 + config.tests,
+        progress,
+        &mut used,
+    )
+    .await;
+    let peak_connections = sampler.finish().await;
+
+    progress.phase(&format!("{target}: isolation check"), 1);
+    let must_go = matches!(
+        target,
+        Target::Baseline | Target::Strategy(crate::isolation::Strategy::Template)
+    );
+    let (stay, gone) = if must_go {
+        (BTreeSet::new(), used)
+    } else {
+        (used, BTreeSet::new())
+    };
+    let isolation = match clean::check(
+        server,
+        expected,
+        &stay,
+        &gone,
+        DROP_WAIT,
+        target == Target::Strategy(crate::isolation::Strategy::Template),
+    )
+    .await
+    {
+        Ok(check) => check,
+        Err(e) => IsolationCheck {
+            problems: vec![format!("the isolation check failed: {e}")],
+            ..IsolationCheck::default()
+        },
+    };
+    progress.test_done();
+    Ok(TargetResult {
+        target,
+        outcome: TargetOutcome::Measured(Box::new(Measurements {
+            setup: if target == Target::Baseline {
+                Duration::ZERO
+            } else {
+                setup
+            },
+            setup_built,
+            serial,
+            parallel,
+            peak_connections,
+            isolation,
+        })),
+    })
+}
+
+fn unavailable(target: Target, why: String) -> TargetResult {
+    TargetResult {
+        target,
+        outcome: TargetOutcome::Unavailable(why),
+    }
+}
+
+async fn close_admin(admin: Option<PgConnection>) {
+    if let Some(conn) = admin {
+        let _ = conn.close().await;
+    }
+}
+
+/// `tests` tests with `jobs` workers; test numbers start at `first`.
+async fn run_suite(
+    shared: &Arc<Shared>,
+    target: Target,
+    jobs: usize,
+    tests: usize,
+    first: usize,
+    progress: &dyn Progress,
+    used: &mut BTreeSet<String>,
+) -> SuiteRun {
+    progress.phase(
+        &format!(
+            "{target}: {tests} tests, {jobs} job{}",
+            if jobs == 1 { "" } else { "s" }
+        ),
+        tests as u64,
+    );
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..jobs.min(tests) {
+        let (shared, next, tx) = (Arc::clone(shared), Arc::clone(&next), tx.clone());
+        workers.push(tokio::spawn(async move {
+            let mut admin = None;
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= tests {
+                    break;
+                }
+                let sample = match run_test(&shared, target, first + k, &mut admin).await {
+                    Ok(s) => s,
+                    Err(e) => Sample {
+                        overhead: Duration::ZERO,
+                        body: Duration::ZERO,
+                        database: None,
+                        error: Some(e.to_string()),
+                    },
+                };
+                if tx.send(sample).is_err() {
+                    break;
+                }
+            }
+            close_admin(admin).await;
+        }));
+    }
+    drop(tx);
+    let mut samples = Vec::with_capacity(tests);
+    while let Some(sample) = rx.recv().await {
+        progress.test_done();
+        samples.push(sample);
+    }
+    let wall = started.elapsed();
+    for w in workers {
+        let _ = w.await;
+    }
+    let ok: Vec<&Sample> = samples.iter().filter(|s| s.error.is_none()).collect();
+    used.extend(samples.iter().filter_map(|s| s.database.clone()));
+    let failures = samples.len() - ok.len() + (tests - samples.len());
+    SuiteRun {
+        jobs: jobs.min(tests),
+        tests,
+        wall,
+        overhead: Summary::of(&ok.iter().map(|s| s.overhead).collect::<Vec<_>>()),
+        body: Summary::of(&ok.iter().map(|s| s.body).collect::<Vec<_>>()),
+        failures,
+        first_failure: samples.iter().find_map(|s| s.error.clone()),
+    }
+}
+
+/// The seed of test `i`.
+fn test_seed(seed: u64, i: usize) -> u64 {
+    let mut z = seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+async fn run_test(
+    shared: &Shared,
+    target: Target,
+    i: usize,
+    admin: &mut Option<PgConnection>,
+) -> Result<Sample> {
+    match target {
+        Target::Strategy(strategy) => strategy_test(shared, strategy, i).await,
+        Target::Baseline => baseline_test(shared, i, admin).await,
+    }
+}
+
+/// A test under a strategy: acquire, first query, writes, finish.
+async fn strategy_test(
+    shared: &Shared,
+    strategy: crate::isolation::Strategy,
+    i: usize,
+) -> Result<Sample> {
+    let seed = test_seed(shared.seed, i);
+    let tables = shared.plan.choose_tables(shared.tables, seed);
+    let started = Instant::now();
+    let db = Isolation::new(strategy)
+        .migration_source(shared.source.clone())
+        .test_name(format!("seedbed_bench::{strategy}::test_{i}"))
+        .seed(shared.seed)
+        .acquire()
+        .await?;
+    let database = db.database().to_string();
+    let pool = db.pool();
+    let mut body = Duration::ZERO;
+    let mut ready = None;
+    let work: Result<()> = async {
+        let mut conn = pool
+            .acquire()
+            .await
+            .map_err(Error::db(format!("connecting to {database}")))?;
+        sqlx::raw_sql("SELECT 1")
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::db(format!("the first query on {database}")))?;
+        let t = Instant::now();
+        ready = Some(t);
+        let filled = shared
+            .plan
+            .fill(&mut conn, &tables, shared.rows, seed)
+            .await;
+        body = t.elapsed();
+        drop(conn);
+        filled.map(|_| ())
+    }
+    .await;
+    let ending = Instant::now();
+    let finished = db.finish().await;
+    let end = ending.elapsed();
+    let overhead = ready.map_or(started.elapsed(), |r| r - started) + end;
+    let error = match (work, finished) {
+        (Err(e), _) | (Ok(()), Err(e)) => Some(e.to_string()),
+        (Ok(()), Ok(())) => None,
+    };
+    Ok(Sample {
+        overhead,
+        body,
+        database: Some(database),
+        error,
+    })
+}
+
+/// A test as `#[sqlx::test]` runs it: create a database, migrate it, write, drop it.
+async fn baseline_test(
+    shared: &Shared,
+    i: usize,
+    admin: &mut Option<PgConnection>,
+) -> Result<Sample> {
+    let seed = test_seed(shared.seed, i);
+    let tables = shared.plan.choose_tables(shared.tables, seed);
+    // Like sqlx's test harness, the connection that creates and drops databases stays open.
+    let admin = match admin {
+        Some(conn) => conn,
+        None => admin.insert(shared.server.connect().await?),
+    };
+    let name = format!("seedbed_bench_b_{}_{i}", std::process::id());
+    // Left by a crashed run of a process with the same id: not timed.
+    migrated::drop_database(admin, &name).await?;
+    let started = Instant::now();
+    migrated::create_database(admin, &name, None, None).await?;
+    let mut body = Duration::ZERO;
+    let mut ready = None;
+    let work: Result<()> = async {
+        let mut conn = PgConnection::connect_with(&shared.server.database_options(&name))
+            .await
+            .map_err(Error::db(format!("connecting to {name}")))?;
+        let result = async {
+            shared.migrations.apply(&mut conn).await?;
+            let t = Instant::now();
+            ready = Some(t);
+            let filled = shared
+                .plan
+                .fill(&mut conn, &tables, shared.rows, seed)
+                .await;
+            body = t.elapsed();
+            filled.map(|_| ())
+        }
+        .await;
+        let _ = conn.close().await;
+        result
+    }
+    .await;
+    let ending = Instant::now();
+    let dropped = migrated::drop_database(admin, &name).await;
+    let end = ending.elapsed();
+    let overhead = ready.map_or(started.elapsed(), |r| r - started) + end;
+    let error = match (work, dropped) {
+        (Err(e), _) | (Ok(()), Err(e)) => Some(e.to_string()),
+        (Ok(()), Ok(())) => None,
+    };
+    Ok(Sample {
+        overhead,
+        body,
+        database: Some(name),
+        error,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hides_passwords() {
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/postgres"),
+            "postgres://u:***@h:5432/postgres"
+        );
+        assert_eq!(
+            redact("postgres://postgres@127.0.0.1:5432/postgres"),
+            "postgres://postgres@127.0.0.1:5432/postgres"
+        );
+        assert_ne!(test_seed(1, 1), test_seed(1, 2));
+    }
+}

@@ -1,0 +1,609 @@
+//! Values for one column, from its type and what the checks ask of it.
+//!
+//! Every value travels to the server as JSON inside one `jsonb` parameter and is read with the
+//! column's own input function (`jsonb_populate_recordset`), so a generator only has to produce
+//! the text PostgreSQL accepts for the type: enums, domains, arrays, `inet`, `numeric`, dates and
+//! `jsonb` all come out right without a Rust type per PostgreSQL type.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use chrono::{DateTime, Duration as Days, NaiveDate, TimeZone, Utc};
+use fake::Fake;
+use rand::RngExt;
+use sqlx::types::JsonValue;
+
+use super::check::{ColumnRules, Const, Pattern};
+use super::pattern::{Regex, like};
+use crate::factory::BuildRng;
+use crate::schema::Column;
+
+/// One generated value, typed enough to order two of them (`due_on >= issued_on`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value {
+    Int(i64),
+    Float(f64),
+    /// Exact text for the type's input function (`numeric`, `uuid`, enums, …).
+    Text(String),
+    Bool(bool),
+    Date(NaiveDate),
+    Timestamp(DateTime<Utc>),
+    Json(JsonValue),
+}
+
+impl Value {
+    pub(crate) fn into_json(self) -> JsonValue {
+        match self {
+            Value::Int(i) => JsonValue::from(i),
+            Value::Float(f) => JsonValue::from(f),
+            Value::Text(s) => JsonValue::String(s),
+            Value::Bool(b) => JsonValue::Bool(b),
+            Value::Date(d) => JsonValue::String(d.format("%Y-%m-%d").to_string()),
+            Value::Timestamp(t) => JsonValue::String(t.to_rfc3339()),
+            Value::Json(j) => j,
+        }
+    }
+
+    /// Makes `self` greater than (or equal to) `lesser`, when both are of an ordered kind.
+    pub(crate) fn order_after(&mut self, lesser: &Value, strict: bool, rng: &mut BuildRng) {
+        let step = rng.random_range(i64::from(strict)..=30);
+        match (&*self, lesser) {
+            (Value::Int(a), Value::Int(b)) if (*a < *b) || (strict && a == b) => {
+                *self = Value::Int(b.saturating_add(step.max(1)));
+            }
+            (Value::Float(a), Value::Float(b)) if (*a < *b) || (strict && a == b) => {
+                *self = Value::Float(b + step.max(1) as f64);
+            }
+            (Value::Date(a), Value::Date(b)) if (*a < *b) || (strict && a == b) => {
+                *self = Value::Date(*b + Days::days(step.max(i64::from(strict))));
+            }
+            (Value::Timestamp(a), Value::Timestamp(b)) if (*a < *b) || (strict && a == b) => {
+                *self = Value::Timestamp(*b + Days::hours(step.max(1)));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// How values of a column are made.
+#[derive(Debug)]
+pub(crate) enum Gen {
+    Int {
+        lo: i64,
+        hi: i64,
+        /// In a unique key: values count up from `next` (wrapping in `lo..=hi`).
+        unique: Option<AtomicI64>,
+    },
+    Decimal {
+        lo: f64,
+        hi: f64,
+        scale: u32,
+    },
+    Float {
+        lo: f64,
+        hi: f64,
+    },
+    Bool,
+    Text {
+        min_len: usize,
+        max_len: Option<usize>,
+    },
+    OneOf(Vec<String>),
+    Regex {
+        re: Regex,
+        min_len: usize,
+        max_len: Option<usize>,
+    },
+    Like {
+        pattern: String,
+        max_len: Option<usize>,
+    },
+    Uuid,
+    Date {
+        lo: NaiveDate,
+        hi: NaiveDate,
+    },
+    Timestamp {
+        lo: DateTime<Utc>,
+        hi: DateTime<Utc>,
+    },
+    Time,
+    Interval,
+    Json,
+    Bytea,
+    Inet,
+    Cidr,
+    MacAddr,
+    TsVector,
+    Xml,
+    Bits(usize),
+    Range(&'static str),
+    Array(Box<Gen>),
+    EmptyArray,
+}
+
+/// The draw of one value: the build's random stream and a number unique in the run.
+pub(crate) struct Draw<'a> {
+    pub(crate) rng: &'a mut BuildRng,
+    pub(crate) seq: u64,
+}
+
+/// `(n)` of `character varying(16)`, `character(7)`, `bit(8)`; `(p,s)` of `numeric(12,2)`.
+fn type_modifier(sql_type: &str) -> Option<(usize, Option<usize>)> {
+    let inner = sql_type.split_once('(')?.1.split_once(')')?.0;
+    match inner.split_once(',') {
+        Some((a, b)) => Some((a.trim().parse().ok()?, b.trim().parse().ok())),
+        None => Some((inner.trim().parse().ok()?, None)),
+    }
+}
+
+fn number(c: &Option<(Const, bool)>) -> Option<(f64, bool)> {
+    c.as_ref().and_then(|(k, inc)| k.number.map(|n| (n, *inc)))
+}
+
+fn epoch_date() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2025, 1, 1).unwrap_or_default()
+}
+
+fn parse_date(text: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d").ok()
+}
+
+fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for f in ["%Y-%m-%d %H:%M:%S%#z", "%Y-%m-%d %H:%M:%S%.f%#z"] {
+        if let Ok(t) = DateTime::parse_from_str(text, f) {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    let d = parse_date(text)?;
+    Some(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0)?))
+}
+
+impl Gen {
+    /// The generator for `column`, or why there is none (an unsupported type, or checks that
+    /// leave no value).
+    pub(crate) fn for_column(
+        column: &Column,
+        base_type: &str,
+        rules: &ColumnRules,
+        unique: bool,
+        existing_max: Option<i64>,
+    ) -> Result<Gen, String> {
+        let labels = &column.enum_labels;
+        if !labels.is_empty() {
+            return one_of(labels.clone(), rules).map(Gen::OneOf);
+        }
+        if let Some(element) = base_type.strip_prefix('_') {
+            let element = Gen::scalar(
+                element,
+                &column.sql_type,
+                &ColumnRules::default(),
+                false,
+                None,
+            );
+            return Ok(match element {
+                Ok(g) => Gen::Array(Box::new(g)),
+                Err(_) => Gen::EmptyArray,
+            });
+        }
+        Gen::scalar(base_type, &column.sql_type, rules, unique, existing_max)
+    }
+
+    fn scalar(
+        base_type: &str,
+        sql_type: &str,
+        rules: &ColumnRules,
+        unique: bool,
+        existing_max: Option<i64>,
+    ) -> Result<Gen, String> {
+        let modifier = type_modifier(sql_type);
+        let text_like = matches!(
+            base_type,
+            "text" | "varchar" | "bpchar" | "citext" | "name" | "char"
+        );
+        if rules.one_of.is_some() {
+            // An explicit list wins over every other way of making values.
+            let values = rules.one_of.clone().unwrap_or_default();
+            return one_of(values, rules).map(Gen::OneOf);
+        }
+        let int_range = match base_type {
+            "int2" => Some((i64::from(i16::MIN), i64::from(i16::MAX))),
+            "int4" | "oid" => Some((i64::from(i32::MIN), i64::from(i32::MAX))),
+            "int8" => Some((i64::MIN, i64::MAX)),
+            _ => None,
+        };
+        if let Some((tmin, tmax)) = int_range {
+            let mut lo = tmin;
+            let mut hi = tmax;
+            if let Some((n, inclusive)) = number(&rules.lower) {
+                let b = if inclusive { n.ceil() } else { n.floor() + 1.0 };
+                lo = lo.max(b.clamp(tmin as f64, tmax as f64) as i64);
+            }
+            if let Some((n, inclusive)) = number(&rules.upper) {
+                let b = if inclusive { n.floor() } else { n.ceil() - 1.0 };
+                hi = hi.min(b.clamp(tmin as f64, tmax as f64) as i64);
+            }
+            if lo > hi {
+                return Err(format!("its checks allow no value between {lo} and {hi}"));
+            }
+            let unique = unique.then(|| {
+                let start = existing_max.map_or(friendly_start(lo, hi), |m| {
+                    m.saturating_add(1).clamp(lo, hi)
+                });
+                AtomicI64::new(start)
+            });
+            return Ok(Gen::Int { lo, hi, unique });
+        }
+        if matches!(base_type, "numeric" | "float4" | "float8" | "money") {
+            let (mut lo, mut hi) = (-1e9_f64, 1e9_f64);
+            let mut scale = 2;
+            if base_type == "numeric"
+                && let Some((p, s)) = modifier
+            {
+                let s = s.unwrap_or(0);
+                scale = s as u32;
+                let limit = 10f64.powi((p.saturating_sub(s)) as i32) - 10f64.powi(-(s as i32));
+                lo = lo.max(-limit);
+                hi = hi.min(limit);
+            }
+            let step = 10f64.powi(-(scale as i32));
+            if let Some((n, inclusive)) = number(&rules.lower) {
+                lo = lo.max(if inclusive { n } else { n + step });
+            }
+            if let Some((n, inclusive)) = number(&rules.upper) {
+                hi = hi.min(if inclusive { n } else { n - step });
+            }
+            if lo > hi {
+                return Err(format!("its checks allow no value between {lo} and {hi}"));
+            }
+            return Ok(if matches!(base_type, "float4" | "float8") {
+                Gen::Float { lo, hi }
+            } else {
+                Gen::Decimal { lo, hi, scale }
+            });
+        }
+        if text_like {
+            let type_max = match base_type {
+                "varchar" | "bpchar" => modifier.map(|m| m.0),
+                "char" => Some(1),
+                "name" => Some(63),
+                _ => None,
+            };
+            let max_len = match (type_max, rules.max_len) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let min_len = rules.min_len.unwrap_or(0);
+            if max_len.is_some_and(|m| m < min_len) {
+                return Err(format!(
+                    "its checks want at least {min_len} characters, its type allows {}",
+                    max_len.unwrap_or_default()
+                ));
+            }
+            // The first pattern decides; the probe tells whether the others accept its values.
+            match rules.patterns.first() {
+                Some(Pattern::Regex(r)) => {
+                    let re = Regex::parse(r)
+                        .map_err(|e| format!("cannot make values matching {r:?}: {e}"))?;
+                    return Ok(Gen::Regex {
+                        re,
+                        min_len,
+                        max_len,
+                    });
+                }
+                Some(Pattern::Like(l)) => {
+                    return Ok(Gen::Like {
+                        pattern: l.clone(),
+                        max_len,
+                    });
+                }
+                None => {}
+            }
+            return Ok(Gen::Text { min_len, max_len });
+        }
+        Ok(match base_type {
+            "bool" => Gen::Bool,
+            "uuid" => Gen::Uuid,
+            "date" => {
+                let lo = rules
+                    .lower
+                    .as_ref()
+                    .and_then(|(k, inc)| {
+                        parse_date(&k.text).map(|d| d + Days::days(i64::from(!inc)))
+                    })
+                    .unwrap_or_else(epoch_date);
+                let hi = rules
+                    .upper
+                    .as_ref()
+                    .and_then(|(k, inc)| {
+                        parse_date(&k.text).map(|d| d - Days::days(i64::from(!inc)))
+                    })
+                    .unwrap_or(lo + Days::days(730));
+                if lo > hi {
+                    return Err(format!("its checks allow no date between {lo} and {hi}"));
+                }
+                Gen::Date { lo, hi }
+            }
+            "timestamp" | "timestamptz" => {
+                let now = Utc::now();
+                let lo = rules
+                    .lower
+                    .as_ref()
+                    .and_then(|(k, _)| parse_timestamp(&k.text).map(|t| t + Days::seconds(1)))
+                    .unwrap_or(now - Days::days(365));
+                let hi = rules
+                    .upper
+                    .as_ref()
+                    .and_then(|(k, _)| parse_timestamp(&k.text).map(|t| t - Days::seconds(1)))
+                    .unwrap_or(lo + Days::days(400));
+                if lo > hi {
+                    return Err(format!("its checks allow no time between {lo} and {hi}"));
+                }
+                Gen::Timestamp { lo, hi }
+            }
+            "time" | "timetz" => Gen::Time,
+            "interval" => Gen::Interval,
+            "json" | "jsonb" => Gen::Json,
+            "bytea" => Gen::Bytea,
+            "inet" => Gen::Inet,
+            "cidr" => Gen::Cidr,
+            "macaddr" | "macaddr8" => Gen::MacAddr,
+            "tsvector" => Gen::TsVector,
+            "xml" => Gen::Xml,
+            "bit" | "varbit" => Gen::Bits(modifier.map_or(8, |m| m.0).max(1)),
+            "int4range" => Gen::Range("int4range"),
+            "int8range" => Gen::Range("int8range"),
+            "numrange" => Gen::Range("numrange"),
+            "daterange" => Gen::Range("daterange"),
+            "tsrange" | "tstzrange" => Gen::Range("tsrange"),
+            other => return Err(format!("seedbed cannot generate values of type {other}")),
+        })
+    }
+
+    /// Draws one value.
+    pub(crate) fn draw(&self, d: &mut Draw<'_>) -> Value {
+        let rng = &mut *d.rng;
+        match self {
+            Gen::Int { lo, hi, unique } => match unique {
+                Some(next) => {
+                    let span = (*hi as i128 - *lo as i128 + 1).max(1);
+                    let n = next.fetch_add(1, Ordering::Relaxed) as i128;
+                    Value::Int((*lo as i128 + (n - *lo as i128).rem_euclid(span)) as i64)
+                }
+                None => {
+                    let (a, b) = friendly_range(*lo, *hi);
+                    Value::Int(rng.random_range(a..=b))
+                }
+            },
+            Gen::Decimal { lo, hi, scale } => {
+                let (a, b) = (lo.max(0.0).min(*hi), hi.min(lo.max(0.0) + 10_000.0));
+                let (a, b) = if a <= b { (a, b) } else { (*lo, *hi) };
+                let v = if a < b { rng.random_range(a..=b) } else { a };
+                Value::Text(format!("{v:.prec$}", prec = *scale as usize))
+            }
+            Gen::Float { lo, hi } => {
+                let (a, b) = (lo.max(0.0).min(*hi), hi.min(lo.max(0.0) + 10_000.0));
+                Value::Float(if a < b { rng.random_range(a..=b) } else { a })
+            }
+            Gen::Bool => Value::Bool(rng.random_bool(0.5)),
+            Gen::Text { min_len, max_len } => Value::Text(text(rng, d.seq, *min_len, *max_len)),
+            Gen::OneOf(values) => Value::Text(values[rng.random_range(0..values.len())].clone()),
+            Gen::Regex {
+                re,
+                min_len,
+                max_len,
+            } => {
+                let mut s = re
+                    .generate_within(rng, *min_len, *max_len)
+                    .unwrap_or_default();
+                if !re.anchored_end() {
+                    // Free to go on after the match: make the value unique in the run.
+                    let suffix = base36(d.seq);
+                    if max_len.is_none_or(|m| s.chars().count() + suffix.len() <= m) {
+                        s.push_str(&suffix);
+                    }
+                }
+                Value::Text(s)
+            }
+            Gen::Like { pattern, max_len } => {
+                let s = like(pattern, &base36(d.seq));
+                Value::Text(match max_len {
+                    Some(m) => s.chars().take(*m).collect(),
+                    None => s,
+                })
+            }
+            Gen::Uuid => {
+                let mut bytes: [u8; 16] = rng.random();
+                bytes[6] = (bytes[6] & 0x0f) | 0x40;
+                bytes[8] = (bytes[8] & 0x3f) | 0x80;
+                Value::Text(uuid::Uuid::from_bytes(bytes).to_string())
+            }
+            Gen::Date { lo, hi } => {
+                let span = (*hi - *lo).num_days().max(0);
+                Value::Date(*lo + Days::days(rng.random_range(0..=span)))
+            }
+            Gen::Timestamp { lo, hi } => {
+                let span = (*hi - *lo).num_seconds().max(0);
+                Value::Timestamp(*lo + Days::seconds(rng.random_range(0..=span)))
+            }
+            Gen::Time => Value::Text(format!(
+                "{:02}:{:02}:{:02}",
+                rng.random_range(0..24),
+                rng.random_range(0..60),
+                rng.random_range(0..60)
+            )),
+            Gen::Interval => Value::Text(format!("{} minutes", rng.random_range(1..10_000))),
+            Gen::Json => {
+                let word: String = fake::faker::lorem::en::Word().fake_with_rng(rng);
+                Value::Json(JsonValue::Object(
+                    [
+                        ("seedbed".to_string(), JsonValue::from(d.seq)),
+                        ("word".to_string(), JsonValue::String(word)),
+                    ]
+                    .into_iter()
+                    .collect(),
+                ))
+            }
+            Gen::Bytea => {
+                let bytes: [u8; 8] = rng.random();
+                let mut hex = format!("\\x{:016x}", d.seq);
+                for b in bytes {
+                    hex.push_str(&format!("{b:02x}"));
+                }
+                Value::Text(hex)
+            }
+            Gen::Inet => Value::Text(format!(
+                "10.{}.{}.{}",
+                (d.seq >> 16) & 0xff,
+                (d.seq >> 8) & 0xff,
+                d.seq & 0xff
+            )),
+            Gen::Cidr => Value::Text(format!("10.{}.{}.0/24", (d.seq >> 8) & 0xff, d.seq & 0xff)),
+            Gen::MacAddr => Value::Text(format!(
+                "08:00:2b:{:02x}:{:02x}:{:02x}",
+                (d.seq >> 16) & 0xff,
+                (d.seq >> 8) & 0xff,
+                d.seq & 0xff
+            )),
+            Gen::TsVector => {
+                let words: Vec<String> = fake::faker::lorem::en::Words(2..5).fake_with_rng(rng);
+                Value::Text(words.join(" "))
+            }
+            Gen::Xml => Value::Text(format!("<row n=\"{}\"/>", d.seq)),
+            Gen::Bits(n) => Value::Text(
+                (0..*n)
+                    .map(|_| if rng.random_bool(0.5) { '1' } else { '0' })
+                    .collect(),
+            ),
+            Gen::Range(kind) => {
+                let a: i64 = rng.random_range(0..1000);
+                let b = a + rng.random_range(1..100);
+                Value::Text(match *kind {
+                    "daterange" => {
+                        let d0 = epoch_date() + Days::days(a);
+                        format!("[{d0},{})", d0 + Days::days(b - a))
+                    }
+                    "tsrange" => {
+                        let d0 = epoch_date() + Days::days(a);
+                        format!(
+                            "[\"{d0} 00:00:00\",\"{} 00:00:00\")",
+                            d0 + Days::days(b - a)
+                        )
+                    }
+                    _ => format!("[{a},{b})"),
+                })
+            }
+            Gen::Array(element) => {
+                let n = rng.random_range(1..=2);
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(element.draw(d).into_json());
+                }
+                Value::Json(JsonValue::Array(items))
+            }
+            Gen::EmptyArray => Value::Json(JsonValue::Array(Vec::new())),
+        }
+    }
+}
+
+/// The allowed values of a list, less the forbidden ones and those of the wrong length.
+fn one_of(values: Vec<String>, rules: &ColumnRules) -> Result<Vec<String>, String> {
+    let kept: Vec<String> = values
+        .into_iter()
+        .filter(|v| !rules.not_in.contains(v))
+        .filter(|v| {
+            let n = v.chars().count();
+            rules.min_len.is_none_or(|m| n >= m) && rules.max_len.is_none_or(|m| n <= m)
+        })
+        .collect();
+    if kept.is_empty() {
+        Err("its checks leave no allowed value".into())
+    } else {
+        Ok(kept)
+    }
+}
+
+/// Where counting starts for a unique integer: 1 when allowed, else the nearest bound.
+fn friendly_start(lo: i64, hi: i64) -> i64 {
+    1i64.clamp(lo, hi)
+}
+
+/// A range of small, readable numbers inside `lo..=hi`.
+fn friendly_range(lo: i64, hi: i64) -> (i64, i64) {
+    if lo <= 1 && hi >= 1 {
+        (1, hi.min(1000))
+    } else if lo > 1 {
+        (lo, hi.min(lo.saturating_add(1000)))
+    } else {
+        (lo.max(hi.saturating_sub(1000)), hi)
+    }
+}
+
+/// `n` in base 36: short, unique suffixes.
+pub(crate) fn base36(mut n: u64) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// A few words and the run-unique number, fitted to the length bounds.
+fn text(rng: &mut BuildRng, seq: u64, min_len: usize, max_len: Option<usize>) -> String {
+    let word: String = fake::faker::lorem::en::Word().fake_with_rng(rng);
+    let unique = base36(seq);
+    let mut s = format!("{word} {unique}");
+    if let Some(m) = max_len
+        && s.chars().count() > m
+    {
+        // Keep the unique part: it is what keeps unique columns apart.
+        s = if unique.len() <= m {
+            unique
+        } else {
+            unique[unique.len() - m..].to_string()
+        };
+    }
+    while s.chars().count() < min_len {
+        s.push('x');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn text_fits_its_bounds_and_stays_unique() {
+        let mut rng = BuildRng::seed_from_u64(1);
+        let a = text(&mut rng, 1295, 0, Some(3));
+        let b = text(&mut rng, 1296, 0, Some(3));
+        assert_eq!((a.as_str(), b.as_str()), ("zz", "100"));
+        assert!(text(&mut rng, 5, 12, None).chars().count() >= 12);
+        assert_eq!(base36(0), "0");
+        assert_eq!(type_modifier("numeric(12,2)"), Some((12, Some(2))));
+        assert_eq!(type_modifier("character varying(16)"), Some((16, None)));
+    }
+
+    #[test]
+    fn ordering_two_values() {
+        let mut rng = BuildRng::seed_from_u64(1);
+        let d = |s: &str| Value::Date(parse_date(s).unwrap());
+        let mut due = d("2025-01-01");
+        due.order_after(&d("2025-03-01"), false, &mut rng);
+        assert!(matches!(due, Value::Date(x) if x >= parse_date("2025-03-01").unwrap()));
+        let mut a = Value::Int(5);
+        a.order_after(&Value::Int(5), true, &mut rng);
+        assert!(matches!(a, Value::Int(x) if x > 5));
+    }
+}

@@ -1,0 +1,246 @@
+//! The row generator of `seedbed bench` against a real server: it fills every table of the
+//! reference schema from introspection alone, and says which tables of other schemas it cannot
+//! fill, and why.
+#![allow(
+    clippy::expect_used,
+    reason = "test helpers: their failure is the test's"
+)]
+
+use std::collections::HashMap;
+
+use seedbed::bench::RowPlan;
+use seedbed::isolation::{Migrations, migrated};
+use seedbed::server::Server;
+use seedbed::sql::QualifiedName;
+use sqlx::{Connection, PgConnection};
+
+async fn reference() -> PgConnection {
+    let server = Server::resolve().await.expect("a PostgreSQL server");
+    let migrations = Migrations::from_dir("migrations")
+        .await
+        .expect("migrations/");
+    let db = migrated::ensure(server, &migrations, "inspect")
+        .await
+        .expect("migrated reference schema");
+    PgConnection::connect_with(&server.database_options(&db.name))
+        .await
+        .expect("connect to the migrated database")
+}
+
+/// A database of its own with `sql` applied, dropped by [`Scratch::drop_it`].
+struct Scratch {
+    name: String,
+    conn: PgConnection,
+}
+
+impl Scratch {
+    async fn new(tag: &str, sql: &str) -> Scratch {
+        let server = Server::resolve().await.expect("a PostgreSQL server");
+        let name = format!("seedbed_test_rows_{tag}_{}", std::process::id());
+        let mut admin = server.connect().await.expect("connect");
+        migrated::drop_database(&mut admin, &name)
+            .await
+            .expect("drop");
+        migrated::create_database(&mut admin, &name, None, None)
+            .await
+            .expect("create");
+        admin.close().await.expect("close");
+        let mut conn = PgConnection::connect_with(&server.database_options(&name))
+            .await
+            .expect("connect");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&mut conn)
+            .await
+            .expect("schema");
+        Scratch { name, conn }
+    }
+
+    async fn drop_it(self) {
+        let server = Server::resolve().await.expect("a PostgreSQL server");
+        self.conn.close().await.expect("close");
+        let mut admin = server.connect().await.expect("connect");
+        migrated::drop_database(&mut admin, &self.name)
+            .await
+            .expect("drop");
+    }
+}
+
+async fn counts(conn: &mut PgConnection, tables: &[QualifiedName]) -> HashMap<String, i64> {
+    let mut out = HashMap::new();
+    for t in tables {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {t}")))
+            .fetch_one(&mut *conn)
+            .await
+            .expect("count");
+        out.insert(t.unquoted(), n);
+    }
+    out
+}
+
+#[tokio::test]
+async fn fills_every_table_of_the_reference_schema() {
+    let mut conn = reference().await;
+    let plan = RowPlan::analyze(&mut conn, 25).await.expect("a plan");
+    assert!(plan.skipped().is_empty(), "skipped: {:#?}", plan.skipped());
+    assert_eq!(plan.schema_tables(), 33);
+    let tables: Vec<QualifiedName> = plan.tables().cloned().collect();
+    assert_eq!(tables.len(), 33, "{tables:?}");
+
+    let mut tx = conn.begin().await.expect("begin");
+    sqlx::raw_sql("SET CONSTRAINTS ALL IMMEDIATE")
+        .execute(&mut *tx)
+        .await
+        .expect("immediate");
+    let before = counts(&mut tx, &tables).await;
+    let stats = plan.fill(&mut tx, &tables, 25, 7).await.expect("fill");
+    let after = counts(&mut tx, &tables).await;
+    for t in &tables {
+        let name = t.unquoted();
+        assert!(
+            after[&name] > before[&name],
+            "{name}: {} rows before, {} after",
+            before[&name],
+            after[&name]
+        );
+    }
+    assert!(stats.rows >= 33 * 10, "{stats:?}");
+
+    // The shapes the reference schema is made of.
+    let one = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql);
+    // A nullable self-reference: half the comments answer another.
+    assert!(
+        one("SELECT count(*) FROM comments WHERE parent_id IS NOT NULL")
+            .fetch_one(&mut *tx)
+            .await
+            .expect("comments")
+            > 0
+    );
+    // The partitioned table's rows went to its partitions.
+    assert!(
+        one("SELECT count(*) FROM ONLY time_entries_default")
+            .fetch_one(&mut *tx)
+            .await
+            .expect("partitions")
+            + one("SELECT count(*) FROM ONLY time_entries_2025")
+                .fetch_one(&mut *tx)
+                .await
+                .expect("partitions")
+            + one("SELECT count(*) FROM ONLY time_entries_2026")
+                .fetch_one(&mut *tx)
+                .await
+                .expect("partitions")
+            >= 25
+    );
+    // Checks with regular expressions, the email domain, an enum, a two-column check.
+    assert_eq!(
+        one("SELECT count(*) FROM projects WHERE key !~ '^[A-Z][A-Z0-9]{1,9}$'")
+            .fetch_one(&mut *tx)
+            .await
+            .expect("keys"),
+        0
+    );
+    assert_eq!(
+        one("SELECT count(*) FROM invoices WHERE due_on < issued_on")
+            .fetch_one(&mut *tx)
+            .await
+            .expect("invoices"),
+        0
+    );
+    tx.rollback().await.expect("rollback");
+    conn.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn chosen_tables_bring_the_parents_their_rows_need() {
+    let mut conn = reference().await;
+    let plan = RowPlan::analyze(&mut conn, 5).await.expect("a plan");
+    for seed in 0..25u64 {
+        let tables = plan.choose_tables(4, seed);
+        assert!(!tables.is_empty());
+        let mut tx = conn.begin().await.expect("begin");
+        let stats = plan
+            .fill(&mut tx, &tables, 5, seed)
+            .await
+            .unwrap_or_else(|e| panic!("seed {seed}, tables {tables:?}: {e}"));
+        assert!(stats.rows >= tables.len(), "{tables:?}: {stats:?}");
+        tx.rollback().await.expect("rollback");
+    }
+    conn.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn tables_it_cannot_fill_are_skipped_with_the_reason() {
+    let scratch = Scratch::new(
+        "skips",
+        "CREATE TABLE plain (id serial PRIMARY KEY, name text NOT NULL);
+         -- A check the generator cannot read: the probe finds that it fails.
+         CREATE TABLE picky (id int PRIMARY KEY, code text NOT NULL
+             CONSTRAINT picky_code_reversed CHECK (reverse(code) = 'cba'));
+         CREATE TABLE child_of_picky (id int PRIMARY KEY, picky_id int NOT NULL REFERENCES picky);
+         -- A cycle of NOT NULL, non-deferrable keys.
+         CREATE TABLE hen (id int PRIMARY KEY, egg_id int NOT NULL);
+         CREATE TABLE egg (id int PRIMARY KEY, hen_id int NOT NULL REFERENCES hen);
+         ALTER TABLE hen ADD CONSTRAINT hen_egg_fkey FOREIGN KEY (egg_id) REFERENCES egg;
+         -- A type it has no generator for.
+         CREATE TABLE shapes (id int PRIMARY KEY, outline polygon NOT NULL);",
+    )
+    .await;
+    let mut conn = scratch.conn;
+    let plan = RowPlan::analyze(&mut conn, 5).await.expect("a plan");
+    let tables: Vec<String> = plan.tables().map(|t| t.unquoted()).collect();
+    assert_eq!(tables, ["public.plain"]);
+    let skipped: HashMap<String, String> = plan
+        .skipped()
+        .iter()
+        .map(|s| (s.table.unquoted(), s.to_string()))
+        .collect();
+    let why = |t: &str| skipped.get(t).cloned().unwrap_or_default();
+    assert!(
+        why("public.picky").contains("constraint picky_code_reversed"),
+        "{}",
+        why("public.picky")
+    );
+    assert!(
+        why("public.child_of_picky").contains("need rows of public.picky"),
+        "{}",
+        why("public.child_of_picky")
+    );
+    assert!(why("public.hen").contains("cycle"), "{}", why("public.hen"));
+    assert!(why("public.egg").contains("cycle"), "{}", why("public.egg"));
+    assert!(
+        why("public.shapes").contains("column outline") && why("public.shapes").contains("polygon"),
+        "{}",
+        why("public.shapes")
+    );
+    Scratch {
+        name: scratch.name,
+        conn,
+    }
+    .drop_it()
+    .await;
+}
+
+#[tokio::test]
+async fn a_schema_it_cannot_fill_at_all_is_an_error_naming_table_and_column() {
+    let scratch = Scratch::new(
+        "nothing",
+        "CREATE TYPE pair AS (a int, b int);
+         CREATE TABLE pairs (id int PRIMARY KEY, p pair NOT NULL);",
+    )
+    .await;
+    let mut conn = scratch.conn;
+    let err = RowPlan::analyze(&mut conn, 5)
+        .await
+        .expect_err("nothing to fill")
+        .to_string();
+    assert!(
+        err.contains("public.pairs, column p") && err.contains("pair"),
+        "{err}"
+    );
+    Scratch {
+        name: scratch.name,
+        conn,
+    }
+    .drop_it()
+    .await;
+}
