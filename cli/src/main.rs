@@ -1,12 +1,14 @@
 //! `seedbed`: the command-line companion of the seedbed library.
 //!
 //! ```text
+//! seedbed bench [--strategies …]     compare the isolation strategies on your schema
 //! seedbed server start|status|stop   manage the embedded PostgreSQL server
 //! seedbed schema [--migrations DIR]  migrate a database and show its tables in deletion order
 //! seedbed list                       the test databases seedbed made, with their state
 //! seedbed sweep [--kept]             drop what dead test processes left (and kept databases)
 //! ```
 
+mod bench;
 mod registry;
 mod schema;
 mod server;
@@ -33,6 +35,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Compare the isolation strategies (and the create-and-migrate-per-test baseline of
+    /// #[sqlx::test]) on a schema: a synthetic suite per strategy, serial and parallel, with
+    /// per-test overhead, wall time, setup, peak connections and an isolation check; prints a
+    /// table and a recommendation, writes bench.json and bench.svg into --out.
+    Bench(bench::BenchArgs),
     /// Manage the embedded PostgreSQL server (started on demand by tests, shared by all of them).
     Server {
         #[command(subcommand)]
@@ -69,6 +76,10 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Bench(args) => match bench::run(args).await {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
         Command::Server { action } => server::run(action).await,
         Command::Schema {
             database_url,

@@ -1,0 +1,157 @@
+//! `seedbed bench`: compares the isolation strategies on a schema, with a progress bar, a table,
+//! a recommendation, a JSON report and an SVG chart. The measuring is the library's
+//! (`seedbed::bench`); this module draws.
+
+mod chart;
+mod json;
+mod progress;
+mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use seedbed::bench::{BenchConfig, Report, Target};
+use seedbed::isolation::MigrationSource;
+
+#[derive(Args)]
+pub(crate) struct BenchArgs {
+    /// Server to use (default: SEEDBED_DATABASE_URL, DATABASE_URL, else the embedded server).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Migrations directory (default: the bundled reference schema).
+    #[arg(long)]
+    migrations: Option<PathBuf>,
+    /// What to measure, comma-separated: rollback, truncate, template, namespace, baseline
+    /// (create a database and run every migration per test, as #[sqlx::test] does).
+    #[arg(long, default_value = "rollback,truncate,template,namespace,baseline")]
+    strategies: String,
+    /// Tests per suite (each suite runs serially and with --jobs workers).
+    #[arg(long, default_value_t = 100)]
+    tests: usize,
+    /// Tables each test writes, chosen along the foreign-key graph.
+    #[arg(long, default_value_t = 6)]
+    tables: usize,
+    /// Rows each test writes into each of its tables.
+    #[arg(long, default_value_t = 20)]
+    rows: usize,
+    /// Parallel workers of the parallel run (default: the number of CPUs).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Where the JSON report and the SVG chart go.
+    #[arg(long, default_value = "target/seedbed-bench")]
+    out: PathBuf,
+    /// Seed of the generated rows and of the tables each test chooses.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode, seedbed::Error> {
+    // Cheap mistakes first, before any server starts.
+    let targets = Target::parse_list(&args.strategies)?;
+    let migrations = match &args.migrations {
+        Some(dir) => {
+            // Read now so a missing or unreadable directory is reported at once.
+            if !dir.exists() {
+                return Err(seedbed::Error::Migrations {
+                    path: dir.clone(),
+                    reason: "no such directory (a relative path is taken from the current \
+                             directory)"
+                        .into(),
+                });
+            }
+            seedbed::isolation::Migrations::from_dir(dir).await?;
+            MigrationSource::Dir(dir.clone())
+        }
+        None => MigrationSource::Migrator(&crate::REFERENCE_MIGRATIONS),
+    };
+    if let Some(url) = &args.database_url
+        && std::env::var("SEEDBED_DATABASE_URL").ok().as_deref() != Some(url.as_str())
+    {
+        return rerun_against(url).await;
+    }
+
+    let config = BenchConfig {
+        migrations,
+        targets,
+        tests: args.tests,
+        tables: args.tables,
+        rows: args.rows,
+        jobs: args
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        seed: args.seed,
+    };
+    let bar = progress::Bar::new();
+    let result = seedbed::bench::run(&config, &bar).await;
+    bar.done();
+    let mut report = result?;
+    if args.migrations.is_none() {
+        report.schema.source = "bundled reference schema".into();
+    }
+
+    print!("{}", table::render(&report));
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| io_error("cannot create the output directory", &args.out, e))?;
+    let json_path = args.out.join("bench.json");
+    let svg_path = args.out.join("bench.svg");
+    std::fs::write(&json_path, json::render(&report))
+        .map_err(|e| io_error("cannot write", &json_path, e))?;
+    chart::draw(&report, &svg_path)?;
+    println!(
+        "\nreport: {}\nchart:  {}",
+        json_path.display(),
+        svg_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn io_error(
+    action: &'static str,
+    path: &std::path::Path,
+    source: std::io::Error,
+) -> seedbed::Error {
+    seedbed::Error::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The isolation engine uses the server of the process's environment: check that `url` answers,
+/// then run this command again with `SEEDBED_DATABASE_URL` set to it.
+async fn rerun_against(url: &str) -> Result<ExitCode, seedbed::Error> {
+    let timeout = match std::env::var("SEEDBED_CONNECT_TIMEOUT") {
+        Ok(v) => v
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| {
+                seedbed::Error::Config(format!(
+                    "SEEDBED_CONNECT_TIMEOUT must be a positive number of seconds, not `{v}`"
+                ))
+            })?,
+        Err(_) => seedbed::server::DEFAULT_CONNECT_TIMEOUT,
+    };
+    seedbed::server::Server::from_url_with(url, "--database-url", timeout).await?;
+    let exe = std::env::current_exe()
+        .map_err(|e| io_error("cannot find the seedbed executable", "seedbed".as_ref(), e))?;
+    let status = std::process::Command::new(&exe)
+        .args(std::env::args_os().skip(1))
+        .env("SEEDBED_DATABASE_URL", url)
+        .status()
+        .map_err(|e| io_error("cannot run", &exe, e))?;
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    })
+}
+
+/// `Report::format_duration`, shorter to call.
+pub(crate) fn ms(d: Duration) -> String {
+    Report::format_duration(d)
+}

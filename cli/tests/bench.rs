@@ -1,0 +1,242 @@
+//! `seedbed bench` as a user runs it: a small suite on a schema of its own, the files it writes,
+//! and the error each bad input gets.
+#![allow(
+    clippy::expect_used,
+    reason = "test helpers: their failure is the test's"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A directory of its own under the system's temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("seedbed-cli-bench-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+
+    /// A migrations directory with one migration.
+    fn migrations(&self, sql: &str) -> PathBuf {
+        let dir = self.0.join("migrations");
+        std::fs::create_dir_all(&dir).expect("migrations dir");
+        std::fs::write(dir.join("20240101000000_schema.sql"), sql).expect("migration");
+        dir
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn bench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_seedbed"))
+        .arg("bench")
+        .args(args)
+        .output()
+        .expect("run seedbed bench")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("a UTF-8 path")
+}
+
+/// A schema of this test file's own (its checksum differs from every other test's): an enum, a
+/// regex check, a composite key of two parents, a nullable self-reference.
+const SHOP: &str = "
+CREATE TYPE bench_cli_size AS ENUM ('s', 'm', 'l');
+CREATE TABLE bench_cli_customers (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    email text NOT NULL UNIQUE CHECK (email ~ '^[a-z0-9]+@[a-z]+\\.test$'),
+    referred_by bigint REFERENCES bench_cli_customers
+);
+CREATE TABLE bench_cli_products (
+    sku text PRIMARY KEY CHECK (sku ~ '^[A-Z]{3}-[0-9]{4}$'),
+    size bench_cli_size NOT NULL,
+    price_cents integer NOT NULL CHECK (price_cents > 0)
+);
+CREATE TABLE bench_cli_wishes (
+    customer_id bigint NOT NULL REFERENCES bench_cli_customers ON DELETE CASCADE,
+    sku text NOT NULL REFERENCES bench_cli_products ON DELETE CASCADE,
+    PRIMARY KEY (customer_id, sku)
+);
+";
+
+#[test]
+fn writes_a_table_a_recommendation_a_json_report_and_a_chart() {
+    let tmp = TempDir::new("report");
+    let migrations = tmp.migrations(SHOP);
+    let out_dir = tmp.0.join("out");
+    let out = bench(&[
+        "--migrations",
+        path(&migrations),
+        "--tests",
+        "3",
+        "--rows",
+        "4",
+        "--tables",
+        "3",
+        "--jobs",
+        "2",
+        "--out",
+        path(&out_dir),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    for name in ["rollback", "truncate", "template", "namespace", "baseline"] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+    assert!(text.contains("recommendation: "), "{text}");
+    assert!(text.contains("3 tables, 3 filled"), "{text}");
+
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out_dir.join("bench.json")).expect("bench.json"),
+    )
+    .expect("bench.json is JSON");
+    assert_eq!(json["config"]["tests"], 3);
+    assert_eq!(json["schema"]["tables"], 3);
+    let results = json["results"].as_array().expect("results");
+    assert_eq!(results.len(), 5);
+    for r in results {
+        if r["available"] == true {
+            assert_eq!(r["isolation"]["clean"], true, "{r}");
+            assert_eq!(r["serial"]["failures"], 0, "{r}");
+            assert_eq!(r["parallel"]["failures"], 0, "{r}");
+            assert_eq!(r["serial"]["overhead"]["samples"], 3, "{r}");
+            assert!(r["serial"]["overhead"]["p50_ms"].as_f64().expect("p50") > 0.0);
+        } else {
+            // Only a strategy this build does not have may be unavailable.
+            assert_eq!(r["target"], "namespace", "{r}");
+        }
+    }
+    let baseline = results
+        .iter()
+        .find(|r| r["target"] == "baseline")
+        .expect("baseline");
+    assert_eq!(baseline["overhead_ratio_to_baseline"], 1.0);
+    assert!(json["recommendation"]["strategy"].is_string(), "{json}");
+
+    let svg = std::fs::read_to_string(out_dir.join("bench.svg")).expect("bench.svg");
+    assert!(svg.starts_with("<svg"), "{svg}");
+    assert!(svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("rollback") && svg.contains("baseline"));
+}
+
+#[test]
+fn an_unknown_strategy_is_named() {
+    let out = bench(&["--strategies", "rollback,fast"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("unknown strategy `fast`") && err.contains("baseline"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_or_unreadable_migrations_directory_is_named() {
+    let tmp = TempDir::new("missing");
+    let missing = tmp.0.join("no-such-dir");
+    let out = bench(&["--migrations", path(&missing)]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("no-such-dir") && err.contains("no such directory"),
+        "{err}"
+    );
+
+    let file = tmp.0.join("a-file.sql");
+    std::fs::write(&file, "SELECT 1;").expect("file");
+    let out = bench(&["--migrations", path(&file)]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("a-file.sql") && err.contains("not a directory"),
+        "{err}"
+    );
+
+    // A directory this user may not read (root reads everything, so only as another user).
+    let locked = tmp.0.join("locked");
+    std::fs::create_dir_all(&locked).expect("dir");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+    if std::fs::read_dir(&locked).is_err() {
+        let out = bench(&["--migrations", path(&locked)]);
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(
+            err.contains("locked") && err.contains("ermission denied"),
+            "{err}"
+        );
+    }
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+#[test]
+fn a_failing_migration_is_named_with_the_servers_message() {
+    let tmp = TempDir::new("failing");
+    let migrations =
+        tmp.migrations("CREATE TABLE bench_cli_broken (id int PRIMARY KEY, x no_such_type);");
+    let out = bench(&["--migrations", path(&migrations), "--tests", "1"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("20240101000000_schema.sql")
+            && err.contains("type \"no_such_type\" does not exist"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unreachable_server_is_named_with_its_host_and_port() {
+    let out = Command::new(env!("CARGO_BIN_EXE_seedbed"))
+        .args([
+            "bench",
+            "--database-url",
+            "postgres://postgres@127.0.0.1:1/postgres",
+        ])
+        .env("SEEDBED_CONNECT_TIMEOUT", "1")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot reach PostgreSQL at 127.0.0.1:1") && err.contains("--database-url"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_schema_it_cannot_fill_names_the_table_and_the_column() {
+    let tmp = TempDir::new("unfillable");
+    let migrations = tmp.migrations(
+        "CREATE TYPE bench_cli_pair AS (a int, b int);
+         CREATE TABLE bench_cli_pairs (id int PRIMARY KEY, pair bench_cli_pair NOT NULL);",
+    );
+    let out = bench(&["--migrations", path(&migrations), "--tests", "1"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot fill any table")
+            && err.contains("public.bench_cli_pairs, column pair")
+            && err.contains("bench_cli_pair"),
+        "{err}"
+    );
+}
+
+#[test]
+fn nonsense_sizes_are_refused() {
+    let out = bench(&["--tests", "0"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--tests must be at least 1"));
+}
