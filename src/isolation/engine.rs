@@ -242,3 +242,57 @@ impl<T> FreeList<T> {
             .push((key.to_string(), item));
     }
 }
+
+/// A set of keys shared by the process: "is this already being done (or done) for this key?".
+pub(crate) struct KeySet {
+    keys: OnceLock<Mutex<std::collections::HashSet<String>>>,
+}
+
+impl KeySet {
+    pub(crate) const fn new() -> Self {
+        Self {
+            keys: OnceLock::new(),
+        }
+    }
+
+    fn set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.keys
+            .get_or_init(|| Mutex::new(std::collections::HashSet::new()))
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds `key`; `false` when it was there already.
+    pub(crate) fn insert(&self, key: &str) -> bool {
+        self.set().insert(key.to_string())
+    }
+
+    /// Removes `key`.
+    pub(crate) fn remove(&self, key: &str) {
+        self.set().remove(key);
+    }
+}
+
+/// A count from the environment (`var`), at least `min`; `default` when it is not set.
+pub(crate) fn env_count(var: &str, min: usize, default: usize) -> Result<usize> {
+    match std::env::var(var) {
+        Ok(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n >= min)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "{var} must be a whole number of at least {min}, not `{v}`"
+                ))
+            }),
+        Err(_) => Ok(default),
+    }
+}
+
+/// The number of CPUs, as the default size of what scales with parallel tests.
+pub(crate) fn cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}

@@ -20,9 +20,7 @@
 //!   updated but did not insert are not restored. `cleanup = "none"` keeps the rows and forgets
 //!   their journal entries. `seedbed sweep` removes the rows of tokens whose process died.
 
-use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::sync::{Mutex, OnceLock, PoisonError};
 
 use sqlx::{Connection, PgConnection};
 
@@ -213,13 +211,8 @@ pub async fn sweep(
 /// Sweeps the journal of `database` once per process, before its first Namespace test: rows of
 /// tests whose process died go.
 pub(crate) async fn sweep_once(server: &'static Server, database: &str) -> Result<()> {
-    static SWEPT: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
-    let swept = SWEPT.get_or_init(|| Mutex::new(HashSet::new()));
-    if !swept
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(database.to_string())
-    {
+    static SWEPT: super::engine::KeySet = super::engine::KeySet::new();
+    if !SWEPT.insert(database) {
         return Ok(());
     }
     let tokens = sweep_database(server, database).await?;

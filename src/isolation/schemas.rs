@@ -11,7 +11,7 @@
 //! create landed in the schema, and reports those that did not, pointing to Namespace's data mode
 //! or Template.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use sqlx::{Connection, PgConnection};
@@ -332,22 +332,14 @@ pub(crate) fn search_path(schema: &str) -> String {
 }
 
 fn refill_in_background(server: &'static Server, database: &str, migrations: Arc<Migrations>) {
-    static RUNNING: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
-    let running = RUNNING.get_or_init(|| Mutex::new(HashSet::new()));
-    if !running
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(database.to_string())
-    {
+    static RUNNING: engine::KeySet = engine::KeySet::new();
+    if !RUNNING.insert(database) {
         return;
     }
     let db = database.to_string();
     engine::spawn_detached(async move {
         let result = refill(server, &db, &migrations).await;
-        running
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&db);
+        RUNNING.remove(&db);
         if let Err(e) = result {
             eprintln!("seedbed: could not make spare test schemas in {db}: {e}");
         }
@@ -380,13 +372,8 @@ async fn refill(server: &'static Server, database: &str, migrations: &Migrations
 /// Drops the schemas of processes that died (rows building or in use whose lease is free), once
 /// per process and database.
 async fn sweep_once(server: &'static Server, database: &str) -> Result<()> {
-    static SWEPT: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
-    let swept = SWEPT.get_or_init(|| Mutex::new(HashSet::new()));
-    if !swept
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(database.to_string())
-    {
+    static SWEPT: super::engine::KeySet = super::engine::KeySet::new();
+    if !SWEPT.insert(database) {
         return Ok(());
     }
     sweep(server, database).await.map(|_| ())

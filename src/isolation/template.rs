@@ -15,7 +15,7 @@
 //!   its URL printed in the failure block, and listed by `seedbed list` until
 //!   `seedbed sweep --kept`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use sqlx::PgPool;
@@ -50,22 +50,8 @@ pub enum Handover {
 
 /// The most spares per template.
 pub fn pool_size() -> Result<i64> {
-    match std::env::var("SEEDBED_TEMPLATE_SPARES") {
-        Ok(v) => v
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "SEEDBED_TEMPLATE_SPARES must be a number of databases, not `{v}`"
-                ))
-            }),
-        Err(_) => Ok(std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-            .clamp(2, 8) as i64),
-    }
+    let n = engine::env_count("SEEDBED_TEMPLATE_SPARES", 0, engine::cpus().clamp(2, 8))?;
+    Ok(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
 /// Sweeps abandoned databases once per process, before the first clone.
@@ -260,13 +246,8 @@ fn refill_in_background(server: &'static Server, template: &str, size: i64) {
     if size <= 0 {
         return;
     }
-    static RUNNING: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
-    let running = RUNNING.get_or_init(|| Mutex::new(HashSet::new()));
-    if !running
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(template.to_string())
-    {
+    static RUNNING: engine::KeySet = engine::KeySet::new();
+    if !RUNNING.insert(template) {
         return;
     }
     let template = template.to_string();
@@ -275,10 +256,7 @@ fn refill_in_background(server: &'static Server, template: &str, size: i64) {
         // with it for the machine.
         tokio::time::sleep(REFILL_DELAY).await;
         let result = refill(server, &template, size).await;
-        running
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&template);
+        RUNNING.remove(&template);
         if let Err(e) = result {
             eprintln!("seedbed: could not refill the spare databases of {template}: {e}");
         }

@@ -603,17 +603,11 @@ impl Isolation {
         }
     }
 
-    /// The shared database of Namespace tests, with its journal, built once per checksum.
-    async fn namespace_database(&self, server: &'static Server) -> Result<String> {
+    /// The database `build` describes for these migrations, built once per server and checksum
+    /// (by whichever process gets there first) and looked up once per process.
+    async fn built(&self, server: &'static Server, build: migrated::Build<'_>) -> Result<String> {
         static BUILT: std::sync::OnceLock<KeyedOnce<String>> = std::sync::OnceLock::new();
         let migrations = self.migrations_resolved().await?;
-        let build = migrated::Build {
-            purpose: "namespace",
-            prepare: false,
-            fixtures: &[],
-            seal: false,
-            journal: true,
-        };
         let key = build.database_name(&migrations);
         BUILT
             .get_or_init(KeyedOnce::new)
@@ -623,6 +617,51 @@ impl Isolation {
                     .name)
             })
             .await
+    }
+
+    /// The shared database of Namespace tests, with its journal.
+    async fn namespace_database(&self, server: &'static Server) -> Result<String> {
+        self.built(
+            server,
+            migrated::Build {
+                purpose: "namespace",
+                prepare: false,
+                fixtures: &[],
+                seal: false,
+                journal: true,
+            },
+        )
+        .await
+    }
+
+    /// The sealed template for these migrations and fixtures.
+    async fn template(&self, server: &'static Server) -> Result<String> {
+        self.built(
+            server,
+            migrated::Build {
+                purpose: "tpl",
+                prepare: false,
+                fixtures: &self.fixtures,
+                seal: true,
+                journal: false,
+            },
+        )
+        .await
+    }
+
+    /// The migrated database for `purpose`, prepared for the cleaner (Rollback, Truncate).
+    async fn migrated(&self, server: &'static Server, purpose: &str) -> Result<String> {
+        self.built(
+            server,
+            migrated::Build {
+                purpose,
+                prepare: true,
+                fixtures: &[],
+                seal: false,
+                journal: false,
+            },
+        )
+        .await
     }
 
     /// Namespace on a database the user named: its tables get the journal's triggers, so only
@@ -653,43 +692,6 @@ impl Isolation {
         .await;
         let _ = sqlx::Connection::close(conn).await;
         result
-    }
-
-    /// The sealed template for these migrations and fixtures, built once per process and
-    /// checksum.
-    async fn template(&self, server: &'static Server) -> Result<String> {
-        static BUILT: std::sync::OnceLock<KeyedOnce<String>> = std::sync::OnceLock::new();
-        let migrations = self.migrations_resolved().await?;
-        let build = migrated::Build {
-            purpose: "tpl",
-            prepare: false,
-            fixtures: &self.fixtures,
-            seal: true,
-            journal: false,
-        };
-        let key = build.database_name(&migrations);
-        BUILT
-            .get_or_init(KeyedOnce::new)
-            .get_or_try_init(&key, async {
-                Ok(migrated::ensure_build(server, &migrations, &build)
-                    .await?
-                    .name)
-            })
-            .await
-    }
-
-    /// The migrated (and prepared) database for `purpose`, built once per process and checksum.
-    async fn migrated(&self, server: &'static Server, purpose: &str) -> Result<String> {
-        static BUILT: std::sync::OnceLock<KeyedOnce<String>> = std::sync::OnceLock::new();
-        let migrations = self.migrations_resolved().await?;
-        let key = format!("{purpose}:{}", migrations.checksum());
-        BUILT
-            .get_or_init(KeyedOnce::new)
-            .get_or_try_init(&key, async {
-                let db = migrated::ensure_with(server, &migrations, purpose, true).await?;
-                Ok(db.name)
-            })
-            .await
     }
 
     /// Truncate on a database the user named: only if seedbed created it, or the user allowed it.

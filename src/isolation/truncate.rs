@@ -70,22 +70,7 @@ fn held() -> &'static Mutex<HashMap<String, Vec<Arc<Slot>>>> {
 
 /// The most slots per base database.
 pub(crate) fn max_slots() -> Result<usize> {
-    match std::env::var("SEEDBED_TRUNCATE_DATABASES") {
-        Ok(v) => v
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "SEEDBED_TRUNCATE_DATABASES must be a positive number, not `{v}`"
-                ))
-            }),
-        Err(_) => Ok(std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-            .max(2)),
-    }
+    engine::env_count("SEEDBED_TRUNCATE_DATABASES", 1, engine::cpus().max(2))
 }
 
 /// Lends a slot of `base` to a test, clean.
