@@ -293,23 +293,25 @@ impl Regex {
         self.anchored_end
     }
 
-    /// A matching string, repetitions at most `cap` beyond their minimum.
-    pub(crate) fn generate(&self, rng: &mut BuildRng, cap: usize) -> String {
+    /// A matching string, repetitions at most `cap` beyond their minimum; `long` draws them
+    /// from the upper half, for values that must not repeat.
+    pub(crate) fn generate(&self, rng: &mut BuildRng, cap: usize, long: bool) -> String {
         let mut out = String::new();
-        gen_node(&self.root, rng, cap, &mut out);
+        gen_node(&self.root, rng, cap, long, &mut out);
         out
     }
 
-    /// A matching string of at most `max_len` characters, if the generator finds one.
+    /// A matching string of `min_len` to `max_len` characters, if the generator finds one.
     pub(crate) fn generate_within(
         &self,
         rng: &mut BuildRng,
         min_len: usize,
         max_len: Option<usize>,
+        long: bool,
     ) -> Option<String> {
         for cap in [8usize, 8, 4, 2, 1, 0] {
             for _ in 0..4 {
-                let s = self.generate(rng, cap);
+                let s = self.generate(rng, cap, long);
                 let n = s.chars().count();
                 if n >= min_len && max_len.is_none_or(|m| n <= m) {
                     return Some(s);
@@ -320,7 +322,7 @@ impl Regex {
     }
 }
 
-fn gen_node(node: &Node, rng: &mut BuildRng, cap: usize, out: &mut String) {
+fn gen_node(node: &Node, rng: &mut BuildRng, cap: usize, long: bool, out: &mut String) {
     match node {
         Node::Empty => {}
         Node::Class(set) => {
@@ -329,26 +331,32 @@ fn gen_node(node: &Node, rng: &mut BuildRng, cap: usize, out: &mut String) {
                 out.push(set[rng.random_range(0..set.len())]);
             }
         }
-        Node::Seq(items) => items.iter().for_each(|n| gen_node(n, rng, cap, out)),
+        Node::Seq(items) => items.iter().for_each(|n| gen_node(n, rng, cap, long, out)),
         Node::Alt(branches) => {
             if !branches.is_empty() {
                 gen_node(
                     &branches[rng.random_range(0..branches.len())],
                     rng,
                     cap,
+                    long,
                     out,
                 );
             }
         }
         Node::Repeat(inner, min, max) => {
             let hi = max.unwrap_or(usize::MAX).min(min.saturating_add(cap));
-            let count = if hi <= *min {
-                *min
+            let lo = if long {
+                min + (hi - min).div_ceil(2)
             } else {
-                rng.random_range(*min..=hi)
+                *min
+            };
+            let count = if hi <= lo {
+                hi.max(*min)
+            } else {
+                rng.random_range(lo..=hi)
             };
             for _ in 0..count {
-                gen_node(inner, rng, cap, out);
+                gen_node(inner, rng, cap, long, out);
             }
         }
     }
@@ -383,7 +391,7 @@ mod tests {
         let re = Regex::parse(pattern).unwrap();
         let mut rng = BuildRng::seed_from_u64(7);
         (0..50)
-            .map(|_| re.generate_within(&mut rng, 0, Some(40)).unwrap())
+            .map(|_| re.generate_within(&mut rng, 0, Some(40), false).unwrap())
             .collect()
     }
 

@@ -90,6 +90,9 @@ pub struct FillStats {
 struct ColumnPlan {
     name: String,
     values: Gen,
+    /// In a primary key or unique key: a value drawn twice for one table in one test is drawn
+    /// again.
+    unique: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -446,9 +449,10 @@ impl RowPlan {
             Some(_) => n.div_ceil(2),
             None => n,
         };
+        let mut seen: Vec<HashSet<String>> = vec![HashSet::new(); t.columns.len()];
         let mut made = Vec::with_capacity(n);
         for i in 0..first {
-            made.push(self.row(t, i, &pools, &radix, None, rng));
+            made.push(self.row(t, i, &pools, &radix, None, &mut seen, rng));
         }
         let mut statements = 0;
         let mut inserted = Vec::new();
@@ -463,7 +467,7 @@ impl RowPlan {
             let parents = keys_of(&inserted, &t.fks[s].parent_columns);
             let mut made = Vec::with_capacity(n - first);
             for i in first..n {
-                made.push(self.row(t, i, &pools, &radix, Some((s, &parents)), rng));
+                made.push(self.row(t, i, &pools, &radix, Some((s, &parents)), &mut seen, rng));
             }
             let more = insert(conn, t, made).await.map_err(|e| (e, n - first))?;
             statements += 1;
@@ -472,7 +476,11 @@ impl RowPlan {
         Ok((inserted, statements))
     }
 
-    /// Row `i` of a table.
+    /// Row `i` of a table; `seen` holds the values of its unique columns drawn so far.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the state of one table's fill, passed down"
+    )]
     fn row(
         &self,
         t: &TablePlan,
@@ -480,6 +488,7 @@ impl RowPlan {
         pools: &[Option<Vec<Vec<JsonValue>>>],
         radix: &[usize],
         self_parents: Option<(usize, &Vec<Vec<JsonValue>>)>,
+        seen: &mut [HashSet<String>],
         rng: &mut BuildRng,
     ) -> JsonValue {
         let mut row = JsonValue::Object(Default::default());
@@ -507,14 +516,19 @@ impl RowPlan {
                 }
             }
         }
-        let mut values: Vec<Value> = t
-            .columns
-            .iter()
-            .map(|c| {
+        let mut values: Vec<Value> = Vec::with_capacity(t.columns.len());
+        for (c, seen) in t.columns.iter().zip(seen.iter_mut()) {
+            let mut attempts = 0;
+            loop {
                 let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-                c.values.draw(&mut Draw { rng, seq })
-            })
-            .collect();
+                let v = c.values.draw(&mut Draw { rng, seq });
+                attempts += 1;
+                if !c.unique || attempts >= 32 || seen.insert(format!("{v:?}")) {
+                    values.push(v);
+                    break;
+                }
+            }
+        }
         for &(greater, lesser, strict) in &t.relations {
             let low = values[lesser].clone();
             values[greater].order_after(&low, strict, rng);
@@ -801,6 +815,7 @@ fn plan_table(cx: &Context<'_>, table: &Table) -> std::result::Result<TablePlan,
             Ok(values) => columns.push(ColumnPlan {
                 name: c.name.clone(),
                 values,
+                unique,
             }),
             Err(reason) if c.not_null && matches!(c.default, ColumnDefault::None) => {
                 let constraint = r.opaque.first().cloned();

@@ -92,6 +92,8 @@ pub(crate) enum Gen {
         re: Regex,
         min_len: usize,
         max_len: Option<usize>,
+        /// In a unique key: long repetitions, so values rarely repeat.
+        unique: bool,
     },
     Like {
         pattern: String,
@@ -291,6 +293,7 @@ impl Gen {
                         re,
                         min_len,
                         max_len,
+                        unique,
                     });
                 }
                 Some(Pattern::Like(l)) => {
@@ -394,9 +397,10 @@ impl Gen {
                 re,
                 min_len,
                 max_len,
+                unique,
             } => {
                 let mut s = re
-                    .generate_within(rng, *min_len, *max_len)
+                    .generate_within(rng, *min_len, *max_len, *unique)
                     .unwrap_or_default();
                 if !re.anchored_end() {
                     // Free to go on after the match: make the value unique in the run.
