@@ -168,6 +168,77 @@ async fn check_database(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::isolation::migrated;
+
+    /// Rows and databases left behind are found, and named.
+    #[tokio::test]
+    async fn finds_rows_schemas_and_databases_left_behind() {
+        let server = Server::resolve().await.unwrap();
+        let pid = std::process::id();
+        let (db, stray) = (
+            format!("seedbed_test_clean_{pid}"),
+            format!("seedbed_test_stray_{pid}"),
+        );
+        let mut admin = server.connect().await.unwrap();
+        for name in [&db, &stray] {
+            migrated::drop_database(&mut admin, name).await.unwrap();
+            migrated::create_database(&mut admin, name, None, None)
+                .await
+                .unwrap();
+        }
+        let mut conn = PgConnection::connect_with(&server.database_options(&db))
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE kinds (id int PRIMARY KEY); INSERT INTO kinds VALUES (1), (2);
+             CREATE TABLE things (id int PRIMARY KEY);",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let expected = expected(&mut conn).await.unwrap();
+        let used: BTreeSet<String> = [db.clone()].into();
+        let clean = check(
+            server,
+            &expected,
+            &used,
+            &BTreeSet::new(),
+            Duration::ZERO,
+            false,
+        )
+        .await
+        .unwrap();
+        assert!(clean.clean(), "{:?}", clean.problems);
+        assert_eq!(clean.databases_checked, 1);
+
+        sqlx::raw_sql("INSERT INTO things VALUES (1); DELETE FROM kinds; CREATE SCHEMA leftover;")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        let gone: BTreeSet<String> = [stray.clone()].into();
+        let dirty = check(
+            server,
+            &expected,
+            &used,
+            &gone,
+            Duration::from_millis(100),
+            false,
+        )
+        .await
+        .unwrap();
+        let text = dirty.problems.join("\n");
+        assert!(text.contains("public.things has 1 rows"), "{text}");
+        assert!(text.contains("public.kinds has 0 rows"), "{text}");
+        assert!(text.contains("schema leftover was left behind"), "{text}");
+        assert!(
+            text.contains(&format!("database {stray} was left behind")),
+            "{text}"
+        );
+        for name in [&db, &stray] {
+            migrated::drop_database(&mut admin, name).await.unwrap();
+        }
+    }
 
     #[test]
     fn counts_every_table_in_one_statement() {
