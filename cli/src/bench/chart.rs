@@ -6,7 +6,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use seedbed::bench::{Report, Target};
 
-use super::ms;
+use super::{ms, times};
 
 fn color(target: Target) -> RGBColor {
     match target {
@@ -119,7 +119,7 @@ pub(crate) fn draw(report: &Report, path: &Path) -> Result<(), seedbed::Error> {
             let ratio = report
                 .ratio_to_baseline(*target)
                 .filter(|_| *target != Target::Baseline)
-                .map(|x| format!(" · {x:.0}× less"))
+                .map(|x| format!(" · {} less", times(x)))
                 .unwrap_or_default();
             let label = format!(
                 "{}{ratio}",

@@ -151,6 +151,15 @@ async fn rerun_against(url: &str) -> Result<ExitCode, seedbed::Error> {
     })
 }
 
+/// A ratio to the baseline: `78×`, `4.6×`.
+pub(crate) fn times(ratio: f64) -> String {
+    if ratio >= 10.0 {
+        format!("{ratio:.0}×")
+    } else {
+        format!("{ratio:.1}×")
+    }
+}
+
 /// `Report::format_duration`, shorter to call.
 pub(crate) fn ms(d: Duration) -> String {
     Report::format_duration(d)

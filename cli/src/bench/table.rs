@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use seedbed::bench::{Report, Target, TargetOutcome};
 
-use super::ms;
+use super::{ms, times};
 
 pub(crate) fn render(r: &Report) -> String {
     let mut out = String::new();
@@ -68,13 +68,7 @@ pub(crate) fn render(r: &Report) -> String {
             TargetOutcome::Measured(m) => {
                 let ratio = r
                     .ratio_to_baseline(result.target)
-                    .map(|x| {
-                        if x >= 10.0 {
-                            format!("{x:.0}×")
-                        } else {
-                            format!("{x:.1}×")
-                        }
-                    })
+                    .map(times)
                     .unwrap_or_else(|| "—".into());
                 let setup = if result.target == Target::Baseline {
                     "every test".to_string()
