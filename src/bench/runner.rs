@@ -1,6 +1,7 @@
 //! Running the suites: one per target, serially and with parallel workers, timing each test.
 
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,7 +15,7 @@ use super::report::{
     Environment, IsolationCheck, Measurements, Report, SchemaInfo, SuiteRun, TargetOutcome,
     TargetResult,
 };
-use super::rows::RowPlan;
+use super::rows::{FillStats, RowPlan};
 use super::{BenchConfig, Progress, Target};
 use crate::error::{Error, Result};
 use crate::isolation::{Isolation, MigrationSource, Migrations, migrated};
@@ -447,8 +448,7 @@ async fn strategy_test(
         .await?;
     let database = db.database().to_string();
     let pool = db.pool();
-    let mut body = Duration::ZERO;
-    let mut ready = None;
+    let mut clock = Clock::start(started);
     let work: Result<()> = async {
         let mut conn = pool
             .acquire()
@@ -458,31 +458,14 @@ async fn strategy_test(
             .execute(&mut *conn)
             .await
             .map_err(Error::db(format!("the first query on {database}")))?;
-        let t = Instant::now();
-        ready = Some(t);
-        let filled = shared
-            .plan
-            .fill(&mut conn, &tables, shared.rows, seed)
+        let filled = clock
+            .writes(shared.plan.fill(&mut conn, &tables, shared.rows, seed))
             .await;
-        body = t.elapsed();
         drop(conn);
-        filled.map(|_| ())
+        filled
     }
     .await;
-    let ending = Instant::now();
-    let finished = db.finish().await;
-    let end = ending.elapsed();
-    let overhead = ready.map_or(started.elapsed(), |r| r - started) + end;
-    let error = match (work, finished) {
-        (Err(e), _) | (Ok(()), Err(e)) => Some(e.to_string()),
-        (Ok(()), Ok(())) => None,
-    };
-    Ok(Sample {
-        overhead,
-        body,
-        database: Some(database),
-        error,
-    })
+    Ok(clock.end(database, work, db.finish()).await)
 }
 
 /// A test as `#[sqlx::test]` runs it: create a database, migrate it, write, drop it.
@@ -503,42 +486,76 @@ async fn baseline_test(
     migrated::drop_database(admin, &name).await?;
     let started = Instant::now();
     migrated::create_database(admin, &name, None, None).await?;
-    let mut body = Duration::ZERO;
-    let mut ready = None;
+    let mut clock = Clock::start(started);
     let work: Result<()> = async {
         let mut conn = PgConnection::connect_with(&shared.server.database_options(&name))
             .await
             .map_err(Error::db(format!("connecting to {name}")))?;
         let result = async {
             shared.migrations.apply(&mut conn).await?;
-            let t = Instant::now();
-            ready = Some(t);
-            let filled = shared
-                .plan
-                .fill(&mut conn, &tables, shared.rows, seed)
-                .await;
-            body = t.elapsed();
-            filled.map(|_| ())
+            clock
+                .writes(shared.plan.fill(&mut conn, &tables, shared.rows, seed))
+                .await
         }
         .await;
         let _ = conn.close().await;
         result
     }
     .await;
-    let ending = Instant::now();
-    let dropped = migrated::drop_database(admin, &name).await;
-    let end = ending.elapsed();
-    let overhead = ready.map_or(started.elapsed(), |r| r - started) + end;
-    let error = match (work, dropped) {
-        (Err(e), _) | (Ok(()), Err(e)) => Some(e.to_string()),
-        (Ok(()), Ok(())) => None,
-    };
-    Ok(Sample {
-        overhead,
-        body,
-        database: Some(name),
-        error,
-    })
+    let dropped = migrated::drop_database(admin, &name);
+    Ok(clock.end(name.clone(), work, dropped).await)
+}
+
+/// The timings of one test: its overhead is everything from `started` to the writes, and the
+/// ending; the writes are timed apart.
+struct Clock {
+    started: Instant,
+    ready: Option<Instant>,
+    body: Duration,
+}
+
+impl Clock {
+    fn start(started: Instant) -> Clock {
+        Clock {
+            started,
+            ready: None,
+            body: Duration::ZERO,
+        }
+    }
+
+    /// Runs the test's writes, timing them.
+    async fn writes(&mut self, fill: impl Future<Output = Result<FillStats>>) -> Result<()> {
+        let t = Instant::now();
+        self.ready = Some(t);
+        let filled = fill.await;
+        self.body = t.elapsed();
+        filled.map(|_| ())
+    }
+
+    /// Runs the test's ending (finish, drop) and makes the sample: an error of the work first,
+    /// else the ending's.
+    async fn end(
+        self,
+        database: String,
+        work: Result<()>,
+        ending: impl Future<Output = Result<()>>,
+    ) -> Sample {
+        let t = Instant::now();
+        let ended = ending.await;
+        let end = t.elapsed();
+        let until_ready = self
+            .ready
+            .map_or(self.started.elapsed(), |r| r - self.started);
+        Sample {
+            overhead: until_ready + end,
+            body: self.body,
+            database: Some(database),
+            error: match (work, ended) {
+                (Err(e), _) | (Ok(()), Err(e)) => Some(e.to_string()),
+                (Ok(()), Ok(())) => None,
+            },
+        }
+    }
 }
 
 #[cfg(test)]
