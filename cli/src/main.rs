@@ -61,7 +61,8 @@ enum Command {
         #[arg(long)]
         database_url: Option<String>,
     },
-    /// Drop the test databases whose process died (their lease is free); never a running test's.
+    /// Drop the test databases and schemas whose process died (their lease is free), and the rows
+    /// Namespace tests of dead processes left; never a running test's.
     Sweep {
         /// Server to use (default: SEEDBED_DATABASE_URL, DATABASE_URL, else the embedded server).
         #[arg(long)]

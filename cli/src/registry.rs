@@ -1,6 +1,6 @@
 //! `seedbed list` and `seedbed sweep`: the test databases seedbed made on a server.
 
-use seedbed::isolation::registry;
+use seedbed::isolation::{namespace, registry, schemas};
 use sqlx::Connection;
 
 pub(crate) async fn list(database_url: Option<String>) -> Result<(), seedbed::Error> {
@@ -57,6 +57,25 @@ pub(crate) async fn sweep(database_url: Option<String>, kept: bool) -> Result<()
     );
     for name in swept.abandoned.iter().chain(&swept.kept) {
         println!("  {name}");
+    }
+    // Namespace: the rows of tests whose process died, by token, and their schemas.
+    for (database, tokens) in namespace::sweep_all(&server).await? {
+        if !tokens.is_empty() {
+            println!(
+                "removed the rows of {} dead test(s) from {database}: {}",
+                tokens.len(),
+                tokens.join(", ")
+            );
+        }
+    }
+    for (database, dropped) in schemas::sweep_all(&server).await? {
+        if !dropped.is_empty() {
+            println!(
+                "dropped {} abandoned test schema(s) in {database}: {}",
+                dropped.len(),
+                dropped.join(", ")
+            );
+        }
     }
     Ok(())
 }

@@ -411,3 +411,30 @@ pub async fn sweep(server: &Server, database: &str) -> Result<Vec<String>> {
     let _ = conn.close().await;
     result
 }
+
+/// Sweeps every schema database on the server (`seedbed sweep`). Returns, per database, the
+/// schemas dropped.
+pub async fn sweep_all(server: &Server) -> Result<Vec<(String, Vec<String>)>> {
+    let mut conn = server.connect().await?;
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database \
+         WHERE starts_with(datname, 'seedbed_nsschema') AND datallowconn ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .map_err(Error::db("listing schema databases"))?;
+    let _ = conn.close().await;
+    let mut out = Vec::new();
+    for name in names {
+        // A database another seedbed made half-way (no pool table yet) has nothing to sweep.
+        match sweep(server, &name).await {
+            Ok(schemas) => out.push((name, schemas)),
+            Err(Error::Database {
+                source: sqlx::Error::Database(db),
+                ..
+            }) if db.code().as_deref() == Some("42P01") => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}

@@ -68,6 +68,30 @@ impl Server {
         RESOLVED.get_or_try_init(Self::from_env).await
     }
 
+    /// Makes `server` the process's server, the one [`resolve`](Self::resolve) returns and the
+    /// isolation engine uses, for a program that chooses its server itself (a command taking a
+    /// `--database-url`). It must come before anything resolved the server.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seedbed::Error> {
+    /// use seedbed::server::{Server, connect_timeout};
+    /// let server = Server::from_url_with("postgres://postgres@db:5432/postgres", "--database-url", connect_timeout()?).await?;
+    /// Server::install(server)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn install(server: Server) -> Result<&'static Server> {
+        RESOLVED.set(server).map_err(|_| {
+            Error::Config(
+                "the process's server was already resolved; install one before any test \
+                 database is acquired"
+                    .into(),
+            )
+        })?;
+        RESOLVED
+            .get()
+            .ok_or_else(|| Error::Config("the process's server could not be installed".into()))
+    }
+
     /// Resolves the server from the environment, without caching.
     pub async fn from_env() -> Result<Server> {
         for var in ["SEEDBED_DATABASE_URL", "DATABASE_URL"] {
@@ -177,7 +201,13 @@ impl Server {
     }
 }
 
-fn connect_timeout() -> Result<Duration> {
+/// How long to keep trying a configured server: `SEEDBED_CONNECT_TIMEOUT` (seconds), else
+/// [`DEFAULT_CONNECT_TIMEOUT`].
+///
+/// ```
+/// assert!(seedbed::server::connect_timeout().is_ok());
+/// ```
+pub fn connect_timeout() -> Result<Duration> {
     match std::env::var("SEEDBED_CONNECT_TIMEOUT") {
         Ok(v) => v
             .trim()

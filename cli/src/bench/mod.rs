@@ -66,10 +66,11 @@ pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode, seedbed::Error> {
         }
         None => MigrationSource::Migrator(&crate::REFERENCE_MIGRATIONS),
     };
-    if let Some(url) = &args.database_url
-        && std::env::var("SEEDBED_DATABASE_URL").ok().as_deref() != Some(url.as_str())
-    {
-        return rerun_against(url).await;
+    if let Some(url) = &args.database_url {
+        // The isolation engine works on the process's server: make it this one.
+        let timeout = seedbed::server::connect_timeout()?;
+        let server = seedbed::server::Server::from_url_with(url, "--database-url", timeout).await?;
+        seedbed::server::Server::install(server)?;
     }
 
     let config = BenchConfig {
@@ -117,38 +118,6 @@ fn io_error(
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// The isolation engine uses the server of the process's environment: check that `url` answers,
-/// then run this command again with `SEEDBED_DATABASE_URL` set to it.
-async fn rerun_against(url: &str) -> Result<ExitCode, seedbed::Error> {
-    let timeout = match std::env::var("SEEDBED_CONNECT_TIMEOUT") {
-        Ok(v) => v
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|s| s.is_finite() && *s > 0.0)
-            .map(Duration::from_secs_f64)
-            .ok_or_else(|| {
-                seedbed::Error::Config(format!(
-                    "SEEDBED_CONNECT_TIMEOUT must be a positive number of seconds, not `{v}`"
-                ))
-            })?,
-        Err(_) => seedbed::server::DEFAULT_CONNECT_TIMEOUT,
-    };
-    seedbed::server::Server::from_url_with(url, "--database-url", timeout).await?;
-    let exe = std::env::current_exe()
-        .map_err(|e| io_error("cannot find the seedbed executable", "seedbed".as_ref(), e))?;
-    let status = std::process::Command::new(&exe)
-        .args(std::env::args_os().skip(1))
-        .env("SEEDBED_DATABASE_URL", url)
-        .status()
-        .map_err(|e| io_error("cannot run", &exe, e))?;
-    Ok(match status.code() {
-        Some(0) => ExitCode::SUCCESS,
-        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        None => ExitCode::FAILURE,
-    })
 }
 
 /// A ratio to the baseline: `78×`, `4.6×`.
