@@ -362,18 +362,21 @@ fn template(c: &mut Criterion) {
     let rt = runtime();
     // Build the template and fill the warm pool before measuring.
     let template = rt.block_on(async {
-        let db = isolation(Strategy::Template).acquire().await.expect("warm up");
+        let db = isolation(Strategy::Template)
+            .acquire()
+            .await
+            .expect("warm up");
         db.finish().await.expect("finish");
-        let server = server().await;
-        let mut conn = server.connect().await.expect("connect");
-        let name: String = sqlx::query_scalar(
-            "SELECT datname::text FROM pg_database WHERE datistemplate AND datname LIKE 'seedbed\\_tpl\\_%' \
-             ORDER BY oid DESC LIMIT 1",
-        )
-        .fetch_one(&mut conn)
-        .await
-        .expect("the template");
-        conn.close().await.expect("close");
+        // The template Isolation builds for these migrations (no fixtures).
+        let migrations = Migrations::from_dir(MIGRATIONS).await.expect("migrations");
+        let name = migrated::Build {
+            purpose: "tpl",
+            prepare: false,
+            fixtures: &[],
+            seal: true,
+            journal: false,
+        }
+        .database_name(&migrations);
         name
     });
     let spares = seedbed::isolation::template::pool_size().expect("pool size");
