@@ -369,15 +369,14 @@ fn template(c: &mut Criterion) {
         db.finish().await.expect("finish");
         // The template Isolation builds for these migrations (no fixtures).
         let migrations = Migrations::from_dir(MIGRATIONS).await.expect("migrations");
-        let name = migrated::Build {
+        migrated::Build {
             purpose: "tpl",
             prepare: false,
             fixtures: &[],
             seal: true,
             journal: false,
         }
-        .database_name(&migrations);
-        name
+        .database_name(&migrations)
     });
     let spares = seedbed::isolation::template::pool_size().expect("pool size");
     let mut group = c.benchmark_group("template");
