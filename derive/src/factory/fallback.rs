@@ -1,6 +1,9 @@
 //! What is emitted beside `compile_error!` when the derive fails: a builder with the same
 //! methods that accepts anything, so one mistake in an attribute does not also break every use
 //! of the factory.
+//!
+//! Its method bodies are `unimplemented!()`: they never run, because this code only exists in a
+//! crate that `compile_error!` keeps from compiling; they only have to type-check.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
