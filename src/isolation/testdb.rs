@@ -426,25 +426,17 @@ impl Isolation {
                     self.statement_timeout, self.lock_timeout, self.max_connections
                 );
                 let started = async {
-                    let shared = match SHARED_POOLS.take(&key) {
-                        Some(shared) => shared,
-                        None => {
-                            let options = self.connect_options(server, &database);
-                            let max = self.max_connections;
-                            let budget = super::budget::reserve(server, max as usize).await?;
-                            let max = u32::try_from(budget.len()).unwrap_or(1).max(1);
-                            let mut shared = engine::run(SharedPool::open(options, max)).await?;
-                            shared.budget = Some(Arc::new(budget));
-                            shared
-                        }
-                    };
                     // Every connection of the pool carries the test's name.
                     let set = format!("SET application_name = {}", quote_literal(&app_name));
-                    if !shared.on_every_connection(&set).await {
-                        return Err(Error::Config(format!(
-                            "a connection to {database} failed as the test started"
-                        )));
-                    }
+                    let shared = SharedPool::for_test(
+                        server,
+                        &key,
+                        &database,
+                        || self.connect_options(server, &database),
+                        self.max_connections,
+                        &set,
+                    )
+                    .await?;
                     run_fixtures(&shared.pool, &self.fixtures).await?;
                     Ok::<_, Error>(shared)
                 }
@@ -557,18 +549,6 @@ impl Isolation {
                     "{database}|{:?}|{:?}|{}",
                     self.statement_timeout, self.lock_timeout, self.max_connections
                 );
-                let shared = match SHARED_POOLS.take(&key) {
-                    Some(shared) => shared,
-                    None => {
-                        let budget =
-                            super::budget::reserve(server, self.max_connections as usize).await?;
-                        let max = u32::try_from(budget.len()).unwrap_or(1).max(1);
-                        let options = self.connect_options(server, &database);
-                        let mut shared = engine::run(SharedPool::open(options, max)).await?;
-                        shared.budget = Some(Arc::new(budget));
-                        shared
-                    }
-                };
                 // Every connection of the pool carries the test's name and token (and, in schema
                 // mode, its schema).
                 let mut set = format!(
@@ -581,12 +561,15 @@ impl Isolation {
                     set.push_str("; ");
                     set.push_str(&super::schemas::search_path(schema));
                 }
-                if !shared.on_every_connection(&set).await {
-                    shared.discard().await;
-                    return Err(Error::Config(format!(
-                        "a connection to {database} failed as the test started"
-                    )));
-                }
+                let shared = SharedPool::for_test(
+                    server,
+                    &key,
+                    &database,
+                    || self.connect_options(server, &database),
+                    self.max_connections,
+                    &set,
+                )
+                .await?;
                 run_fixtures(&shared.pool, &self.fixtures).await?;
                 Ok((
                     database,
@@ -723,11 +706,23 @@ static SHARED_POOLS: engine::FreeList<SharedPool> = engine::FreeList::new();
 /// connections during a test would tie them to that test's runtime, which dies with the test),
 /// and it keeps them all (`min_connections` = `max_connections`), so sequential queries wait the
 /// moment it takes a connection to come back instead of opening another. A connection opened
-/// during a test anyway (one replaced after an error) is closed at its next checkout.
+/// during a test anyway (one replaced after an error) is closed at its next checkout, and a pool
+/// that opened one is closed when the test ends rather than kept.
+///
+/// The settings of the test that has the pool (its `application_name`, Namespace's token and
+/// schema) are applied to every connection when the test starts, and by `after_connect` to a
+/// connection the pool opens while the test runs: a connection without them would write rows
+/// Namespace does not journal, which would outlive the test.
 #[derive(Debug, Clone)]
 struct SharedPool {
     pool: PgPool,
     recycled_at: Arc<std::sync::Mutex<std::time::Instant>>,
+    /// The current test's session settings (`None` between tests).
+    session: Arc<std::sync::Mutex<Option<String>>>,
+    /// Connections opened so far, and how many `open` made: a pool that opened more (during a
+    /// test, on that test's runtime, which dies with it) is not kept for the next test.
+    opened: Arc<std::sync::atomic::AtomicUsize>,
+    opened_by_open: usize,
     /// Connection budget for the pool's connections, given back when the pool goes.
     budget: Option<Arc<super::budget::Reservation>>,
 }
@@ -737,12 +732,30 @@ impl SharedPool {
     async fn open(options: PgConnectOptions, max: u32) -> Result<Self> {
         let recycled_at = Arc::new(std::sync::Mutex::new(std::time::Instant::now()));
         let cutoff = Arc::clone(&recycled_at);
+        let session: Arc<std::sync::Mutex<Option<String>>> = Arc::new(std::sync::Mutex::new(None));
+        let settings = Arc::clone(&session);
+        let connections_opened = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&connections_opened);
         let pool = PgPoolOptions::new()
             .max_connections(max)
             .min_connections(max)
             .idle_timeout(None)
             .max_lifetime(None)
             .test_before_acquire(false)
+            .after_connect(move |conn, _meta| {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let sql = settings
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                Box::pin(async move {
+                    if let Some(sql) = sql {
+                        conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql)))
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
             .before_acquire(move |_conn, meta| {
                 let cutoff = Arc::clone(&cutoff);
                 Box::pin(async move {
@@ -767,11 +780,54 @@ impl SharedPool {
         *recycled_at
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = std::time::Instant::now();
+        let opened_by_open = connections_opened.load(std::sync::atomic::Ordering::SeqCst);
         Ok(Self {
             pool,
             recycled_at,
+            session,
+            opened: connections_opened,
+            opened_by_open,
             budget: None,
         })
+    }
+
+    /// Records the settings of the test taking the pool (`None` when it goes back), for the
+    /// connections opened while it runs.
+    fn set_session(&self, sql: Option<&str>) {
+        *self
+            .session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = sql.map(str::to_string);
+    }
+
+    /// The pool kept for `key` (or a new one) with `set` run on every connection, for a test.
+    /// A kept pool whose sessions no longer work (the server ended one, or restarted) is closed
+    /// and replaced by a new one.
+    async fn for_test(
+        server: &'static Server,
+        key: &str,
+        database: &str,
+        options: impl Fn() -> PgConnectOptions,
+        max_connections: u32,
+        set: &str,
+    ) -> Result<Self> {
+        if let Some(kept) = SHARED_POOLS.take(key) {
+            if kept.on_every_connection(set).await {
+                return Ok(kept);
+            }
+            kept.discard().await;
+        }
+        let budget = super::budget::reserve(server, max_connections as usize).await?;
+        let max = u32::try_from(budget.len()).unwrap_or(1).max(1);
+        let mut shared = engine::run(SharedPool::open(options(), max)).await?;
+        shared.budget = Some(Arc::new(budget));
+        if shared.on_every_connection(set).await {
+            return Ok(shared);
+        }
+        shared.discard().await;
+        Err(Error::Config(format!(
+            "a connection to {database} failed as the test started"
+        )))
     }
 
     /// Every connection of the pool, once the test has given them all back (`None` if one does
@@ -842,8 +898,10 @@ impl SharedPool {
         (all_ok, first_result)
     }
 
-    /// Runs `sql` on every connection of the pool (at the start of a test).
+    /// Runs `sql` on every connection of the pool (at the start of a test), and on those the
+    /// pool opens until the test ends.
     async fn on_every_connection(&self, sql: &str) -> bool {
+        self.set_session(Some(sql));
         match self.all_connections().await {
             Some(conns) => Self::on_connections(conns, sql, None, false).await.0,
             None => false,
@@ -859,6 +917,7 @@ impl SharedPool {
         key: &str,
         first: Option<String>,
     ) -> Result<()> {
+        self.set_session(None);
         let (healthy, first) = Self::on_connections(
             conns,
             "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; \
@@ -867,7 +926,9 @@ impl SharedPool {
             true,
         )
         .await;
-        if healthy {
+        let only_its_own =
+            self.opened.load(std::sync::atomic::Ordering::SeqCst) == self.opened_by_open;
+        if healthy && only_its_own {
             *self
                 .recycled_at
                 .lock()
