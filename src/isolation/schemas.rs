@@ -34,9 +34,22 @@ pub const VERSION: u32 = 2;
 pub const KIND: &str = "namespace-schemas";
 
 /// The database holding the schemas for `migrations`, made (empty, with the pool's table) if
-/// needed, under a database-level lock; its marker says when it is ready.
+/// needed, under a database-level lock; its marker says when it is ready. Checked once per
+/// process and database, like the migrated databases of the other strategies.
 pub(crate) async fn database(server: &'static Server, migrations: &Migrations) -> Result<String> {
+    static READY: OnceLock<engine::KeyedOnce<String>> = OnceLock::new();
     let name = migrated::database_name(&format!("nsschema{VERSION}"), migrations.checksum());
+    READY
+        .get_or_init(engine::KeyedOnce::new)
+        .get_or_try_init(&name, ensure_database(server, migrations, name.clone()))
+        .await
+}
+
+async fn ensure_database(
+    server: &'static Server,
+    migrations: &Migrations,
+    name: String,
+) -> Result<String> {
     let ready =
         |m: Option<Marker>| m.is_some_and(|m| m.kind == KIND && m.get("state") == Some("ready"));
     let mut conn = server.connect().await?;
