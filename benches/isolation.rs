@@ -406,6 +406,21 @@ fn template(c: &mut Criterion) {
         })
     });
     group.sample_size(20);
+    // No spare left and no refill running: every acquire below clones, with nothing else
+    // copying beside it (as for the raw baseline).
+    rt.block_on(async {
+        wait_for_spares(&template, spares).await;
+        for _ in 0..spares {
+            let db = isolation(Strategy::Template)
+                .template_spares(0)
+                .acquire()
+                .await
+                .expect("claim a spare");
+            let name = db.database().to_string();
+            db.finish().await.expect("finish");
+            wait_dropped(&name).await;
+        }
+    });
     group.bench_function("cold_clone", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {

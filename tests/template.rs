@@ -178,6 +178,13 @@ async fn a_failing_tests_clone_is_kept_listed_and_swept() {
     // A plain sweep leaves it; --kept removes it.
     let server = Server::resolve().await.expect("server");
     let mut admin = server.connect().await.unwrap();
+    // It carries seedbed's marker, naming the test.
+    let mark = seedbed::isolation::marker::read(&mut admin, &name)
+        .await
+        .unwrap()
+        .expect("a kept clone is marked");
+    assert_eq!(mark.get("state"), Some("kept"));
+    assert_eq!(mark.get("test"), Some("template::kept"));
     let swept = registry::sweep(&mut admin, false).await.unwrap();
     assert!(!swept.abandoned.contains(&name) && !swept.kept.contains(&name));
     assert!(database_exists(&name).await);

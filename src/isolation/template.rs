@@ -99,7 +99,9 @@ pub(crate) async fn acquire(
                     return Ok((db, Handover::Warm));
                 }
                 let db = registry::register_clone(conn, &tpl, &name).await?;
-                match make_clone(server, conn, &tpl, &db).await {
+                // Not marked while the test waits (the registry records it): marked if kept.
+                let strategy = migrated::clone_strategy(server);
+                match migrated::create_database(conn, &db, Some(&tpl), strategy).await {
                     Ok(()) => Ok((db, Handover::Cold)),
                     Err(e) => {
                         let _ = registry::drop_database(conn, &db).await;
@@ -226,6 +228,9 @@ pub(crate) fn take_prepared(name: &str) -> Option<Prepared> {
         .remove(name)
 }
 
+/// Clones `template` as a spare named `name`, with seedbed's marker. (A clone made while its test
+/// waits skips the marker, one more catalog write to wait for: the registry records it, and it
+/// is marked if it is kept.)
 async fn make_clone(
     server: &Server,
     conn: &mut sqlx::PgConnection,
@@ -351,6 +356,10 @@ pub(crate) async fn release(
         engine::control()
             .with(server, move |conn| {
                 Box::pin(async move {
+                    let mark = Marker::new(CLONE_KIND)
+                        .with("state", "kept")
+                        .with("test", test.as_str());
+                    marker::write(conn, &db, &mark).await?;
                     registry::set_state(conn, &db, "kept", Some(&test)).await?;
                     registry::release(conn, &db).await
                 })
