@@ -116,16 +116,39 @@ async fn eight_processes_of_twenty_tests_at_once_leave_only_spares() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     if !left.is_empty() {
-        // What exited without dropping is abandoned: the sweeper must take it.
+        // What exited without dropping is abandoned: the sweeper must take it once the server
+        // has noticed the process's connections closed (which frees its leases), bounded.
         let server = Server::resolve().await.unwrap();
         let mut conn = server.connect().await.unwrap();
-        registry::sweep(&mut conn, false).await.unwrap();
-        left = registry_entries()
+        for _ in 0..300 {
+            registry::sweep(&mut conn, false).await.unwrap();
+            left = registry_entries()
+                .await
+                .iter()
+                .filter(|e| pids.contains(&e.pid) && e.state != "spare")
+                .map(|e| format!("{} {}", e.name, e.state))
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if !left.is_empty() {
+            // Say who holds the leases that kept them.
+            let holders: Vec<String> = sqlx::query_scalar(
+                "SELECT d.name || ' leased by backend ' || a.pid || ' (' || \
+                 coalesce(a.application_name, '') || ', ' || coalesce(a.state, '') || \
+                 ', since ' || a.backend_start || '): ' || left(coalesce(a.query, ''), 200) \
+                 FROM seedbed.databases d JOIN pg_locks l ON l.locktype = 'advisory' \
+                 AND ((l.classid::int8 << 32) | l.objid::int8) = \
+                     hashtextextended('seedbed:lease:' || d.name, 0) \
+                 JOIN pg_stat_activity a ON a.pid = l.pid WHERE d.state <> 'spare'",
+            )
+            .fetch_all(&mut conn)
             .await
-            .iter()
-            .filter(|e| pids.contains(&e.pid) && e.state != "spare")
-            .map(|e| format!("{} {}", e.name, e.state))
-            .collect();
+            .unwrap();
+            left.extend(holders);
+        }
     }
     assert!(left.is_empty(), "databases left behind: {left:?}");
     let mut spares = std::collections::HashMap::<Option<String>, i64>::new();
