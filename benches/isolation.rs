@@ -383,6 +383,7 @@ fn template(c: &mut Criterion) {
     group.bench_function("warm_handover", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
+                let mut watch = server().await.connect().await.expect("connect");
                 let mut waited = Duration::ZERO;
                 for _ in 0..iters {
                     // Let the background refill catch up, as between the tests of a suite.
@@ -399,8 +400,9 @@ fn template(c: &mut Criterion) {
                     waited += started.elapsed();
                     let name = db.database().to_string();
                     db.finish().await.expect("finish");
-                    wait_dropped(&name).await;
+                    wait_dropped(&mut watch, &name).await;
                 }
+                watch.close().await.expect("close");
                 waited
             })
         })
@@ -410,6 +412,7 @@ fn template(c: &mut Criterion) {
     // copying beside it (as for the raw baseline).
     rt.block_on(async {
         wait_for_spares(&template, spares).await;
+        let mut watch = server().await.connect().await.expect("connect");
         for _ in 0..spares {
             let db = isolation(Strategy::Template)
                 .template_spares(0)
@@ -418,12 +421,14 @@ fn template(c: &mut Criterion) {
                 .expect("claim a spare");
             let name = db.database().to_string();
             db.finish().await.expect("finish");
-            wait_dropped(&name).await;
+            wait_dropped(&mut watch, &name).await;
         }
+        watch.close().await.expect("close");
     });
     group.bench_function("cold_clone", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
+                let mut watch = server().await.connect().await.expect("connect");
                 let mut waited = Duration::ZERO;
                 for _ in 0..iters {
                     let started = Instant::now();
@@ -435,8 +440,9 @@ fn template(c: &mut Criterion) {
                     waited += started.elapsed();
                     let name = db.database().to_string();
                     db.finish().await.expect("finish");
-                    wait_dropped(&name).await;
+                    wait_dropped(&mut watch, &name).await;
                 }
+                watch.close().await.expect("close");
                 waited
             })
         })
@@ -468,21 +474,29 @@ fn template(c: &mut Criterion) {
     group.finish();
 }
 
-/// Waits (untimed) until a passing test's clone, dropped in the background, is gone, so the drop
-/// does not run during the next measurement (the raw baseline drops outside its timing too).
-async fn wait_dropped(name: &str) {
-    let server = server().await;
-    let mut conn = server.connect().await.expect("connect");
-    for _ in 0..400 {
-        if !migrated::database_exists(&mut conn, name)
-            .await
-            .expect("lookup")
-        {
-            break;
+/// Waits (untimed) until a passing test's clone, dropped in the background, is gone with its
+/// registry row and its lease, so none of that work runs during the next measurement (the raw
+/// baseline drops outside its timing too). `conn` is kept open by the caller, so no connection
+/// opens or closes beside the next measurement either.
+async fn wait_dropped(conn: &mut PgConnection, name: &str) {
+    for _ in 0..1000 {
+        let done: bool = sqlx::query_scalar(
+            "SELECT NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) \
+             AND NOT EXISTS (SELECT 1 FROM seedbed.databases WHERE name = $1) \
+             AND NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' \
+                 AND ((classid::int8 << 32) | objid::int8) = \
+                     hashtextextended('seedbed:lease:' || $1, 0))",
+        )
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await
+        .expect("lookup");
+        if done {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    conn.close().await.expect("close");
+    panic!("{name} was not dropped within 2 s");
 }
 
 /// Waits (untimed) until the schema pool of the single-schema migrations has spares again.

@@ -78,6 +78,23 @@ pub async fn ensure(conn: &mut PgConnection) -> Result<()> {
              RETURN NULL;
          END
          $f$;
+         -- A spare if there is one, else a new clone's row, in use, with its lease: one round
+         -- trip before the copy a test without a spare waits for.
+         CREATE OR REPLACE FUNCTION seedbed.claim_or_register(
+             tpl text, run text, h text, p integer, t text, prefix text,
+             OUT db text, OUT warm boolean)
+         LANGUAGE plpgsql AS $f$
+         BEGIN
+             db := seedbed.claim_spare(tpl, run, h, p, t);
+             warm := db IS NOT NULL;
+             IF warm THEN RETURN; END IF;
+             db := prefix || nextval('seedbed.database_ids');
+             PERFORM pg_advisory_lock(hashtextextended('seedbed:lease:' || db, 0));
+             INSERT INTO seedbed.databases (name, kind, state, template, run_id, host, pid, test,
+                                            claimed_at)
+             VALUES (db, 'clone', 'in_use', tpl, run, h, p, t, now());
+         END
+         $f$;
          COMMIT;",
     )
     .execute(conn)
@@ -101,6 +118,12 @@ pub struct Owner {
 }
 
 impl Owner {
+    /// The start of the names of the clones this process makes, to which a number is added:
+    /// `seedbed_c_<host>_<run>_`.
+    pub fn clone_prefix(&self) -> String {
+        format!("seedbed_c_{}_{}_", self.host, self.run_id)
+    }
+
     /// The owner for this process.
     pub fn current() -> &'static Owner {
         static OWNER: OnceLock<Owner> = OnceLock::new();
@@ -164,33 +187,7 @@ pub async fn new_clone_name(conn: &mut PgConnection) -> Result<String> {
         .fetch_one(conn)
         .await
         .map_err(Error::db("numbering a new test database"))?;
-    let owner = Owner::current();
-    Ok(format!("seedbed_c_{}_{}_{n}", owner.host, owner.run_id))
-}
-
-/// Records a new clone for a test as in use, naming it and taking its lease on `conn`, in one
-/// statement (the sweeper treats `in_use` as it treats `building`: it waits for the lease).
-pub async fn register_clone(conn: &mut PgConnection, template: &str, test: &str) -> Result<String> {
-    let owner = Owner::current();
-    let sql = format!(
-        "WITH n AS (SELECT $1 || nextval('seedbed.database_ids') AS name) \
-         INSERT INTO seedbed.databases (name, kind, state, template, run_id, host, pid, test, \
-                                        claimed_at) \
-         SELECT n.name, 'clone', 'in_use', $2, $3, $4, $5, $6, now() \
-         FROM n, LATERAL (SELECT pg_advisory_lock({})) lease \
-         RETURNING name",
-        lease_key("n.name")
-    );
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .bind(format!("seedbed_c_{}_{}_", owner.host, owner.run_id))
-        .bind(template)
-        .bind(&owner.run_id)
-        .bind(&owner.host)
-        .bind(i32::try_from(owner.pid).unwrap_or(i32::MAX))
-        .bind(test)
-        .fetch_one(conn)
-        .await
-        .map_err(Error::db("registering a test database"))
+    Ok(format!("{}{n}", Owner::current().clone_prefix()))
 }
 
 /// Records a database being built, taking its lease on `conn` (which must stay open while the
@@ -254,23 +251,46 @@ pub async fn release(conn: &mut PgConnection, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Claims a spare cloned from `template` for `test`, taking its lease, in one statement: one this
-/// process made if there is one (it may have a connection open to it already), else the oldest.
-pub async fn claim_spare(
-    conn: &mut PgConnection,
-    template: &str,
-    test: &str,
-) -> Result<Option<String>> {
+/// What [`claim`] gave a test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The database's name.
+    pub name: String,
+    /// Whether it is a spare, ready to use; else a new name, registered in use, for the caller
+    /// to clone into.
+    pub warm: bool,
+}
+
+/// Claims a database cloned from `template` for `test`, taking its lease on `conn`, in one
+/// statement: a spare if there is one (one this process made first: it may have a connection
+/// open to it already; else the oldest), else a new name (`seedbed_c_<host>_<run>_<n>`, at most
+/// 63 bytes) registered as in use, which the caller must clone into, or drop and release. The
+/// sweeper treats `in_use` as it treats `building`: it waits for the lease.
+///
+/// ```no_run
+/// # async fn example(conn: &mut sqlx::PgConnection) -> seedbed::Result<()> {
+/// use seedbed::isolation::registry;
+/// let claim = registry::claim(conn, "seedbed_tpl_0123abcd", "my_test").await?;
+/// if !claim.warm {
+///     // CREATE DATABASE claim.name TEMPLATE …, then use it; release it when done.
+/// }
+/// registry::release(conn, &claim.name).await?;
+/// # Ok(()) }
+/// ```
+pub async fn claim(conn: &mut PgConnection, template: &str, test: &str) -> Result<Claim> {
     let owner = Owner::current();
-    sqlx::query_scalar("SELECT seedbed.claim_spare($1, $2, $3, $4, $5)")
-        .bind(template)
-        .bind(&owner.run_id)
-        .bind(&owner.host)
-        .bind(i32::try_from(owner.pid).unwrap_or(i32::MAX))
-        .bind(test)
-        .fetch_one(conn)
-        .await
-        .map_err(Error::db("claiming a spare test database"))
+    let (name, warm): (String, bool) =
+        sqlx::query_as("SELECT db, warm FROM seedbed.claim_or_register($1, $2, $3, $4, $5, $6)")
+            .bind(template)
+            .bind(&owner.run_id)
+            .bind(&owner.host)
+            .bind(i32::try_from(owner.pid).unwrap_or(i32::MAX))
+            .bind(test)
+            .bind(owner.clone_prefix())
+            .fetch_one(conn)
+            .await
+            .map_err(Error::db("claiming a test database"))?;
+    Ok(Claim { name, warm })
 }
 
 /// How many spares of `template` exist or are being built.

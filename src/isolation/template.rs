@@ -95,10 +95,11 @@ pub(crate) async fn acquire(
     let result = engine::control()
         .with(server, move |conn| {
             Box::pin(async move {
-                if let Some(db) = registry::claim_spare(conn, &tpl, &name).await? {
+                let claim = registry::claim(conn, &tpl, &name).await?;
+                let db = claim.name;
+                if claim.warm {
                     return Ok((db, Handover::Warm));
                 }
-                let db = registry::register_clone(conn, &tpl, &name).await?;
                 // Not marked while the test waits (the registry records it): marked if kept.
                 let strategy = migrated::clone_strategy(server);
                 match migrated::create_database(conn, &db, Some(&tpl), strategy).await {
