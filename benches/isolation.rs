@@ -125,7 +125,7 @@ fn baselines(c: &mut Criterion) {
                 migrated::drop_database(&mut admin, &name)
                     .await
                     .expect("drop");
-                migrated::create_database(&mut admin, &name, None, None)
+                migrated::create_database(&mut admin, &name, None, migrated::CloneMethod::Default)
                     .await
                     .expect("create");
                 let mut conn = PgConnection::connect_with(&server.database_options(&name))
@@ -448,8 +448,9 @@ fn template(c: &mut Criterion) {
         })
     });
     let server = rt.block_on(server());
-    let strategy = migrated::clone_strategy(server);
-    eprintln!("clone method: {}", strategy.unwrap_or("WAL_LOG (default)"));
+    // The method Template measured when it built the template, so the baseline copies alike.
+    let method = migrated::clone_method(server, &template);
+    eprintln!("clone method: {}", method.name());
     group.bench_function("raw_create_database_template", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
@@ -458,7 +459,7 @@ fn template(c: &mut Criterion) {
                 for i in 0..iters {
                     let name = format!("seedbed_bench_raw_{}_{i}", std::process::id());
                     let started = Instant::now();
-                    migrated::create_database(&mut admin, &name, Some(&template), strategy)
+                    migrated::create_database(&mut admin, &name, Some(&template), method)
                         .await
                         .expect("create");
                     timed += started.elapsed();

@@ -41,7 +41,7 @@ impl Scratch {
         migrated::drop_database(&mut admin, &name)
             .await
             .expect("drop");
-        migrated::create_database(&mut admin, &name, None, None)
+        migrated::create_database(&mut admin, &name, None, migrated::CloneMethod::Default)
             .await
             .expect("create");
         admin.close().await.expect("close");

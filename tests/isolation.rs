@@ -343,9 +343,14 @@ async fn truncate_refuses_a_database_it_did_not_create() {
     seedbed::isolation::migrated::drop_database(&mut conn, &name)
         .await
         .expect("drop");
-    seedbed::isolation::migrated::create_database(&mut conn, &name, None, None)
-        .await
-        .expect("create a database that is not seedbed's");
+    seedbed::isolation::migrated::create_database(
+        &mut conn,
+        &name,
+        None,
+        seedbed::isolation::migrated::CloneMethod::Default,
+    )
+    .await
+    .expect("create a database that is not seedbed's");
     let err = Isolation::new(Strategy::Truncate)
         .database(&name)
         .test_name("isolation::foreign")

@@ -252,3 +252,52 @@ async fn the_warm_pool_refills_and_stays_bounded() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// The template records how to clone it, measured when it was built among the methods its server
+/// offers, and the measurement itself times each method and leaves nothing behind.
+#[tokio::test]
+async fn the_template_records_its_measured_clone_method() {
+    use seedbed::isolation::migrated::{self, CloneMethod};
+    let db = acquire(Strategy::Template, "template::clone_method").await;
+    let name = db.database().to_string();
+    let template = entries()
+        .await
+        .into_iter()
+        .find(|e| e.name == name)
+        .and_then(|e| e.template)
+        .expect("the clone names its template");
+    db.finish().await.expect("finish");
+    let server = Server::resolve().await.expect("server");
+    let candidates = CloneMethod::candidates(server.major_version());
+    let mut admin = server.connect().await.unwrap();
+    let mark = seedbed::isolation::marker::read(&mut admin, &template)
+        .await
+        .unwrap()
+        .expect("the template is marked");
+    let recorded = mark
+        .get(migrated::CLONE_KEY)
+        .and_then(CloneMethod::parse)
+        .expect("the template's marker names its clone method");
+    assert!(candidates.contains(&recorded), "{recorded:?}");
+    assert_eq!(migrated::clone_method(server, &template), recorded);
+
+    let (best, medians) =
+        migrated::measure_clone_methods(&mut admin, server.major_version(), &template)
+            .await
+            .unwrap();
+    if candidates.len() > 1 {
+        let methods: Vec<CloneMethod> = medians.iter().map(|(m, _)| *m).collect();
+        assert_eq!(methods, candidates);
+        let fastest = medians.iter().min_by_key(|(_, t)| *t).unwrap();
+        assert_eq!(best, fastest.0);
+    } else {
+        assert_eq!(best, candidates[0]);
+    }
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname LIKE $1")
+        .bind(format!("{template}%probe"))
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the measurement left its probe database");
+    let _ = admin.close().await;
+}

@@ -182,7 +182,7 @@ mod tests {
         let mut admin = server.connect().await.unwrap();
         for name in [&db, &stray] {
             migrated::drop_database(&mut admin, name).await.unwrap();
-            migrated::create_database(&mut admin, name, None, None)
+            migrated::create_database(&mut admin, name, None, migrated::CloneMethod::Default)
                 .await
                 .unwrap();
         }

@@ -485,7 +485,7 @@ async fn baseline_test(
     // Left by a crashed run of a process with the same id: not timed.
     migrated::drop_database(admin, &name).await?;
     let started = Instant::now();
-    migrated::create_database(admin, &name, None, None).await?;
+    migrated::create_database(admin, &name, None, migrated::CloneMethod::Default).await?;
     let mut clock = Clock::start(started);
     let work: Result<()> = async {
         let mut conn = PgConnection::connect_with(&shared.server.database_options(&name))

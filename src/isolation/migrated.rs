@@ -20,6 +20,10 @@ use crate::sql::quote_ident;
 /// How long a process waits for another to finish migrating.
 const BUILD_WAIT: Duration = Duration::from_secs(600);
 
+/// The version of how a sealed template is built (part of its identity): 2 records the
+/// measured [`CloneMethod`] in its marker.
+pub const TEMPLATE_VERSION: u32 = 2;
+
 /// The marker kind of a migrated database.
 pub const KIND: &str = "migrated";
 
@@ -96,6 +100,9 @@ impl Build<'_> {
         if self.journal {
             identity.push_str(&format!(":journal-v{}", super::namespace::VERSION));
         }
+        if self.seal {
+            identity.push_str(&format!(":sealed-v{TEMPLATE_VERSION}"));
+        }
         for fixture in self.fixtures {
             identity.push_str(&format!(
                 ":fixture:{:016x}",
@@ -125,8 +132,9 @@ pub async fn ensure_build(
         )));
     }
     let mut conn = server.connect().await?;
-    if is_ready(&mut conn, &name).await? {
+    if let Some(mark) = ready_marker(&mut conn, &name).await? {
         let _ = conn.close().await;
+        remember_measured(&name, &mark);
         return Ok(MigratedDb {
             name,
             built: false,
@@ -147,11 +155,22 @@ pub async fn ensure_build(
     result
 }
 
-async fn is_ready(conn: &mut PgConnection, name: &str) -> Result<bool> {
+/// The marker of `name` if it is a ready migrated database.
+async fn ready_marker(conn: &mut PgConnection, name: &str) -> Result<Option<Marker>> {
     Ok(marker::read(conn, name)
         .await?
-        .is_some_and(|m| m.kind == KIND && m.get("state") == Some("ready")))
+        .filter(|m| m.kind == KIND && m.get("state") == Some("ready")))
 }
+
+/// Records the clone method a template's marker names, for [`clone_method`].
+fn remember_measured(name: &str, mark: &Marker) {
+    if let Some(method) = mark.get(CLONE_KEY).and_then(CloneMethod::parse) {
+        remember_clone_method(name, method);
+    }
+}
+
+/// The marker key of a sealed template's measured [`CloneMethod`].
+pub const CLONE_KEY: &str = "clone";
 
 async fn build_locked(
     server: &Server,
@@ -161,7 +180,8 @@ async fn build_locked(
     build: &Build<'_>,
 ) -> Result<MigratedDb> {
     let started = Instant::now();
-    if is_ready(conn, name).await? {
+    if let Some(mark) = ready_marker(conn, name).await? {
+        remember_measured(name, &mark);
         return Ok(MigratedDb {
             name: name.to_string(),
             built: false,
@@ -180,7 +200,11 @@ async fn build_locked(
             }
         }
     }
-    create_database(conn, name, None, None).await?;
+    if build.seal {
+        // A measurement cut short by a crash left its probe.
+        drop_database(conn, &probe_name(name)).await?;
+    }
+    create_database(conn, name, None, CloneMethod::Default).await?;
     let mut mark = Marker::new(KIND)
         .with("checksum", migrations.checksum())
         .with("state", "building");
@@ -217,29 +241,50 @@ async fn build_locked(
         result
     }
     .await;
-    if let Err(e) = applied {
-        // Leave nothing half-made behind.
-        let _ = drop_database(conn, name).await;
-        return Err(e);
+    let sealed = match applied {
+        Ok(()) if build.seal => seal_and_measure(server, conn, name).await.map(Some),
+        Ok(()) => Ok(None),
+        Err(e) => Err(e),
+    };
+    let method = match sealed {
+        Ok(method) => method,
+        Err(e) => {
+            // Leave nothing half-made behind.
+            let _ = drop_database(conn, &probe_name(name)).await;
+            let _ = drop_database(conn, name).await;
+            return Err(e);
+        }
+    };
+    if let Some(method) = method {
+        mark.set(CLONE_KEY, method.name());
+        remember_clone_method(name, method);
     }
     mark.set("state", "ready");
     marker::write(conn, name, &mark).await?;
-    if build.seal {
-        // Nobody connects to a template: clones are made from it without waiting.
-        let sql = format!(
-            "ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false",
-            quote_ident(name)
-        );
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut *conn)
-            .await
-            .map_err(Error::db(format!("sealing template {name}")))?;
-    }
     Ok(MigratedDb {
         name: name.to_string(),
         built: true,
         build_time: started.elapsed(),
     })
+}
+
+/// Seals a template (nobody connects to it: clones are made from it without waiting) and
+/// measures how to clone it.
+async fn seal_and_measure(
+    server: &Server,
+    conn: &mut PgConnection,
+    name: &str,
+) -> Result<CloneMethod> {
+    let sql = format!(
+        "ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false",
+        quote_ident(name)
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::db(format!("sealing template {name}")))?;
+    let (best, _) = measure_clone_methods(conn, server.major_version(), name).await?;
+    Ok(best)
 }
 
 /// Whether a database of that name exists.
@@ -251,51 +296,208 @@ pub async fn database_exists(conn: &mut PgConnection, name: &str) -> Result<bool
         .map_err(Error::db(format!("looking up database {name}")))
 }
 
-/// How `CREATE DATABASE … TEMPLATE` copies the template, chosen by measurement: on the embedded
-/// server (fsync off, tmpfs) `FILE_COPY` is about 2.5× faster than PostgreSQL 15's default
-/// `WAL_LOG` (15 ms against 42 ms for the reference schema); on a server with durability on it
-/// is slower (78 ms against 45 ms), because it forces two checkpoints.
-pub fn clone_strategy(server: &Server) -> Option<&'static str> {
-    match server.origin() {
-        crate::server::Origin::Embedded(_) if server.major_version() >= 15 => Some("FILE_COPY"),
-        _ => None,
+/// How `CREATE DATABASE … TEMPLATE` copies a template.
+///
+/// Which is fastest depends on the server and the machine: on the embedded server (fsync off,
+/// tmpfs) `FILE_COPY` is about 2.5× faster than PostgreSQL 15's default `WAL_LOG` for the
+/// reference schema (15 ms against 37 ms); on a server with durability on it can be slower,
+/// because it forces two checkpoints; on a copy-on-write file system, PostgreSQL 18's
+/// `file_copy_method = clone` shares the template's blocks instead of copying them. So each
+/// sealed template is cloned with every method its server offers when it is built
+/// ([`measure_clone_methods`]), and the fastest is recorded in its marker for every process
+/// ([`clone_method`]).
+///
+/// ```
+/// use seedbed::isolation::migrated::CloneMethod;
+/// assert_eq!(CloneMethod::candidates(14), [CloneMethod::Default]);
+/// assert_eq!(CloneMethod::candidates(18).len(), 3);
+/// assert_eq!(CloneMethod::parse(CloneMethod::FileClone.name()), Some(CloneMethod::FileClone));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloneMethod {
+    /// The server's default (no `STRATEGY` clause): before PostgreSQL 15, the only method.
+    Default,
+    /// `STRATEGY WAL_LOG` (PostgreSQL 15+): block by block through the write-ahead log.
+    WalLog,
+    /// `STRATEGY FILE_COPY` (PostgreSQL 15+): copies the files, with a checkpoint before and
+    /// after.
+    FileCopy,
+    /// `STRATEGY FILE_COPY` with `file_copy_method = clone` (PostgreSQL 18+): the kernel's
+    /// `copy_file_range` (`copyfile` on macOS), which shares blocks on copy-on-write file systems
+    /// (Btrfs, XFS with reflink, ZFS, APFS).
+    FileClone,
+}
+
+impl CloneMethod {
+    /// The methods a server of this major version offers.
+    pub fn candidates(major_version: u32) -> &'static [CloneMethod] {
+        match major_version {
+            0..=14 => &[Self::Default],
+            15..=17 => &[Self::WalLog, Self::FileCopy],
+            _ => &[Self::WalLog, Self::FileCopy, Self::FileClone],
+        }
+    }
+
+    /// Its name, as recorded in a template's marker.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::WalLog => "WAL_LOG",
+            Self::FileCopy => "FILE_COPY",
+            Self::FileClone => "FILE_COPY+clone",
+        }
+    }
+
+    /// The method of that [`name`](Self::name).
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Default, Self::WalLog, Self::FileCopy, Self::FileClone]
+            .into_iter()
+            .find(|m| m.name() == name)
+    }
+
+    /// The clause after `CREATE DATABASE … TEMPLATE …`.
+    fn clause(self) -> &'static str {
+        match self {
+            Self::Default => "",
+            Self::WalLog => " STRATEGY WAL_LOG",
+            Self::FileCopy | Self::FileClone => " STRATEGY FILE_COPY",
+        }
     }
 }
 
-/// `CREATE DATABASE name TEMPLATE template [STRATEGY strategy]`; without a template, from
+/// Methods measured for templates built or found by this process, by template name.
+fn measured() -> &'static std::sync::Mutex<std::collections::HashMap<String, CloneMethod>> {
+    static MEASURED: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, CloneMethod>>,
+    > = std::sync::OnceLock::new();
+    MEASURED.get_or_init(Default::default)
+}
+
+fn remember_clone_method(template: &str, method: CloneMethod) {
+    measured()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(template.to_string(), method);
+}
+
+/// How to clone `template`: the method measured when it was built (recorded in its marker, read
+/// by [`ensure_build`]), else the usual winner for the server: `FILE_COPY` on the embedded
+/// server (fsync off), the server's default elsewhere.
+pub fn clone_method(server: &Server, template: &str) -> CloneMethod {
+    if let Some(method) = measured()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(template)
+    {
+        return *method;
+    }
+    match (server.origin(), server.major_version()) {
+        (_, 0..=14) => CloneMethod::Default,
+        (crate::server::Origin::Embedded(_), _) => CloneMethod::FileCopy,
+        _ => CloneMethod::WalLog,
+    }
+}
+
+/// The name of the database [`measure_clone_methods`] clones `template` into (at most 63 bytes).
+fn probe_name(template: &str) -> String {
+    let mut base = template.to_string();
+    while base.len() > 63 - "_probe".len() {
+        base.pop();
+    }
+    format!("{base}_probe")
+}
+
+/// Clones `template` with each method the server offers, three times each in turns, and returns
+/// the fastest by median beside every method's median. The clones are dropped as they are made.
+/// `template` must have no connections (sealed); the caller holds its build lock, so the probe's
+/// name is its own.
+///
+/// ```no_run
+/// # async fn example(conn: &mut sqlx::PgConnection) -> seedbed::Result<()> {
+/// use seedbed::isolation::migrated;
+/// let (best, medians) = migrated::measure_clone_methods(conn, 15, "seedbed_tpl_0123").await?;
+/// for (method, median) in medians {
+///     println!("{}: {median:?}", method.name());
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn measure_clone_methods(
+    conn: &mut PgConnection,
+    major_version: u32,
+    template: &str,
+) -> Result<(CloneMethod, Vec<(CloneMethod, Duration)>)> {
+    const ROUNDS: usize = 3;
+    let candidates = CloneMethod::candidates(major_version);
+    if let [only] = candidates {
+        return Ok((*only, Vec::new()));
+    }
+    let probe = probe_name(template);
+    let mut times = vec![Vec::with_capacity(ROUNDS); candidates.len()];
+    for round in 0..ROUNDS {
+        // A different method goes first each round: none always pays for a cold cache.
+        for k in 0..candidates.len() {
+            let i = (k + round) % candidates.len();
+            let started = Instant::now();
+            create_database(conn, &probe, Some(template), candidates[i]).await?;
+            times[i].push(started.elapsed());
+            drop_database(conn, &probe).await?;
+        }
+    }
+    let medians: Vec<(CloneMethod, Duration)> = candidates
+        .iter()
+        .zip(times)
+        .map(|(method, mut t)| {
+            t.sort();
+            (*method, t[t.len() / 2])
+        })
+        .collect();
+    let best = medians
+        .iter()
+        .min_by_key(|(_, median)| *median)
+        .map_or(candidates[0], |(method, _)| *method);
+    Ok((best, medians))
+}
+
+/// `CREATE DATABASE name TEMPLATE template` copied by `method`; without a template, from
 /// `template0` so nothing a user installed in `template1` leaks in.
 pub async fn create_database(
     conn: &mut PgConnection,
     name: &str,
     template: Option<&str>,
-    strategy: Option<&str>,
+    method: CloneMethod,
 ) -> Result<()> {
-    let mut sql = format!(
-        "CREATE DATABASE {} TEMPLATE {}",
+    let sql = format!(
+        "CREATE DATABASE {} TEMPLATE {}{}",
         quote_ident(name),
-        quote_ident(template.unwrap_or("template0"))
+        quote_ident(template.unwrap_or("template0")),
+        method.clause()
     );
-    if let Some(strategy) = strategy {
-        // Only the two keywords PostgreSQL knows reach the statement.
-        let keyword = match strategy {
-            "FILE_COPY" => "FILE_COPY",
-            _ => "WAL_LOG",
-        };
-        sql.push_str(" STRATEGY ");
-        sql.push_str(keyword);
+    // CREATE DATABASE cannot share a query string with the SET: it runs alone, and the session
+    // goes back to the default copy after it.
+    if method == CloneMethod::FileClone {
+        sqlx::raw_sql("SET file_copy_method = clone")
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::db("choosing file_copy_method = clone"))?;
     }
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(conn)
-        .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.code().as_deref() == Some("42501") => {
-                Error::Config(format!(
-                    "the server refused to create database {name}: the user lacks CREATEDB. \
+    let created = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut *conn)
+        .await;
+    if method == CloneMethod::FileClone {
+        sqlx::raw_sql("RESET file_copy_method")
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::db("resetting file_copy_method"))?;
+    }
+    created.map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("42501") => {
+            Error::Config(format!(
+                "the server refused to create database {name}: the user lacks CREATEDB. \
                      Grant it (ALTER ROLE … CREATEDB) or name an existing migrated database"
-                ))
-            }
-            _ => Error::db(format!("creating database {name}"))(e),
-        })?;
+            ))
+        }
+        _ => Error::db(format!("creating database {name}"))(e),
+    })?;
     Ok(())
 }
 

@@ -72,7 +72,7 @@ async fn ensure_database(
         }
         // Left half-made by a process that died: start again.
         migrated::drop_database(c, &name).await?;
-        migrated::create_database(c, &name, None, None).await?;
+        migrated::create_database(c, &name, None, migrated::CloneMethod::Default).await?;
         let mut mark = Marker::new(KIND)
             .with("checksum", migrations.checksum())
             .with("state", "building");

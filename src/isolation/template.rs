@@ -5,7 +5,7 @@
 //!   process gets there first, under a database-level lock, and sealed (`IS_TEMPLATE true`,
 //!   `ALLOW_CONNECTIONS false`) so clones never wait for a connection to leave it.
 //! - **Clones** are made with `CREATE DATABASE … TEMPLATE`, with the copy method chosen by
-//!   measurement ([`clone_strategy`](super::migrated::clone_strategy)).
+//!   measurement when the template is built ([`clone_method`](super::migrated::clone_method)).
 //! - A **warm pool** of spare clones is kept in the [registry](super::registry): a test claims the
 //!   oldest spare with `FOR UPDATE SKIP LOCKED` (one statement, which also takes its lease), so it
 //!   waits for a handover rather than a `CREATE DATABASE`, and whichever process is running
@@ -101,8 +101,8 @@ pub(crate) async fn acquire(
                     return Ok((db, Handover::Warm));
                 }
                 // Not marked while the test waits (the registry records it): marked if kept.
-                let strategy = migrated::clone_strategy(server);
-                match migrated::create_database(conn, &db, Some(&tpl), strategy).await {
+                let method = migrated::clone_method(server, &tpl);
+                match migrated::create_database(conn, &db, Some(&tpl), method).await {
                     Ok(()) => Ok((db, Handover::Cold)),
                     Err(e) => {
                         let _ = registry::drop_database(conn, &db).await;
@@ -238,7 +238,13 @@ async fn make_clone(
     template: &str,
     name: &str,
 ) -> Result<()> {
-    migrated::create_database(conn, name, Some(template), migrated::clone_strategy(server)).await?;
+    migrated::create_database(
+        conn,
+        name,
+        Some(template),
+        migrated::clone_method(server, template),
+    )
+    .await?;
     marker::write(
         conn,
         name,

@@ -264,8 +264,13 @@ async fn lease_new(
             .find(|i| !existing.contains(&slot_name(base, *i)))
             .unwrap_or(existing.len() + 1);
         let name = slot_name(base, n);
-        migrated::create_database(conn, &name, Some(base), migrated::clone_strategy(server))
-            .await?;
+        migrated::create_database(
+            conn,
+            &name,
+            Some(base),
+            migrated::clone_method(server, base),
+        )
+        .await?;
         marker::write(conn, &name, &Marker::new(SLOT_KIND).with("base", base)).await?;
         try_slot(server, &name).await
     }
