@@ -265,3 +265,61 @@ async fn a_missing_migrations_directory_is_named() {
     assert!(text.contains("no/such/migrations"), "{text}");
     assert!(text.contains("no such directory"), "{text}");
 }
+
+#[allow(clippy::expect_used, reason = "test helper: its failure is the test's")]
+async fn show(conn: &mut PgConnection, setting: &str) -> String {
+    sqlx::query_scalar("SELECT current_setting($1)")
+        .bind(setting)
+        .fetch_one(conn)
+        .await
+        .expect("show")
+}
+
+/// seedbed's own connections hold leases and budget slots while tests run: a server that ends
+/// idle sessions (here, through the URL's options) must not end them, while the connections the
+/// code under test gets keep the server's settings.
+#[tokio::test]
+#[allow(
+    clippy::expect_used,
+    reason = "test code: a failed expectation is a failed test"
+)]
+async fn idle_timeouts_do_not_end_seedbeds_own_sessions() {
+    let resolved = Server::resolve().await.expect("server");
+    let url = resolved.url_for(resolved.maintenance_database());
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let url = format!(
+        "{url}{sep}options=-c%20idle_session_timeout%3D150ms%20-c%20idle_in_transaction_session_timeout%3D150ms"
+    );
+    let server = Server::from_url(&url)
+        .await
+        .expect("server with idle timeouts");
+    let mut own = server.connect().await.expect("connect");
+    let mut lease =
+        PgConnection::connect_with(&server.lease_options(server.maintenance_database()))
+            .await
+            .expect("connect");
+    let mut app =
+        PgConnection::connect_with(&server.database_options(server.maintenance_database()))
+            .await
+            .expect("connect");
+    let setting = if server.major_version() >= 14 {
+        "idle_session_timeout"
+    } else {
+        "idle_in_transaction_session_timeout"
+    };
+    assert_eq!(show(&mut own, setting).await, "0");
+    assert_eq!(show(&mut lease, setting).await, "0");
+    assert_eq!(show(&mut app, setting).await, "150ms");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // The server ended the application's idle session, not seedbed's.
+    assert_eq!(show(&mut own, setting).await, "0");
+    assert_eq!(show(&mut lease, setting).await, "0");
+    if server.major_version() >= 14 {
+        assert!(
+            sqlx::query("SELECT 1").execute(&mut app).await.is_err(),
+            "the application's connection outlived idle_session_timeout"
+        );
+    }
+    let _ = own.close().await;
+    let _ = lease.close().await;
+}

@@ -180,7 +180,7 @@ impl Control {
             *guard = Some(match &database {
                 None => server.connect().await?,
                 Some(db) => {
-                    <PgConnection as sqlx::Connection>::connect_with(&server.database_options(db))
+                    <PgConnection as sqlx::Connection>::connect_with(&server.lease_options(db))
                         .await
                         .map_err(Error::db(format!("connecting to {db}")))?
                 }

@@ -308,7 +308,7 @@ async fn list_slots(conn: &mut PgConnection, base: &str) -> Result<Vec<String>> 
 /// Connects to a slot and takes its lease, if no one holds it.
 async fn try_slot(server: &'static Server, name: &str) -> Result<Option<Slot>> {
     let budget = super::budget::reserve(server, 1).await?;
-    let mut conn = PgConnection::connect_with(&server.database_options(name))
+    let mut conn = PgConnection::connect_with(&server.lease_options(name))
         .await
         .map_err(Error::db(format!("connecting to Truncate database {name}")))?;
     if lock::try_lock_on(&mut conn, "lease", LockMode::Exclusive).await? {

@@ -54,7 +54,10 @@ pub enum Origin {
 #[derive(Debug, Clone)]
 pub struct Server {
     origin: Origin,
+    /// Options for test databases, as configured.
     options: PgConnectOptions,
+    /// Options for the maintenance database: see [`Server::maintenance_options`].
+    maintenance: PgConnectOptions,
     url: String,
     version_num: u32,
 }
@@ -134,6 +137,7 @@ impl Server {
         Ok(Server {
             origin: Origin::Url { var },
             url: url.to_string(),
+            maintenance: holding(&options, version_num),
             options,
             version_num,
         })
@@ -147,6 +151,7 @@ impl Server {
         Ok(Server {
             url: running.url("postgres"),
             origin: Origin::Embedded(running),
+            maintenance: holding(&options, version_num),
             options,
             version_num,
         })
@@ -167,9 +172,12 @@ impl Server {
         self.version_num / 10_000
     }
 
-    /// Connection options for the maintenance database.
+    /// Connection options for the maintenance database. Its connections hold seedbed's leases,
+    /// budget slots and locks for as long as tests run, so the server's idle timeouts
+    /// (`idle_session_timeout`, `idle_in_transaction_session_timeout`) are turned off for them: a
+    /// session the server ended would free a live test's lease.
     pub fn maintenance_options(&self) -> PgConnectOptions {
-        self.options.clone()
+        self.maintenance.clone()
     }
 
     /// The maintenance database's name.
@@ -182,6 +190,13 @@ impl Server {
         self.options.clone().database(database)
     }
 
+    /// Connection options for seedbed's own long-lived connections to `database` (those holding
+    /// a lease on it): like [`maintenance_options`](Self::maintenance_options), the server's idle
+    /// timeouts do not end them.
+    pub fn lease_options(&self, database: &str) -> PgConnectOptions {
+        self.maintenance.clone().database(database)
+    }
+
     /// A URL for `database` on this server, for tools and failure messages.
     pub fn url_for(&self, database: &str) -> String {
         match &self.origin {
@@ -192,12 +207,26 @@ impl Server {
 
     /// A new connection to the maintenance database.
     pub async fn connect(&self) -> Result<PgConnection> {
-        PgConnection::connect_with(&self.options)
+        PgConnection::connect_with(&self.maintenance)
             .await
             .map_err(Error::db(format!(
                 "connecting to the maintenance database {}",
                 self.maintenance_database()
             )))
+    }
+}
+
+/// `options` for connections that hold leases: the server's idle timeouts off
+/// (`idle_session_timeout` exists from PostgreSQL 14; an unknown setting would refuse the
+/// connection).
+fn holding(options: &PgConnectOptions, version_num: u32) -> PgConnectOptions {
+    let options = options
+        .clone()
+        .options([("idle_in_transaction_session_timeout", "0")]);
+    if version_num >= 140_000 {
+        options.options([("idle_session_timeout", "0")])
+    } else {
+        options
     }
 }
 
