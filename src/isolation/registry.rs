@@ -434,8 +434,10 @@ pub async fn sweep(conn: &mut PgConnection, kept: bool) -> Result<Swept> {
             release(conn, &name).await?;
             continue;
         }
-        drop_database(conn, &name).await?;
+        // The lease goes back whether the drop worked or not: the connection may live on.
+        let dropped = drop_database(conn, &name).await;
         release(conn, &name).await?;
+        dropped?;
         if state == "kept" {
             swept.kept.push(name);
         } else {
