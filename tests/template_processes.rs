@@ -205,6 +205,23 @@ async fn a_killed_process_is_swept_by_the_next_run() {
         .args(["-9", &child.id().to_string()])
         .status();
     child.wait().unwrap();
+    // Its death frees the lease, without heartbeats, once the server has noticed its connections
+    // closed (on a loaded machine that takes the server a moment).
+    let mut leased = true;
+    for _ in 0..300 {
+        leased = registry_entries()
+            .await
+            .iter()
+            .any(|e| e.name == name && e.leased);
+        if !leased {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !leased,
+        "the killed process's lease on {name} was not freed"
+    );
     // The next run sweeps it at start-up.
     let out = spawn_test("holds_a_template_database").output().unwrap();
     assert!(
