@@ -275,15 +275,16 @@ async fn show(conn: &mut PgConnection, setting: &str) -> String {
         .expect("show")
 }
 
-/// seedbed's own connections hold leases and budget slots while tests run: a server that ends
-/// idle sessions (here, through the URL's options) must not end them, while the connections the
-/// code under test gets keep the server's settings.
+/// seedbed's own connections hold leases, budget slots and locks while tests run: a server that
+/// ends idle sessions (here, through the URL's options) must not end them, while the connections
+/// the code under test gets keep the server's settings.
 #[tokio::test]
 #[allow(
     clippy::expect_used,
     reason = "test code: a failed expectation is a failed test"
 )]
 async fn idle_timeouts_do_not_end_seedbeds_own_sessions() {
+    use seedbed::isolation::lock::{DbLock, LockMode};
     let resolved = Server::resolve().await.expect("server");
     let url = resolved.url_for(resolved.maintenance_database());
     let sep = if url.contains('?') { '&' } else { '?' };
@@ -294,10 +295,15 @@ async fn idle_timeouts_do_not_end_seedbeds_own_sessions() {
         .await
         .expect("server with idle timeouts");
     let mut own = server.connect().await.expect("connect");
-    let mut lease =
-        PgConnection::connect_with(&server.lease_options(server.maintenance_database()))
-            .await
-            .expect("connect");
+    server.hold_session(&mut own).await.expect("hold");
+    let mut lock = DbLock::acquire(
+        &server,
+        "test:idle-timeouts",
+        LockMode::Exclusive,
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("lock");
     let mut app =
         PgConnection::connect_with(&server.database_options(server.maintenance_database()))
             .await
@@ -307,19 +313,19 @@ async fn idle_timeouts_do_not_end_seedbeds_own_sessions() {
     } else {
         "idle_in_transaction_session_timeout"
     };
-    assert_eq!(show(&mut own, setting).await, "0");
-    assert_eq!(show(&mut lease, setting).await, "0");
     assert_eq!(show(&mut app, setting).await, "150ms");
+    assert_eq!(show(&mut own, setting).await, "0");
+    assert_eq!(show(lock.connection(), setting).await, "0");
     tokio::time::sleep(Duration::from_millis(600)).await;
     // The server ended the application's idle session, not seedbed's.
     assert_eq!(show(&mut own, setting).await, "0");
-    assert_eq!(show(&mut lease, setting).await, "0");
+    assert_eq!(show(lock.connection(), setting).await, "0");
     if server.major_version() >= 14 {
         assert!(
             sqlx::query("SELECT 1").execute(&mut app).await.is_err(),
             "the application's connection outlived idle_session_timeout"
         );
     }
+    lock.release().await.expect("release");
     let _ = own.close().await;
-    let _ = lease.close().await;
 }

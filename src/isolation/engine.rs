@@ -177,14 +177,19 @@ impl Control {
     {
         let mut guard = slot.lock().await;
         if guard.is_none() {
-            *guard = Some(match &database {
+            let mut conn = match &database {
                 None => server.connect().await?,
                 Some(db) => {
-                    <PgConnection as sqlx::Connection>::connect_with(&server.lease_options(db))
+                    <PgConnection as sqlx::Connection>::connect_with(&server.database_options(db))
                         .await
                         .map_err(Error::db(format!("connecting to {db}")))?
                 }
-            });
+            };
+            if keep {
+                // It holds leases and locks until the process ends.
+                server.hold_session(&mut conn).await?;
+            }
+            *guard = Some(conn);
         }
         let conn = guard
             .as_mut()

@@ -82,6 +82,8 @@ impl DbLock {
         timeout: Duration,
     ) -> Result<DbLock> {
         let mut conn = server.connect().await?;
+        // A build can keep the lock's connection idle for as long as its migrations take.
+        server.hold_session(&mut conn).await?;
         let key = lock_key(name);
         lock_on(&mut conn, name, mode, timeout).await?;
         Ok(DbLock {
@@ -99,6 +101,7 @@ impl DbLock {
         mode: LockMode,
     ) -> Result<Option<DbLock>> {
         let mut conn = server.connect().await?;
+        server.hold_session(&mut conn).await?;
         let key = lock_key(name);
         if try_lock_on(&mut conn, name, mode).await? {
             Ok(Some(DbLock {

@@ -308,7 +308,7 @@ async fn list_slots(conn: &mut PgConnection, base: &str) -> Result<Vec<String>> 
 /// Connects to a slot and takes its lease, if no one holds it.
 async fn try_slot(server: &'static Server, name: &str) -> Result<Option<Slot>> {
     let budget = super::budget::reserve(server, 1).await?;
-    let mut conn = PgConnection::connect_with(&server.lease_options(name))
+    let mut conn = PgConnection::connect_with(&server.database_options(name))
         .await
         .map_err(Error::db(format!("connecting to Truncate database {name}")))?;
     if lock::try_lock_on(&mut conn, "lease", LockMode::Exclusive).await? {
@@ -318,6 +318,8 @@ async fn try_slot(server: &'static Server, name: &str) -> Result<Option<Slot>> {
             .execute(&mut conn)
             .await
             .map_err(Error::db(format!("setting up Truncate database {name}")))?;
+        // The connection holds the lease for as long as the process uses the database.
+        server.hold_session(&mut conn).await?;
         Ok(Some(Slot {
             database: name.to_string(),
             conn: tokio::sync::Mutex::new(conn),

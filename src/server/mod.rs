@@ -54,10 +54,7 @@ pub enum Origin {
 #[derive(Debug, Clone)]
 pub struct Server {
     origin: Origin,
-    /// Options for test databases, as configured.
     options: PgConnectOptions,
-    /// Options for the maintenance database: see [`Server::maintenance_options`].
-    maintenance: PgConnectOptions,
     url: String,
     version_num: u32,
 }
@@ -137,7 +134,6 @@ impl Server {
         Ok(Server {
             origin: Origin::Url { var },
             url: url.to_string(),
-            maintenance: holding(&options, version_num),
             options,
             version_num,
         })
@@ -151,7 +147,6 @@ impl Server {
         Ok(Server {
             url: running.url("postgres"),
             origin: Origin::Embedded(running),
-            maintenance: holding(&options, version_num),
             options,
             version_num,
         })
@@ -172,12 +167,9 @@ impl Server {
         self.version_num / 10_000
     }
 
-    /// Connection options for the maintenance database. Its connections hold seedbed's leases,
-    /// budget slots and locks for as long as tests run, so the server's idle timeouts
-    /// (`idle_session_timeout`, `idle_in_transaction_session_timeout`) are turned off for them: a
-    /// session the server ended would free a live test's lease.
+    /// Connection options for the maintenance database.
     pub fn maintenance_options(&self) -> PgConnectOptions {
-        self.maintenance.clone()
+        self.options.clone()
     }
 
     /// The maintenance database's name.
@@ -190,13 +182,6 @@ impl Server {
         self.options.clone().database(database)
     }
 
-    /// Connection options for seedbed's own long-lived connections to `database` (those holding
-    /// a lease on it): like [`maintenance_options`](Self::maintenance_options), the server's idle
-    /// timeouts do not end them.
-    pub fn lease_options(&self, database: &str) -> PgConnectOptions {
-        self.maintenance.clone().database(database)
-    }
-
     /// A URL for `database` on this server, for tools and failure messages.
     pub fn url_for(&self, database: &str) -> String {
         match &self.origin {
@@ -207,7 +192,7 @@ impl Server {
 
     /// A new connection to the maintenance database.
     pub async fn connect(&self) -> Result<PgConnection> {
-        PgConnection::connect_with(&self.maintenance)
+        PgConnection::connect_with(&self.options)
             .await
             .map_err(Error::db(format!(
                 "connecting to the maintenance database {}",
@@ -216,17 +201,31 @@ impl Server {
     }
 }
 
-/// `options` for connections that hold leases: the server's idle timeouts off
-/// (`idle_session_timeout` exists from PostgreSQL 14; an unknown setting would refuse the
-/// connection).
-fn holding(options: &PgConnectOptions, version_num: u32) -> PgConnectOptions {
-    let options = options
-        .clone()
-        .options([("idle_in_transaction_session_timeout", "0")]);
-    if version_num >= 140_000 {
-        options.options([("idle_session_timeout", "0")])
-    } else {
-        options
+impl Server {
+    /// Keeps the server's idle timeouts (`idle_session_timeout`, from PostgreSQL 14, and
+    /// `idle_in_transaction_session_timeout`) from ending `conn`: for seedbed's own long-lived
+    /// connections, which hold leases, budget slots and locks while tests run (a session the
+    /// server ended would free a live test's lease). Set after connecting rather than in the
+    /// startup packet, which connection poolers such as PgBouncer refuse to forward.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seedbed::Error> {
+    /// let server = seedbed::server::Server::resolve().await?;
+    /// let mut conn = server.connect().await?;
+    /// server.hold_session(&mut conn).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn hold_session(&self, conn: &mut PgConnection) -> Result<()> {
+        let sql = if self.major_version() >= 14 {
+            "SET idle_in_transaction_session_timeout = 0; SET idle_session_timeout = 0"
+        } else {
+            "SET idle_in_transaction_session_timeout = 0"
+        };
+        sqlx::raw_sql(sql)
+            .execute(conn)
+            .await
+            .map_err(Error::db("turning off idle timeouts for seedbed's session"))?;
+        Ok(())
     }
 }
 
