@@ -1,9 +1,10 @@
 //! The marker that tells a database seedbed created from any other.
 //!
 //! It is the database's comment (`COMMENT ON DATABASE`), readable from any database on the server
-//! without connecting to the marked one, and not copied by `CREATE DATABASE … TEMPLATE`, so every
-//! clone carries its own. Strategies that destroy data (Truncate, the sweeper) refuse to touch a
-//! database without it.
+//! without connecting to the marked one, and not copied by `CREATE DATABASE … TEMPLATE`: a clone
+//! carries one only if it is written for it (spares, and clones kept for a failed test; a clone
+//! made while its test waits is recorded in the [registry](super::registry) alone). Truncate
+//! refuses to touch a database without it; the sweeper acts only on databases in the registry.
 //!
 //! ```
 //! use seedbed::isolation::marker::Marker;

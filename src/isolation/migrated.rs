@@ -408,7 +408,10 @@ fn probe_name(template: &str) -> String {
 }
 
 /// Clones `template` with each method the server offers, three times each in turns, and returns
-/// the fastest by median beside every method's median. The clones are dropped as they are made.
+/// the fastest by median beside the median of every method that worked (empty when the server
+/// offers one method only: nothing is measured). A method the server or its file system refuses
+/// (`file_copy_method = clone` where the platform lacks it, say) is left out; only if every
+/// method fails is the first error returned. The clones are dropped as they are made.
 /// `template` must have no connections (sealed); the caller holds its build lock, so the probe's
 /// name is its own.
 ///
@@ -433,29 +436,40 @@ pub async fn measure_clone_methods(
     }
     let probe = probe_name(template);
     let mut times = vec![Vec::with_capacity(ROUNDS); candidates.len()];
+    let mut failed: Vec<Option<Error>> = candidates.iter().map(|_| None).collect();
     for round in 0..ROUNDS {
         // A different method goes first each round: none always pays for a cold cache.
         for k in 0..candidates.len() {
             let i = (k + round) % candidates.len();
+            if failed[i].is_some() {
+                continue;
+            }
             let started = Instant::now();
-            create_database(conn, &probe, Some(template), candidates[i]).await?;
-            times[i].push(started.elapsed());
+            match create_database(conn, &probe, Some(template), candidates[i]).await {
+                Ok(()) => times[i].push(started.elapsed()),
+                Err(e) => failed[i] = Some(e),
+            }
             drop_database(conn, &probe).await?;
         }
     }
     let medians: Vec<(CloneMethod, Duration)> = candidates
         .iter()
         .zip(times)
-        .map(|(method, mut t)| {
+        .zip(&failed)
+        .filter(|(_, failed)| failed.is_none())
+        .map(|((method, mut t), _)| {
             t.sort();
             (*method, t[t.len() / 2])
         })
         .collect();
-    let best = medians
-        .iter()
-        .min_by_key(|(_, median)| *median)
-        .map_or(candidates[0], |(method, _)| *method);
-    Ok((best, medians))
+    match medians.iter().min_by_key(|(_, median)| *median) {
+        Some((best, _)) => Ok((*best, medians)),
+        None => Err(failed
+            .into_iter()
+            .flatten()
+            .next()
+            .unwrap_or_else(|| Error::Config(format!("could not clone {template}")))),
+    }
 }
 
 /// `CREATE DATABASE name TEMPLATE template` copied by `method`; without a template, from
@@ -484,10 +498,13 @@ pub async fn create_database(
         .execute(&mut *conn)
         .await;
     if method == CloneMethod::FileClone {
-        sqlx::raw_sql("RESET file_copy_method")
+        let reset = sqlx::raw_sql("RESET file_copy_method")
             .execute(&mut *conn)
-            .await
-            .map_err(Error::db("resetting file_copy_method"))?;
+            .await;
+        // A failed CREATE DATABASE is the error to report; a failed RESET only after a success.
+        if created.is_ok() {
+            reset.map_err(Error::db("resetting file_copy_method"))?;
+        }
     }
     created.map_err(|e| match &e {
         sqlx::Error::Database(db) if db.code().as_deref() == Some("42501") => {

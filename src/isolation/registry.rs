@@ -68,10 +68,16 @@ pub async fn ensure(conn: &mut PgConnection) -> Result<()> {
                       FOR UPDATE SKIP LOCKED
              LOOP
                  IF pg_try_advisory_lock(hashtextextended('seedbed:lease:' || n, 0)) THEN
-                     UPDATE seedbed.databases
-                     SET state = 'in_use', claimed_at = now(), run_id = run, host = h, pid = p,
-                         test = t
-                     WHERE name = n;
+                     -- A session lock outlives the statement's rollback: given back on error.
+                     BEGIN
+                         UPDATE seedbed.databases
+                         SET state = 'in_use', claimed_at = now(), run_id = run, host = h,
+                             pid = p, test = t
+                         WHERE name = n;
+                     EXCEPTION WHEN OTHERS THEN
+                         PERFORM pg_advisory_unlock(hashtextextended('seedbed:lease:' || n, 0));
+                         RAISE;
+                     END;
                      RETURN n;
                  END IF;
              END LOOP;
@@ -90,9 +96,14 @@ pub async fn ensure(conn: &mut PgConnection) -> Result<()> {
              IF warm THEN RETURN; END IF;
              db := prefix || nextval('seedbed.database_ids');
              PERFORM pg_advisory_lock(hashtextextended('seedbed:lease:' || db, 0));
-             INSERT INTO seedbed.databases (name, kind, state, template, run_id, host, pid, test,
-                                            claimed_at)
-             VALUES (db, 'clone', 'in_use', tpl, run, h, p, t, now());
+             BEGIN
+                 INSERT INTO seedbed.databases (name, kind, state, template, run_id, host, pid,
+                                                test, claimed_at)
+                 VALUES (db, 'clone', 'in_use', tpl, run, h, p, t, now());
+             EXCEPTION WHEN OTHERS THEN
+                 PERFORM pg_advisory_unlock(hashtextextended('seedbed:lease:' || db, 0));
+                 RAISE;
+             END;
          END
          $f$;
          COMMIT;",
@@ -272,8 +283,10 @@ pub struct Claim {
 /// use seedbed::isolation::registry;
 /// let claim = registry::claim(conn, "seedbed_tpl_0123abcd", "my_test").await?;
 /// if !claim.warm {
-///     // CREATE DATABASE claim.name TEMPLATE …, then use it; release it when done.
+///     // CREATE DATABASE claim.name TEMPLATE seedbed_tpl_0123abcd …
 /// }
+/// // … the test uses it; then it goes, row and all, and the lease with it:
+/// registry::drop_database(conn, &claim.name).await?;
 /// registry::release(conn, &claim.name).await?;
 /// # Ok(()) }
 /// ```

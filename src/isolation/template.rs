@@ -363,12 +363,17 @@ pub(crate) async fn release(
         engine::control()
             .with(server, move |conn| {
                 Box::pin(async move {
+                    // The registry row and the lease first: a kept clone must never look
+                    // abandoned to a sweeper. The marker (for tools that look at the database
+                    // itself) comes after.
+                    let kept = registry::set_state(conn, &db, "kept", Some(&test)).await;
+                    let released = registry::release(conn, &db).await;
+                    kept?;
+                    released?;
                     let mark = Marker::new(CLONE_KIND)
                         .with("state", "kept")
                         .with("test", test.as_str());
-                    marker::write(conn, &db, &mark).await?;
-                    registry::set_state(conn, &db, "kept", Some(&test)).await?;
-                    registry::release(conn, &db).await
+                    marker::write(conn, &db, &mark).await
                 })
             })
             .await
