@@ -107,19 +107,22 @@ async fn each_test_gets_its_own_schema() {
 
 #[tokio::test]
 async fn migrations_naming_their_schema_are_refused_clearly() {
-    let err = Isolation::new(Strategy::Namespace)
-        .namespace_mode(NamespaceMode::Schema)
-        .migrations("migrations")
-        .test_name("namespace_schema::explicit")
-        .acquire()
-        .await
-        .expect_err("the reference schema names audit explicitly");
-    let text = err.to_string();
-    assert!(text.contains("audit"), "{text}");
-    assert!(
-        text.contains("data mode") && text.contains("template"),
-        "{text}"
-    );
+    // Twice in one process: the second test gets the same clear error, not a stale database name.
+    for attempt in 0..2 {
+        let err = Isolation::new(Strategy::Namespace)
+            .namespace_mode(NamespaceMode::Schema)
+            .migrations("migrations")
+            .test_name("namespace_schema::explicit")
+            .acquire()
+            .await
+            .expect_err("the reference schema names audit explicitly");
+        let text = err.to_string();
+        assert!(text.contains("audit"), "attempt {attempt}: {text}");
+        assert!(
+            text.contains("data mode") && text.contains("template"),
+            "attempt {attempt}: {text}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -93,6 +93,14 @@ impl<T: Clone> KeyedOnce<T> {
         };
         cell.get_or_try_init(|| init).await.cloned()
     }
+
+    /// Forgets the value for `key` (what it named is gone): the next call computes it again.
+    pub(crate) fn forget(&self, key: &str) {
+        self.cells
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+    }
 }
 
 /// A connection to the maintenance database, on the engine runtime.

@@ -37,12 +37,16 @@ pub const KIND: &str = "namespace-schemas";
 /// needed, under a database-level lock; its marker says when it is ready. Checked once per
 /// process and database, like the migrated databases of the other strategies.
 pub(crate) async fn database(server: &'static Server, migrations: &Migrations) -> Result<String> {
-    static READY: OnceLock<engine::KeyedOnce<String>> = OnceLock::new();
     let name = migrated::database_name(&format!("nsschema{VERSION}"), migrations.checksum());
-    READY
-        .get_or_init(engine::KeyedOnce::new)
+    ready()
         .get_or_try_init(&name, ensure_database(server, migrations, name.clone()))
         .await
+}
+
+/// The schema databases this process found ready, by name.
+fn ready() -> &'static engine::KeyedOnce<String> {
+    static READY: OnceLock<engine::KeyedOnce<String>> = OnceLock::new();
+    READY.get_or_init(engine::KeyedOnce::new)
 }
 
 async fn ensure_database(
@@ -119,15 +123,28 @@ $f$;";
 /// The process's connection to a schema database, on the engine runtime: it holds the leases of
 /// the schemas this process's tests use.
 fn holder(database: &str) -> Arc<engine::Control> {
-    static HOLDERS: OnceLock<Mutex<HashMap<String, Arc<engine::Control>>>> = OnceLock::new();
-    let holders = HOLDERS.get_or_init(|| Mutex::new(HashMap::new()));
     Arc::clone(
-        holders
+        holders()
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .entry(database.to_string())
             .or_insert_with(|| Arc::new(engine::Control::new(true))),
     )
+}
+
+fn holders() -> &'static Mutex<HashMap<String, Arc<engine::Control>>> {
+    static HOLDERS: OnceLock<Mutex<HashMap<String, Arc<engine::Control>>>> = OnceLock::new();
+    HOLDERS.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Forgets what this process kept for `database`, which is gone: the next test checks it again
+/// and connects afresh.
+fn forget_database(database: &str) {
+    ready().forget(database);
+    holders()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(database);
 }
 
 fn lease_key(param: &str) -> String {
@@ -198,6 +215,7 @@ async fn build(
             let mut admin = server.connect().await?;
             let _ = migrated::drop_database(&mut admin, database).await;
             let _ = admin.close().await;
+            forget_database(database);
             return Err(Error::Config(format!(
                 "the migrations name their schema explicitly ({named}), so they cannot be \
                  applied once per test schema: use Namespace's data mode (leave out namespace = \
