@@ -449,7 +449,7 @@ fn template(c: &mut Criterion) {
     });
     let server = rt.block_on(server());
     // The method Template measured when it built the template, so the baseline copies alike.
-    let method = migrated::clone_method(server, &template);
+    let method = migrated::clone_method(server, &template).expect("clone method");
     eprintln!("clone method: {}", method.name());
     group.bench_function("raw_create_database_template", |b| {
         b.iter_custom(|iters| {

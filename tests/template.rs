@@ -279,7 +279,7 @@ async fn the_template_records_its_measured_clone_method() {
         .and_then(CloneMethod::parse)
         .expect("the template's marker names its clone method");
     assert!(candidates.contains(&recorded), "{recorded:?}");
-    assert_eq!(migrated::clone_method(server, &template), recorded);
+    assert_eq!(migrated::clone_method(server, &template).unwrap(), recorded);
 
     let (best, medians) =
         migrated::measure_clone_methods(&mut admin, server.major_version(), &template)

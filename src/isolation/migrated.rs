@@ -355,6 +355,30 @@ impl CloneMethod {
             .find(|m| m.name() == name)
     }
 
+    /// The method a setting such as `SEEDBED_CLONE_METHOD` names, if a server of this major
+    /// version offers it; else an error listing those it offers.
+    ///
+    /// ```
+    /// use seedbed::isolation::migrated::CloneMethod;
+    /// assert_eq!(CloneMethod::from_setting("WAL_LOG", 15).unwrap(), CloneMethod::WalLog);
+    /// let err = CloneMethod::from_setting("FILE_COPY+clone", 15).unwrap_err();
+    /// assert!(err.to_string().contains("offers WAL_LOG, FILE_COPY"), "{err}");
+    /// assert!(CloneMethod::from_setting("fast", 18).is_err());
+    /// ```
+    pub fn from_setting(value: &str, major_version: u32) -> Result<Self> {
+        let offered = Self::candidates(major_version);
+        Self::parse(value.trim())
+            .filter(|m| offered.contains(m))
+            .ok_or_else(|| {
+                let names: Vec<&str> = offered.iter().map(|m| m.name()).collect();
+                Error::Config(format!(
+                    "SEEDBED_CLONE_METHOD is `{value}`; a PostgreSQL {major_version} server offers \
+                     {}",
+                    names.join(", ")
+                ))
+            })
+    }
+
     /// The clause after `CREATE DATABASE … TEMPLATE …`.
     fn clause(self) -> &'static str {
         match self {
@@ -380,22 +404,39 @@ fn remember_clone_method(template: &str, method: CloneMethod) {
         .insert(template.to_string(), method);
 }
 
-/// How to clone `template`: the method measured when it was built (recorded in its marker, read
-/// by [`ensure_build`]), else the usual winner for the server: `FILE_COPY` on the embedded
-/// server (fsync off), the server's default elsewhere.
-pub fn clone_method(server: &Server, template: &str) -> CloneMethod {
+/// How to clone `template`: `SEEDBED_CLONE_METHOD` if set (`WAL_LOG`, `FILE_COPY`,
+/// `FILE_COPY+clone` or `default`), else the method measured when it was built (recorded in its
+/// marker, read by [`ensure_build`]), else the usual winner for the server: `FILE_COPY` on the
+/// embedded server (fsync off), the server's default elsewhere.
+///
+/// The measurement runs on a quiet server. On a server with durability on, `FILE_COPY` forces a
+/// checkpoint per clone, which costs more when many test processes write at once than the
+/// measurement sees: set `SEEDBED_CLONE_METHOD=WAL_LOG` if the suite's clones are slower than the
+/// measurement promised.
+///
+/// ```no_run
+/// # async fn example() -> seedbed::Result<()> {
+/// let server = seedbed::server::Server::resolve().await?;
+/// let method = seedbed::isolation::migrated::clone_method(server, "seedbed_tpl_0123")?;
+/// println!("clones of seedbed_tpl_0123 are made with {}", method.name());
+/// # Ok(()) }
+/// ```
+pub fn clone_method(server: &Server, template: &str) -> Result<CloneMethod> {
+    if let Ok(value) = std::env::var("SEEDBED_CLONE_METHOD") {
+        return CloneMethod::from_setting(&value, server.major_version());
+    }
     if let Some(method) = measured()
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .get(template)
     {
-        return *method;
+        return Ok(*method);
     }
-    match (server.origin(), server.major_version()) {
+    Ok(match (server.origin(), server.major_version()) {
         (_, 0..=14) => CloneMethod::Default,
         (crate::server::Origin::Embedded(_), _) => CloneMethod::FileCopy,
         _ => CloneMethod::WalLog,
-    }
+    })
 }
 
 /// The name of the database [`measure_clone_methods`] clones `template` into (at most 63 bytes).

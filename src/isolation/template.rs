@@ -101,7 +101,7 @@ pub(crate) async fn acquire(
                     return Ok((db, Handover::Warm));
                 }
                 // Not marked while the test waits (the registry records it): marked if kept.
-                let method = migrated::clone_method(server, &tpl);
+                let method = migrated::clone_method(server, &tpl)?;
                 match migrated::create_database(conn, &db, Some(&tpl), method).await {
                     Ok(()) => Ok((db, Handover::Cold)),
                     Err(e) => {
@@ -242,7 +242,7 @@ async fn make_clone(
         conn,
         name,
         Some(template),
-        migrated::clone_method(server, template),
+        migrated::clone_method(server, template)?,
     )
     .await?;
     marker::write(

@@ -268,7 +268,7 @@ async fn lease_new(
             conn,
             &name,
             Some(base),
-            migrated::clone_method(server, base),
+            migrated::clone_method(server, base)?,
         )
         .await?;
         marker::write(conn, &name, &Marker::new(SLOT_KIND).with("base", base)).await?;
