@@ -150,20 +150,39 @@ async fn try_take(server: &'static Server, n: i64, total: i64) -> Result<Vec<i64
     engine::control()
         .with(server, move |conn| {
             Box::pin(async move {
-                sqlx::query_scalar(
+                // Slots this process holds already are skipped before they are locked (the CASE
+                // fixes the order): the lock is re-entrant, so taking one again would succeed and
+                // two reservations of one process would share it.
+                let slots: Vec<i64> = sqlx::query_scalar(
                     "SELECT s FROM (SELECT (g + $3) % $2 AS s FROM generate_series(0, $2 - 1) g) t \
-                     WHERE pg_try_advisory_lock(hashtext('seedbed:budget'), s::int4) \
+                     WHERE CASE WHEN s = ANY($4::int8[]) THEN false \
+                           ELSE pg_try_advisory_lock(hashtext('seedbed:budget'), s::int4) END \
                      LIMIT $1",
                 )
                 .bind(n)
                 .bind(total)
                 .bind(offset)
+                .bind(engine::held_budget_slots())
                 .fetch_all(conn)
                 .await
-                .map_err(Error::db("reserving connection budget"))
+                .map_err(Error::db("reserving connection budget"))?;
+                for slot in &slots {
+                    engine::hold(engine::Held::BudgetSlot(*slot));
+                }
+                Ok(slots)
             })
         })
         .await
+}
+
+/// Takes budget slot `slot` on `conn` if it is free (a new control connection taking back what
+/// the lost one held).
+pub(crate) async fn try_slot(conn: &mut sqlx::PgConnection, slot: i64) -> Result<bool> {
+    sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext('seedbed:budget'), $1::int4)")
+        .bind(slot)
+        .fetch_one(conn)
+        .await
+        .map_err(Error::db("taking back a budget slot"))
 }
 
 async fn release(server: &'static Server, slots: Vec<i64>) -> Result<()> {
@@ -177,10 +196,13 @@ async fn release(server: &'static Server, slots: Vec<i64>) -> Result<()> {
                     "SELECT pg_advisory_unlock(hashtext('seedbed:budget'), s::int4) \
                      FROM unnest($1::int8[]) s",
                 )
-                .bind(slots)
+                .bind(&slots)
                 .execute(conn)
                 .await
                 .map_err(Error::db("releasing connection budget"))?;
+                for slot in slots {
+                    engine::let_go(&engine::Held::BudgetSlot(slot));
+                }
                 Ok(())
             })
         })

@@ -109,12 +109,120 @@ pub(crate) struct Control {
     /// Kept open between uses (the control connection, which holds locks) or closed after each
     /// (the builder, used rarely, so that idle processes hold one connection, not two).
     keep: bool,
+    /// Whether the locks recorded with [`hold`] live on this connection, to be taken again on a
+    /// new one if it is lost (the control connection only).
+    restores: bool,
+}
+
+/// A session lock the control connection holds for something still in use.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Held {
+    /// The lease of a test database (see [`registry`](super::registry)).
+    Lease(String),
+    /// A slot of the connection budget.
+    BudgetSlot(i64),
+    /// A running test's token.
+    Token(String),
+}
+
+fn held() -> &'static Mutex<std::collections::HashSet<Held>> {
+    static HELD: OnceLock<Mutex<std::collections::HashSet<Held>>> = OnceLock::new();
+    HELD.get_or_init(Default::default)
+}
+
+/// Records a lock just taken on the control connection, so that it is taken again if that
+/// connection is lost and replaced while its owner still runs.
+pub(crate) fn hold(lock: Held) {
+    held()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(lock);
+}
+
+/// Whether this process holds `lock` on the control connection (a session advisory lock is
+/// re-entrant: taking it again from the same session would succeed, so callers check first).
+pub(crate) fn is_held(lock: &Held) -> bool {
+    held()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .contains(lock)
+}
+
+/// The budget slots this process holds.
+pub(crate) fn held_budget_slots() -> Vec<i64> {
+    held()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .filter_map(|h| match h {
+            Held::BudgetSlot(slot) => Some(*slot),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Forgets a lock given back on the control connection.
+pub(crate) fn let_go(lock: &Held) {
+    held()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(lock);
+}
+
+/// Takes the recorded locks again on a new control connection (the server ended the old one's
+/// session, and its locks with it), and says which another process took in the meantime.
+async fn retake_held(conn: &mut PgConnection) {
+    let locks: Vec<Held> = held()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .cloned()
+        .collect();
+    if locks.is_empty() {
+        return;
+    }
+    let mut lost = Vec::new();
+    for lock in &locks {
+        let taken = match lock {
+            Held::Lease(name) => super::registry::try_lease(conn, name).await,
+            Held::BudgetSlot(slot) => super::budget::try_slot(conn, *slot).await,
+            Held::Token(token) => {
+                super::lock::try_lock_on(
+                    conn,
+                    &format!("token:{token}"),
+                    super::lock::LockMode::Exclusive,
+                )
+                .await
+            }
+        };
+        if !matches!(taken, Ok(true)) {
+            lost.push(format!("{lock:?}"));
+        }
+    }
+    if lost.is_empty() {
+        eprintln!(
+            "seedbed: the connection to the server was lost and reopened; its {} lock(s) were \
+             taken again",
+            locks.len()
+        );
+    } else {
+        eprintln!(
+            "seedbed: the connection to the server was lost and reopened; {} of its {} lock(s) \
+             could not be taken again (another process took them meanwhile): {}",
+            lost.len(),
+            locks.len(),
+            lost.join(", ")
+        );
+    }
 }
 
 /// The process's control connection: token claims and leases, quick statements only.
 pub(crate) fn control() -> &'static Control {
     static CONTROL: OnceLock<Control> = OnceLock::new();
-    CONTROL.get_or_init(|| Control::new(true))
+    CONTROL.get_or_init(|| Control {
+        restores: true,
+        ..Control::new(true)
+    })
 }
 
 /// The process's builder connection: `CREATE DATABASE` and `DROP DATABASE`, which take tens of
@@ -133,6 +241,7 @@ impl Control {
         Self {
             conn: tokio::sync::Mutex::new(None),
             keep,
+            restores: false,
         }
     }
 
@@ -150,7 +259,14 @@ impl Control {
         F: for<'c> FnOnce(&'c mut PgConnection) -> ConnFuture<'c, T> + Send + 'static,
         T: Send + 'static,
     {
-        Box::pin(run(Self::use_conn(&self.conn, self.keep, server, None, f)))
+        Box::pin(run(Self::use_conn(
+            &self.conn,
+            self.keep,
+            self.restores,
+            server,
+            None,
+            f,
+        )))
     }
 
     /// Like [`with`](Self::with), for a connection to `database` (a slot used with that
@@ -168,13 +284,22 @@ impl Control {
         let this = std::sync::Arc::clone(self);
         let database = database.to_string();
         Box::pin(run(async move {
-            Self::use_conn(&this.conn, this.keep, server, Some(database), f).await
+            Self::use_conn(
+                &this.conn,
+                this.keep,
+                this.restores,
+                server,
+                Some(database),
+                f,
+            )
+            .await
         }))
     }
 
     async fn use_conn<F, T>(
         slot: &tokio::sync::Mutex<Option<PgConnection>>,
         keep: bool,
+        restores: bool,
         server: &'static Server,
         database: Option<String>,
         f: F,
@@ -197,6 +322,9 @@ impl Control {
                 // It holds leases and locks until the process ends.
                 server.hold_session(&mut conn).await?;
             }
+            if restores {
+                retake_held(&mut conn).await;
+            }
             *guard = Some(conn);
         }
         let conn = guard
@@ -218,13 +346,21 @@ impl Control {
 
 /// Whether an error means the connection is unusable (rather than a statement failing on it).
 pub(crate) fn is_connection_error(err: &Error) -> bool {
-    matches!(
-        err,
+    match err {
         Error::Database {
             source: sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_),
             ..
-        }
-    )
+        } => true,
+        // The server ended the session (57P01 admin_shutdown, 57P02 crash_shutdown, …) or the
+        // connection failed (class 08).
+        Error::Database {
+            source: sqlx::Error::Database(db),
+            ..
+        } => db
+            .code()
+            .is_some_and(|code| code.starts_with("57P") || code.starts_with("08")),
+        _ => false,
+    }
 }
 
 /// Objects kept between tests, by key: pools whose connections live on the engine runtime, so

@@ -251,6 +251,17 @@ pub async fn set_state(
     Ok(())
 }
 
+/// Takes the lease on `name` on `conn` if it is free (a new control connection taking back what
+/// the lost one held).
+pub(crate) async fn try_lease(conn: &mut PgConnection, name: &str) -> Result<bool> {
+    let sql = format!("SELECT pg_try_advisory_lock({})", lease_key("$1::text"));
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(name)
+        .fetch_one(conn)
+        .await
+        .map_err(Error::db(format!("taking back the lease of {name}")))
+}
+
 /// Releases the lease on `name` held by `conn`.
 pub async fn release(conn: &mut PgConnection, name: &str) -> Result<()> {
     let sql = format!("SELECT pg_advisory_unlock({})", lease_key("$1::text"));

@@ -97,6 +97,7 @@ pub(crate) async fn acquire(
             Box::pin(async move {
                 let claim = registry::claim(conn, &tpl, &name).await?;
                 let db = claim.name;
+                engine::hold(engine::Held::Lease(db.clone()));
                 if claim.warm {
                     return Ok((db, Handover::Warm));
                 }
@@ -107,6 +108,7 @@ pub(crate) async fn acquire(
                     Err(e) => {
                         let _ = registry::drop_database(conn, &db).await;
                         let _ = registry::release(conn, &db).await;
+                        engine::let_go(&engine::Held::Lease(db));
                         Err(e)
                     }
                 }
@@ -348,7 +350,11 @@ pub(crate) async fn release(
             // The builder dropped it; the lease on the control connection can go.
             let _ = engine::control()
                 .with(server, move |conn| {
-                    Box::pin(async move { registry::release(conn, &db).await })
+                    Box::pin(async move {
+                        let released = registry::release(conn, &db).await;
+                        engine::let_go(&engine::Held::Lease(db));
+                        released
+                    })
                 })
                 .await;
             if let Err(e) = dropped {
@@ -368,6 +374,7 @@ pub(crate) async fn release(
                     // itself) comes after.
                     let kept = registry::set_state(conn, &db, "kept", Some(&test)).await;
                     let released = registry::release(conn, &db).await;
+                    engine::let_go(&engine::Held::Lease(db.clone()));
                     kept?;
                     released?;
                     let mark = Marker::new(CLONE_KIND)

@@ -991,6 +991,12 @@ async fn claim_token(server: &'static Server, name: &str, base_seed: u64) -> Res
             Box::pin(async move {
                 for attempt in 0..1000 {
                     let token = token_for(&name, base_seed, attempt);
+                    // A token another test of this process holds is taken: the session lock is
+                    // re-entrant and would be granted again.
+                    let held = engine::Held::Token(token.clone());
+                    if engine::is_held(&held) {
+                        continue;
+                    }
                     if super::lock::try_lock_on(
                         conn,
                         &format!("token:{token}"),
@@ -998,6 +1004,7 @@ async fn claim_token(server: &'static Server, name: &str, base_seed: u64) -> Res
                     )
                     .await?
                     {
+                        engine::hold(held);
                         return Ok(token);
                     }
                 }
@@ -1013,12 +1020,14 @@ async fn release_token(server: &'static Server, token: String) {
     let _ = engine::control()
         .with(server, move |conn| {
             Box::pin(async move {
-                super::lock::unlock_on(
+                let released = super::lock::unlock_on(
                     conn,
                     &format!("token:{token}"),
                     super::lock::LockMode::Exclusive,
                 )
-                .await
+                .await;
+                engine::let_go(&engine::Held::Token(token));
+                released
             })
         })
         .await;
