@@ -37,6 +37,48 @@ impl Reservation {
     pub(crate) fn len(&self) -> usize {
         self.slots.len()
     }
+
+    /// Gives the slots back now (dropping it gives them back in the background).
+    pub(crate) async fn give_back(mut self) -> Result<()> {
+        let slots = std::mem::take(&mut self.slots);
+        release(self.server, slots).await
+    }
+}
+
+/// Something that closes connections this process keeps open without a test using them (pools
+/// kept for the next test, spares' pools), giving back their budget; returns how many slots it
+/// gave back.
+pub(crate) type Evictor =
+    fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = usize> + Send + 'static>>;
+
+fn evictors() -> &'static std::sync::Mutex<Vec<Evictor>> {
+    static EVICTORS: std::sync::OnceLock<std::sync::Mutex<Vec<Evictor>>> =
+        std::sync::OnceLock::new();
+    EVICTORS.get_or_init(Default::default)
+}
+
+/// Registers `evictor`, run when a reservation finds the budget spent: the process's idle
+/// connections go before its tests wait for budget, which they would otherwise hold themselves.
+pub(crate) fn on_shortage(evictor: Evictor) {
+    let mut all = evictors()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !all.iter().any(|e| std::ptr::fn_addr_eq(*e, evictor)) {
+        all.push(evictor);
+    }
+}
+
+/// Runs every evictor; how many slots they gave back.
+async fn evict_idle() -> usize {
+    let all: Vec<Evictor> = evictors()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let mut closed = 0;
+    for evictor in all {
+        closed += evictor().await;
+    }
+    closed
 }
 
 impl Drop for Reservation {
@@ -120,6 +162,10 @@ async fn take(server: &'static Server, n: usize) -> Result<Reservation> {
             return Ok(Reservation { server, slots: got });
         }
         release(server, got).await?;
+        // Idle connections of this process first: if closing them freed budget, try again now.
+        if evict_idle().await > 0 {
+            continue;
+        }
         if !told && started.elapsed() > Duration::from_secs(10) {
             eprintln!(
                 "seedbed: waiting for connection budget: the {total} connections test processes \

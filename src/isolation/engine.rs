@@ -383,6 +383,12 @@ impl<T> FreeList<T> {
         Some(items.swap_remove(i).1)
     }
 
+    /// Takes every one kept.
+    pub(crate) fn take_all(&self) -> Vec<T> {
+        let mut items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+        items.drain(..).map(|(_, item)| item).collect()
+    }
+
     /// Keeps one under `key`.
     pub(crate) fn put(&self, key: &str, item: T) {
         self.items

@@ -202,6 +202,7 @@ async fn prepare_pool(server: &'static Server, name: &str) {
             })
         })
         .connect_lazy_with(options);
+    budget::on_shortage(evict_prepared);
     let Ok(Some(budget)) = budget::try_reserve(server, 1).await else {
         // The budget is spent: warm the clone and close the connection.
         let _ = sqlx::raw_sql("SELECT 1").execute(&pool).await;
@@ -221,6 +222,29 @@ async fn prepare_pool(server: &'static Server, name: &str) {
                 },
             );
     }
+}
+
+/// Closes the pools opened ahead to spares and gives their budget back now (a reservation found
+/// the budget spent); returns how many slots it gave back. The spares stay, unopened.
+fn evict_prepared() -> std::pin::Pin<Box<dyn std::future::Future<Output = usize> + Send + 'static>>
+{
+    Box::pin(async {
+        let all: Vec<Prepared> = prepared()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+            .map(|(_, p)| p)
+            .collect();
+        let mut freed = 0;
+        for p in all {
+            p.pool.close().await;
+            let slots = p.budget.len();
+            if p.budget.give_back().await.is_ok() {
+                freed += slots;
+            }
+        }
+        freed
+    })
 }
 
 /// The pool this process opened to `name`, if it did.

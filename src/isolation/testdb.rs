@@ -817,6 +817,7 @@ impl SharedPool {
             }
             kept.discard().await;
         }
+        super::budget::on_shortage(evict_kept_pools);
         let budget = super::budget::reserve(server, max_connections as usize).await?;
         let max = u32::try_from(budget.len()).unwrap_or(1).max(1);
         let mut shared = engine::run(SharedPool::open(options(), max)).await?;
@@ -944,6 +945,25 @@ impl SharedPool {
     async fn discard(self) {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.pool.close()).await;
     }
+}
+
+/// Closes the pools kept for the next test and gives their budget back now (a reservation found
+/// the budget spent); returns how many slots it gave back.
+fn evict_kept_pools() -> std::pin::Pin<Box<dyn Future<Output = usize> + Send + 'static>> {
+    Box::pin(async {
+        let mut freed = 0;
+        for kept in SHARED_POOLS.take_all() {
+            let budget = kept.budget.clone();
+            kept.discard().await;
+            if let Some(reservation) = budget.and_then(|b| Arc::try_unwrap(b).ok()) {
+                let slots = reservation.len();
+                if reservation.give_back().await.is_ok() {
+                    freed += slots;
+                }
+            }
+        }
+        freed
+    })
 }
 
 async fn load_dir(dir: PathBuf) -> Result<Arc<Migrations>> {
