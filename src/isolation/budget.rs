@@ -156,15 +156,21 @@ async fn take(server: &'static Server, n: usize) -> Result<Reservation> {
     let started = Instant::now();
     let mut told = false;
     let mut delay = Duration::from_millis(10);
+    let mut last_eviction: Option<Instant> = None;
     loop {
         let got = try_take(server, wanted, total).await?;
         if i64::try_from(got.len()).unwrap_or(0) >= wanted {
             return Ok(Reservation { server, slots: got });
         }
         release(server, got).await?;
-        // Idle connections of this process first: if closing them freed budget, try again now.
-        if evict_idle().await > 0 {
-            continue;
+        // Idle connections of this process first: if closing them freed budget, try again now
+        // (at most once a second: pools a sibling test puts back meanwhile are not closed at
+        // every retry when other processes hold the budget).
+        if last_eviction.is_none_or(|at: Instant| at.elapsed() > Duration::from_secs(1)) {
+            last_eviction = Some(Instant::now());
+            if evict_idle().await > 0 {
+                continue;
+            }
         }
         if !told && started.elapsed() > Duration::from_secs(10) {
             eprintln!(
@@ -238,17 +244,19 @@ async fn release(server: &'static Server, slots: Vec<i64>) -> Result<()> {
     engine::control()
         .with(server, move |conn| {
             Box::pin(async move {
-                sqlx::query(
+                let released = sqlx::query(
                     "SELECT pg_advisory_unlock(hashtext('seedbed:budget'), s::int4) \
                      FROM unnest($1::int8[]) s",
                 )
                 .bind(&slots)
                 .execute(conn)
-                .await
-                .map_err(Error::db("releasing connection budget"))?;
+                .await;
+                // Forgotten either way: if the unlock failed with the connection, the session
+                // and its locks are gone, and a new connection must not take them back.
                 for slot in slots {
                     engine::let_go(&engine::Held::BudgetSlot(slot));
                 }
+                released.map_err(Error::db("releasing connection budget"))?;
                 Ok(())
             })
         })

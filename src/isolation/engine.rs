@@ -171,7 +171,58 @@ pub(crate) fn let_go(lock: &Held) {
 
 /// Takes the recorded locks again on a new control connection (the server ended the old one's
 /// session, and its locks with it), and says which another process took in the meantime.
+/// The server process of the restoring (control) connection (its pid and start time, so that a
+/// recycled pid is never mistaken for it), so that a replacement can end it: a connection
+/// dropped after an error may still hold its locks on the server for a while (a half-open TCP
+/// connection, with idle timeouts off, for a long while).
+static CONTROL_BACKEND: Mutex<Option<(i32, String)>> = Mutex::new(None);
+
+/// Ends the previous control connection's server process, if any, and waits (at most 2 s) until
+/// it is gone with its locks; then notes `conn`'s own.
+async fn replace_control_backend(conn: &mut PgConnection) {
+    let old = CONTROL_BACKEND
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    if let Some((pid, started)) = old {
+        let _ = sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE pid = $1 AND backend_start::text = $2",
+        )
+        .bind(pid)
+        .bind(&started)
+        .execute(&mut *conn)
+        .await;
+        for _ in 0..100 {
+            let alive: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
+                 WHERE pid = $1 AND backend_start::text = $2)",
+            )
+            .bind(pid)
+            .bind(&started)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap_or(false);
+            if !alive {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    if let Ok(me) = sqlx::query_as::<_, (i32, String)>(
+        "SELECT pid, backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    {
+        *CONTROL_BACKEND
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(me);
+    }
+}
+
 async fn retake_held(conn: &mut PgConnection) {
+    replace_control_backend(conn).await;
     let locks: Vec<Held> = held()
         .lock()
         .unwrap_or_else(PoisonError::into_inner)

@@ -92,6 +92,8 @@ pub(crate) async fn acquire(
     spares: i64,
 ) -> Result<(String, Handover)> {
     let (tpl, name) = (template.to_string(), test.to_string());
+    // Decided before anything is claimed: a bad SEEDBED_CLONE_METHOD leaves nothing behind.
+    let method = migrated::clone_method(server, template)?;
     let result = engine::control()
         .with(server, move |conn| {
             Box::pin(async move {
@@ -102,7 +104,6 @@ pub(crate) async fn acquire(
                     return Ok((db, Handover::Warm));
                 }
                 // Not marked while the test waits (the registry records it): marked if kept.
-                let method = migrated::clone_method(server, &tpl)?;
                 match migrated::create_database(conn, &db, Some(&tpl), method).await {
                     Ok(()) => Ok((db, Handover::Cold)),
                     Err(e) => {

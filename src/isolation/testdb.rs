@@ -392,6 +392,7 @@ impl Isolation {
                         Some(rp) => rp,
                         None => {
                             let (options, timeout) = (options.clone(), self.acquire_timeout);
+                            super::budget::on_shortage(evict_kept_pools);
                             let budget = super::budget::reserve(server, 1).await?;
                             let mut rp = engine::run(RollbackPool::open(options, timeout)).await?;
                             rp.budget = Some(budget);
@@ -947,11 +948,20 @@ impl SharedPool {
     }
 }
 
-/// Closes the pools kept for the next test and gives their budget back now (a reservation found
-/// the budget spent); returns how many slots it gave back.
+/// Closes the pools kept for the next test (Rollback's and the others') and gives their budget
+/// back now (a reservation found the budget spent); returns how many slots it gave back.
 fn evict_kept_pools() -> std::pin::Pin<Box<dyn Future<Output = usize> + Send + 'static>> {
     Box::pin(async {
         let mut freed = 0;
+        for rp in ROLLBACK_POOLS.take_all() {
+            rp.close().await;
+            if let Some(reservation) = Arc::try_unwrap(rp).ok().and_then(|rp| rp.budget) {
+                let slots = reservation.len();
+                if reservation.give_back().await.is_ok() {
+                    freed += slots;
+                }
+            }
+        }
         for kept in SHARED_POOLS.take_all() {
             let budget = kept.budget.clone();
             kept.discard().await;
