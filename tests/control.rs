@@ -34,6 +34,53 @@ async fn leased(name: &str) -> bool {
     list.iter().any(|e| e.name == name && e.leased)
 }
 
+/// The server processes holding the lease `prefix` + `name` on `conn`'s database.
+async fn holders(conn: &mut sqlx::PgConnection, prefix: &str, name: &str) -> Vec<i32> {
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND ((classid::int8 << 32) | objid::int8) = hashtextextended($1 || $2, 0)",
+    )
+    .bind(prefix)
+    .bind(name)
+    .fetch_all(conn)
+    .await
+    .unwrap()
+}
+
+/// Has the server end the one session holding the lease, and waits until the lease is free.
+async fn end_the_holder(conn: &mut sqlx::PgConnection, prefix: &str, name: &str) {
+    let pids = holders(conn, prefix, name).await;
+    assert_eq!(pids.len(), 1, "one session holds the lease of {name}");
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(pids[0])
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if holders(conn, prefix, name).await.is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the lease of {name} did not go with the session");
+}
+
+/// The first of three tries that gets a database: the first use of a connection the server ended
+/// fails; the next reconnects (and takes back what the lost one held).
+async fn next_test<F, Fut>(acquire: F) -> TestDb
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = seedbed::Result<TestDb>>,
+{
+    for attempt in 0..3 {
+        match acquire(format!("control::next{attempt}")).await {
+            Ok(db) => return db,
+            Err(e) => eprintln!("attempt {attempt}: {e}"),
+        }
+    }
+    panic!("no test got a database after the connection was lost");
+}
+
 #[tokio::test]
 async fn a_lost_control_connection_takes_its_leases_back() {
     let _serial = ONE_AT_A_TIME.lock().await;
@@ -44,43 +91,10 @@ async fn a_lost_control_connection_takes_its_leases_back() {
     // The server ends the session that holds the lease.
     let server = Server::resolve().await.unwrap();
     let mut admin = server.connect().await.unwrap();
-    let holders: Vec<i32> = sqlx::query_scalar(
-        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
-         AND ((classid::int8 << 32) | objid::int8) = hashtextextended('seedbed:lease:' || $1, 0)",
-    )
-    .bind(&name)
-    .fetch_all(&mut admin)
-    .await
-    .unwrap();
-    assert_eq!(holders.len(), 1, "one session holds the lease");
-    sqlx::query("SELECT pg_terminate_backend($1)")
-        .bind(holders[0])
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let mut freed = false;
-    for _ in 0..100 {
-        if !leased(&name).await {
-            freed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(freed, "the lease went with the session");
+    end_the_holder(&mut admin, "seedbed:lease:", &name).await;
+    assert!(!leased(&name).await);
 
-    // The next use of the control connection finds it dead (that use fails); the one after
-    // reconnects and takes the lease back.
-    let mut next = None;
-    for attempt in 0..3 {
-        match acquire(&format!("control::next{attempt}")).await {
-            Ok(db) => {
-                next = Some(db);
-                break;
-            }
-            Err(e) => eprintln!("attempt {attempt}: {e}"),
-        }
-    }
-    let next = next.expect("a test after the connection was lost gets its database");
+    let next = next_test(|name| async move { acquire(&name).await }).await;
     assert!(leased(&name).await, "the first test's lease was taken back");
     assert!(leased(next.database()).await);
     // A sweep leaves the live test's database alone.
@@ -125,4 +139,47 @@ async fn two_tests_of_one_process_do_not_share_budget_slots() {
     second.finish().await.expect("finish");
     first.finish().await.expect("finish");
     let _ = admin.close().await;
+}
+
+/// The same for a Namespace test's schema, whose lease the connection to the schema database
+/// holds.
+#[tokio::test]
+async fn a_lost_schema_holder_takes_its_leases_back() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let schema_test = |name: String| {
+        Isolation::new(Strategy::Namespace)
+            .namespace_mode(seedbed::isolation::NamespaceMode::Schema)
+            .migrations("tests/single_schema_migrations")
+            .test_name(&name)
+            .acquire()
+    };
+    let db = schema_test("control::schema_held".into())
+        .await
+        .expect("acquire");
+    let schema: String = sqlx::query_scalar("SELECT current_schema()")
+        .fetch_one(&db.pool())
+        .await
+        .unwrap();
+    let server = Server::resolve().await.unwrap();
+    let mut look = sqlx::PgConnection::connect_with(&server.database_options(db.database()))
+        .await
+        .unwrap();
+    end_the_holder(&mut look, "seedbed:schema-lease:", &schema).await;
+
+    let next = next_test(schema_test).await;
+    assert_eq!(
+        holders(&mut look, "seedbed:schema-lease:", &schema)
+            .await
+            .len(),
+        1,
+        "the first test's schema lease was taken back"
+    );
+    // A sweep leaves the live test's schema alone.
+    let swept = seedbed::isolation::schemas::sweep(server, db.database())
+        .await
+        .unwrap();
+    assert!(!swept.contains(&schema), "{swept:?}");
+    next.finish().await.expect("finish");
+    db.finish().await.expect("finish after the reconnection");
+    let _ = look.close().await;
 }

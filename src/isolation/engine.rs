@@ -109,9 +109,14 @@ pub(crate) struct Control {
     /// Kept open between uses (the control connection, which holds locks) or closed after each
     /// (the builder, used rarely, so that idle processes hold one connection, not two).
     keep: bool,
-    /// Whether the locks recorded with [`hold`] live on this connection, to be taken again on a
-    /// new one if it is lost (the control connection only).
-    restores: bool,
+    /// The session locks a kept connection holds for things still in use, taken again on a new
+    /// connection if it is lost.
+    held: Mutex<std::collections::HashSet<Held>>,
+    /// The kept connection's server process (its pid and start time, so that a recycled pid is
+    /// never mistaken for it): a replacement ends it, because a connection dropped after an error
+    /// may still hold its locks on the server for a while (a half-open TCP connection, with idle
+    /// timeouts off, for a long while).
+    backend: Mutex<Option<(i32, String)>>,
 }
 
 /// A session lock the control connection holds for something still in use.
@@ -123,36 +128,26 @@ pub(crate) enum Held {
     BudgetSlot(i64),
     /// A running test's token.
     Token(String),
-}
-
-fn held() -> &'static Mutex<std::collections::HashSet<Held>> {
-    static HELD: OnceLock<Mutex<std::collections::HashSet<Held>>> = OnceLock::new();
-    HELD.get_or_init(Default::default)
+    /// The lease of a Namespace test's schema (on the connection to its schema database).
+    SchemaLease(String),
 }
 
 /// Records a lock just taken on the control connection, so that it is taken again if that
 /// connection is lost and replaced while its owner still runs.
 pub(crate) fn hold(lock: Held) {
-    held()
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(lock);
+    control().hold(lock);
 }
 
 /// Whether this process holds `lock` on the control connection (a session advisory lock is
 /// re-entrant: taking it again from the same session would succeed, so callers check first).
 pub(crate) fn is_held(lock: &Held) -> bool {
-    held()
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .contains(lock)
+    control().held_set().contains(lock)
 }
 
 /// The budget slots this process holds.
 pub(crate) fn held_budget_slots() -> Vec<i64> {
-    held()
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
+    control()
+        .held_set()
         .iter()
         .filter_map(|h| match h {
             Held::BudgetSlot(slot) => Some(*slot),
@@ -163,117 +158,13 @@ pub(crate) fn held_budget_slots() -> Vec<i64> {
 
 /// Forgets a lock given back on the control connection.
 pub(crate) fn let_go(lock: &Held) {
-    held()
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .remove(lock);
-}
-
-/// Takes the recorded locks again on a new control connection (the server ended the old one's
-/// session, and its locks with it), and says which another process took in the meantime.
-/// The server process of the restoring (control) connection (its pid and start time, so that a
-/// recycled pid is never mistaken for it), so that a replacement can end it: a connection
-/// dropped after an error may still hold its locks on the server for a while (a half-open TCP
-/// connection, with idle timeouts off, for a long while).
-static CONTROL_BACKEND: Mutex<Option<(i32, String)>> = Mutex::new(None);
-
-/// Ends the previous control connection's server process, if any, and waits (at most 2 s) until
-/// it is gone with its locks; then notes `conn`'s own.
-async fn replace_control_backend(conn: &mut PgConnection) {
-    let old = CONTROL_BACKEND
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .take();
-    if let Some((pid, started)) = old {
-        let _ = sqlx::query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE pid = $1 AND backend_start::text = $2",
-        )
-        .bind(pid)
-        .bind(&started)
-        .execute(&mut *conn)
-        .await;
-        for _ in 0..100 {
-            let alive: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
-                 WHERE pid = $1 AND backend_start::text = $2)",
-            )
-            .bind(pid)
-            .bind(&started)
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap_or(false);
-            if !alive {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    }
-    if let Ok(me) = sqlx::query_as::<_, (i32, String)>(
-        "SELECT pid, backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid()",
-    )
-    .fetch_one(&mut *conn)
-    .await
-    {
-        *CONTROL_BACKEND
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(me);
-    }
-}
-
-async fn retake_held(conn: &mut PgConnection) {
-    replace_control_backend(conn).await;
-    let locks: Vec<Held> = held()
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .cloned()
-        .collect();
-    if locks.is_empty() {
-        return;
-    }
-    let mut lost = Vec::new();
-    for lock in &locks {
-        let taken = match lock {
-            Held::Lease(name) => super::registry::try_lease(conn, name).await,
-            Held::BudgetSlot(slot) => super::budget::try_slot(conn, *slot).await,
-            Held::Token(token) => {
-                super::lock::try_lock_on(
-                    conn,
-                    &format!("token:{token}"),
-                    super::lock::LockMode::Exclusive,
-                )
-                .await
-            }
-        };
-        if !matches!(taken, Ok(true)) {
-            lost.push(format!("{lock:?}"));
-        }
-    }
-    if lost.is_empty() {
-        eprintln!(
-            "seedbed: the connection to the server was lost and reopened; its {} lock(s) were \
-             taken again",
-            locks.len()
-        );
-    } else {
-        eprintln!(
-            "seedbed: the connection to the server was lost and reopened; {} of its {} lock(s) \
-             could not be taken again (another process took them meanwhile): {}",
-            lost.len(),
-            locks.len(),
-            lost.join(", ")
-        );
-    }
+    control().let_go(lock);
 }
 
 /// The process's control connection: token claims and leases, quick statements only.
 pub(crate) fn control() -> &'static Control {
     static CONTROL: OnceLock<Control> = OnceLock::new();
-    CONTROL.get_or_init(|| Control {
-        restores: true,
-        ..Control::new(true)
-    })
+    CONTROL.get_or_init(|| Control::new(true))
 }
 
 /// The process's builder connection: `CREATE DATABASE` and `DROP DATABASE`, which take tens of
@@ -292,7 +183,109 @@ impl Control {
         Self {
             conn: tokio::sync::Mutex::new(None),
             keep,
-            restores: false,
+            held: Mutex::new(std::collections::HashSet::new()),
+            backend: Mutex::new(None),
+        }
+    }
+
+    fn held_set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<Held>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records a lock just taken on this (kept) connection.
+    pub(crate) fn hold(&self, lock: Held) {
+        self.held_set().insert(lock);
+    }
+
+    /// Forgets a lock given back on this connection.
+    pub(crate) fn let_go(&self, lock: &Held) {
+        self.held_set().remove(lock);
+    }
+
+    /// Ends the previous connection's server process, if any, and waits (at most 2 s) until it
+    /// is gone with its locks; then notes `conn`'s own.
+    async fn replace_backend(&self, conn: &mut PgConnection) {
+        let old = self
+            .backend
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some((pid, started)) = old {
+            let _ = sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE pid = $1 AND backend_start::text = $2",
+            )
+            .bind(pid)
+            .bind(&started)
+            .execute(&mut *conn)
+            .await;
+            for _ in 0..100 {
+                let alive: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
+                     WHERE pid = $1 AND backend_start::text = $2)",
+                )
+                .bind(pid)
+                .bind(&started)
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap_or(false);
+                if !alive {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+        if let Ok(me) = sqlx::query_as::<_, (i32, String)>(
+            "SELECT pid, backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        {
+            *self.backend.lock().unwrap_or_else(PoisonError::into_inner) = Some(me);
+        }
+    }
+
+    /// Takes the recorded locks again on a new connection (the server ended the old one's
+    /// session, and its locks with it), and says which another process took in the meantime.
+    async fn retake_held(&self, conn: &mut PgConnection) {
+        self.replace_backend(conn).await;
+        let locks: Vec<Held> = self.held_set().iter().cloned().collect();
+        if locks.is_empty() {
+            return;
+        }
+        let mut lost = Vec::new();
+        for lock in &locks {
+            let taken = match lock {
+                Held::Lease(name) => super::registry::try_lease(conn, name).await,
+                Held::BudgetSlot(slot) => super::budget::try_slot(conn, *slot).await,
+                Held::Token(token) => {
+                    super::lock::try_lock_on(
+                        conn,
+                        &format!("token:{token}"),
+                        super::lock::LockMode::Exclusive,
+                    )
+                    .await
+                }
+                Held::SchemaLease(name) => super::schemas::try_lease(conn, name).await,
+            };
+            if !matches!(taken, Ok(true)) {
+                lost.push(format!("{lock:?}"));
+            }
+        }
+        if lost.is_empty() {
+            eprintln!(
+                "seedbed: a connection to the server was lost and reopened; its {} lock(s) were \
+                 taken again",
+                locks.len()
+            );
+        } else {
+            eprintln!(
+                "seedbed: a connection to the server was lost and reopened; {} of its {} lock(s) \
+                 could not be taken again (another process took them meanwhile): {}",
+                lost.len(),
+                locks.len(),
+                lost.join(", ")
+            );
         }
     }
 
@@ -310,14 +303,7 @@ impl Control {
         F: for<'c> FnOnce(&'c mut PgConnection) -> ConnFuture<'c, T> + Send + 'static,
         T: Send + 'static,
     {
-        Box::pin(run(Self::use_conn(
-            &self.conn,
-            self.keep,
-            self.restores,
-            server,
-            None,
-            f,
-        )))
+        Box::pin(run(self.use_conn(server, None, f)))
     }
 
     /// Like [`with`](Self::with), for a connection to `database` (a slot used with that
@@ -335,22 +321,12 @@ impl Control {
         let this = std::sync::Arc::clone(self);
         let database = database.to_string();
         Box::pin(run(async move {
-            Self::use_conn(
-                &this.conn,
-                this.keep,
-                this.restores,
-                server,
-                Some(database),
-                f,
-            )
-            .await
+            this.use_conn(server, Some(database), f).await
         }))
     }
 
     async fn use_conn<F, T>(
-        slot: &tokio::sync::Mutex<Option<PgConnection>>,
-        keep: bool,
-        restores: bool,
+        &self,
         server: &'static Server,
         database: Option<String>,
         f: F,
@@ -359,6 +335,7 @@ impl Control {
         F: for<'c> FnOnce(&'c mut PgConnection) -> ConnFuture<'c, T> + Send + 'static,
         T: Send + 'static,
     {
+        let (slot, keep) = (&self.conn, self.keep);
         let mut guard = slot.lock().await;
         if guard.is_none() {
             let mut conn = match &database {
@@ -370,11 +347,10 @@ impl Control {
                 }
             };
             if keep {
-                // It holds leases and locks until the process ends.
+                // It holds leases and locks until the process ends: the server's idle timeouts
+                // must not end it, and what a lost one held is taken back.
                 server.hold_session(&mut conn).await?;
-            }
-            if restores {
-                retake_held(&mut conn).await;
+                self.retake_held(&mut conn).await;
             }
             *guard = Some(conn);
         }

@@ -173,7 +173,10 @@ pub(crate) async fn acquire(
         })
         .await?;
     let name = match claimed {
-        Some(name) => name,
+        Some(name) => {
+            control.hold(engine::Held::SchemaLease(name.clone()));
+            name
+        }
         None => build(server, database, &migrations, "in_use").await?,
     };
     refill_in_background(server, database, migrations);
@@ -207,6 +210,7 @@ async fn build(
             })
         })
         .await?;
+    control.hold(engine::Held::SchemaLease(name.clone()));
     let made = match migrate_into(server, database, migrations, &name).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(named)) => {
@@ -225,9 +229,11 @@ async fn build(
         Err(e) => Err(e),
     };
     let (db, schema) = (database.to_string(), name.clone());
+    let holding = Arc::clone(&control);
     control
         .with_database(server, &db, move |conn| {
             Box::pin(async move {
+                let held = engine::Held::SchemaLease(schema.clone());
                 match made {
                     Ok(()) => {
                         sqlx::query("UPDATE seedbed.schemas SET state = $2 WHERE name = $1")
@@ -237,13 +243,16 @@ async fn build(
                             .await
                             .map_err(Error::db("recording a schema"))?;
                         if state == "spare" {
-                            unlock(conn, &schema).await?;
+                            let unlocked = unlock(conn, &schema).await;
+                            holding.let_go(&held);
+                            unlocked?;
                         }
                         Ok(())
                     }
                     Err(e) => {
                         let _ = drop_schema(conn, &schema).await;
                         let _ = unlock(conn, &schema).await;
+                        holding.let_go(&held);
                         Err(e)
                     }
                 }
@@ -313,6 +322,19 @@ async fn relations_outside(conn: &mut PgConnection, schema: &str) -> Result<BTre
     Ok(names.into_iter().collect())
 }
 
+/// Takes the lease of `schema` on `conn` if it is free (a new holder connection taking back what
+/// the lost one held).
+pub(crate) async fn try_lease(conn: &mut PgConnection, schema: &str) -> Result<bool> {
+    let sql = format!("SELECT pg_try_advisory_lock({})", lease_key("$1::text"));
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(schema)
+        .fetch_one(conn)
+        .await
+        .map_err(Error::db(format!(
+            "taking back the lease of schema {schema}"
+        )))
+}
+
 async fn unlock(conn: &mut PgConnection, schema: &str) -> Result<()> {
     let sql = format!("SELECT pg_advisory_unlock({})", lease_key("$1::text"));
     sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -342,11 +364,14 @@ pub(crate) fn release(server: &'static Server, database: &str, schema: &str) {
     let (db, schema) = (database.to_string(), schema.to_string());
     engine::spawn_detached(async move {
         let control = holder(&db);
+        let holding = Arc::clone(&control);
         let result = control
             .with_database(server, &db, move |conn| {
                 Box::pin(async move {
                     let dropped = drop_schema(conn, &schema).await;
-                    unlock(conn, &schema).await?;
+                    let unlocked = unlock(conn, &schema).await;
+                    holding.let_go(&engine::Held::SchemaLease(schema));
+                    unlocked?;
                     dropped
                 })
             })
