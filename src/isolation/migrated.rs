@@ -359,11 +359,13 @@ impl CloneMethod {
     /// version offers it; else an error listing those it offers.
     ///
     /// ```
+    /// # fn main() -> seedbed::Result<()> {
     /// use seedbed::isolation::migrated::CloneMethod;
-    /// assert_eq!(CloneMethod::from_setting("WAL_LOG", 15).unwrap(), CloneMethod::WalLog);
-    /// let err = CloneMethod::from_setting("FILE_COPY+clone", 15).unwrap_err();
-    /// assert!(err.to_string().contains("offers WAL_LOG, FILE_COPY"), "{err}");
+    /// assert_eq!(CloneMethod::from_setting("WAL_LOG", 15)?, CloneMethod::WalLog);
+    /// let refused = CloneMethod::from_setting("FILE_COPY+clone", 15);
+    /// assert!(refused.is_err_and(|e| e.to_string().contains("offers WAL_LOG, FILE_COPY")));
     /// assert!(CloneMethod::from_setting("fast", 18).is_err());
+    /// # Ok(()) }
     /// ```
     pub fn from_setting(value: &str, major_version: u32) -> Result<Self> {
         let offered = Self::candidates(major_version);
@@ -498,9 +500,9 @@ pub async fn measure_clone_methods(
         .zip(times)
         .zip(&failed)
         .filter(|(_, failed)| failed.is_none())
-        .map(|((method, mut t), _)| {
+        .filter_map(|((method, mut t), _)| {
             t.sort();
-            (*method, t[t.len() / 2])
+            t.get(t.len() / 2).map(|median| (*method, *median))
         })
         .collect();
     match medians.iter().min_by_key(|(_, median)| *median) {

@@ -108,8 +108,7 @@ pub(crate) async fn acquire(
                     Ok(()) => Ok((db, Handover::Cold)),
                     Err(e) => {
                         let _ = registry::drop_database(conn, &db).await;
-                        let _ = registry::release(conn, &db).await;
-                        engine::let_go(&engine::Held::Lease(db));
+                        let _ = release_lease(conn, &db).await;
                         Err(e)
                     }
                 }
@@ -256,6 +255,14 @@ pub(crate) fn take_prepared(name: &str) -> Option<Prepared> {
         .remove(name)
 }
 
+/// Releases the lease on `db` held by the control connection `conn`, and forgets it (even when
+/// the unlock fails with the connection: the session and its locks are gone then).
+async fn release_lease(conn: &mut sqlx::PgConnection, db: &str) -> Result<()> {
+    let released = registry::release(conn, db).await;
+    engine::let_go(&engine::Held::Lease(db.to_string()));
+    released
+}
+
 /// Clones `template` as a spare named `name`, with seedbed's marker. (A clone made while its test
 /// waits skips the marker, one more catalog write to wait for: the registry records it, and it
 /// is marked if it is kept.)
@@ -375,11 +382,7 @@ pub(crate) async fn release(
             // The builder dropped it; the lease on the control connection can go.
             let _ = engine::control()
                 .with(server, move |conn| {
-                    Box::pin(async move {
-                        let released = registry::release(conn, &db).await;
-                        engine::let_go(&engine::Held::Lease(db));
-                        released
-                    })
+                    Box::pin(async move { release_lease(conn, &db).await })
                 })
                 .await;
             if let Err(e) = dropped {
@@ -398,8 +401,7 @@ pub(crate) async fn release(
                     // abandoned to a sweeper. The marker (for tools that look at the database
                     // itself) comes after.
                     let kept = registry::set_state(conn, &db, "kept", Some(&test)).await;
-                    let released = registry::release(conn, &db).await;
-                    engine::let_go(&engine::Held::Lease(db.clone()));
+                    let released = release_lease(conn, &db).await;
                     kept?;
                     released?;
                     let mark = Marker::new(CLONE_KIND)
