@@ -86,16 +86,22 @@ pub(crate) async fn check(
         databases_gone: gone.len(),
         ..IsolationCheck::default()
     };
-    // Clones are dropped in the background after their test: give them time.
+    // Template's clones are emptied and given back as spares for the next tests (which must
+    // hold what migrations left), or dropped in the background after their test: give them time.
     let started = Instant::now();
     let mut left: Vec<String>;
+    let mut recycled: BTreeSet<String> = BTreeSet::new();
     loop {
         let names = database_names(server).await?;
         left = gone
             .iter()
-            .filter(|g| names.contains(*g))
+            .filter(|g| names.contains(*g) && !recycled.contains(*g))
             .cloned()
             .collect();
+        if !left.is_empty() {
+            recycled.extend(spares(server, &left).await?);
+            left.retain(|name| !recycled.contains(name));
+        }
         if left.is_empty() || started.elapsed() > wait {
             break;
         }
@@ -106,8 +112,9 @@ pub(crate) async fn check(
             "database {name} was left behind (seedbed sweep removes it)"
         ));
     }
+    out.databases_gone = gone.len() - recycled.len();
     let names = database_names(server).await?;
-    for db in used.iter().filter(|d| names.contains(*d)) {
+    for db in used.iter().chain(&recycled).filter(|d| names.contains(*d)) {
         out.databases_checked += 1;
         if let Err(e) = check_database(server, db, expected, &mut out.problems).await {
             out.problems
@@ -133,6 +140,18 @@ pub(crate) async fn check(
         }
     }
     Ok(out)
+}
+
+/// Those of `names` that are registered spares, free for the next test.
+async fn spares(server: &Server, names: &[String]) -> Result<Vec<String>> {
+    let mut conn = server.connect().await?;
+    let entries = registry::list(&mut conn).await;
+    let _ = conn.close().await;
+    Ok(entries?
+        .into_iter()
+        .filter(|e| e.state == "spare" && !e.leased && names.contains(&e.name))
+        .map(|e| e.name)
+        .collect())
 }
 
 async fn check_database(

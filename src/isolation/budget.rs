@@ -9,12 +9,18 @@
 //! and gives them back when they close. A test that cannot get its slots waits, and says so
 //! after 10 s.
 //!
+//! Two connections of each process are outside the budget: its coordination connection (the
+//! control connection, which takes the slots) and the first connection a test of the process
+//! opens (its **free pass**). A test process under `cargo nextest` whose test uses one connection
+//! therefore never waits for budget, and one under Rollback opens no coordination connection at
+//! all. Every further connection of a test's pool reserves a slot when it opens, and gives it
+//! back when the pool closes.
+//!
 //! The size is `SEEDBED_MAX_CONNECTIONS`, else 40% of what the server allows
-//! (`max_connections` − `superuser_reserved_connections`): the rest is for the connection each
-//! test process keeps for itself (its control connection), the short ones it opens at start-up
-//! and to build databases, and for people. With `max_connections = 100` and `-j 16`, 38
-//! connections of test pools and the processes' own 16, plus their short-lived ones, stay under
-//! the limit.
+//! (`max_connections` − `superuser_reserved_connections`): the rest is for the two connections
+//! each test process has outside the budget, the short ones that build databases, and for
+//! people. With `max_connections = 100` and `-j 16`, 38 connections of test pools and the
+//! processes' own 32 stay under the limit.
 
 use std::time::{Duration, Instant};
 
@@ -25,23 +31,80 @@ use crate::server::Server;
 /// How long a test waits for connection budget before failing.
 const BUDGET_WAIT: Duration = Duration::from_secs(600);
 
-/// Slots held by this process; given back when dropped.
+/// Slots held by this process (or its free pass); given back when dropped.
 #[derive(Debug)]
 pub(crate) struct Reservation {
     server: &'static Server,
     slots: Vec<i64>,
+    /// The process's free pass: one connection outside the budget.
+    free: bool,
 }
+
+/// Whether this process's free pass is available.
+static FREE_PASS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
 impl Reservation {
     /// How many connections it allows.
     pub(crate) fn len(&self) -> usize {
-        self.slots.len()
+        self.slots.len() + usize::from(self.free)
     }
 
-    /// Gives the slots back now (dropping it gives them back in the background).
-    pub(crate) async fn give_back(mut self) -> Result<()> {
+    /// Gives the slots back now (dropping it gives them back in the background); returns how
+    /// many connections of the budget it freed.
+    pub(crate) async fn give_back(mut self) -> Result<usize> {
+        if std::mem::take(&mut self.free) {
+            FREE_PASS.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         let slots = std::mem::take(&mut self.slots);
-        release(self.server, slots).await
+        let n = slots.len();
+        release(self.server, slots).await.map(|()| n)
+    }
+}
+
+/// One connection for a test: the process's free pass if no test holds it (no round trip, and
+/// no coordination connection needed), else a slot of the budget.
+pub(crate) async fn reserve_one(server: &'static Server) -> Result<Reservation> {
+    if FREE_PASS.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        return Ok(Reservation {
+            server,
+            slots: Vec::new(),
+            free: true,
+        });
+    }
+    reserve(server, 1).await
+}
+
+/// The budget of a pool whose connections open as its test asks for them: one reservation per
+/// connection opened, all given back when the pool goes.
+#[derive(Debug, Default)]
+pub(crate) struct PoolBudget {
+    held: std::sync::Mutex<Vec<Reservation>>,
+}
+
+impl PoolBudget {
+    /// Reserves for a connection the pool is opening (the free pass first).
+    pub(crate) async fn connection_opened(&self, server: &'static Server) -> Result<()> {
+        let reservation = reserve_one(server).await?;
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(reservation);
+        Ok(())
+    }
+
+    /// Gives everything back now; returns how many connections of the budget were freed.
+    pub(crate) async fn give_back(&self) -> usize {
+        let held: Vec<Reservation> = std::mem::take(
+            &mut *self
+                .held
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let mut freed = 0;
+        for r in held {
+            freed += r.give_back().await.unwrap_or(0);
+        }
+        freed
     }
 }
 
@@ -83,6 +146,9 @@ async fn evict_idle() -> usize {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
+        if std::mem::take(&mut self.free) {
+            FREE_PASS.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         if self.slots.is_empty() {
             return;
         }
@@ -143,7 +209,11 @@ pub(crate) async fn try_reserve(server: &'static Server, n: usize) -> Result<Opt
     let wanted = i64::try_from(n).unwrap_or(i64::MAX).min(total);
     let got = try_take(server, wanted, total).await?;
     if i64::try_from(got.len()).unwrap_or(0) >= wanted {
-        Ok(Some(Reservation { server, slots: got }))
+        Ok(Some(Reservation {
+            server,
+            slots: got,
+            free: false,
+        }))
     } else {
         release(server, got).await?;
         Ok(None)
@@ -160,7 +230,11 @@ async fn take(server: &'static Server, n: usize) -> Result<Reservation> {
     loop {
         let got = try_take(server, wanted, total).await?;
         if i64::try_from(got.len()).unwrap_or(0) >= wanted {
-            return Ok(Reservation { server, slots: got });
+            return Ok(Reservation {
+                server,
+                slots: got,
+                free: false,
+            });
         }
         release(server, got).await?;
         // Idle connections of this process first: if closing them freed budget, try again now

@@ -34,7 +34,7 @@ use crate::sql::{QualifiedName, quote_ident, quote_list, quote_literal};
 
 /// The version of what [`prepare`] installs; part of a prepared database's name, so a seedbed that
 /// prepares differently never reuses a database an older one prepared.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 4;
 
 /// The schema seedbed keeps its bookkeeping in, inside prepared databases.
 pub const SCHEMA: &str = "seedbed";
@@ -96,18 +96,23 @@ pub async fn prepare(conn: &mut PgConnection, schema: &Schema) -> Result<()> {
         sql,
         "CREATE SCHEMA {s};\n\
          CREATE UNLOGGED TABLE {s}.dirty (relid oid PRIMARY KEY);\n\
+         CREATE UNLOGGED TABLE {s}.clean_mark (at timestamptz NOT NULL DEFAULT now());\n\
          CREATE FUNCTION {s}.mark_dirty() RETURNS trigger LANGUAGE plpgsql AS $f$\n\
          BEGIN\n  INSERT INTO {s}.dirty VALUES (TG_RELID) ON CONFLICT DO NOTHING;\n  RETURN NULL;\nEND\n$f$;\n\
          CREATE FUNCTION {s}.sequence_state(seq regclass, OUT last_value bigint, OUT is_called boolean)\n\
          LANGUAGE plpgsql AS $f$\n\
          BEGIN\n  EXECUTE 'SELECT last_value, is_called FROM ' || seq INTO last_value, is_called;\nEND\n$f$;\n\
          CREATE TABLE {s}.sequences AS\n\
-         \x20 SELECT d.refobjid::int8 AS table_oid, d.objid::regclass AS seq, st.last_value, st.is_called\n\
-         \x20 FROM pg_depend d\n\
-         \x20 JOIN pg_class c ON c.oid = d.objid AND c.relkind = 'S'\n\
-         \x20 CROSS JOIN LATERAL {s}.sequence_state(d.objid::regclass) st\n\
-         \x20 WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass\n\
-         \x20   AND d.deptype IN ('a', 'i');"
+         \x20 SELECT d.refobjid::int8 AS table_oid, c.oid::regclass AS seq, st.last_value, st.is_called\n\
+         \x20 FROM pg_class c\n\
+         \x20 JOIN pg_namespace n ON n.oid = c.relnamespace\n\
+         \x20 LEFT JOIN pg_depend d ON d.objid = c.oid AND d.classid = 'pg_class'::regclass\n\
+         \x20   AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')\n\
+         \x20 CROSS JOIN LATERAL {s}.sequence_state(c.oid::regclass) st\n\
+         \x20 WHERE c.relkind = 'S' AND n.nspname <> {s_lit}\n\
+         \x20   AND n.nspname NOT IN ('pg_catalog', 'information_schema')\n\
+         \x20   AND n.nspname NOT LIKE 'pg\\_temp%' AND n.nspname NOT LIKE 'pg\\_toast%';",
+        s_lit = quote_literal(SCHEMA)
     );
     for t in &baseline {
         let table = schema.table(t).ok_or_else(|| {
@@ -167,6 +172,50 @@ fn baseline_name(oid: i64) -> String {
     format!("baseline_{oid}")
 }
 
+/// Records, in a prepared database, every schema change made in it from now on (by an event
+/// trigger on `ddl_command_end` and `sql_drop`, which only a superuser may create), so that a
+/// database a test used can be told unchanged and given to the next test once emptied (see
+/// [`recycle`]). Changes to temporary objects are not recorded. Returns whether it could be
+/// installed (`false` without superuser rights).
+pub async fn watch_schema_changes(conn: &mut PgConnection) -> Result<bool> {
+    let superuser: bool = sqlx::query_scalar("SELECT current_setting('is_superuser') = 'on'")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(Error::db("checking for superuser rights"))?;
+    if !superuser {
+        return Ok(false);
+    }
+    let s = quote_ident(SCHEMA);
+    let sql = format!(
+        "CREATE UNLOGGED TABLE {s}.schema_changes (at timestamptz NOT NULL DEFAULT now());\n\
+         CREATE FUNCTION {s}.note_ddl() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER\n\
+         SET search_path = pg_catalog AS $f$\n\
+         BEGIN\n\
+         \x20 IF NOT EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands())\n\
+         \x20    OR EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() c\n\
+         \x20               WHERE c.schema_name IS NULL OR c.schema_name NOT LIKE 'pg\\_temp%') THEN\n\
+         \x20   INSERT INTO {s}.schema_changes DEFAULT VALUES;\n\
+         \x20 END IF;\n\
+         END\n$f$;\n\
+         CREATE FUNCTION {s}.note_drop() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER\n\
+         SET search_path = pg_catalog AS $f$\n\
+         BEGIN\n\
+         \x20 IF EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() WHERE NOT is_temporary) THEN\n\
+         \x20   INSERT INTO {s}.schema_changes DEFAULT VALUES;\n\
+         \x20 END IF;\n\
+         END\n$f$;\n\
+         CREATE EVENT TRIGGER seedbed_schema_changes ON ddl_command_end\n\
+         \x20 EXECUTE FUNCTION {s}.note_ddl();\n\
+         CREATE EVENT TRIGGER seedbed_schema_drops ON sql_drop\n\
+         \x20 EXECUTE FUNCTION {s}.note_drop();"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::db("installing seedbed's schema-change watch"))?;
+    Ok(true)
+}
+
 /// How to empty one prepared database: its tables in deletion order and the two statements the
 /// cleaner runs, read once per process from `seedbed.plan`.
 #[derive(Debug, Clone)]
@@ -174,6 +223,8 @@ pub struct CleaningPlan {
     tables: Vec<PlanTable>,
     probe: String,
     superuser: bool,
+    /// The database records its schema changes ([`watch_schema_changes`]).
+    watched: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -188,18 +239,26 @@ struct PlanTable {
 impl CleaningPlan {
     /// Reads the plan of the database `conn` is connected to.
     pub async fn load(conn: &mut PgConnection) -> Result<Self> {
-        let rows: Vec<(i64, String, Option<String>)> =
-            sqlx::query_as("SELECT table_oid, name, restore FROM seedbed.plan ORDER BY position")
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(Error::db("reading seedbed's cleaning plan"))?;
-        let superuser: bool = sqlx::query_scalar("SELECT current_setting('is_superuser') = 'on'")
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(Error::db("reading seedbed's cleaning plan"))?;
+        type Row = (bool, bool, Option<i64>, Option<String>, Option<String>);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT s.superuser, s.watched, p.table_oid, p.name, p.restore \
+             FROM (SELECT current_setting('is_superuser') = 'on' AS superuser, \
+                          to_regclass('seedbed.schema_changes') IS NOT NULL AS watched) s \
+             LEFT JOIN seedbed.plan p ON true ORDER BY p.position",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(Error::db("reading seedbed's cleaning plan"))?;
+        let (superuser, watched) = rows.first().map_or((false, false), |r| (r.0, r.1));
         let tables: Vec<PlanTable> = rows
             .into_iter()
-            .map(|(oid, name, restore)| PlanTable { oid, name, restore })
+            .filter_map(|(_, _, oid, name, restore)| {
+                Some(PlanTable {
+                    oid: oid?,
+                    name: name?,
+                    restore,
+                })
+            })
             .collect();
         let probes: Vec<String> = tables
             .iter()
@@ -215,12 +274,19 @@ impl CleaningPlan {
             tables,
             probe,
             superuser,
+            watched,
         })
     }
 
+    /// Whether the database records its schema changes, so [`recycle`] can tell whether a test
+    /// changed it.
+    pub fn watches_schema_changes(&self) -> bool {
+        self.watched
+    }
+
     /// The script that empties `touched` (positions in the plan) and refills the lookup tables
-    /// among them.
-    fn script(&self, touched: &[usize], reset_sequences: bool) -> String {
+    /// among them, `last` run before it commits.
+    fn script(&self, touched: &[usize], reset_sequences: bool, last: Option<&str>) -> String {
         let s = quote_ident(SCHEMA);
         let mut sql = String::from("BEGIN;\n");
         if self.superuser {
@@ -237,10 +303,16 @@ impl CleaningPlan {
         }
         let _ = writeln!(sql, "DELETE FROM {s}.dirty;");
         if reset_sequences {
+            // Only those that moved: setval writes to the log.
             let _ = writeln!(
                 sql,
-                "SELECT setval(q.seq, q.last_value, q.is_called) FROM {s}.sequences q;"
+                "SELECT setval(q.seq, q.last_value, q.is_called) FROM {s}.sequences q \
+                 CROSS JOIN LATERAL {s}.sequence_state(q.seq) st \
+                 WHERE (st.last_value, st.is_called) IS DISTINCT FROM (q.last_value, q.is_called);"
             );
+        }
+        if let Some(last) = last {
+            let _ = writeln!(sql, "{last};");
         }
         sql.push_str("COMMIT;");
         sql
@@ -253,6 +325,30 @@ pub async fn clean(
     conn: &mut PgConnection,
     plan: &CleaningPlan,
     reset_sequences: bool,
+) -> Result<usize> {
+    clean_then(conn, plan, reset_sequences, None).await
+}
+
+/// [`clean`], then marks the database emptied (in the same transaction), for the next process
+/// that takes it (see [`truncate`](super::truncate)): it takes the mark away when it takes the
+/// database.
+pub async fn clean_and_mark(
+    conn: &mut PgConnection,
+    plan: &CleaningPlan,
+    reset_sequences: bool,
+) -> Result<usize> {
+    let mark = format!(
+        "DELETE FROM {s}.clean_mark; INSERT INTO {s}.clean_mark DEFAULT VALUES",
+        s = quote_ident(SCHEMA)
+    );
+    clean_then(conn, plan, reset_sequences, Some(&mark)).await
+}
+
+async fn clean_then(
+    conn: &mut PgConnection,
+    plan: &CleaningPlan,
+    reset_sequences: bool,
+    last: Option<&str>,
 ) -> Result<usize> {
     let mut cleaned = std::collections::BTreeSet::new();
     for pass in 0..8 {
@@ -274,12 +370,25 @@ pub async fn clean(
             .collect();
         let reset = reset_sequences && pass == 0;
         if touched.is_empty() && !reset {
+            if let Some(last) = last {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(last.to_string()))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(Error::db("marking the test database emptied"))?;
+            }
             return Ok(cleaned.len());
         }
-        sqlx::raw_sql(sqlx::AssertSqlSafe(plan.script(&touched, reset)))
-            .execute(&mut *conn)
-            .await
-            .map_err(Error::db("emptying the test database"))?;
+        // Without superuser rights, triggers may write while deleting: the mark waits for a probe
+        // that finds nothing.
+        let last_pass = plan.superuser;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(plan.script(
+            &touched,
+            reset,
+            last.filter(|_| last_pass),
+        )))
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::db("emptying the test database"))?;
         cleaned.extend(touched);
         if plan.superuser {
             // No trigger fired while deleting: nothing can have been written meanwhile.
@@ -291,6 +400,32 @@ pub async fn clean(
          seedbed deletes them"
             .into(),
     ))
+}
+
+/// Makes a database a test used as it was before the test, for the next one: if the test changed
+/// nothing but rows and sequences (no schema change recorded by [`watch_schema_changes`], no
+/// large object, prepared transaction or database setting left), empties it and resets every
+/// sequence ([`clean`] with `reset_sequences`) and returns `true`; else leaves it and returns
+/// `false` (it must be dropped). A plan without the watch always gives `false`.
+pub async fn recycle(conn: &mut PgConnection, plan: &CleaningPlan) -> Result<bool> {
+    if !plan.watched {
+        return Ok(false);
+    }
+    let changed: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM seedbed.schema_changes) \
+             OR EXISTS (SELECT 1 FROM pg_largeobject_metadata) \
+             OR EXISTS (SELECT 1 FROM pg_prepared_xacts WHERE database = current_database()) \
+             OR EXISTS (SELECT 1 FROM pg_db_role_setting WHERE setdatabase = \
+                        (SELECT oid FROM pg_database WHERE datname = current_database()))",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(Error::db("looking for schema changes the test made"))?;
+    if changed {
+        return Ok(false);
+    }
+    clean(conn, plan, true).await?;
+    Ok(true)
 }
 
 /// Whether the database `conn` is connected to was prepared by [`prepare`].

@@ -34,12 +34,36 @@ fn runtime() -> Result<&'static Runtime> {
         .map_err(|e| Error::Config(format!("cannot start seedbed's engine runtime: {e}")))
 }
 
-/// Runs `fut` on the engine runtime and waits for it from whatever runtime the caller is on.
+/// Whether the process's one test runtime stands in for the engine runtime (see
+/// [`adopt_test_runtime`]).
+static ADOPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Called by `#[seedbed::test]` before it acquires the test's database. When the process runs
+/// this one test and exits (`cargo nextest`'s process-per-test mode), the test's runtime is the
+/// only one the process has: what would live on the engine runtime (the control connection, the
+/// connections kept for later tests) lives on it instead, and the process starts no thread of
+/// its own and hands no query between threads.
+pub(crate) fn adopt_test_runtime() {
+    if one_test_per_process() {
+        ADOPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Whether this process adopted its test's runtime (see [`adopt_test_runtime`]).
+pub(crate) fn adopted() -> bool {
+    ADOPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Runs `fut` on the engine runtime and waits for it from whatever runtime the caller is on (or,
+/// in a process that adopted its test's runtime, runs it right there).
 pub(crate) async fn run<F, T>(fut: F) -> Result<T>
 where
     F: Future<Output = Result<T>> + Send + 'static,
     T: Send + 'static,
 {
+    if adopted() {
+        return fut.await;
+    }
     let handle = runtime()?.spawn(fut);
     handle.await.map_err(|e| {
         Error::Config(format!(
@@ -54,6 +78,12 @@ pub(crate) fn spawn_detached<F>(fut: F)
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    if adopted()
+        && let Ok(handle) = tokio::runtime::Handle::try_current()
+    {
+        handle.spawn(fut);
+        return;
+    }
     if let Ok(rt) = runtime() {
         rt.spawn(fut);
     }
@@ -203,8 +233,8 @@ impl Control {
     }
 
     /// Ends the previous connection's server process, if any, and waits (at most 2 s) until it
-    /// is gone with its locks; then notes `conn`'s own.
-    async fn replace_backend(&self, conn: &mut PgConnection) {
+    /// is gone with its locks; then notes `me`, `conn`'s own.
+    async fn replace_backend(&self, conn: &mut PgConnection, me: Option<(i32, String)>) {
         let old = self
             .backend
             .lock()
@@ -235,20 +265,13 @@ impl Control {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
         }
-        if let Ok(me) = sqlx::query_as::<_, (i32, String)>(
-            "SELECT pid, backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid()",
-        )
-        .fetch_one(&mut *conn)
-        .await
-        {
-            *self.backend.lock().unwrap_or_else(PoisonError::into_inner) = Some(me);
-        }
+        *self.backend.lock().unwrap_or_else(PoisonError::into_inner) = me;
     }
 
     /// Takes the recorded locks again on a new connection (the server ended the old one's
     /// session, and its locks with it), and says which another process took in the meantime.
-    async fn retake_held(&self, conn: &mut PgConnection) {
-        self.replace_backend(conn).await;
+    async fn retake_held(&self, conn: &mut PgConnection, me: Option<(i32, String)>) {
+        self.replace_backend(conn, me).await;
         let locks: Vec<Held> = self.held_set().iter().cloned().collect();
         if locks.is_empty() {
             return;
@@ -338,19 +361,16 @@ impl Control {
         let (slot, keep) = (&self.conn, self.keep);
         let mut guard = slot.lock().await;
         if guard.is_none() {
-            let mut conn = match &database {
-                None => server.connect().await?,
-                Some(db) => {
-                    <PgConnection as sqlx::Connection>::connect_with(&server.database_options(db))
-                        .await
-                        .map_err(Error::db(format!("connecting to {db}")))?
-                }
+            let options = match &database {
+                None => server.maintenance_options(),
+                Some(db) => server.database_options(db),
             };
+            let mut conn = server.open(&options).await?;
             if keep {
                 // It holds leases and locks until the process ends: the server's idle timeouts
                 // must not end it, and what a lost one held is taken back.
-                server.hold_session(&mut conn).await?;
-                self.retake_held(&mut conn).await;
+                let me = hold_and_identify(server, &mut conn).await?;
+                self.retake_held(&mut conn, me).await;
             }
             *guard = Some(conn);
         }
@@ -369,6 +389,32 @@ impl Control {
         }
         result
     }
+}
+
+/// Exempts a kept connection from the server's idle timeouts (see
+/// [`Server::hold_session`]) and returns its server process (pid and start time), in one round
+/// trip.
+async fn hold_and_identify(
+    server: &Server,
+    conn: &mut PgConnection,
+) -> Result<Option<(i32, String)>> {
+    let major = conn.server_version_num().unwrap_or(server.version_num()) / 10_000;
+    let hold = if major >= 14 {
+        "SET idle_in_transaction_session_timeout = 0; SET idle_session_timeout = 0;"
+    } else {
+        "SET idle_in_transaction_session_timeout = 0;"
+    };
+    let sql = format!(
+        "{hold} SELECT pid, backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+    );
+    let row = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(Error::db("turning off idle timeouts for seedbed's session"))?;
+    Ok(row.and_then(|row| {
+        use sqlx::Row;
+        Some((row.try_get(0).ok()?, row.try_get(1).ok()?))
+    }))
 }
 
 /// Whether an error means the connection is unusable (rather than a statement failing on it).
@@ -453,6 +499,11 @@ impl KeySet {
     pub(crate) fn remove(&self, key: &str) {
         self.set().remove(key);
     }
+
+    /// Whether `key` is there.
+    pub(crate) fn contains(&self, key: &str) -> bool {
+        self.set().contains(key)
+    }
 }
 
 /// A count from the environment (`var`), at least `min`; `default` when it is not set.
@@ -470,6 +521,13 @@ pub(crate) fn env_count(var: &str, min: usize, default: usize) -> Result<usize> 
             }),
         Err(_) => Ok(default),
     }
+}
+
+/// Whether this process runs one test and exits, as `cargo nextest` runs tests
+/// (`NEXTEST_EXECUTION_MODE=process-per-test`): work done ahead for later tests of the process
+/// (spare clones, say) would be cut off at its exit.
+pub(crate) fn one_test_per_process() -> bool {
+    std::env::var("NEXTEST_EXECUTION_MODE").is_ok_and(|m| m == "process-per-test")
 }
 
 /// The number of CPUs, as the default size of what scales with parallel tests.

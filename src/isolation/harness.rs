@@ -280,6 +280,7 @@ where
     Fut::Output: TestTermination,
 {
     let rt = args.runtime();
+    super::engine::adopt_test_runtime();
     rt.block_on(async move {
         let db = match args.isolation(own_connections).acquire().await {
             Ok(db) => db,

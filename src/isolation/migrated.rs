@@ -157,13 +157,33 @@ pub async fn ensure_build(
 
 /// The marker of `name` if it is a ready migrated database.
 async fn ready_marker(conn: &mut PgConnection, name: &str) -> Result<Option<Marker>> {
-    Ok(marker::read(conn, name)
-        .await?
-        .filter(|m| m.kind == KIND && m.get("state") == Some("ready")))
+    Ok(marker::read(conn, name).await?.filter(is_ready))
+}
+
+/// Whether `mark` is the marker of a migrated database that is ready (not being built).
+///
+/// ```
+/// use seedbed::isolation::marker::Marker;
+/// use seedbed::isolation::migrated::is_ready;
+/// assert!(is_ready(&Marker::new("migrated").with("state", "ready")));
+/// assert!(!is_ready(&Marker::new("migrated").with("state", "building")));
+/// assert!(!is_ready(&Marker::new("clone").with("state", "ready")));
+/// ```
+pub fn is_ready(mark: &Marker) -> bool {
+    mark.kind == KIND && mark.get("state") == Some("ready")
+}
+
+/// Whether `err` says the database connected to does not exist (`3D000`).
+pub(crate) fn is_missing_database(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::Database { source: sqlx::Error::Database(db), .. }
+            if db.code().as_deref() == Some("3D000")
+    )
 }
 
 /// Records the clone method a template's marker names, for [`clone_method`].
-fn remember_measured(name: &str, mark: &Marker) {
+pub(crate) fn remember_measured(name: &str, mark: &Marker) {
     if let Some(method) = mark.get(CLONE_KEY).and_then(CloneMethod::parse) {
         remember_clone_method(name, method);
     }
@@ -232,6 +252,11 @@ async fn build_locked(
                 }
                 if build.journal {
                     super::namespace::prepare(&mut db, &schema).await?;
+                }
+                // A template's clones are given to the next test when their test changed no
+                // schema: the last thing installed, so nothing above counts as a change.
+                if build.seal && build.prepare {
+                    super::cleaner::watch_schema_changes(&mut db).await?;
                 }
                 Ok(())
             }

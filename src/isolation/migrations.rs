@@ -20,9 +20,13 @@ use crate::error::{Error, Result};
 /// ```
 #[derive(Debug)]
 pub struct Migrations {
-    migrator: Option<Migrator>,
+    /// The migrations, read on first use when they come from a directory whose checksum was
+    /// remembered (see [`Migrations::identify_dir`]).
+    migrator: tokio::sync::OnceCell<Option<Migrator>>,
     dir: Option<PathBuf>,
     checksum: String,
+    /// How many up migrations there are.
+    count: usize,
 }
 
 impl Migrations {
@@ -60,6 +64,57 @@ impl Migrations {
         Ok(Self::build(Some(migrator), Some(dir)))
     }
 
+    /// The migrations in `dir`, identified by a checksum remembered between processes in
+    /// `cache_dir`: reading and hashing every migration (SHA-384 each, as sqlx does) is work
+    /// every test process would repeat on files that rarely change, so it is done once per
+    /// change. The remembered checksum is used while every file in `dir` has the name, size and
+    /// modification time it had when it was read; the migrations themselves are read only when
+    /// they are applied.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seedbed::Error> {
+    /// use seedbed::isolation::Migrations;
+    /// let cache = std::env::temp_dir().join("seedbed-migrations");
+    /// let migrations = Migrations::identify_dir("migrations", &cache).await?;
+    /// println!("checksum {}", migrations.checksum());
+    /// # Ok(()) }
+    /// ```
+    pub async fn identify_dir(dir: impl AsRef<Path>, cache_dir: &Path) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        let Some(fingerprint) = dir_fingerprint(&dir) else {
+            // Unreadable: the full read reports why.
+            return Self::from_dir(&dir).await;
+        };
+        let cache = cache_dir.join(format!(
+            "migrations-{:016x}",
+            stable_hash_bytes(dir.to_string_lossy().as_bytes())
+        ));
+        if let Ok(text) = std::fs::read_to_string(&cache) {
+            let mut lines = text.lines();
+            if lines.next() == Some(fingerprint.as_str())
+                && let (Some(checksum), Some(count)) = (lines.next(), lines.next())
+                && let Ok(count) = count.parse()
+            {
+                return Ok(Self {
+                    migrator: tokio::sync::OnceCell::new(),
+                    dir: Some(dir),
+                    checksum: checksum.to_string(),
+                    count,
+                });
+            }
+        }
+        let read = Self::from_dir(&dir).await?;
+        // Best effort: a cache that cannot be written costs the next process a full read.
+        if std::fs::create_dir_all(cache_dir).is_ok() {
+            let tmp = cache.with_extension(format!("{}.tmp", std::process::id()));
+            let text = format!("{fingerprint}\n{}\n{}\n", read.checksum, read.count);
+            if std::fs::write(&tmp, text).is_ok() && std::fs::rename(&tmp, &cache).is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+        }
+        Ok(read)
+    }
+
     /// Migrations embedded with `sqlx::migrate!()`.
     pub fn from_migrator(migrator: &Migrator) -> Self {
         let copy = Migrator::with_migrations(migrator.iter().cloned().collect());
@@ -72,19 +127,41 @@ impl Migrations {
     }
 
     fn build(migrator: Option<Migrator>, dir: Option<PathBuf>) -> Self {
-        let mut bytes = Vec::new();
-        if let Some(m) = &migrator {
-            for migration in m.iter().filter(|m| !m.migration_type.is_down_migration()) {
-                bytes.extend_from_slice(&migration.version.to_le_bytes());
-                bytes.push(u8::from(migration.no_tx));
-                bytes.extend_from_slice(&migration.checksum);
-            }
-        }
+        let (checksum, count) = identity(migrator.as_ref());
         Self {
-            migrator,
+            migrator: tokio::sync::OnceCell::new_with(Some(migrator)),
             dir,
-            checksum: format!("{:016x}", stable_hash_bytes(&bytes)),
+            checksum,
+            count,
         }
+    }
+
+    /// The migrations, read from the directory if they have not been yet (and checked against
+    /// the remembered checksum: files changed since then are an error, not a silent mix).
+    async fn migrator(&self) -> Result<Option<&Migrator>> {
+        let loaded = self
+            .migrator
+            .get_or_try_init(|| async {
+                let Some(dir) = &self.dir else {
+                    return Ok(None);
+                };
+                let migrator =
+                    Migrator::new(dir.as_path())
+                        .await
+                        .map_err(|e| Error::Migrations {
+                            path: dir.clone(),
+                            reason: e.to_string(),
+                        })?;
+                if identity(Some(&migrator)).0 != self.checksum {
+                    return Err(Error::Migrations {
+                        path: dir.clone(),
+                        reason: "the migrations changed while the tests ran; run them again".into(),
+                    });
+                }
+                Ok(Some(migrator))
+            })
+            .await?;
+        Ok(loaded.as_ref())
     }
 
     /// A 16-hex-digit checksum of every up migration (version, content, `no_tx`): a changed
@@ -95,11 +172,7 @@ impl Migrations {
 
     /// How many up migrations there are.
     pub fn len(&self) -> usize {
-        self.migrator.as_ref().map_or(0, |m| {
-            m.iter()
-                .filter(|m| !m.migration_type.is_down_migration())
-                .count()
-        })
+        self.count
     }
 
     /// Whether there are none.
@@ -114,7 +187,7 @@ impl Migrations {
 
     /// Applies every migration to the database `conn` is connected to.
     pub async fn apply(&self, conn: &mut PgConnection) -> Result<()> {
-        let Some(migrator) = &self.migrator else {
+        let Some(migrator) = self.migrator().await? else {
             return Ok(());
         };
         // `run_direct` takes the connection itself; `run` goes through sqlx's `Acquire`, whose
@@ -170,6 +243,48 @@ impl Migrations {
             None => format!("version {version}"),
         }
     }
+}
+
+/// The checksum and count of the up migrations (version, content, `no_tx`).
+fn identity(migrator: Option<&Migrator>) -> (String, usize) {
+    let mut bytes = Vec::new();
+    let mut count = 0;
+    if let Some(m) = migrator {
+        for migration in m.iter().filter(|m| !m.migration_type.is_down_migration()) {
+            bytes.extend_from_slice(&migration.version.to_le_bytes());
+            bytes.push(u8::from(migration.no_tx));
+            bytes.extend_from_slice(&migration.checksum);
+            count += 1;
+        }
+    }
+    (format!("{:016x}", stable_hash_bytes(&bytes)), count)
+}
+
+/// The name, size and modification time of every file in `dir`, in name order (`None` if the
+/// directory cannot be read).
+fn dir_fingerprint(dir: &Path) -> Option<String> {
+    let mut entries: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| {
+            let meta = e.metadata().ok();
+            let modified = meta
+                .as_ref()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            format!(
+                "{}:{}:{modified}",
+                e.file_name().to_string_lossy(),
+                meta.map_or(0, |m| m.len())
+            )
+        })
+        .collect();
+    entries.sort();
+    Some(format!(
+        "{:016x}",
+        stable_hash_bytes(entries.join("/").as_bytes())
+    ))
 }
 
 /// The server's message with its detail and hint, or the driver's text.

@@ -213,19 +213,48 @@ pub async fn sweep(
     Ok(swept)
 }
 
-/// Sweeps the journal of `database` once per process, before its first Namespace test: rows of
-/// tests whose process died go.
-pub(crate) async fn sweep_once(server: &'static Server, database: &str) -> Result<()> {
-    static SWEPT: super::engine::KeySet = super::engine::KeySet::new();
-    if !SWEPT.insert(database) {
-        return Ok(());
+/// Removes the rows of tests whose process died from the journal of `database`, through
+/// `conn`, a connection to it; done by the first Namespace test of each run (see
+/// [`registry::begin_run`](super::registry)). A token is known dead when its lock, which a test
+/// holds on its process's control connection, can be taken; the tokens this process's own tests
+/// hold are skipped.
+pub(crate) async fn sweep_run(
+    server: &'static Server,
+    conn: &mut PgConnection,
+    database: &str,
+) -> Result<()> {
+    let tokens: Vec<String> = sqlx::query_scalar("SELECT DISTINCT token FROM seedbed.journal")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(Error::db("listing the tokens of the journal"))?;
+    let mut swept = 0;
+    for token in tokens {
+        if super::engine::is_held(&super::engine::Held::Token(token.clone())) {
+            continue;
+        }
+        let name = format!("token:{token}");
+        let lock = name.clone();
+        let free = super::engine::control()
+            .with(server, move |c| {
+                Box::pin(
+                    async move { lock::try_lock_on(c, &lock, lock::LockMode::Exclusive).await },
+                )
+            })
+            .await?;
+        if !free {
+            continue;
+        }
+        let cleaned = clean(conn, &token).await;
+        super::engine::control()
+            .with(server, move |c| {
+                Box::pin(async move { lock::unlock_on(c, &name, lock::LockMode::Exclusive).await })
+            })
+            .await?;
+        cleaned?;
+        swept += 1;
     }
-    let tokens = sweep_database(server, database).await?;
-    if !tokens.is_empty() {
-        eprintln!(
-            "seedbed: removed the rows of {} test(s) whose process died ({database})",
-            tokens.len()
-        );
+    if swept > 0 {
+        eprintln!("seedbed: removed the rows of {swept} test(s) whose process died ({database})");
     }
     Ok(())
 }

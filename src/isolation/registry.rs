@@ -106,6 +106,33 @@ pub async fn ensure(conn: &mut PgConnection) -> Result<()> {
              END;
          END
          $f$;
+         -- The most clones of each template in use at once, as seen when one was given back.
+         CREATE TABLE IF NOT EXISTS seedbed.pools (
+             template text PRIMARY KEY,
+             peak     integer NOT NULL
+         );
+         -- The runs that have begun (nextest's run id, or one per process): what is done once
+         -- per run (sweeping) is done by the first process to record it.
+         CREATE TABLE IF NOT EXISTS seedbed.runs (
+             run_id     text NOT NULL,
+             task       text NOT NULL,
+             host       text NOT NULL,
+             started_at timestamptz NOT NULL DEFAULT now(),
+             PRIMARY KEY (run_id, task)
+         );
+         CREATE OR REPLACE FUNCTION seedbed.begin_run(run text, what text, h text)
+         RETURNS boolean LANGUAGE plpgsql AS $f$
+         DECLARE first boolean;
+         BEGIN
+             INSERT INTO seedbed.runs (run_id, task, host) VALUES (run, what, h)
+             ON CONFLICT DO NOTHING;
+             first := FOUND;
+             IF first THEN
+                 DELETE FROM seedbed.runs WHERE started_at < now() - interval '7 days';
+             END IF;
+             RETURN first;
+         END
+         $f$;
          COMMIT;",
     )
     .execute(conn)
@@ -114,6 +141,33 @@ pub async fn ensure(conn: &mut PgConnection) -> Result<()> {
         "creating seedbed's registry (schema seedbed in the maintenance database)",
     ))?;
     Ok(())
+}
+
+/// Whether `err` says the registry (or one of its functions) does not exist on this server yet.
+pub(crate) fn is_missing(err: &Error) -> bool {
+    match err {
+        Error::Database {
+            source: sqlx::Error::Database(db),
+            ..
+        } => matches!(db.code().as_deref(), Some("42883" | "42P01" | "3F000")),
+        _ => false,
+    }
+}
+
+/// Runs `op` on `conn`; if the registry is missing (the first use on this server, or a seedbed
+/// that added to it), creates it and runs `op` again. The registry is never checked otherwise:
+/// a test process pays nothing for it.
+pub(crate) async fn with_registry<T, F>(conn: &mut PgConnection, mut op: F) -> Result<T>
+where
+    F: for<'c> FnMut(&'c mut PgConnection) -> super::engine::ConnFuture<'c, T>,
+{
+    match op(&mut *conn).await {
+        Err(e) if is_missing(&e) => {
+            ensure(&mut *conn).await?;
+            op(conn).await
+        }
+        other => other,
+    }
 }
 
 /// Who is asking: the run, the host and the process, recorded with every row.
@@ -303,18 +357,130 @@ pub struct Claim {
 /// ```
 pub async fn claim(conn: &mut PgConnection, template: &str, test: &str) -> Result<Claim> {
     let owner = Owner::current();
-    let (name, warm): (String, bool) =
-        sqlx::query_as("SELECT db, warm FROM seedbed.claim_or_register($1, $2, $3, $4, $5, $6)")
-            .bind(template)
+    let (template, test) = (template.to_string(), test.to_string());
+    let (name, warm): (String, bool) = with_registry(conn, move |conn| {
+        let (template, test) = (template.clone(), test.clone());
+        Box::pin(async move {
+            sqlx::query_as("SELECT db, warm FROM seedbed.claim_or_register($1, $2, $3, $4, $5, $6)")
+                .bind(&template)
+                .bind(&owner.run_id)
+                .bind(&owner.host)
+                .bind(i32::try_from(owner.pid).unwrap_or(i32::MAX))
+                .bind(&test)
+                .bind(owner.clone_prefix())
+                .fetch_one(conn)
+                .await
+                .map_err(Error::db("claiming a test database"))
+        })
+    })
+    .await?;
+    Ok(Claim { name, warm })
+}
+
+/// What [`claim_in_run`] found besides the claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClaimContext {
+    /// This process is the first of its run to claim: it sweeps.
+    pub(crate) first_of_run: bool,
+    /// Spares of the template left after the claim.
+    pub(crate) spares_left: i64,
+}
+
+/// [`claim`], recording in the same statement that this run has begun claiming, and counting
+/// the spares left.
+pub(crate) async fn claim_in_run(
+    conn: &mut PgConnection,
+    template: &str,
+    test: &str,
+) -> Result<(Claim, ClaimContext)> {
+    let owner = Owner::current();
+    let (template, test) = (template.to_string(), test.to_string());
+    let (name, warm, first, left): (String, bool, bool, i64) = with_registry(conn, move |conn| {
+        let (template, test) = (template.clone(), test.clone());
+        Box::pin(async move {
+            sqlx::query_as(
+                "SELECT c.db, c.warm, seedbed.begin_run($2, 'registry', $3), \
+                        (SELECT count(*) FROM seedbed.databases \
+                         WHERE template = $1 AND state = 'spare') - 1 \
+                 FROM seedbed.claim_or_register($1, $2, $3, $4, $5, $6) c",
+            )
+            .bind(&template)
             .bind(&owner.run_id)
             .bind(&owner.host)
             .bind(i32::try_from(owner.pid).unwrap_or(i32::MAX))
-            .bind(test)
+            .bind(&test)
             .bind(owner.clone_prefix())
             .fetch_one(conn)
             .await
-            .map_err(Error::db("claiming a test database"))?;
-    Ok(Claim { name, warm })
+            .map_err(Error::db("claiming a test database"))
+        })
+    })
+    .await?;
+    // The count ran before the claim's update was visible to it: one fewer after a warm claim.
+    let spares_left = if warm { left } else { left + 1 };
+    Ok((
+        Claim { name, warm },
+        ClaimContext {
+            first_of_run: first,
+            spares_left: spares_left.max(0),
+        },
+    ))
+}
+
+/// Gives a clone its test emptied back as a spare of its template, releasing its lease (held by
+/// `conn`), in one statement, unless its template has enough spares: at least `size`, or as many
+/// as the most of its clones ever in use at once (recorded in `seedbed.pools`), so the warm pool
+/// grows to what the suite runs at once and no further. Returns whether it was kept; if not, the
+/// caller drops it (its lease still held).
+pub(crate) async fn give_back(conn: &mut PgConnection, name: &str, size: i64) -> Result<bool> {
+    let name = name.to_string();
+    let sql = format!(
+        "WITH t AS (SELECT template FROM seedbed.databases WHERE name = $1), \
+              n AS (SELECT count(*) FILTER (WHERE d.state = 'spare') AS spares, \
+                           count(*) FILTER (WHERE d.state = 'in_use') AS in_use \
+                    FROM seedbed.databases d JOIN t ON d.template = t.template), \
+              p AS (INSERT INTO seedbed.pools (template, peak) \
+                    SELECT t.template, n.in_use FROM t, n \
+                    ON CONFLICT (template) \
+                    DO UPDATE SET peak = GREATEST(seedbed.pools.peak, EXCLUDED.peak) \
+                    RETURNING peak), \
+              kept AS (UPDATE seedbed.databases \
+                       SET state = 'spare', kind = 'spare', test = NULL, claimed_at = NULL \
+                       WHERE name = $1 \
+                         AND (SELECT spares FROM n) < GREATEST($2, (SELECT peak FROM p)) \
+                       RETURNING 1) \
+         SELECT k.kept, CASE WHEN k.kept THEN pg_advisory_unlock({}) END \
+         FROM (SELECT EXISTS (SELECT 1 FROM kept) AS kept) k",
+        lease_key("$1::text")
+    );
+    let (kept, _): (bool, Option<bool>) = with_registry(conn, move |conn| {
+        let (sql, name) = (sql.clone(), name.clone());
+        Box::pin(async move {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(&name)
+                .bind(size)
+                .fetch_one(conn)
+                .await
+                .map_err(Error::db(format!("giving back test database {name}")))
+        })
+    })
+    .await?;
+    Ok(kept)
+}
+
+/// The most clones of each template that tests have held at once (as seen when they gave them
+/// back): the warm pool keeps up to that many spares, or `SEEDBED_TEMPLATE_SPARES` if more.
+pub async fn peaks(conn: &mut PgConnection) -> Result<std::collections::HashMap<String, i64>> {
+    let rows: Vec<(String, i32)> = with_registry(conn, |conn| {
+        Box::pin(async move {
+            sqlx::query_as("SELECT template, peak FROM seedbed.pools")
+                .fetch_all(conn)
+                .await
+                .map_err(Error::db("reading the warm pools' sizes"))
+        })
+    })
+    .await?;
+    Ok(rows.into_iter().map(|(t, p)| (t, i64::from(p))).collect())
 }
 
 /// How many spares of `template` exist or are being built.
@@ -425,15 +591,20 @@ pub struct Swept {
 /// Never touches a live test's database (its lease is held), nor spares; with `kept`, also drops
 /// the databases kept for failed tests.
 pub async fn sweep(conn: &mut PgConnection, kept: bool) -> Result<Swept> {
-    ensure(conn).await?;
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT name, state FROM seedbed.databases \
-         WHERE state IN ('building', 'in_use') OR ($1 AND state = 'kept') ORDER BY created_at",
-    )
-    .bind(kept)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(Error::db("looking for abandoned test databases"))?;
+    let rows: Vec<(String, String)> = with_registry(conn, move |conn| {
+        Box::pin(async move {
+            sqlx::query_as(
+                "SELECT name, state FROM seedbed.databases \
+                 WHERE state IN ('building', 'in_use') OR ($1 AND state = 'kept') \
+                 ORDER BY created_at",
+            )
+            .bind(kept)
+            .fetch_all(conn)
+            .await
+            .map_err(Error::db("looking for abandoned test databases"))
+        })
+    })
+    .await?;
     let try_lease = format!("SELECT pg_try_advisory_lock({})", lease_key("$1::text"));
     let mut swept = Swept::default();
     for (name, state) in rows {

@@ -43,6 +43,7 @@ use sqlx::{Executor, PgConnection, PgPool, Postgres, SqlSafeStr};
 use sqlx_core::transaction::TransactionManager;
 
 use crate::error::{Error, Result};
+use crate::server::Server;
 use crate::sql::quote_literal;
 
 type Tm = <Postgres as sqlx::Database>::TransactionManager;
@@ -147,15 +148,53 @@ impl Hooks {
 pub(crate) struct RollbackPool {
     pub(crate) pool: PgPool,
     hooks: Arc<Hooks>,
-    backend_pid: u32,
+    /// The connection's server process, learnt by the first test's first statement.
+    backend_pid: AtomicU32,
     /// Connection budget for the pool's connection, given back when the pool goes.
     pub(crate) budget: Option<super::budget::Reservation>,
 }
 
+/// Where a Rollback test's token comes from: the first free candidate derived from the test's
+/// name and the seed, held as an advisory lock by the test's own connection in the shared
+/// database (the tests that could collide on its unique values are the ones sharing it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TokenClaim<'a> {
+    /// The test's name.
+    pub(crate) test: &'a str,
+    /// The base seed.
+    pub(crate) base_seed: u64,
+}
+
+impl TokenClaim<'_> {
+    fn candidate(&self, attempt: u32) -> (String, i64) {
+        let token = crate::context::token_for(self.test, self.base_seed, attempt);
+        let key = super::lock::lock_key(&format!("token:{token}"));
+        (token, key)
+    }
+}
+
+/// How [`RollbackPool::start`] went.
+#[derive(Debug)]
+pub(crate) enum Started {
+    /// The test runs, in its transaction, with its token.
+    Running {
+        state: Arc<RollbackState>,
+        token: String,
+    },
+    /// The database is not a ready migrated database (being built, or left half-built): nothing
+    /// was started.
+    NotReady,
+}
+
 impl RollbackPool {
     /// Opens the pool and its connection. Call it on the engine runtime, so the connection
-    /// outlives the test that asked for it.
-    pub(crate) async fn open(options: PgConnectOptions, acquire_timeout: Duration) -> Result<Self> {
+    /// outlives the test that asked for it. When it is the process's first connection to the
+    /// server, a server that is starting is waited for, and one that never answers is reported.
+    pub(crate) async fn open(
+        server: &'static Server,
+        options: PgConnectOptions,
+        acquire_timeout: Duration,
+    ) -> Result<Self> {
         let hooks = Arc::new(Hooks::default());
         let on_connect = Arc::clone(&hooks);
         let on_acquire = Arc::clone(&hooks);
@@ -169,6 +208,7 @@ impl RollbackPool {
             .test_before_acquire(false)
             .after_connect(move |conn, _meta| {
                 let hooks = Arc::clone(&on_connect);
+                server.note_version(conn);
                 Box::pin(async move {
                     hooks.connections.fetch_add(1, Ordering::SeqCst);
                     if let Some(state) = hooks.current()
@@ -208,31 +248,40 @@ impl RollbackPool {
                     Ok(true)
                 })
             })
-            .connect_lazy_with(options);
-        let mut conn = pool
-            .acquire()
-            .await
-            .map_err(Error::db("opening the Rollback connection"))?;
-        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(Error::db("opening the Rollback connection"))?;
+            .connect_lazy_with(options.clone());
+        let database = options.get_database().unwrap_or_default().to_string();
+        let conn = match pool.acquire().await {
+            Ok(conn) => conn,
+            Err(e) if !server.reached() && matches!(e, sqlx::Error::Io(_)) => {
+                // The process's first connection: wait for the server, or say it is unreachable.
+                let conn = server.open(&options).await?;
+                let _ = sqlx::Connection::close(conn).await;
+                pool.acquire()
+                    .await
+                    .map_err(Error::db(format!("connecting to {database}")))?
+            }
+            Err(e) => return Err(Error::db(format!("connecting to {database}"))(e)),
+        };
         drop(conn);
         Ok(Self {
             pool,
             hooks,
-            backend_pid: u32::try_from(pid).unwrap_or_default(),
+            backend_pid: AtomicU32::new(0),
             budget: None,
         })
     }
 
-    /// Begins a test: its transaction (counted by sqlx), its fixtures, and the first checkout's
-    /// savepoint.
+    /// Begins a test: claims its token (and, with `check`, reads the database's marker, in the
+    /// same statement: the database must be a ready migrated one), then its transaction (counted
+    /// by sqlx) and its fixtures. The first checkout's savepoint comes with the test's first
+    /// query.
     pub(crate) async fn start(
         &self,
         app_name: &str,
         fixtures: &[String],
-    ) -> Result<Arc<RollbackState>> {
+        claim: &TokenClaim<'_>,
+        check: bool,
+    ) -> Result<Started> {
         let state = Arc::new(RollbackState::default());
         self.hooks.set(Some(Arc::clone(&state)));
         let mut conn = self
@@ -240,31 +289,67 @@ impl RollbackPool {
             .acquire()
             .await
             .map_err(Error::db("starting the test's transaction"))?;
-        let mut begin = format!(
+        let (mut token, key) = claim.candidate(0);
+        let (pid, mut taken, comment): (i32, bool, Option<String>) = sqlx::query_as(
+            "SELECT pg_backend_pid(), pg_try_advisory_lock($1), \
+             (SELECT shobj_description(oid, 'pg_database') FROM pg_database \
+              WHERE datname = current_database())",
+        )
+        .bind(key)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(Error::db("starting the test"))?;
+        self.backend_pid
+            .store(u32::try_from(pid).unwrap_or_default(), Ordering::SeqCst);
+        if check
+            && !comment
+                .as_deref()
+                .and_then(super::marker::Marker::parse)
+                .is_some_and(|m| super::migrated::is_ready(&m))
+        {
+            if taken {
+                let _ = conn
+                    .execute(sqlx::raw_sql("SELECT pg_advisory_unlock_all()"))
+                    .await;
+            }
+            self.hooks.set(None);
+            conn.return_to_pool().await;
+            return Ok(Started::NotReady);
+        }
+        let mut attempt = 0;
+        while !taken {
+            attempt += 1;
+            if attempt >= 1000 {
+                return Err(Error::Config(
+                    "could not find a free test token after 1000 candidates".into(),
+                ));
+            }
+            let (next, key) = claim.candidate(attempt);
+            token = next;
+            taken = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(key)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(Error::db("claiming a test token"))?;
+        }
+        let begin = format!(
             "BEGIN; SET LOCAL application_name = {}",
             quote_literal(app_name)
         );
-        if fixtures.is_empty() {
-            begin.push_str("; SAVEPOINT seedbed_checkout");
-        }
         Tm::begin(&mut conn, Some(sqlx::AssertSqlSafe(begin).into_sql_str()))
             .await
             .map_err(Error::db("starting the test's transaction"))?;
-        if !fixtures.is_empty() {
-            for sql in fixtures {
-                conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone())))
-                    .await
-                    .map_err(Error::db("applying a fixture"))?;
-            }
-            conn.execute(sqlx::raw_sql("SAVEPOINT seedbed_checkout"))
+        for sql in fixtures {
+            conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone())))
                 .await
-                .map_err(Error::db("starting the test's transaction"))?;
+                .map_err(Error::db("applying a fixture"))?;
         }
-        // From here the hooks work for the test: this checkout's savepoint is released when the
-        // connection goes back to the pool.
-        state.phase.store(RUNNING, Ordering::SeqCst);
+        // Back in the pool before the hooks work for the test: from the next checkout on, each
+        // runs in a savepoint of its own.
+        conn.return_to_pool().await;
         drop(conn);
-        Ok(state)
+        state.phase.store(RUNNING, Ordering::SeqCst);
+        Ok(Started::Running { state, token })
     }
 
     /// Ends a test: checks deferred constraints and what could not be contained, and rolls the
@@ -282,7 +367,8 @@ impl RollbackPool {
             Ok(Ok(conn)) => conn,
             _ => {
                 // Still held: find out whether it is listening.
-                if self.backend_pid != 0 && is_listening(self.backend_pid).await? {
+                let pid = self.backend_pid.load(Ordering::SeqCst);
+                if pid != 0 && is_listening(pid).await? {
                     state.record(Violation::Listen);
                 } else {
                     state.record(Violation::HeldAtEnd);

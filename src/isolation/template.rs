@@ -23,6 +23,7 @@ use sqlx::postgres::PgPoolOptions;
 
 use super::budget::{self, Reservation};
 
+use super::cleaner;
 use super::engine;
 use super::marker::{self, Marker};
 use super::migrated;
@@ -54,69 +55,126 @@ pub fn pool_size() -> Result<i64> {
     Ok(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
-/// Sweeps abandoned databases once per process, before the first clone.
-pub(crate) async fn sweep_once(server: &'static Server) -> Result<()> {
-    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-    SWEPT
-        .get_or_try_init(|| async {
-            engine::builder()
-                .with(server, |conn| {
-                    Box::pin(async move {
-                        registry::ensure(conn).await?;
-                        let swept = registry::sweep(conn, false).await?;
-                        if !swept.abandoned.is_empty() {
-                            eprintln!(
-                                "seedbed: dropped {} test database(s) left by processes that \
-                                 died: {}",
-                                swept.abandoned.len(),
-                                swept.abandoned.join(", ")
-                            );
-                        }
-                        Ok(())
-                    })
-                })
-                .await
-        })
-        .await
-        .copied()
+/// Sweeps, in the background, the databases of processes that died (the first claim of each run
+/// does it; see [`registry::begin_run`]): their drops never hold up a test. A process that ends
+/// first leaves the rest to the next run.
+fn sweep_in_background(server: &'static Server) {
+    engine::spawn_detached(async move {
+        let swept = engine::builder()
+            .with(server, |conn| {
+                Box::pin(async move { registry::sweep(conn, false).await })
+            })
+            .await;
+        match swept {
+            Ok(swept) if !swept.abandoned.is_empty() => eprintln!(
+                "seedbed: dropped {} test database(s) left by processes that died: {}",
+                swept.abandoned.len(),
+                swept.abandoned.join(", ")
+            ),
+            Ok(_) => {}
+            Err(e) => eprintln!("seedbed: could not sweep abandoned test databases: {e}"),
+        }
+    });
 }
 
-/// Gets a clone of `template` for `test`: a spare if there is one, else a new clone, made on the
-/// control connection, which holds the lease from the row to the end of the test (the copy takes
-/// 15–40 ms, during which this process's other tests wait to claim; a warm pool makes this path
-/// rare). Claiming, and cloning when there is nothing to claim, is one trip to the engine.
+/// Gets a clone of `template` for `test`, in one statement on the control connection, which holds
+/// its lease from then to the end of the test: a spare if there is one (a clone a test gave back,
+/// or one made ahead), else a new clone, made now once `template_ready` (awaited only then) has
+/// the template built (the copy takes 15–40 ms, during which this process's other tests wait to
+/// claim; a warm pool makes this path rare). The same statement records the run, whose first
+/// claim sweeps.
 pub(crate) async fn acquire(
     server: &'static Server,
     template: &str,
     test: &str,
     spares: i64,
+    template_ready: impl Future<Output = Result<String>>,
 ) -> Result<(String, Handover)> {
     let (tpl, name) = (template.to_string(), test.to_string());
-    // Decided before anything is claimed: a bad SEEDBED_CLONE_METHOD leaves nothing behind.
-    let method = migrated::clone_method(server, template)?;
-    let result = engine::control()
+    let (claim, context) = engine::control()
         .with(server, move |conn| {
             Box::pin(async move {
-                let claim = registry::claim(conn, &tpl, &name).await?;
-                let db = claim.name;
-                engine::hold(engine::Held::Lease(db.clone()));
-                if claim.warm {
-                    return Ok((db, Handover::Warm));
-                }
-                // Not marked while the test waits (the registry records it): marked if kept.
-                match migrated::create_database(conn, &db, Some(&tpl), method).await {
-                    Ok(()) => Ok((db, Handover::Cold)),
-                    Err(e) => {
-                        let _ = registry::drop_database(conn, &db).await;
-                        let _ = release_lease(conn, &db).await;
-                        Err(e)
-                    }
-                }
+                let claimed = registry::claim_in_run(conn, &tpl, &name).await?;
+                engine::hold(engine::Held::Lease(claimed.0.name.clone()));
+                Ok(claimed)
             })
         })
         .await?;
-    refill_in_background(server, template, spares);
-    Ok(result)
+    if context.first_of_run {
+        sweep_in_background(server);
+    }
+    // Spares are made ahead for the next tests by a process that lives on to use them (one that
+    // runs a single test and exits leaves the pool to the clones tests give back).
+    if context.spares_left < spares && !engine::adopted() {
+        refill_in_background(server, template, spares);
+    }
+    let db = claim.name;
+    if claim.warm {
+        return Ok((db, Handover::Warm));
+    }
+    let made = async {
+        template_ready.await?;
+        // Decided once the template's marker is known (it records the measured method).
+        let method = migrated::clone_method(server, template)?;
+        let (tpl, name) = (template.to_string(), db.clone());
+        engine::control()
+            .with(server, move |conn| {
+                Box::pin(async move {
+                    // Not marked while the test waits (the registry records it): marked if kept.
+                    migrated::create_database(conn, &name, Some(&tpl), method).await
+                })
+            })
+            .await
+    }
+    .await;
+    if let Err(e) = made {
+        let name = db.clone();
+        let _ = engine::control()
+            .with(server, move |conn| {
+                Box::pin(async move {
+                    let _ = registry::drop_database(conn, &name).await;
+                    release_lease(conn, &name).await
+                })
+            })
+            .await;
+        return Err(e);
+    }
+    Ok((db, Handover::Cold))
+}
+
+/// Empties a clone its test used through `conn`, a connection to it, so the next test can have
+/// it: `false` when the test changed its schema (or anything the cleaner cannot undo), or
+/// emptying failed: then it must be dropped. See [`cleaner::recycle`].
+pub(crate) async fn empty(conn: &mut sqlx::PgConnection) -> bool {
+    let emptied = async {
+        let plan = cleaner::CleaningPlan::load(&mut *conn).await?;
+        cleaner::recycle(&mut *conn, &plan).await
+    }
+    .await;
+    matches!(emptied, Ok(true))
+}
+
+/// Gives an emptied clone back as a spare of its template, and its lease with it (one
+/// statement), unless the pool is full (see [`registry::give_back`]): then it is dropped in the
+/// background.
+pub(crate) async fn recycle(server: &'static Server, database: &str, size: i64) -> Result<()> {
+    let db = database.to_string();
+    let kept = engine::control()
+        .with(server, move |conn| {
+            Box::pin(async move {
+                let kept = registry::give_back(conn, &db, size).await;
+                if matches!(kept, Ok(true)) {
+                    engine::let_go(&engine::Held::Lease(db));
+                }
+                kept
+            })
+        })
+        .await?;
+    if kept {
+        Ok(())
+    } else {
+        release(server, database, true, "").await
+    }
 }
 
 /// Pools opened by this process to its own spares, with one connection each, on the engine

@@ -10,8 +10,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, PgPool};
 
 use super::engine::{self, KeyedOnce};
+use super::marker::Marker;
 use super::migrations::Migrations;
-use super::rollback::{RollbackPool, RollbackState, Violation};
+use super::rollback::{RollbackPool, RollbackState, Started, TokenClaim, Violation};
 use super::strategy::{self, Strategy, StrategySource};
 use super::truncate::{self, Lease};
 use super::{cleaner, marker, migrated, template};
@@ -267,7 +268,8 @@ impl Isolation {
     /// Prepares the database state and returns the test's handle.
     pub async fn acquire(self) -> Result<TestDb> {
         let (strategy, _) = self.resolve_strategy()?;
-        let server = Server::resolve().await?;
+        // Not connected to yet: the first connection the strategy needs reaches it.
+        let server = Server::get().await?;
         let name = self.test_name.clone().unwrap_or_else(default_test_name);
         let ctx_builder = TestContext::builder(&name).shares_database(strategy.shares_database());
         let ctx_builder = match self.seed {
@@ -275,61 +277,33 @@ impl Isolation {
             None => ctx_builder,
         };
         let base_seed = self.seed.unwrap_or_else(crate::context::process_base_seed);
-        // The token is claimed while the backend gets ready.
-        let claiming = {
-            let name = name.clone();
-            async move {
-                if strategy.shares_database() {
-                    claim_token(server, &name, base_seed).await.map(Some)
-                } else {
-                    Ok(None)
-                }
+        // Boxed: each strategy's future is large in a debug build, and a test thread's stack
+        // holds the harness's future.
+        let acquired = match strategy {
+            Strategy::Rollback => Box::pin(self.acquire_rollback(server, &name, base_seed)).await?,
+            Strategy::Truncate => Box::pin(self.acquire_truncate(server, &name)).await?,
+            Strategy::Template => Box::pin(self.acquire_template(server, &name)).await?,
+            Strategy::Namespace => {
+                Box::pin(self.acquire_namespace(server, &name, base_seed)).await?
             }
         };
-        let (claim, acquired) = if strategy == Strategy::Namespace {
-            // The backend's connections carry the token: claim it first.
-            let claim = claiming.await?;
-            let acquired = self
-                .acquire_backend(strategy, server, &name, claim.as_deref())
-                .await;
-            (Ok(claim), acquired)
-        } else {
-            tokio::join!(
-                claiming,
-                self.acquire_backend(strategy, server, &name, None)
-            )
-        };
-        let claim = match claim {
-            Ok(claim) => claim,
-            // The backend, if it was acquired, is released by its drop.
-            Err(e) => return Err(e),
-        };
-        let ctx_builder = match &claim {
+        let ctx_builder = match &acquired.token {
             Some(token) => ctx_builder.token(token.clone()),
             None => ctx_builder,
         };
-        let ctx = Arc::new(ctx_builder.build());
-        match acquired {
-            Ok((database, pool, backend)) => Ok(TestDb {
-                inner: Arc::new(Inner {
-                    strategy,
-                    pool,
-                    ctx,
-                    database,
-                    server,
-                    backend: std::sync::Mutex::new(Some(backend)),
-                    token_claim: std::sync::Mutex::new(claim),
-                    reset_sequences: self.reset_sequences,
-                    kept: std::sync::Mutex::new(false),
-                }),
+        Ok(TestDb {
+            inner: Arc::new(Inner {
+                strategy,
+                pool: acquired.pool,
+                ctx: Arc::new(ctx_builder.build()),
+                database: acquired.database,
+                server,
+                backend: std::sync::Mutex::new(Some(acquired.backend)),
+                token_claim: std::sync::Mutex::new(acquired.token_claim),
+                reset_sequences: self.reset_sequences,
+                kept: std::sync::Mutex::new(false),
             }),
-            Err(e) => {
-                if let Some(token) = claim {
-                    release_token(server, token).await;
-                }
-                Err(e)
-            }
-        }
+        })
     }
 
     async fn migrations_resolved(&self) -> Result<Arc<Migrations>> {
@@ -366,236 +340,526 @@ impl Isolation {
             ])
     }
 
-    async fn acquire_backend(
+    /// Rollback: the test's one connection, straight to the migrated database (the process's only
+    /// connection under `cargo nextest`). Its first statement checks the database's marker and
+    /// claims the test's token there; the database is built (or waited for) only when it is
+    /// missing or not ready.
+    async fn acquire_rollback(
         &self,
-        strategy: Strategy,
         server: &'static Server,
         test_name: &str,
-        token: Option<&str>,
-    ) -> Result<(String, PgPool, Backend)> {
+        base_seed: u64,
+    ) -> Result<Acquired> {
         let app_name = application_name(test_name);
-        match strategy {
-            Strategy::Rollback => {
-                let database = match &self.database {
-                    Some(db) => db.clone(),
-                    None => self.migrated(server, "rollback").await?,
-                };
-                let options = self.connect_options(server, &database);
-                let key = format!(
-                    "{database}|{:?}|{:?}|{:?}",
-                    self.statement_timeout, self.lock_timeout, self.acquire_timeout
-                );
-                // A kept pool whose connection died (a restarted server) is replaced once.
-                let mut attempt = 0;
-                let (rp, state) = loop {
-                    let rp = match ROLLBACK_POOLS.take(&key) {
-                        Some(rp) => rp,
-                        None => {
-                            let (options, timeout) = (options.clone(), self.acquire_timeout);
-                            super::budget::on_shortage(evict_kept_pools);
-                            let budget = super::budget::reserve(server, 1).await?;
-                            let mut rp = engine::run(RollbackPool::open(options, timeout)).await?;
-                            rp.budget = Some(budget);
+        let ours = self.database.is_none();
+        let database = match &self.database {
+            Some(db) => db.clone(),
+            None => self.build_name(&self.build("rollback")).await?,
+        };
+        let options = self.connect_options(server, &database);
+        let key = format!(
+            "{database}|{:?}|{:?}|{:?}",
+            self.statement_timeout, self.lock_timeout, self.acquire_timeout
+        );
+        static VERIFIED: engine::KeySet = engine::KeySet::new();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let rp = match ROLLBACK_POOLS.take(&key) {
+                Some(rp) => rp,
+                None => {
+                    super::budget::on_shortage(evict_kept_pools);
+                    let reservation = super::budget::reserve_one(server).await?;
+                    let opened = engine::run(RollbackPool::open(
+                        server,
+                        options.clone(),
+                        self.acquire_timeout,
+                    ))
+                    .await;
+                    match opened {
+                        Ok(mut rp) => {
+                            rp.budget = Some(reservation);
                             Arc::new(rp)
                         }
-                    };
-                    match rp.start(&app_name, &self.fixtures).await {
-                        Ok(state) => break (rp, state),
-                        Err(e) => {
-                            rp.close().await;
-                            attempt += 1;
-                            if attempt > 1 || !engine::is_connection_error(&e) {
-                                return Err(e);
-                            }
+                        Err(e) if ours && attempts < 3 && migrated::is_missing_database(&e) => {
+                            drop(reservation);
+                            self.migrated(server, "rollback").await?;
+                            continue;
                         }
+                        Err(e) => return Err(e),
                     }
-                };
-                let pool = rp.pool.clone();
-                Ok((database, pool, Backend::Rollback { rp, state, key }))
-            }
-            Strategy::Truncate => {
-                let mut lease = match &self.database {
-                    Some(db) => self.own_database_lease(server, db).await?,
-                    None => {
-                        let base = self.migrated(server, "truncate").await?;
-                        truncate::lease(server, &base, self.reset_sequences).await?
-                    }
-                };
-                let database = lease.slot.database.clone();
-                let key = format!(
-                    "{database}|{:?}|{:?}|{}",
-                    self.statement_timeout, self.lock_timeout, self.max_connections
-                );
-                let started = async {
-                    // Every connection of the pool carries the test's name.
-                    let set = format!("SET application_name = {}", quote_literal(&app_name));
-                    let shared = SharedPool::for_test(
-                        server,
-                        &key,
-                        &database,
-                        || self.connect_options(server, &database),
-                        self.max_connections,
-                        &set,
-                    )
-                    .await?;
-                    run_fixtures(&shared.pool, &self.fixtures).await?;
-                    Ok::<_, Error>(shared)
                 }
-                .await;
-                match started {
-                    Ok(shared) => Ok((
+            };
+            let check = ours && !VERIFIED.contains(&database);
+            let claim = TokenClaim {
+                test: test_name,
+                base_seed,
+            };
+            match rp.start(&app_name, &self.fixtures, &claim, check).await {
+                Ok(Started::Running { state, token }) => {
+                    if check {
+                        VERIFIED.insert(&database);
+                    }
+                    let pool = rp.pool.clone();
+                    return Ok(Acquired {
                         database,
-                        shared.pool.clone(),
-                        Backend::Truncate {
-                            lease,
-                            pool: shared,
-                            key,
-                        },
-                    )),
-                    Err(e) => {
-                        let _ = truncate::clean(&mut lease, self.reset_sequences).await;
-                        Err(e)
+                        pool,
+                        backend: Backend::Rollback { rp, state, key },
+                        token: Some(token),
+                        token_claim: None,
+                    });
+                }
+                Ok(Started::NotReady) if attempts < 3 => {
+                    // Being built by another process, or left half-built: wait for it, or build.
+                    ROLLBACK_POOLS.put(&key, rp);
+                    self.migrated(server, "rollback").await?;
+                }
+                Ok(Started::NotReady) => {
+                    ROLLBACK_POOLS.put(&key, rp);
+                    return Err(Error::Config(format!(
+                        "database {database} is still not ready after it was built: another \
+                         seedbed is rebuilding it; run the tests again"
+                    )));
+                }
+                Err(e) => {
+                    rp.close().await;
+                    // A kept pool whose connection died (a restarted server) is replaced.
+                    if attempts >= 3 || !engine::is_connection_error(&e) {
+                        return Err(e);
                     }
                 }
-            }
-            Strategy::Template => {
-                if self.database.is_some() {
-                    return Err(Error::Config(
-                        "Template clones the databases it makes; it cannot use a database named \
-                         with .database(…): use rollback or truncate for that"
-                            .into(),
-                    ));
-                }
-                let template = self.template(server).await?;
-                template::sweep_once(server).await?;
-                // A budget smaller than the pool makes the pool smaller.
-                let budget = super::budget::reserve(server, self.max_connections as usize).await?;
-                let max_connections = u32::try_from(budget.len()).unwrap_or(1).max(1);
-                let spares = match self.spares {
-                    Some(n) => n,
-                    None => template::pool_size()?,
-                };
-                let (database, _handover) =
-                    template::acquire(server, &template, test_name, spares).await?;
-                let prepared = template::take_prepared(&database);
-                let pool = match prepared {
-                    // This process opened the spare's pool ahead of time: the test starts with
-                    // its connection open, once it carries the test's settings.
-                    Some(p)
-                        if max_connections == template::DEFAULT_POOL_CONNECTIONS
-                            && self.max_connections == template::DEFAULT_POOL_CONNECTIONS =>
-                    {
-                        let set = format!(
-                            "SET application_name = {}; SET statement_timeout = {}; \
-                             SET lock_timeout = {}",
-                            quote_literal(&app_name),
-                            quote_literal(&millis(self.statement_timeout)),
-                            quote_literal(&millis(self.lock_timeout)),
-                        );
-                        // Applied by the pool's next checkout, the test's first query.
-                        p.apply(set);
-                        // The test's own reservation covers this connection from now on.
-                        drop(p.budget);
-                        p.pool
-                    }
-                    other => {
-                        if let Some(p) = other {
-                            p.pool.close().await;
-                        }
-                        let options = self
-                            .connect_options(server, &database)
-                            .application_name(&app_name);
-                        PgPoolOptions::new()
-                            .max_connections(max_connections)
-                            .min_connections(0)
-                            .test_before_acquire(false)
-                            .connect_lazy_with(options)
-                    }
-                };
-                Ok((
-                    database.clone(),
-                    pool,
-                    Backend::Template {
-                        database,
-                        test: test_name.to_string(),
-                        budget,
-                    },
-                ))
-            }
-            Strategy::Namespace => {
-                let token = token.ok_or_else(|| {
-                    Error::Config("a Namespace test needs a token before its connections".into())
-                })?;
-                let (database, schema) = if self.namespace_mode == NamespaceMode::Schema {
-                    if self.database.is_some() {
-                        return Err(Error::Config(
-                            "namespace = \"schema\" makes its schemas in a database of its own; \
-                             it cannot use a database named with .database(…)"
-                                .into(),
-                        ));
-                    }
-                    let migrations = self.migrations_resolved().await?;
-                    let database = super::schemas::database(server, &migrations).await?;
-                    let schema = super::schemas::acquire(server, &database, migrations).await?;
-                    (database, Some(schema))
-                } else {
-                    let database = match &self.database {
-                        Some(db) => self.own_namespace_database(server, db).await?,
-                        None => self.namespace_database(server).await?,
-                    };
-                    super::namespace::sweep_once(server, &database).await?;
-                    (database, None)
-                };
-                let key = format!(
-                    "{database}|{:?}|{:?}|{}",
-                    self.statement_timeout, self.lock_timeout, self.max_connections
-                );
-                // Every connection of the pool carries the test's name and token (and, in schema
-                // mode, its schema).
-                let mut set = format!(
-                    "SET application_name = {}; SET {} = {}",
-                    quote_literal(&app_name),
-                    super::namespace::TOKEN_SETTING,
-                    quote_literal(token)
-                );
-                if let Some(schema) = &schema {
-                    set.push_str("; ");
-                    set.push_str(&super::schemas::search_path(schema));
-                }
-                let shared = SharedPool::for_test(
-                    server,
-                    &key,
-                    &database,
-                    || self.connect_options(server, &database),
-                    self.max_connections,
-                    &set,
-                )
-                .await?;
-                run_fixtures(&shared.pool, &self.fixtures).await?;
-                Ok((
-                    database,
-                    shared.pool.clone(),
-                    Backend::Namespace {
-                        pool: shared,
-                        key,
-                        token: token.to_string(),
-                        keep_rows: self.keep_rows,
-                        schema,
-                    },
-                ))
             }
         }
     }
 
-    /// The database `build` describes for these migrations, built once per server and checksum
-    /// (by whichever process gets there first) and looked up once per process.
+    /// Truncate: a slot of the migrated database (claimed on the control connection), and a pool
+    /// to it that opens one connection now and more as the test asks.
+    async fn acquire_truncate(&self, server: &'static Server, test_name: &str) -> Result<Acquired> {
+        let app_name = application_name(test_name);
+        // Every connection of the pool carries the test's name.
+        let set = format!("SET application_name = {}", quote_literal(&app_name));
+        let named = self.database.is_some();
+        let (lease, shared, key) = if engine::adopted() {
+            self.truncate_slot_for_one_test(server, &set).await?
+        } else {
+            let lease = match &self.database {
+                Some(db) => self.own_database_lease(server, db).await?,
+                None => {
+                    let base = self.build_name(&self.build("truncate")).await?;
+                    let ready = Box::pin(self.migrated(server, "truncate"));
+                    truncate::lease(server, &base, ready).await?
+                }
+            };
+            let database = lease.slot.database.clone();
+            let key = format!(
+                "{database}|{:?}|{:?}|{}",
+                self.statement_timeout, self.lock_timeout, self.max_connections
+            );
+            let shared = SharedPool::for_test(
+                server,
+                &key,
+                &database,
+                || self.connect_options(server, &database),
+                self.max_connections,
+                &set,
+            )
+            .await?;
+            (lease, shared, key)
+        };
+        let database = lease.slot.database.clone();
+        let started = async {
+            if lease.needs_clean() || self.reset_sequences {
+                let mut conn = shared
+                    .pool
+                    .acquire()
+                    .await
+                    .map_err(Error::db(format!("connecting to {database}")))?;
+                let cleaned =
+                    truncate::clean(&lease, &mut conn, self.reset_sequences, named, false).await;
+                // Back before the test's first query, which would otherwise open another.
+                conn.return_to_pool().await;
+                cleaned?;
+            }
+            lease.begin_test();
+            run_fixtures(&shared.pool, &self.fixtures).await
+        }
+        .await;
+        match started {
+            Ok(()) => Ok(Acquired {
+                database,
+                pool: shared.pool.clone(),
+                backend: Backend::Truncate {
+                    lease,
+                    pool: shared,
+                    key,
+                    named,
+                },
+                token: None,
+                token_claim: None,
+            }),
+            Err(e) => {
+                // The lease goes back not known clean: the next test empties it first.
+                shared.discard().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Truncate in a process that runs one test: the lease is taken by the test's own first
+    /// connection, with its session settings, in one round trip, on the slot nextest's slot for
+    /// the test points at; other slots are looked up (on the control connection) only when that
+    /// one is taken or missing, and a new one is made only when all are taken.
+    async fn truncate_slot_for_one_test(
+        &self,
+        server: &'static Server,
+        set: &str,
+    ) -> Result<(Lease, SharedPool, String)> {
+        let base = match &self.database {
+            Some(db) => db.clone(),
+            None => self.build_name(&self.build("truncate")).await?,
+        };
+        let mut wait = truncate::SlotWait::new();
+        loop {
+            let mut names = match &self.database {
+                Some(db) => vec![db.clone()],
+                None => truncate::preferred_slot(&base).into_iter().collect(),
+            };
+            let mut listed = self.database.is_some();
+            let mut i = 0;
+            loop {
+                if i == names.len() {
+                    if listed {
+                        break;
+                    }
+                    listed = true;
+                    let (more, _) = truncate::candidates(server, &base).await?;
+                    let more: Vec<String> =
+                        more.into_iter().filter(|n| !names.contains(n)).collect();
+                    names.extend(more);
+                    continue;
+                }
+                let name = names[i].clone();
+                i += 1;
+                if let Some(claimed) = self.claim_slot_here(server, &name, &base, set).await? {
+                    return Ok(claimed);
+                }
+            }
+            if self.database.is_none() {
+                self.migrated(server, "truncate").await?;
+                if let Some(name) = truncate::create_slot(server, &base).await?
+                    && let Some(claimed) = self.claim_slot_here(server, &name, &base, set).await?
+                {
+                    return Ok(claimed);
+                }
+            }
+            wait.wait(&format!("a Truncate database of {base}")).await?;
+        }
+    }
+
+    /// Opens the test's pool to `name` and takes its lease on the first connection, with the
+    /// test's session settings `set`, in one round trip; `None` when another test holds it or it
+    /// does not exist.
+    async fn claim_slot_here(
+        &self,
+        server: &'static Server,
+        name: &str,
+        base: &str,
+        set: &str,
+    ) -> Result<Option<(Lease, SharedPool, String)>> {
+        let slot = self.database.is_none();
+        let options = self.connect_options(server, name);
+        let shared =
+            match engine::run(SharedPool::open(server, options, self.max_connections)).await {
+                Ok(shared) => shared,
+                Err(e) if migrated::is_missing_database(&e) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+        let claimed = async {
+            let mut conn = shared
+                .pool
+                .acquire()
+                .await
+                .map_err(Error::db(format!("connecting to {name}")))?;
+            let sql = format!("{set}; {}", truncate::claim_sql(slot));
+            let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(Error::db(format!("taking the lease of {name}")));
+            conn.return_to_pool().await;
+            let row = rows?
+                .pop()
+                .ok_or_else(|| Error::Config(format!("taking the lease of {name} said nothing")))?;
+            truncate::read_claim(&row)
+        }
+        .await;
+        let claimed = match claimed {
+            Ok(c) => c,
+            Err(e) => {
+                shared.discard().await;
+                return Err(e);
+            }
+        };
+        let refused = if slot && !truncate::is_slot_of(&claimed, base) {
+            Some(truncate::not_a_slot(name, base))
+        } else if !slot && claimed.marker.is_none() && !self.allow_unmarked {
+            Some(refuse_unmarked_truncate(name))
+        } else {
+            None
+        };
+        if let Some(e) = refused {
+            shared.discard().await;
+            return Err(e);
+        }
+        if !claimed.got {
+            shared.discard().await;
+            return Ok(None);
+        }
+        shared.set_session(Some(set));
+        let lease = truncate::held_by_test(name, base, claimed.emptied);
+        let key = format!("{name}|held-by-test");
+        Ok(Some((lease, shared, key)))
+    }
+
+    /// Template: a clone claimed on the control connection (a spare, else cloned now), with the
+    /// first run's sweep started beside it; the test's pool opens connections as it asks.
+    async fn acquire_template(&self, server: &'static Server, test_name: &str) -> Result<Acquired> {
+        if self.database.is_some() {
+            return Err(Error::Config(
+                "Template clones the databases it makes; it cannot use a database named with \
+                 .database(…): use rollback or truncate for that"
+                    .into(),
+            ));
+        }
+        let app_name = application_name(test_name);
+        let build = self.build("tpl");
+        let template = self.build_name(&build).await?;
+        let spares = match self.spares {
+            Some(n) => n,
+            None => template::pool_size()?,
+        };
+        let (database, _handover) = template::acquire(
+            server,
+            &template,
+            test_name,
+            spares,
+            Box::pin(self.built(server, build)),
+        )
+        .await?;
+        let pool = match template::take_prepared(&database) {
+            // This process opened the spare's pool ahead of time: the test starts with its
+            // connection open, once it carries the test's settings.
+            Some(p) if self.max_connections == template::DEFAULT_POOL_CONNECTIONS => {
+                let set = format!(
+                    "SET application_name = {}; SET statement_timeout = {}; \
+                     SET lock_timeout = {}",
+                    quote_literal(&app_name),
+                    quote_literal(&millis(self.statement_timeout)),
+                    quote_literal(&millis(self.lock_timeout)),
+                );
+                // Applied by the pool's next checkout, the test's first query.
+                p.apply(set);
+                p.pool
+            }
+            other => {
+                if let Some(p) = other {
+                    p.pool.close().await;
+                }
+                let options = self
+                    .connect_options(server, &database)
+                    .application_name(&app_name);
+                budgeted_pool(server, self.max_connections).connect_lazy_with(options)
+            }
+        };
+        Ok(Acquired {
+            database: database.clone(),
+            pool,
+            backend: Backend::Template {
+                database,
+                test: test_name.to_string(),
+                spares,
+            },
+            token: None,
+            token_claim: None,
+        })
+    }
+
+    /// Namespace: the token, the shared database's marker and the run's sweep in one statement on
+    /// the control connection; a pool that opens one connection now, carrying the token.
+    async fn acquire_namespace(
+        &self,
+        server: &'static Server,
+        test_name: &str,
+        base_seed: u64,
+    ) -> Result<Acquired> {
+        let app_name = application_name(test_name);
+        let schema_mode = self.namespace_mode == NamespaceMode::Schema;
+        if schema_mode && self.database.is_some() {
+            return Err(Error::Config(
+                "namespace = \"schema\" makes its schemas in a database of its own; it cannot \
+                 use a database named with .database(…)"
+                    .into(),
+            ));
+        }
+        let shared_db = match (&self.database, schema_mode) {
+            (Some(db), _) => Some(db.clone()),
+            (None, false) => Some(self.build_name(&self.build("namespace")).await?),
+            (None, true) => None,
+        };
+        let start = namespace_start(server, test_name, base_seed, shared_db.clone()).await?;
+        let token = start.token.clone();
+        let acquired = async {
+            let (database, schema) = match shared_db {
+                None => {
+                    let migrations = self.migrations_resolved().await?;
+                    let database = super::schemas::database(server, &migrations).await?;
+                    let schema = super::schemas::acquire(server, &database, migrations).await?;
+                    (database, Some(schema))
+                }
+                Some(db) => {
+                    let ready = start.marker.as_ref().is_some_and(migrated::is_ready);
+                    if self.database.is_some() {
+                        self.own_namespace_database(server, &db, start.marker.is_some())
+                            .await?;
+                    } else if !ready {
+                        self.namespace_database(server).await?;
+                    }
+                    (db, None)
+                }
+            };
+            let key = format!(
+                "{database}|{:?}|{:?}|{}",
+                self.statement_timeout, self.lock_timeout, self.max_connections
+            );
+            // Every connection of the pool carries the test's name and token (and, in schema
+            // mode, its schema).
+            let mut set = format!(
+                "SET application_name = {}; SET {} = {}",
+                quote_literal(&app_name),
+                super::namespace::TOKEN_SETTING,
+                quote_literal(&token)
+            );
+            if let Some(schema) = &schema {
+                set.push_str("; ");
+                set.push_str(&super::schemas::search_path(schema));
+            }
+            let shared = SharedPool::for_test(
+                server,
+                &key,
+                &database,
+                || self.connect_options(server, &database),
+                self.max_connections,
+                &set,
+            )
+            .await?;
+            let prepared = async {
+                if start.sweep && schema.is_none() {
+                    let mut conn = shared
+                        .pool
+                        .acquire()
+                        .await
+                        .map_err(Error::db(format!("connecting to {database}")))?;
+                    let swept = super::namespace::sweep_run(server, &mut conn, &database).await;
+                    conn.return_to_pool().await;
+                    swept?;
+                }
+                run_fixtures(&shared.pool, &self.fixtures).await
+            }
+            .await;
+            if let Err(e) = prepared {
+                shared.discard().await;
+                if let Some(schema) = &schema {
+                    super::schemas::release(server, &database, schema);
+                }
+                return Err(e);
+            }
+            Ok((database, schema, shared, key))
+        }
+        .await;
+        match acquired {
+            Ok((database, schema, shared, key)) => Ok(Acquired {
+                database,
+                pool: shared.pool.clone(),
+                backend: Backend::Namespace {
+                    pool: shared,
+                    key,
+                    token: token.clone(),
+                    keep_rows: self.keep_rows,
+                    schema,
+                },
+                token: Some(token.clone()),
+                token_claim: Some(token),
+            }),
+            Err(e) => {
+                release_token(server, token).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// What the migrated database for `purpose` is built with.
+    fn build(&self, purpose: &'static str) -> migrated::Build<'_> {
+        match purpose {
+            // Rollback and Truncate empty it with the cleaner after what escaped a test.
+            "rollback" | "truncate" => migrated::Build {
+                purpose,
+                prepare: true,
+                fixtures: &[],
+                seal: false,
+                journal: false,
+            },
+            "namespace" => migrated::Build {
+                purpose,
+                prepare: false,
+                fixtures: &[],
+                seal: false,
+                journal: true,
+            },
+            // A template's clones are emptied and given to the next test when it changed no
+            // schema (see template::recycle).
+            _ => migrated::Build {
+                purpose,
+                prepare: true,
+                fixtures: &self.fixtures,
+                seal: true,
+                journal: false,
+            },
+        }
+    }
+
+    /// The name of the database `build` describes for these migrations (nothing is asked of the
+    /// server).
+    async fn build_name(&self, build: &migrated::Build<'_>) -> Result<String> {
+        let migrations = self.migrations_resolved().await?;
+        let name = build.database_name(&migrations);
+        if name.len() > 63 {
+            return Err(Error::Config(format!(
+                "database name {name} is longer than PostgreSQL's 63-byte limit: use a shorter \
+                 purpose"
+            )));
+        }
+        Ok(name)
+    }
+
+    /// The database `build` describes for these migrations, ready: its marker read on the control
+    /// connection, and built (by whichever process gets there first) if it is not ready. Once per
+    /// process.
     async fn built(&self, server: &'static Server, build: migrated::Build<'_>) -> Result<String> {
         static BUILT: std::sync::OnceLock<KeyedOnce<String>> = std::sync::OnceLock::new();
-        let migrations = self.migrations_resolved().await?;
-        let key = build.database_name(&migrations);
+        let key = self.build_name(&build).await?;
         BUILT
             .get_or_init(KeyedOnce::new)
             .get_or_try_init(&key, async {
+                let name = key.clone();
+                let mark = engine::control()
+                    .with(server, move |conn| {
+                        Box::pin(async move { marker::read(conn, &name).await })
+                    })
+                    .await?;
+                if let Some(mark) = mark.filter(migrated::is_ready) {
+                    migrated::remember_measured(&key, &mark);
+                    return Ok(key.clone());
+                }
+                let migrations = self.migrations_resolved().await?;
                 Ok(migrated::ensure_build(server, &migrations, &build)
                     .await?
                     .name)
@@ -605,56 +869,24 @@ impl Isolation {
 
     /// The shared database of Namespace tests, with its journal.
     async fn namespace_database(&self, server: &'static Server) -> Result<String> {
-        self.built(
-            server,
-            migrated::Build {
-                purpose: "namespace",
-                prepare: false,
-                fixtures: &[],
-                seal: false,
-                journal: true,
-            },
-        )
-        .await
-    }
-
-    /// The sealed template for these migrations and fixtures.
-    async fn template(&self, server: &'static Server) -> Result<String> {
-        self.built(
-            server,
-            migrated::Build {
-                purpose: "tpl",
-                prepare: false,
-                fixtures: &self.fixtures,
-                seal: true,
-                journal: false,
-            },
-        )
-        .await
+        self.built(server, self.build("namespace")).await
     }
 
     /// The migrated database for `purpose`, prepared for the cleaner (Rollback, Truncate).
-    async fn migrated(&self, server: &'static Server, purpose: &str) -> Result<String> {
-        self.built(
-            server,
-            migrated::Build {
-                purpose,
-                prepare: true,
-                fixtures: &[],
-                seal: false,
-                journal: false,
-            },
-        )
-        .await
+    async fn migrated(&self, server: &'static Server, purpose: &'static str) -> Result<String> {
+        self.built(server, self.build(purpose)).await
     }
 
-    /// Namespace on a database the user named: its tables get the journal's triggers, so only
-    /// with the user's consent for a database seedbed did not create.
-    async fn own_namespace_database(&self, server: &'static Server, db: &str) -> Result<String> {
-        let mut conn = server.connect().await?;
-        let mark = marker::read(&mut conn, db).await?;
-        let _ = sqlx::Connection::close(conn).await;
-        if mark.is_none() && !self.allow_unmarked {
+    /// Namespace on a database the user named (`marked`: seedbed made it): its tables get the
+    /// journal's triggers, so only with the user's consent for a database seedbed did not
+    /// create.
+    async fn own_namespace_database(
+        &self,
+        server: &'static Server,
+        db: &str,
+        marked: bool,
+    ) -> Result<()> {
+        if !marked && !self.allow_unmarked {
             return Err(Error::Config(format!(
                 "refusing to use Namespace on database `{db}`: seedbed did not create it, and \
                  Namespace adds a journal trigger to each of its tables. Let seedbed create its \
@@ -662,53 +894,182 @@ impl Isolation {
                  .allow_unmarked_database(true)"
             )));
         }
-        let mut conn =
-            <sqlx::PgConnection as sqlx::Connection>::connect_with(&server.database_options(db))
-                .await
-                .map_err(Error::db(format!("connecting to {db}")))?;
+        static PREPARED: engine::KeySet = engine::KeySet::new();
+        if PREPARED.contains(db) {
+            return Ok(());
+        }
+        let mut conn = server.open(&server.database_options(db)).await?;
         let result = async {
             if !super::namespace::is_prepared(&mut conn).await? {
                 let schema = cleaner::read_schema(&mut conn).await?;
                 super::namespace::prepare(&mut conn, &schema).await?;
             }
-            Ok(db.to_string())
+            Ok(())
         }
         .await;
         let _ = sqlx::Connection::close(conn).await;
+        if result.is_ok() {
+            PREPARED.insert(db);
+        }
         result
     }
 
     /// Truncate on a database the user named: only if seedbed created it, or the user allowed it.
     async fn own_database_lease(&self, server: &'static Server, db: &str) -> Result<Lease> {
-        let allow = self.allow_unmarked;
         let name = db.to_string();
-        let mut conn = server.connect().await?;
-        let mark = marker::read(&mut conn, &name).await?;
-        let _ = sqlx::Connection::close(conn).await;
-        if mark.is_none() && !allow {
-            return Err(Error::Config(format!(
-                "refusing to use Truncate on database `{name}`: seedbed did not create it, and \
-                 Truncate deletes every row in it after each test. Let seedbed create its test \
-                 databases (leave out .database(…)), or, if `{name}` holds nothing you want to \
-                 keep, allow it with .allow_unmarked_database(true)"
-            )));
+        let mark = engine::control()
+            .with(server, move |conn| {
+                Box::pin(async move { marker::read(conn, &name).await })
+            })
+            .await?;
+        if mark.is_none() && !self.allow_unmarked {
+            return Err(refuse_unmarked_truncate(db));
         }
-        truncate::lease_existing(server, &name, self.reset_sequences).await
+        truncate::lease_existing(server, db).await
     }
+}
+
+/// The error for Truncate on a database seedbed did not create, without the user's consent.
+fn refuse_unmarked_truncate(db: &str) -> Error {
+    Error::Config(format!(
+        "refusing to use Truncate on database `{db}`: seedbed did not create it, and Truncate \
+         deletes every row in it after each test. Let seedbed create its test databases (leave \
+         out .database(…)), or, if `{db}` holds nothing you want to keep, allow it with \
+         .allow_unmarked_database(true)"
+    ))
+}
+
+/// What a strategy gives a test when it starts.
+struct Acquired {
+    database: String,
+    pool: PgPool,
+    backend: Backend,
+    /// The token the test's context carries, when it was claimed.
+    token: Option<String>,
+    /// A token held on the control connection, given back when the test ends.
+    token_claim: Option<String>,
+}
+
+/// What a Namespace test learns from its first statement on the control connection.
+struct NamespaceStart {
+    token: String,
+    /// The marker of the shared database (`None`: it does not exist, or is not seedbed's).
+    marker: Option<Marker>,
+    /// This process is the first of its run to use the shared database: it sweeps the rows of
+    /// tests whose process died.
+    sweep: bool,
+}
+
+/// Claims a Namespace test's token on the control connection, reading the shared database's
+/// marker and recording the run's sweep of it in the same statement.
+async fn namespace_start(
+    server: &'static Server,
+    name: &str,
+    base_seed: u64,
+    database: Option<String>,
+) -> Result<NamespaceStart> {
+    let name = name.to_string();
+    let owner = super::registry::Owner::current();
+    engine::control()
+        .with(server, move |conn| {
+            Box::pin(async move {
+                let mut marker = None;
+                let mut sweep = false;
+                let mut asked = database.is_none();
+                for attempt in 0..1000 {
+                    let token = token_for(&name, base_seed, attempt);
+                    // A token another test of this process holds is taken: the session lock is
+                    // re-entrant and would be granted again.
+                    let held = engine::Held::Token(token.clone());
+                    if engine::is_held(&held) {
+                        continue;
+                    }
+                    let lock = format!("token:{token}");
+                    let taken = match database.as_deref() {
+                        Some(db) if !asked => {
+                            asked = true;
+                            let (key, db) = (super::lock::lock_key(&lock), db.to_string());
+                            let task = format!("journal:{db}");
+                            let (taken, comment, first): (bool, Option<String>, bool) =
+                                super::registry::with_registry(conn, move |conn| {
+                                    let (db, task) = (db.clone(), task.clone());
+                                    Box::pin(async move {
+                                        sqlx::query_as(
+                                            "SELECT pg_try_advisory_lock($1), \
+                                             (SELECT shobj_description(oid, 'pg_database') \
+                                              FROM pg_database WHERE datname = $2), \
+                                             seedbed.begin_run($3, $4, $5)",
+                                        )
+                                        .bind(key)
+                                        .bind(&db)
+                                        .bind(&owner.run_id)
+                                        .bind(&task)
+                                        .bind(&owner.host)
+                                        .fetch_one(conn)
+                                        .await
+                                        .map_err(Error::db("claiming a test token"))
+                                    })
+                                })
+                                .await?;
+                            marker = comment.as_deref().and_then(Marker::parse);
+                            sweep = first;
+                            taken
+                        }
+                        _ => {
+                            super::lock::try_lock_on(conn, &lock, super::lock::LockMode::Exclusive)
+                                .await?
+                        }
+                    };
+                    if taken {
+                        engine::hold(held);
+                        return Ok(NamespaceStart {
+                            token,
+                            marker,
+                            sweep,
+                        });
+                    }
+                }
+                Err(Error::Config(
+                    "could not find a free test token after 1000 candidates".into(),
+                ))
+            })
+        })
+        .await
 }
 
 /// Pools kept between the tests of the process, by database and settings.
 static ROLLBACK_POOLS: engine::FreeList<Arc<RollbackPool>> = engine::FreeList::new();
 static SHARED_POOLS: engine::FreeList<SharedPool> = engine::FreeList::new();
 
+/// Options of a test's pool whose connections open as the test asks for them, each counted in
+/// the connection budget when it opens (the process's free pass first), all given back when the
+/// pool closes.
+fn budgeted_pool(server: &'static Server, max: u32) -> PgPoolOptions {
+    // Held by the hook, so by the pool: the reservations go when the pool does.
+    let on_connect = Arc::new(super::budget::PoolBudget::default());
+    PgPoolOptions::new()
+        .max_connections(max.max(1))
+        .min_connections(0)
+        .test_before_acquire(false)
+        .after_connect(move |conn, _meta| {
+            let budget = Arc::clone(&on_connect);
+            Box::pin(async move {
+                server.note_version(conn);
+                budget
+                    .connection_opened(server)
+                    .await
+                    .map_err(|e| sqlx::Error::Configuration(e.to_string().into()))
+            })
+        })
+}
+
 /// A pool for the tests of one database, kept between tests.
 ///
-/// Its connections are all opened on the engine runtime when it is made (a pool that opened
-/// connections during a test would tie them to that test's runtime, which dies with the test),
-/// and it keeps them all (`min_connections` = `max_connections`), so sequential queries wait the
-/// moment it takes a connection to come back instead of opening another. A connection opened
-/// during a test anyway (one replaced after an error) is closed at its next checkout, and a pool
-/// that opened one is closed when the test ends rather than kept.
+/// It opens one connection when it is made, on the engine runtime (a connection opened during a
+/// test would be tied to that test's runtime, which dies with the test), and more only as a test
+/// asks for them. A connection opened during a test is closed at its next checkout, and a pool
+/// that opened one is closed when the test ends rather than kept, so the next test starts on
+/// connections that live on the engine runtime.
 ///
 /// The settings of the test that has the pool (its `application_name`, Namespace's token and
 /// schema) are applied to every connection when the test starts, and by `after_connect` to a
@@ -725,31 +1086,39 @@ struct SharedPool {
     opened: Arc<std::sync::atomic::AtomicUsize>,
     opened_by_open: usize,
     /// Connection budget for the pool's connections, given back when the pool goes.
-    budget: Option<Arc<super::budget::Reservation>>,
+    budget: Arc<super::budget::PoolBudget>,
 }
 
 impl SharedPool {
-    /// Opens the pool and all its connections; call it on the engine runtime.
-    async fn open(options: PgConnectOptions, max: u32) -> Result<Self> {
+    /// Opens the pool and its first connection; call it on the engine runtime.
+    async fn open(server: &'static Server, options: PgConnectOptions, max: u32) -> Result<Self> {
         let recycled_at = Arc::new(std::sync::Mutex::new(std::time::Instant::now()));
         let cutoff = Arc::clone(&recycled_at);
         let session: Arc<std::sync::Mutex<Option<String>>> = Arc::new(std::sync::Mutex::new(None));
         let settings = Arc::clone(&session);
         let connections_opened = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = Arc::clone(&connections_opened);
+        let budget = Arc::new(super::budget::PoolBudget::default());
+        let on_connect = Arc::clone(&budget);
         let pool = PgPoolOptions::new()
-            .max_connections(max)
-            .min_connections(max)
+            .max_connections(max.max(1))
+            .min_connections(0)
             .idle_timeout(None)
             .max_lifetime(None)
             .test_before_acquire(false)
             .after_connect(move |conn, _meta| {
                 counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                server.note_version(conn);
                 let sql = settings
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .clone();
+                let budget = Arc::clone(&on_connect);
                 Box::pin(async move {
+                    budget
+                        .connection_opened(server)
+                        .await
+                        .map_err(|e| sqlx::Error::Configuration(e.to_string().into()))?;
                     if let Some(sql) = sql {
                         conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql)))
                             .await?;
@@ -768,16 +1137,24 @@ impl SharedPool {
                     Ok(!opened_during_a_test)
                 })
             })
-            .connect_lazy_with(options);
-        let mut opened = Vec::with_capacity(max as usize);
-        for _ in 0..max {
-            opened.push(
+            .connect_lazy_with(options.clone());
+        let mut first = match pool.acquire().await {
+            Ok(conn) => conn,
+            Err(e) if !server.reached() && matches!(e, sqlx::Error::Io(_)) => {
+                // The process's first connection: wait for the server, or say it is unreachable.
+                let conn = server.open(&options).await?;
+                let _ = sqlx::Connection::close(conn).await;
                 pool.acquire()
                     .await
-                    .map_err(Error::db("connecting to the test database"))?,
-            );
-        }
-        drop(opened);
+                    .map_err(Error::db("connecting to the test database"))?
+            }
+            Err(e) => {
+                let database = options.get_database().unwrap_or_default().to_string();
+                return Err(Error::db(format!("connecting to {database}"))(e));
+            }
+        };
+        first.return_to_pool().await;
+        drop(first);
         *recycled_at
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = std::time::Instant::now();
@@ -788,7 +1165,7 @@ impl SharedPool {
             session,
             opened: connections_opened,
             opened_by_open,
-            budget: None,
+            budget,
         })
     }
 
@@ -819,10 +1196,7 @@ impl SharedPool {
             kept.discard().await;
         }
         super::budget::on_shortage(evict_kept_pools);
-        let budget = super::budget::reserve(server, max_connections as usize).await?;
-        let max = u32::try_from(budget.len()).unwrap_or(1).max(1);
-        let mut shared = engine::run(SharedPool::open(options(), max)).await?;
-        shared.budget = Some(Arc::new(budget));
+        let shared = engine::run(SharedPool::open(server, options(), max_connections)).await?;
         if shared.on_every_connection(set).await {
             return Ok(shared);
         }
@@ -832,101 +1206,130 @@ impl SharedPool {
         )))
     }
 
-    /// Every connection of the pool, once the test has given them all back (`None` if one does
-    /// not come back within 2 s).
+    /// Every open connection of the pool, once the test has given them all back (`None` if one
+    /// does not come back within 2 s).
     async fn all_connections(&self) -> Option<Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>> {
-        let max = self.pool.options().get_max_connections() as usize;
-        let mut conns = Vec::with_capacity(max);
-        while conns.len() < max {
-            match tokio::time::timeout(Duration::from_secs(2), self.pool.acquire()).await {
-                Ok(Ok(conn)) => conns.push(conn),
-                _ => return None,
-            }
-        }
-        Some(conns)
+        all_connections(&self.pool).await
     }
 
-    /// Runs `sql` on the given connections at once (one round trip of wall time), `first`
-    /// (if any) on the first connection just before it. With `to_engine`, the connections go back
-    /// to the pool from the engine runtime (a return spawned on a test's runtime could be cut off
-    /// when that runtime shuts down, losing the connection). Returns whether `sql` ran on every
-    /// connection, and the outcome of `first`.
+    /// Runs `sql` on the given connections at once (one round trip of wall time). Returns
+    /// whether it ran on every connection, and the connections.
     async fn on_connections(
         conns: Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>,
         sql: &str,
-        first: Option<String>,
-        to_engine: bool,
-    ) -> (bool, Result<()>) {
+    ) -> (bool, Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>) {
         let mut tasks = tokio::task::JoinSet::new();
-        let mut first = first;
         for mut conn in conns {
-            let own = first.take();
-            let sql = match &own {
-                Some(before) => format!("{before}; {sql}"),
-                None => sql.to_string(),
-            };
+            let sql = sql.to_string();
             tasks.spawn(async move {
                 let done = conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql))).await;
-                (conn, own.is_some(), done)
+                (conn, done.is_ok())
             });
         }
         let mut all_ok = true;
-        let mut first_result = Ok(());
         let mut back = Vec::new();
         while let Some(done) = tasks.join_next().await {
             match done {
-                Ok((conn, is_first, done)) => {
-                    if let Err(e) = &done
-                        && is_first
-                    {
-                        first_result = Err(Error::Database {
-                            context: "ending the test".into(),
-                            source: sqlx::Error::Protocol(e.to_string()),
-                        });
-                    }
-                    all_ok &= done.is_ok();
+                Ok((conn, ok)) => {
+                    all_ok &= ok;
                     back.push(conn);
                 }
                 Err(_) => all_ok = false,
             }
         }
-        if to_engine {
-            let _ = engine::run(async move {
-                drop(back);
-                Ok(())
-            })
-            .await;
-        }
-        (all_ok, first_result)
+        (all_ok, back)
     }
 
     /// Runs `sql` on every connection of the pool (at the start of a test), and on those the
-    /// pool opens until the test ends.
+    /// pool opens until the test ends. The connections are back in the pool when it returns, so
+    /// the test's first query takes one of them rather than opening another.
     async fn on_every_connection(&self, sql: &str) -> bool {
         self.set_session(Some(sql));
         match self.all_connections().await {
-            Some(conns) => Self::on_connections(conns, sql, None, false).await.0,
+            Some(conns) => {
+                let (ok, conns) = Self::on_connections(conns, sql).await;
+                for mut conn in conns {
+                    conn.return_to_pool().await;
+                }
+                ok
+            }
             None => false,
         }
     }
 
-    /// Resets every session and puts the pool back for the next test; closes it if a reset
-    /// fails. `first` runs on one connection just before its reset, in the same round trip; its
-    /// outcome is returned.
-    async fn recycle(
-        self,
+    /// Resets every session of a test that ended (its settings, locks, listens, temporary
+    /// tables), `last` appended to the first connection's reset (one round trip), and returns
+    /// whether every reset worked, the outcome of `last`, and the connections.
+    async fn reset_sessions(
+        &self,
         conns: Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>,
-        key: &str,
-        first: Option<String>,
-    ) -> Result<()> {
+        last: Option<String>,
+    ) -> (
+        bool,
+        Result<()>,
+        Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+    ) {
         self.set_session(None);
-        let (healthy, first) = Self::on_connections(
+        const RESET: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
+                             UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; \
+                             DISCARD SEQUENCES";
+        let mut conns = conns;
+        let mut last_result = Ok(());
+        let mut healthy = true;
+        if let Some(last) = last
+            && let Some(mut first) = conns.pop()
+        {
+            let sql = format!("{RESET}; {last}");
+            let (reset, rest) = tokio::join!(
+                first.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql))),
+                Self::on_connections(std::mem::take(&mut conns), RESET)
+            );
+            if let Err(e) = reset {
+                healthy = false;
+                last_result = Err(Error::db("ending the test")(e));
+            }
+            healthy &= rest.0;
+            conns = rest.1;
+            conns.push(first);
+            return (healthy, last_result, conns);
+        }
+        let (ok, conns) = Self::on_connections(conns, RESET).await;
+        (ok, last_result, conns)
+    }
+
+    /// Resets every session of a test that ended, as [`reset_sessions`](Self::reset_sessions)
+    /// does, but leaves its advisory locks: one of them holds the test's lease.
+    async fn reset_sessions_keeping_locks(
+        &self,
+        conns: Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+    ) -> (
+        bool,
+        Result<()>,
+        Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+    ) {
+        self.set_session(None);
+        let (ok, conns) = Self::on_connections(
             conns,
-            "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; \
-             SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES",
-            first,
-            true,
+            "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; DISCARD TEMP",
         )
+        .await;
+        (ok, Ok(()), conns)
+    }
+
+    /// Puts the pool back for the next test (its connections given back from the engine
+    /// runtime), or closes it if a reset failed or it opened connections during the test.
+    async fn keep(
+        self,
+        key: &str,
+        conns: Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+        healthy: bool,
+    ) {
+        // A return spawned on a test's runtime could be cut off when that runtime shuts down,
+        // losing the connection.
+        let _ = engine::run(async move {
+            drop(conns);
+            Ok(())
+        })
         .await;
         let only_its_own =
             self.opened.load(std::sync::atomic::Ordering::SeqCst) == self.opened_by_open;
@@ -939,13 +1342,36 @@ impl SharedPool {
         } else {
             self.discard().await;
         }
-        first
     }
 
-    /// Closes the pool (a connection is still out, or broke).
+    /// Closes the pool (a connection is still out, or broke) and gives its budget back.
     async fn discard(self) {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.pool.close()).await;
+        self.budget.give_back().await;
     }
+}
+
+/// Every open connection of `pool`, once the test has given them all back (`None` if one does
+/// not come back within 2 s).
+async fn all_connections(pool: &PgPool) -> Option<Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>> {
+    // A connection the test dropped goes back to the pool in a task of its own: wait for it
+    // rather than let `acquire` open another.
+    let started = std::time::Instant::now();
+    while pool.num_idle() < pool.size() as usize {
+        if started.elapsed() > Duration::from_secs(2) {
+            return None;
+        }
+        if started.elapsed() < Duration::from_millis(5) {
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let mut conns = Vec::with_capacity(pool.size() as usize);
+    while let Some(conn) = pool.try_acquire() {
+        conns.push(conn);
+    }
+    Some(conns)
 }
 
 /// Closes the pools kept for the next test (Rollback's and the others') and gives their budget
@@ -956,21 +1382,13 @@ fn evict_kept_pools() -> std::pin::Pin<Box<dyn Future<Output = usize> + Send + '
         for rp in ROLLBACK_POOLS.take_all() {
             rp.close().await;
             if let Some(reservation) = Arc::try_unwrap(rp).ok().and_then(|rp| rp.budget) {
-                let slots = reservation.len();
-                if reservation.give_back().await.is_ok() {
-                    freed += slots;
-                }
+                freed += reservation.give_back().await.unwrap_or(0);
             }
         }
         for kept in SHARED_POOLS.take_all() {
-            let budget = kept.budget.clone();
-            kept.discard().await;
-            if let Some(reservation) = budget.and_then(|b| Arc::try_unwrap(b).ok()) {
-                let slots = reservation.len();
-                if reservation.give_back().await.is_ok() {
-                    freed += slots;
-                }
-            }
+            let budget = Arc::clone(&kept.budget);
+            let _ = tokio::time::timeout(Duration::from_secs(5), kept.pool.close()).await;
+            freed += budget.give_back().await;
         }
         freed
     })
@@ -978,7 +1396,10 @@ fn evict_kept_pools() -> std::pin::Pin<Box<dyn Future<Output = usize> + Send + '
 
 async fn load_dir(dir: PathBuf) -> Result<Arc<Migrations>> {
     let key = format!("dir:{}", dir.display());
-    engine::migrations(&key, async move { Migrations::from_dir(&dir).await }).await
+    engine::migrations(&key, async move {
+        Migrations::identify_dir(&dir, &crate::server::os::default_base_dir()).await
+    })
+    .await
 }
 
 async fn run_fixtures(pool: &PgPool, fixtures: &[String]) -> Result<()> {
@@ -1012,40 +1433,6 @@ fn default_test_name() -> String {
         .unwrap_or_else(|| format!("<unnamed test in process {}>", std::process::id()))
 }
 
-/// Claims a token no other running test holds: the first free candidate derived from the test's
-/// name and seed, held as an advisory lock on the engine's control connection.
-async fn claim_token(server: &'static Server, name: &str, base_seed: u64) -> Result<String> {
-    let name = name.to_string();
-    engine::control()
-        .with(server, move |conn| {
-            Box::pin(async move {
-                for attempt in 0..1000 {
-                    let token = token_for(&name, base_seed, attempt);
-                    // A token another test of this process holds is taken: the session lock is
-                    // re-entrant and would be granted again.
-                    let held = engine::Held::Token(token.clone());
-                    if engine::is_held(&held) {
-                        continue;
-                    }
-                    if super::lock::try_lock_on(
-                        conn,
-                        &format!("token:{token}"),
-                        super::lock::LockMode::Exclusive,
-                    )
-                    .await?
-                    {
-                        engine::hold(held);
-                        return Ok(token);
-                    }
-                }
-                Err(Error::Config(
-                    "could not find a free test token after 1000 candidates".into(),
-                ))
-            })
-        })
-        .await
-}
-
 async fn release_token(server: &'static Server, token: String) {
     let _ = engine::control()
         .with(server, move |conn| {
@@ -1075,12 +1462,14 @@ enum Backend {
         lease: Lease,
         pool: SharedPool,
         key: String,
+        /// A database the user named (prepared for the cleaner on first use).
+        named: bool,
     },
     Template {
         database: String,
         test: String,
-        /// Connection budget for the test's pool, given back when the test ends.
-        budget: super::budget::Reservation,
+        /// The warm pool's configured size.
+        spares: i64,
     },
     Namespace {
         pool: SharedPool,
@@ -1256,22 +1645,51 @@ impl TestDb {
                 }
             }
             Backend::Truncate {
-                mut lease,
+                lease,
                 pool,
                 key,
+                named,
             } => {
-                // Once the test's connections are back, their sessions are reset while the
-                // database is emptied.
+                // Once the test's connections are back, their sessions are reset and the
+                // database is emptied through one of them.
                 let Some(conns) = pool.all_connections().await else {
                     pool.discard().await;
-                    truncate::clean(&mut lease, inner.reset_sequences).await?;
-                    return Ok(());
+                    // Cleaned before its next test (the lease is not known clean).
+                    return Err(Error::Isolation {
+                        strategy: inner.strategy,
+                        message: "a connection of the test's pool did not come back within 2 s; \
+                                  the database is emptied before its next test"
+                            .into(),
+                    });
                 };
-                let (recycled, cleaned) = tokio::join!(
-                    pool.recycle(conns, &key, None),
-                    truncate::clean(&mut lease, inner.reset_sequences)
-                );
-                recycled.and(cleaned.map(|_| ()))
+                // The test's own connection holds the lease (a process that runs one test): its
+                // locks stay, and the slot is marked emptied for the next process that takes it.
+                let by_test = lease.held_by_the_test();
+                let (healthy, _, mut conns) = if by_test {
+                    pool.reset_sessions_keeping_locks(conns).await
+                } else {
+                    pool.reset_sessions(conns, None).await
+                };
+                let cleaned = match conns.first_mut() {
+                    Some(conn) if healthy => truncate::clean(
+                        &lease,
+                        conn,
+                        inner.reset_sequences,
+                        named,
+                        by_test && !named,
+                    )
+                    .await
+                    .map(|_| ()),
+                    // Cleaned before its next test.
+                    _ => Ok(()),
+                };
+                if by_test {
+                    drop(conns);
+                    pool.discard().await;
+                } else {
+                    pool.keep(&key, conns, healthy && cleaned.is_ok()).await;
+                }
+                cleaned
             }
             Backend::Namespace {
                 pool,
@@ -1280,15 +1698,15 @@ impl TestDb {
                 keep_rows: _,
                 schema: Some(schema),
             } => {
-                let recycled = match pool.all_connections().await {
-                    Some(conns) => pool.recycle(conns, &key, None).await,
-                    None => {
-                        pool.discard().await;
-                        Ok(())
+                match pool.all_connections().await {
+                    Some(conns) => {
+                        let (healthy, _, conns) = pool.reset_sessions(conns, None).await;
+                        pool.keep(&key, conns, healthy).await;
                     }
-                };
+                    None => pool.discard().await,
+                }
                 super::schemas::release(inner.server, &inner.database, &schema);
-                recycled
+                Ok(())
             }
             Backend::Namespace {
                 pool,
@@ -1314,23 +1732,42 @@ impl TestDb {
                 } else {
                     super::namespace::clean_statement(&token)
                 };
-                pool.recycle(conns, &key, Some(statement)).await
+                let (healthy, cleaned, conns) = pool.reset_sessions(conns, Some(statement)).await;
+                pool.keep(&key, conns, healthy).await;
+                cleaned
             }
             Backend::Template {
                 database,
                 test,
-                budget,
+                spares,
             } => {
-                let _ = tokio::time::timeout(Duration::from_secs(5), inner.pool.close()).await;
-                drop(budget);
                 let passed = outcome == Outcome::Passed;
                 if !passed {
+                    let _ = tokio::time::timeout(Duration::from_secs(5), inner.pool.close()).await;
                     *inner
                         .kept
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+                    return template::release(inner.server, &database, false, &test).await;
                 }
-                template::release(inner.server, &database, passed, &test).await
+                // Emptied through one of the test's connections and given to the next test when
+                // the test changed no schema; else dropped in the background.
+                let recycled = match all_connections(&inner.pool).await {
+                    Some(mut conns) => match conns.first_mut() {
+                        Some(conn) => template::empty(conn).await,
+                        None => match inner.pool.acquire().await {
+                            Ok(mut conn) => template::empty(&mut conn).await,
+                            Err(_) => false,
+                        },
+                    },
+                    None => false,
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(5), inner.pool.close()).await;
+                if recycled {
+                    template::recycle(inner.server, &database, spares).await
+                } else {
+                    template::release(inner.server, &database, true, &test).await
+                }
             }
         }
     }
@@ -1349,8 +1786,8 @@ impl Drop for Inner {
         }
         // A Template clone not finished (the test panicked in a harness of its own) is kept,
         // as for a failed test. The other backends' own drops do the rest: Rollback's
-        // connection closes with its pool, and a Truncate lease not cleaned is marked to be
-        // cleaned before its next use.
+        // connection closes with its pool, and a Truncate lease not cleaned is emptied before
+        // its next use.
         let backend = self
             .backend
             .get_mut()

@@ -1,15 +1,24 @@
-//! Truncate: tests run on a migrated database and really commit; after each test (and before, so
-//! a crashed test leaves nothing for the next) the cleaner empties the tables that have rows and
-//! restores the lookup rows migrations inserted. See [`cleaner`](super::cleaner).
+//! Truncate: tests run on a migrated database and really commit; after each test (and before, when
+//! the database may hold what an earlier test left) the cleaner empties the tables that have rows
+//! and restores the lookup rows migrations inserted. See [`cleaner`](super::cleaner).
 //!
 //! Two tests cannot share a database at once, so each concurrently running test gets its own
 //! copy: a **slot**, cloned once from the migrated base database (`<base>_1`, `<base>_2`, …) and
-//! reused by later tests. A process holds a slot through a session advisory lock on a connection
-//! of its own (its *lease*), so slots are shared safely between threads, between processes
-//! (`cargo nextest`) and between hosts, and a process that dies frees its slots. The number of
-//! slots is bounded (`SEEDBED_TRUNCATE_DATABASES`, default: the number of CPUs, at least 2); a
-//! test that finds them all busy waits for one. The cost: one clone per slot, paid once per server
-//! and migrations checksum (about 15–40 ms each), and the disk space of those copies.
+//! reused by later tests. A slot is held through a **lease**, a session advisory lock taken inside
+//! the slot, so slots are shared safely between threads, processes (`cargo nextest`) and hosts,
+//! and a process that dies frees its slots. The number of slots is bounded
+//! (`SEEDBED_TRUNCATE_DATABASES`, default: the number of CPUs, at least 2); a test that finds them
+//! all busy waits for one. The cost: one clone per slot, paid once per server and migrations
+//! checksum (about 15–40 ms each), and the disk space of those copies.
+//!
+//! - A process that runs many tests (`cargo test`) holds each slot it takes on a connection of its
+//!   own, and keeps it for its next tests.
+//! - A process that runs one test (`cargo nextest`) takes the lease on the test's own first
+//!   connection, so it opens no other: it goes straight to the slot numbered after nextest's slot
+//!   for the test (`NEXTEST_TEST_GLOBAL_SLOT`), which no other test of the run holds, and looks
+//!   for another only if that one is taken or missing. The same statement that takes the lease
+//!   reads whether the slot's last test left it emptied (a mark the cleaner writes), so a slot is
+//!   emptied before its test only when it may hold rows.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,10 +46,12 @@ const SLOT_WAIT: Duration = Duration::from_secs(600);
 pub(crate) struct Slot {
     /// The database's name.
     pub(crate) database: String,
-    /// The lease: a connection to the slot holding its advisory lock (on the engine runtime).
-    conn: tokio::sync::Mutex<PgConnection>,
+    /// The connection holding the lease, kept for the process's later tests (on the engine
+    /// runtime); `None` when the test's own connection holds it (a process that runs one test).
+    lease: Option<tokio::sync::Mutex<PgConnection>>,
     in_use: AtomicBool,
-    needs_clean: AtomicBool,
+    /// Emptied by this process after its last test (else it may hold what a test left).
+    clean: AtomicBool,
     /// How to empty it, read on first use.
     plan: tokio::sync::OnceCell<cleaner::CleaningPlan>,
     /// Connection budget for the lease's connection.
@@ -51,14 +62,28 @@ pub(crate) struct Slot {
 #[derive(Debug)]
 pub(crate) struct Lease {
     pub(crate) slot: Arc<Slot>,
-    cleaned: bool,
+}
+
+impl Lease {
+    /// Whether the slot may hold rows of an earlier test, so it must be emptied before this one.
+    pub(crate) fn needs_clean(&self) -> bool {
+        !self.slot.clean.load(Ordering::SeqCst)
+    }
+
+    /// The test starts writing: until it is emptied again, the slot is not known empty (a test
+    /// that never finishes leaves it to be emptied before the next).
+    pub(crate) fn begin_test(&self) {
+        self.slot.clean.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether the test's own connection holds the lease (so its sessions must not be reset).
+    pub(crate) fn held_by_the_test(&self) -> bool {
+        self.slot.lease.is_none()
+    }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if !self.cleaned {
-            self.slot.needs_clean.store(true, Ordering::SeqCst);
-        }
         self.slot.in_use.store(false, Ordering::SeqCst);
     }
 }
@@ -73,102 +98,277 @@ pub(crate) fn max_slots() -> Result<usize> {
     engine::env_count("SEEDBED_TRUNCATE_DATABASES", 1, engine::cpus().max(2))
 }
 
-/// Lends a slot of `base` to a test, clean.
-pub(crate) async fn lease(
+/// The statement that takes a slot's lease (key `$1`) on the connection it runs on and, when it
+/// gets it, takes away the mark its last test's cleaner left (`mark`: the database has the mark's
+/// table), in one round trip. It returns whether the lease was taken, whether the slot was marked
+/// empty, and the database's marker.
+fn claim_statement(key: i64, mark: bool) -> String {
+    // `key` is a number: nothing of the user's reaches this text.
+    let emptied = if mark {
+        "EXISTS (SELECT 1 FROM d)"
+    } else {
+        "false"
+    };
+    let taken = if mark {
+        ", d AS (DELETE FROM seedbed.clean_mark WHERE (SELECT got FROM l) RETURNING 1)"
+    } else {
+        ""
+    };
+    format!(
+        "WITH l AS MATERIALIZED (SELECT pg_try_advisory_lock({key}) AS got){taken} \
+         SELECT (SELECT got FROM l), {emptied}, \
+                (SELECT shobj_description(oid, 'pg_database') FROM pg_database \
+                 WHERE datname = current_database())"
+    )
+}
+
+/// What [`claim_statement`] found.
+#[derive(Debug, Clone)]
+pub(crate) struct Claimed {
+    /// The lease was taken.
+    pub(crate) got: bool,
+    /// The slot's last test left it emptied.
+    pub(crate) emptied: bool,
+    /// The database's marker.
+    pub(crate) marker: Option<Marker>,
+}
+
+/// The statement that takes the lease of a slot (or a database the user named, with
+/// `prepared = false`), to run in the same round trip as the test's session settings: see
+/// [`claim_statement`]. The result is read by [`read_claim`].
+pub(crate) fn claim_sql(prepared: bool) -> String {
+    claim_statement(lock::lock_key("lease"), prepared)
+}
+
+/// Reads the row [`claim_sql`] returned.
+pub(crate) fn read_claim(row: &sqlx::postgres::PgRow) -> Result<Claimed> {
+    use sqlx::Row;
+    let got: bool = row
+        .try_get(0)
+        .map_err(Error::db("taking a Truncate database's lease"))?;
+    let emptied: bool = row
+        .try_get(1)
+        .map_err(Error::db("taking a Truncate database's lease"))?;
+    let comment: Option<String> = row
+        .try_get(2)
+        .map_err(Error::db("taking a Truncate database's lease"))?;
+    Ok(Claimed {
+        got,
+        emptied,
+        marker: comment.as_deref().and_then(Marker::parse),
+    })
+}
+
+/// Whether `claimed` is a slot of `base` (its marker says so).
+pub(crate) fn is_slot_of(claimed: &Claimed, base: &str) -> bool {
+    claimed
+        .marker
+        .as_ref()
+        .is_some_and(|m| m.kind == SLOT_KIND && m.get("base") == Some(base))
+}
+
+/// Records a slot whose lease the test's own connection took (a process that runs one test).
+pub(crate) fn held_by_test(database: &str, base: &str, emptied: bool) -> Lease {
+    let slot = Arc::new(Slot {
+        database: database.to_string(),
+        lease: None,
+        in_use: AtomicBool::new(true),
+        clean: AtomicBool::new(emptied),
+        plan: tokio::sync::OnceCell::new(),
+        _budget: None,
+    });
+    held()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(base.to_string())
+        .or_default()
+        .push(Arc::clone(&slot));
+    Lease { slot }
+}
+
+/// The slot a process that runs one test tries first: the one numbered after nextest's slot for
+/// the test, which no other test of the run holds (`None` outside nextest).
+pub(crate) fn preferred_slot(base: &str) -> Option<String> {
+    let slot: usize = std::env::var("NEXTEST_TEST_GLOBAL_SLOT")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let max = max_slots().ok()?;
+    Some(slot_name(base, slot % max + 1))
+}
+
+/// The slots of `base` that exist and are not this process's, in order, and how many exist.
+pub(crate) async fn candidates(
     server: &'static Server,
     base: &str,
-    reset_sequences: bool,
-) -> Result<Lease> {
+) -> Result<(Vec<String>, usize)> {
+    let ours = held_names(base);
+    let base_name = base.to_string();
+    let existing = engine::control()
+        .with(server, move |conn| {
+            Box::pin(async move { list_slots(conn, &base_name).await })
+        })
+        .await?;
+    let count = existing.len();
+    Ok((
+        existing.into_iter().filter(|n| !ours.contains(n)).collect(),
+        count,
+    ))
+}
+
+/// Makes a new slot of `base` if fewer than the most exist (under a database-level lock), and
+/// returns its name; `None` when all exist already (the caller waits for one to come free).
+pub(crate) async fn create_slot(server: &'static Server, base: &str) -> Result<Option<String>> {
     let max = max_slots()?;
-    let started = Instant::now();
-    let mut told = false;
-    let mut delay = Duration::from_millis(5);
-    loop {
-        if let Some(slot) = take_held(base) {
-            return ready(slot, reset_sequences).await;
+    let base = base.to_string();
+    engine::run(async move {
+        let mut guard = DbLock::acquire(
+            server,
+            &format!("truncate-slots:{base}"),
+            LockMode::Exclusive,
+            Duration::from_secs(120),
+        )
+        .await?;
+        let result = async {
+            let conn = guard.connection();
+            let existing = list_slots(conn, &base).await?;
+            if existing.len() >= max {
+                return Ok(None);
+            }
+            let n = (1..)
+                .find(|i| !existing.contains(&slot_name(&base, *i)))
+                .unwrap_or(existing.len() + 1);
+            let name = slot_name(&base, n);
+            if migrated::database_exists(conn, &name).await? {
+                return Err(not_a_slot(&name, &base));
+            }
+            migrated::create_database(
+                conn,
+                &name,
+                Some(&base),
+                migrated::clone_method(server, &base)?,
+            )
+            .await?;
+            marker::write(
+                conn,
+                &name,
+                &Marker::new(SLOT_KIND).with("base", base.as_str()),
+            )
+            .await?;
+            Ok(Some(name))
         }
-        let ours: Vec<String> = held_names(base);
-        let base_name = base.to_string();
-        let found =
-            engine::run(async move { lease_new(server, &base_name, &ours, max).await }).await?;
-        if let Some(slot) = found {
-            let slot = Arc::new(slot);
-            held()
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .entry(base.to_string())
-                .or_default()
-                .push(Arc::clone(&slot));
-            return ready(slot, reset_sequences).await;
+        .await;
+        guard.release().await?;
+        result
+    })
+    .await
+}
+
+/// The error for a database named like a slot that is not one.
+pub(crate) fn not_a_slot(name: &str, base: &str) -> Error {
+    Error::Config(format!(
+        "a database named {name} exists on the server but is not a Truncate database of {base} \
+         made by seedbed; seedbed will not touch it. Drop or rename it"
+    ))
+}
+
+/// Waits a moment between rounds of looking for a free slot, saying after 10 s why; fails after
+/// ten minutes.
+pub(crate) struct SlotWait {
+    started: Instant,
+    delay: Duration,
+    told: bool,
+}
+
+impl SlotWait {
+    pub(crate) fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            delay: Duration::from_millis(5),
+            told: false,
         }
-        if !told && started.elapsed() > Duration::from_secs(10) {
+    }
+
+    pub(crate) async fn wait(&mut self, what: &str) -> Result<()> {
+        if !self.told && self.started.elapsed() > Duration::from_secs(10) {
             eprintln!(
-                "seedbed: waiting for a Truncate database of {base}: all {max} are in use by other \
-                 tests (raise SEEDBED_TRUNCATE_DATABASES to run more at once)"
+                "seedbed: waiting for {what}: all are in use by other tests (raise \
+                 SEEDBED_TRUNCATE_DATABASES to run more at once)"
             );
-            told = true;
+            self.told = true;
         }
-        if started.elapsed() > SLOT_WAIT {
+        if self.started.elapsed() > SLOT_WAIT {
             return Err(Error::Timeout {
-                what: format!("a free Truncate database of {base} (all {max} in use)"),
-                waited: started.elapsed(),
+                what: format!("{what} (all in use)"),
+                waited: self.started.elapsed(),
             });
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_millis(100));
+        tokio::time::sleep(self.delay).await;
+        self.delay = (self.delay * 2).min(Duration::from_millis(100));
+        Ok(())
     }
 }
 
-/// Lends a database the user named (not a slot seedbed made): it is prepared for the cleaner on
-/// first use, and tests wait for each other on it.
-pub(crate) async fn lease_existing(
+/// Lends a slot of `base` to a test in a process that runs many: one this process holds and no
+/// test of it uses, else one no process holds (its lease taken on a connection of its own, kept
+/// for the process's next tests), else a new one cloned from `base` (which `base_ready` makes
+/// ready first; it is only awaited then).
+pub(crate) async fn lease(
     server: &'static Server,
-    database: &str,
-    reset_sequences: bool,
+    base: &str,
+    base_ready: impl Future<Output = Result<String>>,
 ) -> Result<Lease> {
-    let started = Instant::now();
-    let mut delay = Duration::from_millis(5);
+    let mut wait = SlotWait::new();
+    let mut base_ready = Some(base_ready);
+    loop {
+        if let Some(slot) = take_held(base) {
+            return Ok(Lease { slot });
+        }
+        let (names, _) = candidates(server, base).await?;
+        for name in names {
+            if let Some(slot) = try_slot(server, &name, base).await? {
+                return Ok(keep(base, slot));
+            }
+        }
+        if let Some(ready) = base_ready.take() {
+            ready.await?;
+        }
+        if let Some(name) = create_slot(server, base).await?
+            && let Some(slot) = try_slot(server, &name, base).await?
+        {
+            return Ok(keep(base, slot));
+        }
+        wait.wait(&format!("a Truncate database of {base}")).await?;
+    }
+}
+
+fn keep(base: &str, slot: Slot) -> Lease {
+    let slot = Arc::new(slot);
+    held()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(base.to_string())
+        .or_default()
+        .push(Arc::clone(&slot));
+    Lease { slot }
+}
+
+/// Lends a database the user named (not a slot seedbed made), in a process that runs many tests:
+/// its lease is taken on a connection of its own, and tests wait for each other on it. It is
+/// prepared for the cleaner on first use.
+pub(crate) async fn lease_existing(server: &'static Server, database: &str) -> Result<Lease> {
+    let mut wait = SlotWait::new();
     loop {
         if let Some(slot) = take_held(database) {
-            return ready(slot, reset_sequences).await;
+            return Ok(Lease { slot });
         }
-        let name = database.to_string();
-        let found = if held_names(database).is_empty() {
-            engine::run(async move {
-                let Some(slot) = try_slot(server, &name).await? else {
-                    return Ok(None);
-                };
-                {
-                    let mut conn = slot.conn.lock().await;
-                    if !cleaner::is_prepared(&mut conn).await? {
-                        let schema = cleaner::read_schema(&mut conn).await?;
-                        cleaner::prepare(&mut conn, &schema).await?;
-                    }
-                }
-                Ok(Some(slot))
-            })
-            .await?
-        } else {
-            None
-        };
-        if let Some(slot) = found {
-            let slot = Arc::new(slot);
-            held()
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .entry(database.to_string())
-                .or_default()
-                .push(Arc::clone(&slot));
-            return ready(slot, reset_sequences).await;
+        if held_names(database).is_empty()
+            && let Some(slot) = try_slot(server, database, database).await?
+        {
+            return Ok(keep(database, slot));
         }
-        if started.elapsed() > SLOT_WAIT {
-            return Err(Error::Timeout {
-                what: format!("database {database}, in use by another test"),
-                waited: started.elapsed(),
-            });
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_millis(100));
+        wait.wait(&format!("database {database}")).await?;
     }
 }
 
@@ -191,101 +391,47 @@ fn held_names(base: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Cleans the slot before use if it may hold data (new to this process, or its last test did
-/// not finish), and resets its sequences if the test asks.
-async fn ready(slot: Arc<Slot>, reset_sequences: bool) -> Result<Lease> {
-    let mut lease = Lease {
-        slot,
-        cleaned: false,
-    };
-    // Sequences are reset before the test too: the slot's previous test may not have asked.
-    if reset_sequences || lease.slot.needs_clean.load(Ordering::SeqCst) {
-        clean(&mut lease, reset_sequences).await?;
-    }
-    lease.cleaned = false;
-    Ok(lease)
-}
-
-/// Empties the slot (on the engine runtime, through the lease connection).
-pub(crate) async fn clean(lease: &mut Lease, reset_sequences: bool) -> Result<usize> {
-    let slot = Arc::clone(&lease.slot);
-    let n = engine::run(async move {
-        let mut conn = slot.conn.lock().await;
-        let plan = match slot.plan.get() {
-            Some(plan) => plan,
-            None => {
-                let plan = cleaner::CleaningPlan::load(&mut conn).await?;
-                slot.plan.get_or_init(|| async { plan }).await
+/// Empties the leased slot through `conn`, a connection to it (see [`cleaner::clean`]); with
+/// `prepare`, a database the user named is prepared for the cleaner first if it is not. With
+/// `mark`, the slot is marked emptied for the next process that takes it (the lease goes with
+/// this process). Returns how many tables had rows.
+pub(crate) async fn clean(
+    lease: &Lease,
+    conn: &mut PgConnection,
+    reset_sequences: bool,
+    prepare: bool,
+    mark: bool,
+) -> Result<usize> {
+    lease.slot.clean.store(false, Ordering::SeqCst);
+    let plan = lease
+        .slot
+        .plan
+        .get_or_try_init(|| async {
+            if prepare && !cleaner::is_prepared(&mut *conn).await? {
+                let schema = cleaner::read_schema(&mut *conn).await?;
+                cleaner::prepare(&mut *conn, &schema).await?;
             }
-        };
-        cleaner::clean(&mut conn, plan, reset_sequences).await
-    })
-    .await?;
-    lease.slot.needs_clean.store(false, Ordering::SeqCst);
-    lease.cleaned = true;
-    Ok(n)
-}
-
-/// Finds a slot no process holds, or makes a new one if fewer than `max` exist. Runs on the
-/// engine runtime.
-async fn lease_new(
-    server: &'static Server,
-    base: &str,
-    ours: &[String],
-    max: usize,
-) -> Result<Option<Slot>> {
-    let mut control = server.connect().await?;
-    let existing = list_slots(&mut control, base).await?;
-    for name in existing.iter().filter(|n| !ours.contains(n)) {
-        if let Some(slot) = try_slot(server, name).await? {
-            let _ = control.close().await;
-            return Ok(Some(slot));
-        }
-    }
-    if existing.len() >= max {
-        let _ = control.close().await;
-        return Ok(None);
-    }
-    let _ = control.close().await;
-    let mut guard = DbLock::acquire(
-        server,
-        &format!("truncate-slots:{base}"),
-        LockMode::Exclusive,
-        Duration::from_secs(120),
-    )
-    .await?;
-    let result = async {
-        let conn = guard.connection();
-        let existing = list_slots(conn, base).await?;
-        if existing.len() >= max {
-            return Ok(None);
-        }
-        let n = (1..)
-            .find(|i| !existing.contains(&slot_name(base, *i)))
-            .unwrap_or(existing.len() + 1);
-        let name = slot_name(base, n);
-        migrated::create_database(
-            conn,
-            &name,
-            Some(base),
-            migrated::clone_method(server, base)?,
-        )
+            cleaner::CleaningPlan::load(&mut *conn).await
+        })
         .await?;
-        marker::write(conn, &name, &Marker::new(SLOT_KIND).with("base", base)).await?;
-        try_slot(server, &name).await
-    }
-    .await;
-    guard.release().await?;
-    result
+    let n = if mark {
+        cleaner::clean_and_mark(conn, plan, reset_sequences).await?
+    } else {
+        cleaner::clean(conn, plan, reset_sequences).await?
+    };
+    lease.slot.clean.store(true, Ordering::SeqCst);
+    Ok(n)
 }
 
 fn slot_name(base: &str, n: usize) -> String {
     format!("{base}_{n}")
 }
 
+/// The slots of `base` on the server, by their markers, in order.
 async fn list_slots(conn: &mut PgConnection, base: &str) -> Result<Vec<String>> {
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT datname::text FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname",
+    let names: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT datname::text, shobj_description(oid, 'pg_database') FROM pg_database \
+         WHERE starts_with(datname, $1) ORDER BY datname",
     )
     .bind(format!("{base}_"))
     .fetch_all(&mut *conn)
@@ -293,25 +439,39 @@ async fn list_slots(conn: &mut PgConnection, base: &str) -> Result<Vec<String>> 
     .map_err(Error::db(format!(
         "listing the Truncate databases of {base}"
     )))?;
-    let mut slots = Vec::new();
-    for name in names {
-        if marker::read(conn, &name)
-            .await?
-            .is_some_and(|m| m.kind == SLOT_KIND && m.get("base") == Some(base))
-        {
-            slots.push(name);
-        }
-    }
-    Ok(slots)
+    Ok(names
+        .into_iter()
+        .filter(|(_, comment)| {
+            comment
+                .as_deref()
+                .and_then(Marker::parse)
+                .is_some_and(|m| m.kind == SLOT_KIND && m.get("base") == Some(base))
+        })
+        .map(|(name, _)| name)
+        .collect())
 }
 
-/// Connects to a slot and takes its lease, if no one holds it.
-async fn try_slot(server: &'static Server, name: &str) -> Result<Option<Slot>> {
-    let budget = super::budget::reserve(server, 1).await?;
-    let mut conn = PgConnection::connect_with(&server.database_options(name))
-        .await
-        .map_err(Error::db(format!("connecting to Truncate database {name}")))?;
-    if lock::try_lock_on(&mut conn, "lease", LockMode::Exclusive).await? {
+/// Connects to a slot (or, with `base == name`, a database the user named) and takes its lease
+/// on that connection, kept for the process's later tests, if no one holds it.
+async fn try_slot(server: &'static Server, name: &str, base: &str) -> Result<Option<Slot>> {
+    let (name, base) = (name.to_string(), base.to_string());
+    engine::run(async move {
+        let budget = super::budget::reserve(server, 1).await?;
+        let mut conn = server.open(&server.database_options(&name)).await?;
+        let slot = base != name;
+        let row = sqlx::query(sqlx::AssertSqlSafe(claim_sql(slot)))
+            .fetch_one(&mut conn)
+            .await
+            .map_err(Error::db(format!("taking the lease of {name}")))?;
+        let claimed = read_claim(&row)?;
+        if slot && !is_slot_of(&claimed, &base) {
+            let _ = conn.close().await;
+            return Err(not_a_slot(&name, &base));
+        }
+        if !claimed.got {
+            let _ = conn.close().await;
+            return Ok(None);
+        }
         // Cleaning waits at most this long for locks a test left behind (an open transaction on
         // a connection it kept), then fails and is retried before the next use.
         sqlx::raw_sql("SET lock_timeout = '30s'")
@@ -321,15 +481,14 @@ async fn try_slot(server: &'static Server, name: &str) -> Result<Option<Slot>> {
         // The connection holds the lease for as long as the process uses the database.
         server.hold_session(&mut conn).await?;
         Ok(Some(Slot {
-            database: name.to_string(),
-            conn: tokio::sync::Mutex::new(conn),
+            database: name,
+            lease: Some(tokio::sync::Mutex::new(conn)),
             in_use: AtomicBool::new(true),
-            needs_clean: AtomicBool::new(true),
+            // Emptied before its first test here unless its last test's cleaner marked it.
+            clean: AtomicBool::new(claimed.emptied),
             plan: tokio::sync::OnceCell::new(),
             _budget: Some(budget),
         }))
-    } else {
-        let _ = conn.close().await;
-        Ok(None)
-    }
+    })
+    .await
 }

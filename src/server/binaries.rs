@@ -210,3 +210,107 @@ fn leading_number(s: &str) -> Option<u32> {
     let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
 }
+
+/// [`discover`], remembered in `cache_dir` between processes: the search runs `pg_config` and
+/// `postgres --version` (a few milliseconds of subprocesses), which every test process would
+/// otherwise pay. The remembered answer is used while a fingerprint of what the search looks at
+/// is unchanged: `PATH`, the candidate directories, and the size and modification time of each
+/// `postgres` and `pg_config` binary (an upgrade replaces them).
+///
+/// ```no_run
+/// use seedbed::server::binaries::{SearchPaths, discover_cached};
+/// let bins = discover_cached(&SearchPaths::from_env(), std::path::Path::new("/tmp/seedbed-cache"))?;
+/// println!("PostgreSQL {}.{} in {}", bins.version.0, bins.version.1, bins.bin_dir.display());
+/// # Ok::<(), seedbed::Error>(())
+/// ```
+pub fn discover_cached(search: &SearchPaths, cache_dir: &Path) -> Result<Binaries> {
+    let fingerprint = search.fingerprint();
+    let cache = cache_dir.join("binaries");
+    if let Ok(text) = std::fs::read_to_string(&cache)
+        && let Some(found) = parse_cache(&text, &fingerprint)
+    {
+        return Ok(found);
+    }
+    let found = discover(search)?;
+    // Best effort: a cache that cannot be written only costs the next process the search.
+    let text = format!(
+        "fingerprint={fingerprint}\nbin_dir={}\nversion={}.{}\n",
+        found.bin_dir.display(),
+        found.version.0,
+        found.version.1
+    );
+    if std::fs::create_dir_all(cache_dir).is_ok() {
+        let tmp = cache_dir.join(format!("binaries.{}.tmp", std::process::id()));
+        if std::fs::write(&tmp, text).is_ok() && std::fs::rename(&tmp, &cache).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+    Ok(found)
+}
+
+fn parse_cache(text: &str, fingerprint: &str) -> Option<Binaries> {
+    let get = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+    };
+    if get("fingerprint")? != fingerprint {
+        return None;
+    }
+    let bin_dir = PathBuf::from(get("bin_dir")?);
+    let (major, minor) = get("version")?.split_once('.')?;
+    if !bin_dir.join("postgres").is_file() {
+        return None;
+    }
+    Some(Binaries {
+        bin_dir,
+        version: (major.parse().ok()?, minor.parse().ok()?),
+    })
+}
+
+impl SearchPaths {
+    /// A stable summary of everything [`discover`] looks at, without running anything.
+    fn fingerprint(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        let mut describe = |path: &Path| {
+            let meta = std::fs::metadata(path).ok();
+            let stamp = meta.map(|m| {
+                let modified = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                format!("{}:{modified}", m.len())
+            });
+            parts.push(format!("{}={}", path.display(), stamp.unwrap_or_default()));
+        };
+        if let Some(path) = &self.path {
+            for dir in std::env::split_paths(path) {
+                if dir.join("initdb").is_file() {
+                    describe(&dir.join("postgres"));
+                }
+                if self.pg_config && dir.join("pg_config").is_file() {
+                    describe(&dir.join("pg_config"));
+                }
+            }
+        }
+        for root in &self.versioned_roots {
+            let Ok(entries) = std::fs::read_dir(&root.parent) else {
+                continue;
+            };
+            let mut dirs: Vec<PathBuf> = entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(root.prefix))
+                .map(|e| e.path().join(root.suffix))
+                .filter(|d| d.join("initdb").exists())
+                .collect();
+            dirs.sort();
+            for dir in dirs {
+                describe(&dir.join("postgres"));
+            }
+        }
+        format!(
+            "{:016x}",
+            crate::isolation::lock::stable_hash(&parts.join("\n"))
+        )
+    }
+}

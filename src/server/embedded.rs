@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 
-use super::binaries::{Binaries, SearchPaths, discover};
+use super::binaries::{Binaries, SearchPaths, discover_cached};
 use super::os::{self, ServerUser};
 use crate::error::{Error, Result};
 
@@ -202,12 +202,13 @@ impl Cluster {
 pub async fn ensure(config: &EmbeddedConfig) -> Result<EmbeddedServer> {
     unsupported_platform()?;
     let base = config.base_dir();
-    let bins = discover(&config.search)?;
+    let bins = discover_cached(&config.search, &base)?;
     let cluster = Cluster::new(&base, bins.major());
 
-    // Warm path: no lock, one connection through the socket.
+    // Warm path: no lock, no connection. Every test process comes here, and the connection it
+    // opens next proves the rest.
     if let Some(running) = cluster.read_state()
-        && probe(&running, &cluster.data_dir).await
+        && runs(&running, &cluster)
     {
         return Ok(running);
     }
@@ -229,7 +230,7 @@ pub async fn ensure(config: &EmbeddedConfig) -> Result<EmbeddedServer> {
 pub async fn status(config: &EmbeddedConfig) -> Result<Option<EmbeddedServer>> {
     unsupported_platform()?;
     let base = config.base_dir();
-    let bins = discover(&config.search)?;
+    let bins = discover_cached(&config.search, &base)?;
     let cluster = Cluster::new(&base, bins.major());
     match cluster.read_state() {
         Some(running) if probe(&running, &cluster.data_dir).await => Ok(Some(running)),
@@ -241,7 +242,7 @@ pub async fn status(config: &EmbeddedConfig) -> Result<Option<EmbeddedServer>> {
 pub async fn stop(config: &EmbeddedConfig) -> Result<bool> {
     unsupported_platform()?;
     let base = config.base_dir();
-    let bins = discover(&config.search)?;
+    let bins = discover_cached(&config.search, &base)?;
     let cluster = Cluster::new(&base, bins.major());
     if !cluster.dir.exists() {
         return Ok(false);
@@ -280,6 +281,32 @@ fn unsupported_platform() -> Result<()> {
             platform: std::env::consts::OS,
         })
     }
+}
+
+/// Whether the server a state file describes runs, judged without connecting: its postmaster is
+/// alive and is PostgreSQL, its `postmaster.pid` names it and this data directory, and its socket
+/// exists. A state file left by a server that died (its pid since reused by another program, say)
+/// fails one of these.
+fn runs(server: &EmbeddedServer, cluster: &Cluster) -> bool {
+    if !same_path(&server.data_dir, &cluster.data_dir)
+        || !server
+            .socket_dir
+            .join(format!(".s.PGSQL.{}", server.port))
+            .exists()
+    {
+        return false;
+    }
+    let Ok(pid_file) = fs::read_to_string(cluster.data_dir.join("postmaster.pid")) else {
+        return false;
+    };
+    let mut lines = pid_file.lines();
+    let names_it = lines.next().and_then(|l| l.trim().parse::<u32>().ok()) == Some(server.pid)
+        && lines
+            .next()
+            .is_some_and(|dir| same_path(Path::new(dir.trim()), &cluster.data_dir));
+    names_it
+        && os::process_alive(server.pid)
+        && os::process_command_line(server.pid).is_none_or(|cmd| cmd.contains("postgres"))
 }
 
 /// Connects through the socket and checks the server answering there serves `data_dir` (a state

@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
+use std::sync::OnceLock;
+
 use tokio::sync::OnceCell;
 
 pub use self::embedded::{EmbeddedConfig, EmbeddedServer};
@@ -56,16 +58,38 @@ pub struct Server {
     origin: Origin,
     options: PgConnectOptions,
     url: String,
-    version_num: u32,
+    /// `server_version_num`, known from the first connection made through [`Server::open`].
+    version_num: OnceLock<u32>,
+    /// How long the first connection keeps trying a server that does not answer yet.
+    connect_timeout: Duration,
 }
 
 static RESOLVED: OnceCell<Server> = OnceCell::const_new();
 
 impl Server {
     /// The server for this process, resolved once from the environment (see the module docs) and
-    /// shared by every test of the process.
+    /// shared by every test of the process. It has been reached: its version is known.
     pub async fn resolve() -> Result<&'static Server> {
-        RESOLVED.get_or_try_init(Self::from_env).await
+        let server = Self::get().await?;
+        server.verify().await?;
+        Ok(server)
+    }
+
+    /// The server for this process, without connecting to it: the first connection seedbed
+    /// opens (through [`open`](Self::open)) waits for it and reports it unreachable. A test
+    /// process under Rollback then opens one connection in all, its test's.
+    pub(crate) async fn get() -> Result<&'static Server> {
+        RESOLVED.get_or_try_init(Self::unverified_from_env).await
+    }
+
+    /// Connects once if no connection has been made yet, so the server is known to answer and
+    /// its version is known.
+    async fn verify(&self) -> Result<()> {
+        if self.version_num.get().is_none() {
+            let conn = self.connect().await?;
+            let _ = conn.close().await;
+        }
+        Ok(())
     }
 
     /// Makes `server` the process's server, the one [`resolve`](Self::resolve) returns and the
@@ -92,20 +116,28 @@ impl Server {
             .ok_or_else(|| Error::Config("the process's server could not be installed".into()))
     }
 
-    /// Resolves the server from the environment, without caching.
+    /// Resolves the server from the environment, without caching, and connects to it once.
     pub async fn from_env() -> Result<Server> {
+        let server = Self::unverified_from_env().await?;
+        server.verify().await?;
+        Ok(server)
+    }
+
+    /// Resolves the server from the environment without connecting to it: a URL is parsed, the
+    /// embedded server is found running (or started).
+    async fn unverified_from_env() -> Result<Server> {
         for var in ["SEEDBED_DATABASE_URL", "DATABASE_URL"] {
             match std::env::var(var) {
                 Ok(value) if value.trim() == "embedded" && var == "SEEDBED_DATABASE_URL" => {
-                    return Self::embedded(&EmbeddedConfig::default()).await;
+                    return Self::unverified_embedded(&EmbeddedConfig::default()).await;
                 }
                 Ok(value) if !value.trim().is_empty() => {
-                    return Self::from_url_with(value.trim(), var, connect_timeout()?).await;
+                    return Self::parse_url(value.trim(), var, connect_timeout()?);
                 }
                 _ => {}
             }
         }
-        Self::embedded(&EmbeddedConfig::default()).await
+        Self::unverified_embedded(&EmbeddedConfig::default()).await
     }
 
     /// A server at `url`, checked by connecting to it within [`DEFAULT_CONNECT_TIMEOUT`].
@@ -116,6 +148,13 @@ impl Server {
     /// A server at `url`, trying for at most `timeout` (a server that is still starting is waited
     /// for; one that never answers gives [`Error::Unreachable`]).
     pub async fn from_url_with(url: &str, var: &'static str, timeout: Duration) -> Result<Server> {
+        let server = Self::parse_url(url, var, timeout)?;
+        server.verify().await?;
+        Ok(server)
+    }
+
+    /// A server at `url`, not yet reached.
+    fn parse_url(url: &str, var: &'static str, timeout: Duration) -> Result<Server> {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(Error::Config(format!(
                 "{var} must be a postgres:// or postgresql:// URL (seedbed supports PostgreSQL \
@@ -130,25 +169,32 @@ impl Server {
         } else {
             options
         };
-        let version_num = check(&options, var, timeout).await?;
         Ok(Server {
             origin: Origin::Url { var },
             url: url.to_string(),
             options,
-            version_num,
+            version_num: OnceLock::new(),
+            connect_timeout: timeout,
         })
     }
 
     /// The embedded server, started if needed.
     pub async fn embedded(config: &EmbeddedConfig) -> Result<Server> {
+        let server = Self::unverified_embedded(config).await?;
+        server.verify().await?;
+        Ok(server)
+    }
+
+    /// The embedded server, found running (judged from its files) or started, not yet connected
+    /// to.
+    async fn unverified_embedded(config: &EmbeddedConfig) -> Result<Server> {
         let running = embedded::ensure(config).await?;
-        let options = running.connect_options("postgres");
-        let version_num = check(&options, "the embedded server", DEFAULT_CONNECT_TIMEOUT).await?;
         Ok(Server {
             url: running.url("postgres"),
+            options: running.connect_options("postgres"),
             origin: Origin::Embedded(running),
-            options,
-            version_num,
+            version_num: OnceLock::new(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         })
     }
 
@@ -157,14 +203,15 @@ impl Server {
         &self.origin
     }
 
-    /// `server_version_num`, e.g. `150020`.
+    /// `server_version_num`, e.g. `150020`: known once a connection has been made, as
+    /// [`resolve`](Self::resolve) does (0 before).
     pub fn version_num(&self) -> u32 {
-        self.version_num
+        self.version_num.get().copied().unwrap_or(0)
     }
 
     /// The major version, e.g. `15`.
     pub fn major_version(&self) -> u32 {
-        self.version_num / 10_000
+        self.version_num() / 10_000
     }
 
     /// Connection options for the maintenance database.
@@ -190,14 +237,51 @@ impl Server {
         }
     }
 
+    /// Whether a connection to the server has been made (its version is known).
+    pub fn reached(&self) -> bool {
+        self.version_num.get().is_some()
+    }
+
+    /// Records the server's version from a connection made outside [`open`](Self::open) (a
+    /// pool's).
+    pub(crate) fn note_version(&self, conn: &PgConnection) {
+        if let Some(version) = conn.server_version_num() {
+            let _ = self.version_num.set(version);
+        }
+    }
+
     /// A new connection to the maintenance database.
     pub async fn connect(&self) -> Result<PgConnection> {
-        PgConnection::connect_with(&self.options)
-            .await
-            .map_err(Error::db(format!(
-                "connecting to the maintenance database {}",
-                self.maintenance_database()
-            )))
+        self.open(&self.options).await
+    }
+
+    /// A new connection with `options` (to a database of this server). The first connection of
+    /// the process keeps trying while the server refuses or does not answer (it may be starting),
+    /// for at most the connect timeout, and then reports it [`Unreachable`](Error::Unreachable);
+    /// later ones fail at once.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seedbed::Error> {
+    /// let server = seedbed::server::Server::resolve().await?;
+    /// let conn = server.open(&server.database_options("postgres")).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn open(&self, options: &PgConnectOptions) -> Result<PgConnection> {
+        let database = options.get_database().unwrap_or("postgres").to_string();
+        if self.version_num.get().is_some() {
+            return PgConnection::connect_with(options)
+                .await
+                .map_err(Error::db(format!("connecting to database {database}")));
+        }
+        let var = match &self.origin {
+            Origin::Url { var } => *var,
+            Origin::Embedded(_) => "the embedded server",
+        };
+        let conn = check(options, var, self.connect_timeout).await?;
+        if let Some(version) = conn.server_version_num() {
+            let _ = self.version_num.set(version);
+        }
+        Ok(conn)
     }
 }
 
@@ -216,7 +300,8 @@ impl Server {
     /// # Ok(()) }
     /// ```
     pub async fn hold_session(&self, conn: &mut PgConnection) -> Result<()> {
-        let sql = if self.major_version() >= 14 {
+        let major = conn.server_version_num().unwrap_or(self.version_num()) / 10_000;
+        let sql = if major >= 14 {
             "SET idle_in_transaction_session_timeout = 0; SET idle_session_timeout = 0"
         } else {
             "SET idle_in_transaction_session_timeout = 0"
@@ -252,9 +337,12 @@ pub fn connect_timeout() -> Result<Duration> {
     }
 }
 
-/// Connects once, retrying while the server refuses or is unreachable, and returns
-/// `server_version_num`.
-async fn check(options: &PgConnectOptions, var: &'static str, timeout: Duration) -> Result<u32> {
+/// Connects, retrying while the server refuses or is unreachable.
+async fn check(
+    options: &PgConnectOptions,
+    var: &'static str,
+    timeout: Duration,
+) -> Result<PgConnection> {
     let started = Instant::now();
     let host = match options.get_socket() {
         Some(dir) => dir.display().to_string(),
@@ -264,21 +352,9 @@ async fn check(options: &PgConnectOptions, var: &'static str, timeout: Duration)
     let mut delay = Duration::from_millis(50);
     loop {
         let remaining = timeout.saturating_sub(started.elapsed());
-        let attempt = tokio::time::timeout(remaining, async {
-            let mut conn = PgConnection::connect_with(options).await?;
-            let v: String = sqlx::query_scalar("SHOW server_version_num")
-                .fetch_one(&mut conn)
-                .await?;
-            let _ = conn.close().await;
-            Ok::<_, sqlx::Error>(v)
-        })
-        .await;
+        let attempt = tokio::time::timeout(remaining, PgConnection::connect_with(options)).await;
         let reason = match attempt {
-            Ok(Ok(v)) => {
-                return v.trim().parse().map_err(|_| {
-                    Error::Config(format!("the server reported a strange version `{v}`"))
-                });
-            }
+            Ok(Ok(conn)) => return Ok(conn),
             Ok(Err(sqlx::Error::Io(e))) => e.to_string(),
             Ok(Err(e)) => {
                 return Err(Error::Database {
