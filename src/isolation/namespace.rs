@@ -32,7 +32,7 @@ use crate::server::Server;
 use crate::sql::{quote_ident, quote_literal};
 
 /// The version of what [`prepare`] installs; part of the database's name.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 /// The session setting that carries a test's token.
 pub const TOKEN_SETTING: &str = "seedbed.token";
@@ -43,7 +43,8 @@ pub async fn prepare(conn: &mut PgConnection, schema: &Schema) -> Result<()> {
     let mut sql = format!(
         "CREATE SCHEMA IF NOT EXISTS {s};\n\
          CREATE UNLOGGED TABLE {s}.journal (token text NOT NULL, relid oid NOT NULL, pk text[] NOT NULL);\n\
-         CREATE INDEX journal_token ON {s}.journal (token, relid);\n"
+         CREATE INDEX journal_token ON {s}.journal (token, relid);\n\
+         CREATE TABLE {s}.runs (run_id text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());\n"
     );
     let order = schema.deletion_order();
     let mut deletes = String::new();
@@ -145,6 +146,87 @@ pub async fn prepare(conn: &mut PgConnection, schema: &Schema) -> Result<()> {
     Ok(())
 }
 
+/// Adds to a database an earlier seedbed prepared what this one needs (the record of runs).
+pub async fn upgrade(conn: &mut PgConnection) -> Result<()> {
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS seedbed.runs \
+         (run_id text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())",
+    )
+    .execute(conn)
+    .await
+    .map_err(Error::db("preparing the database for Namespace"))?;
+    Ok(())
+}
+
+/// The statement a Namespace test's first connection runs (after its session settings, in the
+/// same round trip): takes the lock of `token` (a session advisory lock, held by the test's
+/// connection while it runs), records this run in the database (the first test of a run sweeps
+/// it), and reads the database's marker. Read the row it returns with [`read_claim`].
+pub(crate) fn claim_statement(token: &str) -> String {
+    // The key is a number and the run a quoted literal.
+    let key = lock::lock_key(&format!("token:{token}"));
+    let run = quote_literal(&super::registry::Owner::current().run_id);
+    format!(
+        "WITH l AS MATERIALIZED (SELECT pg_try_advisory_lock({key}) AS got), \
+              r AS (INSERT INTO seedbed.runs (run_id) VALUES ({run}) \
+                    ON CONFLICT DO NOTHING RETURNING 1) \
+         SELECT (SELECT got FROM l), EXISTS (SELECT 1 FROM r), \
+                (SELECT shobj_description(oid, 'pg_database') FROM pg_database \
+                 WHERE datname = current_database())"
+    )
+}
+
+/// What [`claim_statement`] found.
+#[derive(Debug, Clone)]
+pub(crate) struct Claimed {
+    /// The token was free and is now the test's.
+    pub(crate) got: bool,
+    /// This test is the first of its run on this database: it sweeps.
+    pub(crate) first_of_run: bool,
+    /// The database's marker.
+    pub(crate) marker: Option<super::marker::Marker>,
+}
+
+/// Reads the row [`claim_statement`] returned.
+pub(crate) fn read_claim(row: &sqlx::postgres::PgRow) -> Result<Claimed> {
+    use sqlx::Row;
+    let context = "starting a Namespace test";
+    let got: bool = row.try_get(0).map_err(Error::db(context))?;
+    let first_of_run: bool = row.try_get(1).map_err(Error::db(context))?;
+    let comment: Option<String> = row.try_get(2).map_err(Error::db(context))?;
+    Ok(Claimed {
+        got,
+        first_of_run,
+        marker: comment.as_deref().and_then(super::marker::Marker::parse),
+    })
+}
+
+/// Whether `err` says the shared database is missing or lacks what [`prepare`] installs.
+pub(crate) fn is_unprepared(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::Database { source: sqlx::Error::Database(db), .. }
+            if matches!(db.code().as_deref(), Some("3D000" | "42P01" | "3F000"))
+    )
+}
+
+/// Claims the next free token for a test whose first candidate was taken, on `conn`.
+pub(crate) async fn claim_next(
+    conn: &mut PgConnection,
+    test: &str,
+    base_seed: u64,
+) -> Result<String> {
+    for attempt in 1..1000 {
+        let token = crate::context::token_for(test, base_seed, attempt);
+        if lock::try_lock_on(conn, &format!("token:{token}"), lock::LockMode::Exclusive).await? {
+            return Ok(token);
+        }
+    }
+    Err(Error::Config(
+        "could not find a free test token after 1000 candidates".into(),
+    ))
+}
+
 /// Whether the database `conn` is connected to has the journal.
 pub async fn is_prepared(conn: &mut PgConnection) -> Result<bool> {
     sqlx::query_scalar("SELECT to_regprocedure('seedbed.ns_clean(text)') IS NOT NULL")
@@ -189,23 +271,21 @@ pub async fn forget(conn: &mut PgConnection, token: &str) -> Result<()> {
     Ok(())
 }
 
-/// Tokens with rows in the journal of the database `db_conn` is connected to whose test is gone
-/// (nobody holds the token's lock in `maintenance`), after removing their rows. Returns them.
-pub async fn sweep(
-    db_conn: &mut PgConnection,
-    maintenance: &mut PgConnection,
-) -> Result<Vec<String>> {
+/// Tokens with rows in the journal of the database `conn` is connected to whose test is gone
+/// (nobody holds the token's lock there: a running test holds it on its first connection), after
+/// removing their rows. Returns them.
+pub async fn sweep(conn: &mut PgConnection) -> Result<Vec<String>> {
     let tokens: Vec<String> = sqlx::query_scalar("SELECT DISTINCT token FROM seedbed.journal")
-        .fetch_all(&mut *db_conn)
+        .fetch_all(&mut *conn)
         .await
         .map_err(Error::db("listing the tokens of the journal"))?;
     let mut swept = Vec::new();
     for token in tokens {
         let name = format!("token:{token}");
         // Holding the token's lock proves its test is gone.
-        if lock::try_lock_on(maintenance, &name, lock::LockMode::Exclusive).await? {
-            let cleaned = clean(db_conn, &token).await;
-            lock::unlock_on(maintenance, &name, lock::LockMode::Exclusive).await?;
+        if lock::try_lock_on(conn, &name, lock::LockMode::Exclusive).await? {
+            let cleaned = clean(conn, &token).await;
+            lock::unlock_on(conn, &name, lock::LockMode::Exclusive).await?;
             cleaned?;
             swept.push(token);
         }
@@ -214,60 +294,28 @@ pub async fn sweep(
 }
 
 /// Removes the rows of tests whose process died from the journal of `database`, through
-/// `conn`, a connection to it; done by the first Namespace test of each run (see
-/// [`registry::begin_run`](super::registry)). A token is known dead when its lock, which a test
-/// holds on its process's control connection, can be taken; the tokens this process's own tests
-/// hold are skipped.
-pub(crate) async fn sweep_run(
-    server: &'static Server,
-    conn: &mut PgConnection,
-    database: &str,
-) -> Result<()> {
-    let tokens: Vec<String> = sqlx::query_scalar("SELECT DISTINCT token FROM seedbed.journal")
-        .fetch_all(&mut *conn)
+/// `conn`, a connection of the sweeping test to it; done by the first Namespace test of each run
+/// (see [`claim_statement`]), before it writes, and prunes the record of runs older than a week.
+pub(crate) async fn sweep_run(conn: &mut PgConnection, database: &str) -> Result<()> {
+    let swept = sweep(conn).await?;
+    sqlx::query("DELETE FROM seedbed.runs WHERE at < now() - interval '7 days'")
+        .execute(&mut *conn)
         .await
-        .map_err(Error::db("listing the tokens of the journal"))?;
-    let mut swept = 0;
-    for token in tokens {
-        if super::engine::is_held(&super::engine::Held::Token(token.clone())) {
-            continue;
-        }
-        let name = format!("token:{token}");
-        let lock = name.clone();
-        let free = super::engine::control()
-            .with(server, move |c| {
-                Box::pin(
-                    async move { lock::try_lock_on(c, &lock, lock::LockMode::Exclusive).await },
-                )
-            })
-            .await?;
-        if !free {
-            continue;
-        }
-        let cleaned = clean(conn, &token).await;
-        super::engine::control()
-            .with(server, move |c| {
-                Box::pin(async move { lock::unlock_on(c, &name, lock::LockMode::Exclusive).await })
-            })
-            .await?;
-        cleaned?;
-        swept += 1;
-    }
-    if swept > 0 {
-        eprintln!("seedbed: removed the rows of {swept} test(s) whose process died ({database})");
+        .map_err(Error::db("pruning the record of runs"))?;
+    if !swept.is_empty() {
+        eprintln!(
+            "seedbed: removed the rows of {} test(s) whose process died ({database})",
+            swept.len()
+        );
     }
     Ok(())
 }
 
 /// Sweeps the journal of one database (see [`sweep`]), with connections of its own.
 pub async fn sweep_database(server: &Server, database: &str) -> Result<Vec<String>> {
-    let mut db = PgConnection::connect_with(&server.database_options(database))
-        .await
-        .map_err(Error::db(format!("connecting to {database}")))?;
-    let mut maintenance = server.connect().await?;
-    let result = sweep(&mut db, &mut maintenance).await;
+    let mut db = server.open(&server.database_options(database)).await?;
+    let result = sweep(&mut db).await;
     let _ = db.close().await;
-    let _ = maintenance.close().await;
     result
 }
 

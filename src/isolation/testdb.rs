@@ -10,7 +10,6 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, PgPool};
 
 use super::engine::{self, KeyedOnce};
-use super::marker::Marker;
 use super::migrations::Migrations;
 use super::rollback::{RollbackPool, RollbackState, Started, TokenClaim, Violation};
 use super::strategy::{self, Strategy, StrategySource};
@@ -683,65 +682,183 @@ impl Isolation {
         })
     }
 
-    /// Namespace: the token, the shared database's marker and the run's sweep in one statement on
-    /// the control connection; a pool that opens one connection now, carrying the token.
+    /// Namespace: data mode ([`Self::namespace_data`]) or a schema per test
+    /// ([`Self::namespace_schema`]).
     async fn acquire_namespace(
         &self,
         server: &'static Server,
         test_name: &str,
         base_seed: u64,
     ) -> Result<Acquired> {
-        let app_name = application_name(test_name);
-        let schema_mode = self.namespace_mode == NamespaceMode::Schema;
-        if schema_mode && self.database.is_some() {
-            return Err(Error::Config(
-                "namespace = \"schema\" makes its schemas in a database of its own; it cannot \
-                 use a database named with .database(…)"
-                    .into(),
-            ));
+        if self.namespace_mode == NamespaceMode::Schema {
+            if self.database.is_some() {
+                return Err(Error::Config(
+                    "namespace = \"schema\" makes its schemas in a database of its own; it cannot \
+                     use a database named with .database(…)"
+                        .into(),
+                ));
+            }
+            return self.namespace_schema(server, test_name, base_seed).await;
         }
-        let shared_db = match (&self.database, schema_mode) {
-            (Some(db), _) => Some(db.clone()),
-            (None, false) => Some(self.build_name(&self.build("namespace")).await?),
-            (None, true) => None,
+        self.namespace_data(server, test_name, base_seed).await
+    }
+
+    /// Namespace's data mode: the test's first connection to the shared database takes the
+    /// test's token (a session advisory lock there, which the journal's sweeper looks for), reads
+    /// the database's marker and records the run, with the session's settings, in one round
+    /// trip; no other connection is needed. The first test of a run sweeps the rows of tests
+    /// whose process died.
+    async fn namespace_data(
+        &self,
+        server: &'static Server,
+        test_name: &str,
+        base_seed: u64,
+    ) -> Result<Acquired> {
+        let app_name = application_name(test_name);
+        let database = match &self.database {
+            Some(db) => db.clone(),
+            None => self.build_name(&self.build("namespace")).await?,
         };
-        let start = namespace_start(server, test_name, base_seed, shared_db.clone()).await?;
-        let token = start.token.clone();
-        let acquired = async {
-            let (database, schema) = match shared_db {
-                None => {
-                    let migrations = self.migrations_resolved().await?;
-                    let database = super::schemas::database(server, &migrations).await?;
-                    let schema = super::schemas::acquire(server, &database, migrations).await?;
-                    (database, Some(schema))
-                }
-                Some(db) => {
-                    let ready = start.marker.as_ref().is_some_and(migrated::is_ready);
-                    if self.database.is_some() {
-                        self.own_namespace_database(server, &db, start.marker.is_some())
-                            .await?;
-                    } else if !ready {
-                        self.namespace_database(server).await?;
+        let key = format!(
+            "{database}|{:?}|{:?}|{}",
+            self.statement_timeout, self.lock_timeout, self.max_connections
+        );
+        let set_for = |token: &str| {
+            format!(
+                "SET application_name = {}; SET {} = {}",
+                quote_literal(&app_name),
+                super::namespace::TOKEN_SETTING,
+                quote_literal(token)
+            )
+        };
+        let mut attempts = 0;
+        let (shared, claimed, token) = loop {
+            attempts += 1;
+            let token = token_for(test_name, base_seed, 0);
+            let claim = super::namespace::claim_statement(&token);
+            let opened = SharedPool::for_test_claiming(
+                server,
+                &key,
+                &database,
+                || self.connect_options(server, &database),
+                self.max_connections,
+                &set_for(&token),
+                &claim,
+            )
+            .await;
+            let (shared, row) = match opened {
+                Ok(opened) => opened,
+                Err(e) if attempts < 3 && super::namespace::is_unprepared(&e) => {
+                    match &self.database {
+                        Some(db) => self.own_namespace_database(server, db).await?,
+                        None => {
+                            self.namespace_database(server).await?;
+                        }
                     }
-                    (db, None)
+                    continue;
                 }
+                Err(e) => return Err(e),
             };
+            let claimed = super::namespace::read_claim(&row)?;
+            let ours = claimed.marker.as_ref().is_some_and(migrated::is_ready);
+            let refused = match &self.database {
+                Some(db) if claimed.marker.is_none() && !self.allow_unmarked => {
+                    Some(refuse_unmarked_namespace(db))
+                }
+                None if !ours => Some(Error::Config(format!(
+                    "database {database} is not a ready Namespace database of seedbed's"
+                ))),
+                _ => None,
+            };
+            match refused {
+                None => break (shared, claimed, token),
+                Some(e) => {
+                    shared.discard().await;
+                    if attempts >= 3 || self.database.is_some() {
+                        return Err(e);
+                    }
+                    // Being built by another process, or left half-built: wait for it, or build.
+                    self.namespace_database(server).await?;
+                }
+            }
+        };
+        let started = async {
+            let mut conn = shared
+                .pool
+                .acquire()
+                .await
+                .map_err(Error::db(format!("connecting to {database}")))?;
+            let token = if claimed.got {
+                Ok(token)
+            } else {
+                super::namespace::claim_next(&mut conn, test_name, base_seed).await
+            };
+            let swept = match &token {
+                Ok(_) if claimed.first_of_run => {
+                    super::namespace::sweep_run(&mut conn, &database).await
+                }
+                _ => Ok(()),
+            };
+            conn.return_to_pool().await;
+            let token = token?;
+            swept?;
+            if !claimed.got && !shared.on_every_connection(&set_for(&token)).await {
+                return Err(Error::Config(format!(
+                    "a connection to {database} failed as the test started"
+                )));
+            }
+            run_fixtures(&shared.pool, &self.fixtures).await?;
+            Ok(token)
+        }
+        .await;
+        match started {
+            Ok(token) => Ok(Acquired {
+                database,
+                pool: shared.pool.clone(),
+                backend: Backend::Namespace {
+                    pool: shared,
+                    key,
+                    token: token.clone(),
+                    keep_rows: self.keep_rows,
+                    schema: None,
+                },
+                token: Some(token),
+                token_claim: None,
+            }),
+            Err(e) => {
+                // The token's lock goes with the pool's connections.
+                shared.discard().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Namespace's schema mode: the token claimed on the control connection, a schema from the
+    /// pool of the schemas database, and a pool whose connections reach it through `search_path`.
+    async fn namespace_schema(
+        &self,
+        server: &'static Server,
+        test_name: &str,
+        base_seed: u64,
+    ) -> Result<Acquired> {
+        let app_name = application_name(test_name);
+        let token = claim_token(server, test_name, base_seed).await?;
+        let acquired = async {
+            let migrations = self.migrations_resolved().await?;
+            let database = super::schemas::database(server, &migrations).await?;
+            let schema = super::schemas::acquire(server, &database, migrations).await?;
             let key = format!(
                 "{database}|{:?}|{:?}|{}",
                 self.statement_timeout, self.lock_timeout, self.max_connections
             );
-            // Every connection of the pool carries the test's name and token (and, in schema
-            // mode, its schema).
-            let mut set = format!(
-                "SET application_name = {}; SET {} = {}",
+            // Every connection of the pool carries the test's name, token and schema.
+            let set = format!(
+                "SET application_name = {}; SET {} = {}; {}",
                 quote_literal(&app_name),
                 super::namespace::TOKEN_SETTING,
-                quote_literal(&token)
+                quote_literal(&token),
+                super::schemas::search_path(&schema)
             );
-            if let Some(schema) = &schema {
-                set.push_str("; ");
-                set.push_str(&super::schemas::search_path(schema));
-            }
             let shared = SharedPool::for_test(
                 server,
                 &key,
@@ -750,26 +867,17 @@ impl Isolation {
                 self.max_connections,
                 &set,
             )
-            .await?;
-            let prepared = async {
-                if start.sweep && schema.is_none() {
-                    let mut conn = shared
-                        .pool
-                        .acquire()
-                        .await
-                        .map_err(Error::db(format!("connecting to {database}")))?;
-                    let swept = super::namespace::sweep_run(server, &mut conn, &database).await;
-                    conn.return_to_pool().await;
-                    swept?;
-                }
-                run_fixtures(&shared.pool, &self.fixtures).await
-            }
             .await;
-            if let Err(e) = prepared {
-                shared.discard().await;
-                if let Some(schema) = &schema {
-                    super::schemas::release(server, &database, schema);
+            let shared = match shared {
+                Ok(shared) => shared,
+                Err(e) => {
+                    super::schemas::release(server, &database, &schema);
+                    return Err(e);
                 }
+            };
+            if let Err(e) = run_fixtures(&shared.pool, &self.fixtures).await {
+                shared.discard().await;
+                super::schemas::release(server, &database, &schema);
                 return Err(e);
             }
             Ok((database, schema, shared, key))
@@ -784,7 +892,7 @@ impl Isolation {
                     key,
                     token: token.clone(),
                     keep_rows: self.keep_rows,
-                    schema,
+                    schema: Some(schema),
                 },
                 token: Some(token.clone()),
                 token_claim: Some(token),
@@ -877,40 +985,30 @@ impl Isolation {
         self.built(server, self.build(purpose)).await
     }
 
-    /// Namespace on a database the user named (`marked`: seedbed made it): its tables get the
-    /// journal's triggers, so only with the user's consent for a database seedbed did not
-    /// create.
-    async fn own_namespace_database(
-        &self,
-        server: &'static Server,
-        db: &str,
-        marked: bool,
-    ) -> Result<()> {
-        if !marked && !self.allow_unmarked {
-            return Err(Error::Config(format!(
-                "refusing to use Namespace on database `{db}`: seedbed did not create it, and \
-                 Namespace adds a journal trigger to each of its tables. Let seedbed create its \
-                 test databases (leave out .database(…)), or allow it with \
-                 .allow_unmarked_database(true)"
-            )));
-        }
-        static PREPARED: engine::KeySet = engine::KeySet::new();
-        if PREPARED.contains(db) {
-            return Ok(());
+    /// Namespace on a database the user named: its tables get the journal's triggers, so only
+    /// with the user's consent for a database seedbed did not create (its marker is read on the
+    /// control connection). A database an earlier seedbed prepared gets what this one adds.
+    async fn own_namespace_database(&self, server: &'static Server, db: &str) -> Result<()> {
+        let name = db.to_string();
+        let mark = engine::control()
+            .with(server, move |conn| {
+                Box::pin(async move { marker::read(conn, &name).await })
+            })
+            .await?;
+        if mark.is_none() && !self.allow_unmarked {
+            return Err(refuse_unmarked_namespace(db));
         }
         let mut conn = server.open(&server.database_options(db)).await?;
         let result = async {
-            if !super::namespace::is_prepared(&mut conn).await? {
+            if super::namespace::is_prepared(&mut conn).await? {
+                super::namespace::upgrade(&mut conn).await
+            } else {
                 let schema = cleaner::read_schema(&mut conn).await?;
-                super::namespace::prepare(&mut conn, &schema).await?;
+                super::namespace::prepare(&mut conn, &schema).await
             }
-            Ok(())
         }
         .await;
         let _ = sqlx::Connection::close(conn).await;
-        if result.is_ok() {
-            PREPARED.insert(db);
-        }
         result
     }
 
@@ -927,6 +1025,15 @@ impl Isolation {
         }
         truncate::lease_existing(server, db).await
     }
+}
+
+/// The error for Namespace on a database seedbed did not create, without the user's consent.
+fn refuse_unmarked_namespace(db: &str) -> Error {
+    Error::Config(format!(
+        "refusing to use Namespace on database `{db}`: seedbed did not create it, and Namespace \
+         adds a journal trigger to each of its tables. Let seedbed create its test databases \
+         (leave out .database(…)), or allow it with .allow_unmarked_database(true)"
+    ))
 }
 
 /// The error for Truncate on a database seedbed did not create, without the user's consent.
@@ -950,32 +1057,13 @@ struct Acquired {
     token_claim: Option<String>,
 }
 
-/// What a Namespace test learns from its first statement on the control connection.
-struct NamespaceStart {
-    token: String,
-    /// The marker of the shared database (`None`: it does not exist, or is not seedbed's).
-    marker: Option<Marker>,
-    /// This process is the first of its run to use the shared database: it sweeps the rows of
-    /// tests whose process died.
-    sweep: bool,
-}
-
-/// Claims a Namespace test's token on the control connection, reading the shared database's
-/// marker and recording the run's sweep of it in the same statement.
-async fn namespace_start(
-    server: &'static Server,
-    name: &str,
-    base_seed: u64,
-    database: Option<String>,
-) -> Result<NamespaceStart> {
+/// Claims a token no other running test holds, on the control connection (Namespace's schema
+/// mode): the first free candidate derived from the test's name and seed.
+async fn claim_token(server: &'static Server, name: &str, base_seed: u64) -> Result<String> {
     let name = name.to_string();
-    let owner = super::registry::Owner::current();
     engine::control()
         .with(server, move |conn| {
             Box::pin(async move {
-                let mut marker = None;
-                let mut sweep = false;
-                let mut asked = database.is_none();
                 for attempt in 0..1000 {
                     let token = token_for(&name, base_seed, attempt);
                     // A token another test of this process holds is taken: the session lock is
@@ -985,48 +1073,11 @@ async fn namespace_start(
                         continue;
                     }
                     let lock = format!("token:{token}");
-                    let taken = match database.as_deref() {
-                        Some(db) if !asked => {
-                            asked = true;
-                            let (key, db) = (super::lock::lock_key(&lock), db.to_string());
-                            let task = format!("journal:{db}");
-                            let (taken, comment, first): (bool, Option<String>, bool) =
-                                super::registry::with_registry(conn, move |conn| {
-                                    let (db, task) = (db.clone(), task.clone());
-                                    Box::pin(async move {
-                                        sqlx::query_as(
-                                            "SELECT pg_try_advisory_lock($1), \
-                                             (SELECT shobj_description(oid, 'pg_database') \
-                                              FROM pg_database WHERE datname = $2), \
-                                             seedbed.begin_run($3, $4, $5)",
-                                        )
-                                        .bind(key)
-                                        .bind(&db)
-                                        .bind(&owner.run_id)
-                                        .bind(&task)
-                                        .bind(&owner.host)
-                                        .fetch_one(conn)
-                                        .await
-                                        .map_err(Error::db("claiming a test token"))
-                                    })
-                                })
-                                .await?;
-                            marker = comment.as_deref().and_then(Marker::parse);
-                            sweep = first;
-                            taken
-                        }
-                        _ => {
-                            super::lock::try_lock_on(conn, &lock, super::lock::LockMode::Exclusive)
-                                .await?
-                        }
-                    };
-                    if taken {
+                    if super::lock::try_lock_on(conn, &lock, super::lock::LockMode::Exclusive)
+                        .await?
+                    {
                         engine::hold(held);
-                        return Ok(NamespaceStart {
-                            token,
-                            marker,
-                            sweep,
-                        });
+                        return Ok(token);
                     }
                 }
                 Err(Error::Config(
@@ -1204,6 +1255,70 @@ impl SharedPool {
         Err(Error::Config(format!(
             "a connection to {database} failed as the test started"
         )))
+    }
+
+    /// [`for_test`](Self::for_test), with `claim` run on one connection right after `set`, in
+    /// the same round trip; returns the last row `claim` gave.
+    async fn for_test_claiming(
+        server: &'static Server,
+        key: &str,
+        database: &str,
+        options: impl Fn() -> PgConnectOptions,
+        max_connections: u32,
+        set: &str,
+        claim: &str,
+    ) -> Result<(Self, sqlx::postgres::PgRow)> {
+        loop {
+            let (shared, fresh) = match SHARED_POOLS.take(key) {
+                Some(kept) => (kept, false),
+                None => {
+                    super::budget::on_shortage(evict_kept_pools);
+                    let opened =
+                        engine::run(SharedPool::open(server, options(), max_connections)).await?;
+                    (opened, true)
+                }
+            };
+            shared.set_session(Some(set));
+            let Some(mut conns) = shared.all_connections().await else {
+                shared.discard().await;
+                return Err(Error::Config(format!(
+                    "a connection to {database} did not come back as the test started"
+                )));
+            };
+            let Some(mut first) = conns.pop() else {
+                shared.discard().await;
+                return Err(Error::Config(format!("no connection to {database}")));
+            };
+            let sql = format!("{set}; {claim}");
+            let (claimed, (rest_ok, rest)) = tokio::join!(
+                first.fetch_all(sqlx::raw_sql(sqlx::AssertSqlSafe(sql))),
+                Self::on_connections(conns, set)
+            );
+            first.return_to_pool().await;
+            for mut conn in rest {
+                conn.return_to_pool().await;
+            }
+            match claimed {
+                Ok(mut rows) if rest_ok => {
+                    let row = rows.pop().ok_or_else(|| {
+                        Error::Config(format!("starting the test on {database} said nothing"))
+                    })?;
+                    return Ok((shared, row));
+                }
+                // A kept pool whose sessions no longer work is replaced by a new one.
+                _ if !fresh => shared.discard().await,
+                Ok(_) => {
+                    shared.discard().await;
+                    return Err(Error::Config(format!(
+                        "a connection to {database} failed as the test started"
+                    )));
+                }
+                Err(e) => {
+                    shared.discard().await;
+                    return Err(Error::db(format!("starting the test on {database}"))(e));
+                }
+            }
+        }
     }
 
     /// Every open connection of the pool, once the test has given them all back (`None` if one

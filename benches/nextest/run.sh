@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Runs the 40-test suite in this directory under `cargo nextest run` (one process per test) for
+# the floor, each seedbed strategy and #[sqlx::test], on one server, round after round (so the
+# variants share the machine's noise), and prints each variant's median suite time, median time
+# per test process, and its ratio to the floor measured in the same rounds.
+#
+#   benches/nextest/run.sh [ROUNDS]                  # the server DATABASE_URL names (else embedded)
+#   TLS=1 benches/nextest/run.sh                     # the test crate built with sqlx's rustls TLS
+#
+# The floor opens one connection to an already migrated database, BEGIN, the same two inserts,
+# ROLLBACK: the least a test process that talks to the server can cost. #[sqlx::test] and the
+# floor need a URL; on the embedded server they get the one `seedbed server start` prints.
+set -euo pipefail
+cd "$(dirname "$0")"
+rounds=${1:-5}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$(cd ../.. && pwd)/target}
+features=()
+[ "${TLS:-0}" = 1 ] && features=(--features tls)
+
+if [ -n "${DATABASE_URL:-}" ]; then
+    url=$DATABASE_URL
+    where="DATABASE_URL ($url)"
+else
+    url=$(cd ../.. && cargo run -q -p seedbed-cli -- server start | sed -n 's/^DATABASE_URL=//p')
+    where="the embedded server ($url)"
+fi
+base=${url%/*}
+floor_url="$base/seedbed_nextest_floor"
+
+# The floor's database: the reference schema, migrated once.
+if ! psql "$base/postgres" -Atqc "SELECT 1 FROM pg_database WHERE datname = 'seedbed_nextest_floor'" | grep -q 1; then
+    psql "$base/postgres" -qc "CREATE DATABASE seedbed_nextest_floor" >/dev/null
+    for f in ../../migrations/*.sql; do psql "$floor_url" -qf "$f" >/dev/null; done
+fi
+
+build() { cargo nextest run --no-run "${features[@]}" "$@" >/dev/null 2>&1; }
+build --features floor
+build --features sqlx-test
+build
+
+variants=(floor rollback truncate namespace template sqlx)
+declare -A suite per_test
+run() { # variant → "suite_seconds median_test_seconds"
+    local v=$1 out
+    case $v in
+        floor) out=$(FLOOR_DATABASE_URL=$floor_url cargo nextest run --no-fail-fast "${features[@]}" --features floor 2>&1) ;;
+        sqlx) out=$(DATABASE_URL=$url cargo nextest run --no-fail-fast "${features[@]}" --features sqlx-test 2>&1) ;;
+        *) if [ -n "${DATABASE_URL:-}" ]; then
+               out=$(SEEDBED_STRATEGY=$v cargo nextest run --no-fail-fast "${features[@]}" 2>&1)
+           else
+               out=$(env -u DATABASE_URL SEEDBED_STRATEGY=$v cargo nextest run --no-fail-fast "${features[@]}" 2>&1)
+           fi ;;
+    esac
+    if ! grep -q "40 passed" <<<"$out"; then
+        echo "$v failed:" >&2; grep -E "FAIL|panicked|Error" <<<"$out" | head -20 >&2; exit 1
+    fi
+    local s t
+    s=$(sed -n 's/.*Summary \[ *\([0-9.]*\)s\].*/\1/p' <<<"$out")
+    t=$(sed -n 's/.*PASS \[ *\([0-9.]*\)s\].*/\1/p' <<<"$out" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+    echo "$s $t"
+}
+
+# A warm-up round: what is built once per server and migrations (the migrated databases, the
+# template and its first clones) is not what a test process costs.
+for v in "${variants[@]}"; do run "$v" >/dev/null; done
+for r in $(seq "$rounds"); do
+    for v in "${variants[@]}"; do
+        read -r s t < <(run "$v")
+        suite[$v]+="$s "
+        per_test[$v]+="$t "
+    done
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+echo "40 tests, cargo nextest ($(nproc) threads), $rounds rounds after a warm-up, on $where${TLS:+, sqlx TLS on}"
+printf '%-10s %12s %12s %14s\n' variant "suite (s)" "per test (ms)" "suite / floor"
+floor=$(median <<<"${suite[floor]}")
+for v in "${variants[@]}"; do
+    s=$(median <<<"${suite[$v]}")
+    t=$(median <<<"${per_test[$v]}")
+    printf '%-10s %12.3f %12.1f %13.2fx\n' "$v" "$s" "$(awk "BEGIN {print $t * 1000}")" "$(awk "BEGIN {print $s / $floor}")"
+done
