@@ -5,6 +5,8 @@
     reason = "each test binary uses a different subset"
 )]
 
+pub mod proxy;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
