@@ -72,6 +72,7 @@ mod check;
 mod clean;
 mod measure;
 mod pattern;
+mod plan_file;
 mod report;
 mod rows;
 mod runner;
