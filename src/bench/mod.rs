@@ -69,10 +69,12 @@
 //! ```
 
 mod check;
+mod child;
 mod clean;
 mod measure;
 mod pattern;
 mod plan_file;
+mod process;
 mod report;
 mod rows;
 mod runner;
@@ -81,10 +83,12 @@ mod values;
 use std::fmt;
 use std::str::FromStr;
 
+pub use self::child::{ChildKind, ChildMigrations, ChildReport, ChildSpec, run_child};
 pub use self::measure::Summary;
+pub use self::process::ChildCommand;
 pub use self::report::{
-    Environment, IsolationCheck, Measurements, Recommendation, Report, SchemaInfo, SuiteRun,
-    TargetOutcome, TargetResult,
+    Environment, IsolationCheck, Measurements, OverFloor, ProcessMeasurements, ProcessOutcome,
+    ProcessRun, Recommendation, Report, SchemaInfo, SuiteRun, TargetOutcome, TargetResult,
 };
 pub use self::rows::{FillStats, RowPlan, Skipped, insert_sql};
 pub use self::runner::run;
@@ -172,12 +176,35 @@ impl FromStr for Target {
     }
 }
 
+/// The process-per-test runs of a benchmark: every test in a process of its own, as
+/// `cargo nextest` runs them.
+///
+/// ```
+/// use seedbed::bench::{ChildCommand, ProcessConfig};
+///
+/// let processes = ProcessConfig {
+///     command: ChildCommand::new("target/release/seedbed").arg("__bench-child"),
+///     tests: 50,
+/// };
+/// assert_eq!(processes.tests, 50);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ProcessConfig {
+    /// How to start a test process: a program that hands the arguments after these to
+    /// [`ChildSpec::parse`] and runs [`run_child`] (see the [`child`](ChildSpec) docs).
+    pub command: ChildCommand,
+    /// Test processes per target, and for the floor (each target's setup process not counted);
+    /// they run [`BenchConfig::jobs`] at a time.
+    pub tests: usize,
+}
+
 /// What [`run`] measures, and on what.
 ///
 /// ```
 /// let config = seedbed::bench::BenchConfig::default();
 /// assert_eq!(config.targets.len(), 5);
 /// assert!(config.tests > 0 && config.jobs > 0);
+/// assert!(config.in_process && config.processes.is_none());
 /// ```
 #[derive(Debug, Clone)]
 pub struct BenchConfig {
@@ -195,6 +222,10 @@ pub struct BenchConfig {
     pub jobs: usize,
     /// The seed of the generated rows and of the tables each test chooses.
     pub seed: u64,
+    /// Whether to run the in-process suites (serial and parallel).
+    pub in_process: bool,
+    /// The process-per-test runs, if wanted (they need a program to start for each test).
+    pub processes: Option<ProcessConfig>,
 }
 
 impl Default for BenchConfig {
@@ -207,6 +238,8 @@ impl Default for BenchConfig {
             rows: 20,
             jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
             seed: 42,
+            in_process: true,
+            processes: None,
         }
     }
 }
