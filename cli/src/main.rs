@@ -41,9 +41,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Compare the isolation strategies (and the create-and-migrate-per-test baseline of
-    /// #[sqlx::test]) on a schema: a synthetic suite per strategy, serial and parallel, with
-    /// per-test overhead, wall time, setup, peak connections and an isolation check; prints a
-    /// table and a recommendation, writes bench.json and bench.svg into --out.
+    /// #[sqlx::test]) on a schema: a synthetic suite per strategy, in one process (serial and
+    /// parallel, as cargo test) and as one process per test (as cargo nextest, beside a floor),
+    /// with per-test overhead, time per test process, wall time, setup, peak connections and an
+    /// isolation check; prints a table and a recommendation for each, writes bench.json and
+    /// bench.svg into --out.
     Bench(bench::BenchArgs),
     /// Manage the embedded PostgreSQL server (started on demand by tests, shared by all of them).
     Server {

@@ -298,11 +298,24 @@ impl ChildReport {
     }
 }
 
-/// Runs the test `spec` describes, as a test process does (see the [module docs](self));
-/// `program` is the program's own migrations (for [`ChildMigrations::Program`]) and `started`
-/// the start of its `main`.
+/// Runs the test `spec` describes, as a test process does (see
+/// [one process per test](super#one-process-per-test)); `program` is the program's own
+/// migrations (for [`ChildMigrations::Program`]) and `started` the start of its `main`.
 ///
-/// Errors are the test's failure: the process should print it and exit with a failure.
+/// It reads the [`RowPlan`] the bench saved, takes its part of the unique values
+/// ([`RowPlan::interleave`]), chooses the tables and values of test `spec.test` as the
+/// in-process test of that number does, then:
+///
+/// - for a **strategy**: [`Isolation::new`]`(strategy)…acquire()` (the server resolved from
+///   the environment), a first query, the writes, [`TestDb::finish`](crate::TestDb::finish);
+/// - for the **baseline**: create a database, run every migration, write, drop it, as
+///   `#[sqlx::test]` does;
+/// - for the **floor**: connect to the migrated database named in the spec (on the server of
+///   `SEEDBED_DATABASE_URL`), `BEGIN`, the writes, `ROLLBACK`.
+///
+/// A program runs it on a current-thread runtime (as `#[tokio::test]` builds) and prints the
+/// report's [line](ChildReport::to_line) on stdout. Errors are the test's failure: the program
+/// should print it and exit with a failure.
 pub async fn run_child(
     spec: &ChildSpec,
     program: MigrationSource,

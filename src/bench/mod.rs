@@ -21,6 +21,30 @@
 //!   schemas migrations left and nothing more, and the databases that should be gone (clones,
 //!   the baseline's) are.
 //!
+//! ## One process per test
+//!
+//! `cargo nextest` runs every test in a process of its own, where what a process pays before
+//! its test starts (the program, its runtime, resolving the server, the isolation engine's first
+//! connections) can outweigh what a strategy saves. With [`BenchConfig::processes`], each target
+//! also runs as `tests` **test processes**, `jobs` at a time like `cargo nextest -j`: the bench
+//! starts a program ([`ChildCommand`]; `seedbed bench` starts itself as `seedbed __bench-child`)
+//! for every test, with a [`ChildSpec`] as arguments and the server's URL in
+//! `SEEDBED_DATABASE_URL`. The program runs [`run_child`]: the test the in-process test of the
+//! same number is, with the same rows (it reads the [`RowPlan`] the bench saved, and takes its
+//! own part of the unique values), through the public API
+//! ([`Isolation`](crate::Isolation)`::new(strategy)…acquire()`, the writes,
+//! [`TestDb::finish`](crate::TestDb::finish)). Each process is timed from its spawn to its
+//! exit, as nextest sees it, and reports its own overhead and writes ([`ChildReport`]); the
+//! rest is its **start-up**. A **floor** runs the same way: processes that only connect to the
+//! migrated database, `BEGIN`, write the same rows and `ROLLBACK`, the least a test process
+//! writing them can cost. Per target the report holds a [`ProcessOutcome`]: the time per
+//! process (p50, p95), its start-up, overhead and writes, the suite's wall time, a setup
+//! process run before the others (not timed with them), peak connections and an isolation
+//! check; [`Report::over_floor`] compares it with the floor, and
+//! [`Report::processes_recommendation`] says what to choose under nextest. The test processes
+//! run before the in-process suites, while the bench's own process holds nothing of the
+//! isolation engine (its leases, pools and background work would be in their way).
+//!
 //! ## How rows are made
 //!
 //! From introspection only, so any schema works without factories:
@@ -64,6 +88,21 @@
 //! let report = bench::run(&config, &NoProgress).await?;
 //! if let Some(r) = report.recommendation() {
 //!     println!("{}", r.text);
+//! }
+//!
+//! // One process per test: the program hands its arguments to `ChildSpec::parse` and runs
+//! // `run_child`, as `seedbed __bench-child` does.
+//! let config = BenchConfig {
+//!     in_process: false,
+//!     processes: Some(bench::ProcessConfig {
+//!         command: bench::ChildCommand::new("target/release/seedbed").arg("__bench-child"),
+//!         tests: 20,
+//!     }),
+//!     ..config
+//! };
+//! let report = bench::run(&config, &NoProgress).await?;
+//! if let Some(r) = report.processes_recommendation() {
+//!     println!("under cargo nextest: {}", r.text);
 //! }
 //! # Ok(()) }
 //! ```
