@@ -64,9 +64,10 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_enum, default_value_t = Model::Both)]
     model: Model,
     /// Test processes per target (and for the floor) in the process-per-test runs, --jobs at a
-    /// time. Default: --tests, up to 50: a test process costs tens of milliseconds before its
-    /// test starts (start-up, runtime, connections), so 50 per target keep the default run
-    /// within about a minute on two cores while its medians and p95 stay stable.
+    /// time. Default: --tests, up to 50. A test process takes 20 to 250 ms where a test in one
+    /// process takes 1 to 100 ms (its start-up, its connections, the strategy's first use in a
+    /// process), so 100 per target would double the default run; 50 add about 20 s to it on two
+    /// cores and still give stable medians and p95s.
     #[arg(long)]
     process_tests: Option<usize>,
     /// Tables each test writes, chosen along the foreign-key graph.
@@ -75,7 +76,8 @@ pub(crate) struct BenchArgs {
     /// Rows each test writes into each of its tables.
     #[arg(long, default_value_t = 20)]
     rows: usize,
-    /// Parallel workers of the parallel run (default: the number of CPUs).
+    /// Parallel workers of the parallel run, and test processes running at once in the
+    /// process-per-test runs, as `cargo nextest -j` (default: the number of CPUs).
     #[arg(long)]
     jobs: Option<usize>,
     /// Where the JSON report and the SVG chart go.
