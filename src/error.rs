@@ -210,6 +210,20 @@ pub enum Error {
         /// The server's message.
         message: String,
     },
+
+    /// A row plan file (`seedbed bench` hands one to each test process it starts) that this build
+    /// of seedbed cannot read.
+    #[error(
+        "the row plan in {} cannot be read: {reason} (seedbed bench writes it for its test \
+         processes; run the parent and the children from the same build)",
+        path.display()
+    )]
+    BenchPlan {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl Error {

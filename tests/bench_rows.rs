@@ -168,6 +168,55 @@ async fn chosen_tables_bring_the_parents_their_rows_need() {
     conn.close().await.expect("close");
 }
 
+/// What a test process of `seedbed bench` does: it reads the plan the bench saved, and takes its
+/// own part of the run-unique values. Copies that did not would write the same unique values.
+#[tokio::test]
+async fn saved_plans_write_the_same_tables_and_their_parts_never_collide() {
+    let mut conn = reference().await;
+    let plan = RowPlan::analyze(&mut conn, 10).await.expect("a plan");
+    let path = std::env::temp_dir().join(format!("seedbed-test-plan-{}.json", std::process::id()));
+    plan.save(&path).expect("save");
+    let load = |part: Option<u64>| {
+        let mut copy = RowPlan::load(&path).expect("load");
+        if let Some(part) = part {
+            copy.interleave(part, 2).expect("interleave");
+        }
+        copy
+    };
+    let copy = load(None);
+    assert!(copy.tables().eq(plan.tables()));
+    assert_eq!(copy.schema_tables(), plan.schema_tables());
+    let tables: Vec<QualifiedName> = copy.tables().cloned().collect();
+    let seed = 11;
+    assert_eq!(copy.choose_tables(6, seed), plan.choose_tables(6, seed));
+
+    // Two parts (two tests: two seeds) write every table in one transaction: no unique value
+    // repeats.
+    let mut tx = conn.begin().await.expect("begin");
+    for part in 0..2 {
+        load(Some(part))
+            .fill(&mut tx, &tables, 10, seed + part)
+            .await
+            .unwrap_or_else(|e| panic!("part {part}: {e}"));
+    }
+    tx.rollback().await.expect("rollback");
+
+    // Two copies that did not take their parts write the same unique values.
+    let mut tx = conn.begin().await.expect("begin");
+    load(None)
+        .fill(&mut tx, &tables, 10, seed)
+        .await
+        .expect("the first copy");
+    let err = load(None)
+        .fill(&mut tx, &tables, 10, seed + 1)
+        .await
+        .expect_err("the same unique values twice");
+    assert!(matches!(err, seedbed::Error::BenchRows { .. }), "{err}");
+    tx.rollback().await.expect("rollback");
+    conn.close().await.expect("close");
+    let _ = std::fs::remove_file(&path);
+}
+
 #[tokio::test]
 async fn tables_it_cannot_fill_are_skipped_with_the_reason() {
     let scratch = Scratch::new(

@@ -7,14 +7,19 @@
 //! seedbed list                       the test databases seedbed made, with their state
 //! seedbed sweep [--kept]             drop what dead test processes left (and kept databases)
 //! ```
+//!
+//! `seedbed __bench-child …` (hidden) is one test process of `seedbed bench`'s
+//! process-per-test runs: the bench starts its own binary that way for every test.
 
 mod bench;
 mod registry;
 mod schema;
 mod server;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 
@@ -36,9 +41,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Compare the isolation strategies (and the create-and-migrate-per-test baseline of
-    /// #[sqlx::test]) on a schema: a synthetic suite per strategy, serial and parallel, with
-    /// per-test overhead, wall time, setup, peak connections and an isolation check; prints a
-    /// table and a recommendation, writes bench.json and bench.svg into --out.
+    /// #[sqlx::test]) on a schema: a synthetic suite per strategy, in one process (serial and
+    /// parallel, as cargo test) and as one process per test (as cargo nextest, beside a floor),
+    /// with per-test overhead, time per test process, wall time, setup, peak connections and an
+    /// isolation check; prints a table and a recommendation for each, writes bench.json and
+    /// bench.svg into --out.
     Bench(bench::BenchArgs),
     /// Manage the embedded PostgreSQL server (started on demand by tests, shared by all of them).
     Server {
@@ -71,11 +78,36 @@ enum Command {
         #[arg(long)]
         kept: bool,
     },
+    /// One test process of `seedbed bench`'s process-per-test runs (started by the bench
+    /// itself, with arguments it makes).
+    #[command(name = "__bench-child", hide = true)]
+    BenchChild {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // A test process's time counts from here.
+    let started = Instant::now();
     let cli = Cli::parse();
+    if let Command::BenchChild { args } = cli.command {
+        return bench::child(args, started);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Bench(args) => match bench::run(args).await {
             Ok(code) => return code,
@@ -88,6 +120,7 @@ async fn main() -> ExitCode {
         } => schema::run(database_url, migrations).await,
         Command::List { database_url } => registry::list(database_url).await,
         Command::Sweep { database_url, kept } => registry::sweep(database_url, kept).await,
+        Command::BenchChild { .. } => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

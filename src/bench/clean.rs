@@ -71,16 +71,27 @@ pub(crate) async fn database_names(server: &Server) -> Result<BTreeSet<String>> 
     Ok(names.into_iter().collect())
 }
 
+/// Whose registry entries the isolation check looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Registered {
+    /// None: the target registers nothing.
+    Unchecked,
+    /// This process's (the in-process runs).
+    ByThisProcess,
+    /// Any process's (the test processes of a process-per-test run, which have exited).
+    ByAnyProcess,
+}
+
 /// Checks the databases `used` (which stay) against `expected`, waits up to `wait` for the
-/// databases in `gone` to be dropped, and, with `registered`, looks for registry entries of this
-/// process still in use.
+/// databases in `gone` to be dropped, and looks for entries of the `used` and `gone` databases
+/// still registered as in use by the processes `registered` names.
 pub(crate) async fn check(
     server: &Server,
     expected: &Expected,
     used: &BTreeSet<String>,
     gone: &BTreeSet<String>,
     wait: Duration,
-    registered: bool,
+    registered: Registered,
 ) -> Result<IsolationCheck> {
     let mut out = IsolationCheck {
         databases_gone: gone.len(),
@@ -107,10 +118,40 @@ pub(crate) async fn check(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    for name in left {
-        out.problems.push(format!(
-            "database {name} was left behind (seedbed sweep removes it)"
-        ));
+    let pid = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
+    let entries: Vec<registry::Entry> = if registered == Registered::Unchecked {
+        Vec::new()
+    } else {
+        let mut conn = server.connect().await?;
+        let entries = registry::list(&mut conn).await;
+        let _ = conn.close().await;
+        entries?
+            .into_iter()
+            .filter(|e| {
+                (registered == Registered::ByAnyProcess || e.pid == pid)
+                    && matches!(e.state.as_str(), "in_use" | "building" | "kept")
+                    && (gone.contains(&e.name) || used.contains(&e.name))
+            })
+            .collect()
+    };
+    let holder = |e: &registry::Entry| {
+        if e.pid == pid {
+            "this process".to_string()
+        } else {
+            format!("test process {}, which has exited", e.pid)
+        }
+    };
+    for name in &left {
+        out.problems
+            .push(match entries.iter().find(|e| &e.name == name) {
+                Some(e) => format!(
+                    "database {name} was left behind, still registered as {} by {} (the next \
+                 start-up sweep of a test process, or seedbed sweep, drops it)",
+                    e.state,
+                    holder(e)
+                ),
+                None => format!("database {name} was left behind (seedbed sweep removes it)"),
+            });
     }
     out.databases_gone = gone.len() - recycled.len();
     let names = database_names(server).await?;
@@ -121,23 +162,13 @@ pub(crate) async fn check(
                 .push(format!("could not check database {db}: {e}"));
         }
     }
-    if !registered {
-        return Ok(out);
-    }
-    let mut conn = server.connect().await?;
-    let entries = registry::list(&mut conn).await;
-    let _ = conn.close().await;
-    let pid = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
-    for e in entries?
-        .iter()
-        .filter(|e| e.pid == pid && matches!(e.state.as_str(), "in_use" | "building" | "kept"))
-    {
-        if gone.contains(&e.name) || used.contains(&e.name) {
-            out.problems.push(format!(
-                "database {} is still registered as {} by this process",
-                e.name, e.state
-            ));
-        }
+    for e in entries.iter().filter(|e| !left.contains(&e.name)) {
+        out.problems.push(format!(
+            "database {} is still registered as {} by {}",
+            e.name,
+            e.state,
+            holder(e)
+        ));
     }
     Ok(out)
 }
@@ -223,7 +254,7 @@ mod tests {
             &used,
             &BTreeSet::new(),
             Duration::ZERO,
-            false,
+            Registered::Unchecked,
         )
         .await
         .unwrap();
@@ -242,7 +273,7 @@ mod tests {
             &used,
             &gone,
             Duration::from_millis(100),
-            false,
+            Registered::Unchecked,
         )
         .await
         .unwrap();

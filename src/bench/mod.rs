@@ -21,6 +21,30 @@
 //!   schemas migrations left and nothing more, and the databases that should be gone (clones,
 //!   the baseline's) are.
 //!
+//! ## One process per test
+//!
+//! `cargo nextest` runs every test in a process of its own, where what a process pays before
+//! its test starts (the program, its runtime, resolving the server, the isolation engine's first
+//! connections) can outweigh what a strategy saves. With [`BenchConfig::processes`], each target
+//! also runs as `tests` **test processes**, `jobs` at a time like `cargo nextest -j`: the bench
+//! starts a program ([`ChildCommand`]; `seedbed bench` starts itself as `seedbed __bench-child`)
+//! for every test, with a [`ChildSpec`] as arguments and the server's URL in
+//! `SEEDBED_DATABASE_URL`. The program runs [`run_child`]: the test the in-process test of the
+//! same number is, with the same rows (it reads the [`RowPlan`] the bench saved, and takes its
+//! own part of the unique values), through the public API
+//! ([`Isolation`](crate::Isolation)`::new(strategy)…acquire()`, the writes,
+//! [`TestDb::finish`](crate::TestDb::finish)). Each process is timed from its spawn to its
+//! exit, as nextest sees it, and reports its own overhead and writes ([`ChildReport`]); the
+//! rest is its **start-up**. A **floor** runs the same way: processes that only connect to the
+//! migrated database, `BEGIN`, write the same rows and `ROLLBACK`, the least a test process
+//! writing them can cost. Per target the report holds a [`ProcessOutcome`]: the time per
+//! process (p50, p95), its start-up, overhead and writes, the suite's wall time, a setup
+//! process run before the others (not timed with them), peak connections and an isolation
+//! check; [`Report::over_floor`] compares it with the floor, and
+//! [`Report::processes_recommendation`] says what to choose under nextest. The test processes
+//! run before the in-process suites, while the bench's own process holds nothing of the
+//! isolation engine (its leases, pools and background work would be in their way).
+//!
 //! ## How rows are made
 //!
 //! From introspection only, so any schema works without factories:
@@ -65,13 +89,31 @@
 //! if let Some(r) = report.recommendation() {
 //!     println!("{}", r.text);
 //! }
+//!
+//! // One process per test: the program hands its arguments to `ChildSpec::parse` and runs
+//! // `run_child`, as `seedbed __bench-child` does.
+//! let config = BenchConfig {
+//!     in_process: false,
+//!     processes: Some(bench::ProcessConfig {
+//!         command: bench::ChildCommand::new("target/release/seedbed").arg("__bench-child"),
+//!         tests: 20,
+//!     }),
+//!     ..config
+//! };
+//! let report = bench::run(&config, &NoProgress).await?;
+//! if let Some(r) = report.processes_recommendation() {
+//!     println!("under cargo nextest: {}", r.text);
+//! }
 //! # Ok(()) }
 //! ```
 
 mod check;
+mod child;
 mod clean;
 mod measure;
 mod pattern;
+mod plan_file;
+mod process;
 mod report;
 mod rows;
 mod runner;
@@ -80,10 +122,12 @@ mod values;
 use std::fmt;
 use std::str::FromStr;
 
+pub use self::child::{ChildKind, ChildMigrations, ChildReport, ChildSpec, run_child};
 pub use self::measure::Summary;
+pub use self::process::ChildCommand;
 pub use self::report::{
-    Environment, IsolationCheck, Measurements, Recommendation, Report, SchemaInfo, SuiteRun,
-    TargetOutcome, TargetResult,
+    Environment, IsolationCheck, Measurements, OverFloor, ProcessMeasurements, ProcessOutcome,
+    ProcessRun, Recommendation, Report, SchemaInfo, SuiteRun, TargetOutcome, TargetResult,
 };
 pub use self::rows::{FillStats, RowPlan, Skipped, insert_sql};
 pub use self::runner::run;
@@ -171,12 +215,35 @@ impl FromStr for Target {
     }
 }
 
+/// The process-per-test runs of a benchmark: every test in a process of its own, as
+/// `cargo nextest` runs them.
+///
+/// ```
+/// use seedbed::bench::{ChildCommand, ProcessConfig};
+///
+/// let processes = ProcessConfig {
+///     command: ChildCommand::new("target/release/seedbed").arg("__bench-child"),
+///     tests: 50,
+/// };
+/// assert_eq!(processes.tests, 50);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ProcessConfig {
+    /// How to start a test process: a program that hands the arguments after these to
+    /// [`ChildSpec::parse`] and runs [`run_child`] (see the [`child`](ChildSpec) docs).
+    pub command: ChildCommand,
+    /// Test processes per target, and for the floor (each target's setup process not counted);
+    /// they run [`BenchConfig::jobs`] at a time.
+    pub tests: usize,
+}
+
 /// What [`run`] measures, and on what.
 ///
 /// ```
 /// let config = seedbed::bench::BenchConfig::default();
 /// assert_eq!(config.targets.len(), 5);
 /// assert!(config.tests > 0 && config.jobs > 0);
+/// assert!(config.in_process && config.processes.is_none());
 /// ```
 #[derive(Debug, Clone)]
 pub struct BenchConfig {
@@ -194,6 +261,10 @@ pub struct BenchConfig {
     pub jobs: usize,
     /// The seed of the generated rows and of the tables each test chooses.
     pub seed: u64,
+    /// Whether to run the in-process suites (serial and parallel).
+    pub in_process: bool,
+    /// The process-per-test runs, if wanted (they need a program to start for each test).
+    pub processes: Option<ProcessConfig>,
 }
 
 impl Default for BenchConfig {
@@ -206,6 +277,8 @@ impl Default for BenchConfig {
             rows: 20,
             jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
             seed: 42,
+            in_process: true,
+            processes: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! ranges and `[:class:]`es, groups, alternation, `?`, `*`, `+`, `{n,m}`), and `LIKE` patterns.
 
 use rand::RngExt;
+use sqlx::types::JsonValue;
 
 use crate::factory::BuildRng;
 
@@ -288,6 +289,24 @@ impl Regex {
         Ok(Regex { root, anchored_end })
     }
 
+    /// The parsed pattern as JSON, for the plan file ([`from_json`](Self::from_json) reads it).
+    pub(crate) fn to_json(&self) -> JsonValue {
+        json_object([
+            ("root", node_to_json(&self.root)),
+            ("anchored_end", JsonValue::Bool(self.anchored_end)),
+        ])
+    }
+
+    /// A pattern [`to_json`](Self::to_json) wrote.
+    pub(crate) fn from_json(value: &JsonValue) -> Result<Regex, String> {
+        let root = node_from_json(value.get("root").ok_or("a pattern without its root")?)?;
+        let anchored_end = value
+            .get("anchored_end")
+            .and_then(JsonValue::as_bool)
+            .ok_or("a pattern without anchored_end")?;
+        Ok(Regex { root, anchored_end })
+    }
+
     /// Whether the pattern is anchored at its end.
     pub(crate) fn anchored_end(&self) -> bool {
         self.anchored_end
@@ -381,11 +400,90 @@ pub(crate) fn like(pattern: &str, fill: &str) -> String {
     out
 }
 
+fn json_object<const N: usize>(fields: [(&str, JsonValue); N]) -> JsonValue {
+    JsonValue::Object(
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
+}
+
+/// `{"class": "abc"}`, `{"seq": […]}`, `{"alt": […]}`, `{"repeat": …, "min": 1, "max": null}`,
+/// `"empty"`.
+fn node_to_json(node: &Node) -> JsonValue {
+    let list = |nodes: &[Node]| JsonValue::Array(nodes.iter().map(node_to_json).collect());
+    match node {
+        Node::Class(chars) => json_object([("class", JsonValue::String(chars.iter().collect()))]),
+        Node::Seq(nodes) => json_object([("seq", list(nodes))]),
+        Node::Alt(nodes) => json_object([("alt", list(nodes))]),
+        Node::Repeat(inner, min, max) => json_object([
+            ("repeat", node_to_json(inner)),
+            ("min", JsonValue::from(*min)),
+            ("max", max.map_or(JsonValue::Null, JsonValue::from)),
+        ]),
+        Node::Empty => JsonValue::String("empty".into()),
+    }
+}
+
+fn node_from_json(value: &JsonValue) -> Result<Node, String> {
+    let list = |v: &JsonValue| -> Result<Vec<Node>, String> {
+        v.as_array()
+            .ok_or("a pattern's list that is not an array")?
+            .iter()
+            .map(node_from_json)
+            .collect()
+    };
+    let count = |v: Option<&JsonValue>| -> Option<usize> {
+        v.and_then(JsonValue::as_u64)
+            .and_then(|n| usize::try_from(n).ok())
+    };
+    if value.as_str() == Some("empty") {
+        return Ok(Node::Empty);
+    }
+    if let Some(chars) = value.get("class").and_then(JsonValue::as_str) {
+        return Ok(Node::Class(chars.chars().collect()));
+    }
+    if let Some(v) = value.get("seq") {
+        return list(v).map(Node::Seq);
+    }
+    if let Some(v) = value.get("alt") {
+        return list(v).map(Node::Alt);
+    }
+    if let Some(inner) = value.get("repeat") {
+        let min = count(value.get("min")).ok_or("a repetition without its minimum")?;
+        let max = match value.get("max") {
+            None | Some(JsonValue::Null) => None,
+            v => Some(count(v).ok_or("a repetition whose maximum is not a count")?),
+        };
+        return Ok(Node::Repeat(Box::new(node_from_json(inner)?), min, max));
+    }
+    Err(format!("an unknown part of a pattern: {value}"))
+}
+
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;
 
     use super::*;
+
+    #[test]
+    fn a_parsed_pattern_survives_json() {
+        for p in [
+            "^[a-z0-9][a-z0-9-]*$",
+            "^(INV|CR)-[0-9]{4,6}(-[A-Z])?$",
+            "[[:alpha:]]+ x*",
+            "^a|b$",
+        ] {
+            let re = Regex::parse(p).unwrap();
+            let back = Regex::from_json(&re.to_json().to_string().parse().unwrap()).unwrap();
+            assert_eq!(back, re, "{p}");
+        }
+        let err =
+            Regex::from_json(&r#"{"root": {"star": []}, "anchored_end": true}"#.parse().unwrap())
+                .unwrap_err();
+        assert!(err.contains("unknown part of a pattern"), "{err}");
+    }
 
     fn sample(pattern: &str) -> Vec<String> {
         let re = Regex::parse(pattern).unwrap();

@@ -106,6 +106,119 @@ impl Measurements {
     }
 }
 
+/// One process-per-test suite: `tests` test processes, `jobs` at a time, each timed from
+/// outside, from its spawn to its exit, as `cargo nextest` sees it.
+///
+/// A process's time is its `startup` (everything that is not the test: starting the program,
+/// its runtime, reading the row plan, exiting), the test's `overhead` (timed inside the
+/// process as in-process tests time theirs) and the `writes`.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessRun {
+    /// Processes running at once.
+    pub jobs: usize,
+    /// Test processes started.
+    pub tests: usize,
+    /// From the first process's start to the last one's exit.
+    pub wall: Duration,
+    /// Per process, spawn to exit.
+    pub process: Summary,
+    /// Per process, what is neither the test's overhead nor its writes.
+    pub startup: Summary,
+    /// Per process, the test's overhead: getting the database state and a first connection,
+    /// and ending it.
+    pub overhead: Summary,
+    /// Per process, the writes.
+    pub writes: Summary,
+    /// Processes that failed (or reported nothing).
+    pub failures: usize,
+    /// The first failure's message.
+    pub first_failure: Option<String>,
+}
+
+/// What was measured for one target in processes.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessMeasurements {
+    /// The target's first test process, not timed with the others: it builds what the strategy
+    /// needs once, unless the in-process runs or an earlier run left it built.
+    pub setup: Duration,
+    /// The suite of test processes.
+    pub run: ProcessRun,
+    /// Connections the processes added on the server at their peak.
+    pub peak_connections: i64,
+    /// Whether the processes left anything behind.
+    pub isolation: IsolationCheck,
+}
+
+impl ProcessMeasurements {
+    /// Whether every test process passed and nothing was left behind.
+    pub fn correct(&self) -> bool {
+        self.run.failures == 0 && self.isolation.clean()
+    }
+}
+
+/// A target's outcome in processes.
+#[derive(Debug, Clone)]
+pub enum ProcessOutcome {
+    /// It ran.
+    Measured(Box<ProcessMeasurements>),
+    /// Its first test process failed: why.
+    Unavailable(String),
+}
+
+/// How a target's test processes compare with the floor's (medians).
+///
+/// ```
+/// use std::time::Duration;
+/// use seedbed::bench::OverFloor;
+///
+/// let gap = OverFloor { process: Duration::from_millis(45), floor: Duration::from_millis(30) };
+/// assert_eq!(gap.extra_ms(), 15.0);
+/// assert_eq!(gap.ratio(), Some(1.5));
+/// let below = OverFloor { process: Duration::from_millis(29), floor: Duration::from_millis(30) };
+/// assert_eq!(below.extra_ms(), -1.0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverFloor {
+    /// The target's test process, p50.
+    pub process: Duration,
+    /// The floor's, p50.
+    pub floor: Duration,
+}
+
+impl OverFloor {
+    /// What the target's process costs beyond the floor, in milliseconds (negative when it came
+    /// out below it: noise).
+    pub fn extra_ms(&self) -> f64 {
+        let nanos = |d: Duration| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX);
+        (nanos(self.process) - nanos(self.floor)) as f64 / 1e6
+    }
+
+    /// [`extra_ms`](Self::extra_ms) with its sign, for people.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use seedbed::bench::OverFloor;
+    ///
+    /// let ms = Duration::from_micros;
+    /// assert_eq!(OverFloor { process: ms(45_000), floor: ms(30_000) }.format_extra(), "+15.0 ms");
+    /// assert_eq!(OverFloor { process: ms(30_400), floor: ms(31_000) }.format_extra(), "-0.60 ms");
+    /// ```
+    pub fn format_extra(&self) -> String {
+        let ms = self.extra_ms();
+        let sign = if ms < 0.0 { '-' } else { '+' };
+        format!(
+            "{sign}{}",
+            Report::format_duration(Duration::from_secs_f64(ms.abs() / 1e3))
+        )
+    }
+
+    /// The target's process time over the floor's.
+    pub fn ratio(&self) -> Option<f64> {
+        (!self.floor.is_zero())
+            .then(|| self.process.as_nanos() as f64 / self.floor.as_nanos() as f64)
+    }
+}
+
 /// A target's outcome.
 #[derive(Debug, Clone)]
 pub enum TargetOutcome {
@@ -120,16 +233,26 @@ pub enum TargetOutcome {
 pub struct TargetResult {
     /// The target.
     pub target: Target,
-    /// What happened.
-    pub outcome: TargetOutcome,
+    /// What happened in-process (`None`: the in-process suites were not run).
+    pub outcome: Option<TargetOutcome>,
+    /// What happened in processes (`None`: the process-per-test runs were not run).
+    pub processes: Option<ProcessOutcome>,
 }
 
 impl TargetResult {
-    /// The measurements, when it ran.
+    /// The in-process measurements, when they ran.
     pub fn measured(&self) -> Option<&Measurements> {
         match &self.outcome {
-            TargetOutcome::Measured(m) => Some(m),
-            TargetOutcome::Unavailable(_) => None,
+            Some(TargetOutcome::Measured(m)) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The process-per-test measurements, when they ran.
+    pub fn measured_processes(&self) -> Option<&ProcessMeasurements> {
+        match &self.processes {
+            Some(ProcessOutcome::Measured(m)) => Some(m),
+            _ => None,
         }
     }
 }
@@ -151,23 +274,31 @@ pub struct Recommendation {
 /// let report = Report::new(&BenchConfig::default());
 /// assert!(report.results.is_empty());
 /// assert!(report.recommendation().is_none());
+/// assert!(report.processes_recommendation().is_none());
 /// ```
 #[derive(Debug, Clone)]
 pub struct Report {
-    /// What was asked for.
+    /// What was asked for: tests per in-process suite.
     pub tests: usize,
     /// Tables per test.
     pub tables: usize,
     /// Rows per table.
     pub rows: usize,
-    /// Workers of the parallel runs.
+    /// Workers of the parallel runs (and test processes running at once).
     pub jobs: usize,
     /// The seed.
     pub seed: u64,
+    /// Whether the in-process suites ran.
+    pub in_process: bool,
+    /// Test processes per target in the process-per-test runs (0: they did not run).
+    pub process_tests: usize,
     /// The machine and the server.
     pub environment: Environment,
     /// The schema.
     pub schema: SchemaInfo,
+    /// The floor of the process-per-test runs: processes that only connect to a migrated
+    /// database, `BEGIN`, write the same rows and `ROLLBACK`.
+    pub floor: Option<ProcessRun>,
     /// Per target, in the order asked.
     pub results: Vec<TargetResult>,
     /// The whole run's wall time.
@@ -183,8 +314,11 @@ impl Report {
             rows: config.rows,
             jobs: config.jobs,
             seed: config.seed,
+            in_process: config.in_process,
+            process_tests: config.processes.as_ref().map_or(0, |p| p.tests),
             environment: Environment::default(),
             schema: SchemaInfo::default(),
+            floor: None,
             results: Vec::new(),
             elapsed: Duration::ZERO,
         }
@@ -210,12 +344,20 @@ impl Report {
         }
     }
 
-    /// The measurements of `target`, when it ran.
+    /// The in-process measurements of `target`, when it ran.
     pub fn measured(&self, target: Target) -> Option<&Measurements> {
         self.results
             .iter()
             .find(|r| r.target == target)
             .and_then(TargetResult::measured)
+    }
+
+    /// The process-per-test measurements of `target`, when it ran.
+    pub fn measured_processes(&self, target: Target) -> Option<&ProcessMeasurements> {
+        self.results
+            .iter()
+            .find(|r| r.target == target)
+            .and_then(TargetResult::measured_processes)
     }
 
     /// How many times less per-test overhead `target` has than the baseline (medians of the
@@ -226,9 +368,28 @@ impl Report {
         (!own.is_zero()).then(|| base.as_secs_f64() / own.as_secs_f64())
     }
 
+    /// How many times shorter `target`'s test processes are than the baseline's (medians),
+    /// when both ran.
+    pub fn processes_ratio_to_baseline(&self, target: Target) -> Option<f64> {
+        let base = self.measured_processes(Target::Baseline)?.run.process.p50;
+        let own = self.measured_processes(target)?.run.process.p50;
+        (!own.is_zero()).then(|| base.as_secs_f64() / own.as_secs_f64())
+    }
+
+    /// How `target`'s test processes compare with the floor's, when both ran (and the floor's
+    /// processes passed).
+    pub fn over_floor(&self, target: Target) -> Option<OverFloor> {
+        let floor = self.floor.as_ref().filter(|f| f.process.samples > 0)?;
+        let own = self.measured_processes(target)?;
+        (own.run.process.samples > 0).then_some(OverFloor {
+            process: own.run.process.p50,
+            floor: floor.process.p50,
+        })
+    }
+
     /// The fastest strategy (median per-test overhead) whose tests all passed and that left
     /// nothing behind, with why, and what to choose instead when the suite's code does what it
-    /// cannot contain.
+    /// cannot contain: the choice for suites run in one process (`cargo test`).
     pub fn recommendation(&self) -> Option<Recommendation> {
         let mut correct: Vec<(Strategy, &Measurements)> = self
             .results
@@ -264,63 +425,167 @@ impl Report {
             ));
         }
         text.push('.');
-        // The next fastest correct strategy that also isolates what `best` cannot.
-        let alternative = |wanted: &dyn Fn(Strategy) -> bool| {
-            correct
-                .iter()
-                .find(|(s, _)| *s != best && wanted(*s))
-                .map(|(s, m)| format!("{} ({} per test)", title(*s), d(m.serial.overhead.p50)))
-        };
-        let caveat = match best {
-            Strategy::Rollback => {
-                let other = alternative(&|s| matches!(s, Strategy::Template | Strategy::Truncate));
-                format!(
-                    " It holds each test in one transaction: if your code commits, LISTENs or \
-                     opens connections of its own, choose {} for those tests.",
-                    other.unwrap_or_else(|| "Template".into())
-                )
-            }
-            Strategy::Namespace => {
-                let other = alternative(&|s| s != Strategy::Namespace);
-                format!(
-                    " Tests share one database and see each other's rows: it fits tests that \
-                     look only at their own rows; for tests that count or scan whole tables, \
-                     choose {}.",
-                    other.unwrap_or_else(|| "Template".into())
-                )
-            }
-            Strategy::Truncate => {
-                " Each test commits for real on a database copy of its own while it runs, \
-                 emptied after; code that commits, LISTENs or opens connections is isolated."
-                    .to_string()
-            }
-            Strategy::Template => " Each test gets a database of its own, cloned from a \
-                 migrated template: whatever your code does is isolated."
-                .to_string(),
-        };
-        text.push_str(&caveat);
+        let ranked: Vec<(Strategy, Duration)> = correct
+            .iter()
+            .map(|(s, m)| (*s, m.serial.overhead.p50))
+            .collect();
+        text.push_str(&caveat(best, &ranked, "per test"));
         let excluded: Vec<String> = self
             .results
             .iter()
             .filter_map(|r| match (r.target, &r.outcome) {
-                (Target::Strategy(s), TargetOutcome::Unavailable(why)) => {
+                (Target::Strategy(s), Some(TargetOutcome::Unavailable(why))) => {
                     Some(format!("{} was not measured ({why})", title(s)))
                 }
-                (Target::Strategy(s), TargetOutcome::Measured(m)) if !m.correct() => {
+                (Target::Strategy(s), Some(TargetOutcome::Measured(m))) if !m.correct() => {
                     Some(format!("{} is left out: {}", title(s), failure_summary(m)))
                 }
                 _ => None,
             })
             .collect();
-        if !excluded.is_empty() {
-            text.push(' ');
-            text.push_str(&excluded.join("; "));
-            text.push('.');
-        }
+        push_excluded(&mut text, &excluded);
         Some(Recommendation {
             strategy: best,
             text,
         })
+    }
+
+    /// The strategy to choose when every test runs in a process of its own (`cargo nextest`):
+    /// the fastest (median time per test process) whose processes all passed and left nothing
+    /// behind, with its cost over the floor and against the baseline, what to choose instead
+    /// for code it cannot contain, and whether the in-process choice differs.
+    pub fn processes_recommendation(&self) -> Option<Recommendation> {
+        let mut correct: Vec<(Strategy, &ProcessMeasurements)> = self
+            .results
+            .iter()
+            .filter_map(|r| match (r.target, r.measured_processes()) {
+                (Target::Strategy(s), Some(m)) if m.correct() => Some((s, m)),
+                _ => None,
+            })
+            .collect();
+        correct.sort_by_key(|(_, m)| m.run.process.p50);
+        let (best, m) = *correct.first()?;
+        let d = Report::format_duration;
+        let mut text = format!(
+            "{}: {} per test process (p50; p95 {})",
+            title(best),
+            d(m.run.process.p50),
+            d(m.run.process.p95)
+        );
+        if let Some(gap) = self.over_floor(Target::Strategy(best)) {
+            text.push_str(&format!(
+                ", {} over the floor of {} (a process that only connects to a migrated database \
+                 and writes the same rows in a transaction it rolls back)",
+                gap.format_extra(),
+                d(gap.floor)
+            ));
+        }
+        if let Some(base) = self.measured_processes(Target::Baseline) {
+            if let Some(ratio) = self.processes_ratio_to_baseline(Target::Strategy(best)) {
+                text.push_str(&format!(
+                    ", {} less than a process that creates and migrates its database as \
+                     #[sqlx::test] does ({})",
+                    times(ratio),
+                    d(base.run.process.p50)
+                ));
+            }
+            text.push_str(&format!(
+                "; {} test processes took {} with {} jobs, against {} for the baseline",
+                m.run.tests,
+                d(m.run.wall),
+                m.run.jobs,
+                d(base.run.wall)
+            ));
+        }
+        text.push('.');
+        let ranked: Vec<(Strategy, Duration)> = correct
+            .iter()
+            .map(|(s, m)| (*s, m.run.process.p50))
+            .collect();
+        text.push_str(&caveat(best, &ranked, "per test process"));
+        if let Some(in_process) = self.recommendation() {
+            if in_process.strategy == best {
+                text.push_str(" In one process (cargo test) the choice is the same.");
+            } else {
+                let theirs = self
+                    .measured_processes(Target::Strategy(in_process.strategy))
+                    .filter(|p| p.correct())
+                    .map(|p| {
+                        format!(
+                            ": in processes of their own its tests take {} (p50), {} more",
+                            d(p.run.process.p50),
+                            d(p.run.process.p50.saturating_sub(m.run.process.p50))
+                        )
+                    })
+                    .unwrap_or_default();
+                text.push_str(&format!(
+                    " In one process (cargo test) the choice differs: {}{theirs}.",
+                    title(in_process.strategy)
+                ));
+            }
+        }
+        let excluded: Vec<String> = self
+            .results
+            .iter()
+            .filter_map(|r| match (r.target, &r.processes) {
+                (Target::Strategy(s), Some(ProcessOutcome::Unavailable(why))) => Some(format!(
+                    "{} was not measured in processes ({why})",
+                    title(s)
+                )),
+                (Target::Strategy(s), Some(ProcessOutcome::Measured(m))) if !m.correct() => Some(
+                    format!("{} is left out: {}", title(s), process_failure_summary(m)),
+                ),
+                _ => None,
+            })
+            .collect();
+        push_excluded(&mut text, &excluded);
+        Some(Recommendation {
+            strategy: best,
+            text,
+        })
+    }
+}
+
+/// What to choose instead of `best` for code it cannot contain: the next of `ranked` (correct
+/// strategies, fastest first, with their median) that can.
+fn caveat(best: Strategy, ranked: &[(Strategy, Duration)], unit: &str) -> String {
+    let alternative = |wanted: &dyn Fn(Strategy) -> bool| {
+        ranked
+            .iter()
+            .find(|(s, _)| *s != best && wanted(*s))
+            .map(|(s, p50)| format!("{} ({} {unit})", title(*s), Report::format_duration(*p50)))
+    };
+    match best {
+        Strategy::Rollback => {
+            let other = alternative(&|s| matches!(s, Strategy::Template | Strategy::Truncate));
+            format!(
+                " It holds each test in one transaction: if your code commits, LISTENs or opens \
+                 connections of its own, choose {} for those tests.",
+                other.unwrap_or_else(|| "Template".into())
+            )
+        }
+        Strategy::Namespace => {
+            let other = alternative(&|s| s != Strategy::Namespace);
+            format!(
+                " Tests share one database and see each other's rows: it fits tests that look \
+                 only at their own rows; for tests that count or scan whole tables, choose {}.",
+                other.unwrap_or_else(|| "Template".into())
+            )
+        }
+        Strategy::Truncate => " Each test commits for real on a database copy of its own while \
+             it runs, emptied after; code that commits, LISTENs or opens connections is isolated."
+            .to_string(),
+        Strategy::Template => " Each test gets a database of its own, cloned from a migrated \
+             template: whatever your code does is isolated."
+            .to_string(),
+    }
+}
+
+fn push_excluded(text: &mut String, excluded: &[String]) {
+    if !excluded.is_empty() {
+        text.push(' ');
+        text.push_str(&excluded.join("; "));
+        text.push('.');
     }
 }
 
@@ -338,6 +603,22 @@ pub(crate) fn failure_summary(m: &Measurements) -> String {
         format!("{failures} test(s) failed, first: {first}")
     } else {
         format!("it left things behind: {}", m.isolation.problems.join("; "))
+    }
+}
+
+/// Why a target measured in processes does not count as correct.
+pub(crate) fn process_failure_summary(m: &ProcessMeasurements) -> String {
+    if m.run.failures > 0 {
+        format!(
+            "{} test process(es) failed, first: {}",
+            m.run.failures,
+            m.run.first_failure.clone().unwrap_or_default()
+        )
+    } else {
+        format!(
+            "its processes left things behind: {}",
+            m.isolation.problems.join("; ")
+        )
     }
 }
 
@@ -399,19 +680,23 @@ mod tests {
         report.results = vec![
             TargetResult {
                 target: Target::Strategy(Strategy::Namespace),
-                outcome: TargetOutcome::Measured(measured(100, false)),
+                outcome: Some(TargetOutcome::Measured(measured(100, false))),
+                processes: None,
             },
             TargetResult {
                 target: Target::Strategy(Strategy::Rollback),
-                outcome: TargetOutcome::Measured(measured(400, true)),
+                outcome: Some(TargetOutcome::Measured(measured(400, true))),
+                processes: None,
             },
             TargetResult {
                 target: Target::Strategy(Strategy::Template),
-                outcome: TargetOutcome::Measured(measured(3000, true)),
+                outcome: Some(TargetOutcome::Measured(measured(3000, true))),
+                processes: None,
             },
             TargetResult {
                 target: Target::Baseline,
-                outcome: TargetOutcome::Measured(measured(88_000, true)),
+                outcome: Some(TargetOutcome::Measured(measured(88_000, true))),
+                processes: None,
             },
         ];
         let r = report.recommendation().unwrap();
@@ -429,5 +714,158 @@ mod tests {
         );
         assert!(r.text.contains("Namespace is left out"), "{}", r.text);
         assert_eq!(report.ratio_to_baseline(Target::Baseline), Some(1.0));
+    }
+
+    fn summary(p50_us: u64) -> Summary {
+        Summary {
+            p50: Duration::from_micros(p50_us),
+            p95: Duration::from_micros(p50_us * 3 / 2),
+            max: Duration::from_micros(p50_us * 2),
+            mean: Duration::from_micros(p50_us),
+            samples: 20,
+        }
+    }
+
+    fn process_run(p50_us: u64) -> ProcessRun {
+        ProcessRun {
+            jobs: 2,
+            tests: 20,
+            wall: Duration::from_micros(p50_us * 10),
+            process: summary(p50_us),
+            ..ProcessRun::default()
+        }
+    }
+
+    fn processes(p50_us: u64, clean: bool) -> Option<ProcessOutcome> {
+        Some(ProcessOutcome::Measured(Box::new(ProcessMeasurements {
+            run: process_run(p50_us),
+            isolation: IsolationCheck {
+                problems: if clean {
+                    vec![]
+                } else {
+                    vec!["database seedbed_c_1 was left behind".into()]
+                },
+                ..IsolationCheck::default()
+            },
+            ..ProcessMeasurements::default()
+        })))
+    }
+
+    /// In one process Rollback is fastest; in processes of their own Namespace's tests are
+    /// (its start-up costs less), Template left a clone behind, Truncate did not start.
+    fn mixed_report() -> Report {
+        let mut report = Report::new(&BenchConfig::default());
+        report.process_tests = 20;
+        report.floor = Some(process_run(30_000));
+        let result = |s, in_process, processes| TargetResult {
+            target: Target::Strategy(s),
+            outcome: Some(TargetOutcome::Measured(in_process)),
+            processes,
+        };
+        report.results = vec![
+            result(
+                Strategy::Rollback,
+                measured(800, true),
+                processes(48_000, true),
+            ),
+            TargetResult {
+                target: Target::Strategy(Strategy::Truncate),
+                outcome: Some(TargetOutcome::Measured(measured(2_000, true))),
+                processes: Some(ProcessOutcome::Unavailable(
+                    "the test process failed".into(),
+                )),
+            },
+            result(
+                Strategy::Template,
+                measured(18_000, true),
+                processes(33_000, false),
+            ),
+            result(
+                Strategy::Namespace,
+                measured(2_500, true),
+                processes(36_000, true),
+            ),
+            TargetResult {
+                target: Target::Baseline,
+                outcome: Some(TargetOutcome::Measured(measured(72_000, true))),
+                processes: processes(144_000, true),
+            },
+        ];
+        report
+    }
+
+    #[test]
+    fn compares_test_processes_with_the_floor_and_the_baseline() {
+        let report = mixed_report();
+        let gap = report
+            .over_floor(Target::Strategy(Strategy::Namespace))
+            .unwrap();
+        assert_eq!(gap.extra_ms(), 6.0);
+        assert_eq!(gap.ratio(), Some(1.2));
+        assert_eq!(gap.format_extra(), "+6.00 ms");
+        assert_eq!(
+            report.processes_ratio_to_baseline(Target::Strategy(Strategy::Namespace)),
+            Some(4.0)
+        );
+        // Not measured in processes: nothing to compare.
+        assert_eq!(
+            report.over_floor(Target::Strategy(Strategy::Truncate)),
+            None
+        );
+        // No floor (or a floor whose processes all failed): no comparison either.
+        let mut no_floor = mixed_report();
+        no_floor.floor = Some(ProcessRun::default());
+        assert_eq!(no_floor.over_floor(Target::Baseline), None);
+    }
+
+    #[test]
+    fn recommends_for_nextest_and_says_when_the_choice_differs() {
+        let report = mixed_report();
+        assert_eq!(
+            report.recommendation().map(|r| r.strategy),
+            Some(Strategy::Rollback)
+        );
+        let r = report.processes_recommendation().unwrap();
+        assert_eq!(r.strategy, Strategy::Namespace, "{}", r.text);
+        for part in [
+            "Namespace: 36.0 ms per test process (p50; p95 54.0 ms)",
+            "+6.00 ms over the floor of 30.0 ms",
+            "4.0× less than a process that creates and migrates its database",
+            "20 test processes took 360.0 ms with 2 jobs, against 1.44 s for the baseline",
+            "for tests that count or scan whole tables, choose Rollback (48.0 ms per test process)",
+            "In one process (cargo test) the choice differs: Rollback: in processes of their own \
+             its tests take 48.0 ms (p50), 12.0 ms more.",
+            "Truncate was not measured in processes (the test process failed)",
+            "Template is left out: its processes left things behind: database seedbed_c_1 was \
+             left behind",
+        ] {
+            assert!(r.text.contains(part), "{part:?} not in: {}", r.text);
+        }
+    }
+
+    #[test]
+    fn the_same_choice_in_both_models_is_said_so() {
+        let mut report = mixed_report();
+        report.results.retain(|r| {
+            matches!(
+                r.target,
+                Target::Strategy(Strategy::Rollback) | Target::Baseline
+            )
+        });
+        let r = report.processes_recommendation().unwrap();
+        assert_eq!(r.strategy, Strategy::Rollback);
+        assert!(
+            r.text
+                .contains("In one process (cargo test) the choice is the same."),
+            "{}",
+            r.text
+        );
+        // Processes only: no in-process choice to compare with.
+        for result in &mut report.results {
+            result.outcome = None;
+        }
+        let r = report.processes_recommendation().unwrap();
+        assert!(!r.text.contains("cargo test"), "{}", r.text);
+        assert!(report.recommendation().is_none());
     }
 }

@@ -87,38 +87,38 @@ pub struct FillStats {
 }
 
 #[derive(Debug)]
-struct ColumnPlan {
-    name: String,
-    values: Gen,
+pub(super) struct ColumnPlan {
+    pub(super) name: String,
+    pub(super) values: Gen,
     /// In a primary key or unique key: a value drawn twice for one table in one test is drawn
     /// again.
-    unique: bool,
+    pub(super) unique: bool,
 }
 
 #[derive(Debug, Clone)]
-struct FkPlan {
-    name: String,
-    columns: Vec<String>,
-    parent: QualifiedName,
-    parent_columns: Vec<String>,
+pub(super) struct FkPlan {
+    pub(super) name: String,
+    pub(super) columns: Vec<String>,
+    pub(super) parent: QualifiedName,
+    pub(super) parent_columns: Vec<String>,
     /// NOT NULL: a row cannot be written without a parent.
-    required: bool,
-    self_reference: bool,
+    pub(super) required: bool,
+    pub(super) self_reference: bool,
 }
 
 #[derive(Debug)]
-struct TablePlan {
-    name: QualifiedName,
-    columns: Vec<ColumnPlan>,
-    fks: Vec<FkPlan>,
+pub(super) struct TablePlan {
+    pub(super) name: QualifiedName,
+    pub(super) columns: Vec<ColumnPlan>,
+    pub(super) fks: Vec<FkPlan>,
     /// `(greater, lesser, strict)`, indexes into `columns`.
-    relations: Vec<(usize, usize, bool)>,
+    pub(super) relations: Vec<(usize, usize, bool)>,
     /// Unique keys made only of foreign-key columns, as indexes into `fks`: their parents must be
     /// combined without repeating a combination.
-    fk_groups: Vec<Vec<usize>>,
+    pub(super) fk_groups: Vec<Vec<usize>>,
     /// Parents that must be written in the same test (NOT NULL keys to tables migrations left
     /// empty).
-    requires: Vec<QualifiedName>,
+    pub(super) requires: Vec<QualifiedName>,
 }
 
 /// How to write rows into the tables of one schema; see the [module docs](self).
@@ -140,14 +140,17 @@ struct TablePlan {
 #[derive(Debug)]
 pub struct RowPlan {
     /// Fillable tables, parents before children.
-    tables: Vec<TablePlan>,
-    index: HashMap<QualifiedName, usize>,
-    skipped: Vec<Skipped>,
-    prefilled: HashMap<QualifiedName, Vec<JsonValue>>,
+    pub(super) tables: Vec<TablePlan>,
+    pub(super) index: HashMap<QualifiedName, usize>,
+    pub(super) skipped: Vec<Skipped>,
+    pub(super) prefilled: HashMap<QualifiedName, Vec<JsonValue>>,
     /// Top-level tables of the schema.
-    schema_tables: usize,
+    pub(super) schema_tables: usize,
     /// A number unique in the run for every value drawn.
-    seq: AtomicU64,
+    pub(super) seq: AtomicU64,
+    /// How far `seq` moves per value: 1, or the number of plans drawing in turns (see
+    /// [`interleave`](Self::interleave)).
+    pub(super) seq_step: u64,
 }
 
 /// What introspection and the domains say about one table before it is planned.
@@ -197,6 +200,7 @@ impl RowPlan {
             prefilled,
             schema_tables: schema.top_level_tables().count(),
             seq: AtomicU64::new(1),
+            seq_step: 1,
         };
         plan.reindex();
         plan.probe(conn, rows.max(1)).await?;
@@ -213,7 +217,7 @@ impl RowPlan {
         Ok(plan)
     }
 
-    fn reindex(&mut self) {
+    pub(super) fn reindex(&mut self) {
         self.index = self
             .tables
             .iter()
@@ -236,6 +240,45 @@ impl RowPlan {
     /// parent).
     pub fn schema_tables(&self) -> usize {
         self.schema_tables
+    }
+
+    /// Makes this plan one of `parts` copies that draw their run-unique values in turns: this
+    /// one draws the `part`-th of every `parts` numbers (of the sequence that makes text, keys
+    /// and addresses unique, and of every unique integer column's counter). Copies of one plan
+    /// loaded by separate processes ([`load`](Self::load)), each given a different `part`, never
+    /// draw the same unique value, however many rows each writes: what one shared plan gives
+    /// the tests of one process.
+    ///
+    /// ```no_run
+    /// # fn demo(path: &std::path::Path) -> Result<(), seedbed::Error> {
+    /// // Test process 3 of a run of 20.
+    /// let mut plan = seedbed::bench::RowPlan::load(path)?;
+    /// plan.interleave(3, 20)?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// `part` must be below `parts` ([`Error::Config`] otherwise).
+    pub fn interleave(&mut self, part: u64, parts: u64) -> Result<()> {
+        if part >= parts {
+            return Err(Error::Config(format!(
+                "part {part} of a row plan split in {parts}: the part must be below the number \
+                 of parts"
+            )));
+        }
+        let step = self.seq_step;
+        let seq = self.seq.get_mut();
+        *seq = seq.saturating_add(part.saturating_mul(step));
+        self.seq_step = step.saturating_mul(parts);
+        let (part, parts) = (
+            i64::try_from(part).unwrap_or(i64::MAX),
+            i64::try_from(parts).unwrap_or(i64::MAX),
+        );
+        for t in &mut self.tables {
+            for c in &mut t.columns {
+                c.values.interleave(part, parts);
+            }
+        }
+        Ok(())
     }
 
     /// About `k` tables for one test, chosen along the foreign-key graph from `seed`: tables
@@ -520,7 +563,7 @@ impl RowPlan {
         for (c, seen) in t.columns.iter().zip(seen.iter_mut()) {
             let mut attempts = 0;
             loop {
-                let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+                let seq = self.seq.fetch_add(self.seq_step, Ordering::Relaxed);
                 let v = c.values.draw(&mut Draw { rng, seq });
                 attempts += 1;
                 if !c.unique || attempts >= 32 || seen.insert(format!("{v:?}")) {

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use sqlx::{Connection, PgConnection};
 
-use super::clean::{self, Expected};
+use super::clean::{self, Expected, Registered};
 use super::measure::{Sampler, Summary};
+use super::process::{self, Children, PlanFile};
 use super::report::{
-    Environment, IsolationCheck, Measurements, Report, SchemaInfo, SuiteRun, TargetOutcome,
-    TargetResult,
+    Environment, IsolationCheck, Measurements, ProcessOutcome, Report, SchemaInfo, SuiteRun,
+    TargetOutcome, TargetResult,
 };
 use super::rows::{FillStats, RowPlan};
 use super::{BenchConfig, Progress, Target};
@@ -70,6 +71,7 @@ pub async fn run(config: &BenchConfig, progress: &dyn Progress) -> Result<Report
     .await;
     let _ = conn.close().await;
     let (plan, expected) = planned?;
+    let plan_database = plan_db.name.clone();
     progress.test_done();
     for s in plan.skipped() {
         progress.note(&format!("skipped {s}"));
@@ -94,12 +96,53 @@ pub async fn run(config: &BenchConfig, progress: &dyn Progress) -> Result<Report
         rows: config.rows,
         seed: config.seed,
     });
-    for target in &config.targets {
-        let result = run_target(&shared, *target, config, progress, &expected).await?;
-        if let TargetOutcome::Unavailable(why) = &result.outcome {
-            progress.note(&format!("{target} not measured: {why}"));
+    report.results = config
+        .targets
+        .iter()
+        .map(|&target| TargetResult {
+            target,
+            outcome: None,
+            processes: None,
+        })
+        .collect();
+    // The test processes run first, while this process holds nothing of the isolation engine:
+    // after the in-process suites it would keep their leases (Truncate's slots), pools and
+    // background work (Template's spares), which test processes would wait for or compete with.
+    if let Some(processes) = &config.processes {
+        let children = Arc::new(Children {
+            command: processes.command.clone(),
+            url: process::url_for_children(server),
+            plan: PlanFile::write(&shared.plan)?,
+            migrations: process::child_migrations(&shared.source),
+            tests: processes.tests,
+            jobs: config.jobs,
+            tables: config.tables,
+            rows: config.rows,
+            seed: config.seed,
+        });
+        report.floor = Some(children.floor(&plan_database, progress).await);
+        for result in &mut report.results {
+            let outcome = children
+                .target(server, result.target, &expected, progress)
+                .await?;
+            if let ProcessOutcome::Unavailable(why) = &outcome {
+                progress.note(&format!(
+                    "{} not measured in processes: {why}",
+                    result.target
+                ));
+            }
+            result.processes = Some(outcome);
         }
-        report.results.push(result);
+    }
+    if config.in_process {
+        for result in &mut report.results {
+            let target = result.target;
+            let outcome = run_target(&shared, target, config, progress, &expected).await?;
+            if let TargetOutcome::Unavailable(why) = &outcome {
+                progress.note(&format!("{target} not measured: {why}"));
+            }
+            result.outcome = Some(outcome);
+        }
     }
     report.elapsed = started.elapsed();
     Ok(report)
@@ -121,6 +164,14 @@ fn validate(config: &BenchConfig) -> Result<()> {
             "no strategy to measure: name some of rollback, truncate, template, namespace, \
              baseline"
                 .into(),
+        ));
+    }
+    if let Some(p) = &config.processes {
+        process::validate(p.tests, &p.command)?;
+    }
+    if !config.in_process && config.processes.is_none() {
+        return Err(Error::Config(
+            "nothing to run: neither the in-process suites nor the process-per-test runs".into(),
         ));
     }
     Ok(())
@@ -231,7 +282,7 @@ async fn run_target(
     config: &BenchConfig,
     progress: &dyn Progress,
     expected: &Expected,
-) -> Result<TargetResult> {
+) -> Result<TargetOutcome> {
     let server = shared.server;
     let before = clean::database_names(server).await?;
     let sampler = Sampler::start(server).await?;
@@ -252,12 +303,12 @@ async fn run_target(
         Ok(Sample { error: Some(e), .. }) => {
             close_admin(admin).await;
             let _ = sampler.finish().await;
-            return Ok(unavailable(target, e));
+            return Ok(TargetOutcome::Unavailable(e));
         }
         Err(e) => {
             close_admin(admin).await;
             let _ = sampler.finish().await;
-            return Ok(unavailable(target, e.to_string()));
+            return Ok(TargetOutcome::Unavailable(e.to_string()));
         }
     };
     close_admin(admin).await;
@@ -300,7 +351,11 @@ async fn run_target(
         &stay,
         &gone,
         DROP_WAIT,
-        target == Target::Strategy(crate::isolation::Strategy::Template),
+        if target == Target::Strategy(crate::isolation::Strategy::Template) {
+            Registered::ByThisProcess
+        } else {
+            Registered::Unchecked
+        },
     )
     .await
     {
@@ -311,28 +366,18 @@ async fn run_target(
         },
     };
     progress.test_done();
-    Ok(TargetResult {
-        target,
-        outcome: TargetOutcome::Measured(Box::new(Measurements {
-            setup: if target == Target::Baseline {
-                Duration::ZERO
-            } else {
-                setup
-            },
-            setup_built,
-            serial,
-            parallel,
-            peak_connections,
-            isolation,
-        })),
-    })
-}
-
-fn unavailable(target: Target, why: String) -> TargetResult {
-    TargetResult {
-        target,
-        outcome: TargetOutcome::Unavailable(why),
-    }
+    Ok(TargetOutcome::Measured(Box::new(Measurements {
+        setup: if target == Target::Baseline {
+            Duration::ZERO
+        } else {
+            setup
+        },
+        setup_built,
+        serial,
+        parallel,
+        peak_connections,
+        isolation,
+    })))
 }
 
 async fn close_admin(admin: Option<PgConnection>) {
@@ -412,7 +457,7 @@ async fn run_suite(
 }
 
 /// The seed of test `i`.
-fn test_seed(seed: u64, i: usize) -> u64 {
+pub(super) fn test_seed(seed: u64, i: usize) -> u64 {
     let mut z = seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

@@ -70,8 +70,12 @@ pub(crate) enum Gen {
     Int {
         lo: i64,
         hi: i64,
-        /// In a unique key: values count up from `next` (wrapping in `lo..=hi`).
+        /// In a unique key: values count up from `next` by `step` (wrapping in `lo..=hi`).
         unique: Option<AtomicI64>,
+        /// 1, or the number of plans drawing in turns ([`RowPlan::interleave`]).
+        ///
+        /// [`RowPlan::interleave`]: super::RowPlan::interleave
+        step: i64,
     },
     Decimal {
         lo: f64,
@@ -236,7 +240,12 @@ impl Gen {
                 });
                 AtomicI64::new(start)
             });
-            return Ok(Gen::Int { lo, hi, unique });
+            return Ok(Gen::Int {
+                lo,
+                hi,
+                unique,
+                step: 1,
+            });
         }
         if matches!(base_type, "numeric" | "float4" | "float8" | "money") {
             let (mut lo, mut hi) = (-1e9_f64, 1e9_f64);
@@ -365,14 +374,38 @@ impl Gen {
         })
     }
 
+    /// Makes a unique integer counter draw the `part`-th of every `parts` of its values (see
+    /// [`RowPlan::interleave`](super::RowPlan::interleave)); the other generators draw from
+    /// the plan's sequence, or at random.
+    pub(crate) fn interleave(&mut self, part: i64, parts: i64) {
+        match self {
+            Gen::Int {
+                unique: Some(next),
+                step,
+                ..
+            } => {
+                let n = next.get_mut();
+                *n = n.wrapping_add(part.wrapping_mul(*step));
+                *step = step.wrapping_mul(parts);
+            }
+            Gen::Array(element) => element.interleave(part, parts),
+            _ => {}
+        }
+    }
+
     /// Draws one value.
     pub(crate) fn draw(&self, d: &mut Draw<'_>) -> Value {
         let rng = &mut *d.rng;
         match self {
-            Gen::Int { lo, hi, unique } => match unique {
+            Gen::Int {
+                lo,
+                hi,
+                unique,
+                step,
+            } => match unique {
                 Some(next) => {
                     let span = (*hi as i128 - *lo as i128 + 1).max(1);
-                    let n = next.fetch_add(1, Ordering::Relaxed) as i128;
+                    let n = next.fetch_add(*step, Ordering::Relaxed) as i128;
                     Value::Int((*lo as i128 + (n - *lo as i128).rem_euclid(span)) as i64)
                 }
                 None => {

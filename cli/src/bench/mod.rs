@@ -7,13 +7,40 @@ mod json;
 mod progress;
 mod table;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use clap::Args;
-use seedbed::bench::{BenchConfig, Report, Target};
+use clap::{Args, ValueEnum};
+use seedbed::bench::{BenchConfig, ChildCommand, ChildSpec, ProcessConfig, Report, Target};
 use seedbed::isolation::MigrationSource;
+
+/// Test processes per target when `--process-tests` is not given: `--tests`, up to this many.
+const DEFAULT_PROCESS_TESTS: usize = 50;
+
+/// Which ways of running a suite `seedbed bench` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Model {
+    /// Every test of a suite in the bench's own process (`cargo test`), serially and with
+    /// --jobs workers.
+    InProcess,
+    /// Every test in a process of its own (`cargo nextest`), --jobs at a time, beside a floor.
+    Processes,
+    /// Both.
+    Both,
+}
+
+impl Model {
+    /// The name on the command line and in bench.json.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Model::InProcess => "in-process",
+            Model::Processes => "processes",
+            Model::Both => "both",
+        }
+    }
+}
 
 #[derive(Args)]
 pub(crate) struct BenchArgs {
@@ -27,16 +54,30 @@ pub(crate) struct BenchArgs {
     /// (create a database and run every migration per test, as #[sqlx::test] does).
     #[arg(long, default_value = "rollback,truncate,template,namespace,baseline")]
     strategies: String,
-    /// Tests per suite (each suite runs serially and with --jobs workers).
+    /// Tests per suite (each in-process suite runs serially and with --jobs workers); the
+    /// process-per-test runs take as many, up to 50 (see --process-tests).
     #[arg(long, default_value_t = 100)]
     tests: usize,
+    /// How the tests run: in-process (one process, as cargo test), processes (one process per
+    /// test, as cargo nextest: each strategy and the baseline, beside a floor process that only
+    /// connects, writes the same rows in a transaction and rolls back), or both.
+    #[arg(long, value_enum, default_value_t = Model::Both)]
+    model: Model,
+    /// Test processes per target (and for the floor) in the process-per-test runs, --jobs at a
+    /// time. Default: --tests, up to 50. A test process takes 20 to 250 ms where a test in one
+    /// process takes 1 to 100 ms (its start-up, its connections, the strategy's first use in a
+    /// process), so 100 per target would double the default run; 50 add about 20 s to it on two
+    /// cores and still give stable medians and p95s.
+    #[arg(long)]
+    process_tests: Option<usize>,
     /// Tables each test writes, chosen along the foreign-key graph.
     #[arg(long, default_value_t = 6)]
     tables: usize,
     /// Rows each test writes into each of its tables.
     #[arg(long, default_value_t = 20)]
     rows: usize,
-    /// Parallel workers of the parallel run (default: the number of CPUs).
+    /// Parallel workers of the parallel run, and test processes running at once in the
+    /// process-per-test runs, as `cargo nextest -j` (default: the number of CPUs).
     #[arg(long)]
     jobs: Option<usize>,
     /// Where the JSON report and the SVG chart go.
@@ -73,6 +114,24 @@ pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode, seedbed::Error> {
         seedbed::server::Server::install(server)?;
     }
 
+    let processes = match args.model {
+        Model::InProcess => None,
+        Model::Processes | Model::Both => {
+            let program = std::env::current_exe().map_err(|e| {
+                io_error(
+                    "cannot find the seedbed program to start test processes",
+                    &PathBuf::from("."),
+                    e,
+                )
+            })?;
+            Some(ProcessConfig {
+                command: ChildCommand::new(program).arg("__bench-child"),
+                tests: args
+                    .process_tests
+                    .unwrap_or_else(|| args.tests.min(DEFAULT_PROCESS_TESTS)),
+            })
+        }
+    };
     let config = BenchConfig {
         migrations,
         targets,
@@ -83,6 +142,8 @@ pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode, seedbed::Error> {
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         seed: args.seed,
+        in_process: args.model != Model::Processes,
+        processes,
     };
     let bar = progress::Bar::new();
     let result = seedbed::bench::run(&config, &bar).await;
@@ -97,7 +158,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode, seedbed::Error> {
         .map_err(|e| io_error("cannot create the output directory", &args.out, e))?;
     let json_path = args.out.join("bench.json");
     let svg_path = args.out.join("bench.svg");
-    std::fs::write(&json_path, json::render(&report))
+    std::fs::write(&json_path, json::render(&report, args.model.name()))
         .map_err(|e| io_error("cannot write", &json_path, e))?;
     chart::draw(&report, &svg_path)?;
     println!(
@@ -106,6 +167,40 @@ pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode, seedbed::Error> {
         svg_path.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `seedbed __bench-child …`: one test process of the process-per-test runs, on a
+/// current-thread runtime as `#[tokio::test]` builds; prints its report line.
+pub(crate) fn child(args: Vec<OsString>, started: Instant) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let spec = ChildSpec::parse(args)?;
+        seedbed::bench::run_child(
+            &spec,
+            MigrationSource::Migrator(&crate::REFERENCE_MIGRATIONS),
+            started,
+        )
+        .await
+    });
+    match result {
+        Ok(report) => {
+            println!("{}", report.to_line());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn io_error(

@@ -2,18 +2,26 @@
 
 use std::fmt::Write as _;
 
-use seedbed::bench::{Report, Target, TargetOutcome};
+use seedbed::bench::{ProcessOutcome, ProcessRun, Report, Target, TargetOutcome};
 
 use super::{ms, times};
 
 pub(crate) fn render(r: &Report) -> String {
     let mut out = String::new();
     let env = &r.environment;
-    let _ = writeln!(
-        out,
-        "\nseedbed bench: {} tests per suite, each writing {} rows into ~{} tables; serial and {} jobs; seed {}",
-        r.tests, r.rows, r.tables, r.jobs, r.seed
-    );
+    if r.in_process {
+        let _ = writeln!(
+            out,
+            "\nseedbed bench: {} tests per suite, each writing {} rows into ~{} tables; serial and {} jobs; seed {}",
+            r.tests, r.rows, r.tables, r.jobs, r.seed
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "\nseedbed bench: {} test processes per strategy, each writing {} rows into ~{} tables; {} jobs; seed {}",
+            r.process_tests, r.rows, r.tables, r.jobs, r.seed
+        );
+    }
     let _ = writeln!(
         out,
         "server:  {} (PostgreSQL {}{}), max_connections {}, seedbed's connection budget {}",
@@ -42,6 +50,54 @@ pub(crate) fn render(r: &Report) -> String {
         let _ = writeln!(out, "         skipped {skipped}");
     }
 
+    if r.in_process {
+        in_process_block(&mut out, r);
+    }
+    if r.process_tests > 0 {
+        processes_block(&mut out, r);
+    }
+    if r.in_process {
+        match r.recommendation() {
+            Some(rec) => {
+                let _ = writeln!(
+                    out,
+                    "\nrecommendation (cargo test, one process): {}",
+                    rec.text
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "\nrecommendation (cargo test, one process): none: no strategy was measured \
+                     with every test passing and nothing left behind (see above)"
+                );
+            }
+        }
+    }
+    if r.process_tests > 0 {
+        match r.processes_recommendation() {
+            Some(rec) => {
+                let _ = writeln!(
+                    out,
+                    "\nrecommendation (cargo nextest, one process per test): {}",
+                    rec.text
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "\nrecommendation (cargo nextest, one process per test): none: no strategy's \
+                     test processes all passed and left nothing behind (see above)"
+                );
+            }
+        }
+    }
+    let _ = writeln!(out, "\nmeasured in {}", ms(r.elapsed));
+    out
+}
+
+/// The in-process suites: one row per target.
+fn in_process_block(out: &mut String, r: &Report) {
     let _ = writeln!(
         out,
         "\n{:<10} {:>29}  {:>9}  {:>19}  {:>18}  {:>5}  left",
@@ -62,10 +118,11 @@ pub(crate) fn render(r: &Report) -> String {
     );
     for result in &r.results {
         match &result.outcome {
-            TargetOutcome::Unavailable(why) => {
+            None => {}
+            Some(TargetOutcome::Unavailable(why)) => {
                 let _ = writeln!(out, "{:<10} not measured: {why}", result.target.name());
             }
-            TargetOutcome::Measured(m) => {
+            Some(TargetOutcome::Measured(m)) => {
                 let ratio = r
                     .ratio_to_baseline(result.target)
                     .map(times)
@@ -134,18 +191,137 @@ pub(crate) fn render(r: &Report) -> String {
             }
         }
     }
-    match r.recommendation() {
-        Some(rec) => {
-            let _ = writeln!(out, "\nrecommendation: {}", rec.text);
-        }
-        None => {
-            let _ = writeln!(
-                out,
-                "\nrecommendation: none: no strategy was measured with every test passing and \
-                 nothing left behind (see above)"
-            );
+}
+
+/// The process-per-test runs: the floor, then one row per target.
+fn processes_block(out: &mut String, r: &Report) {
+    let _ = writeln!(
+        out,
+        "\none process per test (as cargo nextest runs): {} test processes per target, {} at a time; \
+         each started as a process of its own and timed from spawn to exit",
+        r.process_tests, r.jobs
+    );
+    let _ = writeln!(
+        out,
+        "\n{:<10} {:>19}  {:>18}  {:>29}  {:>10}  {:>9}  {:>5}  left",
+        "",
+        "per test process",
+        "over the floor",
+        "inside the process, p50",
+        "suite wall",
+        "one-off",
+        "peak"
+    );
+    let _ = writeln!(
+        out,
+        "{:<10} {:>9} {:>9}  {:>9} {:>8}  {:>9} {:>9} {:>9}  {:>10}  {:>9}  {:>5}  clean",
+        "strategy",
+        "p50",
+        "p95",
+        "p50",
+        "ratio",
+        "start-up",
+        "overhead",
+        "writes",
+        format!("{} jobs", r.jobs),
+        "setup",
+        "conns"
+    );
+    if let Some(floor) = &r.floor {
+        let _ = writeln!(
+            out,
+            "{:<10} {}  {:>9} {:>8}  {}  {:>10}  {:>9}  {:>5}  {}",
+            "floor",
+            process_times(floor),
+            "",
+            "1.0×",
+            inside(floor),
+            ms(floor.wall),
+            "",
+            "",
+            if floor.failures > 0 {
+                format!("{} FAILED", floor.failures)
+            } else {
+                "—".into()
+            }
+        );
+    }
+    for result in &r.results {
+        match &result.processes {
+            None => {}
+            Some(ProcessOutcome::Unavailable(why)) => {
+                let _ = writeln!(out, "{:<10} not measured: {why}", result.target.name());
+            }
+            Some(ProcessOutcome::Measured(m)) => {
+                let gap = r.over_floor(result.target);
+                let extra = gap.map_or_else(|| "—".into(), |g| g.format_extra());
+                let ratio = gap
+                    .and_then(|g| g.ratio())
+                    .map_or_else(|| "—".into(), times);
+                let setup = if result.target == Target::Baseline {
+                    "every test".to_string()
+                } else {
+                    ms(m.setup)
+                };
+                let clean = if m.correct() {
+                    "yes".to_string()
+                } else if m.run.failures > 0 {
+                    format!("{} FAILED", m.run.failures)
+                } else {
+                    "NO".into()
+                };
+                let _ = writeln!(
+                    out,
+                    "{:<10} {}  {:>9} {:>8}  {}  {:>10}  {:>9}  {:>5}  {}",
+                    result.target.name(),
+                    process_times(&m.run),
+                    extra,
+                    ratio,
+                    inside(&m.run),
+                    ms(m.run.wall),
+                    setup,
+                    m.peak_connections,
+                    clean
+                );
+            }
         }
     }
-    let _ = writeln!(out, "\nmeasured in {}", ms(r.elapsed));
-    out
+    let _ = writeln!(
+        out,
+        "\nfloor: a test process that only connects to a migrated database, runs BEGIN, the same \
+         writes and ROLLBACK; start-up: what a process spends outside its test (starting, its \
+         runtime, reading the row plan, exiting)"
+    );
+    if let Some(f) = r.floor.as_ref().and_then(|f| f.first_failure.as_ref()) {
+        let _ = writeln!(out, "floor: a test process failed: {f}");
+    }
+    for res in &r.results {
+        if let Some(m) = res.measured_processes().filter(|m| !m.correct()) {
+            for p in &m.isolation.problems {
+                let _ = writeln!(out, "{} (processes): {p}", res.target.name());
+            }
+            if let Some(f) = &m.run.first_failure {
+                let _ = writeln!(
+                    out,
+                    "{} (processes): a test process failed: {f}",
+                    res.target.name()
+                );
+            }
+        }
+    }
+}
+
+/// p50 and p95 per process.
+fn process_times(p: &ProcessRun) -> String {
+    format!("{:>9} {:>9}", ms(p.process.p50), ms(p.process.p95))
+}
+
+/// Start-up, overhead and writes inside the process, p50.
+fn inside(p: &ProcessRun) -> String {
+    format!(
+        "{:>9} {:>9} {:>9}",
+        ms(p.startup.p50),
+        ms(p.overhead.p50),
+        ms(p.writes.p50)
+    )
 }
