@@ -4,7 +4,9 @@
 //! The parent test starts a [`CountingProxy`] in front of the real server (resolved as seedbed
 //! resolves it: `SEEDBED_DATABASE_URL`, `DATABASE_URL`, else the embedded server, reached over
 //! TCP) and runs this binary's own `child_*` tests as child processes with
-//! `SEEDBED_DATABASE_URL` pointing at the proxy, each one twice in a row. Only the second run is
+//! `SEEDBED_DATABASE_URL` pointing at the proxy and the environment `cargo nextest` gives a test
+//! process (`NEXTEST_EXECUTION_MODE=process-per-test`, one `NEXTEST_RUN_ID` for all), each one
+//! twice in a row. Only the second run is
 //! counted: the first may build what is built once per server and migrations checksum (the
 //! migrated databases, the template), which is a one-off per run, not a cost of each process.
 //!
@@ -283,6 +285,12 @@ fn connections_per_test_process_stay_within_the_targets() {
     assert!(missed.is_empty(), "{}", missed.join("\n"));
 }
 
+/// The run id the children share, as the processes of one `cargo nextest run` do.
+fn run_id() -> &'static str {
+    static RUN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    RUN.get_or_init(|| format!("connections-{}", std::process::id()))
+}
+
 /// Runs `test` of this binary in a process of its own against `url`, and returns the
 /// connections the proxy accepted while it ran. A child that fails or runs no test fails the
 /// caller, with its output.
@@ -297,7 +305,16 @@ fn run_child(proxy: &CountingProxy, test: &str, url: &str) -> Run {
     let (status, stdout, stderr) = run_with_timeout(
         Command::new(std::env::current_exe().unwrap())
             .args([test, "--exact", "--test-threads", "1"])
-            .env("SEEDBED_DATABASE_URL", url),
+            .env("SEEDBED_DATABASE_URL", url)
+            // As `cargo nextest run` starts a test process: one test, one run for all of them,
+            // and the test's slot among those running at once.
+            .env("NEXTEST_EXECUTION_MODE", "process-per-test")
+            .env("NEXTEST_RUN_ID", run_id())
+            // A slot of its own: this process's own run of the children holds Truncate's first
+            // databases for as long as it lives, as any `cargo test` process would.
+            .env("NEXTEST_TEST_GLOBAL_SLOT", "5")
+            .env("SEEDBED_TRUNCATE_DATABASES", "8")
+            .env_remove("SEEDBED_RUN_ID"),
         CHILD_TIMEOUT,
     )
     .unwrap_or_else(|e| panic!("{test}: {e}"));

@@ -89,6 +89,52 @@ where
     }
 }
 
+/// Background work that must not be cut off by the end of the process (sweeping what dead
+/// processes left, dropping a database): started with [`spawn_tracked`], waited for by
+/// [`settle`].
+fn tracked() -> &'static Mutex<Vec<tokio::task::JoinHandle<()>>> {
+    static TRACKED: OnceLock<Mutex<Vec<tokio::task::JoinHandle<()>>>> = OnceLock::new();
+    TRACKED.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+/// Starts `fut` in the background, as [`spawn_detached`], and records it for [`settle`].
+pub(crate) fn spawn_tracked<F>(fut: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let handle = if adopted()
+        && let Ok(handle) = tokio::runtime::Handle::try_current()
+    {
+        handle.spawn(fut)
+    } else {
+        match runtime() {
+            Ok(rt) => rt.spawn(fut),
+            Err(_) => return,
+        }
+    };
+    let mut all = tracked().lock().unwrap_or_else(PoisonError::into_inner);
+    all.retain(|h| !h.is_finished());
+    all.push(handle);
+}
+
+/// Waits, at most `limit`, for the background work [`spawn_tracked`] started, in a process that
+/// adopted its test's runtime: `#[seedbed::test]` calls it when its test has ended, so a process
+/// that runs one test does not exit in the middle of it (a process that runs many lets it finish
+/// on the engine runtime while its next tests run).
+pub(crate) async fn settle(limit: std::time::Duration) {
+    if !adopted() {
+        return;
+    }
+    let pending: Vec<tokio::task::JoinHandle<()>> =
+        std::mem::take(&mut *tracked().lock().unwrap_or_else(PoisonError::into_inner));
+    let _ = tokio::time::timeout(limit, async {
+        for handle in pending {
+            let _ = handle.await;
+        }
+    })
+    .await;
+}
+
 /// Migrations read once per process, by source.
 pub(crate) async fn migrations(
     key: &str,

@@ -302,6 +302,8 @@ where
             })
             .await;
         let isolation_error = finished.err();
+        // Background work of the test's (a drop, the run's sweep) ends before the process can.
+        super::engine::settle(Duration::from_secs(60)).await;
         match outcome {
             Ok(out) if out.is_success() => {
                 if let Some(e) = isolation_error {

@@ -59,8 +59,16 @@ pub fn pool_size() -> Result<i64> {
 /// does it; see [`registry::begin_run`]): their drops never hold up a test. A process that ends
 /// first leaves the rest to the next run.
 fn sweep_in_background(server: &'static Server) {
-    engine::spawn_detached(async move {
-        let swept = engine::builder()
+    engine::spawn_tracked(async move {
+        // A process that runs one test has its control connection to spare while the test runs;
+        // one that runs many sweeps on a connection of its own, so its tests' claims never wait
+        // behind a drop.
+        let connection = if engine::adopted() {
+            engine::control()
+        } else {
+            engine::builder()
+        };
+        let swept = connection
             .with(server, |conn| {
                 Box::pin(async move { registry::sweep(conn, false).await })
             })
@@ -430,7 +438,7 @@ pub(crate) async fn release(
 ) -> Result<()> {
     let db = database.to_string();
     if passed {
-        engine::spawn_detached(async move {
+        engine::spawn_tracked(async move {
             let dropped = engine::builder()
                 .with(server, {
                     let db = db.clone();

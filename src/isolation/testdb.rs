@@ -518,11 +518,13 @@ impl Isolation {
             None => self.build_name(&self.build("truncate")).await?,
         };
         let mut wait = truncate::SlotWait::new();
+        let preferred = truncate::preferred_slot(&base);
         loop {
             let mut names = match &self.database {
                 Some(db) => vec![db.clone()],
-                None => truncate::preferred_slot(&base).into_iter().collect(),
+                None => preferred.iter().cloned().collect(),
             };
+            let mut missing = false;
             let mut listed = self.database.is_some();
             let mut i = 0;
             loop {
@@ -539,14 +541,23 @@ impl Isolation {
                 }
                 let name = names[i].clone();
                 i += 1;
-                if let Some(claimed) = self.claim_slot_here(server, &name, &base, set).await? {
-                    return Ok(claimed);
+                match self.claim_slot_here(server, &name, &base, set).await? {
+                    Claim::Taken(claimed) => return Ok(claimed),
+                    Claim::Missing if Some(&name) == preferred.as_ref() => missing = true,
+                    Claim::Missing | Claim::Held => {}
+                }
+                // The preferred slot is missing: make it (it is this test slot's from now on)
+                // rather than take another's.
+                if missing && self.database.is_none() {
+                    break;
                 }
             }
             if self.database.is_none() {
                 self.migrated(server, "truncate").await?;
-                if let Some(name) = truncate::create_slot(server, &base).await?
-                    && let Some(claimed) = self.claim_slot_here(server, &name, &base, set).await?
+                let want = preferred.clone().filter(|_| missing);
+                if let Some(name) = truncate::create_slot(server, &base, want).await?
+                    && let Claim::Taken(claimed) =
+                        self.claim_slot_here(server, &name, &base, set).await?
                 {
                     return Ok(claimed);
                 }
@@ -556,21 +567,20 @@ impl Isolation {
     }
 
     /// Opens the test's pool to `name` and takes its lease on the first connection, with the
-    /// test's session settings `set`, in one round trip; `None` when another test holds it or it
-    /// does not exist.
+    /// test's session settings `set`, in one round trip.
     async fn claim_slot_here(
         &self,
         server: &'static Server,
         name: &str,
         base: &str,
         set: &str,
-    ) -> Result<Option<(Lease, SharedPool, String)>> {
+    ) -> Result<Claim> {
         let slot = self.database.is_none();
         let options = self.connect_options(server, name);
         let shared =
             match engine::run(SharedPool::open(server, options, self.max_connections)).await {
                 Ok(shared) => shared,
-                Err(e) if migrated::is_missing_database(&e) => return Ok(None),
+                Err(e) if migrated::is_missing_database(&e) => return Ok(Claim::Missing),
                 Err(e) => return Err(e),
             };
         let claimed = async {
@@ -611,12 +621,12 @@ impl Isolation {
         }
         if !claimed.got {
             shared.discard().await;
-            return Ok(None);
+            return Ok(Claim::Held);
         }
         shared.set_session(Some(set));
         let lease = truncate::held_by_test(name, base, claimed.emptied);
         let key = format!("{name}|held-by-test");
-        Ok(Some((lease, shared, key)))
+        Ok(Claim::Taken((lease, shared, key)))
     }
 
     /// Template: a clone claimed on the control connection (a spare, else cloned now), with the
@@ -1044,6 +1054,16 @@ fn refuse_unmarked_truncate(db: &str) -> Error {
          out .database(…)), or, if `{db}` holds nothing you want to keep, allow it with \
          .allow_unmarked_database(true)"
     ))
+}
+
+/// How taking a Truncate database's lease on the test's own connection went.
+enum Claim {
+    /// Taken: the lease, the test's pool and its key.
+    Taken((Lease, SharedPool, String)),
+    /// Another test holds it.
+    Held,
+    /// There is no such database.
+    Missing,
 }
 
 /// What a strategy gives a test when it starts.

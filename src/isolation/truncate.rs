@@ -218,8 +218,14 @@ pub(crate) async fn candidates(
 }
 
 /// Makes a new slot of `base` if fewer than the most exist (under a database-level lock), and
-/// returns its name; `None` when all exist already (the caller waits for one to come free).
-pub(crate) async fn create_slot(server: &'static Server, base: &str) -> Result<Option<String>> {
+/// returns its name; `None` when all exist already (the caller waits for one to come free). The
+/// slot is `preferred` (see [`preferred_slot`]) if that one is missing, else the first number
+/// free.
+pub(crate) async fn create_slot(
+    server: &'static Server,
+    base: &str,
+    preferred: Option<String>,
+) -> Result<Option<String>> {
     let max = max_slots()?;
     let base = base.to_string();
     engine::run(async move {
@@ -236,10 +242,15 @@ pub(crate) async fn create_slot(server: &'static Server, base: &str) -> Result<O
             if existing.len() >= max {
                 return Ok(None);
             }
-            let n = (1..)
-                .find(|i| !existing.contains(&slot_name(&base, *i)))
-                .unwrap_or(existing.len() + 1);
-            let name = slot_name(&base, n);
+            let name = match preferred.filter(|p| !existing.contains(p)) {
+                Some(name) => name,
+                None => {
+                    let n = (1..)
+                        .find(|i| !existing.contains(&slot_name(&base, *i)))
+                        .unwrap_or(existing.len() + 1);
+                    slot_name(&base, n)
+                }
+            };
             if migrated::database_exists(conn, &name).await? {
                 return Err(not_a_slot(&name, &base));
             }
@@ -334,7 +345,7 @@ pub(crate) async fn lease(
         if let Some(ready) = base_ready.take() {
             ready.await?;
         }
-        if let Some(name) = create_slot(server, base).await?
+        if let Some(name) = create_slot(server, base, None).await?
             && let Some(slot) = try_slot(server, &name, base).await?
         {
             return Ok(keep(base, slot));
