@@ -13,8 +13,9 @@
 //! control connection, which takes the slots) and the first connection a test of the process
 //! opens (its **free pass**). A test process under `cargo nextest` whose test uses one connection
 //! therefore never waits for budget, and one under Rollback opens no coordination connection at
-//! all. Every further connection of a test's pool reserves a slot when it opens, and gives it
-//! back when the pool closes.
+//! all. The first connection of a test's pool that the free pass does not cover reserves, all at
+//! once, as many slots as the pool may still open, given back when the pool closes: a pool never
+//! holds part of what it waits for.
 //!
 //! The size is `SEEDBED_MAX_CONNECTIONS`, else 40% of what the server allows
 //! (`max_connections` − `superuser_reserved_connections`): the rest is for the two connections
@@ -74,32 +75,77 @@ pub(crate) async fn reserve_one(server: &'static Server) -> Result<Reservation> 
     reserve(server, 1).await
 }
 
-/// The budget of a pool whose connections open as its test asks for them: one reservation per
-/// connection opened, all given back when the pool goes.
-#[derive(Debug, Default)]
+/// The budget of a pool whose connections open as its test asks for them, all given back when
+/// the pool goes. Its first connection rides the process's free pass when it can; the first
+/// connection the pass does not cover reserves, all at once, everything the pool may still open
+/// (its maximum less what it has). A pool never holds part of what it waits for, so pools waiting
+/// for budget in many processes cannot hold each other up.
+#[derive(Debug)]
 pub(crate) struct PoolBudget {
-    held: std::sync::Mutex<Vec<Reservation>>,
+    max: usize,
+    state: std::sync::Mutex<PoolBudgetState>,
+}
+
+#[derive(Debug, Default)]
+struct PoolBudgetState {
+    held: Vec<Reservation>,
+    /// Connections opened so far.
+    opened: usize,
+    /// Slots reserved and not yet used by a connection.
+    unused: usize,
 }
 
 impl PoolBudget {
-    /// Reserves for a connection the pool is opening (the free pass first).
-    pub(crate) async fn connection_opened(&self, server: &'static Server) -> Result<()> {
-        let reservation = reserve_one(server).await?;
-        self.held
+    /// The budget of a pool of at most `max` connections.
+    pub(crate) fn new(max: u32) -> Self {
+        Self {
+            max: usize::try_from(max).unwrap_or(usize::MAX).max(1),
+            state: std::sync::Mutex::new(PoolBudgetState::default()),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, PoolBudgetState> {
+        self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(reservation);
+    }
+
+    /// Reserves for a connection the pool is opening.
+    pub(crate) async fn connection_opened(&self, server: &'static Server) -> Result<()> {
+        let opened = {
+            let mut state = self.state();
+            if state.unused > 0 {
+                state.unused -= 1;
+                state.opened += 1;
+                return Ok(());
+            }
+            state.opened
+        };
+        if opened == 0 && FREE_PASS.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            let mut state = self.state();
+            state.opened += 1;
+            state.held.push(Reservation {
+                server,
+                slots: Vec::new(),
+                free: true,
+            });
+            return Ok(());
+        }
+        let reservation = reserve(server, self.max.saturating_sub(opened).max(1)).await?;
+        let mut state = self.state();
+        state.unused += reservation.len().saturating_sub(1);
+        state.opened += 1;
+        state.held.push(reservation);
         Ok(())
     }
 
     /// Gives everything back now; returns how many connections of the budget were freed.
     pub(crate) async fn give_back(&self) -> usize {
-        let held: Vec<Reservation> = std::mem::take(
-            &mut *self
-                .held
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
+        let held: Vec<Reservation> = {
+            let mut state = self.state();
+            state.unused = 0;
+            std::mem::take(&mut state.held)
+        };
         let mut freed = 0;
         for r in held {
             freed += r.give_back().await.unwrap_or(0);

@@ -113,11 +113,12 @@ pub(crate) async fn acquire(
     }
     // Spares are made ahead for the next tests by a process that lives on to use them (one that
     // runs a single test and exits leaves the pool to the clones tests give back).
-    if context.spares_left < spares && !engine::adopted() {
-        refill_in_background(server, template, spares);
-    }
+    let refill = context.spares_left < spares && !engine::adopted();
     let db = claim.name;
     if claim.warm {
+        if refill {
+            refill_in_background(server, template, spares);
+        }
         return Ok((db, Handover::Warm));
     }
     let made = async {
@@ -146,6 +147,10 @@ pub(crate) async fn acquire(
             })
             .await;
         return Err(e);
+    }
+    // Once the template is known to exist.
+    if refill {
+        refill_in_background(server, template, spares);
     }
     Ok((db, Handover::Cold))
 }

@@ -1117,7 +1117,7 @@ static SHARED_POOLS: engine::FreeList<SharedPool> = engine::FreeList::new();
 /// pool closes.
 fn budgeted_pool(server: &'static Server, max: u32) -> PgPoolOptions {
     // Held by the hook, so by the pool: the reservations go when the pool does.
-    let on_connect = Arc::new(super::budget::PoolBudget::default());
+    let on_connect = Arc::new(super::budget::PoolBudget::new(max));
     PgPoolOptions::new()
         .max_connections(max.max(1))
         .min_connections(0)
@@ -1169,7 +1169,7 @@ impl SharedPool {
         let settings = Arc::clone(&session);
         let connections_opened = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = Arc::clone(&connections_opened);
-        let budget = Arc::new(super::budget::PoolBudget::default());
+        let budget = Arc::new(super::budget::PoolBudget::new(max));
         let on_connect = Arc::clone(&budget);
         let pool = PgPoolOptions::new()
             .max_connections(max.max(1))
