@@ -239,20 +239,52 @@ struct PlanTable {
 impl CleaningPlan {
     /// Reads the plan of the database `conn` is connected to.
     pub async fn load(conn: &mut PgConnection) -> Result<Self> {
-        type Row = (bool, bool, Option<i64>, Option<String>, Option<String>);
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT s.superuser, s.watched, p.table_oid, p.name, p.restore \
-             FROM (SELECT current_setting('is_superuser') = 'on' AS superuser, \
-                          to_regclass('seedbed.schema_changes') IS NOT NULL AS watched) s \
-             LEFT JOIN seedbed.plan p ON true ORDER BY p.position",
+        Ok(Self::load_with(conn, "false").await?.0)
+    }
+
+    /// Reads the plan and, in the same query, whether the test changed anything the cleaner
+    /// cannot undo (see [`recycle`]): a schema change recorded by [`watch_schema_changes`] (a
+    /// database without the watch fails here), a large object, a prepared transaction or a
+    /// database setting.
+    async fn load_checking_changes(conn: &mut PgConnection) -> Result<(Self, bool)> {
+        Self::load_with(
+            conn,
+            "EXISTS (SELECT 1 FROM seedbed.schema_changes) \
+             OR EXISTS (SELECT 1 FROM pg_largeobject_metadata) \
+             OR EXISTS (SELECT 1 FROM pg_prepared_xacts WHERE database = current_database()) \
+             OR EXISTS (SELECT 1 FROM pg_db_role_setting WHERE setdatabase = \
+                        (SELECT oid FROM pg_database WHERE datname = current_database()))",
         )
-        .fetch_all(&mut *conn)
         .await
-        .map_err(Error::db("reading seedbed's cleaning plan"))?;
-        let (superuser, watched) = rows.first().map_or((false, false), |r| (r.0, r.1));
+    }
+
+    async fn load_with(conn: &mut PgConnection, changed: &str) -> Result<(Self, bool)> {
+        type Row = (
+            bool,
+            bool,
+            bool,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+        );
+        // `changed` is one of this module's constant expressions.
+        let sql = format!(
+            "SELECT s.superuser, s.watched, s.changed, p.table_oid, p.name, p.restore \
+             FROM (SELECT current_setting('is_superuser') = 'on' AS superuser, \
+                          to_regclass('seedbed.schema_changes') IS NOT NULL AS watched, \
+                          {changed} AS changed) s \
+             LEFT JOIN seedbed.plan p ON true ORDER BY p.position"
+        );
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(Error::db("reading seedbed's cleaning plan"))?;
+        let (superuser, watched, changed) = rows
+            .first()
+            .map_or((false, false, false), |r| (r.0, r.1, r.2));
         let tables: Vec<PlanTable> = rows
             .into_iter()
-            .filter_map(|(_, _, oid, name, restore)| {
+            .filter_map(|(_, _, _, oid, name, restore)| {
                 Some(PlanTable {
                     oid: oid?,
                     name: name?,
@@ -270,12 +302,15 @@ impl CleaningPlan {
             probes.join(", "),
             quote_ident(SCHEMA)
         );
-        Ok(Self {
-            tables,
-            probe,
-            superuser,
-            watched,
-        })
+        Ok((
+            Self {
+                tables,
+                probe,
+                superuser,
+                watched,
+            },
+            changed,
+        ))
     }
 
     /// Whether the database records its schema changes, so [`recycle`] can tell whether a test
@@ -406,25 +441,14 @@ async fn clean_then(
 /// nothing but rows and sequences (no schema change recorded by [`watch_schema_changes`], no
 /// large object, prepared transaction or database setting left), empties it and resets every
 /// sequence ([`clean`] with `reset_sequences`) and returns `true`; else leaves it and returns
-/// `false` (it must be dropped). A plan without the watch always gives `false`.
-pub async fn recycle(conn: &mut PgConnection, plan: &CleaningPlan) -> Result<bool> {
-    if !plan.watched {
+/// `false` (it must be dropped). A database without the watch is an error. One query reads the
+/// plan and looks for changes; emptying takes one or two more.
+pub async fn recycle(conn: &mut PgConnection) -> Result<bool> {
+    let (plan, changed) = CleaningPlan::load_checking_changes(&mut *conn).await?;
+    if changed || !plan.watched {
         return Ok(false);
     }
-    let changed: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM seedbed.schema_changes) \
-             OR EXISTS (SELECT 1 FROM pg_largeobject_metadata) \
-             OR EXISTS (SELECT 1 FROM pg_prepared_xacts WHERE database = current_database()) \
-             OR EXISTS (SELECT 1 FROM pg_db_role_setting WHERE setdatabase = \
-                        (SELECT oid FROM pg_database WHERE datname = current_database()))",
-    )
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(Error::db("looking for schema changes the test made"))?;
-    if changed {
-        return Ok(false);
-    }
-    clean(conn, plan, true).await?;
+    clean(conn, &plan, true).await?;
     Ok(true)
 }
 

@@ -451,7 +451,8 @@ async fn hold_and_identify(
         "SET idle_in_transaction_session_timeout = 0;"
     };
     let sql = format!(
-        "{hold} SELECT pid, backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+        "{hold} SELECT pg_backend_pid(), \
+         (SELECT backend_start::text FROM pg_stat_get_activity(pg_backend_pid()))"
     );
     let row = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
         .fetch_optional(&mut *conn)

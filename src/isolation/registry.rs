@@ -106,6 +106,38 @@ pub async fn ensure(conn: &mut PgConnection) -> Result<()> {
              END;
          END
          $f$;
+         -- claim_or_register, trying `preferred` first: the spare the caller already opened a
+         -- connection to.
+         CREATE OR REPLACE FUNCTION seedbed.claim_clone(
+             tpl text, run text, h text, p integer, t text, prefix text, preferred text,
+             OUT db text, OUT warm boolean)
+         LANGUAGE plpgsql AS $f$
+         BEGIN
+             IF preferred IS NOT NULL THEN
+                 PERFORM 1 FROM seedbed.databases
+                 WHERE name = preferred AND template = tpl AND state = 'spare'
+                 FOR UPDATE SKIP LOCKED;
+                 IF FOUND AND pg_try_advisory_lock(hashtextextended('seedbed:lease:' || preferred, 0))
+                 THEN
+                     BEGIN
+                         UPDATE seedbed.databases
+                         SET state = 'in_use', claimed_at = now(), run_id = run, host = h,
+                             pid = p, test = t
+                         WHERE name = preferred;
+                     EXCEPTION WHEN OTHERS THEN
+                         PERFORM pg_advisory_unlock(
+                             hashtextextended('seedbed:lease:' || preferred, 0));
+                         RAISE;
+                     END;
+                     db := preferred;
+                     warm := true;
+                     RETURN;
+                 END IF;
+             END IF;
+             SELECT c.db, c.warm INTO db, warm
+             FROM seedbed.claim_or_register(tpl, run, h, p, t, prefix) c;
+         END
+         $f$;
          -- The most clones of each template in use at once, as seen when one was given back.
          CREATE TABLE IF NOT EXISTS seedbed.pools (
              template text PRIMARY KEY,
@@ -392,17 +424,19 @@ pub(crate) async fn claim_in_run(
     conn: &mut PgConnection,
     template: &str,
     test: &str,
+    preferred: Option<&str>,
 ) -> Result<(Claim, ClaimContext)> {
     let owner = Owner::current();
     let (template, test) = (template.to_string(), test.to_string());
+    let preferred = preferred.map(str::to_string);
     let (name, warm, first, left): (String, bool, bool, i64) = with_registry(conn, move |conn| {
-        let (template, test) = (template.clone(), test.clone());
+        let (template, test, preferred) = (template.clone(), test.clone(), preferred.clone());
         Box::pin(async move {
             sqlx::query_as(
                 "SELECT c.db, c.warm, seedbed.begin_run($2, 'registry', $3), \
                         (SELECT count(*) FROM seedbed.databases \
                          WHERE template = $1 AND state = 'spare') - 1 \
-                 FROM seedbed.claim_or_register($1, $2, $3, $4, $5, $6) c",
+                 FROM seedbed.claim_clone($1, $2, $3, $4, $5, $6, $7) c",
             )
             .bind(&template)
             .bind(&owner.run_id)
@@ -410,6 +444,7 @@ pub(crate) async fn claim_in_run(
             .bind(i32::try_from(owner.pid).unwrap_or(i32::MAX))
             .bind(&test)
             .bind(owner.clone_prefix())
+            .bind(&preferred)
             .fetch_one(conn)
             .await
             .map_err(Error::db("claiming a test database"))

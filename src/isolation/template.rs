@@ -97,12 +97,14 @@ pub(crate) async fn acquire(
     test: &str,
     spares: i64,
     template_ready: impl Future<Output = Result<String>>,
+    preferred: Option<String>,
 ) -> Result<(String, Handover)> {
     let (tpl, name) = (template.to_string(), test.to_string());
     let (claim, context) = engine::control()
         .with(server, move |conn| {
             Box::pin(async move {
-                let claimed = registry::claim_in_run(conn, &tpl, &name).await?;
+                let claimed =
+                    registry::claim_in_run(conn, &tpl, &name, preferred.as_deref()).await?;
                 engine::hold(engine::Held::Lease(claimed.0.name.clone()));
                 Ok(claimed)
             })
@@ -155,22 +157,60 @@ pub(crate) async fn acquire(
     Ok((db, Handover::Cold))
 }
 
+/// The clone the test slot this process runs in (`NEXTEST_TEST_GLOBAL_SLOT`) last gave back as a
+/// spare of `template`, remembered on this machine: a process that runs one test opens its
+/// connection to it while it claims it, and claims it first (`None` outside nextest, or when this
+/// slot gave none back yet).
+pub(crate) fn preferred_clone(server: &Server, template: &str) -> Option<String> {
+    let name = std::fs::read_to_string(hint_path(server, template)?).ok()?;
+    let name = name.trim();
+    (!name.is_empty() && name.len() <= 63).then(|| name.to_string())
+}
+
+/// Remembers `database` as the clone this test slot gave back (see [`preferred_clone`]); best
+/// effort.
+fn remember_clone(server: &Server, template: &str, database: &str) {
+    if let Some(path) = hint_path(server, template) {
+        let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+        if std::fs::write(&tmp, database).is_ok() && std::fs::rename(&tmp, &path).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+}
+
+fn hint_path(server: &Server, template: &str) -> Option<std::path::PathBuf> {
+    let slot: u32 = std::env::var("NEXTEST_TEST_GLOBAL_SLOT")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let dir = crate::server::os::default_base_dir();
+    if !dir.is_dir() {
+        std::fs::create_dir_all(&dir).ok()?;
+    }
+    let server = server.url_for(server.maintenance_database());
+    Some(dir.join(format!(
+        "clone-{:016x}-{slot}",
+        super::lock::stable_hash(&format!("{server}|{template}"))
+    )))
+}
+
 /// Empties a clone its test used through `conn`, a connection to it, so the next test can have
 /// it: `false` when the test changed its schema (or anything the cleaner cannot undo), or
 /// emptying failed: then it must be dropped. See [`cleaner::recycle`].
 pub(crate) async fn empty(conn: &mut sqlx::PgConnection) -> bool {
-    let emptied = async {
-        let plan = cleaner::CleaningPlan::load(&mut *conn).await?;
-        cleaner::recycle(&mut *conn, &plan).await
-    }
-    .await;
-    matches!(emptied, Ok(true))
+    matches!(cleaner::recycle(conn).await, Ok(true))
 }
 
 /// Gives an emptied clone back as a spare of its template, and its lease with it (one
 /// statement), unless the pool is full (see [`registry::give_back`]): then it is dropped in the
 /// background.
-pub(crate) async fn recycle(server: &'static Server, database: &str, size: i64) -> Result<()> {
+pub(crate) async fn recycle(
+    server: &'static Server,
+    template: &str,
+    database: &str,
+    size: i64,
+) -> Result<()> {
     let db = database.to_string();
     let kept = engine::control()
         .with(server, move |conn| {
@@ -184,6 +224,7 @@ pub(crate) async fn recycle(server: &'static Server, database: &str, size: i64) 
         })
         .await?;
     if kept {
+        remember_clone(server, template, database);
         Ok(())
     } else {
         release(server, database, true, "").await

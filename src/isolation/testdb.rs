@@ -646,18 +646,55 @@ impl Isolation {
             Some(n) => n,
             None => template::pool_size()?,
         };
-        let (database, _handover) = template::acquire(
+        // A process that runs one test opens its connection to the clone its test slot gave back
+        // last while it claims it (and claims that one first): the two connections open at once.
+        let preferred = if engine::adopted() {
+            template::preferred_clone(server, &template)
+        } else {
+            None
+        };
+        let ahead = preferred.as_ref().map(|name| {
+            let options = self
+                .connect_options(server, name)
+                .application_name(&app_name);
+            budgeted_pool(server, self.max_connections).connect_lazy_with(options)
+        });
+        let claiming = template::acquire(
             server,
             &template,
             test_name,
             spares,
             Box::pin(self.built(server, build)),
-        )
-        .await?;
-        let pool = match template::take_prepared(&database) {
+            preferred.clone(),
+        );
+        let (claimed, opened) = match &ahead {
+            Some(pool) => {
+                let (claimed, opened) = tokio::join!(claiming, pool.acquire());
+                (claimed, opened.ok())
+            }
+            None => (claiming.await, None),
+        };
+        let ahead = match (ahead, opened) {
+            (Some(pool), Some(mut conn))
+                if claimed
+                    .as_ref()
+                    .is_ok_and(|(db, _)| Some(db) == preferred.as_ref()) =>
+            {
+                conn.return_to_pool().await;
+                Some(pool)
+            }
+            (Some(pool), _) => {
+                pool.close().await;
+                None
+            }
+            (None, _) => None,
+        };
+        let (database, _handover) = claimed?;
+        let pool = match (ahead, template::take_prepared(&database)) {
+            (Some(pool), _) => pool,
             // This process opened the spare's pool ahead of time: the test starts with its
             // connection open, once it carries the test's settings.
-            Some(p) if self.max_connections == template::DEFAULT_POOL_CONNECTIONS => {
+            (None, Some(p)) if self.max_connections == template::DEFAULT_POOL_CONNECTIONS => {
                 let set = format!(
                     "SET application_name = {}; SET statement_timeout = {}; \
                      SET lock_timeout = {}",
@@ -669,7 +706,7 @@ impl Isolation {
                 p.apply(set);
                 p.pool
             }
-            other => {
+            (None, other) => {
                 if let Some(p) = other {
                     p.pool.close().await;
                 }
@@ -683,6 +720,7 @@ impl Isolation {
             database: database.clone(),
             pool,
             backend: Backend::Template {
+                template,
                 database,
                 test: test_name.to_string(),
                 spares,
@@ -1601,6 +1639,8 @@ enum Backend {
         named: bool,
     },
     Template {
+        /// The template it was cloned from.
+        template: String,
         database: String,
         test: String,
         /// The warm pool's configured size.
@@ -1872,6 +1912,7 @@ impl TestDb {
                 cleaned
             }
             Backend::Template {
+                template,
                 database,
                 test,
                 spares,
@@ -1899,7 +1940,7 @@ impl TestDb {
                 };
                 let _ = tokio::time::timeout(Duration::from_secs(5), inner.pool.close()).await;
                 if recycled {
-                    template::recycle(inner.server, &database, spares).await
+                    template::recycle(inner.server, &template, &database, spares).await
                 } else {
                     template::release(inner.server, &database, true, &test).await
                 }
