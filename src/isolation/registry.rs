@@ -626,6 +626,16 @@ pub struct Swept {
 /// Never touches a live test's database (its lease is held), nor spares; with `kept`, also drops
 /// the databases kept for failed tests.
 pub async fn sweep(conn: &mut PgConnection, kept: bool) -> Result<Swept> {
+    sweep_except(conn, kept, |_| false).await
+}
+
+/// [`sweep`], leaving the databases `ours` names: those whose lease `conn`'s own session holds
+/// (a session advisory lock is re-entrant, so taking it again would look like the owner is gone).
+pub(crate) async fn sweep_except(
+    conn: &mut PgConnection,
+    kept: bool,
+    ours: impl Fn(&str) -> bool,
+) -> Result<Swept> {
     let rows: Vec<(String, String)> = with_registry(conn, move |conn| {
         Box::pin(async move {
             sqlx::query_as(
@@ -643,6 +653,9 @@ pub async fn sweep(conn: &mut PgConnection, kept: bool) -> Result<Swept> {
     let try_lease = format!("SELECT pg_try_advisory_lock({})", lease_key("$1::text"));
     let mut swept = Swept::default();
     for (name, state) in rows {
+        if ours(&name) {
+            continue;
+        }
         // Holding the lease ourselves proves its owner is gone (or, for kept ones, that no one
         // is looking at it through seedbed).
         let free: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(try_lease.clone()))

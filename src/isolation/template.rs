@@ -70,7 +70,12 @@ fn sweep_in_background(server: &'static Server) {
         };
         let swept = connection
             .with(server, |conn| {
-                Box::pin(async move { registry::sweep(conn, false).await })
+                Box::pin(async move {
+                    registry::sweep_except(conn, false, |name| {
+                        engine::is_held(&engine::Held::Lease(name.to_string()))
+                    })
+                    .await
+                })
             })
             .await;
         match swept {
