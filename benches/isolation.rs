@@ -372,6 +372,7 @@ fn template(c: &mut Criterion) {
         migrated::Build {
             purpose: "tpl",
             prepare: false,
+            track: false,
             fixtures: &[],
             seal: true,
             journal: false,

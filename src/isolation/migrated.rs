@@ -67,6 +67,7 @@ pub async fn ensure_with(
         &Build {
             purpose,
             prepare,
+            track: false,
             fixtures: &[],
             seal: false,
             journal: false,
@@ -82,6 +83,10 @@ pub struct Build<'a> {
     pub purpose: &'a str,
     /// Prepare the database for the cleaner.
     pub prepare: bool,
+    /// With `prepare`: every table notes the statements that write it, so the cleaner reads
+    /// what a test wrote instead of asking every table (see
+    /// [`cleaner::prepare_tracked`](super::cleaner::prepare_tracked)).
+    pub track: bool,
     /// Fixture scripts run after the migrations (part of the database's identity).
     pub fixtures: &'a [String],
     /// Seal it as a template: `IS_TEMPLATE true`, `ALLOW_CONNECTIONS false`.
@@ -96,6 +101,9 @@ impl Build<'_> {
         let mut identity = migrations.checksum().to_string();
         if self.prepare {
             identity.push_str(&format!(":cleaner-v{}", super::cleaner::VERSION));
+            if self.track {
+                identity.push_str(":tracked");
+            }
         }
         if self.journal {
             identity.push_str(&format!(":journal-v{}", super::namespace::VERSION));
@@ -247,7 +255,9 @@ async fn build_locked(
         if result.is_ok() && (build.prepare || build.journal) {
             result = async {
                 let schema = super::cleaner::read_schema(&mut db).await?;
-                if build.prepare {
+                if build.prepare && build.track {
+                    super::cleaner::prepare_tracked(&mut db, &schema).await?;
+                } else if build.prepare {
                     super::cleaner::prepare(&mut db, &schema).await?;
                 }
                 if build.journal {

@@ -32,7 +32,7 @@ use crate::server::Server;
 use crate::sql::{quote_ident, quote_literal};
 
 /// The version of what [`prepare`] installs; part of the database's name.
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 
 /// The session setting that carries a test's token.
 pub const TOKEN_SETTING: &str = "seedbed.token";
@@ -44,11 +44,11 @@ pub async fn prepare(conn: &mut PgConnection, schema: &Schema) -> Result<()> {
         "CREATE SCHEMA IF NOT EXISTS {s};\n\
          CREATE UNLOGGED TABLE {s}.journal (token text NOT NULL, relid oid NOT NULL, pk text[] NOT NULL);\n\
          CREATE INDEX journal_token ON {s}.journal (token, relid);\n\
-         CREATE TABLE {s}.runs (run_id text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());\n"
+         CREATE TABLE {s}.runs (run_id text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());\n\
+         CREATE TABLE {s}.ns_order (relid oid PRIMARY KEY, position integer NOT NULL, fn text NOT NULL);\n"
     );
     let order = schema.deletion_order();
-    let mut deletes = String::new();
-    for t in order.tables() {
+    for (position, t) in order.tables().enumerate() {
         let Some(table) = schema.table(t) else {
             continue;
         };
@@ -105,12 +105,18 @@ pub async fn prepare(conn: &mut PgConnection, schema: &Schema) -> Result<()> {
             .map(|(c, _)| format!("x.{c} = k.{c}", c = quote_ident(c)))
             .collect::<Vec<_>>()
             .join(" AND ");
+        // One function per table, compiled only in a session that deletes from it: a test
+        // process, whose session starts cold, compiles what its test wrote and nothing more.
+        let d = quote_ident(&format!("ns_delete_{oid}"));
         let _ = writeln!(
-            deletes,
-            "    IF {oid} = ANY(rels) THEN\n\
-             \x20     DELETE FROM {t} x USING (SELECT {select} FROM {s}.journal j \
+            sql,
+            "CREATE FUNCTION {s}.{d}(tok text) RETURNS void LANGUAGE plpgsql AS $f$\n\
+             BEGIN\n\
+             \x20 DELETE FROM {t} x USING (SELECT {select} FROM {s}.journal j \
              WHERE j.token = tok AND j.relid = {oid}) k WHERE {join};\n\
-             \x20   END IF;"
+             END\n$f$;\n\
+             INSERT INTO {s}.ns_order VALUES ({oid}, {position}, {fn});",
+            fn = quote_literal(&format!("{s}.{d}")),
         );
     }
     // A test that inserted nothing costs one index probe: the settings below (changing
@@ -121,6 +127,7 @@ pub async fn prepare(conn: &mut PgConnection, schema: &Schema) -> Result<()> {
         "CREATE FUNCTION {s}.ns_clean(tok text) RETURNS integer LANGUAGE plpgsql AS $clean$\n\
          DECLARE\n\
          \x20 rels oid[];\n\
+         \x20 f text;\n\
          \x20 total integer := 0;\n\
          \x20 replica boolean := current_setting('is_superuser') = 'on';\n\
          BEGIN\n\
@@ -132,7 +139,9 @@ pub async fn prepare(conn: &mut PgConnection, schema: &Schema) -> Result<()> {
          \x20     SET CONSTRAINTS ALL DEFERRED;\n\
          \x20   END IF;\n\
          \x20   total := total + cardinality(rels);\n\
-         {deletes}\
+         \x20   FOR f IN SELECT o.fn FROM {s}.ns_order o WHERE o.relid = ANY(rels) ORDER BY o.position LOOP\n\
+         \x20     EXECUTE 'SELECT ' || f || '($1)' USING tok;\n\
+         \x20   END LOOP;\n\
          \x20   DELETE FROM {s}.journal WHERE token = tok AND relid = ANY(rels);\n\
          \x20   EXIT WHEN replica;\n\
          \x20 END LOOP;\n\

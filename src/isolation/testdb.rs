@@ -589,19 +589,31 @@ impl Isolation {
                 .acquire()
                 .await
                 .map_err(Error::db(format!("connecting to {name}")))?;
-            let sql = format!("{set}; {}", truncate::claim_sql(slot));
+            // A slot's cleaning plan comes in the same round trip.
+            let plan = if slot {
+                format!("; {}", cleaner::CleaningPlan::query())
+            } else {
+                String::new()
+            };
+            let sql = format!("{set}; {}{plan}", truncate::claim_sql(slot));
             let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
                 .fetch_all(&mut *conn)
                 .await
                 .map_err(Error::db(format!("taking the lease of {name}")));
             conn.return_to_pool().await;
-            let row = rows?
-                .pop()
+            let rows = rows?;
+            let (row, plan_rows) = rows
+                .split_first()
                 .ok_or_else(|| Error::Config(format!("taking the lease of {name} said nothing")))?;
-            truncate::read_claim(&row)
+            let plan = if slot {
+                Some(cleaner::CleaningPlan::from_rows(plan_rows)?.0)
+            } else {
+                None
+            };
+            Ok::<_, Error>((truncate::read_claim(row)?, plan))
         }
         .await;
-        let claimed = match claimed {
+        let (claimed, plan) = match claimed {
             Ok(c) => c,
             Err(e) => {
                 shared.discard().await;
@@ -624,7 +636,7 @@ impl Isolation {
             return Ok(Claim::Held);
         }
         shared.set_session(Some(set));
-        let lease = truncate::held_by_test(name, base, claimed.emptied);
+        let lease = truncate::held_by_test(name, base, claimed.emptied, plan);
         let key = format!("{name}|held-by-test");
         Ok(Claim::Taken((lease, shared, key)))
     }
@@ -955,10 +967,20 @@ impl Isolation {
     /// What the migrated database for `purpose` is built with.
     fn build(&self, purpose: &'static str) -> migrated::Build<'_> {
         match purpose {
-            // Rollback and Truncate empty it with the cleaner after what escaped a test.
-            "rollback" | "truncate" => migrated::Build {
+            // Rollback empties it with the cleaner after what escaped a test.
+            "rollback" => migrated::Build {
                 purpose,
                 prepare: true,
+                track: false,
+                fixtures: &[],
+                seal: false,
+                journal: false,
+            },
+            // Truncate empties its copies after every test: their tables note what was written.
+            "truncate" => migrated::Build {
+                purpose,
+                prepare: true,
+                track: true,
                 fixtures: &[],
                 seal: false,
                 journal: false,
@@ -966,6 +988,7 @@ impl Isolation {
             "namespace" => migrated::Build {
                 purpose,
                 prepare: false,
+                track: false,
                 fixtures: &[],
                 seal: false,
                 journal: true,
@@ -975,6 +998,7 @@ impl Isolation {
             _ => migrated::Build {
                 purpose,
                 prepare: true,
+                track: true,
                 fixtures: &self.fixtures,
                 seal: true,
                 journal: false,
@@ -1472,21 +1496,37 @@ impl SharedPool {
 
     /// Resets every session of a test that ended, as [`reset_sessions`](Self::reset_sessions)
     /// does, but leaves its advisory locks: one of them holds the test's lease.
+    /// `query`, if any, runs on the first connection after its reset, in the same round trip:
+    /// its last row's first column (an array of `int8`) is returned.
     async fn reset_sessions_keeping_locks(
         &self,
         conns: Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+        query: Option<String>,
     ) -> (
         bool,
-        Result<()>,
+        Option<Vec<i64>>,
         Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>,
     ) {
+        const RESET: &str =
+            "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; DISCARD TEMP";
         self.set_session(None);
-        let (ok, conns) = Self::on_connections(
-            conns,
-            "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; DISCARD TEMP",
-        )
-        .await;
-        (ok, Ok(()), conns)
+        let mut conns = conns;
+        let (Some(query), Some(mut first)) = (query, conns.pop()) else {
+            let (ok, conns) = Self::on_connections(conns, RESET).await;
+            return (ok, None, conns);
+        };
+        let sql = format!("{RESET}; {query}");
+        let (read, (rest_ok, mut rest)) = tokio::join!(
+            first.fetch_all(sqlx::raw_sql(sqlx::AssertSqlSafe(sql))),
+            Self::on_connections(conns, RESET)
+        );
+        let read = read.ok().and_then(|mut rows| rows.pop()).and_then(|row| {
+            use sqlx::Row;
+            row.try_get::<Vec<i64>, _>(0).ok()
+        });
+        let ok = rest_ok && read.is_some();
+        rest.insert(0, first);
+        (ok, read, rest)
     }
 
     /// Puts the pool back for the next test (its connections given back from the engine
@@ -1840,18 +1880,21 @@ impl TestDb {
                 // The test's own connection holds the lease (a process that runs one test): its
                 // locks stay, and the slot is marked emptied for the next process that takes it.
                 let by_test = lease.held_by_the_test();
-                let (healthy, _, mut conns) = if by_test {
-                    pool.reset_sessions_keeping_locks(conns).await
+                let written = lease.written_query();
+                let (healthy, written, mut conns) = if by_test {
+                    pool.reset_sessions_keeping_locks(conns, written).await
                 } else {
-                    pool.reset_sessions(conns, None).await
+                    let (healthy, _, conns) = pool.reset_sessions(conns, None).await;
+                    (healthy, None, conns)
                 };
                 let cleaned = match conns.first_mut() {
-                    Some(conn) if healthy => truncate::clean(
+                    Some(conn) if healthy => truncate::clean_after(
                         &lease,
                         conn,
                         inner.reset_sequences,
                         named,
                         by_test && !named,
+                        written,
                     )
                     .await
                     .map(|_| ()),

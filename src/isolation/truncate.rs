@@ -80,6 +80,12 @@ impl Lease {
     pub(crate) fn held_by_the_test(&self) -> bool {
         self.slot.lease.is_none()
     }
+
+    /// The query that reads which tables the test wrote, when the slot's plan is known and its
+    /// tables note their writes (see [`cleaner::prepare_tracked`]).
+    pub(crate) fn written_query(&self) -> Option<String> {
+        self.slot.plan.get().and_then(|p| p.written_query())
+    }
 }
 
 impl Drop for Lease {
@@ -167,14 +173,20 @@ pub(crate) fn is_slot_of(claimed: &Claimed, base: &str) -> bool {
         .is_some_and(|m| m.kind == SLOT_KIND && m.get("base") == Some(base))
 }
 
-/// Records a slot whose lease the test's own connection took (a process that runs one test).
-pub(crate) fn held_by_test(database: &str, base: &str, emptied: bool) -> Lease {
+/// Records a slot whose lease the test's own connection took (a process that runs one test), with
+/// its cleaning plan when it was read with the lease.
+pub(crate) fn held_by_test(
+    database: &str,
+    base: &str,
+    emptied: bool,
+    plan: Option<cleaner::CleaningPlan>,
+) -> Lease {
     let slot = Arc::new(Slot {
         database: database.to_string(),
         lease: None,
         in_use: AtomicBool::new(true),
         clean: AtomicBool::new(emptied),
-        plan: tokio::sync::OnceCell::new(),
+        plan: tokio::sync::OnceCell::new_with(plan),
         _budget: None,
     });
     held()
@@ -402,6 +414,25 @@ fn held_names(base: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// [`clean`], given the tables the test wrote when they were just read (see
+/// [`Lease::written_query`]).
+pub(crate) async fn clean_after(
+    lease: &Lease,
+    conn: &mut PgConnection,
+    reset_sequences: bool,
+    prepare: bool,
+    mark: bool,
+    written: Option<Vec<i64>>,
+) -> Result<usize> {
+    let (Some(written), Some(plan)) = (written, lease.slot.plan.get()) else {
+        return clean(lease, conn, reset_sequences, prepare, mark).await;
+    };
+    lease.slot.clean.store(false, Ordering::SeqCst);
+    let n = cleaner::clean_written(conn, plan, reset_sequences, mark, written).await?;
+    lease.slot.clean.store(true, Ordering::SeqCst);
+    Ok(n)
+}
+
 /// Empties the leased slot through `conn`, a connection to it (see [`cleaner::clean`]); with
 /// `prepare`, a database the user named is prepared for the cleaner first if it is not. With
 /// `mark`, the slot is marked emptied for the next process that takes it (the lease goes with
@@ -420,7 +451,7 @@ pub(crate) async fn clean(
         .get_or_try_init(|| async {
             if prepare && !cleaner::is_prepared(&mut *conn).await? {
                 let schema = cleaner::read_schema(&mut *conn).await?;
-                cleaner::prepare(&mut *conn, &schema).await?;
+                cleaner::prepare_tracked(&mut *conn, &schema).await?;
             }
             cleaner::CleaningPlan::load(&mut *conn).await
         })
