@@ -286,18 +286,7 @@ struct PlanTable {
 impl CleaningPlan {
     /// Reads the plan of the database `conn` is connected to.
     pub async fn load(conn: &mut PgConnection) -> Result<Self> {
-        Ok(Self::load_with(conn, "false").await?.0)
-    }
-
-    /// Reads the plan and, in the same query, whether the test changed anything the cleaner
-    /// cannot undo (see [`recycle`]): a schema change recorded by [`watch_schema_changes`] (a
-    /// database without the watch fails here), a large object, a prepared transaction or a
-    /// database setting.
-
-    async fn load_with(conn: &mut PgConnection, changed: &str) -> Result<(Self, bool)> {
-        Ok(Self::load_reading(conn, changed)
-            .await
-            .map(|(p, c, _)| (p, c))?)
+        Ok(Self::load_reading(conn, "false").await?.0)
     }
 
     /// Reads the plan, `changed` (one of this module's constant expressions), and, in a tracked
