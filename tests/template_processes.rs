@@ -65,6 +65,17 @@ async fn holds_a_template_database() {
     db.finish().await.expect("finish");
 }
 
+/// A short Template test, as the first test process of a run starts under `cargo nextest` (see
+/// the test below, which starts it so).
+#[seedbed::test(strategy = "template", migrations = "migrations")]
+async fn a_test_of_the_next_run(db: seedbed::TestDb) {
+    let one: i32 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&db.pool())
+        .await
+        .unwrap();
+    assert_eq!(one, 1);
+}
+
 fn spawn_test(name: &str) -> Command {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([name, "--exact", "--test-threads", "1", "--nocapture"]);
@@ -240,8 +251,17 @@ async fn a_killed_process_is_swept_by_the_next_run() {
         !leased,
         "the killed process's lease on {name} was not freed"
     );
-    // The next run sweeps it at start-up.
-    let out = spawn_test("holds_a_template_database").output().unwrap();
+    // The next run sweeps it: its first test process, as cargo nextest starts it (a run of its
+    // own), waits for the sweep before it exits.
+    let out = spawn_test("a_test_of_the_next_run")
+        .env("NEXTEST_EXECUTION_MODE", "process-per-test")
+        .env(
+            "NEXTEST_RUN_ID",
+            format!("next-run-{}-{}", std::process::id(), name),
+        )
+        .env_remove("SEEDBED_RUN_ID")
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -254,7 +274,11 @@ async fn a_killed_process_is_swept_by_the_next_run() {
             .await
             .unwrap()
     };
-    assert!(!exists(name.clone()).await, "{name} was not swept");
+    assert!(
+        !exists(name.clone()).await,
+        "{name} was not swept; the next run said:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         registry_entries().await.iter().all(|e| e.name != name),
         "{name} is still registered"

@@ -359,6 +359,9 @@ pub async fn run_child(
             (database.clone(), ready + e.elapsed(), writes)
         }
         ChildKind::Target(Target::Strategy(strategy)) => {
+            // One test in this process, as `#[seedbed::test]` runs under nextest: the engine
+            // works on this runtime.
+            crate::isolation::engine::adopt_test_runtime();
             let t = Instant::now();
             let db = Isolation::new(*strategy)
                 .migration_source(spec.migration_source(program))
@@ -384,6 +387,8 @@ pub async fn run_child(
             let e = Instant::now();
             let finished = db.finish().await;
             let end = e.elapsed();
+            // As `#[seedbed::test]` does before its process may exit.
+            crate::isolation::engine::settle(std::time::Duration::from_secs(60)).await;
             filled?;
             finished?;
             (database, ready + end, writes)

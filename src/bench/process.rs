@@ -140,6 +140,13 @@ pub(super) fn child_migrations(source: &MigrationSource) -> ChildMigrations {
     }
 }
 
+/// The run the test processes of this bench belong to, as the processes of one `cargo nextest
+/// run` do.
+fn run_id() -> &'static str {
+    static RUN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    RUN.get_or_init(|| format!("bench{}", std::process::id()))
+}
+
 impl Children {
     fn spec(&self, kind: ChildKind, test: usize) -> ChildSpec {
         ChildSpec {
@@ -157,7 +164,12 @@ impl Children {
 
     /// Starts one test process and waits for it to exit; its wall time is from just before the
     /// spawn to its exit (its output read).
-    async fn run_one(self: &Arc<Self>, spec: ChildSpec) -> Sample {
+    ///
+    /// The process gets the environment `cargo nextest` gives a test process: it runs one test
+    /// (`NEXTEST_EXECUTION_MODE=process-per-test`), its run is this bench's (`NEXTEST_RUN_ID`),
+    /// and `slot` is its place among the processes running at once
+    /// (`NEXTEST_TEST_GLOBAL_SLOT`).
+    async fn run_one(self: &Arc<Self>, spec: ChildSpec, slot: usize) -> Sample {
         let this = Arc::clone(self);
         let ran = tokio::task::spawn_blocking(move || {
             let mut command = Command::new(&this.command.program);
@@ -165,6 +177,9 @@ impl Children {
                 .args(&this.command.args)
                 .args(spec.to_args())
                 .env("SEEDBED_DATABASE_URL", &this.url)
+                .env("NEXTEST_EXECUTION_MODE", "process-per-test")
+                .env("NEXTEST_RUN_ID", run_id())
+                .env("NEXTEST_TEST_GLOBAL_SLOT", slot.to_string())
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
@@ -230,7 +245,7 @@ impl Children {
         let next = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
         let mut workers = Vec::new();
-        for _ in 0..jobs {
+        for slot in 0..jobs {
             let (this, next, tx, kind) = (
                 Arc::clone(self),
                 Arc::clone(&next),
@@ -243,7 +258,7 @@ impl Children {
                     if k >= tests {
                         break;
                     }
-                    let sample = this.run_one(this.spec(kind.clone(), 1 + k)).await;
+                    let sample = this.run_one(this.spec(kind.clone(), 1 + k), slot).await;
                     if tx.send(sample).is_err() {
                         break;
                     }
@@ -303,7 +318,7 @@ impl Children {
         let kind = ChildKind::Target(target);
         let sampler = Sampler::start(server).await?;
         progress.phase(&format!("{target}: setup process"), 1);
-        let setup = self.run_one(self.spec(kind.clone(), 0)).await;
+        let setup = self.run_one(self.spec(kind.clone(), 0), 0).await;
         progress.test_done();
         let first = match setup.report {
             Ok(report) => report,

@@ -174,7 +174,7 @@ pub async fn upgrade(conn: &mut PgConnection) -> Result<()> {
 pub(crate) fn claim_statement(token: &str) -> String {
     // The key is a number and the run a quoted literal.
     let key = lock::lock_key(&format!("token:{token}"));
-    let run = quote_literal(&super::registry::Owner::current().run_id);
+    let run = quote_literal(&super::registry::Owner::current().run);
     format!(
         "WITH l AS MATERIALIZED (SELECT pg_try_advisory_lock({key}) AS got), \
               r AS (INSERT INTO seedbed.runs (run_id) VALUES ({run}) \

@@ -205,9 +205,12 @@ where
 /// Who is asking: the run, the host and the process, recorded with every row.
 #[derive(Debug, Clone)]
 pub struct Owner {
-    /// The run: `SEEDBED_RUN_ID`, else `NEXTEST_RUN_ID`'s first characters, else one chosen per
-    /// process.
+    /// The run, as a short label for names: `SEEDBED_RUN_ID`, else `NEXTEST_RUN_ID`'s first
+    /// characters, else one chosen per process.
     pub run_id: String,
+    /// The run whole (`SEEDBED_RUN_ID`, else `NEXTEST_RUN_ID`, else the label chosen per
+    /// process), as recorded in `seedbed.runs`: two runs whose labels agree are still two.
+    pub run: String,
     /// The host name, reduced to lowercase letters, digits and dashes.
     pub host: String,
     /// This process.
@@ -224,10 +227,14 @@ impl Owner {
     /// The owner for this process.
     pub fn current() -> &'static Owner {
         static OWNER: OnceLock<Owner> = OnceLock::new();
-        OWNER.get_or_init(|| Owner {
-            run_id: run_id(),
-            host: host_name(),
-            pid: std::process::id(),
+        OWNER.get_or_init(|| {
+            let run = run();
+            Owner {
+                run_id: clean_label(&run, 8),
+                run,
+                host: host_name(),
+                pid: std::process::id(),
+            }
         })
     }
 }
@@ -248,12 +255,12 @@ fn clean_label(text: &str, max: usize) -> String {
     }
 }
 
-fn run_id() -> String {
+fn run() -> String {
     for var in ["SEEDBED_RUN_ID", "NEXTEST_RUN_ID"] {
         if let Ok(v) = std::env::var(var)
             && !v.trim().is_empty()
         {
-            return clean_label(&v, 8);
+            return v.trim().chars().take(200).collect();
         }
     }
     let random = crate::context::token_for(
@@ -433,7 +440,7 @@ pub(crate) async fn claim_in_run(
         let (template, test, preferred) = (template.clone(), test.clone(), preferred.clone());
         Box::pin(async move {
             sqlx::query_as(
-                "SELECT c.db, c.warm, seedbed.begin_run($2, 'registry', $3), \
+                "SELECT c.db, c.warm, seedbed.begin_run($8, 'registry', $3), \
                         (SELECT count(*) FROM seedbed.databases \
                          WHERE template = $1 AND state = 'spare') - 1 \
                  FROM seedbed.claim_clone($1, $2, $3, $4, $5, $6, $7) c",
@@ -445,6 +452,7 @@ pub(crate) async fn claim_in_run(
             .bind(&test)
             .bind(owner.clone_prefix())
             .bind(&preferred)
+            .bind(&owner.run)
             .fetch_one(conn)
             .await
             .map_err(Error::db("claiming a test database"))

@@ -513,56 +513,59 @@ impl Isolation {
         server: &'static Server,
         set: &str,
     ) -> Result<(Lease, SharedPool, String)> {
-        let base = match &self.database {
-            Some(db) => db.clone(),
-            None => self.build_name(&self.build("truncate")).await?,
-        };
         let mut wait = truncate::SlotWait::new();
-        let preferred = truncate::preferred_slot(&base);
-        loop {
-            let mut names = match &self.database {
-                Some(db) => vec![db.clone()],
-                None => preferred.iter().cloned().collect(),
-            };
-            let mut missing = false;
-            let mut listed = self.database.is_some();
-            let mut i = 0;
+        let Some(db) = &self.database else {
+            let base = self.build_name(&self.build("truncate")).await?;
+            let preferred = truncate::preferred_slot(&base);
             loop {
-                if i == names.len() {
-                    if listed {
-                        break;
+                // The slot nextest's slot points at, without asking anyone; made if it is missing.
+                let mut missing = false;
+                if let Some(name) = &preferred {
+                    match self.claim_slot_here(server, name, &base, set).await? {
+                        Claim::Taken(claimed) => return Ok(claimed),
+                        Claim::Missing => missing = true,
+                        Claim::Held => {}
                     }
-                    listed = true;
-                    let (more, _) = truncate::candidates(server, &base).await?;
-                    let more: Vec<String> =
-                        more.into_iter().filter(|n| !names.contains(n)).collect();
-                    names.extend(more);
-                    continue;
                 }
-                let name = names[i].clone();
-                i += 1;
-                match self.claim_slot_here(server, &name, &base, set).await? {
-                    Claim::Taken(claimed) => return Ok(claimed),
-                    Claim::Missing if Some(&name) == preferred.as_ref() => missing = true,
-                    Claim::Missing | Claim::Held => {}
+                if missing {
+                    self.migrated(server, "truncate").await?;
+                    if let Some(name) =
+                        truncate::create_slot(server, &base, preferred.clone()).await?
+                        && let Claim::Taken(claimed) =
+                            self.claim_slot_here(server, &name, &base, set).await?
+                    {
+                        return Ok(claimed);
+                    }
                 }
-                // The preferred slot is missing: make it (it is this test slot's from now on)
-                // rather than take another's.
-                if missing && self.database.is_none() {
-                    break;
+                // The others, looked up on the control connection, then a new one.
+                let (others, _) = truncate::candidates(server, &base).await?;
+                for name in others.iter().filter(|n| Some(*n) != preferred.as_ref()) {
+                    if let Claim::Taken(claimed) =
+                        self.claim_slot_here(server, name, &base, set).await?
+                    {
+                        return Ok(claimed);
+                    }
                 }
-            }
-            if self.database.is_none() {
                 self.migrated(server, "truncate").await?;
-                let want = preferred.clone().filter(|_| missing);
-                if let Some(name) = truncate::create_slot(server, &base, want).await?
+                if let Some(name) = truncate::create_slot(server, &base, None).await?
                     && let Claim::Taken(claimed) =
                         self.claim_slot_here(server, &name, &base, set).await?
                 {
                     return Ok(claimed);
                 }
+                wait.wait(&format!("a Truncate database of {base}")).await?;
             }
-            wait.wait(&format!("a Truncate database of {base}")).await?;
+        };
+        loop {
+            match self.claim_slot_here(server, db, db, set).await? {
+                Claim::Taken(claimed) => return Ok(claimed),
+                Claim::Missing => {
+                    return Err(Error::Config(format!(
+                        "database `{db}`, named for Truncate with .database(…), does not exist"
+                    )));
+                }
+                Claim::Held => wait.wait(&format!("database {db}")).await?,
+            }
         }
     }
 
@@ -695,7 +698,9 @@ impl Isolation {
                 conn.return_to_pool().await;
                 Some(pool)
             }
-            (Some(pool), _) => {
+            (Some(pool), conn) => {
+                // The connection goes back before the pool closes (close waits for it).
+                drop(conn);
                 pool.close().await;
                 None
             }
