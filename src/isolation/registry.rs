@@ -27,6 +27,7 @@ use sqlx::PgConnection;
 
 use super::migrated;
 use crate::error::{Error, Result};
+use crate::sql::quote_literal;
 
 /// The SQL expression of the lease key of the database named by `$n` (computed by the server, so
 /// every process, whatever its version, agrees).
@@ -471,15 +472,22 @@ pub(crate) async fn claim_in_run(
 }
 
 /// Gives a clone its test emptied back as a spare of its template, releasing its lease (held by
-/// `conn`), in one statement, unless its template has enough spares: at least `size`, or as many
-/// as the most of its clones ever in use at once (recorded in `seedbed.pools`), so the warm pool
-/// grows to what the suite runs at once and no further. Returns whether it was kept; if not, the
-/// caller drops it (its lease still held).
+/// `conn`), unless its template has enough spares (made or being made): at least `size`, or as
+/// many as the most of its clones ever in use at once (recorded in `seedbed.pools`), so the warm
+/// pool grows to what the suite runs at once and no further. It is decided under the template's
+/// pool lock (the one refills take), in a transaction sent as one query string: one round trip.
+/// Returns whether it was kept; if not, the caller drops it (its lease still held).
 pub(crate) async fn give_back(conn: &mut PgConnection, name: &str, size: i64) -> Result<bool> {
-    let name = name.to_string();
+    // Literals, not parameters: the lock and the decision are two statements of one string,
+    // so the decision's snapshot is taken once the lock is held.
+    let lit = quote_literal(name);
     let sql = format!(
-        "WITH t AS (SELECT template FROM seedbed.databases WHERE name = $1), \
-              n AS (SELECT count(*) FILTER (WHERE d.state = 'spare') AS spares, \
+        "BEGIN; \
+         SELECT pg_advisory_xact_lock(hashtextextended('seedbed:pool:' || template, 0)) \
+         FROM seedbed.databases WHERE name = {lit}; \
+         WITH t AS (SELECT template FROM seedbed.databases WHERE name = {lit}), \
+              n AS (SELECT count(*) FILTER (WHERE d.state = 'spare' \
+                           OR (d.state = 'building' AND d.kind = 'spare')) AS spares, \
                            count(*) FILTER (WHERE d.state = 'in_use') AS in_use \
                     FROM seedbed.databases d JOIN t ON d.template = t.template), \
               p AS (INSERT INTO seedbed.pools (template, peak) \
@@ -489,22 +497,33 @@ pub(crate) async fn give_back(conn: &mut PgConnection, name: &str, size: i64) ->
                     RETURNING peak), \
               kept AS (UPDATE seedbed.databases \
                        SET state = 'spare', kind = 'spare', test = NULL, claimed_at = NULL \
-                       WHERE name = $1 \
-                         AND (SELECT spares FROM n) < GREATEST($2, (SELECT peak FROM p)) \
+                       WHERE name = {lit} \
+                         AND (SELECT spares FROM n) < GREATEST({size}, (SELECT peak FROM p)) \
                        RETURNING 1) \
-         SELECT k.kept, CASE WHEN k.kept THEN pg_advisory_unlock({}) END \
-         FROM (SELECT EXISTS (SELECT 1 FROM kept) AS kept) k",
-        lease_key("$1::text")
+         SELECT k.kept, CASE WHEN k.kept THEN pg_advisory_unlock({key}) END \
+         FROM (SELECT EXISTS (SELECT 1 FROM kept) AS kept) k; \
+         COMMIT;",
+        key = lease_key(&lit)
     );
-    let (kept, _): (bool, Option<bool>) = with_registry(conn, move |conn| {
+    let name = name.to_string();
+    let kept: bool = with_registry(conn, move |conn| {
         let (sql, name) = (sql.clone(), name.clone());
         Box::pin(async move {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(&name)
-                .bind(size)
-                .fetch_one(conn)
-                .await
-                .map_err(Error::db(format!("giving back test database {name}")))
+            let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&mut *conn)
+                .await;
+            let rows = match rows {
+                Ok(rows) => rows,
+                Err(e) => {
+                    // The failed statement left the transaction open and aborted.
+                    let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+                    return Err(Error::db(format!("giving back test database {name}"))(e));
+                }
+            };
+            use sqlx::Row;
+            rows.last()
+                .and_then(|row| row.try_get::<bool, _>(0).ok())
+                .ok_or_else(|| Error::Config(format!("giving back {name} said nothing")))
         })
     })
     .await?;

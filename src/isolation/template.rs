@@ -49,6 +49,23 @@ pub enum Handover {
     Cold,
 }
 
+/// Whether a passing test's clone goes back to the pool emptied (the default), or is dropped
+/// (`SEEDBED_TEMPLATE_RECYCLE=0`, as seedbed did before it recycled clones: each test's clone
+/// then ends in a `DROP DATABASE`, which forces a checkpoint on a durable server).
+pub fn recycles() -> Result<bool> {
+    match std::env::var("SEEDBED_TEMPLATE_RECYCLE") {
+        Err(_) => Ok(true),
+        Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "on" | "yes" => Ok(true),
+            "0" | "false" | "off" | "no" => Ok(false),
+            _ => Err(Error::Config(format!(
+                "SEEDBED_TEMPLATE_RECYCLE must be 1 or 0 (recycle passing tests' clones, or drop \
+                 them), not `{v}`"
+            ))),
+        },
+    }
+}
+
 /// The most spares per template.
 pub fn pool_size() -> Result<i64> {
     let n = engine::env_count("SEEDBED_TEMPLATE_SPARES", 0, engine::cpus().clamp(2, 8))?;

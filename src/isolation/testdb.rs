@@ -661,6 +661,7 @@ impl Isolation {
             Some(n) => n,
             None => template::pool_size()?,
         };
+        let recycle = template::recycles()?;
         // A process that runs one test opens its connection to the clone its test slot gave back
         // last while it claims it (and claims that one first): the two connections open at once.
         let preferred = if engine::adopted() {
@@ -741,6 +742,7 @@ impl Isolation {
                 database,
                 test: test_name.to_string(),
                 spares,
+                recycle,
             },
             token: None,
             token_claim: None,
@@ -1690,6 +1692,8 @@ enum Backend {
         test: String,
         /// The warm pool's configured size.
         spares: i64,
+        /// A passing test's clone goes back to the pool (else it is dropped).
+        recycle: bool,
     },
     Namespace {
         pool: SharedPool,
@@ -1964,6 +1968,7 @@ impl TestDb {
                 database,
                 test,
                 spares,
+                recycle,
             } => {
                 let passed = outcome == Outcome::Passed;
                 if !passed {
@@ -1976,16 +1981,17 @@ impl TestDb {
                 }
                 // Emptied through one of the test's connections and given to the next test when
                 // the test changed no schema; else dropped in the background.
-                let recycled = match all_connections(&inner.pool).await {
-                    Some(mut conns) => match conns.first_mut() {
-                        Some(conn) => template::empty(conn).await,
-                        None => match inner.pool.acquire().await {
-                            Ok(mut conn) => template::empty(&mut conn).await,
-                            Err(_) => false,
+                let recycled = recycle
+                    && match all_connections(&inner.pool).await {
+                        Some(mut conns) => match conns.first_mut() {
+                            Some(conn) => template::empty(conn).await,
+                            None => match inner.pool.acquire().await {
+                                Ok(mut conn) => template::empty(&mut conn).await,
+                                Err(_) => false,
+                            },
                         },
-                    },
-                    None => false,
-                };
+                        None => false,
+                    };
                 let _ = tokio::time::timeout(Duration::from_secs(5), inner.pool.close()).await;
                 if recycled {
                     template::recycle(inner.server, &template, &database, spares).await
