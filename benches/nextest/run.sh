@@ -6,6 +6,7 @@
 #
 #   benches/nextest/run.sh [ROUNDS]                  # the server DATABASE_URL names (else embedded)
 #   TLS=1 benches/nextest/run.sh                     # the test crate built with sqlx's rustls TLS
+#   SKIP_DROP=1 benches/nextest/run.sh               # without the template-drop comparison
 #
 # The floor opens one connection to an already migrated database, BEGIN, the same two inserts,
 # ROLLBACK: the least a test process that talks to the server can cost. #[sqlx::test] and the
@@ -39,17 +40,25 @@ build --features sqlx-test
 build
 
 variants=(floor rollback truncate namespace template sqlx)
+# Template with passing tests' clones dropped instead of given back to the pool
+# (SEEDBED_TEMPLATE_RECYCLE=0), the alternative recycling replaced: run after the others, since it
+# empties the warm pool the next Template run would start from.
+after=(template-drop)
 declare -A suite per_test
+run_strategy() {
+    if [ -n "${DATABASE_URL:-}" ]; then
+        SEEDBED_STRATEGY=$1 cargo nextest run --no-fail-fast "${features[@]}" 2>&1
+    else
+        env -u DATABASE_URL SEEDBED_STRATEGY=$1 cargo nextest run --no-fail-fast "${features[@]}" 2>&1
+    fi
+}
 run() { # variant → "suite_seconds median_test_seconds"
     local v=$1 out
     case $v in
         floor) out=$(FLOOR_DATABASE_URL=$floor_url cargo nextest run --no-fail-fast "${features[@]}" --features floor 2>&1) ;;
         sqlx) out=$(DATABASE_URL=$url cargo nextest run --no-fail-fast "${features[@]}" --features sqlx-test 2>&1) ;;
-        *) if [ -n "${DATABASE_URL:-}" ]; then
-               out=$(SEEDBED_STRATEGY=$v cargo nextest run --no-fail-fast "${features[@]}" 2>&1)
-           else
-               out=$(env -u DATABASE_URL SEEDBED_STRATEGY=$v cargo nextest run --no-fail-fast "${features[@]}" 2>&1)
-           fi ;;
+        template-drop) out=$(SEEDBED_TEMPLATE_RECYCLE=0 run_strategy template) ;;
+        *) out=$(run_strategy "$v") ;;
     esac
     if ! grep -q "40 passed" <<<"$out"; then
         echo "$v failed:" >&2; grep -E "FAIL|panicked|Error" <<<"$out" | head -20 >&2; exit 1
@@ -70,6 +79,16 @@ for r in $(seq "$rounds"); do
         per_test[$v]+="$t "
     done
 done
+if [ "${SKIP_DROP:-0}" != 1 ]; then
+    for r in $(seq "$rounds"); do
+        for v in "${after[@]}"; do
+            read -r s t < <(run "$v")
+            suite[$v]+="$s "
+            per_test[$v]+="$t "
+        done
+    done
+    variants+=("${after[@]}")
+fi
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "40 tests, cargo nextest ($(nproc) threads), $rounds rounds after a warm-up, on $where${TLS:+, sqlx TLS on}"

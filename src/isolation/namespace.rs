@@ -32,7 +32,7 @@ use crate::server::Server;
 use crate::sql::{quote_ident, quote_literal};
 
 /// The version of what [`prepare`] installs; part of the database's name.
-pub const VERSION: u32 = 5;
+pub const VERSION: u32 = 6;
 
 /// The session setting that carries a test's token.
 pub const TOKEN_SETTING: &str = "seedbed.token";
@@ -44,7 +44,7 @@ pub async fn prepare(conn: &mut PgConnection, schema: &Schema) -> Result<()> {
         "CREATE SCHEMA IF NOT EXISTS {s};\n\
          CREATE UNLOGGED TABLE {s}.journal (token text NOT NULL, relid oid NOT NULL, pk text[] NOT NULL);\n\
          CREATE INDEX journal_token ON {s}.journal (token, relid);\n\
-         CREATE TABLE {s}.runs (run_id text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());\n\
+         CREATE UNLOGGED TABLE {s}.runs (run_id text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());\n\
          CREATE TABLE {s}.ns_order (relid oid PRIMARY KEY, position integer NOT NULL, fn text NOT NULL);\n"
     );
     let order = schema.deletion_order();
@@ -158,7 +158,7 @@ pub async fn prepare(conn: &mut PgConnection, schema: &Schema) -> Result<()> {
 /// Adds to a database an earlier seedbed prepared what this one needs (the record of runs).
 pub async fn upgrade(conn: &mut PgConnection) -> Result<()> {
     sqlx::raw_sql(
-        "CREATE TABLE IF NOT EXISTS seedbed.runs \
+        "CREATE UNLOGGED TABLE IF NOT EXISTS seedbed.runs \
          (run_id text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())",
     )
     .execute(conn)
@@ -171,17 +171,24 @@ pub async fn upgrade(conn: &mut PgConnection) -> Result<()> {
 /// same round trip): takes the lock of `token` (a session advisory lock, held by the test's
 /// connection while it runs), records this run in the database (the first test of a run sweeps
 /// it), and reads the database's marker. Read the row it returns with [`read_claim`].
-pub(crate) fn claim_statement(token: &str) -> String {
+pub(crate) fn claim_statement(token: &str, named: bool) -> String {
     // The key is a number and the run a quoted literal.
     let key = lock::lock_key(&format!("token:{token}"));
     let run = quote_literal(&super::registry::Owner::current().run);
+    // A database seedbed made says it is ready by a table in it; one the user named is asked
+    // for its marker (whether seedbed made it).
+    let ours = if named {
+        "(SELECT shobj_description(oid, 'pg_database') FROM pg_database \
+          WHERE datname = current_database()), false"
+            .to_string()
+    } else {
+        format!("NULL::text, {}", super::migrated::ready_expression())
+    };
     format!(
         "WITH l AS MATERIALIZED (SELECT pg_try_advisory_lock({key}) AS got), \
               r AS (INSERT INTO seedbed.runs (run_id) VALUES ({run}) \
                     ON CONFLICT DO NOTHING RETURNING 1) \
-         SELECT (SELECT got FROM l), EXISTS (SELECT 1 FROM r), \
-                (SELECT shobj_description(oid, 'pg_database') FROM pg_database \
-                 WHERE datname = current_database())"
+         SELECT (SELECT got FROM l), EXISTS (SELECT 1 FROM r), {ours}"
     )
 }
 
@@ -192,8 +199,10 @@ pub(crate) struct Claimed {
     pub(crate) got: bool,
     /// This test is the first of its run on this database: it sweeps.
     pub(crate) first_of_run: bool,
-    /// The database's marker.
+    /// The marker of a database the user named.
     pub(crate) marker: Option<super::marker::Marker>,
+    /// A database seedbed made is ready (see [`READY_TABLE`](super::migrated::READY_TABLE)).
+    pub(crate) ready: bool,
 }
 
 /// Reads the row [`claim_statement`] returned.
@@ -203,10 +212,12 @@ pub(crate) fn read_claim(row: &sqlx::postgres::PgRow) -> Result<Claimed> {
     let got: bool = row.try_get(0).map_err(Error::db(context))?;
     let first_of_run: bool = row.try_get(1).map_err(Error::db(context))?;
     let comment: Option<String> = row.try_get(2).map_err(Error::db(context))?;
+    let ready: bool = row.try_get(3).map_err(Error::db(context))?;
     Ok(Claimed {
         got,
         first_of_run,
         marker: comment.as_deref().and_then(super::marker::Marker::parse),
+        ready,
     })
 }
 

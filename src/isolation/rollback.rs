@@ -271,9 +271,9 @@ impl RollbackPool {
         })
     }
 
-    /// Begins a test: claims its token (and, with `check`, reads the database's marker, in the
-    /// same statement: the database must be a ready migrated one), then its transaction (counted
-    /// by sqlx) and its fixtures. The first checkout's savepoint comes with the test's first
+    /// Begins a test: claims its token (and, with `check`, asks whether the database is a ready
+    /// migrated one of seedbed's, in the same statement), then its transaction (counted by sqlx)
+    /// and its fixtures. The first checkout's savepoint comes with the test's first
     /// query.
     pub(crate) async fn start(
         &self,
@@ -290,23 +290,18 @@ impl RollbackPool {
             .await
             .map_err(Error::db("starting the test's transaction"))?;
         let (mut token, key) = claim.candidate(0);
-        let (pid, mut taken, comment): (i32, bool, Option<String>) = sqlx::query_as(
-            "SELECT pg_backend_pid(), pg_try_advisory_lock($1), \
-             (SELECT shobj_description(oid, 'pg_database') FROM pg_database \
-              WHERE datname = current_database())",
-        )
-        .bind(key)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(Error::db("starting the test"))?;
+        let sql = format!(
+            "SELECT pg_backend_pid(), pg_try_advisory_lock($1), {}",
+            super::migrated::ready_expression()
+        );
+        let (pid, mut taken, ready): (i32, bool, bool) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(key)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(Error::db("starting the test"))?;
         self.backend_pid
             .store(u32::try_from(pid).unwrap_or_default(), Ordering::SeqCst);
-        if check
-            && !comment
-                .as_deref()
-                .and_then(super::marker::Marker::parse)
-                .is_some_and(|m| super::migrated::is_ready(&m))
-        {
+        if check && !ready {
             if taken {
                 let _ = conn
                     .execute(sqlx::raw_sql("SELECT pg_advisory_unlock_all()"))

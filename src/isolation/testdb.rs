@@ -802,7 +802,7 @@ impl Isolation {
         let (shared, claimed, token) = loop {
             attempts += 1;
             let token = token_for(test_name, base_seed, 0);
-            let claim = super::namespace::claim_statement(&token);
+            let claim = super::namespace::claim_statement(&token, self.database.is_some());
             let opened = SharedPool::for_test_claiming(
                 server,
                 &key,
@@ -827,7 +827,7 @@ impl Isolation {
                 Err(e) => return Err(e),
             };
             let claimed = super::namespace::read_claim(&row)?;
-            let ours = claimed.marker.as_ref().is_some_and(migrated::is_ready);
+            let ours = claimed.ready;
             let refused = match &self.database {
                 Some(db) if claimed.marker.is_none() && !self.allow_unmarked => {
                     Some(refuse_unmarked_namespace(db))

@@ -120,11 +120,18 @@ fn claim_statement(key: i64, mark: bool) -> String {
     } else {
         ""
     };
+    // A slot says it is seedbed's and ready by a table in it; a database the user named by its
+    // marker (whether seedbed made it).
+    let ours = if mark {
+        format!("NULL::text, {}", migrated::ready_expression())
+    } else {
+        "(SELECT shobj_description(oid, 'pg_database') FROM pg_database \
+          WHERE datname = current_database()), false"
+            .to_string()
+    };
     format!(
         "WITH l AS MATERIALIZED (SELECT pg_try_advisory_lock({key}) AS got){taken} \
-         SELECT (SELECT got FROM l), {emptied}, \
-                (SELECT shobj_description(oid, 'pg_database') FROM pg_database \
-                 WHERE datname = current_database())"
+         SELECT (SELECT got FROM l), {emptied}, {ours}"
     )
 }
 
@@ -135,8 +142,10 @@ pub(crate) struct Claimed {
     pub(crate) got: bool,
     /// The slot's last test left it emptied.
     pub(crate) emptied: bool,
-    /// The database's marker.
+    /// The marker of a database the user named.
     pub(crate) marker: Option<Marker>,
+    /// A slot is a ready database of seedbed's (see [`migrated::READY_TABLE`]).
+    pub(crate) ready: bool,
 }
 
 /// The statement that takes the lease of a slot (or a database the user named, with
@@ -158,19 +167,21 @@ pub(crate) fn read_claim(row: &sqlx::postgres::PgRow) -> Result<Claimed> {
     let comment: Option<String> = row
         .try_get(2)
         .map_err(Error::db("taking a Truncate database's lease"))?;
+    let ready: bool = row
+        .try_get(3)
+        .map_err(Error::db("taking a Truncate database's lease"))?;
     Ok(Claimed {
         got,
         emptied,
         marker: comment.as_deref().and_then(Marker::parse),
+        ready,
     })
 }
 
-/// Whether `claimed` is a slot of `base` (its marker says so).
-pub(crate) fn is_slot_of(claimed: &Claimed, base: &str) -> bool {
-    claimed
-        .marker
-        .as_ref()
-        .is_some_and(|m| m.kind == SLOT_KIND && m.get("base") == Some(base))
+/// Whether `claimed` is a slot: a ready database of seedbed's, named as the slots of its base
+/// are (only seedbed makes those names, by cloning the base).
+pub(crate) fn is_slot_of(claimed: &Claimed, _base: &str) -> bool {
+    claimed.ready
 }
 
 /// Records a slot whose lease the test's own connection took (a process that runs one test), with
