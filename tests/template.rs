@@ -343,3 +343,26 @@ async fn the_template_records_its_measured_clone_method() {
     assert_eq!(left, 0, "the measurement left its probe database");
     let _ = admin.close().await;
 }
+
+/// A passing test's clone goes back to the pool emptied, its sequences where migrations left
+/// them: every test starts as on a fresh clone, whichever it gets.
+#[tokio::test]
+async fn recycled_clones_start_as_fresh_ones() {
+    for i in 0..4 {
+        let db = acquire(Strategy::Template, &format!("template::fresh::{i}")).await;
+        let pool = db.pool();
+        let before: i64 = sqlx::query_scalar("SELECT count(*) FROM organizations")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(before, 0, "test {i} found rows of an earlier test");
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO organizations (name, slug) VALUES ('f', 'fresh') RETURNING id",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(id, 1, "test {i} got a clone whose sequence had moved");
+        db.finish().await.expect("finish");
+    }
+}

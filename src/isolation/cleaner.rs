@@ -402,7 +402,7 @@ impl CleaningPlan {
 
     /// The script that empties `touched` (positions in the plan) and refills the lookup tables
     /// among them, `last` run before it commits.
-    fn script(&self, touched: &[usize], reset_sequences: bool, last: Option<&str>) -> String {
+    fn script(&self, touched: &[usize], reset: Option<Reset>, last: Option<&str>) -> String {
         let s = quote_ident(SCHEMA);
         // The cleaning need not wait for the disk: if the server crashes before it is durable,
         // what it deleted comes back with its notes in seedbed.dirty (a logged table, written in
@@ -422,13 +422,29 @@ impl CleaningPlan {
             }
         }
         let _ = writeln!(sql, "DELETE FROM {s}.dirty;");
-        if reset_sequences {
-            // Only those that moved: setval writes to the log.
+        if let Some(reset) = reset {
+            // Of the sequences in scope, only those that moved (setval writes to the log).
+            let scope = match reset {
+                Reset::All => "true".to_string(),
+                // Those of the tables written, and those no table owns: reading a sequence opens
+                // it, which a cold session pays for each.
+                Reset::Written => {
+                    let written: Vec<String> = touched
+                        .iter()
+                        .map(|&i| self.tables[i].oid.to_string())
+                        .collect();
+                    format!(
+                        "(q.table_oid IS NULL OR q.table_oid = ANY('{{{}}}'::int8[]))",
+                        written.join(",")
+                    )
+                }
+            };
             let _ = writeln!(
                 sql,
                 "SELECT setval(q.seq, q.last_value, q.is_called) FROM {s}.sequences q \
                  CROSS JOIN LATERAL {s}.sequence_state(q.seq) st \
-                 WHERE (st.last_value, st.is_called) IS DISTINCT FROM (q.last_value, q.is_called);"
+                 WHERE {scope} \
+                   AND (st.last_value, st.is_called) IS DISTINCT FROM (q.last_value, q.is_called);"
             );
         }
         if let Some(last) = last {
@@ -446,7 +462,14 @@ pub async fn clean(
     plan: &CleaningPlan,
     reset_sequences: bool,
 ) -> Result<usize> {
-    clean_then(conn, plan, reset_sequences, None, None).await
+    clean_then(
+        conn,
+        plan,
+        reset_sequences.then_some(Reset::All),
+        None,
+        None,
+    )
+    .await
 }
 
 /// [`clean`] a tracked database whose written tables were just read (with
@@ -459,7 +482,14 @@ pub(crate) async fn clean_written(
     written: Vec<i64>,
 ) -> Result<usize> {
     let last = mark.then(mark_statement);
-    clean_then(conn, plan, reset_sequences, last.as_deref(), Some(written)).await
+    clean_then(
+        conn,
+        plan,
+        reset_sequences.then_some(Reset::All),
+        last.as_deref(),
+        Some(written),
+    )
+    .await
 }
 
 fn mark_statement() -> String {
@@ -477,13 +507,30 @@ pub async fn clean_and_mark(
     plan: &CleaningPlan,
     reset_sequences: bool,
 ) -> Result<usize> {
-    clean_then(conn, plan, reset_sequences, Some(&mark_statement()), None).await
+    clean_then(
+        conn,
+        plan,
+        reset_sequences.then_some(Reset::All),
+        Some(&mark_statement()),
+        None,
+    )
+    .await
+}
+
+/// Which sequences a cleaning resets to where migrations left them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reset {
+    /// Every one (`reset_sequences`: earlier tests may have moved any).
+    All,
+    /// Those of the tables the test wrote, and those no table owns (a recycled clone, whose
+    /// every earlier test reset its own).
+    Written,
 }
 
 async fn clean_then(
     conn: &mut PgConnection,
     plan: &CleaningPlan,
-    reset_sequences: bool,
+    reset_sequences: Option<Reset>,
     last: Option<&str>,
     first: Option<Vec<i64>>,
 ) -> Result<usize> {
@@ -509,8 +556,8 @@ async fn clean_then(
             })
             .map(|(i, _)| i)
             .collect();
-        let reset = reset_sequences && pass == 0;
-        if touched.is_empty() && !reset {
+        let reset = reset_sequences.filter(|_| pass == 0);
+        if touched.is_empty() && reset.is_none() {
             if let Some(last) = last {
                 sqlx::raw_sql(sqlx::AssertSqlSafe(last.to_string()))
                     .execute(&mut *conn)
@@ -554,8 +601,9 @@ const CHANGED: &str = "EXISTS (SELECT 1 FROM seedbed.schema_changes) \
 
 /// Makes a database a test used as it was before the test, for the next one: if the test changed
 /// nothing but rows and sequences (no schema change recorded by [`watch_schema_changes`], no
-/// large object, prepared transaction or database setting left), empties it and resets every
-/// sequence ([`clean`] with `reset_sequences`) and returns `true`; else leaves it and returns
+/// large object, prepared transaction or database setting left), empties it and resets the
+/// sequences of the tables it wrote and those no table owns (every earlier test of the database
+/// reset its own) and returns `true`; else leaves it and returns
 /// `false` (it must be dropped). A database without the watch is an error. One query reads the
 /// plan and looks for changes; emptying takes one or two more.
 pub async fn recycle(conn: &mut PgConnection) -> Result<bool> {
@@ -563,7 +611,7 @@ pub async fn recycle(conn: &mut PgConnection) -> Result<bool> {
     if changed || !plan.watched {
         return Ok(false);
     }
-    clean_then(conn, &plan, true, None, written).await?;
+    clean_then(conn, &plan, Some(Reset::Written), None, written).await?;
     Ok(true)
 }
 

@@ -1992,12 +1992,17 @@ impl TestDb {
                         },
                         None => false,
                     };
-                let _ = tokio::time::timeout(Duration::from_secs(5), inner.pool.close()).await;
-                if recycled {
-                    template::recycle(inner.server, &template, &database, spares).await
-                } else {
-                    template::release(inner.server, &database, true, &test).await
-                }
+                // The test's connections close while the clone goes back.
+                let closed = tokio::time::timeout(Duration::from_secs(5), inner.pool.close());
+                let ended = async {
+                    if recycled {
+                        template::recycle(inner.server, &template, &database, spares).await
+                    } else {
+                        template::release(inner.server, &database, true, &test).await
+                    }
+                };
+                let (_, ended) = tokio::join!(closed, ended);
+                ended
             }
         }
     }
