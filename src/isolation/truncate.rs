@@ -262,15 +262,22 @@ pub(crate) async fn create_slot(
         let result = async {
             let conn = guard.connection();
             let existing = list_slots(conn, &base).await?;
-            if existing.len() >= max {
+            // Only the slots numbered up to the most count: those a larger
+            // SEEDBED_TRUNCATE_DATABASES made earlier are still used, but do not keep the ones
+            // this setting prefers from being made.
+            let in_range: Vec<String> = (1..=max)
+                .map(|n| slot_name(&base, n))
+                .filter(|n| existing.contains(n))
+                .collect();
+            if in_range.len() >= max {
                 return Ok(None);
             }
             let name = match preferred.filter(|p| !existing.contains(p)) {
                 Some(name) => name,
                 None => {
-                    let n = (1..)
+                    let n = (1..=max)
                         .find(|i| !existing.contains(&slot_name(&base, *i)))
-                        .unwrap_or(existing.len() + 1);
+                        .unwrap_or(max);
                     slot_name(&base, n)
                 }
             };
