@@ -4,10 +4,14 @@
 //!
 //! The budget is a set of numbered slots; holding slot *i* means holding the session advisory lock
 //! `seedbed:budget` *i* on the process's control connection (a process that dies frees its slots
-//! with its connection). Before it opens a pool or a lease connection (the connections whose
-//! number grows with the number of tests), seedbed reserves one slot per connection, all at once,
-//! and gives them back when they close. A test that cannot get its slots waits, and says so
-//! after 10 s.
+//! with its connection). Before it opens a lease connection, and as a pool opens connections (the
+//! connections whose number grows with the number of tests), seedbed reserves slots for them, and
+//! gives them back when they close. A test that cannot get its slots waits, and says so after
+//! 10 s. A pool's connection is counted once it is open (sqlx has no hook before a pool connects),
+//! so one that finds the budget spent is closed again at once rather than held while it waits, and
+//! the pool tries again after a growing pause until its acquire timeout (30 s), then fails with
+//! sqlx's `PoolTimedOut` (each try it gave up is logged by sqlx at `error` level, "error returned
+//! from after_connect", to a `tracing` subscriber).
 //!
 //! Two connections of each process are outside the budget: its coordination connection (the
 //! control connection, which takes the slots) and the first connection a test of the process
@@ -93,6 +97,12 @@ struct PoolBudgetState {
     opened: usize,
     /// Slots reserved and not yet used by a connection.
     unused: usize,
+    /// Since when a connection of the pool has been waiting for budget.
+    waiting_since: Option<Instant>,
+    /// Whether the wait was reported.
+    told: bool,
+    /// When the pool last closed the process's idle connections for budget.
+    last_eviction: Option<Instant>,
 }
 
 impl PoolBudget {
@@ -110,13 +120,19 @@ impl PoolBudget {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Reserves for a connection the pool is opening.
+    /// Reserves for a connection the pool is opening (called by the pool's `after_connect`, so
+    /// the connection is open already). It does not wait: a connection waiting for budget would
+    /// be one more connection on the server, beyond the budget, in every waiting process. When the
+    /// budget is spent it fails, the pool closes the connection and tries again after a growing
+    /// pause (sqlx's back-off), until the pool's acquire timeout; meanwhile this process's idle
+    /// connections are closed first (at most once a second) and, after 10 s, it says why it waits.
     pub(crate) async fn connection_opened(&self, server: &'static Server) -> Result<()> {
         let opened = {
             let mut state = self.state();
             if state.unused > 0 {
                 state.unused -= 1;
                 state.opened += 1;
+                state.waiting_since = None;
                 return Ok(());
             }
             state.opened
@@ -131,12 +147,50 @@ impl PoolBudget {
             });
             return Ok(());
         }
-        let reservation = reserve(server, self.max.saturating_sub(opened).max(1)).await?;
+        let wanted = self.max.saturating_sub(opened).max(1);
+        let mut got = try_reserve(server, wanted).await?;
+        if got.is_none() && self.may_evict() && evict_idle().await > 0 {
+            got = try_reserve(server, wanted).await?;
+        }
+        let total = size(server).await?;
         let mut state = self.state();
+        let Some(reservation) = got else {
+            let since = *state.waiting_since.get_or_insert_with(Instant::now);
+            if !state.told && since.elapsed() > Duration::from_secs(10) {
+                state.told = true;
+                eprintln!(
+                    "seedbed: a test's pool waits for connection budget: the {total} connections \
+                     test processes may hold on this server are in use (SEEDBED_MAX_CONNECTIONS \
+                     sets the budget)"
+                );
+            }
+            return Err(Error::Timeout {
+                what: format!(
+                    "{wanted} connection(s) of the budget of {total} (other test processes hold \
+                     them); the pool tries again until its acquire timeout"
+                ),
+                waited: since.elapsed(),
+            });
+        };
         state.unused += reservation.len().saturating_sub(1);
         state.opened += 1;
+        state.waiting_since = None;
         state.held.push(reservation);
         Ok(())
+    }
+
+    /// Whether this pool may close the process's idle connections now (at most once a second, so
+    /// a sibling's pool put back meanwhile is not closed at every retry).
+    fn may_evict(&self) -> bool {
+        let mut state = self.state();
+        if state
+            .last_eviction
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(1))
+        {
+            return false;
+        }
+        state.last_eviction = Some(Instant::now());
+        true
     }
 
     /// Gives everything back now; returns how many connections of the budget were freed.
@@ -255,13 +309,9 @@ pub(crate) async fn try_reserve(server: &'static Server, n: usize) -> Result<Opt
     let wanted = i64::try_from(n).unwrap_or(i64::MAX).min(total);
     let got = try_take(server, wanted, total).await?;
     if i64::try_from(got.len()).unwrap_or(0) >= wanted {
-        Ok(Some(Reservation {
-            server,
-            slots: got,
-            free: false,
-        }))
+        Ok(Some(got))
     } else {
-        release(server, got).await?;
+        got.give_back().await?;
         Ok(None)
     }
 }
@@ -276,13 +326,9 @@ async fn take(server: &'static Server, n: usize) -> Result<Reservation> {
     loop {
         let got = try_take(server, wanted, total).await?;
         if i64::try_from(got.len()).unwrap_or(0) >= wanted {
-            return Ok(Reservation {
-                server,
-                slots: got,
-                free: false,
-            });
+            return Ok(got);
         }
-        release(server, got).await?;
+        got.give_back().await?;
         // Idle connections of this process first: if closing them freed budget, try again now
         // (at most once a second: pools a sibling test puts back meanwhile are not closed at
         // every retry when other processes hold the budget).
@@ -316,8 +362,9 @@ async fn take(server: &'static Server, n: usize) -> Result<Reservation> {
 }
 
 /// Takes up to `n` free slots, starting at a point that depends on the process so processes do
-/// not all contend for slot 0.
-async fn try_take(server: &'static Server, n: i64, total: i64) -> Result<Vec<i64>> {
+/// not all contend for slot 0. They are owned by a reservation from the moment they are taken
+/// (on the engine runtime): if the caller gives up waiting meanwhile, dropping it gives them back.
+async fn try_take(server: &'static Server, n: i64, total: i64) -> Result<Reservation> {
     let offset = i64::from(std::process::id()) % total.max(1);
     engine::control()
         .with(server, move |conn| {
@@ -341,7 +388,11 @@ async fn try_take(server: &'static Server, n: i64, total: i64) -> Result<Vec<i64
                 for slot in &slots {
                     engine::hold(engine::Held::BudgetSlot(*slot));
                 }
-                Ok(slots)
+                Ok(Reservation {
+                    server,
+                    slots,
+                    free: false,
+                })
             })
         })
         .await

@@ -43,10 +43,25 @@ static ADOPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::n
 /// only one the process has: what would live on the engine runtime (the control connection, the
 /// connections kept for later tests) lives on it instead, and the process starts no thread of
 /// its own and hands no query between threads.
-pub(crate) fn adopt_test_runtime() {
-    if one_test_per_process() {
-        ADOPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+///
+/// A process that says it runs one test (the variable is inherited by the processes a test
+/// starts) but runs a second adopts no more: what lived on the first test's runtime died with it,
+/// and is forgotten (the caller forgets the pools it keeps); returns `true` then.
+pub(crate) fn adopt_test_runtime() -> bool {
+    static ADOPTIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    if !one_test_per_process() {
+        return false;
     }
+    if ADOPTIONS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+        ADOPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+        return false;
+    }
+    if ADOPTED.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        control().forget();
+        builder().forget();
+        return true;
+    }
+    false
 }
 
 /// Whether this process adopted its test's runtime (see [`adopt_test_runtime`]).
@@ -262,6 +277,16 @@ impl Control {
             held: Mutex::new(std::collections::HashSet::new()),
             backend: Mutex::new(None),
         }
+    }
+
+    /// Forgets the connection (it lived on a runtime that has ended, and its session's locks
+    /// with it) and what it held.
+    pub(crate) fn forget(&self) {
+        if let Ok(mut conn) = self.conn.try_lock() {
+            *conn = None;
+        }
+        self.held_set().clear();
+        *self.backend.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     fn held_set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<Held>> {

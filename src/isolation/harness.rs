@@ -280,8 +280,11 @@ where
     Fut::Output: TestTermination,
 {
     let rt = args.runtime();
-    super::engine::adopt_test_runtime();
+    let stale = super::engine::adopt_test_runtime();
     rt.block_on(async move {
+        if stale {
+            super::testdb::forget_kept_pools();
+        }
         let db = match args.isolation(own_connections).acquire().await {
             Ok(db) => db,
             Err(e) => panic!(

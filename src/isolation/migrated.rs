@@ -18,7 +18,7 @@ use crate::server::Server;
 use crate::sql::quote_ident;
 
 /// How long a process waits for another to finish migrating.
-const BUILD_WAIT: Duration = Duration::from_secs(600);
+pub(crate) const BUILD_WAIT: Duration = Duration::from_secs(600);
 
 /// The version of how a sealed template is built (part of its identity): 2 records the
 /// measured [`CloneMethod`] in its marker.
@@ -153,7 +153,7 @@ pub async fn ensure_build(
 
     let mut lock = DbLock::acquire(
         server,
-        &format!("migrate:{name}"),
+        &build_lock_name(&name),
         LockMode::Exclusive,
         BUILD_WAIT,
     )
@@ -161,6 +161,11 @@ pub async fn ensure_build(
     let result = build_locked(server, lock.connection(), migrations, &name, build).await;
     lock.release().await?;
     result
+}
+
+/// The name of the lock a build of database `name` holds exclusively while it builds.
+pub(crate) fn build_lock_name(name: &str) -> String {
+    format!("migrate:{name}")
 }
 
 /// The marker of `name` if it is a ready migrated database.

@@ -67,9 +67,9 @@ impl Migrations {
     /// The migrations in `dir`, identified by a checksum remembered between processes in
     /// `cache_dir`: reading and hashing every migration (SHA-384 each, as sqlx does) is work
     /// every test process would repeat on files that rarely change, so it is done once per
-    /// change. The remembered checksum is used while every file in `dir` has the name, size and
-    /// modification time it had when it was read; the migrations themselves are read only when
-    /// they are applied.
+    /// change. The remembered checksum is used while every file in `dir` has the name, size,
+    /// modification and change times it had when it was read; the migrations themselves are read
+    /// only when they are applied.
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), seedbed::Error> {
@@ -274,9 +274,10 @@ fn dir_fingerprint(dir: &Path) -> Option<String> {
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map_or(0, |d| d.as_nanos());
             format!(
-                "{}:{}:{modified}",
+                "{}:{}:{modified}:{}",
                 e.file_name().to_string_lossy(),
-                meta.map_or(0, |m| m.len())
+                meta.as_ref().map_or(0, |m| m.len()),
+                meta.as_ref().map_or(0, changed_at)
             )
         })
         .collect();
@@ -285,6 +286,19 @@ fn dir_fingerprint(dir: &Path) -> Option<String> {
         "{:016x}",
         stable_hash_bytes(entries.join("/").as_bytes())
     ))
+}
+
+/// When a file's inode last changed (its ctime), which no tool sets back as it can the
+/// modification time (a copy that keeps times, say); 0 where the platform has none.
+#[cfg(unix)]
+fn changed_at(meta: &std::fs::Metadata) -> i64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.ctime().saturating_mul(1_000_000_000) + meta.ctime_nsec()
+}
+
+#[cfg(not(unix))]
+fn changed_at(_meta: &std::fs::Metadata) -> i64 {
+    0
 }
 
 /// The server's message with its detail and hint, or the driver's text.

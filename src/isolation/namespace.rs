@@ -266,9 +266,14 @@ pub async fn clean(conn: &mut PgConnection, token: &str) -> Result<i32> {
         )))
 }
 
-/// The statement that deletes the rows of `token` (what [`clean`] runs), to send with others.
+/// The statements that delete the rows of `token` (what [`clean`] runs), to send with others on a
+/// session just reset: the session carries the token while they run, so rows that triggers
+/// write meanwhile are journaled and deleted too.
 pub(crate) fn clean_statement(token: &str) -> String {
-    format!("SELECT seedbed.ns_clean({})", quote_literal(token))
+    let token = quote_literal(token);
+    format!(
+        "SET {TOKEN_SETTING} = {token}; SELECT seedbed.ns_clean({token}); RESET {TOKEN_SETTING}"
+    )
 }
 
 /// The statement that forgets the journal of `token` (what [`forget`] runs).

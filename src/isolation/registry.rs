@@ -498,6 +498,7 @@ pub(crate) async fn give_back(conn: &mut PgConnection, name: &str, size: i64) ->
               kept AS (UPDATE seedbed.databases \
                        SET state = 'spare', kind = 'spare', test = NULL, claimed_at = NULL \
                        WHERE name = {lit} \
+                         AND {size} > 0 \
                          AND (SELECT spares FROM n) < GREATEST({size}, (SELECT peak FROM p)) \
                        RETURNING 1) \
          SELECT k.kept, CASE WHEN k.kept THEN pg_advisory_unlock({key}) END \
@@ -638,6 +639,29 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<Entry>> {
             },
         )
         .collect())
+}
+
+/// Whether any database a sweep would drop exists: building or in use with its lease free (one
+/// query; the sweep itself takes each lease before it drops).
+pub(crate) async fn anything_to_sweep(conn: &mut PgConnection) -> Result<bool> {
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM seedbed.databases d \
+         WHERE d.state IN ('building', 'in_use') \
+           AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted \
+                 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                 AND ((l.classid::int8 << 32) | l.objid::int8) = {key}))",
+        key = lease_key("d.name")
+    );
+    with_registry(conn, move |conn| {
+        let sql = sql.clone();
+        Box::pin(async move {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(conn)
+                .await
+                .map_err(Error::db("looking for abandoned test databases"))
+        })
+    })
+    .await
 }
 
 /// What a sweep removed.

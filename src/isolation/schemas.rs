@@ -132,6 +132,19 @@ fn holder(database: &str) -> Arc<engine::Control> {
     )
 }
 
+/// Forgets the connections to schema databases (they lived on a runtime that has ended).
+pub(crate) fn forget_holders() {
+    let all: Vec<Arc<engine::Control>> = holders()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .drain()
+        .map(|(_, h)| h)
+        .collect();
+    for holder in all {
+        holder.forget();
+    }
+}
+
 fn holders() -> &'static Mutex<HashMap<String, Arc<engine::Control>>> {
     static HOLDERS: OnceLock<Mutex<HashMap<String, Arc<engine::Control>>>> = OnceLock::new();
     HOLDERS.get_or_init(|| Mutex::new(HashMap::new()))

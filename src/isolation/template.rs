@@ -6,14 +6,21 @@
 //!   `ALLOW_CONNECTIONS false`) so clones never wait for a connection to leave it.
 //! - **Clones** are made with `CREATE DATABASE … TEMPLATE`, with the copy method chosen by
 //!   measurement when the template is built ([`clone_method`](super::migrated::clone_method)).
-//! - A **warm pool** of spare clones is kept in the [registry](super::registry): a test claims the
-//!   oldest spare with `FOR UPDATE SKIP LOCKED` (one statement, which also takes its lease), so it
-//!   waits for a handover rather than a `CREATE DATABASE`, and whichever process is running
-//!   refills the pool in the background. The pool holds at most `SEEDBED_TEMPLATE_SPARES` clones
-//!   per template (default: the number of CPUs, between 2 and 8), across all processes.
-//! - A passing test's clone is dropped (in the background); a failing test's clone is **kept**,
-//!   its URL printed in the failure block, and listed by `seedbed list` until
-//!   `seedbed sweep --kept`.
+//! - A **warm pool** of spare clones is kept in the [registry](super::registry): a test claims a
+//!   spare with `FOR UPDATE SKIP LOCKED` (one statement, which also takes its lease), so it waits
+//!   for a handover rather than a `CREATE DATABASE`. A process that runs many tests refills the
+//!   pool in the background when a claim leaves it short; one that runs a single test (nextest)
+//!   does not, its clone going back to the pool instead.
+//! - A passing test's clone is **recycled**: emptied by the [cleaner](super::cleaner) (its
+//!   sequences reset) and given back as a spare, unless the test changed its schema (an event
+//!   trigger in the template records every schema change), left a large object, a prepared
+//!   transaction, a database setting or a session still connected; then it is dropped in the
+//!   background. The pool keeps `SEEDBED_TEMPLATE_SPARES` spares (default: the number of CPUs,
+//!   between 2 and 8), or as many clones as tests have held at once if more; with 0 it keeps
+//!   none (every passing test's clone is dropped, and every test clones). `seedbed sweep` leaves
+//!   spares alone.
+//! - A failing test's clone is **kept**, its URL printed in the failure block, and listed by
+//!   `seedbed list` until `seedbed sweep --kept`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -77,15 +84,18 @@ pub fn pool_size() -> Result<i64> {
 /// first leaves the rest to the next run.
 fn sweep_in_background(server: &'static Server) {
     engine::spawn_tracked(async move {
-        // A process that runs one test has its control connection to spare while the test runs;
-        // one that runs many sweeps on a connection of its own, so its tests' claims never wait
-        // behind a drop.
-        let connection = if engine::adopted() {
-            engine::control()
-        } else {
-            engine::builder()
-        };
-        let swept = connection
+        // The drops happen on a connection of their own, so the tests' claims never wait behind
+        // one; the control connection is asked first whether there is anything to sweep, and
+        // that connection is opened only then.
+        let anything = engine::control()
+            .with(server, |conn| {
+                Box::pin(async move { registry::anything_to_sweep(conn).await })
+            })
+            .await;
+        if matches!(anything, Ok(false)) {
+            return;
+        }
+        let swept = engine::builder()
             .with(server, |conn| {
                 Box::pin(async move {
                     registry::sweep_except(conn, false, |name| {
@@ -217,11 +227,27 @@ fn hint_path(server: &Server, template: &str) -> Option<std::path::PathBuf> {
     )))
 }
 
-/// Empties a clone its test used through `conn`, a connection to it, so the next test can have
-/// it: `false` when the test changed its schema (or anything the cleaner cannot undo), or
-/// emptying failed: then it must be dropped. See [`cleaner::recycle`].
-pub(crate) async fn empty(conn: &mut sqlx::PgConnection) -> bool {
-    matches!(cleaner::recycle(conn).await, Ok(true))
+/// Empties a clone its test used through the first of `conns`, the test's connections to it (all
+/// of them), so the next test can have it: `false` when the test changed its schema (or anything
+/// the cleaner cannot undo), another session is still connected to it, or emptying failed: then
+/// it must be dropped. See [`cleaner::recycle`].
+pub(crate) async fn empty(mut conns: Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>) -> bool {
+    let Some((first, rest)) = conns.split_first_mut() else {
+        return false;
+    };
+    // The test's other connections are its own: the check for sessions still connected leaves
+    // them out.
+    let mut own = Vec::with_capacity(rest.len());
+    for conn in rest.iter_mut() {
+        match sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
+            .fetch_one(&mut **conn)
+            .await
+        {
+            Ok(pid) => own.push(pid),
+            Err(_) => return false,
+        }
+    }
+    matches!(cleaner::recycle(first, &own).await, Ok(true))
 }
 
 /// Gives an emptied clone back as a spare of its template, and its lease with it (one
@@ -435,7 +461,17 @@ fn refill_in_background(server: &'static Server, template: &str, size: i64) {
         // A moment's grace: the test that just claimed a spare starts without a copy competing
         // with it for the machine.
         tokio::time::sleep(REFILL_DELAY).await;
-        let result = refill(server, &template, size).await;
+        // Work done ahead never takes the server past seedbed's budget: the connection that
+        // makes the spares counts in it, and without budget to spare there is no refill.
+        let result = match budget::try_reserve(server, 1).await {
+            Ok(Some(reservation)) => {
+                let made = refill(server, &template, size).await;
+                drop(reservation);
+                made
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
         RUNNING.remove(&template);
         if let Err(e) = result {
             eprintln!("seedbed: could not refill the spare databases of {template}: {e}");

@@ -10,6 +10,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, PgPool};
 
 use super::engine::{self, KeyedOnce};
+use super::lock::{self, LockMode};
 use super::migrations::Migrations;
 use super::rollback::{RollbackPool, RollbackState, Started, TokenClaim, Violation};
 use super::strategy::{self, Strategy, StrategySource};
@@ -708,6 +709,9 @@ impl Isolation {
             (None, _) => None,
         };
         let (database, _handover) = claimed?;
+        // A pool this process opened ahead to its spare counts its connections against a
+        // reservation of the test's, made at once for all it may open.
+        let mut budget = None;
         let pool = match (ahead, template::take_prepared(&database)) {
             (Some(pool), _) => pool,
             // This process opened the spare's pool ahead of time: the test starts with its
@@ -722,6 +726,8 @@ impl Isolation {
                 );
                 // Applied by the pool's next checkout, the test's first query.
                 p.apply(set);
+                drop(p.budget);
+                budget = Some(super::budget::reserve(server, self.max_connections as usize).await?);
                 p.pool
             }
             (None, other) => {
@@ -743,6 +749,7 @@ impl Isolation {
                 test: test_name.to_string(),
                 spares,
                 recycle,
+                _budget: budget,
             },
             token: None,
             token_claim: None,
@@ -1037,9 +1044,24 @@ impl Isolation {
             .get_or_init(KeyedOnce::new)
             .get_or_try_init(&key, async {
                 let name = key.clone();
+                // Not ready: another process may be building it. Its build holds the build lock
+                // exclusively; waiting for that on the control connection, instead of on a
+                // connection of the lock's own, keeps a crowd of processes started together
+                // within their connection budget while one of them builds.
                 let mark = engine::control()
                     .with(server, move |conn| {
-                        Box::pin(async move { marker::read(conn, &name).await })
+                        Box::pin(async move {
+                            if let Some(mark) =
+                                marker::read(conn, &name).await?.filter(migrated::is_ready)
+                            {
+                                return Ok(Some(mark));
+                            }
+                            let lock = migrated::build_lock_name(&name);
+                            lock::lock_on(conn, &lock, LockMode::Shared, migrated::BUILD_WAIT)
+                                .await?;
+                            lock::unlock_on(conn, &lock, LockMode::Shared).await?;
+                            marker::read(conn, &name).await
+                        })
                     })
                     .await?;
                 if let Some(mark) = mark.filter(migrated::is_ready) {
@@ -1461,9 +1483,11 @@ impl SharedPool {
         }
     }
 
-    /// Resets every session of a test that ended (its settings, locks, listens, temporary
-    /// tables), `last` appended to the first connection's reset (one round trip), and returns
-    /// whether every reset worked, the outcome of `last`, and the connections.
+    /// Resets every session of a test that ended (its settings, listens, temporary tables), then
+    /// releases the advisory locks they hold; `last`, if any, runs on one connection after its
+    /// reset and before any lock goes (Namespace's cleanup, while the test's token is still
+    /// held). One round trip for a pool of one connection, two otherwise. Returns whether every
+    /// reset worked, the outcome of `last`, and the connections.
     async fn reset_sessions(
         &self,
         conns: Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>,
@@ -1473,32 +1497,41 @@ impl SharedPool {
         Result<()>,
         Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>,
     ) {
-        self.set_session(None);
         const RESET: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
-                             UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; \
-                             DISCARD SEQUENCES";
+                             UNLISTEN *; DISCARD TEMP; DISCARD SEQUENCES";
+        const UNLOCK: &str = "SELECT pg_advisory_unlock_all()";
+        self.set_session(None);
         let mut conns = conns;
-        let mut last_result = Ok(());
-        let mut healthy = true;
-        if let Some(last) = last
-            && let Some(mut first) = conns.pop()
-        {
-            let sql = format!("{RESET}; {last}");
-            let (reset, rest) = tokio::join!(
-                first.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql))),
-                Self::on_connections(std::mem::take(&mut conns), RESET)
-            );
-            if let Err(e) = reset {
+        let Some(last) = last else {
+            let (ok, conns) = Self::on_connections(conns, &format!("{RESET}; {UNLOCK}")).await;
+            return (ok, Ok(()), conns);
+        };
+        let Some(mut first) = conns.pop() else {
+            return (false, Ok(()), conns);
+        };
+        let alone = conns.is_empty();
+        let sql = if alone {
+            format!("{RESET}; {last}; {UNLOCK}")
+        } else {
+            format!("{RESET}; {last}")
+        };
+        let (done, (mut healthy, mut rest)) = tokio::join!(
+            first.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql))),
+            Self::on_connections(conns, RESET)
+        );
+        let last_result = match done {
+            Ok(_) => Ok(()),
+            Err(e) => {
                 healthy = false;
-                last_result = Err(Error::db("ending the test")(e));
+                Err(Error::db("ending the test")(e))
             }
-            healthy &= rest.0;
-            conns = rest.1;
-            conns.push(first);
-            return (healthy, last_result, conns);
+        };
+        rest.push(first);
+        if alone {
+            return (healthy, last_result, rest);
         }
-        let (ok, conns) = Self::on_connections(conns, RESET).await;
-        (ok, last_result, conns)
+        let (unlocked, rest) = Self::on_connections(rest, UNLOCK).await;
+        (healthy && unlocked, last_result, rest)
     }
 
     /// Resets every session of a test that ended, as [`reset_sessions`](Self::reset_sessions)
@@ -1592,6 +1625,14 @@ async fn all_connections(pool: &PgPool) -> Option<Vec<sqlx::pool::PoolConnection
         conns.push(conn);
     }
     Some(conns)
+}
+
+/// Forgets the pools kept for the next test: they lived on a runtime that has ended (see
+/// [`engine::adopt_test_runtime`]).
+pub(crate) fn forget_kept_pools() {
+    drop(ROLLBACK_POOLS.take_all());
+    drop(SHARED_POOLS.take_all());
+    super::schemas::forget_holders();
 }
 
 /// Closes the pools kept for the next test (Rollback's and the others') and gives their budget
@@ -1694,6 +1735,8 @@ enum Backend {
         spares: i64,
         /// A passing test's clone goes back to the pool (else it is dropped).
         recycle: bool,
+        /// The budget of a pool opened ahead by this process (given back with the backend).
+        _budget: Option<super::budget::Reservation>,
     },
     Namespace {
         pool: SharedPool,
@@ -1969,6 +2012,7 @@ impl TestDb {
                 test,
                 spares,
                 recycle,
+                _budget,
             } => {
                 let passed = outcome == Outcome::Passed;
                 if !passed {
@@ -1983,26 +2027,22 @@ impl TestDb {
                 // the test changed no schema; else dropped in the background.
                 let recycled = recycle
                     && match all_connections(&inner.pool).await {
-                        Some(mut conns) => match conns.first_mut() {
-                            Some(conn) => template::empty(conn).await,
-                            None => match inner.pool.acquire().await {
-                                Ok(mut conn) => template::empty(&mut conn).await,
-                                Err(_) => false,
-                            },
+                        Some(conns) if !conns.is_empty() => template::empty(conns).await,
+                        Some(_) => match inner.pool.acquire().await {
+                            Ok(conn) => template::empty(vec![conn]).await,
+                            Err(_) => false,
                         },
                         None => false,
                     };
-                // The test's connections close while the clone goes back.
-                let closed = tokio::time::timeout(Duration::from_secs(5), inner.pool.close());
-                let ended = async {
-                    if recycled {
-                        template::recycle(inner.server, &template, &database, spares).await
-                    } else {
-                        template::release(inner.server, &database, true, &test).await
-                    }
-                };
-                let (_, ended) = tokio::join!(closed, ended);
-                ended
+                // Every connection of the test is closed before the clone goes back.
+                let closed = tokio::time::timeout(Duration::from_secs(5), inner.pool.close())
+                    .await
+                    .is_ok();
+                if recycled && closed {
+                    template::recycle(inner.server, &template, &database, spares).await
+                } else {
+                    template::release(inner.server, &database, true, &test).await
+                }
             }
         }
     }

@@ -110,8 +110,10 @@ pub(crate) fn max_slots() -> Result<usize> {
 /// empty, and the database's marker.
 fn claim_statement(key: i64, mark: bool) -> String {
     // `key` is a number: nothing of the user's reaches this text.
+    // Marked emptied, and nothing written since (a session the last test left behind could
+    // have written after the mark).
     let emptied = if mark {
-        "EXISTS (SELECT 1 FROM d)"
+        "EXISTS (SELECT 1 FROM d) AND NOT EXISTS (SELECT 1 FROM seedbed.dirty)"
     } else {
         "false"
     };
@@ -221,23 +223,52 @@ pub(crate) fn preferred_slot(base: &str) -> Option<String> {
     Some(slot_name(base, slot % max + 1))
 }
 
-/// The slots of `base` that exist and are not this process's, in order, and how many exist.
+/// The slots of `base` that exist, are not this process's and whose lease no session holds now
+/// (seen in `pg_locks`, without connecting to them), in order, and how many exist.
 pub(crate) async fn candidates(
     server: &'static Server,
     base: &str,
 ) -> Result<(Vec<String>, usize)> {
     let ours = held_names(base);
     let base_name = base.to_string();
-    let existing = engine::control()
+    let (existing, leased) = engine::control()
         .with(server, move |conn| {
-            Box::pin(async move { list_slots(conn, &base_name).await })
+            Box::pin(async move {
+                let existing = list_slots(conn, &base_name).await?;
+                let leased = leased_slots(conn, &base_name).await?;
+                Ok((existing, leased))
+            })
         })
         .await?;
     let count = existing.len();
     Ok((
-        existing.into_iter().filter(|n| !ours.contains(n)).collect(),
+        existing
+            .into_iter()
+            .filter(|n| !ours.contains(n) && !leased.contains(n))
+            .collect(),
         count,
     ))
+}
+
+/// The databases named like the slots of `base` whose lease a session holds now.
+async fn leased_slots(conn: &mut PgConnection, base: &str) -> Result<Vec<String>> {
+    // pg_locks shows a bigint advisory key as its high and low halves.
+    let bits = u64::from_ne_bytes(lock::lock_key("lease").to_ne_bytes());
+    let high = i64::try_from(bits >> 32).unwrap_or_default();
+    let low = i64::try_from(bits & 0xffff_ffff).unwrap_or_default();
+    sqlx::query_scalar(
+        "SELECT d.datname::text FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+           AND l.classid::int8 = $2 AND l.objid::int8 = $3 AND starts_with(d.datname, $1)",
+    )
+    .bind(format!("{base}_"))
+    .bind(high)
+    .bind(low)
+    .fetch_all(conn)
+    .await
+    .map_err(Error::db(format!(
+        "looking for the free Truncate databases of {base}"
+    )))
 }
 
 /// Makes a new slot of `base` if fewer than the most exist (under a database-level lock), and
