@@ -171,25 +171,7 @@ struct Row {
 
 #[test]
 fn connections_per_test_process_stay_within_the_targets() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = runtime
-        .block_on(Server::resolve())
-        .unwrap_or_else(|e| panic!("no PostgreSQL server to count connections against: {e}"));
-    let options = server.maintenance_options();
-    // The embedded server's options name its Unix socket too; the proxy speaks TCP, and
-    // 127.0.0.1:<port> is where the embedded server listens.
-    let (host, port) = (options.get_host().to_string(), options.get_port());
-    assert!(
-        !host.starts_with('/'),
-        "the server is reached through the Unix socket {host}; the counting proxy needs a TCP \
-         host and port (set DATABASE_URL to a postgres://host:port/ URL)"
-    );
-    let proxy = CountingProxy::start((host.as_str(), port))
-        .unwrap_or_else(|e| panic!("cannot start the counting proxy to {host}:{port}: {e}"));
-    let url = proxied_url(&server.url_for(server.maintenance_database()), proxy.port());
+    let (proxy, url, host, port) = proxy_to_the_server();
 
     let body = 1 + BODY_CONNECTIONS;
     let cases = [
@@ -285,6 +267,103 @@ fn connections_per_test_process_stay_within_the_targets() {
     assert!(missed.is_empty(), "{}", missed.join("\n"));
 }
 
+/// A counting proxy in front of the server seedbed resolves, and the URL that reaches the server
+/// through it (with the server's host and port).
+fn proxy_to_the_server() -> (CountingProxy, String, String, u16) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = runtime
+        .block_on(Server::resolve())
+        .unwrap_or_else(|e| panic!("no PostgreSQL server to count connections against: {e}"));
+    let options = server.maintenance_options();
+    // The embedded server's options name its Unix socket too; the proxy speaks TCP, and
+    // 127.0.0.1:<port> is where the embedded server listens.
+    let (host, port) = (options.get_host().to_string(), options.get_port());
+    assert!(
+        !host.starts_with('/'),
+        "the server is reached through the Unix socket {host}; the counting proxy needs a TCP \
+         host and port (set DATABASE_URL to a postgres://host:port/ URL)"
+    );
+    let proxy = CountingProxy::start((host.as_str(), port))
+        .unwrap_or_else(|e| panic!("cannot start the counting proxy to {host}:{port}: {e}"));
+    let url = proxied_url(&server.url_for(server.maintenance_database()), proxy.port());
+    (proxy, url, host, port)
+}
+
+/// Tests run one after another in one process (as `cargo test` runs them), each running two
+/// statements back to back through its pool (the second asks for a connection while the first
+/// is still going back, in a task of its own).
+const IN_PROCESS_TESTS: usize = 20;
+
+/// The child of [`tests_in_one_process_reuse_their_connections`]: [`IN_PROCESS_TESTS`] tests of
+/// Truncate, then as many of Namespace, each on a runtime of its own as `#[tokio::test]` gives.
+#[test]
+fn child_in_process_tests_back_to_back_statements() {
+    for strategy in [seedbed::Strategy::Truncate, seedbed::Strategy::Namespace] {
+        for n in 0..IN_PROCESS_TESTS {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let db = seedbed::Isolation::new(strategy)
+                    .migrations("migrations")
+                    .test_name("connections::in_process")
+                    .acquire()
+                    .await
+                    .expect("acquire");
+                let pool = db.pool();
+                sqlx::query("SELECT 1").execute(&pool).await.unwrap();
+                let slug = format!("in-process-{}-{n}", std::process::id());
+                sqlx::query(INSERT)
+                    .bind(&slug)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                db.finish().await.expect("finish");
+            });
+        }
+    }
+}
+
+/// Tests of one process reuse their connections: the pools a test leaves are kept for the next
+/// one, with as many connections as a test used, so a run of tests does not connect per test.
+#[test]
+fn tests_in_one_process_reuse_their_connections() {
+    let (proxy, url, _, _) = proxy_to_the_server();
+    let child = || {
+        run_command(
+            &proxy,
+            "child_in_process_tests_back_to_back_statements",
+            &url,
+            Command::new(std::env::current_exe().unwrap()),
+        )
+    };
+    // The first run may build the migrated databases; the second counts.
+    let warm = child();
+    let run = child();
+    let tests = 2 * IN_PROCESS_TESTS;
+    eprintln!(
+        "{tests} tests in one process opened {} connections (first run {}):",
+        run.connections.len(),
+        warm.connections.len()
+    );
+    for record in &run.connections {
+        eprintln!("    {}", record.describe());
+    }
+    // Per strategy: the first test's pool (one connection, and the second its back-to-back
+    // statements opened), the next pool with two, kept from then on; and the process's
+    // coordination connections.
+    assert!(
+        run.connections.len() <= 12,
+        "{tests} tests in one process opened {} connections: tests do not reuse the connections \
+         of the tests before them",
+        run.connections.len()
+    );
+}
+
 /// The run id the children share, as the processes of one `cargo nextest run` do.
 fn run_id() -> &'static str {
     static RUN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -295,6 +374,22 @@ fn run_id() -> &'static str {
 /// connections the proxy accepted while it ran. A child that fails or runs no test fails the
 /// caller, with its output.
 fn run_child(proxy: &CountingProxy, test: &str, url: &str) -> Run {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        // As `cargo nextest run` starts a test process: one test, one run for all of them,
+        // and the test's slot among those running at once.
+        .env("NEXTEST_EXECUTION_MODE", "process-per-test")
+        .env("NEXTEST_RUN_ID", run_id())
+        // A slot of its own: this process's own run of the children holds Truncate's first
+        // databases for as long as it lives, as any `cargo test` process would.
+        .env("NEXTEST_TEST_GLOBAL_SLOT", "5")
+        .env("SEEDBED_TRUNCATE_DATABASES", "8");
+    run_command(proxy, test, url, command)
+}
+
+/// [`run_child`] with `command` set up by the caller (its environment); the test's name and
+/// `SEEDBED_DATABASE_URL` are added here.
+fn run_command(proxy: &CountingProxy, test: &str, url: &str, mut command: Command) -> Run {
     assert!(
         proxy.wait_idle(CLOSE_TIMEOUT),
         "{} connections through the proxy still open before {test} started",
@@ -303,17 +398,9 @@ fn run_child(proxy: &CountingProxy, test: &str, url: &str) -> Run {
     let before = proxy.accepted();
     let started = Instant::now();
     let (status, stdout, stderr) = run_with_timeout(
-        Command::new(std::env::current_exe().unwrap())
+        command
             .args([test, "--exact", "--test-threads", "1"])
             .env("SEEDBED_DATABASE_URL", url)
-            // As `cargo nextest run` starts a test process: one test, one run for all of them,
-            // and the test's slot among those running at once.
-            .env("NEXTEST_EXECUTION_MODE", "process-per-test")
-            .env("NEXTEST_RUN_ID", run_id())
-            // A slot of its own: this process's own run of the children holds Truncate's first
-            // databases for as long as it lives, as any `cargo test` process would.
-            .env("NEXTEST_TEST_GLOBAL_SLOT", "5")
-            .env("SEEDBED_TRUNCATE_DATABASES", "8")
             .env_remove("SEEDBED_RUN_ID"),
         CHILD_TIMEOUT,
     )

@@ -582,7 +582,7 @@ impl Isolation {
         let slot = self.database.is_none();
         let options = self.connect_options(server, name);
         let shared =
-            match engine::run(SharedPool::open(server, options, self.max_connections)).await {
+            match engine::run(SharedPool::open(server, options, self.max_connections, 1)).await {
                 Ok(shared) => shared,
                 Err(e) if migrated::is_missing_database(&e) => return Ok(Claim::Missing),
                 Err(e) => return Err(e),
@@ -1203,6 +1203,32 @@ async fn claim_token(server: &'static Server, name: &str, base_seed: u64) -> Res
 static ROLLBACK_POOLS: engine::FreeList<Arc<RollbackPool>> = engine::FreeList::new();
 static SHARED_POOLS: engine::FreeList<SharedPool> = engine::FreeList::new();
 
+/// How many connections the pools of [`SHARED_POOLS`] open when they are made, by key: as many
+/// as a test of that key last held at once, when that was more than the pool had.
+static WARM_CONNECTIONS: std::sync::Mutex<Option<std::collections::HashMap<String, usize>>> =
+    std::sync::Mutex::new(None);
+
+fn warm_connections(key: &str) -> usize {
+    WARM_CONNECTIONS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .as_ref()
+        .and_then(|warm| warm.get(key).copied())
+        .unwrap_or(1)
+}
+
+fn remember_warm_connections(key: &str, held: u32) {
+    let held = usize::try_from(held).unwrap_or(1);
+    let mut warm = WARM_CONNECTIONS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let entry = warm
+        .get_or_insert_with(Default::default)
+        .entry(key.to_string())
+        .or_insert(1);
+    *entry = (*entry).max(held);
+}
+
 /// Options of a test's pool whose connections open as the test asks for them, each counted in
 /// the connection budget when it opens (the process's free pass first), all given back when the
 /// pool closes.
@@ -1252,8 +1278,14 @@ struct SharedPool {
 }
 
 impl SharedPool {
-    /// Opens the pool and its first connection; call it on the engine runtime.
-    async fn open(server: &'static Server, options: PgConnectOptions, max: u32) -> Result<Self> {
+    /// Opens the pool and its first `warm` connections (at least one, at most `max`); call it on
+    /// the engine runtime.
+    async fn open(
+        server: &'static Server,
+        options: PgConnectOptions,
+        max: u32,
+        warm: usize,
+    ) -> Result<Self> {
         let recycled_at = Arc::new(std::sync::Mutex::new(std::time::Instant::now()));
         let cutoff = Arc::clone(&recycled_at);
         let session: Arc<std::sync::Mutex<Option<String>>> = Arc::new(std::sync::Mutex::new(None));
@@ -1315,8 +1347,22 @@ impl SharedPool {
                 return Err(Error::db(format!("connecting to {database}"))(e));
             }
         };
+        // More connections, as many as the last test on this database held at once: a test
+        // that runs two statements back to back through the pool needs a second one while the
+        // first goes back (in a task of its own), and one opened during a test cannot be kept.
+        let mut more = Vec::new();
+        let wanted = warm.min(usize::try_from(max).unwrap_or(usize::MAX)).max(1) - 1;
+        for _ in 0..wanted {
+            match pool.acquire().await {
+                Ok(conn) => more.push(conn),
+                Err(_) => break,
+            }
+        }
         first.return_to_pool().await;
         drop(first);
+        for mut conn in more {
+            conn.return_to_pool().await;
+        }
         *recycled_at
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = std::time::Instant::now();
@@ -1358,7 +1404,13 @@ impl SharedPool {
             kept.discard().await;
         }
         super::budget::on_shortage(evict_kept_pools);
-        let shared = engine::run(SharedPool::open(server, options(), max_connections)).await?;
+        let shared = engine::run(SharedPool::open(
+            server,
+            options(),
+            max_connections,
+            warm_connections(key),
+        ))
+        .await?;
         if shared.on_every_connection(set).await {
             return Ok(shared);
         }
@@ -1384,8 +1436,13 @@ impl SharedPool {
                 Some(kept) => (kept, false),
                 None => {
                     super::budget::on_shortage(evict_kept_pools);
-                    let opened =
-                        engine::run(SharedPool::open(server, options(), max_connections)).await?;
+                    let opened = engine::run(SharedPool::open(
+                        server,
+                        options(),
+                        max_connections,
+                        warm_connections(key),
+                    ))
+                    .await?;
                     (opened, true)
                 }
             };
@@ -1586,6 +1643,9 @@ impl SharedPool {
         .await;
         let only_its_own =
             self.opened.load(std::sync::atomic::Ordering::SeqCst) == self.opened_by_open;
+        if !only_its_own {
+            remember_warm_connections(key, self.pool.size());
+        }
         if healthy && only_its_own {
             *self
                 .recycled_at
