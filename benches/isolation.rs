@@ -19,7 +19,8 @@
 //!   and the first query (the pool's first connection).
 //! - `template/cold_clone`: acquiring with no spare (the clone is made for the test), beside
 //!   `template/raw_create_database_template`: `CREATE DATABASE … TEMPLATE` alone, with the same
-//!   copy method. Dropping clones happens after the test, in the background, and is not timed.
+//!   copy method. What happens to a passing test's clone after it (emptied and given back as a
+//!   spare, or dropped with `SEEDBED_TEMPLATE_RECYCLE=0`) runs in the background, untimed.
 //!
 //! Run with `cargo bench --bench isolation`; the server is the one tests use (embedded unless
 //! DATABASE_URL or SEEDBED_DATABASE_URL says otherwise).
@@ -369,15 +370,7 @@ fn template(c: &mut Criterion) {
         db.finish().await.expect("finish");
         // The template Isolation builds for these migrations (no fixtures).
         let migrations = Migrations::from_dir(MIGRATIONS).await.expect("migrations");
-        migrated::Build {
-            purpose: "tpl",
-            prepare: false,
-            track: false,
-            fixtures: &[],
-            seal: true,
-            journal: false,
-        }
-        .database_name(&migrations)
+        migrated::Build::template(&[]).database_name(&migrations)
     });
     let spares = seedbed::isolation::template::pool_size().expect("pool size");
     let mut group = c.benchmark_group("template");
@@ -401,7 +394,7 @@ fn template(c: &mut Criterion) {
                     waited += started.elapsed();
                     let name = db.database().to_string();
                     db.finish().await.expect("finish");
-                    wait_dropped(&mut watch, &name).await;
+                    wait_given_back(&mut watch, &name).await;
                 }
                 watch.close().await.expect("close");
                 waited
@@ -476,6 +469,29 @@ fn template(c: &mut Criterion) {
     group.finish();
 }
 
+/// Waits (untimed) until a passing test's clone is back in the pool as a spare, emptied, or
+/// dropped (`SEEDBED_TEMPLATE_RECYCLE=0`, or the pool was full), and its lease is gone.
+async fn wait_given_back(conn: &mut PgConnection, name: &str) {
+    for _ in 0..1000 {
+        let done: bool = sqlx::query_scalar(
+            "SELECT (NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) \
+                 OR EXISTS (SELECT 1 FROM seedbed.databases WHERE name = $1 AND state = 'spare')) \
+             AND NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' \
+                 AND ((classid::int8 << 32) | objid::int8) = \
+                     hashtextextended('seedbed:lease:' || $1, 0))",
+        )
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await
+        .expect("lookup");
+        if done {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("{name} was neither given back nor dropped within 2 s");
+}
+
 /// Waits (untimed) until a passing test's clone, dropped in the background, is gone with its
 /// registry row and its lease, so none of that work runs during the next measurement (the raw
 /// baseline drops outside its timing too). `conn` is kept open by the caller, so no connection
@@ -546,11 +562,12 @@ async fn wait_for_spares(template: &str, size: i64) {
         .await
         .expect("count spares");
         if n >= size {
-            break;
+            conn.close().await.expect("close");
+            return;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    conn.close().await.expect("close");
+    panic!("the spare databases of {template} did not reach {size} within 2 s");
 }
 
 criterion_group!(benches, baselines, strategies, cleanup, template);

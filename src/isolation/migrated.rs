@@ -95,7 +95,28 @@ pub struct Build<'a> {
     pub journal: bool,
 }
 
-impl Build<'_> {
+impl<'a> Build<'a> {
+    /// What Template builds its clones from: sealed, and prepared for the cleaner with every
+    /// table noting what writes it, so a passing test's clone can be emptied and given to the
+    /// next test (see [`template`](super::template)).
+    ///
+    /// ```
+    /// use seedbed::isolation::migrated::Build;
+    /// let build = Build::template(&[]);
+    /// assert_eq!(build.purpose, "tpl");
+    /// assert!(build.seal && build.prepare && build.track);
+    /// ```
+    pub fn template(fixtures: &'a [String]) -> Self {
+        Build {
+            purpose: "tpl",
+            prepare: true,
+            track: true,
+            fixtures,
+            seal: true,
+            journal: false,
+        }
+    }
+
     /// The database's name: purpose and a checksum of the migrations, fixtures and preparation.
     pub fn database_name(&self, migrations: &Migrations) -> String {
         let mut identity = migrations.checksum().to_string();

@@ -1009,14 +1009,7 @@ impl Isolation {
             },
             // A template's clones are emptied and given to the next test when it changed no
             // schema (see template::recycle).
-            _ => migrated::Build {
-                purpose,
-                prepare: true,
-                track: true,
-                fixtures: &self.fixtures,
-                seal: true,
-                journal: false,
-            },
+            _ => migrated::Build::template(&self.fixtures),
         }
     }
 
