@@ -417,6 +417,50 @@ async fn connections_opened_during_the_test_carry_the_token() {
     );
 }
 
+#[tokio::test]
+async fn rows_written_on_connections_held_at_once_are_removed() {
+    // The test's token is held by one of its connections; its cleanup runs on every connection
+    // at once and must act on that one alone, whichever connection wrote the rows.
+    let db = namespace("namespace::held_at_once")
+        .acquire()
+        .await
+        .unwrap();
+    let pool = db.pool();
+    let mut first = pool.acquire().await.unwrap();
+    let mut second = pool.acquire().await.unwrap();
+    let mut third = pool.acquire().await.unwrap();
+    let mut ids = Vec::new();
+    for (i, conn) in [&mut first, &mut second, &mut third]
+        .into_iter()
+        .enumerate()
+    {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO organizations (name, slug) VALUES ('held', $1) RETURNING id",
+        )
+        .bind(format!("held-at-once-{i}-{}", db.token()))
+        .fetch_one(&mut **conn)
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    drop((first, second, third));
+    let mut look = observer(&db).await;
+    db.finish().await.unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM organizations WHERE id = ANY($1)")
+        .bind(&ids)
+        .fetch_one(&mut look)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the rows of all three connections were removed");
+    let journal: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM seedbed.journal WHERE pk[1] = ANY($1::text[])")
+            .bind(ids.iter().map(i64::to_string).collect::<Vec<_>>())
+            .fetch_one(&mut look)
+            .await
+            .unwrap();
+    assert_eq!(journal, 0, "their journal went with them");
+}
+
 /// Holds rows until killed by the test below (`SEEDBED_TEST_HOLD=1`); an ordinary test otherwise.
 #[tokio::test]
 async fn holds_rows() {

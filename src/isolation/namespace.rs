@@ -32,7 +32,7 @@ use crate::server::Server;
 use crate::sql::{quote_ident, quote_literal};
 
 /// The version of what [`prepare`] installs; part of the database's name.
-pub const VERSION: u32 = 6;
+pub const VERSION: u32 = 7;
 
 /// The session setting that carries a test's token.
 pub const TOKEN_SETTING: &str = "seedbed.token";
@@ -44,11 +44,11 @@ pub async fn prepare(conn: &mut PgConnection, schema: &Schema) -> Result<()> {
         "CREATE SCHEMA IF NOT EXISTS {s};\n\
          CREATE UNLOGGED TABLE {s}.journal (token text NOT NULL, relid oid NOT NULL, pk text[] NOT NULL);\n\
          CREATE INDEX journal_token ON {s}.journal (token, relid);\n\
-         CREATE UNLOGGED TABLE {s}.runs (run_id text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());\n\
-         CREATE TABLE {s}.ns_order (relid oid PRIMARY KEY, position integer NOT NULL, fn text NOT NULL);\n"
+         CREATE UNLOGGED TABLE {s}.runs (run_id text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());\n"
     );
+    let mut deletes = String::new();
     let order = schema.deletion_order();
-    for (position, t) in order.tables().enumerate() {
+    for t in order.tables() {
         let Some(table) = schema.table(t) else {
             continue;
         };
@@ -107,6 +107,7 @@ pub async fn prepare(conn: &mut PgConnection, schema: &Schema) -> Result<()> {
             .join(" AND ");
         // One function per table, compiled only in a session that deletes from it: a test
         // process, whose session starts cold, compiles what its test wrote and nothing more.
+        // `ns_clean` calls it by a static statement, planned once per session when first run.
         let d = quote_ident(&format!("ns_delete_{oid}"));
         let _ = writeln!(
             sql,
@@ -114,9 +115,11 @@ pub async fn prepare(conn: &mut PgConnection, schema: &Schema) -> Result<()> {
              BEGIN\n\
              \x20 DELETE FROM {t} x USING (SELECT {select} FROM {s}.journal j \
              WHERE j.token = tok AND j.relid = {oid}) k WHERE {join};\n\
-             END\n$f$;\n\
-             INSERT INTO {s}.ns_order VALUES ({oid}, {position}, {fn});",
-            fn = quote_literal(&format!("{s}.{d}")),
+             END\n$f$;",
+        );
+        let _ = writeln!(
+            deletes,
+            "\x20   IF {oid} = ANY(rels) THEN PERFORM {s}.{d}(tok); END IF;"
         );
     }
     // A test that inserted nothing costs one index probe: the settings below (changing
@@ -127,7 +130,6 @@ pub async fn prepare(conn: &mut PgConnection, schema: &Schema) -> Result<()> {
         "CREATE FUNCTION {s}.ns_clean(tok text) RETURNS integer LANGUAGE plpgsql AS $clean$\n\
          DECLARE\n\
          \x20 rels oid[];\n\
-         \x20 f text;\n\
          \x20 total integer := 0;\n\
          \x20 replica boolean := current_setting('is_superuser') = 'on';\n\
          BEGIN\n\
@@ -139,9 +141,7 @@ pub async fn prepare(conn: &mut PgConnection, schema: &Schema) -> Result<()> {
          \x20     SET CONSTRAINTS ALL DEFERRED;\n\
          \x20   END IF;\n\
          \x20   total := total + cardinality(rels);\n\
-         \x20   FOR f IN SELECT o.fn FROM {s}.ns_order o WHERE o.relid = ANY(rels) ORDER BY o.position LOOP\n\
-         \x20     EXECUTE 'SELECT ' || f || '($1)' USING tok;\n\
-         \x20   END LOOP;\n\
+         {deletes}\
          \x20   DELETE FROM {s}.journal WHERE token = tok AND relid = ANY(rels);\n\
          \x20   EXIT WHEN replica;\n\
          \x20 END LOOP;\n\
@@ -266,20 +266,28 @@ pub async fn clean(conn: &mut PgConnection, token: &str) -> Result<i32> {
         )))
 }
 
-/// The statements that delete the rows of `token` (what [`clean`] runs), to send with others on a
-/// session just reset: the session carries the token while they run, so rows that triggers
-/// write meanwhile are journaled and deleted too.
+/// The statements that delete the rows of `token` (what [`clean`] runs), to send on every
+/// connection of its test after their sessions are reset and before their locks go: they act
+/// on the connection that holds the token's lock alone (taking it again there; elsewhere the
+/// lock is taken and they do nothing), or on one that takes it if that connection is gone. The
+/// session carries the token while they run, so rows that triggers write meanwhile are journaled
+/// and deleted too.
 pub(crate) fn clean_statement(token: &str) -> String {
+    let key = lock::lock_key(&format!("token:{token}"));
     let token = quote_literal(token);
     format!(
-        "SET {TOKEN_SETTING} = {token}; SELECT seedbed.ns_clean({token}); RESET {TOKEN_SETTING}"
+        "SET {TOKEN_SETTING} = {token}; \
+         SELECT seedbed.ns_clean({token}) WHERE pg_try_advisory_lock({key}); \
+         RESET {TOKEN_SETTING}"
     )
 }
 
-/// The statement that forgets the journal of `token` (what [`forget`] runs).
+/// The statement that forgets the journal of `token` (what [`forget`] runs), to send as
+/// [`clean_statement`]'s is: it acts on the connection holding the token's lock alone.
 pub(crate) fn forget_statement(token: &str) -> String {
+    let key = lock::lock_key(&format!("token:{token}"));
     format!(
-        "DELETE FROM seedbed.journal WHERE token = {}",
+        "DELETE FROM seedbed.journal WHERE token = {} AND (SELECT pg_try_advisory_lock({key}))",
         quote_literal(token)
     )
 }

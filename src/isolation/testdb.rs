@@ -1494,26 +1494,40 @@ impl SharedPool {
         conns: Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>,
         sql: &str,
     ) -> (bool, Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>) {
+        let (failed, conns) = Self::on_connections_failures(conns, sql).await;
+        (failed.is_empty(), conns)
+    }
+
+    /// Runs `sql` on the given connections at once, as [`on_connections`](Self::on_connections)
+    /// does; returns how it failed on each connection where it did (`None` for a task that did
+    /// not finish), and the connections.
+    async fn on_connections_failures(
+        conns: Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+        sql: &str,
+    ) -> (
+        Vec<Option<sqlx::Error>>,
+        Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+    ) {
         let mut tasks = tokio::task::JoinSet::new();
         for mut conn in conns {
             let sql = sql.to_string();
             tasks.spawn(async move {
                 let done = conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql))).await;
-                (conn, done.is_ok())
+                (conn, done.err())
             });
         }
-        let mut all_ok = true;
+        let mut failed = Vec::new();
         let mut back = Vec::new();
         while let Some(done) = tasks.join_next().await {
             match done {
-                Ok((conn, ok)) => {
-                    all_ok &= ok;
+                Ok((conn, error)) => {
+                    failed.extend(error.map(Some));
                     back.push(conn);
                 }
-                Err(_) => all_ok = false,
+                Err(_) => failed.push(None),
             }
         }
-        (all_ok, back)
+        (failed, back)
     }
 
     /// Runs `sql` on every connection of the pool (at the start of a test), and on those the
@@ -1534,10 +1548,11 @@ impl SharedPool {
     }
 
     /// Resets every session of a test that ended (its settings, listens, temporary tables), then
-    /// releases the advisory locks they hold; `last`, if any, runs on one connection after its
-    /// reset and before any lock goes (Namespace's cleanup, while the test's token is still
-    /// held). One round trip for a pool of one connection, two otherwise. Returns whether every
-    /// reset worked, the outcome of `last`, and the connections.
+    /// releases the advisory locks they hold, all in one round trip. `last`, if any, runs on every
+    /// connection after its reset and before its locks go, so it must act on one of them alone:
+    /// Namespace's cleanup acts on the connection holding the test's token (while it still
+    /// holds it). Returns whether every reset worked, the outcome of `last` (the server's error
+    /// if it raised one), and the connections.
     async fn reset_sessions(
         &self,
         conns: Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>,
@@ -1551,37 +1566,28 @@ impl SharedPool {
                              UNLISTEN *; DISCARD TEMP; DISCARD SEQUENCES";
         const UNLOCK: &str = "SELECT pg_advisory_unlock_all()";
         self.set_session(None);
-        let mut conns = conns;
-        let Some(last) = last else {
-            let (ok, conns) = Self::on_connections(conns, &format!("{RESET}; {UNLOCK}")).await;
-            return (ok, Ok(()), conns);
-        };
-        let Some(mut first) = conns.pop() else {
+        if conns.is_empty() {
             return (false, Ok(()), conns);
-        };
-        let alone = conns.is_empty();
-        let sql = if alone {
-            format!("{RESET}; {last}; {UNLOCK}")
-        } else {
-            format!("{RESET}; {last}")
-        };
-        let (done, (mut healthy, mut rest)) = tokio::join!(
-            first.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql))),
-            Self::on_connections(conns, RESET)
-        );
-        let last_result = match done {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                healthy = false;
-                Err(Error::db("ending the test")(e))
-            }
-        };
-        rest.push(first);
-        if alone {
-            return (healthy, last_result, rest);
         }
-        let (unlocked, rest) = Self::on_connections(rest, UNLOCK).await;
-        (healthy && unlocked, last_result, rest)
+        // A query string's statements share one transaction unless it says otherwise: `last`
+        // commits before the locks go, so nobody takes the test's token while its rows are
+        // still there.
+        let sql = match &last {
+            Some(last) => format!("{RESET}; BEGIN; {last}; COMMIT; {UNLOCK}"),
+            None => format!("{RESET}; {UNLOCK}"),
+        };
+        let (failed, conns) = Self::on_connections_failures(conns, &sql).await;
+        let healthy = failed.is_empty();
+        // A connection that broke only makes the pool unfit to keep; an error the server raised
+        // (the cleanup's) is the test's.
+        let raised = failed
+            .into_iter()
+            .flatten()
+            .find(|e| matches!(e, sqlx::Error::Database(_)));
+        match raised {
+            Some(e) if last.is_some() => (false, Err(Error::db("ending the test")(e)), conns),
+            _ => (healthy, Ok(()), conns),
+        }
     }
 
     /// Resets every session of a test that ended, as [`reset_sessions`](Self::reset_sessions)
@@ -1627,10 +1633,14 @@ impl SharedPool {
         conns: Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>,
         healthy: bool,
     ) {
-        // A return spawned on a test's runtime could be cut off when that runtime shuts down,
-        // losing the connection.
+        // Given back before the next test looks for them (a dropped connection goes back in a
+        // task of its own, which the next test would wait for), from the engine runtime (a
+        // return on a test's runtime could be cut off when that runtime shuts down, losing the
+        // connection).
         let _ = engine::run(async move {
-            drop(conns);
+            for mut conn in conns {
+                conn.return_to_pool().await;
+            }
             Ok(())
         })
         .await;
