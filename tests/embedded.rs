@@ -6,11 +6,11 @@ mod common;
 use std::time::Duration;
 
 use common::{PrivateBase, kill, wait_gone};
-use seedbed::Error;
 use seedbed::isolation::Migrations;
 use seedbed::server::binaries::SearchPaths;
 use seedbed::server::embedded::{self, EmbeddedConfig};
 use seedbed::server::{Origin, Server};
+use seedbed::{Error, Isolation, Strategy};
 use sqlx::{Connection, PgConnection};
 
 #[allow(clippy::expect_used, reason = "test helper: its failure is the test's")]
@@ -328,4 +328,38 @@ async fn idle_timeouts_do_not_end_seedbeds_own_sessions() {
     }
     lock.release().await.expect("release");
     let _ = own.close().await;
+}
+
+/// Connections to a server named by URL commit without waiting for the disk, unless the URL
+/// says otherwise; the URL's own choice is kept.
+#[tokio::test]
+#[allow(
+    clippy::expect_used,
+    reason = "test code: a failed expectation is a failed test"
+)]
+async fn url_servers_commit_without_waiting_for_the_disk_unless_the_url_says() {
+    let resolved = Server::resolve().await.expect("server");
+    let url = resolved.url_for(resolved.maintenance_database());
+    let server = Server::from_url(&url).await.expect("server");
+    let mut conn = server.connect().await.expect("connect");
+    assert_eq!(show(&mut conn, "synchronous_commit").await, "off");
+    let db = Isolation::new(Strategy::Truncate)
+        .migrations("migrations")
+        .test_name("embedded::synchronous_commit")
+        .acquire()
+        .await
+        .expect("acquire");
+    let mut test_conn = db.pool().acquire().await.expect("test connection");
+    let test_setting = show(&mut test_conn, "synchronous_commit").await;
+    drop(test_conn);
+    db.finish().await.expect("finish");
+    if matches!(resolved.origin(), Origin::Url { .. }) {
+        assert_eq!(test_setting, "off", "a test's own connection");
+    }
+
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let kept = format!("{url}{sep}options=-c%20synchronous_commit%3Dlocal");
+    let server = Server::from_url(&kept).await.expect("server");
+    let mut conn = server.connect().await.expect("connect");
+    assert_eq!(show(&mut conn, "synchronous_commit").await, "local");
 }

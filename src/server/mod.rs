@@ -13,6 +13,11 @@
 //! drop its own databases and to take its coordination locks. Every process of a run must use the
 //! same one.
 //!
+//! Connections to a server named by URL commit with `synchronous_commit = off` (unless the URL
+//! sets it): a commit returns without waiting for the disk, which a durable CI server otherwise
+//! makes every test's commits and every cleanup wait for. What a crash could lose (the last
+//! moments' commits) is what the next run's sweep removes anyway.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), seedbed::Error> {
 //! let server = seedbed::server::Server::resolve().await?;
@@ -168,6 +173,15 @@ impl Server {
             options.database("postgres")
         } else {
             options
+        };
+        // Test data needs no durability: a commit returns without waiting for the WAL to reach
+        // the disk (a crash loses at most the last moments' commits, which the next run's sweep
+        // finds as left over). On a durable server that saves a disk flush per commit, the
+        // test's own and seedbed's cleanup; a URL that sets it keeps its own.
+        let options = if url.contains("synchronous_commit") {
+            options
+        } else {
+            options.options([("synchronous_commit", "off")])
         };
         Ok(Server {
             origin: Origin::Url { var },
