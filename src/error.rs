@@ -158,7 +158,9 @@ pub enum Error {
 
     /// A factory names a table or a column the database does not have.
     #[error(
-        "{factory} names {what}, which the database does not have ({message}): check          #[factory(table = …, schema = …)] and #[factory(column = …)] against the schema, and          that the migrations ran"
+        "{factory} names {what}, which the database does not have ({message}): check \
+         #[factory(table = …, schema = …)] and #[factory(column = …)] against the schema, and \
+         that the migrations ran"
     )]
     SchemaMismatch {
         /// The factory (`module::Model`).

@@ -608,6 +608,10 @@ async fn a_missing_table_or_column_names_it_and_the_factory(db: TestDb) -> Resul
     );
     assert!(message.contains("table no_such_table"), "{message}");
     assert!(message.contains("factory_create::Ghost"), "{message}");
+    assert!(
+        message.contains("check #[factory(table = …, schema = …)]") && !message.contains("  "),
+        "the advice reads as one sentence: {message}"
+    );
 
     let err = Misspelt::factory().create(&db).await.unwrap_err();
     let message = err.to_string();
