@@ -159,18 +159,9 @@ impl Column {
     }
 }
 
-/// FNV-1a over the key's bytes: the same function as
-/// [`stable_hash`](crate::isolation::lock::stable_hash), usable in constants.
+/// The [`stable_hash`](crate::isolation::lock::stable_hash) of a key, usable in constants.
 pub(crate) const fn key_hash(key: &str) -> u64 {
-    let bytes = key.as_bytes();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut i = 0;
-    while i < bytes.len() {
-        hash ^= bytes[i] as u64;
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        i += 1;
-    }
-    hash
+    crate::isolation::lock::stable_hash_bytes(key.as_bytes())
 }
 
 #[cfg(test)]

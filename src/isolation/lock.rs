@@ -27,12 +27,14 @@ pub fn stable_hash(text: &str) -> u64 {
     stable_hash_bytes(text.as_bytes())
 }
 
-/// [`stable_hash`] over bytes.
-pub fn stable_hash_bytes(bytes: &[u8]) -> u64 {
+/// [`stable_hash`] over bytes; usable in constants.
+pub const fn stable_hash_bytes(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        hash ^= u64::from(*b);
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
     }
     hash
 }
