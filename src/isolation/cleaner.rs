@@ -582,21 +582,36 @@ const CHANGED: &str = "EXISTS (SELECT 1 FROM seedbed.schema_changes) \
 /// `false` (it must be dropped). A database without the watch is an error. One query reads the
 /// plan and looks for changes; emptying takes one or two more.
 pub async fn recycle(conn: &mut PgConnection, own: &[i32]) -> Result<bool> {
-    // Another session still connected (code the test started that outlived it) could write
-    // after the cleaning: the database is not given to the next test then. `own` are the
-    // server processes of the test's other connections, about to close.
-    let others = format!(
-        "{CHANGED} OR EXISTS (SELECT 1 FROM pg_stat_get_activity(NULL) a \
-         WHERE a.datid = (SELECT datid FROM pg_stat_get_activity(pg_backend_pid())) \
-           AND a.pid <> pg_backend_pid() AND a.pid <> ALL('{{{}}}'::int4[]))",
-        own.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
-    );
-    let (plan, changed, written) = CleaningPlan::load_reading(conn, &others).await?;
+    let (plan, changed, written) = CleaningPlan::load_reading(conn, &recycle_changed(own)).await?;
     if changed || !plan.watched {
         return Ok(false);
     }
     clean_then(conn, &plan, true, None, written).await?;
     Ok(true)
+}
+
+/// What makes [`recycle`] refuse a database: a change [`CHANGED`] detects, or another session
+/// still connected (code the test started that outlived it could write after the cleaning).
+/// `own` are the server processes of the test's other connections, about to close.
+fn recycle_changed(own: &[i32]) -> String {
+    format!(
+        "{CHANGED} OR EXISTS (SELECT 1 FROM pg_stat_get_activity(NULL) a \
+         WHERE a.datid = (SELECT datid FROM pg_stat_get_activity(pg_backend_pid())) \
+           AND a.pid <> pg_backend_pid() AND a.pid <> ALL('{{{}}}'::int4[]))",
+        own.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+    )
+}
+
+/// Asks, on a connection to a database a test is about to use alone, what [`recycle`] asks first
+/// at its end, and forgets the answer: the session then has that statement prepared and its
+/// catalogs cached, which a session new to the database spends several milliseconds on. For a
+/// connection opened while something else is awaited (Template's claim); read-only.
+pub async fn warm_for_recycle(conn: &mut PgConnection) {
+    let _ = sqlx::query(sqlx::AssertSqlSafe(CleaningPlan::query_with(
+        &recycle_changed(&[]),
+    )))
+    .fetch_all(conn)
+    .await;
 }
 
 /// Whether the database `conn` is connected to was prepared by [`prepare`].

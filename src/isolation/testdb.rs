@@ -686,7 +686,16 @@ impl Isolation {
         );
         let (claimed, opened) = match &ahead {
             Some(pool) => {
-                let (claimed, opened) = tokio::join!(claiming, pool.acquire());
+                // While the claim runs, the connection also prepares what emptying the clone at
+                // the test's end will ask first.
+                let opening = async {
+                    let mut conn = pool.acquire().await?;
+                    if recycle {
+                        cleaner::warm_for_recycle(&mut conn).await;
+                    }
+                    Ok::<_, sqlx::Error>(conn)
+                };
+                let (claimed, opened) = tokio::join!(claiming, opening);
                 (claimed, opened.ok())
             }
             None => (claiming.await, None),
