@@ -1582,7 +1582,11 @@ impl SharedPool {
         // commits before the locks go, so nobody takes the test's token while its rows are
         // still there.
         let sql = match &last {
-            Some(last) => format!("{RESET}; BEGIN; {last}; COMMIT; {UNLOCK}"),
+            // Read committed whatever the database's default: a connection that takes the
+            // token after its holder let it go must see the holder's deletes, not fail on them.
+            Some(last) => {
+                format!("{RESET}; BEGIN ISOLATION LEVEL READ COMMITTED; {last}; COMMIT; {UNLOCK}")
+            }
             None => format!("{RESET}; {UNLOCK}"),
         };
         let (failed, conns) = Self::on_connections_failures(conns, &sql).await;

@@ -14,9 +14,9 @@
 //! same one.
 //!
 //! Connections to a server named by URL commit with `synchronous_commit = off` (unless the URL
-//! sets it): a commit returns without waiting for the disk, which a durable CI server otherwise
-//! makes every test's commits and every cleanup wait for. What a crash could lose (the last
-//! moments' commits) is what the next run's sweep removes anyway.
+//! or `PGOPTIONS` sets it): a commit returns without waiting for the disk, which a durable CI
+//! server otherwise makes every test's commits and every cleanup wait for. What a crash could
+//! lose (the last moments' commits) is what the next run's sweep removes anyway.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), seedbed::Error> {
@@ -177,8 +177,10 @@ impl Server {
         // Test data needs no durability: a commit returns without waiting for the WAL to reach
         // the disk (a crash loses at most the last moments' commits, which the next run's sweep
         // finds as left over). On a durable server that saves a disk flush per commit, the
-        // test's own and seedbed's cleanup; a URL that sets it keeps its own.
-        let options = if url.contains("synchronous_commit") {
+        // test's own and seedbed's cleanup; a URL (or PGOPTIONS) that sets it keeps its own.
+        let chosen = url.contains("synchronous_commit")
+            || std::env::var("PGOPTIONS").is_ok_and(|o| o.contains("synchronous_commit"));
+        let options = if chosen {
             options
         } else {
             options.options([("synchronous_commit", "off")])
