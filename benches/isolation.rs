@@ -472,24 +472,14 @@ fn template(c: &mut Criterion) {
 /// Waits (untimed) until a passing test's clone is back in the pool as a spare, emptied, or
 /// dropped (`SEEDBED_TEMPLATE_RECYCLE=0`, or the pool was full), and its lease is gone.
 async fn wait_given_back(conn: &mut PgConnection, name: &str) {
-    for _ in 0..1000 {
-        let done: bool = sqlx::query_scalar(
-            "SELECT (NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) \
-                 OR EXISTS (SELECT 1 FROM seedbed.databases WHERE name = $1 AND state = 'spare')) \
-             AND NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' \
-                 AND ((classid::int8 << 32) | objid::int8) = \
-                     hashtextextended('seedbed:lease:' || $1, 0))",
-        )
-        .bind(name)
-        .fetch_one(&mut *conn)
-        .await
-        .expect("lookup");
-        if done {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    panic!("{name} was neither given back nor dropped within 2 s");
+    poll_clone(
+        conn,
+        name,
+        "NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) \
+         OR EXISTS (SELECT 1 FROM seedbed.databases WHERE name = $1 AND state = 'spare')",
+        "given back or dropped",
+    )
+    .await;
 }
 
 /// Waits (untimed) until a passing test's clone, dropped in the background, is gone with its
@@ -497,24 +487,37 @@ async fn wait_given_back(conn: &mut PgConnection, name: &str) {
 /// baseline drops outside its timing too). `conn` is kept open by the caller, so no connection
 /// opens or closes beside the next measurement either.
 async fn wait_dropped(conn: &mut PgConnection, name: &str) {
+    poll_clone(
+        conn,
+        name,
+        "NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) \
+         AND NOT EXISTS (SELECT 1 FROM seedbed.databases WHERE name = $1)",
+        "dropped",
+    )
+    .await;
+}
+
+/// Polls, for at most 2 s, until `state` (SQL about the clone `$1`) holds and the clone's lease
+/// is gone.
+async fn poll_clone(conn: &mut PgConnection, name: &str, state: &str, what: &str) {
+    let sql = format!(
+        "SELECT ({state}) \
+         AND NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' \
+             AND ((classid::int8 << 32) | objid::int8) = \
+                 hashtextextended('seedbed:lease:' || $1, 0))"
+    );
     for _ in 0..1000 {
-        let done: bool = sqlx::query_scalar(
-            "SELECT NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) \
-             AND NOT EXISTS (SELECT 1 FROM seedbed.databases WHERE name = $1) \
-             AND NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' \
-                 AND ((classid::int8 << 32) | objid::int8) = \
-                     hashtextextended('seedbed:lease:' || $1, 0))",
-        )
-        .bind(name)
-        .fetch_one(&mut *conn)
-        .await
-        .expect("lookup");
+        let done: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(name)
+            .fetch_one(&mut *conn)
+            .await
+            .expect("lookup");
         if done {
             return;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    panic!("{name} was not dropped within 2 s");
+    panic!("{name} was not {what} within 2 s");
 }
 
 /// Waits (untimed) until the schema pool of the single-schema migrations has spares again.

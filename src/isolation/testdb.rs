@@ -1405,14 +1405,7 @@ impl SharedPool {
             }
             kept.discard().await;
         }
-        super::budget::on_shortage(evict_kept_pools);
-        let shared = engine::run(SharedPool::open(
-            server,
-            options(),
-            max_connections,
-            warm_connections(key),
-        ))
-        .await?;
+        let shared = Self::open_new(server, key, options(), max_connections).await?;
         if shared.on_every_connection(set).await {
             return Ok(shared);
         }
@@ -1420,6 +1413,24 @@ impl SharedPool {
         Err(Error::Config(format!(
             "a connection to {database} failed as the test started"
         )))
+    }
+
+    /// A new pool for `key`, opened on the engine runtime with as many connections as a test of
+    /// that key last held at once; idle kept pools give way to it when the budget is spent.
+    async fn open_new(
+        server: &'static Server,
+        key: &str,
+        options: PgConnectOptions,
+        max_connections: u32,
+    ) -> Result<Self> {
+        super::budget::on_shortage(evict_kept_pools);
+        engine::run(SharedPool::open(
+            server,
+            options,
+            max_connections,
+            warm_connections(key),
+        ))
+        .await
     }
 
     /// [`for_test`](Self::for_test), with `claim` run on one connection right after `set`, in
@@ -1436,17 +1447,10 @@ impl SharedPool {
         loop {
             let (shared, fresh) = match SHARED_POOLS.take(key) {
                 Some(kept) => (kept, false),
-                None => {
-                    super::budget::on_shortage(evict_kept_pools);
-                    let opened = engine::run(SharedPool::open(
-                        server,
-                        options(),
-                        max_connections,
-                        warm_connections(key),
-                    ))
-                    .await?;
-                    (opened, true)
-                }
+                None => (
+                    Self::open_new(server, key, options(), max_connections).await?,
+                    true,
+                ),
             };
             shared.set_session(Some(set));
             let Some(mut conns) = shared.all_connections().await else {
