@@ -366,3 +366,80 @@ async fn recycled_clones_start_as_fresh_ones() {
         db.finish().await.expect("finish");
     }
 }
+
+/// A process that runs many tests opens, while a passing test's clone is emptied, the connection
+/// the next test to claim it starts with: that test opens none, its session carries its own
+/// settings, and it sees none of the last test's rows.
+#[tokio::test]
+async fn the_next_test_starts_on_a_connection_opened_ahead() {
+    // A template of this test's own (its fixture makes it so): no other test claims its spares.
+    let iso = |name: &str| {
+        Isolation::new(Strategy::Template)
+            .migrations("migrations")
+            .fixture(
+                "-- the template of the_next_test_starts_on_a_connection_opened_ahead\nSELECT 1",
+            )
+            .template_spares(2)
+            .test_name(name)
+    };
+    let server = Server::resolve().await.unwrap();
+    let mut watch = server.connect().await.unwrap();
+    let mut kept = 0;
+    let mut last: Option<String> = None;
+    for round in 0..5 {
+        let before: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
+            .fetch_one(&mut watch)
+            .await
+            .unwrap();
+        let name = format!("template::ahead::{round}");
+        let db = iso(&name).acquire().await.expect("acquire");
+        let (opened, app, rows): (chrono::DateTime<chrono::Utc>, String, i64) = sqlx::query_as(
+            "SELECT (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()), \
+                    current_setting('application_name'), \
+                    (SELECT count(*) FROM organizations)",
+        )
+        .fetch_one(&db.pool())
+        .await
+        .unwrap();
+        assert_eq!(app, name, "the session carries the test's settings");
+        assert_eq!(rows, 0, "a test saw the rows of the test before it");
+        if let Some(last) = &last {
+            // The last test's clone went back as a spare: this test started on the connection
+            // opened to it (or to another spare made ahead), before it asked for one.
+            assert!(
+                opened < before,
+                "round {round}: the test opened its connection at {opened}, after it started \
+                 at {before} (the last test gave back {last}; this one got {})",
+                db.database()
+            );
+        }
+        sqlx::query("INSERT INTO organizations (name, slug) VALUES ($1, $2)")
+            .bind(&name)
+            .bind(format!("ahead-{round}"))
+            .execute(&db.pool())
+            .await
+            .unwrap();
+        let database = db.database().to_string();
+        db.finish().await.expect("finish");
+        // Given back (a connection of this process waits on it), or dropped if the pool was
+        // full of spares made ahead meanwhile.
+        let ahead: Option<bool> = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
+                            WHERE datname = $1 AND application_name LIKE 'seedbed ahead %') \
+             FROM seedbed.databases WHERE name = $1 AND state = 'spare'",
+        )
+        .bind(&database)
+        .fetch_optional(&mut watch)
+        .await
+        .unwrap();
+        match ahead {
+            Some(true) => {
+                kept += 1;
+                last = Some(database);
+            }
+            Some(false) => panic!("{database} went back as a spare with no connection open to it"),
+            None => last = None,
+        }
+    }
+    assert!(kept > 0, "no clone of five went back as a spare");
+}

@@ -590,15 +590,26 @@ pub async fn recycle(conn: &mut PgConnection, own: &[i32]) -> Result<bool> {
     Ok(true)
 }
 
+/// The `application_name` of the connections this process opens ahead to a database for its
+/// next test (Template's spares): [`recycle`] does not count them as other sessions, as they
+/// only ever serve a test of this process that claims that database, and do nothing until then.
+pub(crate) fn ahead_application_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| format!("seedbed ahead {}", std::process::id()))
+}
+
 /// What makes [`recycle`] refuse a database: a change [`CHANGED`] detects, or another session
 /// still connected (code the test started that outlived it could write after the cleaning).
-/// `own` are the server processes of the test's other connections, about to close.
+/// `own` are the server processes of the test's other connections, about to close; this
+/// process's connections opened ahead ([`ahead_application_name`]) do not count either.
 fn recycle_changed(own: &[i32]) -> String {
     format!(
         "{CHANGED} OR EXISTS (SELECT 1 FROM pg_stat_get_activity(NULL) a \
          WHERE a.datid = (SELECT datid FROM pg_stat_get_activity(pg_backend_pid())) \
-           AND a.pid <> pg_backend_pid() AND a.pid <> ALL('{{{}}}'::int4[]))",
-        own.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+           AND a.pid <> pg_backend_pid() AND a.pid <> ALL('{{{}}}'::int4[]) \
+           AND a.application_name IS DISTINCT FROM {})",
+        own.iter().map(i32::to_string).collect::<Vec<_>>().join(","),
+        quote_literal(ahead_application_name())
     )
 }
 

@@ -252,13 +252,19 @@ pub(crate) async fn empty(mut conns: Vec<sqlx::pool::PoolConnection<sqlx::Postgr
 
 /// Gives an emptied clone back as a spare of its template, and its lease with it (one
 /// statement), unless the pool is full (see [`registry::give_back`]): then it is dropped in the
-/// background.
+/// background. `ahead`, a pool this process opened to the clone meanwhile, is kept for the next
+/// test of this process that claims the spare (before the spare is given back, so that any test
+/// of this process finds it), or closed if the clone is not kept.
 pub(crate) async fn recycle(
     server: &'static Server,
     template: &str,
     database: &str,
     size: i64,
+    ahead: Option<Prepared>,
 ) -> Result<()> {
+    if let Some(p) = ahead {
+        keep_ahead(database, p);
+    }
     let db = database.to_string();
     let kept = engine::control()
         .with(server, move |conn| {
@@ -270,13 +276,17 @@ pub(crate) async fn recycle(
                 kept
             })
         })
-        .await?;
-    if kept {
+        .await;
+    if matches!(kept, Ok(true)) {
         remember_clone(server, template, database);
-        Ok(())
-    } else {
-        release(server, database, true, "").await
+        return Ok(());
     }
+    // Not given back: a connection opened ahead to it goes first.
+    if let Some(p) = take_prepared(database) {
+        discard_ahead(p).await;
+    }
+    kept?;
+    release(server, database, true, "").await
 }
 
 /// Pools opened by this process to its own spares, with one connection each, on the engine
@@ -289,6 +299,8 @@ fn prepared() -> &'static Mutex<HashMap<String, Prepared>> {
 /// A spare's pool, opened ahead of the test that will claim it.
 #[derive(Debug)]
 pub(crate) struct Prepared {
+    /// The template the spare was cloned from.
+    template: String,
     /// The pool, with one connection open.
     pub(crate) pool: PgPool,
     /// The budget for that connection.
@@ -318,8 +330,35 @@ impl Prepared {
 /// Opens a pool to a new spare with one connection. The first connection to a fresh clone also
 /// builds its relation-cache file (`pg_internal.init`) and loads its catalogs, 5–10 ms the test
 /// would otherwise wait for. Without budget to spare, the spare is only warmed.
-async fn prepare_pool(server: &'static Server, name: &str) {
-    let options = server.database_options(name).application_name("seedbed");
+async fn prepare_pool(server: &'static Server, template: &str, name: &str) {
+    if let Some(p) = open_ahead(server, template, name).await {
+        keep_ahead(name, p);
+    }
+}
+
+/// Opens, on the engine runtime, a pool to the clone `name` of `template` with one connection,
+/// for the next test of this process that claims it (see [`keep_ahead`]): `None` without budget
+/// to spare for it (the clone is then only warmed) or when it cannot connect.
+pub(crate) async fn open_ahead(
+    server: &'static Server,
+    template: &str,
+    name: &str,
+) -> Option<Prepared> {
+    let (template, name) = (template.to_string(), name.to_string());
+    engine::run(async move { Ok(open_ahead_here(server, template, &name).await) })
+        .await
+        .ok()
+        .flatten()
+}
+
+async fn open_ahead_here(
+    server: &'static Server,
+    template: String,
+    name: &str,
+) -> Option<Prepared> {
+    let options = server
+        .database_options(name)
+        .application_name(cleaner::ahead_application_name());
     let settings = Arc::new(Mutex::new(Settings::default()));
     let (pending, fresh) = (Arc::clone(&settings), Arc::clone(&settings));
     let pool = PgPoolOptions::new()
@@ -367,21 +406,50 @@ async fn prepare_pool(server: &'static Server, name: &str) {
         // The budget is spent: warm the clone and close the connection.
         let _ = sqlx::raw_sql("SELECT 1").execute(&pool).await;
         pool.close().await;
-        return;
+        return None;
     };
     if sqlx::raw_sql("SELECT 1").execute(&pool).await.is_ok() {
-        prepared()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(
-                name.to_string(),
-                Prepared {
-                    pool,
-                    budget,
-                    settings,
-                },
-            );
+        Some(Prepared {
+            template,
+            pool,
+            budget,
+            settings,
+        })
+    } else {
+        pool.close().await;
+        None
     }
+}
+
+/// Keeps `p`, opened to the spare `name`, for the next test of this process that claims it
+/// (which [`prepared_spare`] names, for that test to claim first).
+pub(crate) fn keep_ahead(name: &str, p: Prepared) {
+    let old = prepared()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(name.to_string(), p);
+    if let Some(old) = old {
+        engine::spawn_detached(discard_ahead(old));
+    }
+}
+
+/// Closes a pool opened ahead and gives its budget back.
+pub(crate) async fn discard_ahead(p: Prepared) {
+    p.pool.close().await;
+    let _ = p.budget.give_back().await;
+}
+
+/// Takes a pool this process opened ahead to a spare of `template`, for its next test to claim
+/// that spare first (it need not open a connection then). Taken, so no other test of this
+/// process prefers the same spare; the caller closes it with [`discard_ahead`] if the claim
+/// gives another.
+pub(crate) fn take_prepared_spare(template: &str) -> Option<(String, Prepared)> {
+    let mut all = prepared().lock().unwrap_or_else(PoisonError::into_inner);
+    let name = all
+        .iter()
+        .find(|(_, p)| p.template == template)
+        .map(|(name, _)| name.clone())?;
+    all.remove(&name).map(|p| (name, p))
 }
 
 /// Closes the pools opened ahead to spares and gives their budget back now (a reservation found
@@ -512,7 +580,7 @@ async fn refill(server: &'static Server, template: &str, size: i64) -> Result<()
                         .map_err(Error::db("refilling spare databases"))?;
                     match make_clone(server, conn, &tpl, &name).await {
                         Ok(()) => {
-                            prepare_pool(server, &name).await;
+                            prepare_pool(server, &tpl, &name).await;
                             registry::set_state(conn, &name, "spare", None).await?;
                             registry::release(conn, &name).await?;
                             Ok(true)

@@ -665,17 +665,24 @@ impl Isolation {
         let recycle = template::recycles()?;
         // A process that runs one test opens its connection to the clone its test slot gave back
         // last while it claims it (and claims that one first): the two connections open at once.
-        let preferred = if engine::adopted() {
-            template::preferred_clone(server, &template)
+        // A process that runs many claims first a spare it has a connection open to.
+        let (preferred, mut opened_ahead) = if engine::adopted() {
+            (template::preferred_clone(server, &template), None)
         } else {
-            None
+            match template::take_prepared_spare(&template) {
+                Some((name, p)) => (Some(name), Some(p)),
+                None => (None, None),
+            }
         };
-        let ahead = preferred.as_ref().map(|name| {
-            let options = self
-                .connect_options(server, name)
-                .application_name(&app_name);
-            budgeted_pool(server, self.max_connections).connect_lazy_with(options)
-        });
+        let ahead = preferred
+            .as_ref()
+            .filter(|_| engine::adopted())
+            .map(|name| {
+                let options = self
+                    .connect_options(server, name)
+                    .application_name(&app_name);
+                budgeted_pool(server, self.max_connections).connect_lazy_with(options)
+            });
         let claiming = template::acquire(
             server,
             &template,
@@ -717,11 +724,20 @@ impl Isolation {
             }
             (None, _) => None,
         };
+        // The pool opened ahead to the spare this process preferred serves the test if the
+        // claim gave that spare; else it goes.
+        let got_preferred = matches!((&claimed, &preferred), (Ok((db, _)), Some(p)) if db == p);
+        if !got_preferred && let Some(p) = opened_ahead.take() {
+            template::discard_ahead(p).await;
+        }
         let (database, _handover) = claimed?;
         // A pool this process opened ahead to its spare counts its connections against a
         // reservation of the test's, made at once for all it may open.
         let mut budget = None;
-        let pool = match (ahead, template::take_prepared(&database)) {
+        let pool = match (
+            ahead,
+            opened_ahead.or_else(|| template::take_prepared(&database)),
+        ) {
             (Some(pool), _) => pool,
             // This process opened the spare's pool ahead of time: the test starts with its
             // connection open, once it carries the test's settings.
@@ -741,7 +757,7 @@ impl Isolation {
             }
             (None, other) => {
                 if let Some(p) = other {
-                    p.pool.close().await;
+                    template::discard_ahead(p).await;
                 }
                 let options = self
                     .connect_options(server, &database)
@@ -2105,22 +2121,38 @@ impl TestDb {
                 }
                 // Emptied through one of the test's connections and given to the next test when
                 // the test changed no schema; else dropped in the background.
-                let recycled = recycle
-                    && match all_connections(&inner.pool).await {
-                        Some(conns) if !conns.is_empty() => template::empty(conns).await,
-                        Some(_) => match inner.pool.acquire().await {
-                            Ok(conn) => template::empty(vec![conn]).await,
-                            Err(_) => false,
-                        },
-                        None => false,
-                    };
+                let emptied = async {
+                    recycle
+                        && match all_connections(&inner.pool).await {
+                            Some(conns) if !conns.is_empty() => template::empty(conns).await,
+                            Some(_) => match inner.pool.acquire().await {
+                                Ok(conn) => template::empty(vec![conn]).await,
+                                Err(_) => false,
+                            },
+                            None => false,
+                        }
+                };
+                // A process that runs many tests opens, meanwhile, the connection its next test
+                // to claim this clone starts with (the test's own connections live on the
+                // test's runtime, which ends with it).
+                let opening = async {
+                    if recycle && spares > 0 && !engine::adopted() {
+                        template::open_ahead(inner.server, &template, &database).await
+                    } else {
+                        None
+                    }
+                };
+                let (recycled, ahead) = tokio::join!(emptied, opening);
                 // Every connection of the test is closed before the clone goes back.
                 let closed = tokio::time::timeout(Duration::from_secs(5), inner.pool.close())
                     .await
                     .is_ok();
                 if recycled && closed {
-                    template::recycle(inner.server, &template, &database, spares).await
+                    template::recycle(inner.server, &template, &database, spares, ahead).await
                 } else {
+                    if let Some(p) = ahead {
+                        template::discard_ahead(p).await;
+                    }
                     template::release(inner.server, &database, true, &test).await
                 }
             }
