@@ -941,11 +941,28 @@ impl Isolation {
         base_seed: u64,
     ) -> Result<Acquired> {
         let app_name = application_name(test_name);
-        let token = claim_token(server, test_name, base_seed).await?;
-        let acquired = async {
+        // The token (on the control connection) and the schema (on the schemas database's
+        // holder) are claimed at once.
+        let schema = async {
             let migrations = self.migrations_resolved().await?;
             let database = super::schemas::database(server, &migrations).await?;
             let schema = super::schemas::acquire(server, &database, migrations).await?;
+            Ok::<_, Error>((database, schema))
+        };
+        let (token, schema) = tokio::join!(claim_token(server, test_name, base_seed), schema);
+        let (token, (database, schema)) = match (token, schema) {
+            (Ok(token), Ok(schema)) => (token, schema),
+            (Ok(token), Err(e)) => {
+                release_token(server, token).await;
+                return Err(e);
+            }
+            (Err(e), Ok((database, schema))) => {
+                super::schemas::release(server, &database, &schema);
+                return Err(e);
+            }
+            (Err(e), Err(_)) => return Err(e),
+        };
+        let acquired = async {
             let key = format!(
                 "{database}|{:?}|{:?}|{}",
                 self.statement_timeout, self.lock_timeout, self.max_connections
