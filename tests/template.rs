@@ -443,3 +443,142 @@ async fn the_next_test_starts_on_a_connection_opened_ahead() {
     }
     assert!(kept > 0, "no clone of five went back as a spare");
 }
+
+/// A claim takes one spare and one lease: the spare asked for first, else this process's, else
+/// the oldest; it passes over spares whose lease someone holds; with none left it registers a
+/// new name, in use, with its lease.
+#[tokio::test]
+async fn a_claim_takes_one_spare_and_one_lease() {
+    let server = Server::resolve().await.unwrap();
+    let mut conn = server.connect().await.unwrap();
+    let mut other = server.connect().await.unwrap();
+    registry::list(&mut conn).await.unwrap();
+    let template = format!("seedbed_tpl_claimtest_{}", std::process::id());
+    // Rows an earlier run of this test left when it failed (they name no database).
+    sqlx::query(
+        "DELETE FROM seedbed.databases WHERE template LIKE 'seedbed\\_tpl\\_claimtest\\_%'",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let spares: Vec<String> = (0..4).map(|i| format!("{template}_s{i}")).collect();
+    for (i, name) in spares.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO seedbed.databases (name, kind, state, template, run_id, host, pid, \
+                                            created_at) \
+             VALUES ($1, 'spare', 'spare', $2, 'r', 'elsewhere', 1, now() - make_interval(secs => $3))",
+        )
+        .bind(name)
+        .bind(&template)
+        .bind(f64::from(10 - i32::try_from(i).unwrap()))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    // The newest spare, made by this process: claimed first.
+    let owner = registry::Owner::current();
+    let own = format!("{template}_own");
+    sqlx::query(
+        "INSERT INTO seedbed.databases (name, kind, state, template, run_id, host, pid) \
+         VALUES ($1, 'spare', 'spare', $2, 'r', $3, $4)",
+    )
+    .bind(&own)
+    .bind(&template)
+    .bind(&owner.host)
+    .bind(i32::try_from(owner.pid).unwrap())
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let leases_held = |names: Vec<String>| async move {
+        let server = Server::resolve().await.unwrap();
+        let mut c = server.connect().await.unwrap();
+        let held: Vec<String> = sqlx::query_scalar(
+            "SELECT n FROM unnest($1::text[]) n WHERE EXISTS (SELECT 1 FROM pg_locks l \
+             WHERE l.locktype = 'advisory' AND l.granted \
+               AND ((l.classid::int8 << 32) | l.objid::int8) = \
+                   hashtextextended('seedbed:lease:' || n, 0))",
+        )
+        .bind(&names)
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        held
+    };
+    // Another session holds the lease of the oldest spare: its maker has not let go of it.
+    let lease = "SELECT pg_advisory_lock(hashtextextended('seedbed:lease:' || $1, 0))";
+    sqlx::query(lease)
+        .bind(&spares[0])
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let mut all = spares.clone();
+    all.push(own.clone());
+    let first = registry::claim(&mut conn, &template, "claim::first")
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        registry::Claim {
+            name: own.clone(),
+            warm: true
+        }
+    );
+    assert_eq!(
+        leases_held(all.clone()).await,
+        vec![spares[0].clone(), own.clone()],
+        "the claim took one lease"
+    );
+    let second = registry::claim(&mut conn, &template, "claim::second")
+        .await
+        .unwrap();
+    assert_eq!(second.name, spares[1]);
+    assert_eq!(
+        leases_held(all.clone()).await,
+        vec![spares[0].clone(), spares[1].clone(), own.clone()],
+        "the claim took one lease"
+    );
+    let third = registry::claim(&mut conn, &template, "claim::third")
+        .await
+        .unwrap();
+    assert_eq!(third.name, spares[2]);
+    let _ = registry::claim(&mut conn, &template, "claim::fourth")
+        .await
+        .unwrap();
+    // None left but the one whose lease is held elsewhere: a new name, in use, leased.
+    let fourth = registry::claim(&mut conn, &template, "claim::fifth")
+        .await
+        .unwrap();
+    assert!(!fourth.warm && !spares.contains(&fourth.name), "{fourth:?}");
+    let states: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT name, state, test FROM seedbed.databases WHERE template = $1 ORDER BY name",
+    )
+    .bind(&template)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert!(
+        states.contains(&(spares[0].clone(), "spare".into(), None)),
+        "{states:?}"
+    );
+    assert!(
+        states.contains(&(
+            fourth.name.clone(),
+            "in_use".into(),
+            Some("claim::fifth".into())
+        )),
+        "{states:?}"
+    );
+    assert_eq!(
+        leases_held(vec![fourth.name.clone()]).await,
+        vec![fourth.name.clone()]
+    );
+    for name in all.iter().skip(1).chain([&fourth.name]) {
+        registry::release(&mut conn, name).await.unwrap();
+    }
+    sqlx::query("DELETE FROM seedbed.databases WHERE template = $1")
+        .bind(&template)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let _ = other.close().await;
+}

@@ -396,25 +396,8 @@ pub struct Claim {
 /// # Ok(()) }
 /// ```
 pub async fn claim(conn: &mut PgConnection, template: &str, test: &str) -> Result<Claim> {
-    let owner = Owner::current();
-    let (template, test) = (template.to_string(), test.to_string());
-    let (name, warm): (String, bool) = with_registry(conn, move |conn| {
-        let (template, test) = (template.clone(), test.clone());
-        Box::pin(async move {
-            sqlx::query_as("SELECT db, warm FROM seedbed.claim_or_register($1, $2, $3, $4, $5, $6)")
-                .bind(&template)
-                .bind(&owner.run_id)
-                .bind(&owner.host)
-                .bind(i32::try_from(owner.pid).unwrap_or(i32::MAX))
-                .bind(&test)
-                .bind(owner.clone_prefix())
-                .fetch_one(conn)
-                .await
-                .map_err(Error::db("claiming a test database"))
-        })
-    })
-    .await?;
-    Ok(Claim { name, warm })
+    let (claim, _) = claim_with(conn, template, test, None, false).await?;
+    Ok(claim)
 }
 
 /// What [`claim_in_run`] found besides the claim.
@@ -426,42 +409,97 @@ pub(crate) struct ClaimContext {
     pub(crate) spares_left: i64,
 }
 
-/// [`claim`], recording in the same statement that this run has begun claiming, and counting
-/// the spares left.
+/// [`claim`], trying `preferred` first (a spare the caller has a connection open to), recording
+/// in the same statement that this run has begun claiming, and counting the spares left.
 pub(crate) async fn claim_in_run(
     conn: &mut PgConnection,
     template: &str,
     test: &str,
     preferred: Option<&str>,
 ) -> Result<(Claim, ClaimContext)> {
+    claim_with(conn, template, test, preferred, true).await
+}
+
+/// The claim, in plain SQL (no PL/pgSQL: a test process's first claim runs in a new session,
+/// where loading the language and compiling its functions cost more than the claim itself).
+/// A spare is taken row by row in the claim's order, skipping rows another claim holds and
+/// spares whose lease is held (their maker has not let go yet), so it never waits for a lease
+/// while holding a row; the first whose lease it gets is claimed. Without one, a new name is
+/// registered in use with its lease (`OFFSET 0` keeps the lease test above the sort, where the
+/// limit stops it at the first spare it gets, rather than pushed down to every spare). `$9` says whether to record the run (`seedbed.runs`: the
+/// first process of a run to claim sweeps). The spares are counted before the claim.
+const CLAIM: &str = "\
+    WITH spare AS ( \
+        SELECT s.name FROM ( \
+            SELECT name FROM seedbed.databases \
+            WHERE template = $1 AND state = 'spare' \
+            ORDER BY COALESCE(name = $7, false) DESC, (host = $3 AND pid = $4) DESC, created_at \
+            OFFSET 0 FOR UPDATE SKIP LOCKED \
+        ) s \
+        WHERE pg_try_advisory_lock(hashtextextended('seedbed:lease:' || s.name, 0)) \
+        LIMIT 1 \
+    ), claimed AS ( \
+        UPDATE seedbed.databases d \
+        SET state = 'in_use', claimed_at = now(), run_id = $2, host = $3, pid = $4, test = $5 \
+        FROM spare WHERE d.name = spare.name \
+        RETURNING d.name \
+    ), fresh AS ( \
+        INSERT INTO seedbed.databases \
+            (name, kind, state, template, run_id, host, pid, test, claimed_at) \
+        SELECT n.name, 'clone', 'in_use', $1, $2, $3, $4, $5, now() \
+        FROM (SELECT $6 || nextval('seedbed.database_ids') AS name \
+              WHERE NOT EXISTS (SELECT 1 FROM spare)) n, \
+             LATERAL (SELECT pg_advisory_lock(hashtextextended('seedbed:lease:' || n.name, 0))) l \
+        RETURNING name \
+    ), run AS ( \
+        INSERT INTO seedbed.runs (run_id, task, host) SELECT $8, 'registry', $3 WHERE $9 \
+        ON CONFLICT DO NOTHING RETURNING 1 \
+    ), expired AS ( \
+        DELETE FROM seedbed.runs \
+        WHERE started_at < now() - interval '7 days' AND EXISTS (SELECT 1 FROM run) \
+    ) \
+    SELECT COALESCE((SELECT name FROM claimed), (SELECT name FROM fresh)), \
+           EXISTS (SELECT 1 FROM claimed), \
+           EXISTS (SELECT 1 FROM run), \
+           (SELECT count(*) FROM seedbed.databases WHERE template = $1 AND state = 'spare')";
+
+async fn claim_with(
+    conn: &mut PgConnection,
+    template: &str,
+    test: &str,
+    preferred: Option<&str>,
+    record_run: bool,
+) -> Result<(Claim, ClaimContext)> {
     let owner = Owner::current();
-    let (template, test) = (template.to_string(), test.to_string());
+    let (tpl, test) = (template.to_string(), test.to_string());
     let preferred = preferred.map(str::to_string);
-    let (name, warm, first, left): (String, bool, bool, i64) = with_registry(conn, move |conn| {
-        let (template, test, preferred) = (template.clone(), test.clone(), preferred.clone());
-        Box::pin(async move {
-            sqlx::query_as(
-                "SELECT c.db, c.warm, seedbed.begin_run($8, 'registry', $3), \
-                        (SELECT count(*) FROM seedbed.databases \
-                         WHERE template = $1 AND state = 'spare') - 1 \
-                 FROM seedbed.claim_clone($1, $2, $3, $4, $5, $6, $7) c",
-            )
-            .bind(&template)
-            .bind(&owner.run_id)
-            .bind(&owner.host)
-            .bind(i32::try_from(owner.pid).unwrap_or(i32::MAX))
-            .bind(&test)
-            .bind(owner.clone_prefix())
-            .bind(&preferred)
-            .bind(&owner.run)
-            .fetch_one(conn)
-            .await
-            .map_err(Error::db("claiming a test database"))
+    let (name, warm, first, spares): (Option<String>, bool, bool, i64) =
+        with_registry(conn, move |conn| {
+            let (template, test, preferred) = (tpl.clone(), test.clone(), preferred.clone());
+            Box::pin(async move {
+                sqlx::query_as(CLAIM)
+                    .bind(&template)
+                    .bind(&owner.run_id)
+                    .bind(&owner.host)
+                    .bind(i32::try_from(owner.pid).unwrap_or(i32::MAX))
+                    .bind(&test)
+                    .bind(owner.clone_prefix())
+                    .bind(&preferred)
+                    .bind(&owner.run)
+                    .bind(record_run)
+                    .fetch_one(conn)
+                    .await
+                    .map_err(Error::db("claiming a test database"))
+            })
         })
-    })
-    .await?;
+        .await?;
+    let name = name.ok_or_else(|| {
+        Error::Config(format!(
+            "claiming a database cloned from {template} gave none: report this as a bug"
+        ))
+    })?;
     // The count ran before the claim's update was visible to it: one fewer after a warm claim.
-    let spares_left = if warm { left } else { left + 1 };
+    let spares_left = if warm { spares - 1 } else { spares };
     Ok((
         Claim { name, warm },
         ClaimContext {
