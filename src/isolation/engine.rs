@@ -88,6 +88,20 @@ where
     })?
 }
 
+/// Starts `fut` on the engine runtime (on the test's, in a process that adopted it) and returns
+/// its handle, for someone to wait on later; `None` if there is no runtime to start it on.
+pub(crate) fn spawn_joinable<F>(fut: F) -> Option<tokio::task::JoinHandle<()>>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    if adopted()
+        && let Ok(handle) = tokio::runtime::Handle::try_current()
+    {
+        return Some(handle.spawn(fut));
+    }
+    runtime().ok().map(|rt| rt.spawn(fut))
+}
+
 /// Starts `fut` on the engine runtime without waiting for it (cleanup from `Drop`).
 pub(crate) fn spawn_detached<F>(fut: F)
 where

@@ -1310,6 +1310,9 @@ struct SharedPool {
     opened_by_open: usize,
     /// Connection budget for the pool's connections, given back when the pool goes.
     budget: Arc<super::budget::PoolBudget>,
+    /// The last test's connections on their way back to the pool (see [`keep`](Self::keep)),
+    /// which the next test waits for.
+    returning: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 impl SharedPool {
@@ -1409,6 +1412,7 @@ impl SharedPool {
             opened: connections_opened,
             opened_by_open,
             budget,
+            returning: Arc::default(),
         })
     }
 
@@ -1531,6 +1535,14 @@ impl SharedPool {
     /// Every open connection of the pool, once the test has given them all back (`None` if one
     /// does not come back within 2 s).
     async fn all_connections(&self) -> Option<Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>> {
+        let returning = self
+            .returning
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(returning) = returning {
+            let _ = returning.await;
+        }
         all_connections(&self.pool).await
     }
 
@@ -1683,17 +1695,25 @@ impl SharedPool {
         conns: Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>,
         healthy: bool,
     ) {
-        // Given back before the next test looks for them (a dropped connection goes back in a
-        // task of its own, which the next test would wait for), from the engine runtime (a
+        // Given back (sqlx pings each connection on its way back) from the engine runtime (a
         // return on a test's runtime could be cut off when that runtime shuts down, losing the
-        // connection).
-        let _ = engine::run(async move {
+        // connection), in a task the next test waits for rather than spins on (as it would for
+        // dropped connections): the test ends without waiting for it, and a next test that
+        // comes soon waits no longer than for the return itself.
+        let returning = async move {
             for mut conn in conns {
                 conn.return_to_pool().await;
             }
-            Ok(())
-        })
-        .await;
+        };
+        match engine::spawn_joinable(returning) {
+            Some(handle) => {
+                *self
+                    .returning
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(handle);
+            }
+            None => return self.discard().await,
+        }
         let only_its_own =
             self.opened.load(std::sync::atomic::Ordering::SeqCst) == self.opened_by_open;
         if !only_its_own {
