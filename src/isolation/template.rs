@@ -9,8 +9,9 @@
 //! - A **warm pool** of spare clones is kept in the [registry](super::registry): a test claims a
 //!   spare with `FOR UPDATE SKIP LOCKED` (one statement, which also takes its lease), so it waits
 //!   for a handover rather than a `CREATE DATABASE`. A process that runs many tests refills the
-//!   pool in the background when a claim leaves it short; one that runs a single test (nextest)
-//!   does not, its clone going back to the pool instead.
+//!   pool in the background when a claim leaves it short, and opens ahead the connection its next
+//!   test starts on (to each spare it makes, and to a passing test's clone while it is emptied);
+//!   one that runs a single test (nextest) does neither, its clone going back to the pool instead.
 //! - A passing test's clone is **recycled**: emptied by the [cleaner](super::cleaner) (its
 //!   sequences reset) and given back as a spare, unless the test changed its schema (an event
 //!   trigger in the template records every schema change), left a large object, a prepared
