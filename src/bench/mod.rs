@@ -71,7 +71,7 @@
 //!   back. A table whose rows the server refuses (a check it could not satisfy, a type it cannot
 //!   generate in a NOT NULL column) is skipped with a note naming the table and the constraint or
 //!   column, and so are the tables whose rows need it. When no table is left, [`run`] fails with
-//!   [`Error::BenchSchema`](crate::Error::BenchSchema).
+//!   [`crate::Error::BenchSchema`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), seedbed::Error> {

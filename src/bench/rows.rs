@@ -121,7 +121,7 @@ pub(super) struct TablePlan {
     pub(super) requires: Vec<QualifiedName>,
 }
 
-/// How to write rows into the tables of one schema; see the [module docs](self).
+/// How to write rows into the tables of one schema, planned as [`crate::bench`] describes.
 ///
 /// ```no_run
 /// # async fn demo(conn: &mut sqlx::PgConnection) -> Result<(), seedbed::Error> {

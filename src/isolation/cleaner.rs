@@ -8,7 +8,7 @@
 //!   `seedbed.dirty` that a test changed them;
 //! - the position of every sequence is recorded in `seedbed.sequences`;
 //! - the tables are recorded in `seedbed.plan` in deletion order (children first), with their
-//!   names quoted by [`quote_ident`](crate::sql::quote_ident) and, for lookup tables, the
+//!   names quoted by [`crate::sql::quote_ident`] and, for lookup tables, the
 //!   statement that refills them.
 //!
 //! [`prepare_tracked`] (Truncate's databases, Template's clones) also gives every table a

@@ -6,7 +6,7 @@
 //! frees the lock even if the process panics or is killed.
 //!
 //! Advisory locks are scoped to a database: everyone who coordinates must lock in the same one,
-//! the server's maintenance database (see [`Server`](crate::server::Server)).
+//! the server's maintenance database (see [`crate::server::Server`]).
 
 use std::time::{Duration, Instant};
 

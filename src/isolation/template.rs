@@ -6,13 +6,13 @@
 //!   `ALLOW_CONNECTIONS false`) so clones never wait for a connection to leave it.
 //! - **Clones** are made with `CREATE DATABASE … TEMPLATE`, with the copy method chosen by
 //!   measurement when the template is built ([`clone_method`](super::migrated::clone_method)).
-//! - A **warm pool** of spare clones is kept in the [registry](super::registry): a test claims a
+//! - A **warm pool** of spare clones is kept in the [`registry`]: a test claims a
 //!   spare with `FOR UPDATE SKIP LOCKED` (one statement, which also takes its lease), so it waits
 //!   for a handover rather than a `CREATE DATABASE`. A process that runs many tests refills the
 //!   pool in the background when a claim leaves it short, and opens ahead the connection its next
 //!   test starts on (to each spare it makes, and to a passing test's clone while it is emptied);
 //!   one that runs a single test (nextest) does neither, its clone going back to the pool instead.
-//! - A passing test's clone is **recycled**: emptied by the [cleaner](super::cleaner) (its
+//! - A passing test's clone is **recycled**: emptied by the [`cleaner`] (its
 //!   sequences reset) and given back as a spare, unless the test changed its schema (an event
 //!   trigger in the template records every schema change), left a large object, a prepared
 //!   transaction, a database setting or a session still connected; then it is dropped in the

@@ -1,6 +1,6 @@
 //! Truncate: tests run on a migrated database and really commit; after each test (and before, when
 //! the database may hold what an earlier test left) the cleaner empties the tables that have rows
-//! and restores the lookup rows migrations inserted. See [`cleaner`](super::cleaner).
+//! and restores the lookup rows migrations inserted. See [`super::cleaner`].
 //!
 //! Two tests cannot share a database at once, so each concurrently running test gets its own
 //! copy: a **slot**, cloned once from the migrated base database (`<base>_1`, `<base>_2`, …) and
