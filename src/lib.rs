@@ -9,6 +9,8 @@ pub mod isolation;
 pub mod schema;
 pub mod server;
 pub mod sql;
+pub mod strategy;
+pub(crate) mod util;
 
 pub use crate::error::{Error, Result};
 

@@ -11,7 +11,6 @@ mod graph;
 pub mod plan;
 #[doc(hidden)]
 pub mod probe;
-mod state;
 mod table;
 mod testdb;
 mod unique;
@@ -23,13 +22,14 @@ pub use self::create::{Create, Row, Target};
 pub use self::db_enum::{
     DbEnum, enum_array_type, enum_column_type, enum_null, enum_try_from, enum_value, typed_text,
 };
-pub use self::errors::{ConstraintKind, ConstraintViolation};
 pub use self::graph::{Created, Graph};
 pub use self::plan::{BulkInsert, MAX_BIND_PARAMETERS, bulk_insert, rows_per_statement};
-pub(crate) use self::state::ContextState;
-pub use self::state::{InsertEvent, InsertObserver, InsertStats, StatementKind, TableStats};
 pub use self::table::{Column, Table};
 pub use self::unique::UniqueValue;
+pub use crate::context::state::{
+    InsertEvent, InsertObserver, InsertStats, StatementKind, TableStats,
+};
+pub use crate::error::{ConstraintKind, ConstraintViolation};
 
 /// The fake crate, for fakers in attributes without depending on it yourself:
 /// `#[factory(faker = seedbed::factory::fake::faker::name::en::Name())]`.

@@ -31,9 +31,9 @@ use sqlx::postgres::PgRow;
 use sqlx::{Connection, FromRow, PgConnection, Row};
 
 use crate::context::TestContext;
+use crate::context::state::{InsertEvent, StatementKind};
 use crate::error::{Error, Result};
 use crate::factory::errors::{decode_error, statement_error};
-use crate::factory::state::{InsertEvent, StatementKind};
 use crate::factory::{Attributes, Factory, FactoryBuilder, Node, Table};
 
 /// PostgreSQL's limit on bind parameters in one statement.

@@ -161,7 +161,7 @@ impl Column {
 
 /// The [`stable_hash`](crate::isolation::lock::stable_hash) of a key, usable in constants.
 pub(crate) const fn key_hash(key: &str) -> u64 {
-    crate::isolation::lock::stable_hash_bytes(key.as_bytes())
+    crate::util::hash::stable_hash_bytes(key.as_bytes())
 }
 
 #[cfg(test)]
@@ -169,9 +169,6 @@ mod tests {
     #[test]
     fn key_hash_is_the_stable_hash() {
         let key = "my_crate::models::User";
-        assert_eq!(
-            super::key_hash(key),
-            crate::isolation::lock::stable_hash(key)
-        );
+        assert_eq!(super::key_hash(key), crate::util::hash::stable_hash(key));
     }
 }

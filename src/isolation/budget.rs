@@ -264,18 +264,9 @@ impl Drop for Reservation {
 pub(crate) async fn size(server: &'static Server) -> Result<i64> {
     static SIZE: tokio::sync::OnceCell<i64> = tokio::sync::OnceCell::const_new();
     SIZE.get_or_try_init(|| async {
-        if let Ok(v) = std::env::var("SEEDBED_MAX_CONNECTIONS") {
-            return v
-                .trim()
-                .parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 3)
-                .ok_or_else(|| {
-                    Error::Config(format!(
-                        "SEEDBED_MAX_CONNECTIONS must be a number of connections (at least 3), not \
-                     `{v}`"
-                    ))
-                });
+        if std::env::var_os("SEEDBED_MAX_CONNECTIONS").is_some() {
+            let n = crate::util::env::count("SEEDBED_MAX_CONNECTIONS", 3, 3)?;
+            return Ok(i64::try_from(n).unwrap_or(i64::MAX));
         }
         engine::control()
             .with(server, |conn| {

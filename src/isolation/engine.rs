@@ -49,7 +49,7 @@ static ADOPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::n
 /// and is forgotten (the caller forgets the pools it keeps); returns `true` then.
 pub(crate) fn adopt_test_runtime() -> bool {
     static ADOPTIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    if !one_test_per_process() {
+    if !crate::util::env::one_test_per_process() {
         return false;
     }
     if ADOPTIONS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
@@ -590,30 +590,6 @@ impl KeySet {
     pub(crate) fn contains(&self, key: &str) -> bool {
         self.set().contains(key)
     }
-}
-
-/// A count from the environment (`var`), at least `min`; `default` when it is not set.
-pub(crate) fn env_count(var: &str, min: usize, default: usize) -> Result<usize> {
-    match std::env::var(var) {
-        Ok(v) => v
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n >= min)
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "{var} must be a whole number of at least {min}, not `{v}`"
-                ))
-            }),
-        Err(_) => Ok(default),
-    }
-}
-
-/// Whether this process runs one test and exits, as `cargo nextest` runs tests
-/// (`NEXTEST_EXECUTION_MODE=process-per-test`): work done ahead for later tests of the process
-/// (spare clones, say) would be cut off at its exit.
-pub(crate) fn one_test_per_process() -> bool {
-    std::env::var("NEXTEST_EXECUTION_MODE").is_ok_and(|m| m == "process-per-test")
 }
 
 /// The number of CPUs, as the default size of what scales with parallel tests.

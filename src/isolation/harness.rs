@@ -16,10 +16,10 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
-use super::strategy::Strategy;
 use super::testdb::{Isolation, MigrationSource, Outcome, TestDb};
 use crate::context::TestContext;
 use crate::error::Error;
+use crate::strategy::Strategy;
 
 /// A fixture script embedded by the macro (`include_str!`).
 #[derive(Debug, Clone, Copy)]

@@ -135,13 +135,13 @@ impl<'a> Build<'a> {
         for fixture in self.fixtures {
             identity.push_str(&format!(
                 ":fixture:{:016x}",
-                super::lock::stable_hash(fixture)
+                crate::util::hash::stable_hash(fixture)
             ));
         }
         let checksum = if identity == migrations.checksum() {
             identity
         } else {
-            format!("{:016x}", super::lock::stable_hash(&identity))
+            format!("{:016x}", crate::util::hash::stable_hash(&identity))
         };
         database_name(self.purpose, &checksum)
     }

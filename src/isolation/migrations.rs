@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use sqlx::PgConnection;
 use sqlx::migrate::{MigrateError, Migrator};
 
-use super::lock::stable_hash_bytes;
 use crate::error::{Error, Result};
+use crate::util::hash::stable_hash_bytes;
 
 /// Migrations to apply to every database seedbed prepares for tests.
 ///

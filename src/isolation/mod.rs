@@ -18,14 +18,13 @@ pub mod namespace;
 pub mod registry;
 pub mod rollback;
 pub mod schemas;
-pub mod strategy;
 pub mod template;
 mod testdb;
 pub mod truncate;
 
 pub use self::migrations::Migrations;
-pub use self::strategy::Strategy;
 pub use self::testdb::{
     DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT, Isolation,
     MigrationSource, NamespaceMode, Outcome, TestDb,
 };
+pub use crate::strategy::{Strategy, StrategySource};

@@ -258,10 +258,8 @@ fn clean_label(text: &str, max: usize) -> String {
 
 fn run() -> String {
     for var in ["SEEDBED_RUN_ID", "NEXTEST_RUN_ID"] {
-        if let Ok(v) = std::env::var(var)
-            && !v.trim().is_empty()
-        {
-            return v.trim().chars().take(200).collect();
+        if let Some(v) = crate::util::env::text(var) {
+            return v.chars().take(200).collect();
         }
     }
     let random = crate::context::token_for(

@@ -61,22 +61,16 @@ pub enum Handover {
 /// (`SEEDBED_TEMPLATE_RECYCLE=0`, as seedbed did before it recycled clones: each test's clone
 /// then ends in a `DROP DATABASE`, which forces a checkpoint on a durable server).
 pub fn recycles() -> Result<bool> {
-    match std::env::var("SEEDBED_TEMPLATE_RECYCLE") {
-        Err(_) => Ok(true),
-        Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
-            "1" | "true" | "on" | "yes" => Ok(true),
-            "0" | "false" | "off" | "no" => Ok(false),
-            _ => Err(Error::Config(format!(
-                "SEEDBED_TEMPLATE_RECYCLE must be 1 or 0 (recycle passing tests' clones, or drop \
-                 them), not `{v}`"
-            ))),
-        },
-    }
+    crate::util::env::switch(
+        "SEEDBED_TEMPLATE_RECYCLE",
+        true,
+        "recycle passing tests' clones, or drop them",
+    )
 }
 
 /// The most spares per template.
 pub fn pool_size() -> Result<i64> {
-    let n = engine::env_count("SEEDBED_TEMPLATE_SPARES", 0, engine::cpus().clamp(2, 8))?;
+    let n = crate::util::env::count("SEEDBED_TEMPLATE_SPARES", 0, engine::cpus().clamp(2, 8))?;
     Ok(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
@@ -212,11 +206,7 @@ fn remember_clone(server: &Server, template: &str, database: &str) {
 }
 
 fn hint_path(server: &Server, template: &str) -> Option<std::path::PathBuf> {
-    let slot: u32 = std::env::var("NEXTEST_TEST_GLOBAL_SLOT")
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
+    let slot = crate::util::env::nextest_slot()?;
     let dir = crate::server::os::default_base_dir();
     if !dir.is_dir() {
         std::fs::create_dir_all(&dir).ok()?;
@@ -224,7 +214,7 @@ fn hint_path(server: &Server, template: &str) -> Option<std::path::PathBuf> {
     let server = server.url_for(server.maintenance_database());
     Some(dir.join(format!(
         "clone-{:016x}-{slot}",
-        super::lock::stable_hash(&format!("{server}|{template}"))
+        crate::util::hash::stable_hash(&format!("{server}|{template}"))
     )))
 }
 

@@ -13,13 +13,13 @@ use super::engine::{self, KeyedOnce};
 use super::lock::{self, LockMode};
 use super::migrations::Migrations;
 use super::rollback::{RollbackPool, RollbackState, Started, TokenClaim, Violation};
-use super::strategy::{self, Strategy, StrategySource};
 use super::truncate::{self, Lease};
 use super::{cleaner, marker, migrated, template};
 use crate::context::{TestContext, token_for};
 use crate::error::{Error, Result};
 use crate::server::Server;
 use crate::sql::quote_literal;
+use crate::strategy::{self, Strategy, StrategySource};
 
 /// The default `statement_timeout` of a test's connections: a blocked test fails instead of
 /// hanging.

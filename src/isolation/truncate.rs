@@ -101,7 +101,7 @@ fn held() -> &'static Mutex<HashMap<String, Vec<Arc<Slot>>>> {
 
 /// The most slots per base database.
 pub(crate) fn max_slots() -> Result<usize> {
-    engine::env_count("SEEDBED_TRUNCATE_DATABASES", 1, engine::cpus().max(2))
+    crate::util::env::count("SEEDBED_TRUNCATE_DATABASES", 1, engine::cpus().max(2))
 }
 
 /// The statement that takes a slot's lease (key `$1`) on the connection it runs on and, when it
@@ -214,11 +214,7 @@ pub(crate) fn held_by_test(
 /// The slot a process that runs one test tries first: the one numbered after nextest's slot for
 /// the test, which no other test of the run holds (`None` outside nextest).
 pub(crate) fn preferred_slot(base: &str) -> Option<String> {
-    let slot: usize = std::env::var("NEXTEST_TEST_GLOBAL_SLOT")
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
+    let slot = crate::util::env::nextest_slot()?;
     let max = max_slots().ok()?;
     Some(slot_name(base, slot % max + 1))
 }

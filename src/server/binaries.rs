@@ -308,9 +308,6 @@ impl SearchPaths {
                 describe(&dir.join("postgres"));
             }
         }
-        format!(
-            "{:016x}",
-            crate::isolation::lock::stable_hash(&parts.join("\n"))
-        )
+        format!("{:016x}", crate::util::hash::stable_hash(&parts.join("\n")))
     }
 }

@@ -163,7 +163,7 @@ impl Cluster {
             std::env::temp_dir().join(format!(
                 "seedbed-{}-{:016x}",
                 os::current_euid(),
-                crate::isolation::lock::stable_hash(&dir.to_string_lossy())
+                crate::util::hash::stable_hash(&dir.to_string_lossy())
             ))
         };
         Self {

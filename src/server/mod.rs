@@ -337,20 +337,7 @@ impl Server {
 /// assert!(seedbed::server::connect_timeout().is_ok());
 /// ```
 pub fn connect_timeout() -> Result<Duration> {
-    match std::env::var("SEEDBED_CONNECT_TIMEOUT") {
-        Ok(v) => v
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|s| s.is_finite() && *s > 0.0)
-            .map(Duration::from_secs_f64)
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "SEEDBED_CONNECT_TIMEOUT must be a positive number of seconds, not `{v}`"
-                ))
-            }),
-        Err(_) => Ok(DEFAULT_CONNECT_TIMEOUT),
-    }
+    crate::util::env::seconds("SEEDBED_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)
 }
 
 /// Connects, retrying while the server refuses or is unreachable.

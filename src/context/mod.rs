@@ -31,7 +31,9 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
 
-use crate::isolation::lock::stable_hash;
+use crate::util::hash::stable_hash;
+
+pub(crate) mod state;
 
 tokio::task_local! {
     static CURRENT: Arc<TestContext>;
@@ -53,7 +55,7 @@ pub struct TestContext {
     sequences: Mutex<HashMap<u64, u64, BuildHasherDefault<KeyHashHasher>>>,
     rng: Mutex<SeedRng>,
     /// What factories write: the reuse scope and the insert statistics.
-    factory: crate::factory::ContextState,
+    factory: state::ContextState,
 }
 
 /// Builds a [`TestContext`].
@@ -101,7 +103,7 @@ impl TestContextBuilder {
             shares_database: self.shares_database,
             sequences: Mutex::new(HashMap::default()),
             rng: Mutex::new(SeedRng::seed_from_u64(seed)),
-            factory: crate::factory::ContextState::default(),
+            factory: state::ContextState::default(),
         }
     }
 }
@@ -242,7 +244,7 @@ impl TestContext {
     /// let ctx = seedbed::context::TestContext::builder("t").build();
     /// assert_eq!(ctx.insert_stats().total_rows(), 0);
     /// ```
-    pub fn insert_stats(&self) -> crate::factory::InsertStats {
+    pub fn insert_stats(&self) -> state::InsertStats {
         self.factory.stats()
     }
 
@@ -262,15 +264,12 @@ impl TestContext {
     /// });
     /// assert_eq!(rows.load(Ordering::Relaxed), 0);
     /// ```
-    pub fn on_insert(
-        &self,
-        observer: impl Fn(&crate::factory::InsertEvent<'_>) + Send + Sync + 'static,
-    ) {
+    pub fn on_insert(&self, observer: impl Fn(&state::InsertEvent<'_>) + Send + Sync + 'static) {
         self.factory.observe(Arc::new(observer));
     }
 
     /// The factory state of the context (reuse scope, statistics, insert observers).
-    pub(crate) fn factory_state(&self) -> &crate::factory::ContextState {
+    pub(crate) fn factory_state(&self) -> &state::ContextState {
         &self.factory
     }
 }

@@ -6,6 +6,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod constraint;
+
+pub use self::constraint::{ConstraintKind, ConstraintViolation};
+
 /// The error type of every fallible seedbed operation.
 ///
 /// Messages are written for the person running the tests: they name the thing that failed and say
@@ -126,7 +130,7 @@ pub enum Error {
     #[error("{strategy} could not isolate this test: {message}")]
     Isolation {
         /// The strategy in use.
-        strategy: crate::isolation::Strategy,
+        strategy: crate::strategy::Strategy,
         /// What happened, and which strategy to use instead.
         message: String,
     },
@@ -154,7 +158,7 @@ pub enum Error {
     /// A factory's `INSERT` broke a constraint: the table, the constraint and the values that
     /// broke it, as the server reported them.
     #[error(transparent)]
-    ConstraintViolation(Box<crate::factory::ConstraintViolation>),
+    ConstraintViolation(Box<ConstraintViolation>),
 
     /// A factory names a table or a column the database does not have.
     #[error(
