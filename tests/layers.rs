@@ -2,7 +2,10 @@
 //! (see "Layers" in the README). A path such as `crate::isolation::…` in `src/server/` fails this
 //! test with the file, the line and the two layers.
 
-#![allow(clippy::expect_used, reason = "a failure to read the sources is the test's failure")]
+#![allow(
+    clippy::expect_used,
+    reason = "a failure to read the sources is the test's failure"
+)]
 
 use std::path::{Path, PathBuf};
 

@@ -16,7 +16,8 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
-use super::testdb::{Isolation, MigrationSource, Outcome, TestDb};
+use super::builder::{Isolation, MigrationSource};
+use super::testdb::{Outcome, TestDb};
 use crate::context::TestContext;
 use crate::error::Error;
 use crate::strategy::Strategy;
@@ -96,9 +97,9 @@ impl TestArgs {
             .reset_sequences(self.reset_sequences)
             .keep_rows(self.keep_rows)
             .namespace_mode(if self.schema_mode {
-                super::testdb::NamespaceMode::Schema
+                super::builder::NamespaceMode::Schema
             } else {
-                super::testdb::NamespaceMode::Data
+                super::builder::NamespaceMode::Data
             })
             .own_connections(own_connections);
         for fixture in self.fixtures {
@@ -283,7 +284,7 @@ where
     let stale = super::engine::adopt_test_runtime();
     rt.block_on(async move {
         if stale {
-            super::testdb::forget_kept_pools();
+            super::pool::forget_kept_pools();
         }
         let db = match args.isolation(own_connections).acquire().await {
             Ok(db) => db,

@@ -5,7 +5,10 @@
 //! [`marker`] that tells seedbed's databases from any other, [`Migrations`] and the
 //! [`migrated`] databases built once per migrations checksum.
 
+mod acquire;
+mod acquire_namespace;
 pub(crate) mod budget;
+mod builder;
 pub mod cleaner;
 pub(crate) mod engine;
 #[doc(hidden)]
@@ -15,6 +18,7 @@ pub mod marker;
 pub mod migrated;
 mod migrations;
 pub mod namespace;
+mod pool;
 pub mod registry;
 pub mod rollback;
 pub mod schemas;
@@ -22,9 +26,10 @@ pub mod template;
 mod testdb;
 pub mod truncate;
 
-pub use self::migrations::Migrations;
-pub use self::testdb::{
+pub use self::builder::{
     DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT, Isolation,
-    MigrationSource, NamespaceMode, Outcome, TestDb,
+    MigrationSource, NamespaceMode,
 };
+pub use self::migrations::Migrations;
+pub use self::testdb::{Outcome, TestDb};
 pub use crate::strategy::{Strategy, StrategySource};

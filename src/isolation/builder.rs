@@ -1,0 +1,579 @@
+//! [`Isolation`]: the builder a test's database state is acquired with, its settings, and the
+//! migrated databases the strategies start from.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgConnectOptions;
+
+use super::engine::{self, KeyedOnce};
+use super::lock::{self, LockMode};
+use super::migrations::Migrations;
+use super::pool::SharedPool;
+use super::testdb::{Inner, StrategyState, TestDb};
+use super::truncate::{self, Lease};
+use super::{cleaner, marker, migrated};
+use crate::context::TestContext;
+use crate::error::{Error, Result};
+use crate::server::Server;
+use crate::strategy::{self, Strategy, StrategySource};
+
+/// The default `statement_timeout` of a test's connections: a blocked test fails instead of
+/// hanging.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The default `lock_timeout` of a test's connections.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long Rollback's one-connection pool lets a second checkout wait.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where a test's migrations come from.
+#[derive(Debug, Clone)]
+pub enum MigrationSource {
+    /// `migrations/` at the crate root, if it exists (as `#[sqlx::test]` does).
+    Default,
+    /// A directory (relative paths are taken from the crate root).
+    Dir(PathBuf),
+    /// Migrations embedded with `sqlx::migrate!()`.
+    Migrator(&'static Migrator),
+    /// None: the test starts from an empty database.
+    None,
+}
+
+/// How Namespace keeps tests apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NamespaceMode {
+    /// One shared database: each test's rows carry its token and are removed after it.
+    #[default]
+    Data,
+    /// A schema per test, with the migrations applied in it, reached through `search_path`
+    /// (`namespace = "schema"`), for applications that never name their schema.
+    Schema,
+}
+
+/// Acquires a [`TestDb`] without the `#[seedbed::test]` macro (rstest, test-context, a custom
+/// harness).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), seedbed::Error> {
+/// use seedbed::prelude::*;
+///
+/// let db: TestDb = Isolation::new(Strategy::Truncate)
+///     .migrations("migrations")
+///     .acquire()
+///     .await?;
+/// sqlx::query("INSERT INTO organizations (name, slug) VALUES ('Acme', 'acme')")
+///     .execute(&db.pool())
+///     .await?;
+/// db.finish().await?; // empties what the test wrote; dropping it instead cleans before next use
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Isolation {
+    pub(super) strategy: Option<Strategy>,
+    pub(super) migrations: MigrationSource,
+    pub(super) fixtures: Vec<String>,
+    pub(super) test_name: Option<String>,
+    pub(super) crate_root: Option<PathBuf>,
+    pub(super) seed: Option<u64>,
+    pub(super) statement_timeout: Duration,
+    pub(super) lock_timeout: Duration,
+    pub(super) acquire_timeout: Duration,
+    pub(super) max_connections: u32,
+    pub(super) reset_sequences: bool,
+    pub(super) database: Option<String>,
+    pub(super) allow_unmarked: bool,
+    pub(super) own_connections: bool,
+    pub(super) spares: Option<i64>,
+    pub(super) keep_rows: bool,
+    pub(super) namespace_mode: NamespaceMode,
+}
+
+impl Isolation {
+    /// Isolation with `strategy`.
+    pub fn new(strategy: Strategy) -> Self {
+        Self {
+            strategy: Some(strategy),
+            ..Self::configured()
+        }
+    }
+
+    /// Isolation with the configured strategy: `SEEDBED_STRATEGY`, else the suite default in
+    /// `seedbed.toml` (or `[package.metadata.seedbed]`), else Rollback.
+    pub fn configured() -> Self {
+        Self {
+            strategy: None,
+            migrations: MigrationSource::Default,
+            fixtures: Vec::new(),
+            test_name: None,
+            crate_root: std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from),
+            seed: None,
+            statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+            max_connections: 5,
+            reset_sequences: false,
+            database: None,
+            allow_unmarked: false,
+            own_connections: false,
+            spares: None,
+            keep_rows: false,
+            namespace_mode: NamespaceMode::Data,
+        }
+    }
+
+    /// Sets or clears the explicit strategy.
+    pub fn strategy(mut self, strategy: Option<Strategy>) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Migrations from a directory (relative to the crate root).
+    pub fn migrations(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.migrations = MigrationSource::Dir(dir.into());
+        self
+    }
+
+    /// Migrations embedded with `sqlx::migrate!()`.
+    pub fn migrator(mut self, migrator: &'static Migrator) -> Self {
+        self.migrations = MigrationSource::Migrator(migrator);
+        self
+    }
+
+    /// Where migrations come from.
+    pub fn migration_source(mut self, source: MigrationSource) -> Self {
+        self.migrations = source;
+        self
+    }
+
+    /// SQL scripts run at the start of the test, after migrations (sqlx's fixtures).
+    pub fn fixture(mut self, sql: impl Into<String>) -> Self {
+        self.fixtures.push(sql.into());
+        self
+    }
+
+    /// The test's name (its path); defaults to the name of the current thread, which is the
+    /// test's under `cargo test` and `cargo nextest`.
+    pub fn test_name(mut self, name: impl Into<String>) -> Self {
+        self.test_name = Some(name.into());
+        self
+    }
+
+    /// The crate root, where `migrations/` and `seedbed.toml` are looked for (default:
+    /// `CARGO_MANIFEST_DIR`).
+    pub fn crate_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.crate_root = Some(root.into());
+        self
+    }
+
+    /// The base seed (default: `SEEDBED_SEED`, else random per process).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// `statement_timeout` of the test's connections (default 60 s).
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = timeout;
+        self
+    }
+
+    /// `lock_timeout` of the test's connections (default 10 s).
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// How long Rollback's one-connection pool lets a second checkout wait (default 5 s).
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// The most connections of the test's pool under the strategies that allow several
+    /// (default 5).
+    pub fn max_connections(mut self, n: u32) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Truncate: restart identities and sequences of the tables the test wrote.
+    pub fn reset_sequences(mut self, reset: bool) -> Self {
+        self.reset_sequences = reset;
+        self
+    }
+
+    /// Use an existing, already migrated database instead of one seedbed makes. Rollback then
+    /// needs no privilege beyond the test's own writes; Truncate refuses a database seedbed did not
+    /// create unless [`allow_unmarked_database`](Self::allow_unmarked_database) is set.
+    pub fn database(mut self, name: impl Into<String>) -> Self {
+        self.database = Some(name.into());
+        self
+    }
+
+    /// Let Truncate empty a database seedbed did not create (named with
+    /// [`database`](Self::database)). Every row in it will be deleted after each test.
+    pub fn allow_unmarked_database(mut self, allow: bool) -> Self {
+        self.allow_unmarked = allow;
+        self
+    }
+
+    /// The test opens its own connections (it takes `(PgPoolOptions, PgConnectOptions)`), which
+    /// one transaction cannot contain: Rollback is skipped when it is only the default, and
+    /// refused when chosen explicitly.
+    pub fn own_connections(mut self, own: bool) -> Self {
+        self.own_connections = own;
+        self
+    }
+
+    /// Template: how many spare clones to keep ready (default `SEEDBED_TEMPLATE_SPARES`, else the
+    /// number of CPUs between 2 and 8; 0 clones each test's database when it starts).
+    pub fn template_spares(mut self, spares: usize) -> Self {
+        self.spares = Some(i64::try_from(spares).unwrap_or(i64::MAX));
+        self
+    }
+
+    /// Namespace: data mode (a shared database, rows by token) or a schema per test.
+    pub fn namespace_mode(mut self, mode: NamespaceMode) -> Self {
+        self.namespace_mode = mode;
+        self
+    }
+
+    /// Namespace: keep the rows the test wrote (`cleanup = "none"`), letting data accumulate in
+    /// the shared database; they are no longer tracked, so `seedbed sweep` leaves them too.
+    pub fn keep_rows(mut self, keep: bool) -> Self {
+        self.keep_rows = keep;
+        self
+    }
+
+    /// The strategy this builder will use, and what chose it.
+    pub fn resolve_strategy(&self) -> Result<(Strategy, StrategySource)> {
+        let (mut chosen, source) = strategy::resolve(self.strategy, self.crate_root.as_deref())?;
+        if self.own_connections && !chosen.isolates_own_connections() {
+            if source == StrategySource::Explicit {
+                return Err(Error::Config(
+                    "a test that builds its own pool (PgPoolOptions, PgConnectOptions) cannot be \
+                     isolated by Rollback, whose one transaction lives on one connection: use \
+                     truncate or template"
+                        .into(),
+                ));
+            }
+            chosen = Strategy::Truncate;
+        }
+        Ok((chosen, source))
+    }
+
+    /// Prepares the database state and returns the test's handle.
+    pub async fn acquire(self) -> Result<TestDb> {
+        let (strategy, _) = self.resolve_strategy()?;
+        // Not connected to yet: the first connection the strategy needs reaches it.
+        let server = Server::get().await?;
+        let name = self.test_name.clone().unwrap_or_else(default_test_name);
+        let ctx_builder = TestContext::builder(&name).shares_database(strategy.shares_database());
+        let ctx_builder = match self.seed {
+            Some(seed) => ctx_builder.seed(seed),
+            None => ctx_builder,
+        };
+        let base_seed = self.seed.unwrap_or_else(crate::context::process_base_seed);
+        // Boxed: each strategy's future is large in a debug build, and a test thread's stack
+        // holds the harness's future.
+        let acquired = match strategy {
+            Strategy::Rollback => Box::pin(self.acquire_rollback(server, &name, base_seed)).await?,
+            Strategy::Truncate => Box::pin(self.acquire_truncate(server, &name)).await?,
+            Strategy::Template => Box::pin(self.acquire_template(server, &name)).await?,
+            Strategy::Namespace => {
+                Box::pin(self.acquire_namespace(server, &name, base_seed)).await?
+            }
+        };
+        let ctx_builder = match &acquired.token {
+            Some(token) => ctx_builder.token(token.clone()),
+            None => ctx_builder,
+        };
+        Ok(TestDb {
+            inner: Arc::new(Inner {
+                strategy,
+                pool: acquired.pool,
+                ctx: Arc::new(ctx_builder.build()),
+                database: acquired.database,
+                server,
+                state: std::sync::Mutex::new(Some(acquired.state)),
+                token_claim: std::sync::Mutex::new(acquired.token_claim),
+                reset_sequences: self.reset_sequences,
+                kept: std::sync::Mutex::new(false),
+            }),
+        })
+    }
+
+    pub(super) async fn migrations_resolved(&self) -> Result<Arc<Migrations>> {
+        match &self.migrations {
+            MigrationSource::Default => {
+                let dir = self.crate_root.as_ref().map(|r| r.join("migrations"));
+                match dir.filter(|d| d.is_dir()) {
+                    Some(dir) => load_dir(dir).await,
+                    None => Ok(Arc::new(Migrations::none())),
+                }
+            }
+            MigrationSource::Dir(dir) => {
+                let dir = match &self.crate_root {
+                    Some(root) if dir.is_relative() => root.join(dir),
+                    _ => dir.clone(),
+                };
+                load_dir(dir).await
+            }
+            MigrationSource::Migrator(m) => {
+                let key = format!("migrator:{:p}", *m);
+                engine::migrations(&key, async { Ok(Migrations::from_migrator(m)) }).await
+            }
+            MigrationSource::None => Ok(Arc::new(Migrations::none())),
+        }
+    }
+
+    pub(super) fn connect_options(&self, server: &Server, database: &str) -> PgConnectOptions {
+        server
+            .database_options(database)
+            .application_name("seedbed")
+            .options([
+                ("statement_timeout", millis(self.statement_timeout)),
+                ("lock_timeout", millis(self.lock_timeout)),
+            ])
+    }
+
+    /// What the migrated database for `purpose` is built with.
+    pub(super) fn build(&self, purpose: &'static str) -> migrated::Build<'_> {
+        match purpose {
+            // Rollback empties it with the cleaner after what escaped a test.
+            "rollback" => migrated::Build {
+                purpose,
+                prepare: true,
+                track: false,
+                fixtures: &[],
+                seal: false,
+                journal: false,
+            },
+            // Truncate empties its copies after every test: their tables note what was written.
+            "truncate" => migrated::Build {
+                purpose,
+                prepare: true,
+                track: true,
+                fixtures: &[],
+                seal: false,
+                journal: false,
+            },
+            "namespace" => migrated::Build {
+                purpose,
+                prepare: false,
+                track: false,
+                fixtures: &[],
+                seal: false,
+                journal: true,
+            },
+            // A template's clones are emptied and given to the next test when it changed no
+            // schema (see template::recycle).
+            _ => migrated::Build::template(&self.fixtures),
+        }
+    }
+
+    /// The name of the database `build` describes for these migrations (nothing is asked of the
+    /// server).
+    pub(super) async fn build_name(&self, build: &migrated::Build<'_>) -> Result<String> {
+        let migrations = self.migrations_resolved().await?;
+        let name = build.database_name(&migrations);
+        if name.len() > 63 {
+            return Err(Error::Config(format!(
+                "database name {name} is longer than PostgreSQL's 63-byte limit: use a shorter \
+                 purpose"
+            )));
+        }
+        Ok(name)
+    }
+
+    /// The database `build` describes for these migrations, ready: its marker read on the control
+    /// connection, and built (by whichever process gets there first) if it is not ready. Once per
+    /// process.
+    pub(super) async fn built(
+        &self,
+        server: &'static Server,
+        build: migrated::Build<'_>,
+    ) -> Result<String> {
+        static BUILT: std::sync::OnceLock<KeyedOnce<String>> = std::sync::OnceLock::new();
+        let key = self.build_name(&build).await?;
+        BUILT
+            .get_or_init(KeyedOnce::new)
+            .get_or_try_init(&key, async {
+                let name = key.clone();
+                // Not ready: another process may be building it. Its build holds the build lock
+                // exclusively; waiting for that on the control connection, instead of on a
+                // connection of the lock's own, keeps a crowd of processes started together
+                // within their connection budget while one of them builds.
+                let mark = engine::control()
+                    .with(server, move |conn| {
+                        Box::pin(async move {
+                            if let Some(mark) =
+                                marker::read(conn, &name).await?.filter(migrated::is_ready)
+                            {
+                                return Ok(Some(mark));
+                            }
+                            let lock = migrated::build_lock_name(&name);
+                            lock::lock_on(conn, &lock, LockMode::Shared, migrated::BUILD_WAIT)
+                                .await?;
+                            lock::unlock_on(conn, &lock, LockMode::Shared).await?;
+                            marker::read(conn, &name).await
+                        })
+                    })
+                    .await?;
+                if let Some(mark) = mark.filter(migrated::is_ready) {
+                    migrated::remember_measured(&key, &mark);
+                    return Ok(key.clone());
+                }
+                let migrations = self.migrations_resolved().await?;
+                Ok(migrated::ensure_build(server, &migrations, &build)
+                    .await?
+                    .name)
+            })
+            .await
+    }
+
+    /// The shared database of Namespace tests, with its journal.
+    pub(super) async fn namespace_database(&self, server: &'static Server) -> Result<String> {
+        self.built(server, self.build("namespace")).await
+    }
+
+    /// The migrated database for `purpose`, prepared for the cleaner (Rollback, Truncate).
+    pub(super) async fn migrated(
+        &self,
+        server: &'static Server,
+        purpose: &'static str,
+    ) -> Result<String> {
+        self.built(server, self.build(purpose)).await
+    }
+
+    /// Namespace on a database the user named: its tables get the journal's triggers, so only
+    /// with the user's consent for a database seedbed did not create (its marker is read on the
+    /// control connection). A database an earlier seedbed prepared gets what this one adds.
+    pub(super) async fn own_namespace_database(
+        &self,
+        server: &'static Server,
+        db: &str,
+    ) -> Result<()> {
+        let name = db.to_string();
+        let mark = engine::control()
+            .with(server, move |conn| {
+                Box::pin(async move { marker::read(conn, &name).await })
+            })
+            .await?;
+        if mark.is_none() && !self.allow_unmarked {
+            return Err(refuse_unmarked_namespace(db));
+        }
+        let mut conn = server.open(&server.database_options(db)).await?;
+        let result = async {
+            if super::namespace::is_prepared(&mut conn).await? {
+                super::namespace::upgrade(&mut conn).await
+            } else {
+                let schema = cleaner::read_schema(&mut conn).await?;
+                super::namespace::prepare(&mut conn, &schema).await
+            }
+        }
+        .await;
+        let _ = sqlx::Connection::close(conn).await;
+        result
+    }
+
+    /// Truncate on a database the user named: only if seedbed created it, or the user allowed it.
+    pub(super) async fn own_database_lease(
+        &self,
+        server: &'static Server,
+        db: &str,
+    ) -> Result<Lease> {
+        let name = db.to_string();
+        let mark = engine::control()
+            .with(server, move |conn| {
+                Box::pin(async move { marker::read(conn, &name).await })
+            })
+            .await?;
+        if mark.is_none() && !self.allow_unmarked {
+            return Err(refuse_unmarked_truncate(db));
+        }
+        truncate::lease_existing(server, db).await
+    }
+}
+
+/// The error for Namespace on a database seedbed did not create, without the user's consent.
+pub(super) fn refuse_unmarked_namespace(db: &str) -> Error {
+    Error::Config(format!(
+        "refusing to use Namespace on database `{db}`: seedbed did not create it, and Namespace \
+         adds a journal trigger to each of its tables. Let seedbed create its test databases \
+         (leave out .database(…)), or allow it with .allow_unmarked_database(true)"
+    ))
+}
+
+/// The error for Truncate on a database seedbed did not create, without the user's consent.
+pub(super) fn refuse_unmarked_truncate(db: &str) -> Error {
+    Error::Config(format!(
+        "refusing to use Truncate on database `{db}`: seedbed did not create it, and Truncate \
+         deletes every row in it after each test. Let seedbed create its test databases (leave \
+         out .database(…)), or, if `{db}` holds nothing you want to keep, allow it with \
+         .allow_unmarked_database(true)"
+    ))
+}
+
+/// How taking a Truncate database's lease on the test's own connection went.
+pub(super) enum Claim {
+    /// Taken: the lease, the test's pool and its key.
+    Taken((Lease, SharedPool, String)),
+    /// Another test holds it.
+    Held,
+    /// There is no such database.
+    Missing,
+}
+
+/// What a strategy gives a test when it starts.
+pub(super) struct Acquired {
+    pub(super) database: String,
+    pub(super) pool: PgPool,
+    pub(super) state: StrategyState,
+    /// The token the test's context carries, when it was claimed.
+    pub(super) token: Option<String>,
+    /// A token held on the control connection, given back when the test ends.
+    pub(super) token_claim: Option<String>,
+}
+
+pub(super) async fn load_dir(dir: PathBuf) -> Result<Arc<Migrations>> {
+    let key = format!("dir:{}", dir.display());
+    engine::migrations(&key, async move {
+        Migrations::identify_dir(&dir, &crate::server::os::default_base_dir()).await
+    })
+    .await
+}
+
+pub(super) async fn run_fixtures(pool: &PgPool, fixtures: &[String]) -> Result<()> {
+    for sql in fixtures {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+            .execute(pool)
+            .await
+            .map_err(Error::db("applying a fixture"))?;
+    }
+    Ok(())
+}
+
+pub(super) fn millis(d: Duration) -> String {
+    format!("{}ms", d.as_millis().max(1))
+}
+
+/// The test's path as `application_name` (at most 63 bytes, cut on a character boundary).
+pub(super) fn application_name(test: &str) -> String {
+    let mut end = test.len().min(63);
+    while !test.is_char_boundary(end) {
+        end -= 1;
+    }
+    test[..end].to_string()
+}
+
+pub(super) fn default_test_name() -> String {
+    std::thread::current()
+        .name()
+        .filter(|n| *n != "main")
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("<unnamed test in process {}>", std::process::id()))
+}
