@@ -33,7 +33,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use seedbed::isolation::{Migrations, cleaner, migrated};
+use seedbed::isolation::{Migrations, cleaner, databases};
 use seedbed::server::Server;
 use seedbed::{Isolation, Strategy};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
@@ -82,7 +82,7 @@ fn baselines(c: &mut Criterion) {
     let (server, db) = rt.block_on(async {
         let server = server().await;
         let migrations = Migrations::from_dir(MIGRATIONS).await.expect("migrations");
-        let db = migrated::ensure(server, &migrations, "bench")
+        let db = databases::ensure(server, &migrations, "bench")
             .await
             .expect("db");
         (server, db.name)
@@ -123,18 +123,23 @@ fn baselines(c: &mut Criterion) {
                 let migrations = Migrations::from_dir(MIGRATIONS).await.expect("migrations");
                 let mut admin = server.connect().await.expect("connect");
                 let name = format!("seedbed_bench_sqlx_{}", std::process::id());
-                migrated::drop_database(&mut admin, &name)
+                databases::drop_database(&mut admin, &name)
                     .await
                     .expect("drop");
-                migrated::create_database(&mut admin, &name, None, migrated::CloneMethod::Default)
-                    .await
-                    .expect("create");
+                databases::create_database(
+                    &mut admin,
+                    &name,
+                    None,
+                    databases::CloneMethod::Default,
+                )
+                .await
+                .expect("create");
                 let mut conn = PgConnection::connect_with(&server.database_options(&name))
                     .await
                     .expect("connect");
                 migrations.apply(&mut conn).await.expect("migrate");
                 conn.close().await.expect("close");
-                migrated::drop_database(&mut admin, &name)
+                databases::drop_database(&mut admin, &name)
                     .await
                     .expect("drop");
                 admin.close().await.expect("close");
@@ -278,7 +283,7 @@ fn cleanup(c: &mut Criterion) {
     let (server, db) = rt.block_on(async {
         let server = server().await;
         let migrations = Migrations::from_dir(MIGRATIONS).await.expect("migrations");
-        let db = migrated::ensure_with(server, &migrations, "benchclean", true)
+        let db = databases::ensure_with(server, &migrations, "benchclean", true)
             .await
             .expect("db");
         (server, db.name)
@@ -370,7 +375,7 @@ fn template(c: &mut Criterion) {
         db.finish().await.expect("finish");
         // The template Isolation builds for these migrations (no fixtures).
         let migrations = Migrations::from_dir(MIGRATIONS).await.expect("migrations");
-        migrated::Build::template(&[]).database_name(&migrations)
+        databases::Build::template(&[]).database_name(&migrations)
     });
     let spares = seedbed::isolation::template::pool_size().expect("pool size");
     let mut group = c.benchmark_group("template");
@@ -443,7 +448,7 @@ fn template(c: &mut Criterion) {
     });
     let server = rt.block_on(server());
     // The method Template measured when it built the template, so the baseline copies alike.
-    let method = migrated::clone_method(server, &template).expect("clone method");
+    let method = databases::clone_method(server, &template).expect("clone method");
     eprintln!("clone method: {}", method.name());
     group.bench_function("raw_create_database_template", |b| {
         b.iter_custom(|iters| {
@@ -453,11 +458,11 @@ fn template(c: &mut Criterion) {
                 for i in 0..iters {
                     let name = format!("seedbed_bench_raw_{}_{i}", std::process::id());
                     let started = Instant::now();
-                    migrated::create_database(&mut admin, &name, Some(&template), method)
+                    databases::create_database(&mut admin, &name, Some(&template), method)
                         .await
                         .expect("create");
                     timed += started.elapsed();
-                    migrated::drop_database(&mut admin, &name)
+                    databases::drop_database(&mut admin, &name)
                         .await
                         .expect("drop");
                 }

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use seedbed::bench::RowPlan;
-use seedbed::isolation::{Migrations, migrated};
+use seedbed::isolation::{Migrations, databases};
 use seedbed::server::Server;
 use seedbed::sql::QualifiedName;
 use sqlx::{Connection, PgConnection};
@@ -19,7 +19,7 @@ async fn reference() -> PgConnection {
     let migrations = Migrations::from_dir("migrations")
         .await
         .expect("migrations/");
-    let db = migrated::ensure(server, &migrations, "inspect")
+    let db = databases::ensure(server, &migrations, "inspect")
         .await
         .expect("migrated reference schema");
     PgConnection::connect_with(&server.database_options(&db.name))
@@ -38,10 +38,10 @@ impl Scratch {
         let server = Server::resolve().await.expect("a PostgreSQL server");
         let name = format!("seedbed_test_rows_{tag}_{}", std::process::id());
         let mut admin = server.connect().await.expect("connect");
-        migrated::drop_database(&mut admin, &name)
+        databases::drop_database(&mut admin, &name)
             .await
             .expect("drop");
-        migrated::create_database(&mut admin, &name, None, migrated::CloneMethod::Default)
+        databases::create_database(&mut admin, &name, None, databases::CloneMethod::Default)
             .await
             .expect("create");
         admin.close().await.expect("close");
@@ -59,7 +59,7 @@ impl Scratch {
         let server = Server::resolve().await.expect("a PostgreSQL server");
         self.conn.close().await.expect("close");
         let mut admin = server.connect().await.expect("connect");
-        migrated::drop_database(&mut admin, &self.name)
+        databases::drop_database(&mut admin, &self.name)
             .await
             .expect("drop");
     }

@@ -187,7 +187,7 @@ async fn a_lost_schema_holder_takes_its_leases_back() {
         "the first test's schema lease was taken back"
     );
     // A sweep leaves the live test's schema alone.
-    let swept = seedbed::isolation::schemas::sweep(server, db.database())
+    let swept = seedbed::isolation::schema_pool::sweep(server, db.database())
         .await
         .unwrap();
     assert!(!swept.contains(&schema), "{swept:?}");

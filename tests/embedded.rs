@@ -233,7 +233,7 @@ async fn a_missing_extension_is_named_with_its_package() {
     .expect("write migration");
     let migrations = Migrations::from_dir(&dir).await.expect("read");
     let server = Server::resolve().await.expect("server");
-    let err = seedbed::isolation::migrated::ensure(server, &migrations, "ext")
+    let err = seedbed::isolation::databases::ensure(server, &migrations, "ext")
         .await
         .expect_err("missing extension");
     let _ = std::fs::remove_dir_all(&dir);
@@ -248,9 +248,9 @@ async fn a_missing_extension_is_named_with_its_package() {
 
     // Nothing half-built is left behind.
     let mut conn = server.connect().await.expect("connect");
-    let name = seedbed::isolation::migrated::database_name("ext", migrations.checksum());
+    let name = seedbed::isolation::databases::database_name("ext", migrations.checksum());
     assert!(
-        !seedbed::isolation::migrated::database_exists(&mut conn, &name)
+        !seedbed::isolation::databases::database_exists(&mut conn, &name)
             .await
             .expect("lookup")
     );

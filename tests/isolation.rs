@@ -340,14 +340,14 @@ async fn truncate_refuses_a_database_it_did_not_create() {
     let server = seedbed::server::Server::resolve().await.expect("server");
     let mut conn = server.connect().await.expect("connect");
     let name = format!("seedbed_it_foreign_{}", std::process::id());
-    seedbed::isolation::migrated::drop_database(&mut conn, &name)
+    seedbed::isolation::databases::drop_database(&mut conn, &name)
         .await
         .expect("drop");
-    seedbed::isolation::migrated::create_database(
+    seedbed::isolation::databases::create_database(
         &mut conn,
         &name,
         None,
-        seedbed::isolation::migrated::CloneMethod::Default,
+        seedbed::isolation::databases::CloneMethod::Default,
     )
     .await
     .expect("create a database that is not seedbed's");
@@ -375,7 +375,7 @@ async fn truncate_refuses_a_database_it_did_not_create() {
         .await
         .expect("write");
     db.finish().await.expect("finish");
-    seedbed::isolation::migrated::drop_database(&mut conn, &name)
+    seedbed::isolation::databases::drop_database(&mut conn, &name)
         .await
         .expect("drop");
 }
@@ -438,7 +438,7 @@ async fn the_cleaner_works_without_superuser_rights() {
     let migrations = seedbed::isolation::Migrations::from_dir("migrations")
         .await
         .expect("migrations");
-    let db = seedbed::isolation::migrated::ensure_with(server, &migrations, "plainrole", true)
+    let db = seedbed::isolation::databases::ensure_with(server, &migrations, "plainrole", true)
         .await
         .expect("prepared database");
     let mut admin = sqlx::PgConnection::connect_with(&server.database_options(&db.name))

@@ -174,7 +174,7 @@ async fn eight_processes_leave_no_schema_behind() {
     let server = Server::resolve().await.unwrap();
     let mut state = (1, 1);
     for _ in 0..300 {
-        seedbed::isolation::schemas::sweep(server, &database)
+        seedbed::isolation::schema_pool::sweep(server, &database)
             .await
             .unwrap();
         state = schemas_in_use(&database).await;

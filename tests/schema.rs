@@ -1,6 +1,6 @@
 //! Introspection of the reference schema (migrations/) against a real server.
 
-use seedbed::isolation::{Migrations, migrated};
+use seedbed::isolation::{Migrations, databases};
 use seedbed::schema::{ColumnDefault, FkAction, Schema, TableKind};
 use seedbed::server::Server;
 use seedbed::sql::QualifiedName;
@@ -12,7 +12,7 @@ async fn reference_schema() -> (PgConnection, Schema) {
     let migrations = Migrations::from_dir("migrations")
         .await
         .expect("migrations/");
-    let db = migrated::ensure(server, &migrations, "inspect")
+    let db = databases::ensure(server, &migrations, "inspect")
         .await
         .expect("migrated reference schema");
     let mut conn = PgConnection::connect_with(&server.database_options(&db.name))

@@ -36,7 +36,7 @@ async fn entries() -> Vec<registry::Entry> {
 async fn database_exists(name: &str) -> bool {
     let server = Server::resolve().await.expect("server");
     let mut conn = server.connect().await.expect("connect");
-    let exists = seedbed::isolation::migrated::database_exists(&mut conn, name)
+    let exists = seedbed::isolation::databases::database_exists(&mut conn, name)
         .await
         .expect("lookup");
     let _ = conn.close().await;
@@ -299,7 +299,7 @@ async fn the_warm_pool_refills_and_stays_bounded() {
 /// offers, and the measurement itself times each method and leaves nothing behind.
 #[tokio::test]
 async fn the_template_records_its_measured_clone_method() {
-    use seedbed::isolation::migrated::{self, CloneMethod};
+    use seedbed::isolation::databases::{self, CloneMethod};
     let db = acquire(Strategy::Template, "template::clone_method").await;
     let name = db.database().to_string();
     let template = entries()
@@ -317,14 +317,17 @@ async fn the_template_records_its_measured_clone_method() {
         .unwrap()
         .expect("the template is marked");
     let recorded = mark
-        .get(migrated::CLONE_KEY)
+        .get(databases::CLONE_KEY)
         .and_then(CloneMethod::parse)
         .expect("the template's marker names its clone method");
     assert!(candidates.contains(&recorded), "{recorded:?}");
-    assert_eq!(migrated::clone_method(server, &template).unwrap(), recorded);
+    assert_eq!(
+        databases::clone_method(server, &template).unwrap(),
+        recorded
+    );
 
     let (best, medians) =
-        migrated::measure_clone_methods(&mut admin, server.major_version(), &template)
+        databases::measure_clone_methods(&mut admin, server.major_version(), &template)
             .await
             .unwrap();
     if candidates.len() > 1 {

@@ -1,6 +1,6 @@
 //! `seedbed list` and `seedbed sweep`: the test databases seedbed made on a server.
 
-use seedbed::isolation::{namespace, registry, schemas};
+use seedbed::isolation::{namespace, registry, schema_pool};
 use sqlx::Connection;
 
 pub(crate) async fn list(database_url: Option<String>) -> Result<(), seedbed::Error> {
@@ -68,7 +68,7 @@ pub(crate) async fn sweep(database_url: Option<String>, kept: bool) -> Result<()
             );
         }
     }
-    for (database, dropped) in schemas::sweep_all(&server).await? {
+    for (database, dropped) in schema_pool::sweep_all(&server).await? {
         if !dropped.is_empty() {
             println!(
                 "dropped {} abandoned test schema(s) in {database}: {}",

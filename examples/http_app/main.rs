@@ -12,7 +12,7 @@
 
 mod app;
 
-use seedbed::isolation::{Migrations, migrated};
+use seedbed::isolation::{Migrations, databases};
 use seedbed::server::Server;
 
 #[tokio::main]
@@ -20,7 +20,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = Server::resolve().await?;
     let migrations =
         Migrations::from_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).await?;
-    let db = migrated::ensure(server, &migrations, "example").await?;
+    let db = databases::ensure(server, &migrations, "example").await?;
     let pool = sqlx::PgPool::connect_with(server.database_options(&db.name)).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     eprintln!(

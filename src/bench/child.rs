@@ -39,7 +39,7 @@ use sqlx::{Connection, PgConnection};
 use super::Target;
 use super::rows::RowPlan;
 use crate::error::{Error, Result};
-use crate::isolation::{Isolation, MigrationSource, Migrations, migrated};
+use crate::isolation::{Isolation, MigrationSource, Migrations, databases};
 use crate::server::Server;
 use crate::sql::QualifiedName;
 
@@ -424,13 +424,14 @@ async fn baseline(
     let server = Server::resolve().await?;
     let mut admin = server.connect().await?;
     let name = format!("seedbed_bench_b_{}_{}", std::process::id(), spec.test);
-    if migrated::create_database(&mut admin, &name, None, migrated::CloneMethod::Default)
+    if databases::create_database(&mut admin, &name, None, databases::CloneMethod::Default)
         .await
         .is_err()
     {
         // Left by a crashed process with the same id.
-        migrated::drop_database(&mut admin, &name).await?;
-        migrated::create_database(&mut admin, &name, None, migrated::CloneMethod::Default).await?;
+        databases::drop_database(&mut admin, &name).await?;
+        databases::create_database(&mut admin, &name, None, databases::CloneMethod::Default)
+            .await?;
     }
     let work = async {
         let mut conn = PgConnection::connect_with(&server.database_options(&name))
@@ -449,7 +450,7 @@ async fn baseline(
     }
     .await;
     let e = Instant::now();
-    let dropped = migrated::drop_database(&mut admin, &name).await;
+    let dropped = databases::drop_database(&mut admin, &name).await;
     let _ = admin.close().await;
     let end = e.elapsed();
     let (ready, writes) = work?;

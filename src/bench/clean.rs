@@ -218,7 +218,7 @@ async fn check_database(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::isolation::migrated;
+    use crate::isolation::databases;
 
     /// Rows and databases left behind are found, and named.
     #[tokio::test]
@@ -231,8 +231,8 @@ mod tests {
         );
         let mut admin = server.connect().await.unwrap();
         for name in [&db, &stray] {
-            migrated::drop_database(&mut admin, name).await.unwrap();
-            migrated::create_database(&mut admin, name, None, migrated::CloneMethod::Default)
+            databases::drop_database(&mut admin, name).await.unwrap();
+            databases::create_database(&mut admin, name, None, databases::CloneMethod::Default)
                 .await
                 .unwrap();
         }
@@ -286,7 +286,7 @@ mod tests {
             "{text}"
         );
         for name in [&db, &stray] {
-            migrated::drop_database(&mut admin, name).await.unwrap();
+            databases::drop_database(&mut admin, name).await.unwrap();
         }
     }
 

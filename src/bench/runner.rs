@@ -19,7 +19,7 @@ use super::report::{
 use super::rows::{FillStats, RowPlan};
 use super::{BenchConfig, Progress, Target};
 use crate::error::{Error, Result};
-use crate::isolation::{Isolation, MigrationSource, Migrations, migrated};
+use crate::isolation::{Isolation, MigrationSource, Migrations, databases};
 use crate::server::{Origin, Server};
 
 /// How long the isolation check waits for clones dropped in the background.
@@ -59,7 +59,7 @@ pub async fn run(config: &BenchConfig, progress: &dyn Progress) -> Result<Report
     let server = Server::resolve().await?;
 
     progress.phase("migrating and planning rows", 1);
-    let plan_db = migrated::ensure(server, &migrations, "bench").await?;
+    let plan_db = databases::ensure(server, &migrations, "bench").await?;
     let mut conn = PgConnection::connect_with(&server.database_options(&plan_db.name))
         .await
         .map_err(Error::db(format!("connecting to {}", plan_db.name)))?;
@@ -528,9 +528,9 @@ async fn baseline_test(
     };
     let name = format!("seedbed_bench_b_{}_{i}", std::process::id());
     // Left by a crashed run of a process with the same id: not timed.
-    migrated::drop_database(admin, &name).await?;
+    databases::drop_database(admin, &name).await?;
     let started = Instant::now();
-    migrated::create_database(admin, &name, None, migrated::CloneMethod::Default).await?;
+    databases::create_database(admin, &name, None, databases::CloneMethod::Default).await?;
     let mut clock = Clock::start(started);
     let work: Result<()> = async {
         let mut conn = PgConnection::connect_with(&shared.server.database_options(&name))
@@ -547,7 +547,7 @@ async fn baseline_test(
         result
     }
     .await;
-    let dropped = migrated::drop_database(admin, &name);
+    let dropped = databases::drop_database(admin, &name);
     Ok(clock.end(name.clone(), work, dropped).await)
 }
 

@@ -11,8 +11,8 @@ mod graph;
 pub mod plan;
 #[doc(hidden)]
 pub mod probe;
+mod scope;
 mod table;
-mod testdb;
 mod unique;
 
 pub use self::assoc::{Assoc, Children, Hooks, IntoAssoc, Node};

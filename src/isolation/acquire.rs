@@ -11,7 +11,7 @@ use super::pool::{ROLLBACK_POOLS, SharedPool, budgeted_pool, evict_kept_pools};
 use super::rollback::{RollbackPool, Started, TokenClaim};
 use super::testdb::StrategyState;
 use super::truncate::{self, Lease};
-use super::{cleaner, migrated, template};
+use super::{cleaner, databases, template};
 use crate::error::{Error, Result};
 use crate::server::Server;
 use crate::sql::quote_literal;
@@ -58,7 +58,7 @@ impl Isolation {
                             rp.budget = Some(reservation);
                             Arc::new(rp)
                         }
-                        Err(e) if ours && attempts < 3 && migrated::is_missing_database(&e) => {
+                        Err(e) if ours && attempts < 3 && databases::is_missing_database(&e) => {
                             drop(reservation);
                             self.migrated(server, "rollback").await?;
                             continue;
@@ -265,7 +265,7 @@ impl Isolation {
         let shared =
             match engine::run(SharedPool::open(server, options, self.max_connections, 1)).await {
                 Ok(shared) => shared,
-                Err(e) if migrated::is_missing_database(&e) => return Ok(Claim::Missing),
+                Err(e) if databases::is_missing_database(&e) => return Ok(Claim::Missing),
                 Err(e) => return Err(e),
             };
         let claimed = async {

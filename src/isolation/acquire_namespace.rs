@@ -177,8 +177,8 @@ impl Isolation {
         // holder) are claimed at once.
         let schema = async {
             let migrations = self.migrations_resolved().await?;
-            let database = super::schemas::database(server, &migrations).await?;
-            let schema = super::schemas::acquire(server, &database, migrations).await?;
+            let database = super::schema_pool::database(server, &migrations).await?;
+            let schema = super::schema_pool::acquire(server, &database, migrations).await?;
             Ok::<_, Error>((database, schema))
         };
         let (token, schema) = tokio::join!(claim_token(server, test_name, base_seed), schema);
@@ -189,7 +189,7 @@ impl Isolation {
                 return Err(e);
             }
             (Err(e), Ok((database, schema))) => {
-                super::schemas::release(server, &database, &schema);
+                super::schema_pool::release(server, &database, &schema);
                 return Err(e);
             }
             (Err(e), Err(_)) => return Err(e),
@@ -205,7 +205,7 @@ impl Isolation {
                 quote_literal(&app_name),
                 super::namespace::TOKEN_SETTING,
                 quote_literal(&token),
-                super::schemas::search_path(&schema)
+                super::schema_pool::search_path(&schema)
             );
             let shared = SharedPool::for_test(
                 server,
@@ -219,13 +219,13 @@ impl Isolation {
             let shared = match shared {
                 Ok(shared) => shared,
                 Err(e) => {
-                    super::schemas::release(server, &database, &schema);
+                    super::schema_pool::release(server, &database, &schema);
                     return Err(e);
                 }
             };
             if let Err(e) = run_fixtures(&shared.pool, &self.fixtures).await {
                 shared.discard().await;
-                super::schemas::release(server, &database, &schema);
+                super::schema_pool::release(server, &database, &schema);
                 return Err(e);
             }
             Ok((database, schema, shared, key))

@@ -15,7 +15,7 @@ use super::migrations::Migrations;
 use super::pool::SharedPool;
 use super::testdb::{Inner, StrategyState, TestDb};
 use super::truncate::{self, Lease};
-use super::{cleaner, marker, migrated};
+use super::{cleaner, databases, marker};
 use crate::context::TestContext;
 use crate::error::{Error, Result};
 use crate::server::Server;
@@ -341,10 +341,10 @@ impl Isolation {
     }
 
     /// What the migrated database for `purpose` is built with.
-    pub(super) fn build(&self, purpose: &'static str) -> migrated::Build<'_> {
+    pub(super) fn build(&self, purpose: &'static str) -> databases::Build<'_> {
         match purpose {
             // Rollback empties it with the cleaner after what escaped a test.
-            "rollback" => migrated::Build {
+            "rollback" => databases::Build {
                 purpose,
                 prepare: true,
                 track: false,
@@ -353,7 +353,7 @@ impl Isolation {
                 journal: false,
             },
             // Truncate empties its copies after every test: their tables note what was written.
-            "truncate" => migrated::Build {
+            "truncate" => databases::Build {
                 purpose,
                 prepare: true,
                 track: true,
@@ -361,7 +361,7 @@ impl Isolation {
                 seal: false,
                 journal: false,
             },
-            "namespace" => migrated::Build {
+            "namespace" => databases::Build {
                 purpose,
                 prepare: false,
                 track: false,
@@ -371,13 +371,13 @@ impl Isolation {
             },
             // A template's clones are emptied and given to the next test when it changed no
             // schema (see template::recycle).
-            _ => migrated::Build::template(&self.fixtures),
+            _ => databases::Build::template(&self.fixtures),
         }
     }
 
     /// The name of the database `build` describes for these migrations (nothing is asked of the
     /// server).
-    pub(super) async fn build_name(&self, build: &migrated::Build<'_>) -> Result<String> {
+    pub(super) async fn build_name(&self, build: &databases::Build<'_>) -> Result<String> {
         let migrations = self.migrations_resolved().await?;
         let name = build.database_name(&migrations);
         if name.len() > 63 {
@@ -395,7 +395,7 @@ impl Isolation {
     pub(super) async fn built(
         &self,
         server: &'static Server,
-        build: migrated::Build<'_>,
+        build: databases::Build<'_>,
     ) -> Result<String> {
         static BUILT: std::sync::OnceLock<KeyedOnce<String>> = std::sync::OnceLock::new();
         let key = self.build_name(&build).await?;
@@ -411,24 +411,24 @@ impl Isolation {
                     .with(server, move |conn| {
                         Box::pin(async move {
                             if let Some(mark) =
-                                marker::read(conn, &name).await?.filter(migrated::is_ready)
+                                marker::read(conn, &name).await?.filter(databases::is_ready)
                             {
                                 return Ok(Some(mark));
                             }
-                            let lock = migrated::build_lock_name(&name);
-                            lock::lock_on(conn, &lock, LockMode::Shared, migrated::BUILD_WAIT)
+                            let lock = databases::build_lock_name(&name);
+                            lock::lock_on(conn, &lock, LockMode::Shared, databases::BUILD_WAIT)
                                 .await?;
                             lock::unlock_on(conn, &lock, LockMode::Shared).await?;
                             marker::read(conn, &name).await
                         })
                     })
                     .await?;
-                if let Some(mark) = mark.filter(migrated::is_ready) {
-                    migrated::remember_measured(&key, &mark);
+                if let Some(mark) = mark.filter(databases::is_ready) {
+                    databases::remember_measured(&key, &mark);
                     return Ok(key.clone());
                 }
                 let migrations = self.migrations_resolved().await?;
-                Ok(migrated::ensure_build(server, &migrations, &build)
+                Ok(databases::ensure_build(server, &migrations, &build)
                     .await?
                     .name)
             })

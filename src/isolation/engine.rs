@@ -374,7 +374,7 @@ impl Control {
                     )
                     .await
                 }
-                Held::SchemaLease(name) => super::schemas::try_lease(conn, name).await,
+                Held::SchemaLease(name) => super::schema_pool::try_lease(conn, name).await,
             };
             if !matches!(taken, Ok(true)) {
                 lost.push(format!("{lock:?}"));

@@ -3,25 +3,25 @@
 //!
 //! This module holds the building blocks the strategies share: database-level [`lock`]s, the
 //! [`marker`] that tells seedbed's databases from any other, [`Migrations`] and the
-//! [`migrated`] databases built once per migrations checksum.
+//! [`databases`]: the databases seedbed builds, migrated built once per migrations checksum.
 
 mod acquire;
 mod acquire_namespace;
 pub(crate) mod budget;
 mod builder;
 pub mod cleaner;
+pub mod databases;
 pub(crate) mod engine;
 #[doc(hidden)]
 pub mod harness;
 pub mod lock;
 pub mod marker;
-pub mod migrated;
 mod migrations;
 pub mod namespace;
 mod pool;
 pub mod registry;
 pub mod rollback;
-pub mod schemas;
+pub mod schema_pool;
 pub mod template;
 mod testdb;
 pub mod truncate;

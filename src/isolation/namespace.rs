@@ -182,7 +182,7 @@ pub(crate) fn claim_statement(token: &str, named: bool) -> String {
           WHERE datname = current_database()), false"
             .to_string()
     } else {
-        format!("NULL::text, {}", super::migrated::ready_expression())
+        format!("NULL::text, {}", super::databases::ready_expression())
     };
     format!(
         "WITH l AS MATERIALIZED (SELECT pg_try_advisory_lock({key}) AS got), \
@@ -201,7 +201,7 @@ pub(crate) struct Claimed {
     pub(crate) first_of_run: bool,
     /// The marker of a database the user named.
     pub(crate) marker: Option<super::marker::Marker>,
-    /// A database seedbed made is ready (see [`READY_TABLE`](super::migrated::READY_TABLE)).
+    /// A database seedbed made is ready (see [`READY_TABLE`](super::databases::READY_TABLE)).
     pub(crate) ready: bool,
 }
 

@@ -548,7 +548,7 @@ pub(super) async fn all_connections(
 pub(crate) fn forget_kept_pools() {
     drop(ROLLBACK_POOLS.take_all());
     drop(SHARED_POOLS.take_all());
-    super::schemas::forget_holders();
+    super::schema_pool::forget_holders();
 }
 
 /// Closes the pools kept for the next test (Rollback's and the others') and gives their budget

@@ -25,7 +25,7 @@ use std::sync::OnceLock;
 
 use sqlx::PgConnection;
 
-use super::migrated;
+use super::databases;
 use crate::error::{Error, Result};
 use crate::sql::quote_literal;
 
@@ -596,7 +596,7 @@ pub async fn spares(conn: &mut PgConnection, template: &str) -> Result<i64> {
 
 /// Drops a database and forgets it. Its lease, wherever it is held, stays until released.
 pub async fn drop_database(conn: &mut PgConnection, name: &str) -> Result<()> {
-    migrated::drop_database(conn, name).await?;
+    databases::drop_database(conn, name).await?;
     sqlx::query("DELETE FROM seedbed.databases WHERE name = $1")
         .bind(name)
         .execute(&mut *conn)

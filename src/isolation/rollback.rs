@@ -292,7 +292,7 @@ impl RollbackPool {
         let (mut token, key) = claim.candidate(0);
         let sql = format!(
             "SELECT pg_backend_pid(), pg_try_advisory_lock($1), {}",
-            super::migrated::ready_expression()
+            super::databases::ready_expression()
         );
         let (pid, mut taken, ready): (i32, bool, bool) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(key)

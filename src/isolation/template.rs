@@ -5,7 +5,7 @@
 //!   process gets there first, under a database-level lock, and sealed (`IS_TEMPLATE true`,
 //!   `ALLOW_CONNECTIONS false`) so clones never wait for a connection to leave it.
 //! - **Clones** are made with `CREATE DATABASE … TEMPLATE`, with the copy method chosen by
-//!   measurement when the template is built ([`clone_method`](super::migrated::clone_method)).
+//!   measurement when the template is built ([`clone_method`](super::databases::clone_method)).
 //! - A **warm pool** of spare clones is kept in the [`registry`]: a test claims a
 //!   spare with `FOR UPDATE SKIP LOCKED` (one statement, which also takes its lease), so it waits
 //!   for a handover rather than a `CREATE DATABASE`. A process that runs many tests refills the
@@ -32,9 +32,9 @@ use sqlx::postgres::PgPoolOptions;
 use super::budget::{self, Reservation};
 
 use super::cleaner;
+use super::databases;
 use super::engine;
 use super::marker::{self, Marker};
-use super::migrated;
 use super::registry;
 use crate::error::{Error, Result};
 use crate::server::Server;
@@ -153,13 +153,13 @@ pub(crate) async fn acquire(
     let made = async {
         template_ready.await?;
         // Decided once the template's marker is known (it records the measured method).
-        let method = migrated::clone_method(server, template)?;
+        let method = databases::clone_method(server, template)?;
         let (tpl, name) = (template.to_string(), db.clone());
         engine::control()
             .with(server, move |conn| {
                 Box::pin(async move {
                     // Not marked while the test waits (the registry records it): marked if kept.
-                    migrated::create_database(conn, &name, Some(&tpl), method).await
+                    databases::create_database(conn, &name, Some(&tpl), method).await
                 })
             })
             .await
@@ -491,11 +491,11 @@ async fn make_clone(
     template: &str,
     name: &str,
 ) -> Result<()> {
-    migrated::create_database(
+    databases::create_database(
         conn,
         name,
         Some(template),
-        migrated::clone_method(server, template)?,
+        databases::clone_method(server, template)?,
     )
     .await?;
     marker::write(

@@ -281,7 +281,7 @@ impl TestDb {
                     }
                     None => pool.discard().await,
                 }
-                super::schemas::release(inner.server, &inner.database, &schema);
+                super::schema_pool::release(inner.server, &inner.database, &schema);
                 Ok(())
             }
             StrategyState::Namespace {
@@ -400,7 +400,7 @@ impl Drop for Inner {
             Some(StrategyState::Namespace {
                 schema: Some(schema),
                 ..
-            }) => super::schemas::release(self.server, &self.database, &schema),
+            }) => super::schema_pool::release(self.server, &self.database, &schema),
             _ => {}
         }
     }

@@ -28,10 +28,10 @@ use std::time::{Duration, Instant};
 use sqlx::{Connection, PgConnection};
 
 use super::cleaner;
+use super::databases;
 use super::engine;
 use super::lock::{self, DbLock, LockMode};
 use super::marker::{self, Marker};
-use super::migrated;
 use crate::error::{Error, Result};
 use crate::server::Server;
 
@@ -125,7 +125,7 @@ fn claim_statement(key: i64, mark: bool) -> String {
     // A slot says it is seedbed's and ready by a table in it; a database the user named by its
     // marker (whether seedbed made it).
     let ours = if mark {
-        format!("NULL::text, {}", migrated::ready_expression())
+        format!("NULL::text, {}", databases::ready_expression())
     } else {
         "(SELECT shobj_description(oid, 'pg_database') FROM pg_database \
           WHERE datname = current_database()), false"
@@ -146,7 +146,7 @@ pub(crate) struct Claimed {
     pub(crate) emptied: bool,
     /// The marker of a database the user named.
     pub(crate) marker: Option<Marker>,
-    /// A slot is a ready database of seedbed's (see [`migrated::READY_TABLE`]).
+    /// A slot is a ready database of seedbed's (see [`databases::READY_TABLE`]).
     pub(crate) ready: bool,
 }
 
@@ -308,14 +308,14 @@ pub(crate) async fn create_slot(
                     slot_name(&base, n)
                 }
             };
-            if migrated::database_exists(conn, &name).await? {
+            if databases::database_exists(conn, &name).await? {
                 return Err(not_a_slot(&name, &base));
             }
-            migrated::create_database(
+            databases::create_database(
                 conn,
                 &name,
                 Some(&base),
-                migrated::clone_method(server, &base)?,
+                databases::clone_method(server, &base)?,
             )
             .await?;
             marker::write(

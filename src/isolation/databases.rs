@@ -41,7 +41,7 @@ pub struct MigratedDb {
 /// The name of the migrated database for `purpose` and `migrations`.
 ///
 /// ```
-/// # use seedbed::isolation::migrated::database_name;
+/// # use seedbed::isolation::databases::database_name;
 /// assert_eq!(database_name("rollback", "0123456789abcdef"), "seedbed_rollback_0123456789abcdef");
 /// ```
 pub fn database_name(purpose: &str, checksum: &str) -> String {
@@ -101,7 +101,7 @@ impl<'a> Build<'a> {
     /// next test (see [`template`](super::template)).
     ///
     /// ```
-    /// use seedbed::isolation::migrated::Build;
+    /// use seedbed::isolation::databases::Build;
     /// let build = Build::template(&[]);
     /// assert_eq!(build.purpose, "tpl");
     /// assert!(build.seal && build.prepare && build.track);
@@ -221,7 +221,7 @@ async fn mark_ready_inside(db: &mut PgConnection) -> Result<()> {
 ///
 /// ```
 /// use seedbed::isolation::marker::Marker;
-/// use seedbed::isolation::migrated::is_ready;
+/// use seedbed::isolation::databases::is_ready;
 /// assert!(is_ready(&Marker::new("migrated").with("state", "ready")));
 /// assert!(!is_ready(&Marker::new("migrated").with("state", "building")));
 /// assert!(!is_ready(&Marker::new("clone").with("state", "ready")));
@@ -393,7 +393,7 @@ pub async fn database_exists(conn: &mut PgConnection, name: &str) -> Result<bool
 /// ([`clone_method`]).
 ///
 /// ```
-/// use seedbed::isolation::migrated::CloneMethod;
+/// use seedbed::isolation::databases::CloneMethod;
 /// assert_eq!(CloneMethod::candidates(14), [CloneMethod::Default]);
 /// assert_eq!(CloneMethod::candidates(18).len(), 3);
 /// assert_eq!(CloneMethod::parse(CloneMethod::FileClone.name()), Some(CloneMethod::FileClone));
@@ -445,7 +445,7 @@ impl CloneMethod {
     ///
     /// ```
     /// # fn main() -> seedbed::Result<()> {
-    /// use seedbed::isolation::migrated::CloneMethod;
+    /// use seedbed::isolation::databases::CloneMethod;
     /// assert_eq!(CloneMethod::from_setting("WAL_LOG", 15)?, CloneMethod::WalLog);
     /// let refused = CloneMethod::from_setting("FILE_COPY+clone", 15);
     /// assert!(refused.is_err_and(|e| e.to_string().contains("offers WAL_LOG, FILE_COPY")));
@@ -504,7 +504,7 @@ fn remember_clone_method(template: &str, method: CloneMethod) {
 /// ```no_run
 /// # async fn example() -> seedbed::Result<()> {
 /// let server = seedbed::server::Server::resolve().await?;
-/// let method = seedbed::isolation::migrated::clone_method(server, "seedbed_tpl_0123")?;
+/// let method = seedbed::isolation::databases::clone_method(server, "seedbed_tpl_0123")?;
 /// println!("clones of seedbed_tpl_0123 are made with {}", method.name());
 /// # Ok(()) }
 /// ```
@@ -546,7 +546,7 @@ fn probe_name(template: &str) -> String {
 /// ```no_run
 /// # async fn example(conn: &mut sqlx::PgConnection) -> seedbed::Result<()> {
 /// use seedbed::isolation::migrated;
-/// let (best, medians) = migrated::measure_clone_methods(conn, 15, "seedbed_tpl_0123").await?;
+/// let (best, medians) = databases::measure_clone_methods(conn, 15, "seedbed_tpl_0123").await?;
 /// for (method, median) in medians {
 ///     println!("{}: {median:?}", method.name());
 /// }

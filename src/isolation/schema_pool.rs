@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use sqlx::{Connection, PgConnection};
 
+use super::databases;
 use super::engine;
 use super::marker::{self, Marker};
-use super::migrated;
 use super::migrations::Migrations;
 use crate::error::{Error, Result};
 use crate::server::Server;
@@ -37,7 +37,7 @@ pub const KIND: &str = "namespace-schemas";
 /// needed, under a database-level lock; its marker says when it is ready. Checked once per
 /// process and database, like the migrated databases of the other strategies.
 pub(crate) async fn database(server: &'static Server, migrations: &Migrations) -> Result<String> {
-    let name = migrated::database_name(&format!("nsschema{VERSION}"), migrations.checksum());
+    let name = databases::database_name(&format!("nsschema{VERSION}"), migrations.checksum());
     ready()
         .get_or_try_init(&name, ensure_database(server, migrations, name.clone()))
         .await
@@ -75,8 +75,8 @@ async fn ensure_database(
             return Ok(());
         }
         // Left half-made by a process that died: start again.
-        migrated::drop_database(c, &name).await?;
-        migrated::create_database(c, &name, None, migrated::CloneMethod::Default).await?;
+        databases::drop_database(c, &name).await?;
+        databases::create_database(c, &name, None, databases::CloneMethod::Default).await?;
         let mut mark = Marker::new(KIND)
             .with("checksum", migrations.checksum())
             .with("state", "building");
@@ -230,7 +230,7 @@ async fn build(
             // The migrations wrote outside the schema: nothing of this database is usable, and
             // what they made elsewhere would make the next attempt fail differently. It goes.
             let mut admin = server.connect().await?;
-            let _ = migrated::drop_database(&mut admin, database).await;
+            let _ = databases::drop_database(&mut admin, database).await;
             let _ = admin.close().await;
             forget_database(database);
             return Err(Error::Config(format!(
