@@ -358,6 +358,10 @@ async fn truncate_refuses_a_database_it_did_not_create() {
         .await
         .expect_err("must refuse");
     let text = err.to_string();
+    assert!(
+        matches!(&err, seedbed::Error::ForeignDatabase { database, .. } if *database == name),
+        "{err:?}"
+    );
     assert!(text.contains("refusing") && text.contains(&name), "{text}");
     assert!(text.contains("allow_unmarked_database"), "{text}");
 

@@ -154,6 +154,55 @@ pub enum Error {
         source: sqlx::Error,
     },
 
+    /// A connection of the test's pool failed, or did not come back, as the test started.
+    #[error("connection to {database}: {message}")]
+    Connection {
+        /// The database the connection was to.
+        database: String,
+        /// What happened.
+        message: String,
+    },
+
+    /// Test processes hold every connection the budget allows on this server, and kept them for
+    /// longer than seedbed waits.
+    #[error(
+        "waited {waited:?} for {wanted} connection(s) of the connection budget: the {size} \
+         connections test processes may hold on this server are in use by other test processes \
+         (SEEDBED_MAX_CONNECTIONS sets the budget; run fewer tests at once, or raise the \
+         server's max_connections)"
+    )]
+    Budget {
+        /// How many connections were wanted.
+        wanted: usize,
+        /// The budget's size.
+        size: i64,
+        /// How long seedbed waited.
+        waited: Duration,
+    },
+
+    /// A database could not be created or cloned.
+    #[error("creating database {database}: {message}")]
+    CreateDatabase {
+        /// The database that was to be made.
+        database: String,
+        /// Why it was not, and what to do.
+        message: String,
+    },
+
+    /// A database on the server is not one seedbed made (or not one it may use), and seedbed
+    /// will not touch it.
+    #[error("database {database}: {message}")]
+    ForeignDatabase {
+        /// The database.
+        database: String,
+        /// What seedbed found, and what to do.
+        message: String,
+    },
+
+    /// seedbed's own bookkeeping went wrong: a bug in seedbed.
+    #[error("{0}: this is a bug in seedbed; please report it")]
+    Internal(String),
+
     // ---- Factories that write (src/factory/). ----
     /// A factory's `INSERT` broke a constraint: the table, the constraint and the values that
     /// broke it, as the server reported them.

@@ -287,9 +287,9 @@ impl Isolation {
                 .map_err(Error::db(format!("taking the lease of {name}")));
             conn.return_to_pool().await;
             let rows = rows?;
-            let (row, plan_rows) = rows
-                .split_first()
-                .ok_or_else(|| Error::Config(format!("taking the lease of {name} said nothing")))?;
+            let (row, plan_rows) = rows.split_first().ok_or_else(|| {
+                Error::Internal(format!("taking the lease of {name} said nothing"))
+            })?;
             let plan = if slot {
                 Some(cleaner::CleaningPlan::from_rows(plan_rows)?.0)
             } else {

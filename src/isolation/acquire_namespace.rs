@@ -96,9 +96,10 @@ impl Isolation {
                 Some(db) if claimed.marker.is_none() && !self.allow_unmarked => {
                     Some(refuse_unmarked_namespace(db))
                 }
-                None if !ours => Some(Error::Config(format!(
-                    "database {database} is not a ready Namespace database of seedbed's"
-                ))),
+                None if !ours => Some(Error::ForeignDatabase {
+                    database: database.clone(),
+                    message: "it is not a ready Namespace database of seedbed's".into(),
+                }),
                 _ => None,
             };
             match refused {
@@ -134,9 +135,10 @@ impl Isolation {
             let token = token?;
             swept?;
             if !claimed.got && !shared.on_every_connection(&set_for(&token)).await {
-                return Err(Error::Config(format!(
-                    "a connection to {database} failed as the test started"
-                )));
+                return Err(Error::Connection {
+                    database: database.to_string(),
+                    message: "it failed as the test started".into(),
+                });
             }
             run_fixtures(&shared.pool, &self.fixtures).await?;
             Ok(token)
@@ -280,8 +282,8 @@ pub(super) async fn claim_token(
                         return Ok(token);
                     }
                 }
-                Err(Error::Config(
-                    "could not find a free test token after 1000 candidates".into(),
+                Err(Error::Internal(
+                    "no free test token among 1000 candidates".into(),
                 ))
             })
         })

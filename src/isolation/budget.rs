@@ -158,17 +158,15 @@ impl PoolBudget {
             let since = *state.waiting_since.get_or_insert_with(Instant::now);
             if !state.told && since.elapsed() > Duration::from_secs(10) {
                 state.told = true;
-                eprintln!(
-                    "seedbed: a test's pool waits for connection budget: the {total} connections \
+                tracing::warn!(
+                    "a test's pool waits for connection budget: the {total} connections \
                      test processes may hold on this server are in use (SEEDBED_MAX_CONNECTIONS \
                      sets the budget)"
                 );
             }
-            return Err(Error::Timeout {
-                what: format!(
-                    "{wanted} connection(s) of the budget of {total} (other test processes hold \
-                     them); the pool tries again until its acquire timeout"
-                ),
+            return Err(Error::Budget {
+                wanted,
+                size: total,
                 waited: since.elapsed(),
             });
         };
@@ -330,18 +328,16 @@ async fn take(server: &'static Server, n: usize) -> Result<Reservation> {
             }
         }
         if !told && started.elapsed() > Duration::from_secs(10) {
-            eprintln!(
-                "seedbed: waiting for connection budget: the {total} connections test processes \
+            tracing::warn!(
+                "waiting for connection budget: the {total} connections test processes \
                  may hold on this server are in use (SEEDBED_MAX_CONNECTIONS sets the budget)"
             );
             told = true;
         }
         if started.elapsed() > BUDGET_WAIT {
-            return Err(Error::Timeout {
-                what: format!(
-                    "{wanted} connection(s) of the budget of {total} (other test processes hold \
-                     them)"
-                ),
+            return Err(Error::Budget {
+                wanted: usize::try_from(wanted).unwrap_or_default(),
+                size: total,
                 waited: started.elapsed(),
             });
         }

@@ -501,21 +501,26 @@ impl Isolation {
 
 /// The error for Namespace on a database seedbed did not create, without the user's consent.
 pub(super) fn refuse_unmarked_namespace(db: &str) -> Error {
-    Error::Config(format!(
-        "refusing to use Namespace on database `{db}`: seedbed did not create it, and Namespace \
+    Error::ForeignDatabase {
+        database: db.to_string(),
+        message: "refusing to use it for Namespace: seedbed did not create it, and Namespace \
          adds a journal trigger to each of its tables. Let seedbed create its test databases \
          (leave out .database(…)), or allow it with .allow_unmarked_database(true)"
-    ))
+            .into(),
+    }
 }
 
 /// The error for Truncate on a database seedbed did not create, without the user's consent.
 pub(super) fn refuse_unmarked_truncate(db: &str) -> Error {
-    Error::Config(format!(
-        "refusing to use Truncate on database `{db}`: seedbed did not create it, and Truncate \
+    Error::ForeignDatabase {
+        database: db.to_string(),
+        message: format!(
+            "refusing to use it for Truncate: seedbed did not create it, and Truncate \
          deletes every row in it after each test. Let seedbed create its test databases (leave \
          out .database(…)), or, if `{db}` holds nothing you want to keep, allow it with \
          .allow_unmarked_database(true)"
-    ))
+        ),
+    }
 }
 
 /// How taking a Truncate database's lease on the test's own connection went.

@@ -270,10 +270,12 @@ async fn build_locked(
             // Left half-built by a process that died: start again.
             Some(m) if m.kind == KIND => drop_database(conn, name).await?,
             _ => {
-                return Err(Error::Config(format!(
-                    "a database named {name} exists on the server but was not created by \
-                     seedbed; seedbed will not touch it. Drop or rename it"
-                )));
+                return Err(Error::ForeignDatabase {
+                    database: name.to_string(),
+                    message: "it exists on the server but was not created by seedbed; seedbed \
+                              will not touch it. Drop or rename it"
+                        .into(),
+                });
             }
         }
     }
@@ -596,7 +598,10 @@ pub async fn measure_clone_methods(
             .into_iter()
             .flatten()
             .next()
-            .unwrap_or_else(|| Error::Config(format!("could not clone {template}")))),
+            .unwrap_or_else(|| Error::CreateDatabase {
+                database: format!("a clone of {template}"),
+                message: "every clone method failed".into(),
+            })),
     }
 }
 
@@ -636,10 +641,12 @@ pub async fn create_database(
     }
     created.map_err(|e| match &e {
         sqlx::Error::Database(db) if db.code().as_deref() == Some("42501") => {
-            Error::Config(format!(
-                "the server refused to create database {name}: the user lacks CREATEDB. \
-                     Grant it (ALTER ROLE … CREATEDB) or name an existing migrated database"
-            ))
+            Error::CreateDatabase {
+                database: name.to_string(),
+                message: "the server refused: the user lacks CREATEDB. Grant it (ALTER ROLE … \
+                          CREATEDB) or name an existing migrated database"
+                    .into(),
+            }
         }
         _ => Error::db(format!("creating database {name}"))(e),
     })?;

@@ -81,7 +81,7 @@ where
     }
     let handle = runtime()?.spawn(fut);
     handle.await.map_err(|e| {
-        Error::Config(format!(
+        Error::Internal(format!(
             "seedbed's engine task failed: {e}{}",
             if e.is_panic() { " (it panicked)" } else { "" }
         ))
@@ -381,14 +381,14 @@ impl Control {
             }
         }
         if lost.is_empty() {
-            eprintln!(
-                "seedbed: a connection to the server was lost and reopened; its {} lock(s) were \
+            tracing::warn!(
+                "a connection to the server was lost and reopened; its {} lock(s) were \
                  taken again",
                 locks.len()
             );
         } else {
-            eprintln!(
-                "seedbed: a connection to the server was lost and reopened; {} of its {} lock(s) \
+            tracing::warn!(
+                "a connection to the server was lost and reopened; {} of its {} lock(s) \
                  could not be taken again (another process took them meanwhile): {}",
                 lost.len(),
                 locks.len(),
@@ -461,7 +461,7 @@ impl Control {
         }
         let conn = guard
             .as_mut()
-            .ok_or_else(|| Error::Config("control connection missing".into()))?;
+            .ok_or_else(|| Error::Internal("the control connection was missing".into()))?;
         let result = f(conn).await;
         if let Err(e) = &result
             && is_connection_error(e)

@@ -242,8 +242,8 @@ pub(crate) async fn claim_next(
             return Ok(token);
         }
     }
-    Err(Error::Config(
-        "could not find a free test token after 1000 candidates".into(),
+    Err(Error::Internal(
+        "no free test token among 1000 candidates".into(),
     ))
 }
 
@@ -336,8 +336,8 @@ pub(crate) async fn sweep_run(conn: &mut PgConnection, database: &str) -> Result
         .await
         .map_err(Error::db("pruning the record of runs"))?;
     if !swept.is_empty() {
-        eprintln!(
-            "seedbed: removed the rows of {} test(s) whose process died ({database})",
+        tracing::info!(
+            "removed the rows of {} test(s) whose process died ({database})",
             swept.len()
         );
     }

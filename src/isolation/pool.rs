@@ -226,9 +226,10 @@ impl SharedPool {
             return Ok(shared);
         }
         shared.discard().await;
-        Err(Error::Config(format!(
-            "a connection to {database} failed as the test started"
-        )))
+        Err(Error::Connection {
+            database: database.to_string(),
+            message: "it failed as the test started".into(),
+        })
     }
 
     /// A new pool for `key`, opened on the engine runtime with as many connections as a test of
@@ -271,13 +272,17 @@ impl SharedPool {
             shared.set_session(Some(set));
             let Some(mut conns) = shared.all_connections().await else {
                 shared.discard().await;
-                return Err(Error::Config(format!(
-                    "a connection to {database} did not come back as the test started"
-                )));
+                return Err(Error::Connection {
+                    database: database.to_string(),
+                    message: "it did not come back as the test started".into(),
+                });
             };
             let Some(mut first) = conns.pop() else {
                 shared.discard().await;
-                return Err(Error::Config(format!("no connection to {database}")));
+                return Err(Error::Connection {
+                    database: database.to_string(),
+                    message: "the pool had no connection open".into(),
+                });
             };
             let sql = format!("{set}; {claim}");
             let (claimed, (rest_ok, rest)) = tokio::join!(
@@ -291,7 +296,7 @@ impl SharedPool {
             match claimed {
                 Ok(mut rows) if rest_ok => {
                     let row = rows.pop().ok_or_else(|| {
-                        Error::Config(format!("starting the test on {database} said nothing"))
+                        Error::Internal(format!("starting the test on {database} said nothing"))
                     })?;
                     return Ok((shared, row));
                 }
@@ -299,9 +304,10 @@ impl SharedPool {
                 _ if !fresh => shared.discard().await,
                 Ok(_) => {
                     shared.discard().await;
-                    return Err(Error::Config(format!(
-                        "a connection to {database} failed as the test started"
-                    )));
+                    return Err(Error::Connection {
+                        database: database.to_string(),
+                        message: "it failed as the test started".into(),
+                    });
                 }
                 Err(e) => {
                     shared.discard().await;

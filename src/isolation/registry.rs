@@ -492,8 +492,8 @@ async fn claim_with(
         })
         .await?;
     let name = name.ok_or_else(|| {
-        Error::Config(format!(
-            "claiming a database cloned from {template} gave none: report this as a bug"
+        Error::Internal(format!(
+            "claiming a database cloned from {template} gave none"
         ))
     })?;
     // The count ran before the claim's update was visible to it: one fewer after a warm claim.
@@ -560,7 +560,7 @@ pub(crate) async fn give_back(conn: &mut PgConnection, name: &str, size: i64) ->
             use sqlx::Row;
             rows.last()
                 .and_then(|row| row.try_get::<bool, _>(0).ok())
-                .ok_or_else(|| Error::Config(format!("giving back {name} said nothing")))
+                .ok_or_else(|| Error::Internal(format!("giving back {name} said nothing")))
         })
     })
     .await?;

@@ -315,8 +315,8 @@ impl RollbackPool {
         while !taken {
             attempt += 1;
             if attempt >= 1000 {
-                return Err(Error::Config(
-                    "could not find a free test token after 1000 candidates".into(),
+                return Err(Error::Internal(
+                    "no free test token among 1000 candidates".into(),
                 ));
             }
             let (next, key) = claim.candidate(attempt);

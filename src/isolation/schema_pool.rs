@@ -390,7 +390,7 @@ pub(crate) fn release(server: &'static Server, database: &str, schema: &str) {
             })
             .await;
         if let Err(e) = result {
-            eprintln!("seedbed: could not drop a test schema: {e} (seedbed sweep removes it)");
+            tracing::warn!("could not drop a test schema: {e} (seedbed sweep removes it)");
         }
     });
 }
@@ -410,7 +410,7 @@ fn refill_in_background(server: &'static Server, database: &str, migrations: Arc
         let result = refill(server, &db, &migrations).await;
         RUNNING.remove(&db);
         if let Err(e) = result {
-            eprintln!("seedbed: could not make spare test schemas in {db}: {e}");
+            tracing::warn!("could not make spare test schemas in {db}: {e}");
         }
     });
 }

@@ -101,13 +101,13 @@ fn sweep_in_background(server: &'static Server) {
             })
             .await;
         match swept {
-            Ok(swept) if !swept.abandoned.is_empty() => eprintln!(
-                "seedbed: dropped {} test database(s) left by processes that died: {}",
+            Ok(swept) if !swept.abandoned.is_empty() => tracing::info!(
+                "dropped {} test database(s) left by processes that died: {}",
                 swept.abandoned.len(),
                 swept.abandoned.join(", ")
             ),
             Ok(_) => {}
-            Err(e) => eprintln!("seedbed: could not sweep abandoned test databases: {e}"),
+            Err(e) => tracing::warn!("could not sweep abandoned test databases: {e}"),
         }
     });
 }
@@ -533,7 +533,7 @@ fn refill_in_background(server: &'static Server, template: &str, size: i64) {
         };
         RUNNING.remove(&template);
         if let Err(e) = result {
-            eprintln!("seedbed: could not refill the spare databases of {template}: {e}");
+            tracing::warn!("could not refill the spare databases of {template}: {e}");
         }
     });
 }
@@ -615,9 +615,7 @@ pub(crate) async fn release(
                 })
                 .await;
             if let Err(e) = dropped {
-                eprintln!(
-                    "seedbed: could not drop a test database: {e} (seedbed sweep removes it)"
-                );
+                tracing::warn!("could not drop a test database: {e} (seedbed sweep removes it)");
             }
         });
         Ok(())

@@ -439,10 +439,12 @@ pub(super) async fn clean_shared(server: &'static Server, database: &str) -> Res
             Err(e) => Err(e),
         }
     } else {
-        Err(Error::Config(format!(
-            "database {database} was not created by seedbed, so seedbed cannot remove what the \
-             test committed into it"
-        )))
+        Err(Error::ForeignDatabase {
+            database: database.to_string(),
+            message: "it was not created by seedbed, so seedbed cannot remove what the test \
+                      committed into it"
+                .into(),
+        })
     };
     let _ = sqlx::Connection::close(conn).await;
     result

@@ -335,10 +335,13 @@ pub(crate) async fn create_slot(
 
 /// The error for a database named like a slot that is not one.
 pub(crate) fn not_a_slot(name: &str, base: &str) -> Error {
-    Error::Config(format!(
-        "a database named {name} exists on the server but is not a Truncate database of {base} \
-         made by seedbed; seedbed will not touch it. Drop or rename it"
-    ))
+    Error::ForeignDatabase {
+        database: name.to_string(),
+        message: format!(
+            "it exists on the server but is not a Truncate database of {base} made by seedbed; \
+             seedbed will not touch it. Drop or rename it"
+        ),
+    }
 }
 
 /// Waits a moment between rounds of looking for a free slot, saying after 10 s why; fails after
@@ -360,8 +363,8 @@ impl SlotWait {
 
     pub(crate) async fn wait(&mut self, what: &str) -> Result<()> {
         if !self.told && self.started.elapsed() > Duration::from_secs(10) {
-            eprintln!(
-                "seedbed: waiting for {what}: all are in use by other tests (raise \
+            tracing::warn!(
+                "waiting for {what}: all are in use by other tests (raise \
                  SEEDBED_TRUNCATE_DATABASES to run more at once)"
             );
             self.told = true;

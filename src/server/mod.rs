@@ -118,7 +118,7 @@ impl Server {
         })?;
         RESOLVED
             .get()
-            .ok_or_else(|| Error::Config("the process's server could not be installed".into()))
+            .ok_or_else(|| Error::Internal("the process's server could not be installed".into()))
     }
 
     /// Resolves the server from the environment, without caching, and connects to it once.
