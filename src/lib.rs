@@ -1,14 +1,20 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// Without a backend the crate is its backend-neutral layers alone (errors, strategies, the test
+// context, the schema model); the helpers they keep for the backend's layers go unused there.
+#![cfg_attr(not(feature = "postgres"), allow(dead_code))]
 
 #[cfg(feature = "bench")]
 #[cfg_attr(docsrs, doc(cfg(feature = "bench")))]
 pub mod bench;
 pub mod context;
 pub mod error;
+#[cfg(feature = "postgres")]
 pub mod factory;
+#[cfg(feature = "postgres")]
 pub mod isolation;
 pub mod schema;
+#[cfg(feature = "postgres")]
 pub mod server;
 pub mod sql;
 pub mod strategy;
@@ -18,20 +24,24 @@ pub use crate::error::{Error, Result};
 
 /// `#[derive(Factory)]`: a builder with sequences, fakers and traits for a model struct. The
 /// guide is in [`factory`].
-#[cfg(feature = "derive")]
+#[cfg(all(feature = "derive", feature = "postgres"))]
 pub use seedbed_derive::{DbEnum, Factory};
 
 /// `#[seedbed::test]`: an async test with an isolated database, a drop-in for `#[sqlx::test]`.
 /// See [`isolation`] and [`TestDb`].
-#[cfg(feature = "derive")]
+#[cfg(all(feature = "derive", feature = "postgres"))]
 pub use seedbed_derive::test;
 
+#[cfg(feature = "postgres")]
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
-pub use crate::isolation::{Isolation, Strategy, TestDb};
+#[cfg(feature = "postgres")]
+pub use crate::isolation::{Isolation, TestDb};
+pub use crate::strategy::Strategy;
 
 /// The names most tests need: `use seedbed::prelude::*;`.
+#[cfg(feature = "postgres")]
 pub mod prelude {
     pub use crate::error::Error;
     pub use crate::factory::{Create, Factory, FactoryBuilder, Graph};

@@ -31,9 +31,10 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
 
-use crate::util::hash::stable_hash;
-
 pub(crate) mod state;
+
+pub use self::state::{InsertEvent, InsertObserver, InsertStats, StatementKind, TableStats};
+pub use crate::util::hash::{stable_hash, stable_hash_bytes};
 
 tokio::task_local! {
     static CURRENT: Arc<TestContext>;
@@ -182,7 +183,7 @@ impl TestContext {
     ///
     /// ```
     /// use seedbed::context::TestContext;
-    /// use seedbed::isolation::lock::stable_hash;
+    /// use seedbed::context::stable_hash;
     ///
     /// let ctx = TestContext::builder("t").seed(1).build();
     /// assert_eq!(ctx.next_sequence("User"), 1);

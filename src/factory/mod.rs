@@ -26,9 +26,7 @@ pub use self::graph::{Created, Graph};
 pub use self::plan::{BulkInsert, MAX_BIND_PARAMETERS, bulk_insert, rows_per_statement};
 pub use self::table::{Column, Table};
 pub use self::unique::UniqueValue;
-pub use crate::context::state::{
-    InsertEvent, InsertObserver, InsertStats, StatementKind, TableStats,
-};
+pub use crate::context::{InsertEvent, InsertObserver, InsertStats, StatementKind, TableStats};
 pub use crate::error::{ConstraintKind, ConstraintViolation};
 
 /// The fake crate, for fakers in attributes without depending on it yourself:

@@ -159,7 +159,7 @@ impl Column {
     }
 }
 
-/// The [`stable_hash`](crate::isolation::lock::stable_hash) of a key, usable in constants.
+/// The [`stable_hash`](crate::context::stable_hash) of a key, usable in constants.
 pub(crate) const fn key_hash(key: &str) -> u64 {
     crate::util::hash::stable_hash_bytes(key.as_bytes())
 }

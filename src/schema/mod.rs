@@ -12,6 +12,7 @@
 //! ```
 
 mod graph;
+#[cfg(feature = "postgres")]
 mod introspect;
 
 pub use self::graph::{Cycle, DeletionOrder, DeletionStep, FkEdge};

@@ -5,7 +5,7 @@
 /// A stable 64-bit FNV-1a hash of `text`.
 ///
 /// ```
-/// use seedbed::isolation::lock::stable_hash;
+/// use seedbed::context::stable_hash;
 /// assert_eq!(stable_hash(""), 0xcbf29ce484222325);
 /// assert_ne!(stable_hash("a"), stable_hash("b"));
 /// ```
