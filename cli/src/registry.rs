@@ -1,12 +1,12 @@
 //! `seedbed list` and `seedbed sweep`: the test databases seedbed made on a server.
 
-use seedbed::isolation::{namespace, registry, schema_pool};
+use seedbed::isolation::maintenance;
 use sqlx::Connection;
 
 pub(crate) async fn list(database_url: Option<String>) -> Result<(), seedbed::Error> {
     let server = crate::server_from(database_url).await?;
     let mut conn = server.connect().await?;
-    let entries = registry::list(&mut conn).await?;
+    let entries = maintenance::list(&mut conn).await?;
     let _ = conn.close().await;
     if entries.is_empty() {
         println!("no test databases");
@@ -28,7 +28,7 @@ pub(crate) async fn list(database_url: Option<String>) -> Result<(), seedbed::Er
             e.test.as_deref().unwrap_or("")
         );
     }
-    let kept: Vec<&registry::Entry> = entries.iter().filter(|e| e.state == "kept").collect();
+    let kept: Vec<&maintenance::Entry> = entries.iter().filter(|e| e.state == "kept").collect();
     if !kept.is_empty() {
         println!(
             "\n{} kept for failed tests (connect with the URLs below; `seedbed sweep --kept` removes them):",
@@ -44,7 +44,7 @@ pub(crate) async fn list(database_url: Option<String>) -> Result<(), seedbed::Er
 pub(crate) async fn sweep(database_url: Option<String>, kept: bool) -> Result<(), seedbed::Error> {
     let server = crate::server_from(database_url).await?;
     let mut conn = server.connect().await?;
-    let swept = registry::sweep(&mut conn, kept).await?;
+    let swept = maintenance::sweep(&mut conn, kept).await?;
     let _ = conn.close().await;
     println!(
         "dropped {} abandoned test database(s){}",
@@ -59,7 +59,7 @@ pub(crate) async fn sweep(database_url: Option<String>, kept: bool) -> Result<()
         println!("  {name}");
     }
     // Namespace: the rows of tests whose process died, by token, and their schemas.
-    for (database, tokens) in namespace::sweep_all(&server).await? {
+    for (database, tokens) in maintenance::sweep_namespace_rows(&server).await? {
         if !tokens.is_empty() {
             println!(
                 "removed the rows of {} dead test(s) from {database}: {}",
@@ -68,7 +68,7 @@ pub(crate) async fn sweep(database_url: Option<String>, kept: bool) -> Result<()
             );
         }
     }
-    for (database, dropped) in schema_pool::sweep_all(&server).await? {
+    for (database, dropped) in maintenance::sweep_schema_pools(&server).await? {
         if !dropped.is_empty() {
             println!(
                 "dropped {} abandoned test schema(s) in {database}: {}",

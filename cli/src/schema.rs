@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use seedbed::isolation::{Migrations, databases};
+use seedbed::isolation::{Migrations, maintenance};
 use seedbed::schema::{Schema, TableKind};
 use sqlx::Connection;
 
@@ -17,7 +17,7 @@ pub(crate) async fn run(
         Some(dir) => Migrations::from_dir(dir).await?,
         None => Migrations::from_migrator(&crate::REFERENCE_MIGRATIONS),
     };
-    let db = databases::ensure(&server, &migrations, "inspect").await?;
+    let db = maintenance::migrated_database(&server, &migrations, "inspect").await?;
     let mut conn = sqlx::PgConnection::connect_with(&server.database_options(&db.name))
         .await
         .map_err(|e| seedbed::Error::Database {

@@ -14,8 +14,8 @@ use sqlx::{Connection, PgConnection};
 
 use crate::error::{Error, Result};
 use crate::server::Server;
+use crate::util::hash::stable_hash;
 
-pub use crate::util::hash::{stable_hash, stable_hash_bytes};
 
 /// The advisory-lock key of a lock name (all of seedbed's keys are derived from names starting
 /// with `seedbed:`).

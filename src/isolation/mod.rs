@@ -1,30 +1,68 @@
 //! The isolation engine: every test gets a database state no other test sees and that leaves
 //! nothing behind.
 //!
-//! This module holds the building blocks the strategies share: database-level [`lock`]s, the
-//! [`marker`] that tells seedbed's databases from any other, [`Migrations`] and the
-//! [`databases`]: the databases seedbed builds, migrated built once per migrations checksum.
+//! The public surface is what a test needs ([`Isolation`], [`TestDb`], [`Strategy`],
+//! [`Migrations`]) and what the `seedbed` command needs ([`maintenance`]). The building blocks the
+//! strategies share (locks, markers, the registry, cleaners, the databases seedbed builds) are
+//! internal; seedbed's own tests reach them through the `internals` feature.
+
+/// Declares an internal module: public (and hidden) with the `internals` feature, for seedbed's own
+/// tests and benches, crate-private otherwise.
+macro_rules! internal {
+    ($($name:ident),* $(,)?) => {$(
+        #[cfg(feature = "internals")]
+        #[doc(hidden)]
+        pub mod $name;
+        #[cfg(not(feature = "internals"))]
+        #[allow(unreachable_pub, dead_code)]
+        pub(crate) mod $name;
+    )*};
+}
 
 mod acquire;
 mod acquire_namespace;
 pub(crate) mod budget;
 mod builder;
-pub mod cleaner;
-pub mod databases;
 pub(crate) mod engine;
 #[doc(hidden)]
 pub mod harness;
-pub mod lock;
-pub mod marker;
 mod migrations;
-pub mod namespace;
 mod pool;
-pub mod registry;
-pub mod rollback;
-pub mod schema_pool;
-pub mod template;
 mod testdb;
-pub mod truncate;
+internal!(
+    cleaner,
+    databases,
+    lock,
+    marker,
+    namespace,
+    registry,
+    rollback,
+    schema_pool,
+    template,
+    truncate,
+);
+
+/// What the `seedbed` command does between test runs: list seedbed's databases, sweep what dead
+/// or finished test processes left behind, and build the migrated database for a set of
+/// migrations.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), seedbed::Error> {
+/// use seedbed::isolation::maintenance;
+///
+/// let server = seedbed::server::Server::resolve().await?;
+/// let mut conn = server.connect().await?;
+/// for entry in maintenance::list(&mut conn).await? {
+///     println!("{} {}", entry.name, entry.state);
+/// }
+/// # Ok(()) }
+/// ```
+pub mod maintenance {
+    pub use super::databases::{MigratedDb, ensure as migrated_database};
+    pub use super::namespace::sweep_all as sweep_namespace_rows;
+    pub use super::registry::{Entry, Swept, list, sweep};
+    pub use super::schema_pool::sweep_all as sweep_schema_pools;
+}
 
 pub use self::builder::{
     DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT, Isolation,

@@ -25,7 +25,12 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod binaries;
+#[cfg(not(feature = "internals"))]
+#[allow(unreachable_pub, dead_code)]
+pub(crate) mod binaries;
 pub mod embedded;
 pub(crate) mod os;
 
