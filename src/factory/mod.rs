@@ -7,6 +7,7 @@ mod create;
 mod db_enum;
 mod errors;
 mod graph;
+mod insert;
 #[doc(hidden)]
 pub mod plan;
 #[doc(hidden)]

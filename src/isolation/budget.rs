@@ -359,19 +359,21 @@ async fn try_take(server: &'static Server, n: i64, total: i64) -> Result<Reserva
                 // Slots this process holds already are skipped before they are locked (the CASE
                 // fixes the order): the lock is re-entrant, so taking one again would succeed and
                 // two reservations of one process would share it.
-                let slots: Vec<i64> = sqlx::query_scalar(
+                let sql = format!(
                     "SELECT s FROM (SELECT (g + $3) % $2 AS s FROM generate_series(0, $2 - 1) g) t \
                      WHERE CASE WHEN s = ANY($4::int8[]) THEN false \
-                           ELSE pg_try_advisory_lock(hashtext('seedbed:budget'), s::int4) END \
+                           ELSE pg_try_advisory_lock({}) END \
                      LIMIT $1",
-                )
-                .bind(n)
-                .bind(total)
-                .bind(offset)
-                .bind(engine::held_budget_slots())
-                .fetch_all(conn)
-                .await
-                .map_err(Error::db("reserving connection budget"))?;
+                    super::lock::slot_key_sql("budget", "s")
+                );
+                let slots: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .bind(n)
+                    .bind(total)
+                    .bind(offset)
+                    .bind(engine::held_budget_slots())
+                    .fetch_all(conn)
+                    .await
+                    .map_err(Error::db("reserving connection budget"))?;
                 for slot in &slots {
                     engine::hold(engine::Held::BudgetSlot(*slot));
                 }
@@ -388,7 +390,11 @@ async fn try_take(server: &'static Server, n: i64, total: i64) -> Result<Reserva
 /// Takes budget slot `slot` on `conn` if it is free (a new control connection taking back what
 /// the lost one held).
 pub(crate) async fn try_slot(conn: &mut sqlx::PgConnection, slot: i64) -> Result<bool> {
-    sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext('seedbed:budget'), $1::int4)")
+    let sql = format!(
+        "SELECT pg_try_advisory_lock({})",
+        super::lock::slot_key_sql("budget", "$1")
+    );
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(slot)
         .fetch_one(conn)
         .await
@@ -402,13 +408,14 @@ async fn release(server: &'static Server, slots: Vec<i64>) -> Result<()> {
     engine::control()
         .with(server, move |conn| {
             Box::pin(async move {
-                let released = sqlx::query(
-                    "SELECT pg_advisory_unlock(hashtext('seedbed:budget'), s::int4) \
-                     FROM unnest($1::int8[]) s",
-                )
-                .bind(&slots)
-                .execute(conn)
-                .await;
+                let sql = format!(
+                    "SELECT pg_advisory_unlock({}) FROM unnest($1::int8[]) s",
+                    super::lock::slot_key_sql("budget", "s")
+                );
+                let released = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(&slots)
+                    .execute(conn)
+                    .await;
                 // Forgotten either way: if the unlock failed with the connection, the session
                 // and its locks are gone, and a new connection must not take them back.
                 for slot in slots {

@@ -14,13 +14,37 @@ use sqlx::{Connection, PgConnection};
 
 use crate::error::{Error, Result};
 use crate::server::Server;
-use crate::util::hash::stable_hash;
+use crate::sql::quote_literal;
 
+/// The one lock-key scheme of seedbed: the SQL expression of the advisory-lock key of the lock
+/// whose name `name` (a SQL text expression: a literal, a parameter, a column) gives. The server
+/// computes it from `seedbed:<name>`, so every process, built by whatever version of Rust or of
+/// seedbed, and every PL/pgSQL function agree; every key of seedbed's is written through this
+/// function (or [`key_of`], [`slot_key_sql`]).
+pub(crate) fn key_sql(name: &str) -> String {
+    format!("hashtextextended('seedbed:' || {name}, 0)")
+}
 
-/// The advisory-lock key of a lock name (all of seedbed's keys are derived from names starting
-/// with `seedbed:`).
-pub fn lock_key(name: &str) -> i64 {
-    i64::from_ne_bytes(stable_hash(&format!("seedbed:{name}")).to_ne_bytes())
+/// The SQL expression of the key of the lock named `name` (a literal name).
+pub(crate) fn key_of(name: &str) -> String {
+    key_sql(&quote_literal(name))
+}
+
+/// The two-part key of slot `slot` (a SQL integer expression) of the numbered locks named `name`
+/// (the connection budget's slots): `(hashtext('seedbed:<name>'), slot)`, in the space of
+/// two-`int4` advisory keys, apart from [`key_sql`]'s.
+pub(crate) fn slot_key_sql(name: &str, slot: &str) -> String {
+    format!("hashtext({}), ({slot})::int4", quote_literal(&format!("seedbed:{name}")))
+}
+
+/// The condition on a row of `pg_locks` (aliased `alias`) that it is the lock whose key is the SQL
+/// expression `key`: the server shows a `bigint` key as its high and low halves.
+pub(crate) fn pg_locks_match(alias: &str, key: &str) -> String {
+    format!(
+        "{alias}.locktype = 'advisory' AND {alias}.objsubid = 1 \
+         AND {alias}.classid::int8 = (({key}) >> 32) & 4294967295 \
+         AND {alias}.objid::int8 = ({key}) & 4294967295"
+    )
 }
 
 /// Whether a lock is held alone or shared with other holders of the shared mode.
@@ -49,7 +73,6 @@ pub enum LockMode {
 pub struct DbLock {
     conn: PgConnection,
     name: String,
-    key: i64,
     mode: LockMode,
 }
 
@@ -64,12 +87,10 @@ impl DbLock {
         let mut conn = server.connect().await?;
         // A build can keep the lock's connection idle for as long as its migrations take.
         server.hold_session(&mut conn).await?;
-        let key = lock_key(name);
         lock_on(&mut conn, name, mode, timeout).await?;
         Ok(DbLock {
             conn,
             name: name.to_string(),
-            key,
             mode,
         })
     }
@@ -82,12 +103,10 @@ impl DbLock {
     ) -> Result<Option<DbLock>> {
         let mut conn = server.connect().await?;
         server.hold_session(&mut conn).await?;
-        let key = lock_key(name);
         if try_lock_on(&mut conn, name, mode).await? {
             Ok(Some(DbLock {
                 conn,
                 name: name.to_string(),
-                key,
                 mode,
             }))
         } else {
@@ -108,15 +127,7 @@ impl DbLock {
 
     /// Releases the lock and closes its connection.
     pub async fn release(mut self) -> Result<()> {
-        let sql = match self.mode {
-            LockMode::Exclusive => "SELECT pg_advisory_unlock($1)",
-            LockMode::Shared => "SELECT pg_advisory_unlock_shared($1)",
-        };
-        sqlx::query(sql)
-            .bind(self.key)
-            .execute(&mut self.conn)
-            .await
-            .map_err(Error::db(format!("releasing lock {}", self.name)))?;
+        unlock_on(&mut self.conn, &self.name, self.mode).await?;
         let _ = self.conn.close().await;
         Ok(())
     }
@@ -129,7 +140,6 @@ pub async fn lock_on(
     mode: LockMode,
     timeout: Duration,
 ) -> Result<()> {
-    let key = lock_key(name);
     let started = Instant::now();
     let mut delay = Duration::from_millis(2);
     // Polling with pg_try_advisory_lock keeps the connection free of a server-side wait that
@@ -141,8 +151,9 @@ pub async fn lock_on(
         if started.elapsed() >= timeout {
             return Err(Error::Timeout {
                 what: format!(
-                    "the database lock `{name}` (key {key}), held by another test process; \
-                     see pg_locks where locktype = 'advisory' to find it"
+                    "the database lock `{name}`, held by another test process; see pg_locks \
+                     where locktype = 'advisory' and the key is hashtextextended('seedbed:{name}', \
+                     0) to find it"
                 ),
                 waited: started.elapsed(),
             });
@@ -154,12 +165,13 @@ pub async fn lock_on(
 
 /// Tries once to take a session-level advisory lock on an existing connection.
 pub async fn try_lock_on(conn: &mut PgConnection, name: &str, mode: LockMode) -> Result<bool> {
-    let sql = match mode {
-        LockMode::Exclusive => "SELECT pg_try_advisory_lock($1)",
-        LockMode::Shared => "SELECT pg_try_advisory_lock_shared($1)",
+    let function = match mode {
+        LockMode::Exclusive => "pg_try_advisory_lock",
+        LockMode::Shared => "pg_try_advisory_lock_shared",
     };
-    sqlx::query_scalar(sql)
-        .bind(lock_key(name))
+    let sql = format!("SELECT {function}({})", key_sql("$1"));
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(name)
         .fetch_one(conn)
         .await
         .map_err(Error::db(format!("taking lock {name}")))
@@ -167,12 +179,13 @@ pub async fn try_lock_on(conn: &mut PgConnection, name: &str, mode: LockMode) ->
 
 /// Releases a session-level advisory lock taken with [`lock_on`] or [`try_lock_on`].
 pub async fn unlock_on(conn: &mut PgConnection, name: &str, mode: LockMode) -> Result<()> {
-    let sql = match mode {
-        LockMode::Exclusive => "SELECT pg_advisory_unlock($1)",
-        LockMode::Shared => "SELECT pg_advisory_unlock_shared($1)",
+    let function = match mode {
+        LockMode::Exclusive => "pg_advisory_unlock",
+        LockMode::Shared => "pg_advisory_unlock_shared",
     };
-    sqlx::query(sql)
-        .bind(lock_key(name))
+    let sql = format!("SELECT {function}({})", key_sql("$1"));
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(name)
         .execute(conn)
         .await
         .map_err(Error::db(format!("releasing lock {name}")))?;
@@ -181,19 +194,15 @@ pub async fn unlock_on(conn: &mut PgConnection, name: &str, mode: LockMode) -> R
 
 /// Whether anyone holds the named lock (in any mode), seen from the lock table.
 pub async fn is_held(conn: &mut PgConnection, name: &str) -> Result<bool> {
-    let key = lock_key(name);
-    // pg_locks splits a bigint key into classid (high half) and objid (low half), objsubid = 1.
-    let bits = u64::from_ne_bytes(key.to_ne_bytes());
-    let high = i64::try_from(bits >> 32).unwrap_or_default();
-    let low = i64::try_from(bits & 0xffff_ffff).unwrap_or_default();
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
-         AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-         AND classid::int8 = $1 AND objid::int8 = $2 AND objsubid = 1)",
-    )
-    .bind(high)
-    .bind(low)
-    .fetch_one(conn)
-    .await
-    .map_err(Error::db(format!("looking up lock {name}")))
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks l WHERE l.granted \
+         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+         AND {})",
+        pg_locks_match("l", &key_sql("$1"))
+    );
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(name)
+        .fetch_one(conn)
+        .await
+        .map_err(Error::db(format!("looking up lock {name}")))
 }

@@ -172,8 +172,8 @@ pub async fn upgrade(conn: &mut PgConnection) -> Result<()> {
 /// connection while it runs), records this run in the database (the first test of a run sweeps
 /// it), and reads the database's marker. Read the row it returns with [`read_claim`].
 pub(crate) fn claim_statement(token: &str, named: bool) -> String {
-    // The key is a number and the run a quoted literal.
-    let key = lock::lock_key(&format!("token:{token}"));
+    // The key and the run are quoted literals.
+    let key = lock::key_of(&format!("token:{token}"));
     let run = quote_literal(&super::registry::Owner::current().run);
     // A database seedbed made says it is ready by a table in it; one the user named is asked
     // for its marker (whether seedbed made it).
@@ -273,7 +273,7 @@ pub async fn clean(conn: &mut PgConnection, token: &str) -> Result<i32> {
 /// session carries the token while they run, so rows that triggers write meanwhile are journaled
 /// and deleted too.
 pub(crate) fn clean_statement(token: &str) -> String {
-    let key = lock::lock_key(&format!("token:{token}"));
+    let key = lock::key_of(&format!("token:{token}"));
     let token = quote_literal(token);
     format!(
         "SET {TOKEN_SETTING} = {token}; \
@@ -285,7 +285,7 @@ pub(crate) fn clean_statement(token: &str) -> String {
 /// The statement that forgets the journal of `token` (what [`forget`] runs), to send as
 /// [`clean_statement`]'s is: it acts on the connection holding the token's lock alone.
 pub(crate) fn forget_statement(token: &str) -> String {
-    let key = lock::lock_key(&format!("token:{token}"));
+    let key = lock::key_of(&format!("token:{token}"));
     format!(
         "DELETE FROM seedbed.journal WHERE token = {} AND (SELECT pg_try_advisory_lock({key}))",
         quote_literal(token)

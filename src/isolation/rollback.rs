@@ -166,10 +166,11 @@ pub(crate) struct TokenClaim<'a> {
 }
 
 impl TokenClaim<'_> {
-    fn candidate(&self, attempt: u32) -> (String, i64) {
+    /// The token of `attempt`, and the name of its lock.
+    fn candidate(&self, attempt: u32) -> (String, String) {
         let token = crate::context::token_for(self.test, self.base_seed, attempt);
-        let key = super::lock::lock_key(&format!("token:{token}"));
-        (token, key)
+        let lock = format!("token:{token}");
+        (token, lock)
     }
 }
 
@@ -289,13 +290,14 @@ impl RollbackPool {
             .acquire()
             .await
             .map_err(Error::db("starting the test's transaction"))?;
-        let (mut token, key) = claim.candidate(0);
+        let (mut token, lock) = claim.candidate(0);
         let sql = format!(
-            "SELECT pg_backend_pid(), pg_try_advisory_lock($1), {}",
+            "SELECT pg_backend_pid(), pg_try_advisory_lock({}), {}",
+            super::lock::key_sql("$1"),
             super::databases::ready_expression()
         );
         let (pid, mut taken, ready): (i32, bool, bool) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(key)
+            .bind(lock)
             .fetch_one(&mut *conn)
             .await
             .map_err(Error::db("starting the test"))?;
@@ -319,10 +321,11 @@ impl RollbackPool {
                     "no free test token among 1000 candidates".into(),
                 ));
             }
-            let (next, key) = claim.candidate(attempt);
+            let (next, lock) = claim.candidate(attempt);
             token = next;
-            taken = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-                .bind(key)
+            let sql = format!("SELECT pg_try_advisory_lock({})", super::lock::key_sql("$1"));
+            taken = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(lock)
                 .fetch_one(&mut *conn)
                 .await
                 .map_err(Error::db("claiming a test token"))?;

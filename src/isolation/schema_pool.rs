@@ -84,7 +84,7 @@ async fn ensure_database(
         let mut db = PgConnection::connect_with(&server.database_options(&name))
             .await
             .map_err(Error::db(format!("connecting to {name}")))?;
-        let setup = sqlx::raw_sql(SETUP).execute(&mut db).await;
+        let setup = sqlx::raw_sql(sqlx::AssertSqlSafe(setup_sql())).execute(&mut db).await;
         let _ = db.close().await;
         setup.map_err(Error::db(format!("setting up {name}")))?;
         mark.set("state", "ready");
@@ -96,7 +96,9 @@ async fn ensure_database(
 }
 
 /// The pool's table and claim function, in each schema database.
-const SETUP: &str = "CREATE SCHEMA seedbed;
+fn setup_sql() -> String {
+    format!(
+        "CREATE SCHEMA seedbed;
 CREATE TABLE seedbed.schemas (
     name text PRIMARY KEY,
     state text NOT NULL CHECK (state IN ('building', 'spare', 'in_use')),
@@ -111,14 +113,17 @@ BEGIN
     FOR n IN SELECT name FROM seedbed.schemas WHERE state = 'spare'
              ORDER BY created_at FOR UPDATE SKIP LOCKED
     LOOP
-        IF pg_try_advisory_lock(hashtextextended('seedbed:schema-lease:' || n, 0)) THEN
+        IF pg_try_advisory_lock({lease_n}) THEN
             UPDATE seedbed.schemas SET state = 'in_use' WHERE name = n;
             RETURN n;
         END IF;
     END LOOP;
     RETURN NULL;
 END
-$f$;";
+$f$;",
+        lease_n = lease_key("n"),
+    )
+}
 
 /// The process's connection to a schema database, on the engine runtime: it holds the leases of
 /// the schemas this process's tests use.
@@ -161,7 +166,7 @@ fn forget_database(database: &str) {
 }
 
 fn lease_key(param: &str) -> String {
-    format!("hashtextextended('seedbed:schema-lease:' || {param}, 0)")
+    super::lock::key_sql(&format!("'schema-lease:' || {param}"))
 }
 
 /// Claims a spare schema (or makes one) for a test. The lease is held until [`release`].

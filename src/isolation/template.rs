@@ -551,9 +551,11 @@ async fn refill(server: &'static Server, template: &str, size: i64) -> Result<()
                     let mut tx = sqlx::Connection::begin(&mut *conn)
                         .await
                         .map_err(Error::db("refilling spare databases"))?;
-                    sqlx::query(
-                        "SELECT pg_advisory_xact_lock(hashtextextended('seedbed:pool:' || $1, 0))",
-                    )
+                    let sql = format!(
+                        "SELECT pg_advisory_xact_lock({})",
+                        super::lock::key_sql("'pool:' || $1")
+                    );
+                    sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(&tpl)
                     .execute(&mut *tx)
                     .await

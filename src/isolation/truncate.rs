@@ -108,8 +108,9 @@ pub(crate) fn max_slots() -> Result<usize> {
 /// gets it, takes away the mark its last test's cleaner left (`mark`: the database has the mark's
 /// table), in one round trip. It returns whether the lease was taken, whether the slot was marked
 /// empty, and the database's marker.
-fn claim_statement(key: i64, mark: bool) -> String {
-    // `key` is a number: nothing of the user's reaches this text.
+fn claim_statement(key: &str, mark: bool) -> String {
+    // `key` is the lock's key expression, over a literal name: nothing of the user's reaches
+    // this text.
     // Marked emptied, and nothing written since (a session the last test left behind could
     // have written after the mark).
     let emptied = if mark {
@@ -154,7 +155,7 @@ pub(crate) struct Claimed {
 /// `prepared = false`), to run in the same round trip as the test's session settings: see
 /// [`claim_statement`]. The result is read by [`read_claim`].
 pub(crate) fn claim_sql(prepared: bool) -> String {
-    claim_statement(lock::lock_key("lease"), prepared)
+    claim_statement(&lock::key_of("lease"), prepared)
 }
 
 /// Reads the row [`claim_sql`] returned.
@@ -248,18 +249,13 @@ pub(crate) async fn candidates(
 
 /// The databases named like the slots of `base` whose lease a session holds now.
 async fn leased_slots(conn: &mut PgConnection, base: &str) -> Result<Vec<String>> {
-    // pg_locks shows a bigint advisory key as its high and low halves.
-    let bits = u64::from_ne_bytes(lock::lock_key("lease").to_ne_bytes());
-    let high = i64::try_from(bits >> 32).unwrap_or_default();
-    let low = i64::try_from(bits & 0xffff_ffff).unwrap_or_default();
-    sqlx::query_scalar(
+    let sql = format!(
         "SELECT d.datname::text FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
-         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
-           AND l.classid::int8 = $2 AND l.objid::int8 = $3 AND starts_with(d.datname, $1)",
-    )
+         WHERE l.granted AND {} AND starts_with(d.datname, $1)",
+        lock::pg_locks_match("l", &lock::key_of("lease"))
+    );
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
     .bind(format!("{base}_"))
-    .bind(high)
-    .bind(low)
     .fetch_all(conn)
     .await
     .map_err(Error::db(format!(

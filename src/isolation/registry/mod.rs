@@ -25,22 +25,27 @@ use std::sync::OnceLock;
 
 use sqlx::PgConnection;
 
-use super::databases;
+use super::{databases, lock};
 use crate::error::{Error, Result};
 use crate::sql::quote_literal;
+
+mod sweep;
+
+pub(crate) use self::sweep::{anything_to_sweep, sweep_except};
+pub use self::sweep::{Entry, Swept, list, sweep};
 
 /// The SQL expression of the lease key of the database named by `$n` (computed by the server, so
 /// every process, whatever its version, agrees).
 fn lease_key(param: &str) -> String {
-    format!("hashtextextended('seedbed:lease:' || {param}, 0)")
+    lock::key_sql(&format!("'lease:' || {param}"))
 }
 
 /// Creates the registry if it does not exist (under a transaction-level advisory lock, so
 /// concurrent processes do not race on `CREATE … IF NOT EXISTS`).
 pub async fn ensure(conn: &mut PgConnection) -> Result<()> {
-    sqlx::raw_sql(
+    let sql = format!(
         "BEGIN;
-         SELECT pg_advisory_xact_lock(hashtextextended('seedbed:registry', 0));
+         SELECT pg_advisory_xact_lock({registry});
          CREATE SCHEMA IF NOT EXISTS seedbed;
          CREATE TABLE IF NOT EXISTS seedbed.databases (
              name       text PRIMARY KEY,
@@ -68,7 +73,7 @@ pub async fn ensure(conn: &mut PgConnection) -> Result<()> {
                       ORDER BY (host = h AND pid = p) DESC, created_at
                       FOR UPDATE SKIP LOCKED
              LOOP
-                 IF pg_try_advisory_lock(hashtextextended('seedbed:lease:' || n, 0)) THEN
+                 IF pg_try_advisory_lock({lease_n}) THEN
                      -- A session lock outlives the statement's rollback: given back on error.
                      BEGIN
                          UPDATE seedbed.databases
@@ -76,7 +81,7 @@ pub async fn ensure(conn: &mut PgConnection) -> Result<()> {
                              pid = p, test = t
                          WHERE name = n;
                      EXCEPTION WHEN OTHERS THEN
-                         PERFORM pg_advisory_unlock(hashtextextended('seedbed:lease:' || n, 0));
+                         PERFORM pg_advisory_unlock({lease_n});
                          RAISE;
                      END;
                      RETURN n;
@@ -96,13 +101,13 @@ pub async fn ensure(conn: &mut PgConnection) -> Result<()> {
              warm := db IS NOT NULL;
              IF warm THEN RETURN; END IF;
              db := prefix || nextval('seedbed.database_ids');
-             PERFORM pg_advisory_lock(hashtextextended('seedbed:lease:' || db, 0));
+             PERFORM pg_advisory_lock({lease_db});
              BEGIN
                  INSERT INTO seedbed.databases (name, kind, state, template, run_id, host, pid,
                                                 test, claimed_at)
                  VALUES (db, 'clone', 'in_use', tpl, run, h, p, t, now());
              EXCEPTION WHEN OTHERS THEN
-                 PERFORM pg_advisory_unlock(hashtextextended('seedbed:lease:' || db, 0));
+                 PERFORM pg_advisory_unlock({lease_db});
                  RAISE;
              END;
          END
@@ -118,7 +123,7 @@ pub async fn ensure(conn: &mut PgConnection) -> Result<()> {
                  PERFORM 1 FROM seedbed.databases
                  WHERE name = preferred AND template = tpl AND state = 'spare'
                  FOR UPDATE SKIP LOCKED;
-                 IF FOUND AND pg_try_advisory_lock(hashtextextended('seedbed:lease:' || preferred, 0))
+                 IF FOUND AND pg_try_advisory_lock({lease_preferred})
                  THEN
                      BEGIN
                          UPDATE seedbed.databases
@@ -127,7 +132,7 @@ pub async fn ensure(conn: &mut PgConnection) -> Result<()> {
                          WHERE name = preferred;
                      EXCEPTION WHEN OTHERS THEN
                          PERFORM pg_advisory_unlock(
-                             hashtextextended('seedbed:lease:' || preferred, 0));
+                             {lease_preferred});
                          RAISE;
                      END;
                      db := preferred;
@@ -167,7 +172,12 @@ pub async fn ensure(conn: &mut PgConnection) -> Result<()> {
          END
          $f$;
          COMMIT;",
-    )
+        registry = lock::key_of("registry"),
+        lease_db = lease_key("db"),
+        lease_n = lease_key("n"),
+        lease_preferred = lease_key("preferred"),
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
     .execute(conn)
     .await
     .map_err(Error::db(
@@ -426,7 +436,11 @@ pub(crate) async fn claim_in_run(
 /// registered in use with its lease (`OFFSET 0` keeps the lease test above the sort, where the
 /// limit stops it at the first spare it gets, rather than pushed down to every spare). `$9` says whether to record the run (`seedbed.runs`: the
 /// first process of a run to claim sweeps). The spares are counted before the claim.
-const CLAIM: &str = "\
+fn claim_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "\
     WITH spare AS ( \
         SELECT s.name FROM ( \
             SELECT name FROM seedbed.databases \
@@ -434,7 +448,7 @@ const CLAIM: &str = "\
             ORDER BY COALESCE(name = $7, false) DESC, (host = $3 AND pid = $4) DESC, created_at \
             OFFSET 0 FOR UPDATE SKIP LOCKED \
         ) s \
-        WHERE pg_try_advisory_lock(hashtextextended('seedbed:lease:' || s.name, 0)) \
+        WHERE pg_try_advisory_lock({lease_s}) \
         LIMIT 1 \
     ), claimed AS ( \
         UPDATE seedbed.databases d \
@@ -447,7 +461,7 @@ const CLAIM: &str = "\
         SELECT n.name, 'clone', 'in_use', $1, $2, $3, $4, $5, now() \
         FROM (SELECT $6 || nextval('seedbed.database_ids') AS name \
               WHERE NOT EXISTS (SELECT 1 FROM spare)) n, \
-             LATERAL (SELECT pg_advisory_lock(hashtextextended('seedbed:lease:' || n.name, 0))) l \
+             LATERAL (SELECT pg_advisory_lock({lease_n})) l \
         RETURNING name \
     ), run AS ( \
         INSERT INTO seedbed.runs (run_id, task, host) SELECT $8, 'registry', $3 WHERE $9 \
@@ -459,7 +473,12 @@ const CLAIM: &str = "\
     SELECT COALESCE((SELECT name FROM claimed), (SELECT name FROM fresh)), \
            EXISTS (SELECT 1 FROM claimed), \
            EXISTS (SELECT 1 FROM run), \
-           (SELECT count(*) FROM seedbed.databases WHERE template = $1 AND state = 'spare')";
+           (SELECT count(*) FROM seedbed.databases WHERE template = $1 AND state = 'spare')",
+            lease_s = lease_key("s.name"),
+            lease_n = lease_key("n.name"),
+        )
+    })
+}
 
 async fn claim_with(
     conn: &mut PgConnection,
@@ -475,7 +494,7 @@ async fn claim_with(
         with_registry(conn, move |conn| {
             let (template, test, preferred) = (tpl.clone(), test.clone(), preferred.clone());
             Box::pin(async move {
-                sqlx::query_as(CLAIM)
+                sqlx::query_as(sqlx::AssertSqlSafe(claim_sql()))
                     .bind(&template)
                     .bind(&owner.run_id)
                     .bind(&owner.host)
@@ -517,9 +536,10 @@ pub(crate) async fn give_back(conn: &mut PgConnection, name: &str, size: i64) ->
     // Literals, not parameters: the lock and the decision are two statements of one string,
     // so the decision's snapshot is taken once the lock is held.
     let lit = quote_literal(name);
+    let pool = lock::key_sql("'pool:' || template");
     let sql = format!(
         "BEGIN; \
-         SELECT pg_advisory_xact_lock(hashtextextended('seedbed:pool:' || template, 0)) \
+         SELECT pg_advisory_xact_lock({pool}) \
          FROM seedbed.databases WHERE name = {lit}; \
          WITH t AS (SELECT template FROM seedbed.databases WHERE name = {lit}), \
               n AS (SELECT count(*) FILTER (WHERE d.state = 'spare' \
@@ -603,176 +623,4 @@ pub async fn drop_database(conn: &mut PgConnection, name: &str) -> Result<()> {
         .await
         .map_err(Error::db(format!("forgetting test database {name}")))?;
     Ok(())
-}
-
-/// One row of the registry, with whether its lease is held right now.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    /// The database.
-    pub name: String,
-    /// `clone` or `spare` (a clone made ahead of demand).
-    pub kind: String,
-    /// `building`, `spare`, `in_use` or `kept`.
-    pub state: String,
-    /// The template it was cloned from.
-    pub template: Option<String>,
-    /// The run that made or holds it.
-    pub run_id: String,
-    /// The host.
-    pub host: String,
-    /// The process.
-    pub pid: i32,
-    /// The test that holds it, or held it when it failed.
-    pub test: Option<String>,
-    /// Whether some connection holds its lease now.
-    pub leased: bool,
-    /// When it was made.
-    pub created_at: chrono::DateTime<chrono::Utc>,
-}
-
-/// Every registered database.
-pub async fn list(conn: &mut PgConnection) -> Result<Vec<Entry>> {
-    ensure(conn).await?;
-    let sql = format!(
-        "SELECT d.name, d.kind, d.state, d.template, d.run_id, d.host, d.pid, d.test, \
-                EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted \
-                        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-                        AND ((l.classid::int8 << 32) | l.objid::int8) = {key}) AS leased, \
-                d.created_at \
-         FROM seedbed.databases d ORDER BY d.created_at",
-        key = lease_key("d.name")
-    );
-    type Row = (
-        String,
-        String,
-        String,
-        Option<String>,
-        String,
-        String,
-        i32,
-        Option<String>,
-        bool,
-        chrono::DateTime<chrono::Utc>,
-    );
-    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .fetch_all(conn)
-        .await
-        .map_err(Error::db("listing seedbed's test databases"))?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(name, kind, state, template, run_id, host, pid, test, leased, created_at)| Entry {
-                name,
-                kind,
-                state,
-                template,
-                run_id,
-                host,
-                pid,
-                test,
-                leased,
-                created_at,
-            },
-        )
-        .collect())
-}
-
-/// Whether any database a sweep would drop exists: building or in use with its lease free (one
-/// query; the sweep itself takes each lease before it drops).
-pub(crate) async fn anything_to_sweep(conn: &mut PgConnection) -> Result<bool> {
-    let sql = format!(
-        "SELECT EXISTS (SELECT 1 FROM seedbed.databases d \
-         WHERE d.state IN ('building', 'in_use') \
-           AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted \
-                 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-                 AND ((l.classid::int8 << 32) | l.objid::int8) = {key}))",
-        key = lease_key("d.name")
-    );
-    with_registry(conn, move |conn| {
-        let sql = sql.clone();
-        Box::pin(async move {
-            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .fetch_one(conn)
-                .await
-                .map_err(Error::db("looking for abandoned test databases"))
-        })
-    })
-    .await
-}
-
-/// What a sweep removed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Swept {
-    /// Databases of dead owners (building or in use, lease free).
-    pub abandoned: Vec<String>,
-    /// Kept databases of failed tests (only with `kept`).
-    pub kept: Vec<String>,
-}
-
-/// Drops the databases whose owner is gone: rows `building` or `in_use` whose lease nobody holds.
-/// Never touches a live test's database (its lease is held), nor spares; with `kept`, also drops
-/// the databases kept for failed tests.
-pub async fn sweep(conn: &mut PgConnection, kept: bool) -> Result<Swept> {
-    sweep_except(conn, kept, |_| false).await
-}
-
-/// [`sweep`], leaving the databases `ours` names: those whose lease `conn`'s own session holds
-/// (a session advisory lock is re-entrant, so taking it again would look like the owner is gone).
-pub(crate) async fn sweep_except(
-    conn: &mut PgConnection,
-    kept: bool,
-    ours: impl Fn(&str) -> bool,
-) -> Result<Swept> {
-    let rows: Vec<(String, String)> = with_registry(conn, move |conn| {
-        Box::pin(async move {
-            sqlx::query_as(
-                "SELECT name, state FROM seedbed.databases \
-                 WHERE state IN ('building', 'in_use') OR ($1 AND state = 'kept') \
-                 ORDER BY created_at",
-            )
-            .bind(kept)
-            .fetch_all(conn)
-            .await
-            .map_err(Error::db("looking for abandoned test databases"))
-        })
-    })
-    .await?;
-    let try_lease = format!("SELECT pg_try_advisory_lock({})", lease_key("$1::text"));
-    let mut swept = Swept::default();
-    for (name, state) in rows {
-        if ours(&name) {
-            continue;
-        }
-        // Holding the lease ourselves proves its owner is gone (or, for kept ones, that no one
-        // is looking at it through seedbed).
-        let free: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(try_lease.clone()))
-            .bind(&name)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(Error::db(format!("checking the lease of {name}")))?;
-        if !free {
-            continue;
-        }
-        // The row may have changed between the list and the lease (claimed, then released).
-        let still: Option<String> =
-            sqlx::query_scalar("SELECT state FROM seedbed.databases WHERE name = $1")
-                .bind(&name)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(Error::db(format!("checking {name}")))?;
-        if still.as_deref() != Some(state.as_str()) {
-            release(conn, &name).await?;
-            continue;
-        }
-        // The lease goes back whether the drop worked or not: the connection may live on.
-        let dropped = drop_database(conn, &name).await;
-        release(conn, &name).await?;
-        dropped?;
-        if state == "kept" {
-            swept.kept.push(name);
-        } else {
-            swept.abandoned.push(name);
-        }
-    }
-    Ok(swept)
 }
