@@ -670,64 +670,21 @@ impl Plan {
 /// A placeholder for the nodes a graph reserves before describing them.
 static RESERVED: Table = Table::__new("<reserved>", None, "<reserved>", &[], &[]);
 
-/// Tarjan's strongly connected components of a small graph given as an adjacency matrix.
+/// The strongly connected components of a small graph given as an adjacency matrix, in the
+/// order Tarjan's algorithm completes them (a component before those that lead to it), each
+/// with its nodes in ascending order.
 fn strongly_connected(edges: &[Vec<bool>]) -> Vec<Vec<usize>> {
-    struct State<'a> {
-        edges: &'a [Vec<bool>],
-        index: Vec<Option<usize>>,
-        low: Vec<usize>,
-        on_stack: Vec<bool>,
-        stack: Vec<usize>,
-        next: usize,
-        out: Vec<Vec<usize>>,
+    let adjacency: Vec<Vec<usize>> = edges
+        .iter()
+        .map(|row| (0..row.len()).filter(|&w| row[w]).collect())
+        .collect();
+    let component = crate::schema::strongly_connected(&adjacency);
+    let count = component.iter().max().map_or(0, |last| last + 1);
+    let mut components = vec![Vec::new(); count];
+    for (node, c) in component.into_iter().enumerate() {
+        components[c].push(node);
     }
-    fn visit(s: &mut State<'_>, v: usize) {
-        s.index[v] = Some(s.next);
-        s.low[v] = s.next;
-        s.next += 1;
-        s.stack.push(v);
-        s.on_stack[v] = true;
-        for w in 0..s.edges.len() {
-            if !s.edges[v][w] {
-                continue;
-            }
-            match s.index[w] {
-                None => {
-                    visit(s, w);
-                    s.low[v] = s.low[v].min(s.low[w]);
-                }
-                Some(iw) if s.on_stack[w] => s.low[v] = s.low[v].min(iw),
-                Some(_) => {}
-            }
-        }
-        if Some(s.low[v]) == s.index[v] {
-            let mut component = Vec::new();
-            while let Some(w) = s.stack.pop() {
-                s.on_stack[w] = false;
-                component.push(w);
-                if w == v {
-                    break;
-                }
-            }
-            s.out.push(component);
-        }
-    }
-    let n = edges.len();
-    let mut s = State {
-        edges,
-        index: vec![None; n],
-        low: vec![0; n],
-        on_stack: vec![false; n],
-        stack: Vec::new(),
-        next: 0,
-        out: Vec::new(),
-    };
-    for v in 0..n {
-        if s.index[v].is_none() {
-            visit(&mut s, v);
-        }
-    }
-    s.out
+    components
 }
 
 #[cfg(test)]

@@ -181,8 +181,9 @@ pub(super) fn deletion_order(schema: &Schema) -> DeletionOrder {
     DeletionOrder { steps }
 }
 
-/// Tarjan's algorithm, iterative: the component index of every node.
-fn strongly_connected(adjacency: &[Vec<usize>]) -> Vec<usize> {
+/// Tarjan's algorithm, iterative: the component index of every node, numbered in the order the
+/// components complete (a component before those that lead to it).
+pub(crate) fn strongly_connected(adjacency: &[Vec<usize>]) -> Vec<usize> {
     const UNVISITED: usize = usize::MAX;
     let n = adjacency.len();
     let mut index = vec![UNVISITED; n];

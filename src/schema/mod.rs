@@ -15,6 +15,8 @@ mod graph;
 #[cfg(feature = "postgres")]
 mod introspect;
 
+#[cfg(feature = "postgres")]
+pub(crate) use self::graph::strongly_connected;
 pub use self::graph::{Cycle, DeletionOrder, DeletionStep, FkEdge};
 use crate::sql::QualifiedName;
 
