@@ -111,7 +111,7 @@ pub enum StrategySource {
 ///
 /// ```no_run
 /// # fn demo() -> Result<(), seedbed::Error> {
-/// use seedbed::isolation::strategy::{resolve, StrategySource};
+/// use seedbed::strategy::{resolve, StrategySource};
 /// let (strategy, source) = resolve(None, Some(env!("CARGO_MANIFEST_DIR").as_ref()))?;
 /// # Ok(()) }
 /// ```

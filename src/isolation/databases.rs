@@ -547,7 +547,7 @@ fn probe_name(template: &str) -> String {
 ///
 /// ```no_run
 /// # async fn example(conn: &mut sqlx::PgConnection) -> seedbed::Result<()> {
-/// use seedbed::isolation::migrated;
+/// use seedbed::isolation::databases;
 /// let (best, medians) = databases::measure_clone_methods(conn, 15, "seedbed_tpl_0123").await?;
 /// for (method, median) in medians {
 ///     println!("{}: {median:?}", method.name());
