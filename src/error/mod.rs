@@ -169,7 +169,8 @@ pub enum Error {
         "waited {waited:?} for {wanted} connection(s) of the connection budget: the {size} \
          connections test processes may hold on this server are in use by other test processes \
          (SEEDBED_MAX_CONNECTIONS sets the budget; run fewer tests at once, or raise the \
-         server's max_connections)"
+         server's max_connections){}",
+        if *retrying { "; the pool tries again until its acquire timeout" } else { "" }
     )]
     Budget {
         /// How many connections were wanted.
@@ -178,6 +179,8 @@ pub enum Error {
         size: i64,
         /// How long seedbed waited.
         waited: Duration,
+        /// Whether the pool asking tries again (until its acquire timeout).
+        retrying: bool,
     },
 
     /// A database could not be created or cloned.

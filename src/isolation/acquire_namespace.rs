@@ -11,6 +11,7 @@ use crate::context::token_for;
 use crate::error::{Error, Result};
 use crate::server::Server;
 use crate::sql::quote_literal;
+use crate::strategy::Strategy;
 
 impl Isolation {
     /// Namespace: data mode ([`Self::namespace_data`]) or a schema per test
@@ -96,9 +97,12 @@ impl Isolation {
                 Some(db) if claimed.marker.is_none() && !self.allow_unmarked => {
                     Some(refuse_unmarked_namespace(db))
                 }
-                None if !ours => Some(Error::ForeignDatabase {
-                    database: database.clone(),
-                    message: "it is not a ready Namespace database of seedbed's".into(),
+                None if !ours => Some(Error::Isolation {
+                    strategy: Strategy::Namespace,
+                    message: format!(
+                        "database {database} is not ready: another process is building it, or one \
+                         left it half-built (run the tests again; `seedbed sweep` clears it)"
+                    ),
                 }),
                 _ => None,
             };

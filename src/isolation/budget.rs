@@ -168,6 +168,7 @@ impl PoolBudget {
                 wanted,
                 size: total,
                 waited: since.elapsed(),
+                retrying: true,
             });
         };
         state.unused += reservation.len().saturating_sub(1);
@@ -262,7 +263,7 @@ impl Drop for Reservation {
 pub(crate) async fn size(server: &'static Server) -> Result<i64> {
     static SIZE: tokio::sync::OnceCell<i64> = tokio::sync::OnceCell::const_new();
     SIZE.get_or_try_init(|| async {
-        if std::env::var_os("SEEDBED_MAX_CONNECTIONS").is_some() {
+        if std::env::var("SEEDBED_MAX_CONNECTIONS").is_ok() {
             let n = crate::util::env::count("SEEDBED_MAX_CONNECTIONS", 3, 3)?;
             return Ok(i64::try_from(n).unwrap_or(i64::MAX));
         }
@@ -339,6 +340,7 @@ async fn take(server: &'static Server, n: usize) -> Result<Reservation> {
                 wanted: usize::try_from(wanted).unwrap_or_default(),
                 size: total,
                 waited: started.elapsed(),
+                retrying: false,
             });
         }
         // A jittered wait, so processes waiting together do not retry in step.

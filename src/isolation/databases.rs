@@ -599,7 +599,7 @@ pub async fn measure_clone_methods(
             .flatten()
             .next()
             .unwrap_or_else(|| Error::CreateDatabase {
-                database: format!("a clone of {template}"),
+                database: format!("from template {template}"),
                 message: "every clone method failed".into(),
             })),
     }

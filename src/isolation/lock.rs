@@ -18,11 +18,12 @@ use crate::sql::quote_literal;
 
 /// The one lock-key scheme of seedbed: the SQL expression of the advisory-lock key of the lock
 /// whose name `name` (a SQL text expression: a literal, a parameter, a column) gives. The server
-/// computes it from `seedbed:<name>`, so every process, built by whatever version of Rust or of
-/// seedbed, and every PL/pgSQL function agree; every key of seedbed's is written through this
-/// function (or [`key_of`], [`slot_key_sql`]).
+/// computes it from `seedbed:<name>`, so every process, whatever Rust built it, and every
+/// PL/pgSQL function agree; every key of seedbed's is written through this function (or
+/// [`key_of`], [`slot_key_sql`]). Processes of seedbed versions before this scheme hashed some
+/// names on the client: they and the `seedbed` command must be upgraded together.
 pub(crate) fn key_sql(name: &str) -> String {
-    format!("hashtextextended('seedbed:' || {name}, 0)")
+    format!("hashtextextended('seedbed:' || ({name}), 0)")
 }
 
 /// The SQL expression of the key of the lock named `name` (a literal name).
@@ -151,9 +152,9 @@ pub async fn lock_on(
         if started.elapsed() >= timeout {
             return Err(Error::Timeout {
                 what: format!(
-                    "the database lock `{name}`, held by another test process; see pg_locks \
-                     where locktype = 'advisory' and the key is hashtextextended('seedbed:{name}', \
-                     0) to find it"
+                    "the database lock `{name}`, held by another test process; find its holder \
+                     with SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND \
+                     ((classid::int8 << 32) | objid::int8) = hashtextextended('seedbed:{name}', 0)"
                 ),
                 waited: started.elapsed(),
             });
