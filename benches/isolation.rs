@@ -377,7 +377,7 @@ fn template(c: &mut Criterion) {
         let migrations = Migrations::from_dir(MIGRATIONS).await.expect("migrations");
         databases::Build::template(&[]).database_name(&migrations)
     });
-    let spares = seedbed::isolation::template::pool_size().expect("pool size");
+    let spares = seedbed::isolation::clones::pool_size().expect("pool size");
     let mut group = c.benchmark_group("template");
     group.bench_function("warm_handover", |b| {
         b.iter_custom(|iters| {

@@ -241,7 +241,7 @@ async fn a_failing_tests_clone_is_kept_listed_and_swept() {
 
 #[tokio::test]
 async fn the_warm_pool_refills_and_stays_bounded() {
-    let size = seedbed::isolation::template::pool_size().unwrap();
+    let size = seedbed::isolation::clones::pool_size().unwrap();
     // One test makes the template (if no earlier one did) and starts the refill.
     let first = acquire(Strategy::Template, "template::pool::first").await;
     let tpl = entries()

@@ -112,7 +112,7 @@ async fn eight_processes_of_twenty_tests_at_once_leave_only_spares() {
     }
     // Clones of passing tests are dropped in the background by their process before it exits,
     // or swept once the process is gone: give the last drops a moment.
-    let size = seedbed::isolation::template::pool_size().unwrap();
+    let size = seedbed::isolation::clones::pool_size().unwrap();
     let mut left = Vec::new();
     for _ in 0..100 {
         let entries = registry_entries().await;

@@ -13,8 +13,9 @@ use super::engine::{self, KeyedOnce};
 use super::lock::{self, LockMode};
 use super::migrations::Migrations;
 use super::pool::SharedPool;
-use super::testdb::{Inner, StrategyState, TestDb};
-use super::truncate::{self, Lease};
+use super::slots::{self, Lease};
+use super::strategies::Ending;
+use super::testdb::{Inner, TestDb};
 use super::{cleaner, databases, marker};
 use crate::context::TestContext;
 use crate::error::{Error, Result};
@@ -277,16 +278,8 @@ impl Isolation {
             None => ctx_builder,
         };
         let base_seed = self.seed.unwrap_or_else(crate::context::process_base_seed);
-        // Boxed: each strategy's future is large in a debug build, and a test thread's stack
-        // holds the harness's future.
-        let acquired = match strategy {
-            Strategy::Rollback => Box::pin(self.acquire_rollback(server, &name, base_seed)).await?,
-            Strategy::Truncate => Box::pin(self.acquire_truncate(server, &name)).await?,
-            Strategy::Template => Box::pin(self.acquire_template(server, &name)).await?,
-            Strategy::Namespace => {
-                Box::pin(self.acquire_namespace(server, &name, base_seed)).await?
-            }
-        };
+        let acquired =
+            super::strategies::acquire(strategy, &self, server, &name, base_seed).await?;
         let ctx_builder = match &acquired.token {
             Some(token) => ctx_builder.token(token.clone()),
             None => ctx_builder,
@@ -300,7 +293,6 @@ impl Isolation {
                 server,
                 state: std::sync::Mutex::new(Some(acquired.state)),
                 token_claim: std::sync::Mutex::new(acquired.token_claim),
-                reset_sequences: self.reset_sequences,
                 kept: std::sync::Mutex::new(false),
             }),
         })
@@ -468,11 +460,11 @@ impl Isolation {
         }
         let mut conn = server.open(&server.database_options(db)).await?;
         let result = async {
-            if super::namespace::is_prepared(&mut conn).await? {
-                super::namespace::upgrade(&mut conn).await
+            if super::journal::is_prepared(&mut conn).await? {
+                super::journal::upgrade(&mut conn).await
             } else {
                 let schema = cleaner::read_schema(&mut conn).await?;
-                super::namespace::prepare(&mut conn, &schema).await
+                super::journal::prepare(&mut conn, &schema).await
             }
         }
         .await;
@@ -495,7 +487,7 @@ impl Isolation {
         if mark.is_none() && !self.allow_unmarked {
             return Err(refuse_unmarked_truncate(db));
         }
-        truncate::lease_existing(server, db).await
+        slots::lease_existing(server, db).await
     }
 }
 
@@ -537,7 +529,7 @@ pub(super) enum Claim {
 pub(super) struct Acquired {
     pub(super) database: String,
     pub(super) pool: PgPool,
-    pub(super) state: StrategyState,
+    pub(super) state: Box<dyn Ending>,
     /// The token the test's context carries, when it was claimed.
     pub(super) token: Option<String>,
     /// A token held on the control connection, given back when the test ends.

@@ -91,14 +91,14 @@ pub struct Build<'a> {
     pub fixtures: &'a [String],
     /// Seal it as a template: `IS_TEMPLATE true`, `ALLOW_CONNECTIONS false`.
     pub seal: bool,
-    /// Install Namespace's journal (see [`namespace`](super::namespace)).
+    /// Install Namespace's journal (see [`journal`](super::journal)).
     pub journal: bool,
 }
 
 impl<'a> Build<'a> {
     /// What Template builds its clones from: sealed, and prepared for the cleaner with every
     /// table noting what writes it, so a passing test's clone can be emptied and given to the
-    /// next test (see [`template`](super::template)).
+    /// next test (see [`clones`](super::clones)).
     ///
     /// ```
     /// use seedbed::isolation::databases::Build;
@@ -127,7 +127,7 @@ impl<'a> Build<'a> {
             }
         }
         if self.journal {
-            identity.push_str(&format!(":journal-v{}", super::namespace::VERSION));
+            identity.push_str(&format!(":journal-v{}", super::journal::VERSION));
         }
         if self.seal {
             identity.push_str(&format!(":sealed-v{TEMPLATE_VERSION}"));
@@ -312,7 +312,7 @@ async fn build_locked(
                     super::cleaner::prepare(&mut db, &schema).await?;
                 }
                 if build.journal {
-                    super::namespace::prepare(&mut db, &schema).await?;
+                    super::journal::prepare(&mut db, &schema).await?;
                 }
                 mark_ready_inside(&mut db).await?;
                 // A template's clones are given to the next test when their test changed no

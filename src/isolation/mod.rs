@@ -19,8 +19,6 @@ macro_rules! internal {
     )*};
 }
 
-mod acquire;
-mod acquire_namespace;
 pub(crate) mod budget;
 mod builder;
 pub(crate) mod engine;
@@ -28,18 +26,19 @@ pub(crate) mod engine;
 pub mod harness;
 mod migrations;
 mod pool;
+mod strategies;
 mod testdb;
 internal!(
     cleaner,
     databases,
     lock,
     marker,
-    namespace,
+    journal,
     registry,
-    rollback,
+    transaction,
     schema_pool,
-    template,
-    truncate,
+    clones,
+    slots,
 );
 
 /// What the `seedbed` command does between test runs: list seedbed's databases, sweep what dead
@@ -59,7 +58,7 @@ internal!(
 /// ```
 pub mod maintenance {
     pub use super::databases::{MigratedDb, ensure as migrated_database};
-    pub use super::namespace::sweep_all as sweep_namespace_rows;
+    pub use super::journal::sweep_all as sweep_namespace_rows;
     pub use super::registry::{Entry, Swept, list, sweep};
     pub use super::schema_pool::sweep_all as sweep_schema_pools;
 }

@@ -8,7 +8,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, PgPool};
 
 use super::engine;
-use super::rollback::RollbackPool;
+use super::transaction::RollbackPool;
 use crate::error::{Error, Result};
 use crate::server::Server;
 

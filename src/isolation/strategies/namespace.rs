@@ -1,46 +1,56 @@
-//! What Namespace does as a test starts: data mode (a token on the shared database) or schema
-//! mode (a schema from the pool), and the test's token.
+//! Namespace as a strategy: data mode (the test's token on the shared database, its rows removed
+//! by token at the end) or schema mode (a schema of its own from the pool), and the tokens tests
+//! claim. The row journal is [`journal`](super::super::journal); the schemas,
+//! [`schema_pool`](super::super::schema_pool).
 
-use super::builder::{
+use async_trait::async_trait;
+
+use super::super::builder::{
     Acquired, Isolation, NamespaceMode, application_name, refuse_unmarked_namespace, run_fixtures,
 };
-use super::engine;
-use super::pool::SharedPool;
-use super::testdb::StrategyState;
+use super::super::pool::SharedPool;
+use super::super::testdb::{Inner, Outcome};
+use super::super::{engine, journal, lock, schema_pool};
+use super::{Ending, Isolate};
 use crate::context::token_for;
 use crate::error::{Error, Result};
 use crate::server::Server;
 use crate::sql::quote_literal;
 use crate::strategy::Strategy;
 
-impl Isolation {
-    /// Namespace: data mode ([`Self::namespace_data`]) or a schema per test
-    /// ([`Self::namespace_schema`]).
-    pub(super) async fn acquire_namespace(
-        &self,
+/// The Namespace strategy.
+pub(crate) struct Namespace;
+
+impl Isolate for Namespace {
+    /// Namespace: data mode ([`Isolation::namespace_data`]) or a schema per test
+    /// ([`Isolation::namespace_schema`]).
+    async fn acquire(
+        iso: &Isolation,
         server: &'static Server,
         test_name: &str,
         base_seed: u64,
     ) -> Result<Acquired> {
-        if self.namespace_mode == NamespaceMode::Schema {
-            if self.database.is_some() {
+        if iso.namespace_mode == NamespaceMode::Schema {
+            if iso.database.is_some() {
                 return Err(Error::Config(
                     "namespace = \"schema\" makes its schemas in a database of its own; it cannot \
                      use a database named with .database(…)"
                         .into(),
                 ));
             }
-            return self.namespace_schema(server, test_name, base_seed).await;
+            return iso.namespace_schema(server, test_name, base_seed).await;
         }
-        self.namespace_data(server, test_name, base_seed).await
+        iso.namespace_data(server, test_name, base_seed).await
     }
+}
 
+impl Isolation {
     /// Namespace's data mode: the test's first connection to the shared database takes the
     /// test's token (a session advisory lock there, which the journal's sweeper looks for), reads
     /// the database's marker and records the run, with the session's settings, in one round
     /// trip; no other connection is needed. The first test of a run sweeps the rows of tests
     /// whose process died.
-    pub(super) async fn namespace_data(
+    async fn namespace_data(
         &self,
         server: &'static Server,
         test_name: &str,
@@ -59,7 +69,7 @@ impl Isolation {
             format!(
                 "SET application_name = {}; SET {} = {}",
                 quote_literal(&app_name),
-                super::namespace::TOKEN_SETTING,
+                journal::TOKEN_SETTING,
                 quote_literal(token)
             )
         };
@@ -67,7 +77,7 @@ impl Isolation {
         let (shared, claimed, token) = loop {
             attempts += 1;
             let token = token_for(test_name, base_seed, 0);
-            let claim = super::namespace::claim_statement(&token, self.database.is_some());
+            let claim = journal::claim_statement(&token, self.database.is_some());
             let opened = SharedPool::for_test_claiming(
                 server,
                 &key,
@@ -80,7 +90,7 @@ impl Isolation {
             .await;
             let (shared, row) = match opened {
                 Ok(opened) => opened,
-                Err(e) if attempts < 3 && super::namespace::is_unprepared(&e) => {
+                Err(e) if attempts < 3 && journal::is_unprepared(&e) => {
                     match &self.database {
                         Some(db) => self.own_namespace_database(server, db).await?,
                         None => {
@@ -91,7 +101,7 @@ impl Isolation {
                 }
                 Err(e) => return Err(e),
             };
-            let claimed = super::namespace::read_claim(&row)?;
+            let claimed = journal::read_claim(&row)?;
             let ours = claimed.ready;
             let refused = match &self.database {
                 Some(db) if claimed.marker.is_none() && !self.allow_unmarked => {
@@ -127,12 +137,10 @@ impl Isolation {
             let token = if claimed.got {
                 Ok(token)
             } else {
-                super::namespace::claim_next(&mut conn, test_name, base_seed).await
+                journal::claim_next(&mut conn, test_name, base_seed).await
             };
             let swept = match &token {
-                Ok(_) if claimed.first_of_run => {
-                    super::namespace::sweep_run(&mut conn, &database).await
-                }
+                Ok(_) if claimed.first_of_run => journal::sweep_run(&mut conn, &database).await,
                 _ => Ok(()),
             };
             conn.return_to_pool().await;
@@ -152,13 +160,12 @@ impl Isolation {
             Ok(token) => Ok(Acquired {
                 database,
                 pool: shared.pool.clone(),
-                state: StrategyState::Namespace {
+                state: Box::new(DataHeld {
                     pool: shared,
                     key,
                     token: token.clone(),
                     keep_rows: self.keep_rows,
-                    schema: None,
-                },
+                }),
                 token: Some(token),
                 token_claim: None,
             }),
@@ -172,7 +179,7 @@ impl Isolation {
 
     /// Namespace's schema mode: the token claimed on the control connection, a schema from the
     /// pool of the schemas database, and a pool whose connections reach it through `search_path`.
-    pub(super) async fn namespace_schema(
+    async fn namespace_schema(
         &self,
         server: &'static Server,
         test_name: &str,
@@ -183,8 +190,8 @@ impl Isolation {
         // holder) are claimed at once.
         let schema = async {
             let migrations = self.migrations_resolved().await?;
-            let database = super::schema_pool::database(server, &migrations).await?;
-            let schema = super::schema_pool::acquire(server, &database, migrations).await?;
+            let database = schema_pool::database(server, &migrations).await?;
+            let schema = schema_pool::acquire(server, &database, migrations).await?;
             Ok::<_, Error>((database, schema))
         };
         let (token, schema) = tokio::join!(claim_token(server, test_name, base_seed), schema);
@@ -195,7 +202,7 @@ impl Isolation {
                 return Err(e);
             }
             (Err(e), Ok((database, schema))) => {
-                super::schema_pool::release(server, &database, &schema);
+                schema_pool::release(server, &database, &schema);
                 return Err(e);
             }
             (Err(e), Err(_)) => return Err(e),
@@ -209,9 +216,9 @@ impl Isolation {
             let set = format!(
                 "SET application_name = {}; SET {} = {}; {}",
                 quote_literal(&app_name),
-                super::namespace::TOKEN_SETTING,
+                journal::TOKEN_SETTING,
                 quote_literal(&token),
-                super::schema_pool::search_path(&schema)
+                schema_pool::search_path(&schema)
             );
             let shared = SharedPool::for_test(
                 server,
@@ -225,13 +232,13 @@ impl Isolation {
             let shared = match shared {
                 Ok(shared) => shared,
                 Err(e) => {
-                    super::schema_pool::release(server, &database, &schema);
+                    schema_pool::release(server, &database, &schema);
                     return Err(e);
                 }
             };
             if let Err(e) = run_fixtures(&shared.pool, &self.fixtures).await {
                 shared.discard().await;
-                super::schema_pool::release(server, &database, &schema);
+                schema_pool::release(server, &database, &schema);
                 return Err(e);
             }
             Ok((database, schema, shared, key))
@@ -239,15 +246,14 @@ impl Isolation {
         .await;
         match acquired {
             Ok((database, schema, shared, key)) => Ok(Acquired {
-                database,
+                database: database.clone(),
                 pool: shared.pool.clone(),
-                state: StrategyState::Namespace {
+                state: Box::new(SchemaHeld {
                     pool: shared,
                     key,
-                    token: token.clone(),
-                    keep_rows: self.keep_rows,
-                    schema: Some(schema),
-                },
+                    database: database.clone(),
+                    schema,
+                }),
                 token: Some(token.clone()),
                 token_claim: Some(token),
             }),
@@ -259,13 +265,87 @@ impl Isolation {
     }
 }
 
+/// What data mode keeps for the test's end: the test's pool and its token.
+#[derive(Debug)]
+struct DataHeld {
+    pool: SharedPool,
+    key: String,
+    token: String,
+    /// The rows stay (`cleanup = "none"`); only their journal entries go.
+    keep_rows: bool,
+}
+
+#[async_trait]
+impl Ending for DataHeld {
+    async fn finish(self: Box<Self>, inner: &Inner, _outcome: Outcome) -> Result<()> {
+        let DataHeld {
+            pool,
+            key,
+            token,
+            keep_rows,
+        } = *self;
+        // Once the test's connections are back (their work committed), its rows go.
+        let Some(conns) = pool.all_connections().await else {
+            pool.discard().await;
+            return Err(Error::Isolation {
+                strategy: inner.strategy,
+                message: "a connection of the test's pool did not come back; its rows stay until \
+                          `seedbed sweep`"
+                    .into(),
+            });
+        };
+        // The rows go (or their journal, with cleanup = "none") in the same round trip as the
+        // sessions' reset.
+        let statement = if keep_rows {
+            journal::forget_statement(&token)
+        } else {
+            journal::clean_statement(&token)
+        };
+        let (healthy, cleaned, conns) = pool.reset_sessions(conns, Some(statement)).await;
+        pool.keep(&key, conns, healthy).await;
+        cleaned
+    }
+}
+
+/// What schema mode keeps for the test's end: the test's pool and its schema.
+#[derive(Debug)]
+struct SchemaHeld {
+    pool: SharedPool,
+    key: String,
+    /// The schemas database.
+    database: String,
+    schema: String,
+}
+
+#[async_trait]
+impl Ending for SchemaHeld {
+    async fn finish(self: Box<Self>, inner: &Inner, _outcome: Outcome) -> Result<()> {
+        let SchemaHeld {
+            pool,
+            key,
+            database,
+            schema,
+        } = *self;
+        match pool.all_connections().await {
+            Some(conns) => {
+                let (healthy, _, conns) = pool.reset_sessions(conns, None).await;
+                pool.keep(&key, conns, healthy).await;
+            }
+            None => pool.discard().await,
+        }
+        schema_pool::release(inner.server, &database, &schema);
+        Ok(())
+    }
+
+    /// The schema goes back to the pool (it is dropped and replaced there).
+    fn abandon(self: Box<Self>, inner: &Inner) {
+        schema_pool::release(inner.server, &self.database, &self.schema);
+    }
+}
+
 /// Claims a token no other running test holds, on the control connection (Namespace's schema
 /// mode): the first free candidate derived from the test's name and seed.
-pub(super) async fn claim_token(
-    server: &'static Server,
-    name: &str,
-    base_seed: u64,
-) -> Result<String> {
+async fn claim_token(server: &'static Server, name: &str, base_seed: u64) -> Result<String> {
     let name = name.to_string();
     engine::control()
         .with(server, move |conn| {
@@ -279,9 +359,7 @@ pub(super) async fn claim_token(
                         continue;
                     }
                     let lock = format!("token:{token}");
-                    if super::lock::try_lock_on(conn, &lock, super::lock::LockMode::Exclusive)
-                        .await?
-                    {
+                    if lock::try_lock_on(conn, &lock, lock::LockMode::Exclusive).await? {
                         engine::hold(held);
                         return Ok(token);
                     }
@@ -294,16 +372,13 @@ pub(super) async fn claim_token(
         .await
 }
 
-pub(super) async fn release_token(server: &'static Server, token: String) {
+pub(in crate::isolation) async fn release_token(server: &'static Server, token: String) {
     let _ = engine::control()
         .with(server, move |conn| {
             Box::pin(async move {
-                let released = super::lock::unlock_on(
-                    conn,
-                    &format!("token:{token}"),
-                    super::lock::LockMode::Exclusive,
-                )
-                .await;
+                let released =
+                    lock::unlock_on(conn, &format!("token:{token}"), lock::LockMode::Exclusive)
+                        .await;
                 engine::let_go(&engine::Held::Token(token));
                 released
             })

@@ -1,0 +1,74 @@
+//! The four strategies behind one trait each for their two moments: [`Isolate`] acquires a test's
+//! database state as it starts, and the [`Ending`] it leaves in the test's handle ends that state
+//! (rolled back, emptied, recycled or kept, rows removed by token) or, when the handle is dropped
+//! unfinished, gives back what it holds.
+//!
+//! Each strategy is one file here; the machinery it runs on (the transaction pool, slots and
+//! leases, clones and spares, the row journal, the schema pool) sits beside this folder.
+
+use async_trait::async_trait;
+
+use super::builder::{Acquired, Isolation};
+use super::testdb::{Inner, Outcome};
+use crate::error::Result;
+use crate::server::Server;
+use crate::strategy::Strategy;
+
+mod namespace;
+mod rollback;
+mod template;
+mod truncate;
+
+pub(super) use namespace::release_token;
+
+/// How a strategy starts a test.
+pub(super) trait Isolate {
+    /// The test's database state, acquired with `iso`'s settings on `server` for the test named
+    /// `test`; `base_seed` derives the test's token.
+    async fn acquire(
+        iso: &Isolation,
+        server: &'static Server,
+        test: &str,
+        base_seed: u64,
+    ) -> Result<Acquired>;
+}
+
+/// What a strategy keeps in the test's handle until the test ends.
+#[async_trait]
+pub(super) trait Ending: Send + Sync + std::fmt::Debug {
+    /// Ends the test's state after a test that ended as `outcome`.
+    async fn finish(self: Box<Self>, inner: &Inner, outcome: Outcome) -> Result<()>;
+
+    /// The handle was dropped without [`finish`](Self::finish) (a test that panicked in a
+    /// harness of its own): gives back what cannot wait for the next test. By default nothing:
+    /// a connection closes with its pool, and a lease not cleaned is emptied before its next use.
+    fn abandon(self: Box<Self>, inner: &Inner) {
+        let _ = inner;
+    }
+}
+
+/// Acquires with `strategy`'s implementation.
+pub(super) async fn acquire(
+    strategy: Strategy,
+    iso: &Isolation,
+    server: &'static Server,
+    test: &str,
+    base_seed: u64,
+) -> Result<Acquired> {
+    // Boxed: each strategy's future is large in a debug build, and a test thread's stack holds
+    // the harness's future.
+    match strategy {
+        Strategy::Rollback => {
+            Box::pin(rollback::Rollback::acquire(iso, server, test, base_seed)).await
+        }
+        Strategy::Truncate => {
+            Box::pin(truncate::Truncate::acquire(iso, server, test, base_seed)).await
+        }
+        Strategy::Template => {
+            Box::pin(template::Template::acquire(iso, server, test, base_seed)).await
+        }
+        Strategy::Namespace => {
+            Box::pin(namespace::Namespace::acquire(iso, server, test, base_seed)).await
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Rollback as a strategy: the test's one connection with its transaction begun, and at the end
+//! the rollback, the check that nothing escaped it, and the connection kept for the next test.
+//! The transaction pool itself is [`transaction`](super::super::transaction).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::super::builder::{Acquired, Isolation, application_name};
+use super::super::engine;
+use super::super::pool::{ROLLBACK_POOLS, evict_kept_pools};
+use super::super::testdb::{Inner, Outcome, clean_shared, is_listening};
+use super::super::transaction::{RollbackPool, RollbackState, Started, TokenClaim, Violation};
+use super::super::{budget, databases};
+use super::{Ending, Isolate};
+use crate::error::{Error, Result};
+use crate::server::Server;
+
+/// The Rollback strategy.
+pub(crate) struct Rollback;
+
+impl Isolate for Rollback {
+    /// Rollback: the test's one connection, straight to the migrated database (the process's only
+    /// connection under `cargo nextest`). Its first statement checks the database's marker and
+    /// claims the test's token there; the database is built (or waited for) only when it is
+    /// missing or not ready.
+    async fn acquire(
+        iso: &Isolation,
+        server: &'static Server,
+        test_name: &str,
+        base_seed: u64,
+    ) -> Result<Acquired> {
+        let app_name = application_name(test_name);
+        let ours = iso.database.is_none();
+        let database = match &iso.database {
+            Some(db) => db.clone(),
+            None => iso.build_name(&iso.build("rollback")).await?,
+        };
+        let options = iso.connect_options(server, &database);
+        let key = format!(
+            "{database}|{:?}|{:?}|{:?}",
+            iso.statement_timeout, iso.lock_timeout, iso.acquire_timeout
+        );
+        static VERIFIED: engine::KeySet = engine::KeySet::new();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let rp = match ROLLBACK_POOLS.take(&key) {
+                Some(rp) => rp,
+                None => {
+                    budget::on_shortage(evict_kept_pools);
+                    let reservation = budget::reserve_one(server).await?;
+                    let opened = engine::run(RollbackPool::open(
+                        server,
+                        options.clone(),
+                        iso.acquire_timeout,
+                    ))
+                    .await;
+                    match opened {
+                        Ok(mut rp) => {
+                            rp.budget = Some(reservation);
+                            Arc::new(rp)
+                        }
+                        Err(e) if ours && attempts < 3 && databases::is_missing_database(&e) => {
+                            drop(reservation);
+                            iso.migrated(server, "rollback").await?;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            };
+            let check = ours && !VERIFIED.contains(&database);
+            let claim = TokenClaim {
+                test: test_name,
+                base_seed,
+            };
+            match rp.start(&app_name, &iso.fixtures, &claim, check).await {
+                Ok(Started::Running { state, token }) => {
+                    if check {
+                        VERIFIED.insert(&database);
+                    }
+                    let pool = rp.pool.clone();
+                    return Ok(Acquired {
+                        database,
+                        pool,
+                        state: Box::new(Held { rp, state, key }),
+                        token: Some(token),
+                        token_claim: None,
+                    });
+                }
+                Ok(Started::NotReady) if attempts < 3 => {
+                    // Being built by another process, or left half-built: wait for it, or build.
+                    ROLLBACK_POOLS.put(&key, rp);
+                    iso.migrated(server, "rollback").await?;
+                }
+                Ok(Started::NotReady) => {
+                    ROLLBACK_POOLS.put(&key, rp);
+                    return Err(Error::Config(format!(
+                        "database {database} is still not ready after it was built: another \
+                         seedbed is rebuilding it; run the tests again"
+                    )));
+                }
+                Err(e) => {
+                    rp.close().await;
+                    // A kept pool whose connection died (a restarted server) is replaced.
+                    if attempts >= 3 || !engine::is_connection_error(&e) {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What Rollback keeps for the test's end: the transaction's pool and its state.
+#[derive(Debug)]
+struct Held {
+    rp: Arc<RollbackPool>,
+    state: Arc<RollbackState>,
+    key: String,
+}
+
+#[async_trait]
+impl Ending for Held {
+    async fn finish(self: Box<Self>, inner: &Inner, _outcome: Outcome) -> Result<()> {
+        let Held { rp, state, key } = *self;
+        let server = inner.server;
+        let (violation, reusable) = rp.finish(&state, |pid| is_listening(server, pid)).await?;
+        if reusable {
+            ROLLBACK_POOLS.put(&key, rp);
+        } else {
+            rp.close().await;
+        }
+        match violation {
+            None => Ok(()),
+            Some(v) => {
+                // Whatever escaped the test's transaction is removed.
+                if matches!(
+                    v,
+                    Violation::TransactionEnded | Violation::ConnectionReplaced
+                ) {
+                    clean_shared(server, &inner.database).await?;
+                }
+                Err(Error::Isolation {
+                    strategy: inner.strategy,
+                    message: v.explain().to_string(),
+                })
+            }
+        }
+    }
+}
