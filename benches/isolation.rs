@@ -33,7 +33,8 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use seedbed::isolation::{Migrations, cleaner, databases};
+use seedbed::backend::postgres::{admin, clean};
+use seedbed::isolation::{Migrations, databases};
 use seedbed::server::Server;
 use seedbed::{Isolation, Strategy};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
@@ -123,25 +124,16 @@ fn baselines(c: &mut Criterion) {
                 let migrations = Migrations::from_dir(MIGRATIONS).await.expect("migrations");
                 let mut admin = server.connect().await.expect("connect");
                 let name = format!("seedbed_bench_sqlx_{}", std::process::id());
-                databases::drop_database(&mut admin, &name)
+                admin::drop_database(&mut admin, &name).await.expect("drop");
+                admin::create_database(&mut admin, &name, None, admin::CloneMethod::Default)
                     .await
-                    .expect("drop");
-                databases::create_database(
-                    &mut admin,
-                    &name,
-                    None,
-                    databases::CloneMethod::Default,
-                )
-                .await
-                .expect("create");
+                    .expect("create");
                 let mut conn = PgConnection::connect_with(&server.database_options(&name))
                     .await
                     .expect("connect");
                 migrations.apply(&mut conn).await.expect("migrate");
                 conn.close().await.expect("close");
-                databases::drop_database(&mut admin, &name)
-                    .await
-                    .expect("drop");
+                admin::drop_database(&mut admin, &name).await.expect("drop");
                 admin.close().await.expect("close");
             })
         })
@@ -299,7 +291,7 @@ fn cleanup(c: &mut Criterion) {
     // TRUNCATE must name every table that references the ones it empties.
     let truncate_sql = rt.block_on(async {
         let mut conn = pool.acquire().await.expect("conn");
-        let schema = cleaner::read_schema(&mut conn).await.expect("schema");
+        let schema = clean::read_schema(&mut conn).await.expect("schema");
         let mut set: Vec<seedbed::sql::QualifiedName> = ["organizations", "users", "projects"]
             .iter()
             .map(|t| seedbed::sql::QualifiedName::new("public", *t))
@@ -324,7 +316,7 @@ fn cleanup(c: &mut Criterion) {
     });
     let plan = rt.block_on(async {
         let mut conn = pool.acquire().await.expect("conn");
-        cleaner::CleaningPlan::load(&mut conn).await.expect("plan")
+        clean::CleaningPlan::load(&mut conn).await.expect("plan")
     });
     let mut group = c.benchmark_group("cleanup");
     group.bench_function("seedbed_cleaner_after_3_tables", |b| {
@@ -335,9 +327,7 @@ fn cleanup(c: &mut Criterion) {
                     write_three_tables(&pool, i, "").await;
                     let mut conn = pool.acquire().await.expect("conn");
                     let started = Instant::now();
-                    cleaner::clean(&mut conn, &plan, false)
-                        .await
-                        .expect("clean");
+                    clean::clean(&mut conn, &plan, false).await.expect("clean");
                     timed += started.elapsed();
                 }
                 timed
@@ -448,7 +438,7 @@ fn template(c: &mut Criterion) {
     });
     let server = rt.block_on(server());
     // The method Template measured when it built the template, so the baseline copies alike.
-    let method = databases::clone_method(server, &template).expect("clone method");
+    let method = admin::clone_method(server, &template).expect("clone method");
     eprintln!("clone method: {}", method.name());
     group.bench_function("raw_create_database_template", |b| {
         b.iter_custom(|iters| {
@@ -458,13 +448,11 @@ fn template(c: &mut Criterion) {
                 for i in 0..iters {
                     let name = format!("seedbed_bench_raw_{}_{i}", std::process::id());
                     let started = Instant::now();
-                    databases::create_database(&mut admin, &name, Some(&template), method)
+                    admin::create_database(&mut admin, &name, Some(&template), method)
                         .await
                         .expect("create");
                     timed += started.elapsed();
-                    databases::drop_database(&mut admin, &name)
-                        .await
-                        .expect("drop");
+                    admin::drop_database(&mut admin, &name).await.expect("drop");
                 }
                 admin.close().await.expect("close");
                 timed

@@ -4,6 +4,21 @@
 // context, the schema model); the helpers they keep for the backend's layers go unused there.
 #![cfg_attr(not(feature = "postgres"), allow(dead_code))]
 
+/// Declares an internal module: public (and hidden) with the `internals` feature, for seedbed's own
+/// tests and benches, crate-private otherwise.
+#[cfg_attr(not(feature = "postgres"), allow(unused_macros))]
+macro_rules! internal {
+    ($($name:ident),* $(,)?) => {$(
+        #[cfg(feature = "internals")]
+        #[doc(hidden)]
+        pub mod $name;
+        #[cfg(not(feature = "internals"))]
+        #[allow(unreachable_pub, dead_code)]
+        pub(crate) mod $name;
+    )*};
+}
+
+pub mod backend;
 #[cfg(feature = "bench")]
 #[cfg_attr(docsrs, doc(cfg(feature = "bench")))]
 pub mod bench;
@@ -14,8 +29,10 @@ pub mod factory;
 #[cfg(feature = "postgres")]
 pub mod isolation;
 pub mod schema;
+/// Where the PostgreSQL server comes from (the backend's [`server`](backend::postgres::server)).
 #[cfg(feature = "postgres")]
-pub mod server;
+#[doc(inline)]
+pub use crate::backend::postgres::server;
 pub mod sql;
 pub mod strategy;
 pub(crate) mod util;

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use seedbed::backend::postgres::admin;
 use seedbed::bench::RowPlan;
 use seedbed::isolation::{Migrations, databases};
 use seedbed::server::Server;
@@ -38,10 +39,8 @@ impl Scratch {
         let server = Server::resolve().await.expect("a PostgreSQL server");
         let name = format!("seedbed_test_rows_{tag}_{}", std::process::id());
         let mut admin = server.connect().await.expect("connect");
-        databases::drop_database(&mut admin, &name)
-            .await
-            .expect("drop");
-        databases::create_database(&mut admin, &name, None, databases::CloneMethod::Default)
+        admin::drop_database(&mut admin, &name).await.expect("drop");
+        admin::create_database(&mut admin, &name, None, admin::CloneMethod::Default)
             .await
             .expect("create");
         admin.close().await.expect("close");
@@ -59,7 +58,7 @@ impl Scratch {
         let server = Server::resolve().await.expect("a PostgreSQL server");
         self.conn.close().await.expect("close");
         let mut admin = server.connect().await.expect("connect");
-        databases::drop_database(&mut admin, &self.name)
+        admin::drop_database(&mut admin, &self.name)
             .await
             .expect("drop");
     }

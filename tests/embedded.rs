@@ -250,7 +250,7 @@ async fn a_missing_extension_is_named_with_its_package() {
     let mut conn = server.connect().await.expect("connect");
     let name = seedbed::isolation::databases::database_name("ext", migrations.checksum());
     assert!(
-        !seedbed::isolation::databases::database_exists(&mut conn, &name)
+        !seedbed::backend::postgres::admin::database_exists(&mut conn, &name)
             .await
             .expect("lookup")
     );
@@ -284,7 +284,7 @@ async fn show(conn: &mut PgConnection, setting: &str) -> String {
     reason = "test code: a failed expectation is a failed test"
 )]
 async fn idle_timeouts_do_not_end_seedbeds_own_sessions() {
-    use seedbed::isolation::lock::{DbLock, LockMode};
+    use seedbed::backend::postgres::coord::{DbLock, LockMode};
     let resolved = Server::resolve().await.expect("server");
     let url = resolved.url_for(resolved.maintenance_database());
     let sep = if url.contains('?') { '&' } else { '?' };

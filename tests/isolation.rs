@@ -340,14 +340,14 @@ async fn truncate_refuses_a_database_it_did_not_create() {
     let server = seedbed::server::Server::resolve().await.expect("server");
     let mut conn = server.connect().await.expect("connect");
     let name = format!("seedbed_it_foreign_{}", std::process::id());
-    seedbed::isolation::databases::drop_database(&mut conn, &name)
+    seedbed::backend::postgres::admin::drop_database(&mut conn, &name)
         .await
         .expect("drop");
-    seedbed::isolation::databases::create_database(
+    seedbed::backend::postgres::admin::create_database(
         &mut conn,
         &name,
         None,
-        seedbed::isolation::databases::CloneMethod::Default,
+        seedbed::backend::postgres::admin::CloneMethod::Default,
     )
     .await
     .expect("create a database that is not seedbed's");
@@ -379,7 +379,7 @@ async fn truncate_refuses_a_database_it_did_not_create() {
         .await
         .expect("write");
     db.finish().await.expect("finish");
-    seedbed::isolation::databases::drop_database(&mut conn, &name)
+    seedbed::backend::postgres::admin::drop_database(&mut conn, &name)
         .await
         .expect("drop");
 }
@@ -469,7 +469,7 @@ async fn the_cleaner_works_without_superuser_rights() {
     )
     .await
     .expect("connect as the plain role");
-    let plan = seedbed::isolation::cleaner::CleaningPlan::load(&mut plain)
+    let plan = seedbed::backend::postgres::clean::CleaningPlan::load(&mut plain)
         .await
         .expect("plan");
     sqlx::raw_sql(
@@ -484,7 +484,7 @@ async fn the_cleaner_works_without_superuser_rights() {
     .execute(&mut plain)
     .await
     .expect("writes");
-    let cleaned = seedbed::isolation::cleaner::clean(&mut plain, &plan, false)
+    let cleaned = seedbed::backend::postgres::clean::clean(&mut plain, &plan, false)
         .await
         .expect("clean");
     assert!(cleaned >= 5, "{cleaned} tables cleaned");

@@ -1,5 +1,5 @@
 //! The crate's layers, checked: a module of src/ names only modules of its own layer or below
-//! (see "Layers" in the README). A path such as `crate::isolation::…` in `src/server/` fails this
+//! (see "Layers" in the README). A path such as `crate::isolation::…` in `src/backend/` fails this
 //! test with the file, the line and the two layers.
 
 #![allow(
@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     // The crate's vocabulary and leaf helpers.
     &["error", "strategy", "util", "sql"],
-    // Where the server comes from; what a schema looks like.
-    &["server", "schema"],
+    // The backends (where the server comes from, administration, coordination, introspection,
+    // cleaning); what a schema looks like.
+    &["backend", "schema"],
     // A test's name, seed, token and the state its factories share.
     &["context"],
     // The isolation engine: strategies, TestDb, the harness.
@@ -33,6 +34,7 @@ const ROOT_NAMES: &[(&str, &str)] = &[
     ("Error", "error"),
     ("Result", "error"),
     ("Strategy", "strategy"),
+    ("server", "backend"),
     ("TestDb", "isolation"),
     ("Isolation", "isolation"),
     ("prelude", "bench"),
@@ -403,10 +405,10 @@ fn the_check_finds_upward_paths_in_every_form() {
                   const S: &str = \"crate::bench in a string\"; use crate::{a::{b}, bench};\n\
                   use super::super::isolation::engine;\n\
                   use super::os;\n";
-    let found = violations("src/server/x.rs", "server", 2, source);
+    let found = violations("src/backend/x.rs", "backend", 2, source);
     assert_eq!(found.len(), 6, "{found:#?}");
-    assert!(found[0].contains("src/server/x.rs:2") && found[0].contains("crate::isolation"));
-    assert!(found[1].contains("src/server/x.rs:3") && found[1].contains("crate::factory"));
+    assert!(found[0].contains("src/backend/x.rs:2") && found[0].contains("crate::isolation"));
+    assert!(found[1].contains("src/backend/x.rs:3") && found[1].contains("crate::factory"));
     assert!(found[2].contains(":9") && found[2].contains("crate::context"));
     assert!(found[3].contains(":10") && found[3].contains("crate::a` is in no layer"));
     assert!(found[4].contains(":10") && found[4].contains("crate::bench"));
@@ -423,7 +425,7 @@ fn the_check_finds_upward_paths_in_every_form() {
     assert_eq!(violations("src/new/x.rs", "new", 2, "").len(), 1);
     // Inside an inline module, one more `super::` reaches the root.
     let inline = "mod tests {\n    use super::super::os;\n}\nuse super::super::factory::Node;\n";
-    let found = violations("src/server/x.rs", "server", 2, inline);
+    let found = violations("src/backend/x.rs", "backend", 2, inline);
     assert_eq!(found.len(), 1, "{found:#?}");
     assert!(found[0].contains(":4") && found[0].contains("crate::factory"));
 }

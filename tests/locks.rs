@@ -9,7 +9,7 @@
     reason = "test code: a failed expectation is a failed test"
 )]
 
-use seedbed::isolation::lock::{LockMode, is_held, try_lock_on, unlock_on};
+use seedbed::backend::postgres::coord::{LockMode, is_held, try_lock_on, unlock_on};
 use seedbed::server::Server;
 use sqlx::Connection;
 

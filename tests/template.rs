@@ -36,7 +36,7 @@ async fn entries() -> Vec<registry::Entry> {
 async fn database_exists(name: &str) -> bool {
     let server = Server::resolve().await.expect("server");
     let mut conn = server.connect().await.expect("connect");
-    let exists = seedbed::isolation::databases::database_exists(&mut conn, name)
+    let exists = seedbed::backend::postgres::admin::database_exists(&mut conn, name)
         .await
         .expect("lookup");
     let _ = conn.close().await;
@@ -224,7 +224,7 @@ async fn a_failing_tests_clone_is_kept_listed_and_swept() {
     let server = Server::resolve().await.expect("server");
     let mut admin = server.connect().await.unwrap();
     // It carries seedbed's marker, naming the test.
-    let mark = seedbed::isolation::marker::read(&mut admin, &name)
+    let mark = seedbed::backend::postgres::marker::read(&mut admin, &name)
         .await
         .unwrap()
         .expect("a kept clone is marked");
@@ -313,7 +313,8 @@ async fn the_warm_pool_refills_and_stays_bounded() {
 /// offers, and the measurement itself times each method and leaves nothing behind.
 #[tokio::test]
 async fn the_template_records_its_measured_clone_method() {
-    use seedbed::isolation::databases::{self, CloneMethod};
+    use seedbed::backend::postgres::admin::{self, CloneMethod};
+    use seedbed::isolation::databases;
     let db = acquire(Strategy::Template, "template::clone_method").await;
     let name = db.database().to_string();
     let template = entries()
@@ -326,7 +327,7 @@ async fn the_template_records_its_measured_clone_method() {
     let server = Server::resolve().await.expect("server");
     let candidates = CloneMethod::candidates(server.major_version());
     let mut admin = server.connect().await.unwrap();
-    let mark = seedbed::isolation::marker::read(&mut admin, &template)
+    let mark = seedbed::backend::postgres::marker::read(&mut admin, &template)
         .await
         .unwrap()
         .expect("the template is marked");
@@ -335,13 +336,10 @@ async fn the_template_records_its_measured_clone_method() {
         .and_then(CloneMethod::parse)
         .expect("the template's marker names its clone method");
     assert!(candidates.contains(&recorded), "{recorded:?}");
-    assert_eq!(
-        databases::clone_method(server, &template).unwrap(),
-        recorded
-    );
+    assert_eq!(admin::clone_method(server, &template).unwrap(), recorded);
 
     let (best, medians) =
-        databases::measure_clone_methods(&mut admin, server.major_version(), &template)
+        admin::measure_clone_methods(&mut admin, server.major_version(), &template)
             .await
             .unwrap();
     if candidates.len() > 1 {

@@ -273,7 +273,7 @@ async fn a_killed_process_is_swept_by_the_next_run() {
     let gone = |name: String| async move {
         let server = Server::resolve().await.unwrap();
         let mut conn = server.connect().await.unwrap();
-        let exists = seedbed::isolation::databases::database_exists(&mut conn, &name)
+        let exists = seedbed::backend::postgres::admin::database_exists(&mut conn, &name)
             .await
             .unwrap();
         let entry = registry::list(&mut conn)

@@ -38,9 +38,10 @@ use sqlx::{Connection, PgConnection};
 
 use super::Target;
 use super::rows::RowPlan;
+use crate::backend::postgres::admin;
+use crate::backend::postgres::server::Server;
 use crate::error::{Error, Result};
-use crate::isolation::{Isolation, MigrationSource, Migrations, databases};
-use crate::server::Server;
+use crate::isolation::{Isolation, MigrationSource, Migrations};
 use crate::sql::QualifiedName;
 
 /// The start of the line a test process prints its [`ChildReport`] on.
@@ -424,14 +425,13 @@ async fn baseline(
     let server = Server::resolve().await?;
     let mut admin = server.connect().await?;
     let name = format!("seedbed_bench_b_{}_{}", std::process::id(), spec.test);
-    if databases::create_database(&mut admin, &name, None, databases::CloneMethod::Default)
+    if admin::create_database(&mut admin, &name, None, admin::CloneMethod::Default)
         .await
         .is_err()
     {
         // Left by a crashed process with the same id.
-        databases::drop_database(&mut admin, &name).await?;
-        databases::create_database(&mut admin, &name, None, databases::CloneMethod::Default)
-            .await?;
+        admin::drop_database(&mut admin, &name).await?;
+        admin::create_database(&mut admin, &name, None, admin::CloneMethod::Default).await?;
     }
     let work = async {
         let mut conn = PgConnection::connect_with(&server.database_options(&name))
@@ -450,7 +450,7 @@ async fn baseline(
     }
     .await;
     let e = Instant::now();
-    let dropped = databases::drop_database(&mut admin, &name).await;
+    let dropped = admin::drop_database(&mut admin, &name).await;
     let _ = admin.close().await;
     let end = e.elapsed();
     let (ready, writes) = work?;

@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 use sqlx::{Connection, PgConnection};
 
 use super::report::IsolationCheck;
+use crate::backend::postgres::clean;
+use crate::backend::postgres::server::Server;
 use crate::error::{Error, Result};
-use crate::isolation::{cleaner, registry};
+use crate::isolation::registry;
 use crate::schema::Schema;
-use crate::server::Server;
 use crate::sql::QualifiedName;
 
 /// What a database holds right after its migrations.
@@ -48,7 +49,7 @@ async fn counts(conn: &mut PgConnection, tables: &[QualifiedName]) -> Result<Vec
 
 /// Reads what the freshly migrated database `conn` is connected to holds.
 pub(crate) async fn expected(conn: &mut PgConnection) -> Result<Expected> {
-    let schemas = cleaner::user_schemas(conn).await?;
+    let schemas = clean::user_schemas(conn).await?;
     let names: Vec<&str> = schemas.iter().map(String::as_str).collect();
     let schema = Schema::introspect(conn, &names).await?;
     let tables: Vec<QualifiedName> = schema.top_level_tables().map(|t| t.name.clone()).collect();
@@ -195,7 +196,7 @@ async fn check_database(
         .await
         .map_err(Error::db(format!("connecting to {db}")))?;
     let result = async {
-        let schemas = cleaner::user_schemas(&mut conn).await?;
+        let schemas = clean::user_schemas(&mut conn).await?;
         for s in schemas.iter().filter(|s| !expected.schemas.contains(s)) {
             problems.push(format!("schema {s} was left behind in {db}"));
         }
@@ -218,7 +219,7 @@ async fn check_database(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::isolation::databases;
+    use crate::backend::postgres::admin;
 
     /// Rows and databases left behind are found, and named.
     #[tokio::test]
@@ -231,8 +232,8 @@ mod tests {
         );
         let mut admin = server.connect().await.unwrap();
         for name in [&db, &stray] {
-            databases::drop_database(&mut admin, name).await.unwrap();
-            databases::create_database(&mut admin, name, None, databases::CloneMethod::Default)
+            admin::drop_database(&mut admin, name).await.unwrap();
+            admin::create_database(&mut admin, name, None, admin::CloneMethod::Default)
                 .await
                 .unwrap();
         }
@@ -286,7 +287,7 @@ mod tests {
             "{text}"
         );
         for name in [&db, &stray] {
-            databases::drop_database(&mut admin, name).await.unwrap();
+            admin::drop_database(&mut admin, name).await.unwrap();
         }
     }
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use sqlx::{Connection, PgConnection};
 
+use crate::backend::postgres::server::Server;
 use crate::error::{Error, Result};
-use crate::server::Server;
 
 /// Percentiles of a set of durations (nearest rank).
 ///

@@ -15,9 +15,9 @@ use super::measure::{Sampler, Summary};
 use super::report::{IsolationCheck, ProcessMeasurements, ProcessOutcome, ProcessRun};
 use super::rows::RowPlan;
 use super::{Progress, Target};
+use crate::backend::postgres::server::{Origin, Server};
 use crate::error::{Error, Result};
 use crate::isolation::{MigrationSource, Strategy};
-use crate::server::{Origin, Server};
 
 /// How long the isolation check of a process run waits for databases to go: the processes have
 /// exited, so only statements the server is still finishing can drop one.

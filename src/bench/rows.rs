@@ -18,9 +18,9 @@ use sqlx::{Connection, PgConnection};
 
 use super::check::TableRules;
 use super::values::{Draw, Gen, Value};
+use crate::backend::postgres::clean;
 use crate::error::{Error, Result};
 use crate::factory::BuildRng;
-use crate::isolation::cleaner;
 use crate::schema::{ColumnDefault, ForeignKey, Schema, Table};
 use crate::sql::{QualifiedName, quote_ident, quote_list};
 
@@ -182,7 +182,7 @@ impl RowPlan {
     /// table in a transaction it rolls back. Tables it cannot fill are in
     /// [`skipped`](Self::skipped); none at all is [`Error::BenchSchema`].
     pub async fn analyze(conn: &mut PgConnection, rows: usize) -> Result<RowPlan> {
-        let schema = cleaner::read_schema(conn).await?;
+        let schema = clean::read_schema(conn).await?;
         let domains = read_domains(conn).await?;
         let prefilled = read_prefilled(conn, &schema).await?;
         let existing_max = read_existing_max(conn, &schema, &prefilled).await?;

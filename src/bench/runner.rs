@@ -18,9 +18,10 @@ use super::report::{
 };
 use super::rows::{FillStats, RowPlan};
 use super::{BenchConfig, Progress, Target};
+use crate::backend::postgres::admin;
+use crate::backend::postgres::server::{Origin, Server};
 use crate::error::{Error, Result};
 use crate::isolation::{Isolation, MigrationSource, Migrations, databases};
-use crate::server::{Origin, Server};
 
 /// How long the isolation check waits for clones dropped in the background.
 const DROP_WAIT: Duration = Duration::from_secs(30);
@@ -528,9 +529,9 @@ async fn baseline_test(
     };
     let name = format!("seedbed_bench_b_{}_{i}", std::process::id());
     // Left by a crashed run of a process with the same id: not timed.
-    databases::drop_database(admin, &name).await?;
+    admin::drop_database(admin, &name).await?;
     let started = Instant::now();
-    databases::create_database(admin, &name, None, databases::CloneMethod::Default).await?;
+    admin::create_database(admin, &name, None, admin::CloneMethod::Default).await?;
     let mut clock = Clock::start(started);
     let work: Result<()> = async {
         let mut conn = PgConnection::connect_with(&shared.server.database_options(&name))
@@ -547,7 +548,7 @@ async fn baseline_test(
         result
     }
     .await;
-    let dropped = databases::drop_database(admin, &name);
+    let dropped = admin::drop_database(admin, &name);
     Ok(clock.end(name.clone(), work, dropped).await)
 }
 

@@ -30,8 +30,8 @@
 use std::time::{Duration, Instant};
 
 use super::engine;
+use crate::backend::postgres::server::Server;
 use crate::error::{Error, Result};
-use crate::server::Server;
 
 /// How long a test waits for connection budget before failing.
 const BUDGET_WAIT: Duration = Duration::from_secs(600);
@@ -366,7 +366,7 @@ async fn try_take(server: &'static Server, n: i64, total: i64) -> Result<Reserva
                      WHERE CASE WHEN s = ANY($4::int8[]) THEN false \
                            ELSE pg_try_advisory_lock({}) END \
                      LIMIT $1",
-                    super::lock::slot_key_sql("budget", "s")
+                    crate::backend::postgres::coord::slot_key_sql("budget", "s")
                 );
                 let slots: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                     .bind(n)
@@ -394,7 +394,7 @@ async fn try_take(server: &'static Server, n: i64, total: i64) -> Result<Reserva
 pub(crate) async fn try_slot(conn: &mut sqlx::PgConnection, slot: i64) -> Result<bool> {
     let sql = format!(
         "SELECT pg_try_advisory_lock({})",
-        super::lock::slot_key_sql("budget", "$1")
+        crate::backend::postgres::coord::slot_key_sql("budget", "$1")
     );
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(slot)
@@ -412,7 +412,7 @@ async fn release(server: &'static Server, slots: Vec<i64>) -> Result<()> {
             Box::pin(async move {
                 let sql = format!(
                     "SELECT pg_advisory_unlock({}) FROM unnest($1::int8[]) s",
-                    super::lock::slot_key_sql("budget", "s")
+                    crate::backend::postgres::coord::slot_key_sql("budget", "s")
                 );
                 let released = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(&slots)

@@ -9,17 +9,18 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgConnectOptions;
 
+use super::databases;
 use super::engine::{self, KeyedOnce};
-use super::lock::{self, LockMode};
 use super::migrations::Migrations;
 use super::pool::SharedPool;
 use super::slots::{self, Lease};
 use super::strategies::Ending;
 use super::testdb::{Inner, TestDb};
-use super::{cleaner, databases, marker};
+use crate::backend::postgres::coord::{self, LockMode};
+use crate::backend::postgres::server::Server;
+use crate::backend::postgres::{clean, marker};
 use crate::context::TestContext;
 use crate::error::{Error, Result};
-use crate::server::Server;
 use crate::strategy::{self, Strategy, StrategySource};
 
 /// The default `statement_timeout` of a test's connections: a blocked test fails instead of
@@ -408,9 +409,9 @@ impl Isolation {
                                 return Ok(Some(mark));
                             }
                             let lock = databases::build_lock_name(&name);
-                            lock::lock_on(conn, &lock, LockMode::Shared, databases::BUILD_WAIT)
+                            coord::lock_on(conn, &lock, LockMode::Shared, databases::BUILD_WAIT)
                                 .await?;
-                            lock::unlock_on(conn, &lock, LockMode::Shared).await?;
+                            coord::unlock_on(conn, &lock, LockMode::Shared).await?;
                             marker::read(conn, &name).await
                         })
                     })
@@ -463,7 +464,7 @@ impl Isolation {
             if super::journal::is_prepared(&mut conn).await? {
                 super::journal::upgrade(&mut conn).await
             } else {
-                let schema = cleaner::read_schema(&mut conn).await?;
+                let schema = clean::read_schema(&mut conn).await?;
                 super::journal::prepare(&mut conn, &schema).await
             }
         }
@@ -539,7 +540,11 @@ pub(super) struct Acquired {
 pub(super) async fn load_dir(dir: PathBuf) -> Result<Arc<Migrations>> {
     let key = format!("dir:{}", dir.display());
     engine::migrations(&key, async move {
-        Migrations::identify_dir(&dir, &crate::server::os::default_base_dir()).await
+        Migrations::identify_dir(
+            &dir,
+            &crate::backend::postgres::server::os::default_base_dir(),
+        )
+        .await
     })
     .await
 }

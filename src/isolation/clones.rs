@@ -5,7 +5,7 @@
 //!   process gets there first, under a database-level lock, and sealed (`IS_TEMPLATE true`,
 //!   `ALLOW_CONNECTIONS false`) so clones never wait for a connection to leave it.
 //! - **Clones** are made with `CREATE DATABASE … TEMPLATE`, with the copy method chosen by
-//!   measurement when the template is built ([`clone_method`](super::databases::clone_method)).
+//!   measurement when the template is built ([`clone_method`](crate::backend::postgres::admin::clone_method)).
 //! - A **warm pool** of spare clones is kept in the [`registry`]: a test claims a
 //!   spare with `FOR UPDATE SKIP LOCKED` (one statement, which also takes its lease), so it waits
 //!   for a handover rather than a `CREATE DATABASE`. A process that runs many tests refills the
@@ -31,13 +31,13 @@ use sqlx::postgres::PgPoolOptions;
 
 use super::budget::{self, Reservation};
 
-use super::cleaner;
-use super::databases;
+use crate::backend::postgres::clean;
+use crate::backend::postgres::admin;
 use super::engine;
-use super::marker::{self, Marker};
+use crate::backend::postgres::marker::{self, Marker};
 use super::registry;
 use crate::error::{Error, Result};
-use crate::server::Server;
+use crate::backend::postgres::server::Server;
 
 /// The marker kind of a clone.
 pub const CLONE_KIND: &str = "clone";
@@ -153,13 +153,13 @@ pub(crate) async fn acquire(
     let made = async {
         template_ready.await?;
         // Decided once the template's marker is known (it records the measured method).
-        let method = databases::clone_method(server, template)?;
+        let method = admin::clone_method(server, template)?;
         let (tpl, name) = (template.to_string(), db.clone());
         engine::control()
             .with(server, move |conn| {
                 Box::pin(async move {
                     // Not marked while the test waits (the registry records it): marked if kept.
-                    databases::create_database(conn, &name, Some(&tpl), method).await
+                    admin::create_database(conn, &name, Some(&tpl), method).await
                 })
             })
             .await
@@ -207,7 +207,7 @@ fn remember_clone(server: &Server, template: &str, database: &str) {
 
 fn hint_path(server: &Server, template: &str) -> Option<std::path::PathBuf> {
     let slot = crate::util::env::nextest_slot()?;
-    let dir = crate::server::os::default_base_dir();
+    let dir = crate::backend::postgres::server::os::default_base_dir();
     if !dir.is_dir() {
         std::fs::create_dir_all(&dir).ok()?;
     }
@@ -221,7 +221,7 @@ fn hint_path(server: &Server, template: &str) -> Option<std::path::PathBuf> {
 /// Empties a clone its test used through the first of `conns`, the test's connections to it (all
 /// of them), so the next test can have it: `false` when the test changed its schema (or anything
 /// the cleaner cannot undo), another session is still connected to it, or emptying failed: then
-/// it must be dropped. See [`cleaner::recycle`].
+/// it must be dropped. See [`clean::recycle`].
 pub(crate) async fn empty(mut conns: Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>) -> bool {
     let Some((first, rest)) = conns.split_first_mut() else {
         return false;
@@ -238,7 +238,7 @@ pub(crate) async fn empty(mut conns: Vec<sqlx::pool::PoolConnection<sqlx::Postgr
             Err(_) => return false,
         }
     }
-    matches!(cleaner::recycle(first, &own).await, Ok(true))
+    matches!(clean::recycle(first, &own).await, Ok(true))
 }
 
 /// Gives an emptied clone back as a spare of its template, and its lease with it (one
@@ -349,7 +349,7 @@ async fn open_ahead_here(
 ) -> Option<Prepared> {
     let options = server
         .database_options(name)
-        .application_name(cleaner::ahead_application_name());
+        .application_name(clean::ahead_application_name());
     let settings = Arc::new(Mutex::new(Settings::default()));
     let (pending, fresh) = (Arc::clone(&settings), Arc::clone(&settings));
     let pool = PgPoolOptions::new()
@@ -491,11 +491,11 @@ async fn make_clone(
     template: &str,
     name: &str,
 ) -> Result<()> {
-    databases::create_database(
+    admin::create_database(
         conn,
         name,
         Some(template),
-        databases::clone_method(server, template)?,
+        admin::clone_method(server, template)?,
     )
     .await?;
     marker::write(
@@ -553,7 +553,7 @@ async fn refill(server: &'static Server, template: &str, size: i64) -> Result<()
                         .map_err(Error::db("refilling spare databases"))?;
                     let sql = format!(
                         "SELECT pg_advisory_xact_lock({})",
-                        super::lock::key_sql("'pool:' || $1")
+                        crate::backend::postgres::coord::key_sql("'pool:' || $1")
                     );
                     sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(&tpl)

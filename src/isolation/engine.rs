@@ -15,8 +15,8 @@ use tokio::runtime::Runtime;
 use tokio::sync::OnceCell;
 
 use super::migrations::Migrations;
+use crate::backend::postgres::server::Server;
 use crate::error::{Error, Result};
-use crate::server::Server;
 
 /// The engine runtime: one worker thread, started on first use, never shut down.
 fn runtime() -> Result<&'static Runtime> {
@@ -367,10 +367,10 @@ impl Control {
                 Held::Lease(name) => super::registry::try_lease(conn, name).await,
                 Held::BudgetSlot(slot) => super::budget::try_slot(conn, *slot).await,
                 Held::Token(token) => {
-                    super::lock::try_lock_on(
+                    crate::backend::postgres::coord::try_lock_on(
                         conn,
                         &format!("token:{token}"),
-                        super::lock::LockMode::Exclusive,
+                        crate::backend::postgres::coord::LockMode::Exclusive,
                     )
                     .await
                 }

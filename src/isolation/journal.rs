@@ -24,11 +24,11 @@ use std::fmt::Write as _;
 
 use sqlx::{Connection, PgConnection};
 
-use super::cleaner::SCHEMA;
-use super::lock;
+use crate::backend::postgres::clean::SCHEMA;
+use crate::backend::postgres::coord;
 use crate::error::{Error, Result};
 use crate::schema::{Schema, TableKind};
-use crate::server::Server;
+use crate::backend::postgres::server::Server;
 use crate::sql::{quote_ident, quote_literal};
 
 /// The version of what [`prepare`] installs; part of the database's name.
@@ -173,7 +173,7 @@ pub async fn upgrade(conn: &mut PgConnection) -> Result<()> {
 /// it), and reads the database's marker. Read the row it returns with [`read_claim`].
 pub(crate) fn claim_statement(token: &str, named: bool) -> String {
     // The key and the run are quoted literals.
-    let key = lock::key_of(&format!("token:{token}"));
+    let key = coord::key_of(&format!("token:{token}"));
     let run = quote_literal(&super::registry::Owner::current().run);
     // A database seedbed made says it is ready by a table in it; one the user named is asked
     // for its marker (whether seedbed made it).
@@ -200,7 +200,7 @@ pub(crate) struct Claimed {
     /// This test is the first of its run on this database: it sweeps.
     pub(crate) first_of_run: bool,
     /// The marker of a database the user named.
-    pub(crate) marker: Option<super::marker::Marker>,
+    pub(crate) marker: Option<crate::backend::postgres::marker::Marker>,
     /// A database seedbed made is ready (see [`READY_TABLE`](super::databases::READY_TABLE)).
     pub(crate) ready: bool,
 }
@@ -216,7 +216,7 @@ pub(crate) fn read_claim(row: &sqlx::postgres::PgRow) -> Result<Claimed> {
     Ok(Claimed {
         got,
         first_of_run,
-        marker: comment.as_deref().and_then(super::marker::Marker::parse),
+        marker: comment.as_deref().and_then(crate::backend::postgres::marker::Marker::parse),
         ready,
     })
 }
@@ -238,7 +238,7 @@ pub(crate) async fn claim_next(
 ) -> Result<String> {
     for attempt in 1..1000 {
         let token = crate::context::token_for(test, base_seed, attempt);
-        if lock::try_lock_on(conn, &format!("token:{token}"), lock::LockMode::Exclusive).await? {
+        if coord::try_lock_on(conn, &format!("token:{token}"), coord::LockMode::Exclusive).await? {
             return Ok(token);
         }
     }
@@ -273,7 +273,7 @@ pub async fn clean(conn: &mut PgConnection, token: &str) -> Result<i32> {
 /// session carries the token while they run, so rows that triggers write meanwhile are journaled
 /// and deleted too.
 pub(crate) fn clean_statement(token: &str) -> String {
-    let key = lock::key_of(&format!("token:{token}"));
+    let key = coord::key_of(&format!("token:{token}"));
     let token = quote_literal(token);
     format!(
         "SET {TOKEN_SETTING} = {token}; \
@@ -285,7 +285,7 @@ pub(crate) fn clean_statement(token: &str) -> String {
 /// The statement that forgets the journal of `token` (what [`forget`] runs), to send as
 /// [`clean_statement`]'s is: it acts on the connection holding the token's lock alone.
 pub(crate) fn forget_statement(token: &str) -> String {
-    let key = lock::key_of(&format!("token:{token}"));
+    let key = coord::key_of(&format!("token:{token}"));
     format!(
         "DELETE FROM seedbed.journal WHERE token = {} AND (SELECT pg_try_advisory_lock({key}))",
         quote_literal(token)
@@ -316,9 +316,9 @@ pub async fn sweep(conn: &mut PgConnection) -> Result<Vec<String>> {
     for token in tokens {
         let name = format!("token:{token}");
         // Holding the token's lock proves its test is gone.
-        if lock::try_lock_on(conn, &name, lock::LockMode::Exclusive).await? {
+        if coord::try_lock_on(conn, &name, coord::LockMode::Exclusive).await? {
             let cleaned = clean(conn, &token).await;
-            lock::unlock_on(conn, &name, lock::LockMode::Exclusive).await?;
+            coord::unlock_on(conn, &name, coord::LockMode::Exclusive).await?;
             cleaned?;
             swept.push(token);
         }

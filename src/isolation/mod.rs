@@ -6,19 +6,6 @@
 //! strategies share (locks, markers, the registry, cleaners, the databases seedbed builds) are
 //! internal; seedbed's own tests reach them through the `internals` feature.
 
-/// Declares an internal module: public (and hidden) with the `internals` feature, for seedbed's own
-/// tests and benches, crate-private otherwise.
-macro_rules! internal {
-    ($($name:ident),* $(,)?) => {$(
-        #[cfg(feature = "internals")]
-        #[doc(hidden)]
-        pub mod $name;
-        #[cfg(not(feature = "internals"))]
-        #[allow(unreachable_pub, dead_code)]
-        pub(crate) mod $name;
-    )*};
-}
-
 pub(crate) mod budget;
 mod builder;
 pub(crate) mod engine;
@@ -29,10 +16,7 @@ mod pool;
 mod strategies;
 mod testdb;
 internal!(
-    cleaner,
     databases,
-    lock,
-    marker,
     journal,
     registry,
     transaction,

@@ -9,8 +9,8 @@ use sqlx::{Executor, PgPool};
 
 use super::engine;
 use super::transaction::RollbackPool;
+use crate::backend::postgres::server::Server;
 use crate::error::{Error, Result};
-use crate::server::Server;
 
 /// Pools kept between the tests of the process, by database and settings.
 pub(super) static ROLLBACK_POOLS: engine::FreeList<Arc<RollbackPool>> = engine::FreeList::new();

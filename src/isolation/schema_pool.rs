@@ -18,10 +18,11 @@ use sqlx::{Connection, PgConnection};
 
 use super::databases;
 use super::engine;
-use super::marker::{self, Marker};
+use crate::backend::postgres::admin;
+use crate::backend::postgres::marker::{self, Marker};
 use super::migrations::Migrations;
 use crate::error::{Error, Result};
-use crate::server::Server;
+use crate::backend::postgres::server::Server;
 use crate::sql::quote_ident;
 
 /// How many schemas are kept ready per database.
@@ -62,10 +63,10 @@ async fn ensure_database(
     if is_ready {
         return Ok(name);
     }
-    let mut lock = super::lock::DbLock::acquire(
+    let mut lock = crate::backend::postgres::coord::DbLock::acquire(
         server,
         &format!("nsschema:{name}"),
-        super::lock::LockMode::Exclusive,
+        crate::backend::postgres::coord::LockMode::Exclusive,
         std::time::Duration::from_secs(120),
     )
     .await?;
@@ -75,8 +76,8 @@ async fn ensure_database(
             return Ok(());
         }
         // Left half-made by a process that died: start again.
-        databases::drop_database(c, &name).await?;
-        databases::create_database(c, &name, None, databases::CloneMethod::Default).await?;
+        admin::drop_database(c, &name).await?;
+        admin::create_database(c, &name, None, admin::CloneMethod::Default).await?;
         let mut mark = Marker::new(KIND)
             .with("checksum", migrations.checksum())
             .with("state", "building");
@@ -166,7 +167,7 @@ fn forget_database(database: &str) {
 }
 
 fn lease_key(param: &str) -> String {
-    super::lock::key_sql(&format!("'schema-lease:' || {param}"))
+    crate::backend::postgres::coord::key_sql(&format!("'schema-lease:' || {param}"))
 }
 
 /// Claims a spare schema (or makes one) for a test. The lease is held until [`release`].
@@ -235,7 +236,7 @@ async fn build(
             // The migrations wrote outside the schema: nothing of this database is usable, and
             // what they made elsewhere would make the next attempt fail differently. It goes.
             let mut admin = server.connect().await?;
-            let _ = databases::drop_database(&mut admin, database).await;
+            let _ = admin::drop_database(&mut admin, database).await;
             let _ = admin.close().await;
             forget_database(database);
             return Err(Error::Config(format!(

@@ -1,6 +1,6 @@
 //! Truncate: tests run on a migrated database and really commit; after each test (and before, when
 //! the database may hold what an earlier test left) the cleaner empties the tables that have rows
-//! and restores the lookup rows migrations inserted. See [`super::cleaner`].
+//! and restores the lookup rows migrations inserted. See [`crate::backend::postgres::clean`].
 //!
 //! Two tests cannot share a database at once, so each concurrently running test gets its own
 //! copy: a **slot**, cloned once from the migrated base database (`<base>_1`, `<base>_2`, …) and
@@ -27,13 +27,14 @@ use std::time::{Duration, Instant};
 
 use sqlx::{Connection, PgConnection};
 
-use super::cleaner;
+use crate::backend::postgres::admin;
+use crate::backend::postgres::clean;
 use super::databases;
 use super::engine;
-use super::lock::{self, DbLock, LockMode};
-use super::marker::{self, Marker};
+use crate::backend::postgres::coord::{self, DbLock, LockMode};
+use crate::backend::postgres::marker::{self, Marker};
 use crate::error::{Error, Result};
-use crate::server::Server;
+use crate::backend::postgres::server::Server;
 
 /// The marker kind of a Truncate slot.
 pub const SLOT_KIND: &str = "truncate-slot";
@@ -53,7 +54,7 @@ pub(crate) struct Slot {
     /// Emptied by this process after its last test (else it may hold what a test left).
     clean: AtomicBool,
     /// How to empty it, read on first use.
-    plan: tokio::sync::OnceCell<cleaner::CleaningPlan>,
+    plan: tokio::sync::OnceCell<clean::CleaningPlan>,
     /// Connection budget for the lease's connection.
     _budget: Option<super::budget::Reservation>,
 }
@@ -82,7 +83,7 @@ impl Lease {
     }
 
     /// The query that reads which tables the test wrote, when the slot's plan is known and its
-    /// tables note their writes (see [`cleaner::prepare_tracked`]).
+    /// tables note their writes (see [`clean::prepare_tracked`]).
     pub(crate) fn written_query(&self) -> Option<String> {
         self.slot.plan.get().and_then(|p| p.written_query())
     }
@@ -155,7 +156,7 @@ pub(crate) struct Claimed {
 /// `prepared = false`), to run in the same round trip as the test's session settings: see
 /// [`claim_statement`]. The result is read by [`read_claim`].
 pub(crate) fn claim_sql(prepared: bool) -> String {
-    claim_statement(&lock::key_of("lease"), prepared)
+    claim_statement(&coord::key_of("lease"), prepared)
 }
 
 /// Reads the row [`claim_sql`] returned.
@@ -193,7 +194,7 @@ pub(crate) fn held_by_test(
     database: &str,
     base: &str,
     emptied: bool,
-    plan: Option<cleaner::CleaningPlan>,
+    plan: Option<clean::CleaningPlan>,
 ) -> Lease {
     let slot = Arc::new(Slot {
         database: database.to_string(),
@@ -252,7 +253,7 @@ async fn leased_slots(conn: &mut PgConnection, base: &str) -> Result<Vec<String>
     let sql = format!(
         "SELECT d.datname::text FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
          WHERE l.granted AND {} AND starts_with(d.datname, $1)",
-        lock::pg_locks_match("l", &lock::key_of("lease"))
+        coord::pg_locks_match("l", &coord::key_of("lease"))
     );
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
     .bind(format!("{base}_"))
@@ -304,14 +305,14 @@ pub(crate) async fn create_slot(
                     slot_name(&base, n)
                 }
             };
-            if databases::database_exists(conn, &name).await? {
+            if admin::database_exists(conn, &name).await? {
                 return Err(not_a_slot(&name, &base));
             }
-            databases::create_database(
+            admin::create_database(
                 conn,
                 &name,
                 Some(&base),
-                databases::clone_method(server, &base)?,
+                admin::clone_method(server, &base)?,
             )
             .await?;
             marker::write(
@@ -472,12 +473,12 @@ pub(crate) async fn clean_after(
         return clean(lease, conn, reset_sequences, prepare, mark).await;
     };
     lease.slot.clean.store(false, Ordering::SeqCst);
-    let n = cleaner::clean_written(conn, plan, reset_sequences, mark, written).await?;
+    let n = clean::clean_written(conn, plan, reset_sequences, mark, written).await?;
     lease.slot.clean.store(true, Ordering::SeqCst);
     Ok(n)
 }
 
-/// Empties the leased slot through `conn`, a connection to it (see [`cleaner::clean`]); with
+/// Empties the leased slot through `conn`, a connection to it (see [`clean::clean`]); with
 /// `prepare`, a database the user named is prepared for the cleaner first if it is not. With
 /// `mark`, the slot is marked emptied for the next process that takes it (the lease goes with
 /// this process). Returns how many tables had rows.
@@ -493,17 +494,17 @@ pub(crate) async fn clean(
         .slot
         .plan
         .get_or_try_init(|| async {
-            if prepare && !cleaner::is_prepared(&mut *conn).await? {
-                let schema = cleaner::read_schema(&mut *conn).await?;
-                cleaner::prepare_tracked(&mut *conn, &schema).await?;
+            if prepare && !clean::is_prepared(&mut *conn).await? {
+                let schema = clean::read_schema(&mut *conn).await?;
+                clean::prepare_tracked(&mut *conn, &schema).await?;
             }
-            cleaner::CleaningPlan::load(&mut *conn).await
+            clean::CleaningPlan::load(&mut *conn).await
         })
         .await?;
     let n = if mark {
-        cleaner::clean_and_mark(conn, plan, reset_sequences).await?
+        clean::clean_and_mark(conn, plan, reset_sequences).await?
     } else {
-        cleaner::clean(conn, plan, reset_sequences).await?
+        clean::clean(conn, plan, reset_sequences).await?
     };
     lease.slot.clean.store(true, Ordering::SeqCst);
     Ok(n)

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
 
+use super::engine;
 use super::strategies::{Ending, release_token};
-use super::{cleaner, engine};
+use crate::backend::postgres::clean;
+use crate::backend::postgres::server::Server;
 use crate::context::TestContext;
 use crate::error::{Error, Result};
-use crate::server::Server;
 use crate::strategy::Strategy;
 
 /// A test's database state: the pool for the code under test, the strategy that isolates it, and
@@ -209,9 +210,9 @@ pub(super) async fn clean_shared(server: &'static Server, database: &str) -> Res
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect_with(&options)
         .await
         .map_err(Error::db(format!("connecting to {database} to clean it")))?;
-    let result = if cleaner::is_prepared(&mut conn).await? {
-        match cleaner::CleaningPlan::load(&mut conn).await {
-            Ok(plan) => cleaner::clean(&mut conn, &plan, false).await.map(|_| ()),
+    let result = if clean::is_prepared(&mut conn).await? {
+        match clean::CleaningPlan::load(&mut conn).await {
+            Ok(plan) => clean::clean(&mut conn, &plan, false).await.map(|_| ()),
             Err(e) => Err(e),
         }
     } else {

@@ -43,7 +43,7 @@ use sqlx::{Executor, PgConnection, PgPool, Postgres, SqlSafeStr};
 use sqlx_core::transaction::TransactionManager;
 
 use crate::error::{Error, Result};
-use crate::server::Server;
+use crate::backend::postgres::server::Server;
 use crate::sql::quote_literal;
 
 type Tm = <Postgres as sqlx::Database>::TransactionManager;
@@ -293,7 +293,7 @@ impl RollbackPool {
         let (mut token, lock) = claim.candidate(0);
         let sql = format!(
             "SELECT pg_backend_pid(), pg_try_advisory_lock({}), {}",
-            super::lock::key_sql("$1"),
+            crate::backend::postgres::coord::key_sql("$1"),
             super::databases::ready_expression()
         );
         let (pid, mut taken, ready): (i32, bool, bool) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -323,7 +323,7 @@ impl RollbackPool {
             }
             let (next, lock) = claim.candidate(attempt);
             token = next;
-            let sql = format!("SELECT pg_try_advisory_lock({})", super::lock::key_sql("$1"));
+            let sql = format!("SELECT pg_try_advisory_lock({})", crate::backend::postgres::coord::key_sql("$1"));
             taken = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                 .bind(lock)
                 .fetch_one(&mut *conn)

@@ -12,8 +12,6 @@
 //! ```
 
 mod graph;
-#[cfg(feature = "postgres")]
-mod introspect;
 
 #[cfg(feature = "postgres")]
 pub(crate) use self::graph::strongly_connected;

@@ -25,7 +25,8 @@ use std::sync::OnceLock;
 
 use sqlx::PgConnection;
 
-use super::{databases, lock};
+use crate::backend::postgres::admin;
+use crate::backend::postgres::coord;
 use crate::error::{Error, Result};
 use crate::sql::quote_literal;
 
@@ -37,7 +38,7 @@ pub use self::sweep::{Entry, Swept, list, sweep};
 /// The SQL expression of the lease key of the database named by `$n` (computed by the server, so
 /// every process, whatever its version, agrees).
 fn lease_key(param: &str) -> String {
-    lock::key_sql(&format!("'lease:' || {param}"))
+    coord::key_sql(&format!("'lease:' || {param}"))
 }
 
 /// Creates the registry if it does not exist (under a transaction-level advisory lock, so
@@ -172,7 +173,7 @@ pub async fn ensure(conn: &mut PgConnection) -> Result<()> {
          END
          $f$;
          COMMIT;",
-        registry = lock::key_of("registry"),
+        registry = coord::key_of("registry"),
         lease_db = lease_key("db"),
         lease_n = lease_key("n"),
         lease_preferred = lease_key("preferred"),
@@ -536,7 +537,7 @@ pub(crate) async fn give_back(conn: &mut PgConnection, name: &str, size: i64) ->
     // Literals, not parameters: the lock and the decision are two statements of one string,
     // so the decision's snapshot is taken once the lock is held.
     let lit = quote_literal(name);
-    let pool = lock::key_sql("'pool:' || template");
+    let pool = coord::key_sql("'pool:' || template");
     let sql = format!(
         "BEGIN; \
          SELECT pg_advisory_xact_lock({pool}) \
@@ -616,7 +617,7 @@ pub async fn spares(conn: &mut PgConnection, template: &str) -> Result<i64> {
 
 /// Drops a database and forgets it. Its lease, wherever it is held, stays until released.
 pub async fn drop_database(conn: &mut PgConnection, name: &str) -> Result<()> {
-    databases::drop_database(conn, name).await?;
+    admin::drop_database(conn, name).await?;
     sqlx::query("DELETE FROM seedbed.databases WHERE name = $1")
         .bind(name)
         .execute(&mut *conn)

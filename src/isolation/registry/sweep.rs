@@ -3,7 +3,7 @@
 
 use sqlx::PgConnection;
 
-use super::{drop_database, ensure, lease_key, lock, release, with_registry};
+use super::{coord, drop_database, ensure, lease_key, release, with_registry};
 use crate::error::{Error, Result};
 
 /// One row of the registry, with whether its lease is held right now.
@@ -41,7 +41,7 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<Entry>> {
                         AND {leased}) AS leased, \
                 d.created_at \
          FROM seedbed.databases d ORDER BY d.created_at",
-        leased = lock::pg_locks_match("l", &lease_key("d.name"))
+        leased = coord::pg_locks_match("l", &lease_key("d.name"))
     );
     type Row = (
         String,
@@ -87,7 +87,7 @@ pub(crate) async fn anything_to_sweep(conn: &mut PgConnection) -> Result<bool> {
            AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.granted \
                  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
                  AND {leased}))",
-        leased = lock::pg_locks_match("l", &lease_key("d.name"))
+        leased = coord::pg_locks_match("l", &lease_key("d.name"))
     );
     with_registry(conn, move |conn| {
         let sql = sql.clone();

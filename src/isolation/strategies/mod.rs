@@ -10,8 +10,8 @@ use async_trait::async_trait;
 
 use super::builder::{Acquired, Isolation};
 use super::testdb::{Inner, Outcome};
+use crate::backend::postgres::server::Server;
 use crate::error::Result;
-use crate::server::Server;
 use crate::strategy::Strategy;
 
 mod namespace;

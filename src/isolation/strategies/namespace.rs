@@ -10,11 +10,12 @@ use super::super::builder::{
 };
 use super::super::pool::SharedPool;
 use super::super::testdb::{Inner, Outcome};
-use super::super::{engine, journal, lock, schema_pool};
+use super::super::{engine, journal, schema_pool};
 use super::{Ending, Isolate};
+use crate::backend::postgres::coord;
+use crate::backend::postgres::server::Server;
 use crate::context::token_for;
 use crate::error::{Error, Result};
-use crate::server::Server;
 use crate::sql::quote_literal;
 use crate::strategy::Strategy;
 
@@ -359,7 +360,7 @@ async fn claim_token(server: &'static Server, name: &str, base_seed: u64) -> Res
                         continue;
                     }
                     let lock = format!("token:{token}");
-                    if lock::try_lock_on(conn, &lock, lock::LockMode::Exclusive).await? {
+                    if coord::try_lock_on(conn, &lock, coord::LockMode::Exclusive).await? {
                         engine::hold(held);
                         return Ok(token);
                     }
@@ -377,7 +378,7 @@ pub(in crate::isolation) async fn release_token(server: &'static Server, token: 
         .with(server, move |conn| {
             Box::pin(async move {
                 let released =
-                    lock::unlock_on(conn, &format!("token:{token}"), lock::LockMode::Exclusive)
+                    coord::unlock_on(conn, &format!("token:{token}"), coord::LockMode::Exclusive)
                         .await;
                 engine::let_go(&engine::Held::Token(token));
                 released

@@ -13,8 +13,8 @@ use super::super::testdb::{Inner, Outcome, clean_shared, is_listening};
 use super::super::transaction::{RollbackPool, RollbackState, Started, TokenClaim, Violation};
 use super::super::{budget, databases};
 use super::{Ending, Isolate};
+use crate::backend::postgres::server::Server;
 use crate::error::{Error, Result};
-use crate::server::Server;
 
 /// The Rollback strategy.
 pub(crate) struct Rollback;

@@ -10,10 +10,11 @@ use super::super::budget;
 use super::super::builder::{Acquired, Isolation, application_name, millis};
 use super::super::pool::{all_connections, budgeted_pool};
 use super::super::testdb::{Inner, Outcome};
-use super::super::{cleaner, clones, engine};
+use super::super::{clones, engine};
 use super::{Ending, Isolate};
+use crate::backend::postgres::clean;
+use crate::backend::postgres::server::Server;
 use crate::error::{Error, Result};
-use crate::server::Server;
 use crate::sql::quote_literal;
 
 /// The Template strategy.
@@ -78,7 +79,7 @@ impl Isolate for Template {
                 let opening = async {
                     let mut conn = pool.acquire().await?;
                     if recycle {
-                        cleaner::warm_for_recycle(&mut conn).await;
+                        clean::warm_for_recycle(&mut conn).await;
                     }
                     Ok::<_, sqlx::Error>(conn)
                 };

@@ -10,10 +10,11 @@ use super::super::builder::{
 use super::super::pool::SharedPool;
 use super::super::slots::{self, Lease};
 use super::super::testdb::{Inner, Outcome};
-use super::super::{cleaner, databases, engine};
+use super::super::{databases, engine};
 use super::{Ending, Isolate};
+use crate::backend::postgres::clean;
+use crate::backend::postgres::server::Server;
 use crate::error::{Error, Result};
-use crate::server::Server;
 use crate::sql::quote_literal;
 
 /// The Truncate strategy.
@@ -190,7 +191,7 @@ impl Isolation {
                 .map_err(Error::db(format!("connecting to {name}")))?;
             // A slot's cleaning plan comes in the same round trip.
             let plan = if slot {
-                format!("; {}", cleaner::CleaningPlan::query())
+                format!("; {}", clean::CleaningPlan::query())
             } else {
                 String::new()
             };
@@ -205,7 +206,7 @@ impl Isolation {
                 Error::Internal(format!("taking the lease of {name} said nothing"))
             })?;
             let plan = if slot {
-                Some(cleaner::CleaningPlan::from_rows(plan_rows)?.0)
+                Some(clean::CleaningPlan::from_rows(plan_rows)?.0)
             } else {
                 None
             };

@@ -4,10 +4,10 @@ use std::collections::HashMap;
 
 use sqlx::PgConnection;
 
-use super::{
+use crate::error::{Error, Result};
+use crate::schema::{
     Check, Column, ColumnDefault, FkAction, ForeignKey, Schema, Table, TableKind, UniqueKey, View,
 };
-use crate::error::{Error, Result};
 use crate::sql::QualifiedName;
 
 type TableRow = (i64, String, String, String, Option<String>, Option<String>);

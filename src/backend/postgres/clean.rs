@@ -492,7 +492,7 @@ fn mark_statement() -> String {
 }
 
 /// [`clean`], then marks the database emptied (in the same transaction), for the next process
-/// that takes it (see [`slots`](super::slots)): it takes the mark away when it takes the
+/// that takes it (see [`slots`](crate::isolation::slots)): it takes the mark away when it takes the
 /// database.
 pub async fn clean_and_mark(
     conn: &mut PgConnection,

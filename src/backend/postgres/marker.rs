@@ -3,11 +3,11 @@
 //! It is the database's comment (`COMMENT ON DATABASE`), readable from any database on the server
 //! without connecting to the marked one, and not copied by `CREATE DATABASE … TEMPLATE`: a clone
 //! carries one only if it is written for it (spares, and clones kept for a failed test; a clone
-//! made while its test waits is recorded in the [registry](super::registry) alone). Truncate
+//! made while its test waits is recorded in the [registry](crate::isolation::registry) alone). Truncate
 //! refuses to touch a database without it; the sweeper acts only on databases in the registry.
 //!
 //! ```
-//! use seedbed::isolation::marker::Marker;
+//! use seedbed::backend::postgres::marker::Marker;
 //! let m = Marker::new("migrated").with("checksum", "0123abcd").with("state", "ready");
 //! let text = m.to_comment();
 //! assert_eq!(text, "seedbed:v1 kind=migrated checksum=0123abcd state=ready");

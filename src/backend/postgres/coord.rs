@@ -6,14 +6,14 @@
 //! frees the lock even if the process panics or is killed.
 //!
 //! Advisory locks are scoped to a database: everyone who coordinates must lock in the same one,
-//! the server's maintenance database (see [`crate::server::Server`]).
+//! the server's maintenance database (see [`Server`]).
 
 use std::time::{Duration, Instant};
 
 use sqlx::{Connection, PgConnection};
 
 use crate::error::{Error, Result};
-use crate::server::Server;
+use super::server::Server;
 use crate::sql::quote_literal;
 
 /// The one lock-key scheme of seedbed: the SQL expression of the advisory-lock key of the lock
@@ -62,7 +62,7 @@ pub enum LockMode {
 /// ```no_run
 /// # async fn demo() -> Result<(), seedbed::Error> {
 /// use std::time::Duration;
-/// use seedbed::isolation::lock::{DbLock, LockMode};
+/// use seedbed::backend::postgres::coord::{DbLock, LockMode};
 ///
 /// let server = seedbed::server::Server::resolve().await?;
 /// let lock = DbLock::acquire(server, "build:template", LockMode::Exclusive, Duration::from_secs(60)).await?;

@@ -1,0 +1,4 @@
+//! The backend seam.
+
+#[cfg(feature = "postgres")]
+pub mod postgres;
