@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use models::*;
-use seedbed::isolation::journal;
+use seedbed::backend::postgres::journal;
 use seedbed::prelude::*;
 use seedbed::server::Server;
 use sqlx::{Connection, PgConnection, PgPool};

@@ -461,11 +461,11 @@ impl Isolation {
         }
         let mut conn = server.open(&server.database_options(db)).await?;
         let result = async {
-            if super::journal::is_prepared(&mut conn).await? {
-                super::journal::upgrade(&mut conn).await
+            if crate::backend::postgres::journal::is_prepared(&mut conn).await? {
+                crate::backend::postgres::journal::upgrade(&mut conn).await
             } else {
                 let schema = clean::read_schema(&mut conn).await?;
-                super::journal::prepare(&mut conn, &schema).await
+                crate::backend::postgres::journal::prepare(&mut conn, &schema).await
             }
         }
         .await;

@@ -95,7 +95,7 @@ pub struct Build<'a> {
     pub fixtures: &'a [String],
     /// Seal it as a template: `IS_TEMPLATE true`, `ALLOW_CONNECTIONS false`.
     pub seal: bool,
-    /// Install Namespace's journal (see [`journal`](super::journal)).
+    /// Install Namespace's journal (see [`journal`](crate::backend::postgres::journal)).
     pub journal: bool,
 }
 
@@ -131,7 +131,7 @@ impl<'a> Build<'a> {
             }
         }
         if self.journal {
-            identity.push_str(&format!(":journal-v{}", super::journal::VERSION));
+            identity.push_str(&format!(":journal-v{}", crate::backend::postgres::journal::VERSION));
         }
         if self.seal {
             identity.push_str(&format!(":sealed-v{TEMPLATE_VERSION}"));
@@ -316,7 +316,7 @@ async fn build_locked(
                     crate::backend::postgres::clean::prepare(&mut db, &schema).await?;
                 }
                 if build.journal {
-                    super::journal::prepare(&mut db, &schema).await?;
+                    crate::backend::postgres::journal::prepare(&mut db, &schema).await?;
                 }
                 mark_ready_inside(&mut db).await?;
                 // A template's clones are given to the next test when their test changed no

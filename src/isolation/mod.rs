@@ -15,15 +15,7 @@ mod migrations;
 mod pool;
 mod strategies;
 mod testdb;
-internal!(
-    databases,
-    journal,
-    registry,
-    transaction,
-    schema_pool,
-    clones,
-    slots,
-);
+internal!(databases, registry, transaction, schema_pool, clones, slots,);
 
 /// What the `seedbed` command does between test runs: list seedbed's databases, sweep what dead
 /// or finished test processes left behind, and build the migrated database for a set of
@@ -42,9 +34,9 @@ internal!(
 /// ```
 pub mod maintenance {
     pub use super::databases::{MigratedDb, ensure as migrated_database};
-    pub use super::journal::sweep_all as sweep_namespace_rows;
     pub use super::registry::{Entry, Swept, list, sweep};
     pub use super::schema_pool::sweep_all as sweep_schema_pools;
+    pub use crate::backend::postgres::journal::sweep_all as sweep_namespace_rows;
 }
 
 pub use self::builder::{

@@ -84,7 +84,7 @@ impl TestDb {
                 let sep = if url.contains('?') { '&' } else { '?' };
                 Some(format!(
                     "{url}{sep}options=-c%20{}%3D{}",
-                    super::journal::TOKEN_SETTING,
+                    crate::backend::postgres::journal::TOKEN_SETTING,
                     self.inner.ctx.token()
                 ))
             }

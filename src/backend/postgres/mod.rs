@@ -3,5 +3,5 @@
 //! locks under one key scheme), introspection from `pg_catalog`, and the cleaner.
 
 pub mod server;
-internal!(admin, clean, coord, marker);
+internal!(admin, clean, coord, journal, marker);
 mod introspect;

@@ -1,6 +1,6 @@
 //! Namespace as a strategy: data mode (the test's token on the shared database, its rows removed
 //! by token at the end) or schema mode (a schema of its own from the pool), and the tokens tests
-//! claim. The row journal is [`journal`](super::super::journal); the schemas,
+//! claim. The row journal is [`journal`](crate::backend::postgres::journal); the schemas,
 //! [`schema_pool`](super::super::schema_pool).
 
 use async_trait::async_trait;
@@ -10,9 +10,11 @@ use super::super::builder::{
 };
 use super::super::pool::SharedPool;
 use super::super::testdb::{Inner, Outcome};
-use super::super::{engine, journal, schema_pool};
+use super::super::{engine, schema_pool};
 use super::{Ending, Isolate};
 use crate::backend::postgres::coord;
+use crate::backend::postgres::journal;
+use crate::backend::postgres::marker::Marker;
 use crate::backend::postgres::server::Server;
 use crate::context::token_for;
 use crate::error::{Error, Result};
@@ -78,7 +80,7 @@ impl Isolation {
         let (shared, claimed, token) = loop {
             attempts += 1;
             let token = token_for(test_name, base_seed, 0);
-            let claim = journal::claim_statement(&token, self.database.is_some());
+            let claim = claim_statement(&token, self.database.is_some());
             let opened = SharedPool::for_test_claiming(
                 server,
                 &key,
@@ -102,7 +104,7 @@ impl Isolation {
                 }
                 Err(e) => return Err(e),
             };
-            let claimed = journal::read_claim(&row)?;
+            let claimed = read_claim(&row)?;
             let ours = claimed.ready;
             let refused = match &self.database {
                 Some(db) if claimed.marker.is_none() && !self.allow_unmarked => {
@@ -138,7 +140,7 @@ impl Isolation {
             let token = if claimed.got {
                 Ok(token)
             } else {
-                journal::claim_next(&mut conn, test_name, base_seed).await
+                claim_next(&mut conn, test_name, base_seed).await
             };
             let swept = match &token {
                 Ok(_) if claimed.first_of_run => journal::sweep_run(&mut conn, &database).await,
@@ -385,4 +387,74 @@ pub(in crate::isolation) async fn release_token(server: &'static Server, token: 
             })
         })
         .await;
+}
+
+/// The statement a Namespace test's first connection runs (after its session settings, in the
+/// same round trip): takes the lock of `token` (a session advisory lock, held by the test's
+/// connection while it runs), records this run in the database (the first test of a run sweeps
+/// it), and reads the database's marker. Read the row it returns with [`read_claim`].
+fn claim_statement(token: &str, named: bool) -> String {
+    // The key and the run are quoted literals.
+    let key = coord::key_of(&format!("token:{token}"));
+    let run = quote_literal(&super::super::registry::Owner::current().run);
+    // A database seedbed made says it is ready by a table in it; one the user named is asked
+    // for its marker (whether seedbed made it).
+    let ours = if named {
+        "(SELECT shobj_description(oid, 'pg_database') FROM pg_database \
+          WHERE datname = current_database()), false"
+            .to_string()
+    } else {
+        format!(
+            "NULL::text, {}",
+            super::super::databases::ready_expression()
+        )
+    };
+    format!(
+        "WITH l AS MATERIALIZED (SELECT pg_try_advisory_lock({key}) AS got), \
+              r AS (INSERT INTO seedbed.runs (run_id) VALUES ({run}) \
+                    ON CONFLICT DO NOTHING RETURNING 1) \
+         SELECT (SELECT got FROM l), EXISTS (SELECT 1 FROM r), {ours}"
+    )
+}
+
+/// What [`claim_statement`] found.
+#[derive(Debug, Clone)]
+struct Claimed {
+    /// The token was free and is now the test's.
+    got: bool,
+    /// This test is the first of its run on this database: it sweeps.
+    first_of_run: bool,
+    /// The marker of a database the user named.
+    marker: Option<Marker>,
+    /// A database seedbed made is ready (see [`READY_TABLE`](super::super::databases::READY_TABLE)).
+    ready: bool,
+}
+
+/// Reads the row [`claim_statement`] returned.
+fn read_claim(row: &sqlx::postgres::PgRow) -> Result<Claimed> {
+    use sqlx::Row;
+    let context = "starting a Namespace test";
+    let got: bool = row.try_get(0).map_err(Error::db(context))?;
+    let first_of_run: bool = row.try_get(1).map_err(Error::db(context))?;
+    let comment: Option<String> = row.try_get(2).map_err(Error::db(context))?;
+    let ready: bool = row.try_get(3).map_err(Error::db(context))?;
+    Ok(Claimed {
+        got,
+        first_of_run,
+        marker: comment.as_deref().and_then(Marker::parse),
+        ready,
+    })
+}
+
+/// Claims the next free token for a test whose first candidate was taken, on `conn`.
+async fn claim_next(conn: &mut sqlx::PgConnection, test: &str, base_seed: u64) -> Result<String> {
+    for attempt in 1..1000 {
+        let token = crate::context::token_for(test, base_seed, attempt);
+        if coord::try_lock_on(conn, &format!("token:{token}"), coord::LockMode::Exclusive).await? {
+            return Ok(token);
+        }
+    }
+    Err(Error::Internal(
+        "no free test token among 1000 candidates".into(),
+    ))
 }

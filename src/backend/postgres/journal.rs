@@ -24,11 +24,11 @@ use std::fmt::Write as _;
 
 use sqlx::{Connection, PgConnection};
 
-use crate::backend::postgres::clean::SCHEMA;
-use crate::backend::postgres::coord;
+use super::clean::SCHEMA;
+use super::coord;
 use crate::error::{Error, Result};
 use crate::schema::{Schema, TableKind};
-use crate::backend::postgres::server::Server;
+use super::server::Server;
 use crate::sql::{quote_ident, quote_literal};
 
 /// The version of what [`prepare`] installs; part of the database's name.
@@ -167,60 +167,6 @@ pub async fn upgrade(conn: &mut PgConnection) -> Result<()> {
     Ok(())
 }
 
-/// The statement a Namespace test's first connection runs (after its session settings, in the
-/// same round trip): takes the lock of `token` (a session advisory lock, held by the test's
-/// connection while it runs), records this run in the database (the first test of a run sweeps
-/// it), and reads the database's marker. Read the row it returns with [`read_claim`].
-pub(crate) fn claim_statement(token: &str, named: bool) -> String {
-    // The key and the run are quoted literals.
-    let key = coord::key_of(&format!("token:{token}"));
-    let run = quote_literal(&super::registry::Owner::current().run);
-    // A database seedbed made says it is ready by a table in it; one the user named is asked
-    // for its marker (whether seedbed made it).
-    let ours = if named {
-        "(SELECT shobj_description(oid, 'pg_database') FROM pg_database \
-          WHERE datname = current_database()), false"
-            .to_string()
-    } else {
-        format!("NULL::text, {}", super::databases::ready_expression())
-    };
-    format!(
-        "WITH l AS MATERIALIZED (SELECT pg_try_advisory_lock({key}) AS got), \
-              r AS (INSERT INTO seedbed.runs (run_id) VALUES ({run}) \
-                    ON CONFLICT DO NOTHING RETURNING 1) \
-         SELECT (SELECT got FROM l), EXISTS (SELECT 1 FROM r), {ours}"
-    )
-}
-
-/// What [`claim_statement`] found.
-#[derive(Debug, Clone)]
-pub(crate) struct Claimed {
-    /// The token was free and is now the test's.
-    pub(crate) got: bool,
-    /// This test is the first of its run on this database: it sweeps.
-    pub(crate) first_of_run: bool,
-    /// The marker of a database the user named.
-    pub(crate) marker: Option<crate::backend::postgres::marker::Marker>,
-    /// A database seedbed made is ready (see [`READY_TABLE`](super::databases::READY_TABLE)).
-    pub(crate) ready: bool,
-}
-
-/// Reads the row [`claim_statement`] returned.
-pub(crate) fn read_claim(row: &sqlx::postgres::PgRow) -> Result<Claimed> {
-    use sqlx::Row;
-    let context = "starting a Namespace test";
-    let got: bool = row.try_get(0).map_err(Error::db(context))?;
-    let first_of_run: bool = row.try_get(1).map_err(Error::db(context))?;
-    let comment: Option<String> = row.try_get(2).map_err(Error::db(context))?;
-    let ready: bool = row.try_get(3).map_err(Error::db(context))?;
-    Ok(Claimed {
-        got,
-        first_of_run,
-        marker: comment.as_deref().and_then(crate::backend::postgres::marker::Marker::parse),
-        ready,
-    })
-}
-
 /// Whether `err` says the shared database is missing or lacks what [`prepare`] installs.
 pub(crate) fn is_unprepared(err: &Error) -> bool {
     matches!(
@@ -228,23 +174,6 @@ pub(crate) fn is_unprepared(err: &Error) -> bool {
         Error::Database { source: sqlx::Error::Database(db), .. }
             if matches!(db.code().as_deref(), Some("3D000" | "42P01" | "3F000"))
     )
-}
-
-/// Claims the next free token for a test whose first candidate was taken, on `conn`.
-pub(crate) async fn claim_next(
-    conn: &mut PgConnection,
-    test: &str,
-    base_seed: u64,
-) -> Result<String> {
-    for attempt in 1..1000 {
-        let token = crate::context::token_for(test, base_seed, attempt);
-        if coord::try_lock_on(conn, &format!("token:{token}"), coord::LockMode::Exclusive).await? {
-            return Ok(token);
-        }
-    }
-    Err(Error::Internal(
-        "no free test token among 1000 candidates".into(),
-    ))
 }
 
 /// Whether the database `conn` is connected to has the journal.
@@ -328,7 +257,7 @@ pub async fn sweep(conn: &mut PgConnection) -> Result<Vec<String>> {
 
 /// Removes the rows of tests whose process died from the journal of `database`, through
 /// `conn`, a connection of the sweeping test to it; done by the first Namespace test of each run
-/// (see [`claim_statement`]), before it writes, and prunes the record of runs older than a week.
+/// (see the Namespace strategy's claim), before it writes, and prunes the record of runs older than a week.
 pub(crate) async fn sweep_run(conn: &mut PgConnection, database: &str) -> Result<()> {
     let swept = sweep(conn).await?;
     sqlx::query("DELETE FROM seedbed.runs WHERE at < now() - interval '7 days'")
