@@ -16,6 +16,7 @@ use super::pool::SharedPool;
 use super::slots::{self, Lease};
 use super::strategies::Ending;
 use super::testdb::{Inner, TestDb};
+use crate::backend::Backend;
 use crate::backend::postgres::coord::{self, LockMode};
 use crate::backend::postgres::server::Server;
 use crate::backend::postgres::{clean, marker};
@@ -293,7 +294,6 @@ impl Isolation {
                 database: acquired.database,
                 server,
                 state: std::sync::Mutex::new(Some(acquired.state)),
-                token_claim: std::sync::Mutex::new(acquired.token_claim),
                 kept: std::sync::Mutex::new(false),
             }),
         })
@@ -527,14 +527,12 @@ pub(super) enum Claim {
 }
 
 /// What a strategy gives a test when it starts.
-pub(super) struct Acquired {
+pub(super) struct Acquired<DB: Backend> {
     pub(super) database: String,
-    pub(super) pool: PgPool,
-    pub(super) state: Box<dyn Ending>,
+    pub(super) pool: sqlx::Pool<DB>,
+    pub(super) state: Box<dyn Ending<DB>>,
     /// The token the test's context carries, when it was claimed.
     pub(super) token: Option<String>,
-    /// A token held on the control connection, given back when the test ends.
-    pub(super) token_claim: Option<String>,
 }
 
 pub(super) async fn load_dir(dir: PathBuf) -> Result<Arc<Migrations>> {

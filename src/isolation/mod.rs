@@ -15,7 +15,7 @@ mod migrations;
 mod pool;
 mod strategies;
 mod testdb;
-internal!(databases, registry, transaction, schema_pool, clones, slots,);
+internal!(clones, databases, registry, schema_pool, slots, transaction);
 
 /// What the `seedbed` command does between test runs: list seedbed's databases, sweep what dead
 /// or finished test processes left behind, and build the migrated database for a set of

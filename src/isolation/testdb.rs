@@ -2,15 +2,12 @@
 
 use std::sync::Arc;
 
-use sqlx::PgPool;
-use sqlx::postgres::PgConnectOptions;
+use sqlx::{Pool, Postgres};
 
-use super::engine;
-use super::strategies::{Ending, release_token};
-use crate::backend::postgres::clean;
-use crate::backend::postgres::server::Server;
+use super::strategies::Ending;
+use crate::backend::Backend;
 use crate::context::TestContext;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::strategy::Strategy;
 
 /// A test's database state: the pool for the code under test, the strategy that isolates it, and
@@ -20,20 +17,34 @@ use crate::strategy::Strategy;
 /// End it with [`finish`](Self::finish); a `TestDb` dropped without it (a panicking test in a
 /// custom harness) is cleaned all the same: Rollback's transaction dies with its connection, and
 /// a Truncate database is emptied before its next use.
+///
+/// `DB` is the backend ([`Backend`]): `sqlx::Postgres` unless named, so `TestDb` is
+/// `TestDb<Postgres>` and [`pool`](Self::pool) gives a `PgPool`.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), seedbed::Error> {
+/// use seedbed::prelude::*;
+///
+/// let db: TestDb = Isolation::new(Strategy::Rollback).acquire().await?;
+/// let pool: sqlx::PgPool = db.pool();
+/// let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&pool).await?;
+/// assert_eq!(one, 1);
+/// db.finish().await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
-pub struct TestDb {
-    pub(super) inner: Arc<Inner>,
+pub struct TestDb<DB: Backend = Postgres> {
+    pub(super) inner: Arc<Inner<DB>>,
 }
 
 #[derive(Debug)]
-pub(super) struct Inner {
+pub(super) struct Inner<DB: Backend> {
     pub(super) strategy: Strategy,
-    pub(super) pool: PgPool,
+    pub(super) pool: Pool<DB>,
     pub(super) ctx: Arc<TestContext>,
     pub(super) database: String,
-    pub(super) server: &'static Server,
-    pub(super) state: std::sync::Mutex<Option<Box<dyn Ending>>>,
-    pub(super) token_claim: std::sync::Mutex<Option<String>>,
+    pub(super) server: &'static DB::Server,
+    pub(super) state: std::sync::Mutex<Option<Box<dyn Ending<DB>>>>,
     /// The test's database was kept for inspection (a failed test under Template).
     pub(super) kept: std::sync::Mutex<bool>,
 }
@@ -47,9 +58,9 @@ pub enum Outcome {
     Failed,
 }
 
-impl TestDb {
+impl<DB: Backend> TestDb<DB> {
     /// A pool for the code under test (a cheap clone).
-    pub fn pool(&self) -> PgPool {
+    pub fn pool(&self) -> Pool<DB> {
         self.inner.pool.clone()
     }
 
@@ -73,25 +84,6 @@ impl TestDb {
         &self.inner.database
     }
 
-    /// A URL of the test's database where it has one of its own (Truncate, Template); `None`
-    /// under Rollback, whose database is shared and whose data only the test's connection sees.
-    pub fn url(&self) -> Option<String> {
-        let url = self.inner.server.url_for(&self.inner.database);
-        match self.inner.strategy {
-            Strategy::Rollback => None,
-            // Connections made from it carry the token, as db.pool()'s do.
-            Strategy::Namespace => {
-                let sep = if url.contains('?') { '&' } else { '?' };
-                Some(format!(
-                    "{url}{sep}options=-c%20{}%3D{}",
-                    crate::backend::postgres::journal::TOKEN_SETTING,
-                    self.inner.ctx.token()
-                ))
-            }
-            _ => Some(url),
-        }
-    }
-
     /// Whether the test's database was kept for inspection (Template, after a failure): its URL
     /// is [`url`](Self::url), and `seedbed sweep --kept` removes it.
     pub fn kept(&self) -> bool {
@@ -103,12 +95,24 @@ impl TestDb {
     }
 
     /// Connection options for the test's database (to build a pool of one's own).
-    pub fn connect_options(&self) -> PgConnectOptions {
+    pub fn connect_options(&self) -> <DB::Connection as sqlx::Connection>::Options {
         self.inner.pool.connect_options().as_ref().clone()
     }
 
+    /// A URL of the test's database where it has one of its own (Truncate, Template); `None`
+    /// under Rollback, whose database is shared and whose data only the test's connection sees.
+    /// Under Namespace, connections made from it carry the test's token, as `pool()`'s do.
+    pub fn url(&self) -> Option<String> {
+        let url = DB::url(self.inner.server, &self.inner.database);
+        match self.inner.strategy {
+            Strategy::Rollback => None,
+            Strategy::Namespace => Some(DB::with_token(&url, self.inner.ctx.token())),
+            _ => Some(url),
+        }
+    }
+
     /// A second handle on the same test database, for the harness that finishes it.
-    pub(crate) fn handle(&self) -> TestDb {
+    pub(crate) fn handle(&self) -> TestDb<DB> {
         TestDb {
             inner: Arc::clone(&self.inner),
         }
@@ -122,19 +126,7 @@ impl TestDb {
     /// Ends the test. An error means the isolation was broken (the test must fail) or cleanup
     /// failed.
     pub async fn finish_with(self, outcome: Outcome) -> Result<()> {
-        let result = self.finish_inner(outcome).await;
-        let token = self
-            .inner
-            .token_claim
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if let Some(token) = token {
-            // Nothing waits for it: a test claiming the same token meanwhile takes the next.
-            let server = self.inner.server;
-            engine::spawn_detached(async move { release_token(server, token).await });
-        }
-        result
+        self.finish_inner(outcome).await
     }
 
     pub(super) async fn finish_inner(&self, outcome: Outcome) -> Result<()> {
@@ -151,7 +143,7 @@ impl TestDb {
     }
 }
 
-impl Inner {
+impl<DB: Backend> Inner<DB> {
     /// Records that the test's database is kept for inspection.
     pub(super) fn mark_kept(&self) {
         *self
@@ -161,17 +153,8 @@ impl Inner {
     }
 }
 
-impl Drop for Inner {
+impl<DB: Backend> Drop for Inner<DB> {
     fn drop(&mut self) {
-        let token = self
-            .token_claim
-            .get_mut()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if let Some(token) = token {
-            let server = self.server;
-            engine::spawn_detached(async move { release_token(server, token).await });
-        }
         let state = self
             .state
             .get_mut()
@@ -181,48 +164,4 @@ impl Drop for Inner {
             state.abandon(self);
         }
     }
-}
-
-/// Whether the server process `pid` last ran LISTEN (seen from the control connection).
-pub(super) async fn is_listening(server: &'static Server, pid: u32) -> Result<bool> {
-    engine::control()
-        .with(server, move |conn| {
-            Box::pin(async move {
-                let pid = i32::try_from(pid).unwrap_or_default();
-                let query: Option<String> =
-                    sqlx::query_scalar("SELECT query FROM pg_stat_activity WHERE pid = $1")
-                        .bind(pid)
-                        .fetch_optional(conn)
-                        .await
-                        .map_err(Error::db("looking at the test's connection"))?;
-                Ok(query.is_some_and(|q| {
-                    let q = q.trim_start().to_ascii_uppercase();
-                    q.starts_with("LISTEN") || q.starts_with("UNLISTEN")
-                }))
-            })
-        })
-        .await
-}
-
-/// Empties a shared database after code under test committed into it.
-pub(super) async fn clean_shared(server: &'static Server, database: &str) -> Result<()> {
-    let options = server.database_options(database);
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect_with(&options)
-        .await
-        .map_err(Error::db(format!("connecting to {database} to clean it")))?;
-    let result = if clean::is_prepared(&mut conn).await? {
-        match clean::CleaningPlan::load(&mut conn).await {
-            Ok(plan) => clean::clean(&mut conn, &plan, false).await.map(|_| ()),
-            Err(e) => Err(e),
-        }
-    } else {
-        Err(Error::ForeignDatabase {
-            database: database.to_string(),
-            message: "it was not created by seedbed, so seedbed cannot remove what the test \
-                      committed into it"
-                .into(),
-        })
-    };
-    let _ = sqlx::Connection::close(conn).await;
-    result
 }

@@ -183,7 +183,7 @@ pub(crate) fn probe_name(template: &str) -> String {
 ///
 /// ```no_run
 /// # async fn example(conn: &mut sqlx::PgConnection) -> seedbed::Result<()> {
-/// use seedbed::isolation::databases;
+/// use seedbed::backend::postgres::admin;
 /// let (best, medians) = admin::measure_clone_methods(conn, 15, "seedbed_tpl_0123").await?;
 /// for (method, median) in medians {
 ///     println!("{}: {median:?}", method.name());

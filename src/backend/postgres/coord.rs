@@ -48,14 +48,7 @@ pub(crate) fn pg_locks_match(alias: &str, key: &str) -> String {
     )
 }
 
-/// Whether a lock is held alone or shared with other holders of the shared mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockMode {
-    /// Only one holder.
-    Exclusive,
-    /// Any number of shared holders, excluded by an exclusive one.
-    Shared,
-}
+pub use crate::backend::LockMode;
 
 /// A named advisory lock held on a dedicated connection to the maintenance database.
 ///

@@ -20,76 +20,7 @@ use sqlx::PgConnection;
 use crate::error::{Error, Result};
 use crate::sql::{quote_ident, quote_literal};
 
-const PREFIX: &str = "seedbed:v1";
-
-/// A parsed marker: a kind and key/value attributes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Marker {
-    /// What the database is (`migrated`, `template`, `clone`, …).
-    pub kind: String,
-    /// Further attributes, in order.
-    pub attrs: Vec<(String, String)>,
-}
-
-impl Marker {
-    /// A marker of `kind` with no attributes.
-    pub fn new(kind: impl Into<String>) -> Self {
-        Self {
-            kind: kind.into(),
-            attrs: Vec::new(),
-        }
-    }
-
-    /// Adds (or replaces) an attribute. Values must not contain spaces.
-    pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.set(key, value);
-        self
-    }
-
-    /// Sets an attribute in place.
-    pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) {
-        let key = key.into();
-        let value: String = value.into().replace(char::is_whitespace, "_");
-        match self.attrs.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => self.attrs.push((key, value)),
-        }
-    }
-
-    /// An attribute's value.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The comment text.
-    pub fn to_comment(&self) -> String {
-        let mut out = format!("{PREFIX} kind={}", self.kind);
-        for (k, v) in &self.attrs {
-            out.push(' ');
-            out.push_str(k);
-            out.push('=');
-            out.push_str(v);
-        }
-        out
-    }
-
-    /// Parses a comment; `None` when it is not a seedbed marker.
-    pub fn parse(comment: &str) -> Option<Self> {
-        let mut words = comment.split_whitespace();
-        if words.next()? != PREFIX {
-            return None;
-        }
-        let kind = words.next()?.strip_prefix("kind=")?.to_string();
-        let attrs = words
-            .filter_map(|w| w.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Some(Self { kind, attrs })
-    }
-}
+pub use crate::backend::Marker;
 
 /// Reads the marker of `database` (`None`: no such database, or not seedbed's).
 pub async fn read(conn: &mut PgConnection, database: &str) -> Result<Option<Marker>> {

@@ -7,9 +7,11 @@
 //! leases, clones and spares, the row journal, the schema pool) sits beside this folder.
 
 use async_trait::async_trait;
+use sqlx::Postgres;
 
 use super::builder::{Acquired, Isolation};
 use super::testdb::{Inner, Outcome};
+use crate::backend::Backend;
 use crate::backend::postgres::server::Server;
 use crate::error::Result;
 use crate::strategy::Strategy;
@@ -19,10 +21,8 @@ mod rollback;
 mod template;
 mod truncate;
 
-pub(super) use namespace::release_token;
-
-/// How a strategy starts a test.
-pub(super) trait Isolate {
+/// How a strategy starts a test on the backend `DB`.
+pub(super) trait Isolate<DB: Backend> {
     /// The test's database state, acquired with `iso`'s settings on `server` for the test named
     /// `test`; `base_seed` derives the test's token.
     async fn acquire(
@@ -30,19 +30,19 @@ pub(super) trait Isolate {
         server: &'static Server,
         test: &str,
         base_seed: u64,
-    ) -> Result<Acquired>;
+    ) -> Result<Acquired<DB>>;
 }
 
 /// What a strategy keeps in the test's handle until the test ends.
 #[async_trait]
-pub(super) trait Ending: Send + Sync + std::fmt::Debug {
+pub(super) trait Ending<DB: Backend>: Send + Sync + std::fmt::Debug {
     /// Ends the test's state after a test that ended as `outcome`.
-    async fn finish(self: Box<Self>, inner: &Inner, outcome: Outcome) -> Result<()>;
+    async fn finish(self: Box<Self>, inner: &Inner<DB>, outcome: Outcome) -> Result<()>;
 
     /// The handle was dropped without [`finish`](Self::finish) (a test that panicked in a
     /// harness of its own): gives back what cannot wait for the next test. By default nothing:
     /// a connection closes with its pool, and a lease not cleaned is emptied before its next use.
-    fn abandon(self: Box<Self>, inner: &Inner) {
+    fn abandon(self: Box<Self>, inner: &Inner<DB>) {
         let _ = inner;
     }
 }
@@ -54,7 +54,7 @@ pub(super) async fn acquire(
     server: &'static Server,
     test: &str,
     base_seed: u64,
-) -> Result<Acquired> {
+) -> Result<Acquired<Postgres>> {
     // Boxed: each strategy's future is large in a debug build, and a test thread's stack holds
     // the harness's future.
     match strategy {

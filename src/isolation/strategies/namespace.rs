@@ -4,6 +4,7 @@
 //! [`schema_pool`](super::super::schema_pool).
 
 use async_trait::async_trait;
+use sqlx::Postgres;
 
 use super::super::builder::{
     Acquired, Isolation, NamespaceMode, application_name, refuse_unmarked_namespace, run_fixtures,
@@ -24,7 +25,7 @@ use crate::strategy::Strategy;
 /// The Namespace strategy.
 pub(crate) struct Namespace;
 
-impl Isolate for Namespace {
+impl Isolate<Postgres> for Namespace {
     /// Namespace: data mode ([`Isolation::namespace_data`]) or a schema per test
     /// ([`Isolation::namespace_schema`]).
     async fn acquire(
@@ -32,7 +33,7 @@ impl Isolate for Namespace {
         server: &'static Server,
         test_name: &str,
         base_seed: u64,
-    ) -> Result<Acquired> {
+    ) -> Result<Acquired<Postgres>> {
         if iso.namespace_mode == NamespaceMode::Schema {
             if iso.database.is_some() {
                 return Err(Error::Config(
@@ -58,7 +59,7 @@ impl Isolation {
         server: &'static Server,
         test_name: &str,
         base_seed: u64,
-    ) -> Result<Acquired> {
+    ) -> Result<Acquired<Postgres>> {
         let app_name = application_name(test_name);
         let database = match &self.database {
             Some(db) => db.clone(),
@@ -170,7 +171,6 @@ impl Isolation {
                     keep_rows: self.keep_rows,
                 }),
                 token: Some(token),
-                token_claim: None,
             }),
             Err(e) => {
                 // The token's lock goes with the pool's connections.
@@ -187,7 +187,7 @@ impl Isolation {
         server: &'static Server,
         test_name: &str,
         base_seed: u64,
-    ) -> Result<Acquired> {
+    ) -> Result<Acquired<Postgres>> {
         let app_name = application_name(test_name);
         // The token (on the control connection) and the schema (on the schemas database's
         // holder) are claimed at once.
@@ -256,9 +256,9 @@ impl Isolation {
                     key,
                     database: database.clone(),
                     schema,
+                    token: token.clone(),
                 }),
                 token: Some(token.clone()),
-                token_claim: Some(token),
             }),
             Err(e) => {
                 release_token(server, token).await;
@@ -279,8 +279,8 @@ struct DataHeld {
 }
 
 #[async_trait]
-impl Ending for DataHeld {
-    async fn finish(self: Box<Self>, inner: &Inner, _outcome: Outcome) -> Result<()> {
+impl Ending<Postgres> for DataHeld {
+    async fn finish(self: Box<Self>, inner: &Inner<Postgres>, _outcome: Outcome) -> Result<()> {
         let DataHeld {
             pool,
             key,
@@ -318,16 +318,19 @@ struct SchemaHeld {
     /// The schemas database.
     database: String,
     schema: String,
+    /// The token, held on the control connection: given back after the test.
+    token: String,
 }
 
 #[async_trait]
-impl Ending for SchemaHeld {
-    async fn finish(self: Box<Self>, inner: &Inner, _outcome: Outcome) -> Result<()> {
+impl Ending<Postgres> for SchemaHeld {
+    async fn finish(self: Box<Self>, inner: &Inner<Postgres>, _outcome: Outcome) -> Result<()> {
         let SchemaHeld {
             pool,
             key,
             database,
             schema,
+            token,
         } = *self;
         match pool.all_connections().await {
             Some(conns) => {
@@ -337,12 +340,23 @@ impl Ending for SchemaHeld {
             None => pool.discard().await,
         }
         schema_pool::release(inner.server, &database, &schema);
+        // Nothing waits for the token: a test claiming it meanwhile takes the next.
+        let server = inner.server;
+        engine::spawn_detached(async move { release_token(server, token).await });
         Ok(())
     }
 
-    /// The schema goes back to the pool (it is dropped and replaced there).
-    fn abandon(self: Box<Self>, inner: &Inner) {
-        schema_pool::release(inner.server, &self.database, &self.schema);
+    /// The schema goes back to the pool (it is dropped and replaced there), and the token.
+    fn abandon(self: Box<Self>, inner: &Inner<Postgres>) {
+        let SchemaHeld {
+            database,
+            schema,
+            token,
+            ..
+        } = *self;
+        schema_pool::release(inner.server, &database, &schema);
+        let server = inner.server;
+        engine::spawn_detached(async move { release_token(server, token).await });
     }
 }
 
@@ -375,7 +389,7 @@ async fn claim_token(server: &'static Server, name: &str, base_seed: u64) -> Res
         .await
 }
 
-pub(in crate::isolation) async fn release_token(server: &'static Server, token: String) {
+async fn release_token(server: &'static Server, token: String) {
     let _ = engine::control()
         .with(server, move |conn| {
             Box::pin(async move {

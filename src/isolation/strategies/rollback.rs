@@ -5,21 +5,23 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use sqlx::Postgres;
 
 use super::super::builder::{Acquired, Isolation, application_name};
 use super::super::engine;
 use super::super::pool::{ROLLBACK_POOLS, evict_kept_pools};
-use super::super::testdb::{Inner, Outcome, clean_shared, is_listening};
+use super::super::testdb::{Inner, Outcome};
 use super::super::transaction::{RollbackPool, RollbackState, Started, TokenClaim, Violation};
 use super::super::{budget, databases};
 use super::{Ending, Isolate};
+use crate::backend::postgres::clean;
 use crate::backend::postgres::server::Server;
 use crate::error::{Error, Result};
 
 /// The Rollback strategy.
 pub(crate) struct Rollback;
 
-impl Isolate for Rollback {
+impl Isolate<Postgres> for Rollback {
     /// Rollback: the test's one connection, straight to the migrated database (the process's only
     /// connection under `cargo nextest`). Its first statement checks the database's marker and
     /// claims the test's token there; the database is built (or waited for) only when it is
@@ -29,7 +31,7 @@ impl Isolate for Rollback {
         server: &'static Server,
         test_name: &str,
         base_seed: u64,
-    ) -> Result<Acquired> {
+    ) -> Result<Acquired<Postgres>> {
         let app_name = application_name(test_name);
         let ours = iso.database.is_none();
         let database = match &iso.database {
@@ -86,7 +88,6 @@ impl Isolate for Rollback {
                         pool,
                         state: Box::new(Held { rp, state, key }),
                         token: Some(token),
-                        token_claim: None,
                     });
                 }
                 Ok(Started::NotReady) if attempts < 3 => {
@@ -122,8 +123,8 @@ struct Held {
 }
 
 #[async_trait]
-impl Ending for Held {
-    async fn finish(self: Box<Self>, inner: &Inner, _outcome: Outcome) -> Result<()> {
+impl Ending<Postgres> for Held {
+    async fn finish(self: Box<Self>, inner: &Inner<Postgres>, _outcome: Outcome) -> Result<()> {
         let Held { rp, state, key } = *self;
         let server = inner.server;
         let (violation, reusable) = rp.finish(&state, |pid| is_listening(server, pid)).await?;
@@ -149,4 +150,48 @@ impl Ending for Held {
             }
         }
     }
+}
+
+/// Whether the server process `pid` last ran LISTEN (seen from the control connection).
+async fn is_listening(server: &'static Server, pid: u32) -> Result<bool> {
+    engine::control()
+        .with(server, move |conn| {
+            Box::pin(async move {
+                let pid = i32::try_from(pid).unwrap_or_default();
+                let query: Option<String> =
+                    sqlx::query_scalar("SELECT query FROM pg_stat_activity WHERE pid = $1")
+                        .bind(pid)
+                        .fetch_optional(conn)
+                        .await
+                        .map_err(Error::db("looking at the test's connection"))?;
+                Ok(query.is_some_and(|q| {
+                    let q = q.trim_start().to_ascii_uppercase();
+                    q.starts_with("LISTEN") || q.starts_with("UNLISTEN")
+                }))
+            })
+        })
+        .await
+}
+
+/// Empties a shared database after code under test committed into it.
+async fn clean_shared(server: &'static Server, database: &str) -> Result<()> {
+    let options = server.database_options(database);
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect_with(&options)
+        .await
+        .map_err(Error::db(format!("connecting to {database} to clean it")))?;
+    let result = if clean::is_prepared(&mut conn).await? {
+        match clean::CleaningPlan::load(&mut conn).await {
+            Ok(plan) => clean::clean(&mut conn, &plan, false).await.map(|_| ()),
+            Err(e) => Err(e),
+        }
+    } else {
+        Err(Error::ForeignDatabase {
+            database: database.to_string(),
+            message: "it was not created by seedbed, so seedbed cannot remove what the test \
+                      committed into it"
+                .into(),
+        })
+    };
+    let _ = sqlx::Connection::close(conn).await;
+    result
 }

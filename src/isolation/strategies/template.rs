@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::Postgres;
 
 use super::super::budget;
 use super::super::builder::{Acquired, Isolation, application_name, millis};
@@ -20,7 +21,7 @@ use crate::sql::quote_literal;
 /// The Template strategy.
 pub(crate) struct Template;
 
-impl Isolate for Template {
+impl Isolate<Postgres> for Template {
     /// Template: a clone claimed on the control connection (a spare, else cloned now), with the
     /// first run's sweep started beside it; the test's pool opens connections as it asks.
     async fn acquire(
@@ -28,7 +29,7 @@ impl Isolate for Template {
         server: &'static Server,
         test_name: &str,
         _base_seed: u64,
-    ) -> Result<Acquired> {
+    ) -> Result<Acquired<Postgres>> {
         if iso.database.is_some() {
             return Err(Error::Config(
                 "Template clones the databases it makes; it cannot use a database named with \
@@ -158,7 +159,6 @@ impl Isolate for Template {
                 _budget: budget,
             }),
             token: None,
-            token_claim: None,
         })
     }
 }
@@ -179,8 +179,8 @@ struct Held {
 }
 
 #[async_trait]
-impl Ending for Held {
-    async fn finish(self: Box<Self>, inner: &Inner, outcome: Outcome) -> Result<()> {
+impl Ending<Postgres> for Held {
+    async fn finish(self: Box<Self>, inner: &Inner<Postgres>, outcome: Outcome) -> Result<()> {
         let Held {
             template,
             database,
@@ -234,7 +234,7 @@ impl Ending for Held {
 
     /// A clone not finished (the test panicked in a harness of its own) is kept, as for a failed
     /// test.
-    fn abandon(self: Box<Self>, inner: &Inner) {
+    fn abandon(self: Box<Self>, inner: &Inner<Postgres>) {
         let server = inner.server;
         let Held { database, test, .. } = *self;
         engine::spawn_detached(async move {

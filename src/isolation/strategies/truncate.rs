@@ -3,6 +3,7 @@
 //! one of its connections. Slots and leases are [`slots`](super::super::slots).
 
 use async_trait::async_trait;
+use sqlx::Postgres;
 
 use super::super::builder::{
     Acquired, Claim, Isolation, application_name, refuse_unmarked_truncate, run_fixtures,
@@ -20,7 +21,7 @@ use crate::sql::quote_literal;
 /// The Truncate strategy.
 pub(crate) struct Truncate;
 
-impl Isolate for Truncate {
+impl Isolate<Postgres> for Truncate {
     /// Truncate: a slot of the migrated database (claimed on the control connection), and a pool
     /// to it that opens one connection now and more as the test asks.
     async fn acquire(
@@ -28,7 +29,7 @@ impl Isolate for Truncate {
         server: &'static Server,
         test_name: &str,
         _base_seed: u64,
-    ) -> Result<Acquired> {
+    ) -> Result<Acquired<Postgres>> {
         let app_name = application_name(test_name);
         // Every connection of the pool carries the test's name.
         let set = format!("SET application_name = {}", quote_literal(&app_name));
@@ -90,7 +91,6 @@ impl Isolate for Truncate {
                     reset_sequences: iso.reset_sequences,
                 }),
                 token: None,
-                token_claim: None,
             }),
             Err(e) => {
                 // The lease goes back not known clean: the next test empties it first.
@@ -254,8 +254,8 @@ struct Held {
 }
 
 #[async_trait]
-impl Ending for Held {
-    async fn finish(self: Box<Self>, inner: &Inner, _outcome: Outcome) -> Result<()> {
+impl Ending<Postgres> for Held {
+    async fn finish(self: Box<Self>, inner: &Inner<Postgres>, _outcome: Outcome) -> Result<()> {
         let Held {
             lease,
             pool,

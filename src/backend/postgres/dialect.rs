@@ -1,0 +1,1 @@
+impl super::super::Dialect for sqlx::Postgres {}
