@@ -6,7 +6,9 @@ pub use fake;
 pub use rand;
 pub use sea_query;
 
+pub use crate::backend::Backend;
 pub use crate::context::{SeedRng, TestContext};
+
 pub use crate::error::Error;
 pub use crate::factory::plan::{Decoder, ErasedHook, KeyFn, NodeId, Plan, Ref};
 pub use crate::factory::probe::{
@@ -16,7 +18,7 @@ pub use crate::factory::probe::{
 };
 pub use crate::factory::{
     Assoc, Attributes, BuildCtx, Children, Column, Create, DbEnum, Factory, FactoryBuilder, Hooks,
-    IntoAssoc, Table, Target, UniqueValue, enum_array_type, enum_column_type, enum_null,
+    IntoAssoc, Row, Table, Target, UniqueValue, enum_array_type, enum_column_type, enum_null,
     enum_try_from, enum_value,
 };
 

@@ -1,5 +1,115 @@
-//! The statements factories send: sea-query's builder for the backend, how values are bound,
-//! and what a failed statement says.
+//! The statements factories send: sea-query's builder for the backend, how values are bound and
+//! rows decoded, how a row is found again, and what a failed statement says.
+
+use std::any::Any;
+use std::future::Future;
+
+use crate::error::ConstraintKind;
+
+/// Decodes a row into a model, boxed.
+pub type DecodeFn<DB> =
+    fn(&<DB as sqlx::Database>::Row) -> std::result::Result<Box<dyn Any + Send>, sqlx::Error>;
+
+/// How to decode a model's rows on each backend seedbed was built with: one entry per backend,
+/// set where the model implements `sqlx::FromRow` for that backend's rows. Factories carry it
+/// for the rows they may create; the backend the rows are written on picks its entry
+/// ([`Dialect::decoder`]).
+#[derive(Clone, Copy, Default)]
+pub struct Decoders {
+    #[cfg(feature = "postgres")]
+    pub(crate) postgres: Option<DecodeFn<sqlx::Postgres>>,
+}
+
+impl std::fmt::Debug for Decoders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = f.debug_struct("Decoders");
+        #[cfg(feature = "postgres")]
+        out.field("postgres", &self.postgres.is_some());
+        out.finish()
+    }
+}
+
+/// What a failed statement reported, in the backend's own terms made common.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementFailure {
+    /// What kind of failure.
+    pub kind: FailureKind,
+    /// The schema of the table it concerns, where reported.
+    pub schema: Option<String>,
+    /// The table it concerns, where reported.
+    pub table: Option<String>,
+    /// The constraint that failed, where reported.
+    pub constraint: Option<String>,
+    /// The domain (type) whose constraint failed, where reported.
+    pub data_type: Option<String>,
+    /// The column it concerns, where reported.
+    pub column: Option<String>,
+    /// The server's detail (the conflicting values), where reported.
+    pub detail: Option<String>,
+    /// The server's message.
+    pub message: String,
+}
+
+/// The failures a factory explains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// A constraint refused the row.
+    Constraint(ConstraintKind),
+    /// The table (or its schema) does not exist.
+    UndefinedTable,
+    /// A column does not exist.
+    UndefinedColumn,
+    /// Anything else.
+    Other,
+}
 
 /// How factories write on a backend.
-pub trait Dialect: sqlx::Database {}
+pub trait Dialect: sqlx::Database {
+    /// sea-query's builder for the backend's SQL.
+    type QueryBuilder: sea_query::QueryBuilder + Default + Send + Sync;
+
+    /// The most bind parameters one statement may carry.
+    const MAX_BIND_PARAMETERS: usize;
+
+    /// Whether a bulk insert may send each column as one array (`SELECT unnest($1), …`), bound
+    /// by [`bind_arrays`](Self::bind_arrays); else it sends a `VALUES` list.
+    const ARRAY_COLUMNS: bool;
+
+    /// Binds the values sea-query collected for a statement.
+    fn arguments(values: sea_query_sqlx::SqlxValues) -> Self::Arguments;
+
+    /// Binds each column's values as one array (NULL elements included).
+    fn bind_arrays(
+        arrays: Vec<Vec<sea_query::Value>>,
+    ) -> std::result::Result<Self::Arguments, String>;
+
+    /// Runs `sql` with `args` on `conn` and returns its rows.
+    fn fetch_all<'c>(
+        conn: &'c mut Self::Connection,
+        sql: String,
+        args: Self::Arguments,
+    ) -> impl Future<Output = std::result::Result<Vec<Self::Row>, sqlx::Error>> + Send + 'c;
+
+    /// This backend's entry of `decoders`.
+    fn decoder(decoders: &Decoders) -> Option<DecodeFn<Self>>;
+
+    /// [`Decoders`] with this backend's entry decoding `M`.
+    fn decoders<M>() -> Decoders
+    where
+        M: for<'r> sqlx::FromRow<'r, Self::Row> + Send + 'static;
+
+    /// Expressions `RETURNING` adds so that a row can be found again (to set a reference that
+    /// closes a foreign-key cycle once its target exists).
+    fn locator_returning() -> Vec<sea_query::Expr>;
+
+    /// Reads a row's location from the row [`locator_returning`](Self::locator_returning)'s
+    /// expressions were returned in.
+    fn read_locator(row: &Self::Row) -> std::result::Result<Vec<sea_query::Value>, sqlx::Error>;
+
+    /// The condition that selects the row at `location`.
+    fn at_locator(location: &[sea_query::Value]) -> sea_query::Condition;
+
+    /// What a failed statement reported, when the server reported it (`None`: not a database
+    /// error, such as a lost connection).
+    fn failure(error: &sqlx::Error) -> Option<StatementFailure>;
+}

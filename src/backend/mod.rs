@@ -33,7 +33,7 @@ pub mod postgres;
 pub use self::admin::{Admin, Marker};
 pub use self::clean::Clean;
 pub use self::coord::{Coord, LockMode};
-pub use self::dialect::Dialect;
+pub use self::dialect::{DecodeFn, Decoders, Dialect, FailureKind, StatementFailure};
 pub use self::introspect::Introspect;
 pub use self::journal::Journal;
 pub use self::server::Provision;

@@ -130,14 +130,15 @@ pub trait Children {
 
 impl<B: Create> Children for B {
     fn plan_children(self, plan: &mut Plan) -> Result<()> {
-        plan.plan(self, Some(decoder::<B::Model>())).map(|_| ())
+        plan.plan(self, Some(decoder::<B::Model, sqlx::Postgres>()))
+            .map(|_| ())
     }
 }
 
 impl<B: Create> Children for Vec<B> {
     fn plan_children(self, plan: &mut Plan) -> Result<()> {
         for builder in self {
-            plan.plan(builder, Some(decoder::<B::Model>()))?;
+            plan.plan(builder, Some(decoder::<B::Model, sqlx::Postgres>()))?;
         }
         Ok(())
     }

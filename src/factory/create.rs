@@ -5,45 +5,46 @@ use std::future::Future;
 use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::PgRow;
-use sqlx::{FromRow, PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{Database, FromRow, PgConnection, Pool, Postgres, Transaction};
 
+use crate::backend::Backend;
 use crate::context::TestContext;
 use crate::error::{Error, Result};
 use crate::factory::FactoryBuilder;
 use crate::factory::plan::{Plan, decoder};
 use crate::isolation::TestDb;
 
-/// Where `create` writes: `&TestDb`, `&PgPool`, or a connection (`&mut PgConnection`, so
-/// `&mut *tx` works; also `&mut Transaction` and `&mut PoolConnection`).
+/// Where `create` writes: `&TestDb`, a pool (`&PgPool`), or a connection (`&mut PgConnection`,
+/// so `&mut *tx` works; also `&mut Transaction` and `&mut PoolConnection`). `DB` is the backend,
+/// known from the target's type.
 ///
 /// With `&TestDb`, builds use the test's context (`db.context()`); otherwise the current one
 /// (the test's, inside `#[seedbed::test]`; the process-wide one outside). A pool gives one
 /// connection for the whole call, a connection is used as it is: `create` never holds two
 /// connections at once, which Rollback's one-connection pool requires.
-pub trait Target<'a>: Send {
+pub trait Target<'a, DB: Backend = Postgres>: Send {
     /// The test context the rows are built in and counted in.
     #[doc(hidden)]
     fn __context(&self) -> Arc<TestContext>;
 
     /// One connection for the whole call.
     #[doc(hidden)]
-    fn __connection(self) -> impl Future<Output = Result<Conn<'a>>> + Send + 'a;
+    fn __connection(self) -> impl Future<Output = Result<Conn<'a, DB>>> + Send + 'a;
 }
 
 /// A connection `create` writes on: taken from a pool, or borrowed.
 #[doc(hidden)]
 #[derive(Debug)]
-pub enum Conn<'a> {
+pub enum Conn<'a, DB: Database = Postgres> {
     /// Checked out of a pool for the call.
-    Pooled(PoolConnection<Postgres>),
+    Pooled(PoolConnection<DB>),
     /// The caller's.
-    Borrowed(&'a mut PgConnection),
+    Borrowed(&'a mut DB::Connection),
 }
 
-impl Conn<'_> {
+impl<DB: Database> Conn<'_, DB> {
     /// The connection.
-    pub fn get(&mut self) -> &mut PgConnection {
+    pub fn get(&mut self) -> &mut DB::Connection {
         match self {
             Conn::Pooled(conn) => conn,
             Conn::Borrowed(conn) => conn,
@@ -51,68 +52,71 @@ impl Conn<'_> {
     }
 }
 
-async fn acquire<'a>(pool: PgPool) -> Result<Conn<'a>> {
+async fn acquire<'a, DB: Database>(pool: Pool<DB>) -> Result<Conn<'a, DB>> {
     pool.acquire()
         .await
         .map(Conn::Pooled)
         .map_err(Error::db("taking a connection for a factory"))
 }
 
-impl<'a> Target<'a> for &'a TestDb {
+impl<'a, DB: Backend> Target<'a, DB> for &'a TestDb<DB> {
     fn __context(&self) -> Arc<TestContext> {
         Arc::clone(self.context())
     }
 
-    fn __connection(self) -> impl Future<Output = Result<Conn<'a>>> + Send + 'a {
+    fn __connection(self) -> impl Future<Output = Result<Conn<'a, DB>>> + Send + 'a {
         acquire(self.pool())
     }
 }
 
-impl<'a> Target<'a> for &'a PgPool {
+impl<'a, DB: Backend> Target<'a, DB> for &'a Pool<DB> {
     fn __context(&self) -> Arc<TestContext> {
         TestContext::current()
     }
 
-    fn __connection(self) -> impl Future<Output = Result<Conn<'a>>> + Send + 'a {
+    fn __connection(self) -> impl Future<Output = Result<Conn<'a, DB>>> + Send + 'a {
         acquire(self.clone())
     }
 }
 
-impl<'a> Target<'a> for &'a mut PgConnection {
+impl<'a> Target<'a, Postgres> for &'a mut PgConnection {
     fn __context(&self) -> Arc<TestContext> {
         TestContext::current()
     }
 
-    fn __connection(self) -> impl Future<Output = Result<Conn<'a>>> + Send + 'a {
+    fn __connection(self) -> impl Future<Output = Result<Conn<'a, Postgres>>> + Send + 'a {
         std::future::ready(Ok(Conn::Borrowed(self)))
     }
 }
 
-impl<'a> Target<'a> for &'a mut PoolConnection<Postgres> {
+impl<'a, DB: Backend> Target<'a, DB> for &'a mut PoolConnection<DB> {
     fn __context(&self) -> Arc<TestContext> {
         TestContext::current()
     }
 
-    fn __connection(self) -> impl Future<Output = Result<Conn<'a>>> + Send + 'a {
-        std::future::ready(Ok(Conn::Borrowed(self)))
+    fn __connection(self) -> impl Future<Output = Result<Conn<'a, DB>>> + Send + 'a {
+        std::future::ready(Ok(Conn::Borrowed(&mut **self)))
     }
 }
 
-impl<'a, 't> Target<'a> for &'a mut Transaction<'t, Postgres> {
+impl<'a, 't, DB: Backend> Target<'a, DB> for &'a mut Transaction<'t, DB> {
     fn __context(&self) -> Arc<TestContext> {
         TestContext::current()
     }
 
-    fn __connection(self) -> impl Future<Output = Result<Conn<'a>>> + Send + 'a {
-        std::future::ready(Ok(Conn::Borrowed(self)))
+    fn __connection(self) -> impl Future<Output = Result<Conn<'a, DB>>> + Send + 'a {
+        std::future::ready(Ok(Conn::Borrowed(&mut **self)))
     }
 }
 
-/// A model that `create` can read back: `sqlx::FromRow` for PostgreSQL rows, `Send`, owned.
-/// Implemented for every such type.
-pub trait Row: for<'r> FromRow<'r, PgRow> + Send + Unpin + 'static {}
+/// A model that `create` can read back on the backend `DB`: `sqlx::FromRow` for its rows,
+/// `Send`, owned. Implemented for every such type.
+pub trait Row<DB: Database = Postgres>:
+    for<'r> FromRow<'r, DB::Row> + Send + Unpin + 'static
+{
+}
 
-impl<M> Row for M where M: for<'r> FromRow<'r, PgRow> + Send + Unpin + 'static {}
+impl<M, DB: Database> Row<DB> for M where M: for<'r> FromRow<'r, DB::Row> + Send + Unpin + 'static {}
 
 /// Inserting with a factory: implemented for every builder whose model derives `sqlx::FromRow`.
 ///
@@ -148,35 +152,39 @@ impl<M> Row for M where M: for<'r> FromRow<'r, PgRow> + Send + Unpin + 'static {
 pub trait Create: FactoryBuilder<Model: Row> + Send + 'static {
     /// Inserts one row, with the parents its `belongs_to` associations need, and returns it as
     /// the database stored it (`RETURNING`: generated ids, defaults, trigger effects).
-    fn create<'a, T: Target<'a> + 'a>(
+    fn create<'a, DB: Backend, T: Target<'a, DB> + 'a>(
         self,
         db: T,
-    ) -> impl Future<Output = Result<Self::Model>> + Send + 'a {
+    ) -> impl Future<Output = Result<Self::Model>> + Send + 'a
+    where
+        Self::Model: Row<DB>,
+    {
         async move {
             let (mut plan, root) =
-                plan_with(&db, |plan| self.__plan(plan, decoder::<Self::Model>()))?;
+                plan_with(&db, |plan| self.__plan(plan, decoder::<Self::Model, DB>()))?;
             write(db, &mut plan).await?;
             plan.take_result(root)
         }
     }
 
     /// Inserts `n` rows with the same overrides (sequences and fakers advance for each) in one
-    /// multi-row `INSERT` per 65,535 bind parameters, their parents first, one statement per
-    /// table.
-    fn create_list<'a, T: Target<'a> + 'a>(
+    /// multi-row `INSERT` per table and per bind-parameter limit (65,535 on PostgreSQL), their
+    /// parents first.
+    fn create_list<'a, DB: Backend, T: Target<'a, DB> + 'a>(
         self,
         db: T,
         n: usize,
     ) -> impl Future<Output = Result<Vec<Self::Model>>> + Send + 'a
     where
         Self: Clone,
+        Self::Model: Row<DB>,
     {
         self.create_list_with(db, n, |_, builder| builder)
     }
 
     /// Inserts `n` rows, letting `each` adjust the builder of the `i`-th (from 0), as
     /// [`create_list`](Self::create_list) does.
-    fn create_list_with<'a, T: Target<'a> + 'a>(
+    fn create_list_with<'a, DB: Backend, T: Target<'a, DB> + 'a>(
         self,
         db: T,
         n: usize,
@@ -184,13 +192,14 @@ pub trait Create: FactoryBuilder<Model: Row> + Send + 'static {
     ) -> impl Future<Output = Result<Vec<Self::Model>>> + Send + 'a
     where
         Self: Clone,
+        Self::Model: Row<DB>,
     {
         async move {
             let (mut plan, roots) = plan_with(&db, |plan| {
                 let mut roots = Vec::with_capacity(n);
                 for i in 0..n {
                     let builder = each(i, self.clone());
-                    roots.push(builder.__plan(plan, decoder::<Self::Model>())?);
+                    roots.push(builder.__plan(plan, decoder::<Self::Model, DB>())?);
                 }
                 Ok(roots)
             })?;
@@ -206,7 +215,7 @@ pub trait Create: FactoryBuilder<Model: Row> + Send + 'static {
 impl<B> Create for B where B: FactoryBuilder<Model: Row> + Send + 'static {}
 
 /// Plans in the target's context (builds run there, reuse is read there).
-pub(crate) fn plan_with<'a, T: Target<'a>, R>(
+pub(crate) fn plan_with<'a, DB: Backend, T: Target<'a, DB>, R>(
     db: &T,
     f: impl FnOnce(&mut Plan) -> Result<R>,
 ) -> Result<(Plan, R)> {
@@ -217,7 +226,10 @@ pub(crate) fn plan_with<'a, T: Target<'a>, R>(
 }
 
 /// Executes the plan on one connection of the target.
-pub(crate) async fn write<'a, T: Target<'a>>(db: T, plan: &mut Plan) -> Result<()> {
+pub(crate) async fn write<'a, DB: Backend, T: Target<'a, DB>>(
+    db: T,
+    plan: &mut Plan,
+) -> Result<()> {
     let mut conn = db.__connection().await?;
-    plan.execute(conn.get()).await
+    plan.execute::<DB>(conn.get()).await
 }

@@ -1,14 +1,11 @@
 //! The statements a plan runs: bulk `INSERT`s within the bind-parameter limit (columns unnested
 //! from arrays, or a `VALUES` list), `RETURNING` the model's columns, and where a row is when a
-//! reference must be set after it.
+//! reference must be set after it (the backend's locator).
 
-use sea_query::{Alias, Expr, ExprTrait, IntoTableRef, Query, ReturningClause, TableRef, Value};
-use sqlx::Row;
-use sqlx::postgres::PgRow;
+use sea_query::{Alias, Expr, IntoTableRef, Query, ReturningClause, TableRef, Value};
 
-use crate::error::Result;
+use crate::backend::Dialect;
 use crate::factory::Table;
-use crate::factory::errors::decode_error;
 
 /// PostgreSQL's limit on bind parameters in one statement.
 pub const MAX_BIND_PARAMETERS: usize = 65_535;
@@ -23,7 +20,12 @@ const DEFAULT_ROWS_PER_STATEMENT: usize = 10_000;
 /// assert_eq!(rows_per_statement(7), 9_362);
 /// ```
 pub fn rows_per_statement(columns: usize) -> usize {
-    MAX_BIND_PARAMETERS
+    rows_within(MAX_BIND_PARAMETERS, columns)
+}
+
+/// Rows per `INSERT` for `columns` columns within `max_parameters` bind parameters.
+pub(crate) fn rows_within(max_parameters: usize, columns: usize) -> usize {
+    max_parameters
         .checked_div(columns)
         .map_or(DEFAULT_ROWS_PER_STATEMENT, |rows| rows.max(1))
 }
@@ -89,6 +91,17 @@ pub fn bulk_insert(
     columns: &[&'static str],
     rows: Vec<Vec<Value>>,
 ) -> std::result::Result<BulkInsert, sea_query::error::Error> {
+    bulk_insert_with(table, columns, rows, true)
+}
+
+/// [`bulk_insert`], sending columns as arrays only where `arrays` allows (the backend's
+/// [`Dialect::ARRAY_COLUMNS`](crate::backend::Dialect::ARRAY_COLUMNS)).
+pub(crate) fn bulk_insert_with(
+    table: &Table,
+    columns: &[&'static str],
+    rows: Vec<Vec<Value>>,
+    arrays: bool,
+) -> std::result::Result<BulkInsert, sea_query::error::Error> {
     let mut statement = Query::insert();
     statement.into_table(table_ref(table));
     if columns.is_empty() {
@@ -99,7 +112,8 @@ pub fn bulk_insert(
         });
     }
     statement.columns(columns.iter().map(|c| Alias::new(*c)));
-    match unnest(rows) {
+    let unnested = if arrays { unnest(rows) } else { Err(rows) };
+    match unnested {
         Ok((select, arrays)) => {
             statement.select_from(select)?;
             Ok(BulkInsert {
@@ -158,7 +172,8 @@ fn unnest(rows: Vec<Vec<Value>>) -> std::result::Result<Unnested, Vec<Vec<Value>
     Ok((select, arrays))
 }
 
-/// The array type a column of these values is sent as, for the kinds [`bind_arrays`] binds.
+/// The array type a column of these values is sent as, for the kinds the backend's
+/// [`Dialect::bind_arrays`] binds.
 fn array_type(value: &Value) -> Option<sea_query::ArrayType> {
     match value {
         Value::Bool(_)
@@ -181,63 +196,6 @@ fn array_type(value: &Value) -> Option<sea_query::ArrayType> {
     }
 }
 
-/// Binds each column's values as one PostgreSQL array (NULL elements included).
-pub(super) fn bind_arrays(
-    arrays: Vec<Vec<Value>>,
-) -> std::result::Result<sqlx::postgres::PgArguments, String> {
-    use sqlx::Arguments;
-    let mut args = sqlx::postgres::PgArguments::default();
-    for column in arrays {
-        macro_rules! bind {
-            ($variant:ident $(, $map:expr)?) => {{
-                let mut out = Vec::with_capacity(column.len());
-                for value in column {
-                    match value {
-                        Value::$variant(v) => out.push(v $(.map($map))?),
-                        other => return Err(format!("a column mixes {other:?} with other kinds")),
-                    }
-                }
-                args.add(out).map_err(|e| e.to_string())?;
-            }};
-        }
-        match column.first() {
-            Some(Value::Bool(_)) => bind!(Bool),
-            Some(Value::SmallInt(_)) => bind!(SmallInt),
-            Some(Value::Int(_)) => bind!(Int),
-            Some(Value::BigInt(_)) => bind!(BigInt),
-            Some(Value::Float(_)) => bind!(Float),
-            Some(Value::Double(_)) => bind!(Double),
-            Some(Value::String(_)) => bind!(String),
-            Some(Value::Bytes(_)) => bind!(Bytes),
-            Some(Value::Uuid(_)) => bind!(Uuid),
-            Some(Value::Json(_)) => bind!(Json, |json: Box<sea_query::value::prelude::Json>| *json),
-            Some(Value::ChronoDate(_)) => bind!(ChronoDate),
-            Some(Value::ChronoTime(_)) => bind!(ChronoTime),
-            Some(Value::ChronoDateTime(_)) => bind!(ChronoDateTime),
-            Some(Value::ChronoDateTimeUtc(_)) => bind!(ChronoDateTimeUtc),
-            Some(Value::ChronoDateTimeWithTimeZone(_)) => bind!(ChronoDateTimeWithTimeZone),
-            Some(Value::Enum(_)) => {
-                let mut labels: Vec<Option<String>> = Vec::with_capacity(column.len());
-                for value in column {
-                    match value {
-                        Value::Enum(sea_query::OptionEnum::Some(e)) => {
-                            labels.push(Some(e.value.into_owned()));
-                        }
-                        Value::Enum(sea_query::OptionEnum::None(_)) => labels.push(None),
-                        other => return Err(format!("a column mixes {other:?} with enums")),
-                    }
-                }
-                args.add(labels).map_err(|e| e.to_string())?;
-            }
-            Some(other) => return Err(format!("{other:?} has no array form")),
-            None => args
-                .add(Vec::<Option<String>>::new())
-                .map_err(|e| e.to_string())?,
-        }
-    }
-    Ok(args)
-}
-
 /// `schema.name` or `name`: how statistics and messages name a table.
 pub(crate) fn display_table(table: &Table) -> String {
     match table.schema() {
@@ -254,24 +212,16 @@ pub(crate) fn table_ref(table: &Table) -> TableRef {
     }
 }
 
-/// `RETURNING` the model's columns, and where the row is when it must be updated later.
-pub(super) fn returning(table: &Table, locate: bool) -> ReturningClause {
+/// `RETURNING` the model's columns, and where the row is (the backend's locator) when it must
+/// be updated later.
+pub(super) fn returning<DB: Dialect>(table: &Table, locate: bool) -> ReturningClause {
     let mut exprs: Vec<Expr> = table
         .columns()
         .iter()
         .map(|c| Expr::col(Alias::new(c.name())))
         .collect();
     if locate {
-        exprs.push(Expr::col(Alias::new("tableoid")).cast_as(Alias::new("bigint")));
-        exprs.push(Expr::col(Alias::new("ctid")).cast_as(Alias::new("text")));
+        exprs.extend(DB::locator_returning());
     }
     Query::returning().exprs(exprs)
-}
-
-pub(super) fn locate_row(row: &PgRow, table: &'static Table) -> Result<(i64, String)> {
-    let oid: i64 = row
-        .try_get("tableoid")
-        .map_err(|e| decode_error(e, table))?;
-    let ctid: String = row.try_get("ctid").map_err(|e| decode_error(e, table))?;
-    Ok((oid, ctid))
 }

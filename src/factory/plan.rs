@@ -7,8 +7,8 @@
 //!
 //! 1. group the pending nodes by factory, and link the groups by their pending references;
 //! 2. every group that depends on no other pending group (a source of that graph) is written in
-//!    one `INSERT … RETURNING …` per 65,535 bind parameters (its columns unnested from arrays, or
-//!    a `VALUES` list: see [`bulk_insert`]);
+//!    one `INSERT … RETURNING …` per bind-parameter limit of the backend (65,535 on
+//!    PostgreSQL), its columns unnested from arrays or a `VALUES` list (see [`bulk_insert`]);
 //! 3. a group that references itself (threaded comments) writes the rows that are ready, and the
 //!    rest in later rounds; a cycle between groups (boards ↔ board columns) with no row ready is
 //!    broken at a nullable reference, inserted as NULL and set by an `UPDATE` once its target
@@ -22,11 +22,11 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use sea_query::{Alias, Expr, ExprTrait, PostgresQueryBuilder, Query, Value};
+use sea_query::{Alias, Expr, Query, Value};
 use sea_query_sqlx::SqlxBinder;
-use sqlx::postgres::PgRow;
-use sqlx::{Connection, FromRow, PgConnection};
+use sqlx::Connection;
 
+use crate::backend::{Decoders, Dialect};
 use crate::context::TestContext;
 use crate::context::state::{InsertEvent, StatementKind};
 use crate::error::{Error, Result};
@@ -34,14 +34,15 @@ use crate::factory::errors::{decode_error, statement_error};
 use crate::factory::{Attributes, Factory, FactoryBuilder, Node, Table};
 
 pub use super::insert::{BulkInsert, MAX_BIND_PARAMETERS, bulk_insert, rows_per_statement};
-use super::insert::{bind_arrays, locate_row, returning};
+use super::insert::{bulk_insert_with, returning, rows_within};
 pub(crate) use super::insert::{display_table, table_ref};
 
 /// How deep `belongs_to` associations may nest before the planner assumes a loop.
 const MAX_DEPTH: usize = 64;
 
-/// Decodes a row `RETURNING` gave into the model, boxed.
-pub type Decoder = fn(&PgRow) -> std::result::Result<Box<dyn Any + Send>, sqlx::Error>;
+/// Decodes a row `RETURNING` gave into the model, boxed, on each backend the model has
+/// `sqlx::FromRow` for.
+pub type Decoder = Decoders;
 
 /// Reads the referenced key out of a created parent (boxed as the node's result) as a column
 /// value of the child; `None` when the box holds another type.
@@ -51,12 +52,13 @@ pub type KeyFn = fn(&(dyn Any + Send)) -> Option<Value>;
 #[doc(hidden)]
 pub type ErasedHook = Arc<dyn Fn(&(dyn Any + Send), &mut Plan) -> Result<()> + Send + Sync>;
 
-/// The decoder of model `M`: its `sqlx::FromRow`, boxed.
-pub fn decoder<M>() -> Decoder
+/// The decoder of model `M`: its `sqlx::FromRow` for the backend `DB`, boxed.
+pub fn decoder<M, DB>() -> Decoder
 where
-    M: for<'r> FromRow<'r, PgRow> + Send + 'static,
+    DB: Dialect,
+    M: for<'r> sqlx::FromRow<'r, DB::Row> + Send + 'static,
 {
-    |row| M::from_row(row).map(|model| Box::new(model) as Box<dyn Any + Send>)
+    DB::decoders::<M>()
 }
 
 /// A node of a [`Plan`]: one row to insert.
@@ -113,8 +115,8 @@ struct PlanNode {
     hooks: Vec<ErasedHook>,
     state: NodeState,
     result: Option<Box<dyn Any + Send>>,
-    /// `(tableoid, ctid)` of the written row, read when an UPDATE must find it again.
-    location: Option<(i64, String)>,
+    /// Where the written row is (the backend's locator), read when an UPDATE must find it again.
+    location: Option<Vec<Value>>,
 }
 
 /// The rows one `create` call writes, and the order to write them in. Built by the generated
@@ -157,7 +159,7 @@ impl Plan {
                 columns: Vec::new(),
                 values: Vec::new(),
                 refs: Vec::new(),
-                decode: |_| Err(sqlx::Error::RowNotFound),
+                decode: Decoders::default(),
                 hooks: Vec::new(),
                 state: NodeState::Reserved,
                 result: None,
@@ -309,7 +311,7 @@ impl Plan {
 
     /// How many statements the pending rows need at least, to decide on a transaction: more than
     /// one group, more than one chunk, references or hooks.
-    fn needs_transaction(&self) -> bool {
+    fn needs_transaction(&self, max_parameters: usize) -> bool {
         let mut first: Option<&'static str> = None;
         let mut rows = 0usize;
         let mut per_statement = usize::MAX;
@@ -323,27 +325,26 @@ impl Plan {
                 Some(_) => {}
             }
             rows += 1;
-            per_statement = rows_per_statement(node.columns.len());
+            per_statement = rows_within(max_parameters, node.columns.len());
         }
         rows > per_statement
     }
 
     /// Writes every node, in transaction when it takes more than one statement.
-    pub(crate) async fn execute(&mut self, conn: &mut PgConnection) -> Result<()> {
+    pub(crate) async fn execute<DB: Dialect>(&mut self, conn: &mut DB::Connection) -> Result<()> {
         if let Some(node) = self.nodes.iter().find(|n| n.state == NodeState::Reserved) {
             return Err(Error::Factory {
                 factory: node.table.factory().to_string(),
                 message: "a graph node was reserved but never described".to_string(),
             });
         }
-        if !self.needs_transaction() {
-            return self.run(conn).await;
+        if !self.needs_transaction(DB::MAX_BIND_PARAMETERS) {
+            return self.run::<DB>(conn).await;
         }
-        let mut tx = conn
-            .begin()
+        let mut tx = Connection::begin(conn)
             .await
             .map_err(Error::db("starting the transaction of a factory's inserts"))?;
-        match self.run(&mut tx).await {
+        match self.run::<DB>(&mut tx).await {
             Ok(()) => tx
                 .commit()
                 .await
@@ -355,9 +356,9 @@ impl Plan {
         }
     }
 
-    async fn run(&mut self, conn: &mut PgConnection) -> Result<()> {
+    async fn run<DB: Dialect>(&mut self, conn: &mut DB::Connection) -> Result<()> {
         loop {
-            self.insert_pending(conn).await?;
+            self.insert_pending::<DB>(conn).await?;
             if !self.run_hooks()? {
                 return Ok(());
             }
@@ -388,17 +389,17 @@ impl Plan {
     }
 
     /// Writes every pending node, round after round, then closes broken cycles.
-    async fn insert_pending(&mut self, conn: &mut PgConnection) -> Result<()> {
+    async fn insert_pending<DB: Dialect>(&mut self, conn: &mut DB::Connection) -> Result<()> {
         loop {
             let batches = self.next_batches()?;
             if batches.is_empty() {
                 break;
             }
             for batch in batches {
-                self.insert_batch(conn, &batch).await?;
+                self.insert_batch::<DB>(conn, &batch).await?;
             }
         }
-        self.close_cycles(conn).await
+        self.close_cycles::<DB>(conn).await
     }
 
     /// Whether `r` still waits for its target.
@@ -551,13 +552,17 @@ impl Plan {
             })
     }
 
-    async fn insert_batch(&mut self, conn: &mut PgConnection, nodes: &[usize]) -> Result<()> {
+    async fn insert_batch<DB: Dialect>(
+        &mut self,
+        conn: &mut DB::Connection,
+        nodes: &[usize],
+    ) -> Result<()> {
         let Some(&first) = nodes.first() else {
             return Ok(());
         };
         let table = self.nodes[first].table;
         let columns = self.nodes[first].columns.clone();
-        for chunk in nodes.chunks(rows_per_statement(columns.len())) {
+        for chunk in nodes.chunks(rows_within(DB::MAX_BIND_PARAMETERS, columns.len())) {
             let locate = chunk
                 .iter()
                 .any(|&i| self.nodes[i].refs.iter().any(|r| r.deferred));
@@ -568,23 +573,24 @@ impl Plan {
             let BulkInsert {
                 mut statement,
                 arrays,
-            } = bulk_insert(table, &columns, rows).map_err(|e| Error::Factory {
-                factory: table.factory().to_string(),
-                message: format!("building the INSERT: {e}"),
+            } = bulk_insert_with(table, &columns, rows, DB::ARRAY_COLUMNS).map_err(|e| {
+                Error::Factory {
+                    factory: table.factory().to_string(),
+                    message: format!("building the INSERT: {e}"),
+                }
             })?;
-            statement.returning(returning(table, locate));
-            let (sql, values) = statement.build_sqlx(PostgresQueryBuilder);
+            statement.returning(returning::<DB>(table, locate));
+            let (sql, values) = statement.build_sqlx(DB::QueryBuilder::default());
             let values = match arrays {
-                Some(arrays) => bind_arrays(arrays).map_err(|e| Error::Factory {
+                Some(arrays) => DB::bind_arrays(arrays).map_err(|e| Error::Factory {
                     factory: table.factory().to_string(),
                     message: format!("binding the columns as arrays: {e}"),
                 })?,
-                None => sqlx::IntoArguments::into_arguments(values),
+                None => DB::arguments(values),
             };
-            let rows = sqlx::query_with(sqlx::AssertSqlSafe(sql), values)
-                .fetch_all(&mut *conn)
+            let rows = DB::fetch_all(&mut *conn, sql, values)
                 .await
-                .map_err(|e| statement_error(e, table))?;
+                .map_err(|e| statement_error::<DB>(e, table))?;
             self.record(table, rows.len(), StatementKind::Insert);
             if rows.len() != chunk.len() {
                 return Err(Error::Factory {
@@ -599,9 +605,11 @@ impl Plan {
             }
             for (row, &i) in rows.iter().zip(chunk) {
                 let node = &mut self.nodes[i];
-                node.result = Some((node.decode)(row).map_err(|e| decode_error(e, table))?);
+                let decode = decode_with::<DB>(&node.decode, table)?;
+                node.result = Some(decode(row).map_err(|e| decode_error(e, table))?);
                 if locate {
-                    node.location = Some(locate_row(row, table)?);
+                    node.location =
+                        Some(DB::read_locator(row).map_err(|e| decode_error(e, table))?);
                 }
                 node.state = NodeState::Inserted;
             }
@@ -610,7 +618,7 @@ impl Plan {
     }
 
     /// Sets the references written as NULL to break cycles, now that their targets exist.
-    async fn close_cycles(&mut self, conn: &mut PgConnection) -> Result<()> {
+    async fn close_cycles<DB: Dialect>(&mut self, conn: &mut DB::Connection) -> Result<()> {
         for i in 0..self.nodes.len() {
             if !self.nodes[i].refs.iter().any(|r| r.deferred) {
                 continue;
@@ -621,7 +629,7 @@ impl Plan {
             for r in node.refs.iter().filter(|r| r.deferred) {
                 sets.push((Alias::new(r.column), Expr::val(self.key_of(table, r)?)));
             }
-            let Some((oid, ctid)) = node.location.clone() else {
+            let Some(location) = node.location.clone() else {
                 return Err(Error::Factory {
                     factory: table.factory().to_string(),
                     message: "the row to complete after a cycle cannot be found".to_string(),
@@ -631,23 +639,17 @@ impl Plan {
             update
                 .table(table_ref(table))
                 .values(sets)
-                .and_where(
-                    Expr::col(Alias::new("tableoid"))
-                        .cast_as(Alias::new("bigint"))
-                        .eq(oid),
-                )
-                .and_where(
-                    Expr::col(Alias::new("ctid")).eq(Expr::val(ctid).cast_as(Alias::new("tid"))),
-                )
-                .returning(returning(table, false));
-            let (sql, values) = update.build_sqlx(PostgresQueryBuilder);
-            let row = sqlx::query_with(sqlx::AssertSqlSafe(sql), values)
-                .fetch_one(&mut *conn)
+                .cond_where(DB::at_locator(&location))
+                .returning(returning::<DB>(table, false));
+            let (sql, values) = update.build_sqlx(DB::QueryBuilder::default());
+            let row = DB::fetch_all(&mut *conn, sql, DB::arguments(values))
                 .await
-                .map_err(|e| statement_error(e, table))?;
+                .and_then(|rows| rows.into_iter().next().ok_or(sqlx::Error::RowNotFound))
+                .map_err(|e| statement_error::<DB>(e, table))?;
             self.record(table, 0, StatementKind::Update);
             let node = &mut self.nodes[i];
-            node.result = Some((node.decode)(&row).map_err(|e| decode_error(e, table))?);
+            let decode = decode_with::<DB>(&node.decode, table)?;
+            node.result = Some(decode(&row).map_err(|e| decode_error(e, table))?);
             for r in node.refs.iter_mut() {
                 r.deferred = false;
             }
@@ -685,6 +687,23 @@ fn strongly_connected(edges: &[Vec<bool>]) -> Vec<Vec<usize>> {
         components[c].push(node);
     }
     components
+}
+
+/// The backend `DB`'s decoder of a node of `table`: its model must implement `sqlx::FromRow` for
+/// the backend's rows.
+fn decode_with<DB: Dialect>(
+    decoders: &Decoders,
+    table: &'static Table,
+) -> Result<crate::backend::DecodeFn<DB>> {
+    DB::decoder(decoders).ok_or_else(|| Error::Factory {
+        factory: table.factory().to_string(),
+        message: format!(
+            "creating it on {} needs `sqlx::FromRow` for that backend's rows: derive \
+             `sqlx::FromRow` for the model of table {}",
+            std::any::type_name::<DB>(),
+            display_table(table)
+        ),
+    })
 }
 
 #[cfg(test)]

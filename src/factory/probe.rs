@@ -278,7 +278,7 @@ pub trait DecoderRow {
 impl<M: crate::factory::Row, F> DecoderRow for &Probe<M, F> {
     #[inline]
     fn decoder(&self) -> Option<crate::factory::plan::Decoder> {
-        Some(crate::factory::plan::decoder::<M>())
+        Some(crate::factory::plan::decoder::<M, sqlx::Postgres>())
     }
 }
 

@@ -993,9 +993,10 @@ fn persistence(model: &Model<'_>, names: &Names) -> TokenStream {
         {
             /// Inserts the row, and the parents its unset `belongs_to` associations need, and
             /// returns it as the database stored it (generated ids, defaults, trigger effects).
-            /// Takes `&TestDb`, `&PgPool` or `&mut PgConnection` (`&mut *tx`).
+            /// Takes `&TestDb`, a pool (`&PgPool`) or a connection (`&mut PgConnection`, `&mut *tx`);
+            /// the backend is the target's.
             #[inline]
-            #vis fn create<'__seedbed_db, __SeedbedTarget>(
+            #vis fn create<'__seedbed_db, __SeedbedDb, __SeedbedTarget>(
                 self,
                 db: __SeedbedTarget,
             ) -> impl ::core::future::Future<
@@ -1003,7 +1004,9 @@ fn persistence(model: &Model<'_>, names: &Names) -> TokenStream {
             > + ::core::marker::Send
                    + '__seedbed_db
             where
-                __SeedbedTarget: #private::Target<'__seedbed_db> + '__seedbed_db,
+                __SeedbedDb: #private::Backend,
+                __SeedbedTarget: #private::Target<'__seedbed_db, __SeedbedDb> + '__seedbed_db,
+                #model_ident: #private::Row<__SeedbedDb>,
             {
                 #private::Create::create(self, db)
             }
@@ -1015,30 +1018,34 @@ fn persistence(model: &Model<'_>, names: &Names) -> TokenStream {
             for<'__seedbed> #builder: #private::Create + ::core::clone::Clone,
         {
             /// Inserts `n` rows with the same overrides (sequences and fakers advance for each):
-            /// one multi-row `INSERT … RETURNING` per table and per 65,535 bind parameters,
+            /// one multi-row `INSERT … RETURNING` per table and per bind-parameter limit (65,535 on PostgreSQL),
             /// parents first.
             #[inline]
-            #vis fn create_list<'__seedbed_db, __SeedbedTarget>(
+            #vis fn create_list<'__seedbed_db, __SeedbedDb, __SeedbedTarget>(
                 self,
                 db: __SeedbedTarget,
                 n: usize,
             ) -> #list_future
             where
-                __SeedbedTarget: #private::Target<'__seedbed_db> + '__seedbed_db,
+                __SeedbedDb: #private::Backend,
+                __SeedbedTarget: #private::Target<'__seedbed_db, __SeedbedDb> + '__seedbed_db,
+                #model_ident: #private::Row<__SeedbedDb>,
             {
                 #private::Create::create_list(self, db, n)
             }
 
             /// Inserts `n` rows, letting `each` adjust the builder of the `i`-th (from 0).
             #[inline]
-            #vis fn create_list_with<'__seedbed_db, __SeedbedTarget>(
+            #vis fn create_list_with<'__seedbed_db, __SeedbedDb, __SeedbedTarget>(
                 self,
                 db: __SeedbedTarget,
                 n: usize,
                 each: impl ::core::ops::FnMut(usize, Self) -> Self + ::core::marker::Send + '__seedbed_db,
             ) -> #list_future
             where
-                __SeedbedTarget: #private::Target<'__seedbed_db> + '__seedbed_db,
+                __SeedbedDb: #private::Backend,
+                __SeedbedTarget: #private::Target<'__seedbed_db, __SeedbedDb> + '__seedbed_db,
+                #model_ident: #private::Row<__SeedbedDb>,
             {
                 #private::Create::create_list_with(self, db, n, each)
             }

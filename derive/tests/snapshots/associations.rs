@@ -597,16 +597,20 @@ const _: () = {
     {
         /// Inserts the row, and the parents its unset `belongs_to` associations need, and
         /// returns it as the database stored it (generated ids, defaults, trigger effects).
-        /// Takes `&TestDb`, `&PgPool` or `&mut PgConnection` (`&mut *tx`).
+        /// Takes `&TestDb`, a pool (`&PgPool`) or a connection (`&mut PgConnection`, `&mut *tx`);
+        /// the backend is the target's.
         #[inline]
-        pub fn create<'__seedbed_db, __SeedbedTarget>(
+        pub fn create<'__seedbed_db, __SeedbedDb, __SeedbedTarget>(
             self,
             db: __SeedbedTarget,
         ) -> impl ::core::future::Future<
             Output = ::core::result::Result<Post, ::seedbed::__private::Error>,
         > + ::core::marker::Send + '__seedbed_db
         where
-            __SeedbedTarget: ::seedbed::__private::Target<'__seedbed_db> + '__seedbed_db,
+            __SeedbedDb: ::seedbed::__private::Backend,
+            __SeedbedTarget: ::seedbed::__private::Target<'__seedbed_db, __SeedbedDb>
+                + '__seedbed_db,
+            Post: ::seedbed::__private::Row<__SeedbedDb>,
         {
             ::seedbed::__private::Create::create(self, db)
         }
@@ -617,10 +621,10 @@ const _: () = {
         for<'__seedbed> PostFactory: ::seedbed::__private::Create + ::core::clone::Clone,
     {
         /// Inserts `n` rows with the same overrides (sequences and fakers advance for each):
-        /// one multi-row `INSERT … RETURNING` per table and per 65,535 bind parameters,
+        /// one multi-row `INSERT … RETURNING` per table and per bind-parameter limit (65,535 on PostgreSQL),
         /// parents first.
         #[inline]
-        pub fn create_list<'__seedbed_db, __SeedbedTarget>(
+        pub fn create_list<'__seedbed_db, __SeedbedDb, __SeedbedTarget>(
             self,
             db: __SeedbedTarget,
             n: usize,
@@ -631,13 +635,16 @@ const _: () = {
             >,
         > + ::core::marker::Send + '__seedbed_db
         where
-            __SeedbedTarget: ::seedbed::__private::Target<'__seedbed_db> + '__seedbed_db,
+            __SeedbedDb: ::seedbed::__private::Backend,
+            __SeedbedTarget: ::seedbed::__private::Target<'__seedbed_db, __SeedbedDb>
+                + '__seedbed_db,
+            Post: ::seedbed::__private::Row<__SeedbedDb>,
         {
             ::seedbed::__private::Create::create_list(self, db, n)
         }
         /// Inserts `n` rows, letting `each` adjust the builder of the `i`-th (from 0).
         #[inline]
-        pub fn create_list_with<'__seedbed_db, __SeedbedTarget>(
+        pub fn create_list_with<'__seedbed_db, __SeedbedDb, __SeedbedTarget>(
             self,
             db: __SeedbedTarget,
             n: usize,
@@ -652,7 +659,10 @@ const _: () = {
             >,
         > + ::core::marker::Send + '__seedbed_db
         where
-            __SeedbedTarget: ::seedbed::__private::Target<'__seedbed_db> + '__seedbed_db,
+            __SeedbedDb: ::seedbed::__private::Backend,
+            __SeedbedTarget: ::seedbed::__private::Target<'__seedbed_db, __SeedbedDb>
+                + '__seedbed_db,
+            Post: ::seedbed::__private::Row<__SeedbedDb>,
         {
             ::seedbed::__private::Create::create_list_with(self, db, n, each)
         }
