@@ -10,19 +10,19 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use rand::{RngExt, SeedableRng};
 use sqlx::types::JsonValue;
 use sqlx::{Connection, PgConnection};
 
 use super::check::TableRules;
-use super::values::{Draw, Gen, Value};
+use super::values::Gen;
 use crate::backend::postgres::clean;
 use crate::error::{Error, Result};
 use crate::factory::BuildRng;
 use crate::schema::{ColumnDefault, ForeignKey, Schema, Table};
-use crate::sql::{QualifiedName, quote_ident, quote_list};
+use crate::sql::{QualifiedName, quote_ident};
 
 #[path = "rows_plan.rs"]
 mod plan;
@@ -31,6 +31,11 @@ mod read;
 
 use self::plan::{order, plan_table};
 use self::read::{read_domains, read_existing_max, read_prefilled};
+#[path = "rows_fill.rs"]
+mod fill;
+
+pub use self::fill::insert_sql;
+use self::fill::{explain, rows_error};
 
 /// The alias of the target table in the generator's `INSERT`s.
 const ALIAS: &str = "seedbed_new";
@@ -446,245 +451,5 @@ impl RowPlan {
         self.skipped.extend(notes);
         self.reindex();
         Ok(())
-    }
-
-    /// Writes up to `rows` rows into one table; returns the rows as inserted (JSON objects) and
-    /// the number of statements. The error carries the number of rows of the failed statement.
-    async fn fill_table(
-        &self,
-        conn: &mut PgConnection,
-        t: &TablePlan,
-        rows: usize,
-        written: &HashMap<QualifiedName, Vec<JsonValue>>,
-        rng: &mut BuildRng,
-    ) -> std::result::Result<(Vec<JsonValue>, usize), (sqlx::Error, usize)> {
-        // Parent keys for each foreign key: rows this test wrote, else rows migrations wrote.
-        let mut pools: Vec<Option<Vec<Vec<JsonValue>>>> = Vec::with_capacity(t.fks.len());
-        for fk in &t.fks {
-            if fk.self_reference {
-                pools.push(None);
-                continue;
-            }
-            let source = written
-                .get(&fk.parent)
-                .filter(|r| !r.is_empty())
-                .or_else(|| self.prefilled.get(&fk.parent).filter(|r| !r.is_empty()));
-            let keys = source.map(|rows| keys_of(rows, &fk.parent_columns));
-            match keys.filter(|k| !k.is_empty()) {
-                Some(k) => pools.push(Some(k)),
-                None if fk.required => return Ok((Vec::new(), 0)),
-                None => pools.push(None),
-            }
-        }
-        // Keys made of foreign keys only may not repeat a combination of parents.
-        let mut n = rows;
-        let mut radix: Vec<usize> = Vec::new();
-        for group in &t.fk_groups {
-            let mut combinations: usize = 1;
-            let mut nullable_member = false;
-            for &j in group {
-                match &pools[j] {
-                    Some(p) => combinations = combinations.saturating_mul(p.len()),
-                    None => nullable_member = true,
-                }
-                if !radix.contains(&j) && pools[j].is_some() {
-                    radix.push(j);
-                }
-            }
-            if !nullable_member {
-                n = n.min(combinations);
-            }
-        }
-        let self_ref = t.fks.iter().position(|fk| fk.self_reference);
-        let first = match self_ref {
-            Some(_) => n.div_ceil(2),
-            None => n,
-        };
-        let mut seen: Vec<HashSet<String>> = vec![HashSet::new(); t.columns.len()];
-        let mut made = Vec::with_capacity(n);
-        for i in 0..first {
-            made.push(self.row(t, i, &pools, &radix, None, &mut seen, rng));
-        }
-        let mut statements = 0;
-        let mut inserted = Vec::new();
-        if !made.is_empty() {
-            inserted = insert(conn, t, made).await.map_err(|e| (e, first))?;
-            statements += 1;
-        }
-        if let Some(s) = self_ref
-            && n > first
-            && !inserted.is_empty()
-        {
-            let parents = keys_of(&inserted, &t.fks[s].parent_columns);
-            let mut made = Vec::with_capacity(n - first);
-            for i in first..n {
-                made.push(self.row(t, i, &pools, &radix, Some((s, &parents)), &mut seen, rng));
-            }
-            let more = insert(conn, t, made).await.map_err(|e| (e, n - first))?;
-            statements += 1;
-            inserted.extend(more);
-        }
-        Ok((inserted, statements))
-    }
-
-    /// Row `i` of a table; `seen` holds the values of its unique columns drawn so far.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "the state of one table's fill, passed down"
-    )]
-    fn row(
-        &self,
-        t: &TablePlan,
-        i: usize,
-        pools: &[Option<Vec<Vec<JsonValue>>>],
-        radix: &[usize],
-        self_parents: Option<(usize, &Vec<Vec<JsonValue>>)>,
-        seen: &mut [HashSet<String>],
-        rng: &mut BuildRng,
-    ) -> JsonValue {
-        let mut row = JsonValue::Object(Default::default());
-        let Some(obj) = row.as_object_mut() else {
-            return row;
-        };
-        let mut stride: usize = 1;
-        for (j, fk) in t.fks.iter().enumerate() {
-            let key = if let Some((_, parents)) = self_parents.filter(|(s, _)| *s == j) {
-                parents.get(rng.random_range(0..parents.len().max(1)))
-            } else {
-                match &pools[j] {
-                    Some(pool) if radix.contains(&j) => {
-                        let k = pool.get((i / stride) % pool.len());
-                        stride = stride.saturating_mul(pool.len());
-                        k
-                    }
-                    Some(pool) => pool.get(rng.random_range(0..pool.len())),
-                    None => None,
-                }
-            };
-            if let Some(key) = key {
-                for (c, v) in fk.columns.iter().zip(key) {
-                    obj.insert(c.clone(), v.clone());
-                }
-            }
-        }
-        let mut values: Vec<Value> = Vec::with_capacity(t.columns.len());
-        for (c, seen) in t.columns.iter().zip(seen.iter_mut()) {
-            let mut attempts = 0;
-            loop {
-                let seq = self.seq.fetch_add(self.seq_step, Ordering::Relaxed);
-                let v = c.values.draw(&mut Draw { rng, seq });
-                attempts += 1;
-                if !c.unique || attempts >= 32 || seen.insert(format!("{v:?}")) {
-                    values.push(v);
-                    break;
-                }
-            }
-        }
-        for &(greater, lesser, strict) in &t.relations {
-            let low = values[lesser].clone();
-            values[greater].order_after(&low, strict, rng);
-        }
-        for (c, v) in t.columns.iter().zip(values) {
-            obj.insert(c.name.clone(), v.into_json());
-        }
-        row
-    }
-}
-
-/// The values of `columns` in each row (rows with a NULL among them left out).
-fn keys_of(rows: &[JsonValue], columns: &[String]) -> Vec<Vec<JsonValue>> {
-    rows.iter()
-        .filter_map(|r| {
-            let key: Vec<JsonValue> = columns
-                .iter()
-                .map(|c| r.get(c).cloned().unwrap_or(JsonValue::Null))
-                .collect();
-            (!key.iter().any(JsonValue::is_null)).then_some(key)
-        })
-        .collect()
-}
-
-/// The `INSERT` of generated rows into `table`, writing `columns`.
-///
-/// Every value goes in one `jsonb` parameter and is read with each column's own input function:
-///
-/// ```
-/// use seedbed::bench::insert_sql;
-/// use seedbed::sql::QualifiedName;
-///
-/// assert_eq!(
-///     insert_sql(&QualifiedName::new("public", "order"), &["id", "placedAt"]),
-///     r#"INSERT INTO "public"."order" AS "seedbed_new" ("id", "placedAt") SELECT "id", "placedAt" FROM jsonb_populate_recordset(NULL::"public"."order", $1) RETURNING to_jsonb("seedbed_new".*)"#
-/// );
-/// ```
-pub fn insert_sql(table: &QualifiedName, columns: &[&str]) -> String {
-    let list = quote_list(columns.iter().copied());
-    let alias = quote_ident(ALIAS);
-    if columns.is_empty() {
-        format!(
-            "INSERT INTO {table} AS {alias} SELECT FROM jsonb_populate_recordset(NULL::{table}, $1) \
-             RETURNING to_jsonb({alias}.*)"
-        )
-    } else {
-        format!(
-            "INSERT INTO {table} AS {alias} ({list}) SELECT {list} FROM \
-             jsonb_populate_recordset(NULL::{table}, $1) RETURNING to_jsonb({alias}.*)"
-        )
-    }
-}
-
-async fn insert(
-    conn: &mut PgConnection,
-    t: &TablePlan,
-    rows: Vec<JsonValue>,
-) -> std::result::Result<Vec<JsonValue>, sqlx::Error> {
-    // The columns any row sets, in table order.
-    let mut columns: Vec<&str> = Vec::new();
-    for fk in &t.fks {
-        for c in &fk.columns {
-            if !columns.contains(&c.as_str()) && rows.iter().any(|r| r.get(c).is_some()) {
-                columns.push(c);
-            }
-        }
-    }
-    for c in &t.columns {
-        columns.push(&c.name);
-    }
-    let sql = insert_sql(&t.name, &columns);
-    sqlx::query_scalar::<_, JsonValue>(sqlx::AssertSqlSafe(sql))
-        .bind(JsonValue::Array(rows))
-        .fetch_all(conn)
-        .await
-}
-
-/// The column, the constraint and the message of a refused statement.
-fn explain(e: &sqlx::Error) -> (Option<String>, Option<String>, String) {
-    match e {
-        sqlx::Error::Database(db) => {
-            let mut message = db.message().to_string();
-            let mut column = None;
-            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
-                if let Some(detail) = pg.detail() {
-                    message.push_str(&format!(" ({detail})"));
-                }
-                column = pg.column().map(str::to_string);
-            }
-            (column, db.constraint().map(str::to_string), message)
-        }
-        other => (None, None, other.to_string()),
-    }
-}
-
-fn rows_error(t: &TablePlan, rows: usize, e: sqlx::Error) -> Error {
-    let (column, constraint, message) = explain(&e);
-    let message = match column {
-        Some(c) => format!("{message} (column {c})"),
-        None => message,
-    };
-    Error::BenchRows {
-        table: t.name.unquoted(),
-        rows,
-        constraint,
-        message,
     }
 }

@@ -10,15 +10,15 @@ use std::time::{Duration, Instant};
 
 use sqlx::{Connection, PgConnection};
 
-use crate::backend::postgres::coord::{DbLock, LockMode};
-use crate::backend::postgres::marker::{self, Marker};
 use super::migrations::Migrations;
 use crate::backend::postgres::admin::{
-    CloneMethod, create_database, database_exists, drop_database, measure_clone_methods, probe_name,
-    remember_clone_method,
+    CloneMethod, create_database, database_exists, drop_database, measure_clone_methods,
+    probe_name, remember_clone_method,
 };
-use crate::error::{Error, Result};
+use crate::backend::postgres::coord::{DbLock, LockMode};
+use crate::backend::postgres::marker::{self, Marker};
 use crate::backend::postgres::server::Server;
+use crate::error::{Error, Result};
 use crate::sql::quote_ident;
 
 /// How long a process waits for another to finish migrating.
@@ -125,13 +125,19 @@ impl<'a> Build<'a> {
     pub fn database_name(&self, migrations: &Migrations) -> String {
         let mut identity = migrations.checksum().to_string();
         if self.prepare {
-            identity.push_str(&format!(":cleaner-v{}", crate::backend::postgres::clean::VERSION));
+            identity.push_str(&format!(
+                ":cleaner-v{}",
+                crate::backend::postgres::clean::VERSION
+            ));
             if self.track {
                 identity.push_str(":tracked");
             }
         }
         if self.journal {
-            identity.push_str(&format!(":journal-v{}", crate::backend::postgres::journal::VERSION));
+            identity.push_str(&format!(
+                ":journal-v{}",
+                crate::backend::postgres::journal::VERSION
+            ));
         }
         if self.seal {
             identity.push_str(&format!(":sealed-v{TEMPLATE_VERSION}"));
@@ -377,4 +383,3 @@ async fn seal_and_measure(
     let (best, _) = measure_clone_methods(conn, server.major_version(), name).await?;
     Ok(best)
 }
-

@@ -18,11 +18,11 @@ use sqlx::{Connection, PgConnection};
 
 use super::databases;
 use super::engine;
+use super::migrations::Migrations;
 use crate::backend::postgres::admin;
 use crate::backend::postgres::marker::{self, Marker};
-use super::migrations::Migrations;
-use crate::error::{Error, Result};
 use crate::backend::postgres::server::Server;
+use crate::error::{Error, Result};
 use crate::sql::quote_ident;
 
 /// How many schemas are kept ready per database.
@@ -85,7 +85,9 @@ async fn ensure_database(
         let mut db = PgConnection::connect_with(&server.database_options(&name))
             .await
             .map_err(Error::db(format!("connecting to {name}")))?;
-        let setup = sqlx::raw_sql(sqlx::AssertSqlSafe(setup_sql())).execute(&mut db).await;
+        let setup = sqlx::raw_sql(sqlx::AssertSqlSafe(setup_sql()))
+            .execute(&mut db)
+            .await;
         let _ = db.close().await;
         setup.map_err(Error::db(format!("setting up {name}")))?;
         mark.set("state", "ready");

@@ -27,14 +27,14 @@ use std::time::{Duration, Instant};
 
 use sqlx::{Connection, PgConnection};
 
-use crate::backend::postgres::admin;
-use crate::backend::postgres::clean;
 use super::databases;
 use super::engine;
+use crate::backend::postgres::admin;
+use crate::backend::postgres::clean;
 use crate::backend::postgres::coord::{self, DbLock, LockMode};
 use crate::backend::postgres::marker::{self, Marker};
-use crate::error::{Error, Result};
 use crate::backend::postgres::server::Server;
+use crate::error::{Error, Result};
 
 /// The marker kind of a Truncate slot.
 pub const SLOT_KIND: &str = "truncate-slot";
@@ -256,12 +256,12 @@ async fn leased_slots(conn: &mut PgConnection, base: &str) -> Result<Vec<String>
         coord::pg_locks_match("l", &coord::key_of("lease"))
     );
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-    .bind(format!("{base}_"))
-    .fetch_all(conn)
-    .await
-    .map_err(Error::db(format!(
-        "looking for the free Truncate databases of {base}"
-    )))
+        .bind(format!("{base}_"))
+        .fetch_all(conn)
+        .await
+        .map_err(Error::db(format!(
+            "looking for the free Truncate databases of {base}"
+        )))
 }
 
 /// Makes a new slot of `base` if fewer than the most exist (under a database-level lock), and

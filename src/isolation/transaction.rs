@@ -42,8 +42,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, PgConnection, PgPool, Postgres, SqlSafeStr};
 use sqlx_core::transaction::TransactionManager;
 
-use crate::error::{Error, Result};
 use crate::backend::postgres::server::Server;
+use crate::error::{Error, Result};
 use crate::sql::quote_literal;
 
 type Tm = <Postgres as sqlx::Database>::TransactionManager;
@@ -323,7 +323,10 @@ impl RollbackPool {
             }
             let (next, lock) = claim.candidate(attempt);
             token = next;
-            let sql = format!("SELECT pg_try_advisory_lock({})", crate::backend::postgres::coord::key_sql("$1"));
+            let sql = format!(
+                "SELECT pg_try_advisory_lock({})",
+                crate::backend::postgres::coord::key_sql("$1")
+            );
             taken = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                 .bind(lock)
                 .fetch_one(&mut *conn)

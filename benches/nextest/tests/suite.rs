@@ -23,7 +23,8 @@ async fn two_rows(pool: &PgPool, test: &str) -> sqlx::Result<()> {
 #[cfg(feature = "floor")]
 async fn floor(test: &str) -> sqlx::Result<()> {
     use sqlx::Connection;
-    let url = std::env::var("FLOOR_DATABASE_URL").expect("FLOOR_DATABASE_URL names a migrated database");
+    let url =
+        std::env::var("FLOOR_DATABASE_URL").expect("FLOOR_DATABASE_URL names a migrated database");
     let mut conn = sqlx::PgConnection::connect(&url).await?;
     let mut tx = conn.begin().await?;
     for n in 0..2 {

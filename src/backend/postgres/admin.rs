@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use sqlx::PgConnection;
 
-use crate::error::{Error, Result};
 use super::server::Server;
+use crate::error::{Error, Result};
 use crate::sql::quote_ident;
 
 /// Whether a database of that name exists.

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use sqlx::{Connection, PgConnection};
 
-use crate::error::{Error, Result};
 use super::server::Server;
+use crate::error::{Error, Result};
 use crate::sql::quote_literal;
 
 /// The one lock-key scheme of seedbed: the SQL expression of the advisory-lock key of the lock
@@ -35,7 +35,10 @@ pub(crate) fn key_of(name: &str) -> String {
 /// (the connection budget's slots): `(hashtext('seedbed:<name>'), slot)`, in the space of
 /// two-`int4` advisory keys, apart from [`key_sql`]'s.
 pub(crate) fn slot_key_sql(name: &str, slot: &str) -> String {
-    format!("hashtext({}), ({slot})::int4", quote_literal(&format!("seedbed:{name}")))
+    format!(
+        "hashtext({}), ({slot})::int4",
+        quote_literal(&format!("seedbed:{name}"))
+    )
 }
 
 /// The condition on a row of `pg_locks` (aliased `alias`) that it is the lock whose key is the SQL

@@ -26,9 +26,9 @@ use sqlx::{Connection, PgConnection};
 
 use super::clean::SCHEMA;
 use super::coord;
+use super::server::Server;
 use crate::error::{Error, Result};
 use crate::schema::{Schema, TableKind};
-use super::server::Server;
 use crate::sql::{quote_ident, quote_literal};
 
 /// The version of what [`prepare`] installs; part of the database's name.

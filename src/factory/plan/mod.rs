@@ -22,20 +22,19 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use sea_query::{Alias, Expr, Query, Value};
-use sea_query_sqlx::SqlxBinder;
+use sea_query::Value;
 use sqlx::Connection;
 
 use crate::backend::{Decoders, Dialect};
 use crate::context::TestContext;
-use crate::context::state::{InsertEvent, StatementKind};
 use crate::error::{Error, Result};
-use crate::factory::errors::{decode_error, statement_error};
 use crate::factory::{Attributes, Factory, FactoryBuilder, Node, Table};
 
+pub(crate) use super::insert::display_table;
+use super::insert::rows_within;
 pub use super::insert::{BulkInsert, MAX_BIND_PARAMETERS, bulk_insert, rows_per_statement};
-use super::insert::{bulk_insert_with, returning, rows_within};
-pub(crate) use super::insert::{display_table, table_ref};
+
+mod write;
 
 /// How deep `belongs_to` associations may nest before the planner assumes a loop.
 const MAX_DEPTH: usize = 64;
@@ -551,122 +550,6 @@ impl Plan {
                 ),
             })
     }
-
-    async fn insert_batch<DB: Dialect>(
-        &mut self,
-        conn: &mut DB::Connection,
-        nodes: &[usize],
-    ) -> Result<()> {
-        let Some(&first) = nodes.first() else {
-            return Ok(());
-        };
-        let table = self.nodes[first].table;
-        let columns = self.nodes[first].columns.clone();
-        for chunk in nodes.chunks(rows_within(DB::MAX_BIND_PARAMETERS, columns.len())) {
-            let locate = chunk
-                .iter()
-                .any(|&i| self.nodes[i].refs.iter().any(|r| r.deferred));
-            let mut rows = Vec::with_capacity(chunk.len());
-            for &i in chunk {
-                rows.push(self.resolved_values(i)?);
-            }
-            let BulkInsert {
-                mut statement,
-                arrays,
-            } = bulk_insert_with(table, &columns, rows, DB::ARRAY_COLUMNS).map_err(|e| {
-                Error::Factory {
-                    factory: table.factory().to_string(),
-                    message: format!("building the INSERT: {e}"),
-                }
-            })?;
-            statement.returning(returning::<DB>(table, locate));
-            let (sql, values) = statement.build_sqlx(DB::QueryBuilder::default());
-            let values = match arrays {
-                Some(arrays) => DB::bind_arrays(arrays).map_err(|e| Error::Factory {
-                    factory: table.factory().to_string(),
-                    message: format!("binding the columns as arrays: {e}"),
-                })?,
-                None => DB::arguments(values),
-            };
-            let rows = DB::fetch_all(&mut *conn, sql, values)
-                .await
-                .map_err(|e| statement_error::<DB>(e, table))?;
-            self.record(table, rows.len(), StatementKind::Insert);
-            if rows.len() != chunk.len() {
-                return Err(Error::Factory {
-                    factory: table.factory().to_string(),
-                    message: format!(
-                        "the INSERT into {} returned {} rows for {} (a trigger that skips rows?)",
-                        display_table(table),
-                        rows.len(),
-                        chunk.len()
-                    ),
-                });
-            }
-            for (row, &i) in rows.iter().zip(chunk) {
-                let node = &mut self.nodes[i];
-                let decode = decode_with::<DB>(&node.decode, table)?;
-                node.result = Some(decode(row).map_err(|e| decode_error(e, table))?);
-                if locate {
-                    node.location =
-                        Some(DB::read_locator(row).map_err(|e| decode_error(e, table))?);
-                }
-                node.state = NodeState::Inserted;
-            }
-        }
-        Ok(())
-    }
-
-    /// Sets the references written as NULL to break cycles, now that their targets exist.
-    async fn close_cycles<DB: Dialect>(&mut self, conn: &mut DB::Connection) -> Result<()> {
-        for i in 0..self.nodes.len() {
-            if !self.nodes[i].refs.iter().any(|r| r.deferred) {
-                continue;
-            }
-            let node = &self.nodes[i];
-            let table = node.table;
-            let mut sets = Vec::new();
-            for r in node.refs.iter().filter(|r| r.deferred) {
-                sets.push((Alias::new(r.column), Expr::val(self.key_of(table, r)?)));
-            }
-            let Some(location) = node.location.clone() else {
-                return Err(Error::Factory {
-                    factory: table.factory().to_string(),
-                    message: "the row to complete after a cycle cannot be found".to_string(),
-                });
-            };
-            let mut update = Query::update();
-            update
-                .table(table_ref(table))
-                .values(sets)
-                .cond_where(DB::at_locator(&location))
-                .returning(returning::<DB>(table, false));
-            let (sql, values) = update.build_sqlx(DB::QueryBuilder::default());
-            let row = DB::fetch_all(&mut *conn, sql, DB::arguments(values))
-                .await
-                .and_then(|rows| rows.into_iter().next().ok_or(sqlx::Error::RowNotFound))
-                .map_err(|e| statement_error::<DB>(e, table))?;
-            self.record(table, 0, StatementKind::Update);
-            let node = &mut self.nodes[i];
-            let decode = decode_with::<DB>(&node.decode, table)?;
-            node.result = Some(decode(&row).map_err(|e| decode_error(e, table))?);
-            for r in node.refs.iter_mut() {
-                r.deferred = false;
-            }
-            node.refs.clear();
-        }
-        Ok(())
-    }
-
-    fn record(&self, table: &'static Table, rows: usize, kind: StatementKind) {
-        let name = display_table(table);
-        self.ctx.factory_state().record(&InsertEvent {
-            table: &name,
-            factory: table.factory(),
-            rows,
-            kind,
-        });
-    }
 }
 
 /// A placeholder for the nodes a graph reserves before describing them.
@@ -687,23 +570,6 @@ fn strongly_connected(edges: &[Vec<bool>]) -> Vec<Vec<usize>> {
         components[c].push(node);
     }
     components
-}
-
-/// The backend `DB`'s decoder of a node of `table`: its model must implement `sqlx::FromRow` for
-/// the backend's rows.
-fn decode_with<DB: Dialect>(
-    decoders: &Decoders,
-    table: &'static Table,
-) -> Result<crate::backend::DecodeFn<DB>> {
-    DB::decoder(decoders).ok_or_else(|| Error::Factory {
-        factory: table.factory().to_string(),
-        message: format!(
-            "creating it on {} needs `sqlx::FromRow` for that backend's rows: derive \
-             `sqlx::FromRow` for the model of table {}",
-            std::any::type_name::<DB>(),
-            display_table(table)
-        ),
-    })
 }
 
 #[cfg(test)]
