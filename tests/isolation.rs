@@ -318,7 +318,7 @@ async fn truncate_can_reset_sequences() {
         let db = Isolation::new(Strategy::Truncate)
             .migrations("migrations")
             .test_name("isolation::truncate_reset_sequences")
-            .reset_sequences(true)
+            .truncate(seedbed::isolation::TruncateOptions::new().reset_sequences(true))
             .acquire()
             .await
             .expect("acquire");

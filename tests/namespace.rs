@@ -208,7 +208,7 @@ async fn rows_written_by_triggers_and_the_fk_cycle_are_removed() {
 #[tokio::test]
 async fn keep_rows_leaves_the_data_and_forgets_it() {
     let db = namespace("namespace::keep")
-        .keep_rows(true)
+        .namespace(seedbed::isolation::NamespaceOptions::data().keep_rows(true))
         .acquire()
         .await
         .unwrap();

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use seedbed::isolation::NamespaceMode;
+use seedbed::isolation::{NamespaceMode, NamespaceOptions};
 use seedbed::server::Server;
 use seedbed::{Isolation, Strategy, TestDb};
 use sqlx::{Connection, PgConnection};
@@ -22,7 +22,7 @@ const TESTS_PER_PROCESS: usize = 20;
 
 async fn schema_test(name: &str) -> TestDb {
     Isolation::new(Strategy::Namespace)
-        .namespace_mode(NamespaceMode::Schema)
+        .namespace(NamespaceOptions::schema())
         .migrations("tests/single_schema_migrations")
         .test_name(name)
         .acquire()
@@ -187,5 +187,24 @@ async fn eight_processes_leave_no_schema_behind() {
         state,
         (0, 0),
         "(schemas in use or building, unregistered schemas)"
+    );
+}
+
+/// Keeping a test's rows means nothing where its schema is dropped: the shorthand setters that
+/// can still say both are refused with an error that says so (the typed options cannot say it).
+#[tokio::test]
+async fn keeping_rows_in_schema_mode_is_refused() {
+    let err = Isolation::new(Strategy::Namespace)
+        .namespace_mode(NamespaceMode::Schema)
+        .keep_rows(true)
+        .migrations("tests/single_schema_migrations")
+        .test_name("namespace_schema::keep_rows")
+        .acquire()
+        .await
+        .expect_err("keep_rows in schema mode");
+    let message = err.to_string();
+    assert!(
+        message.contains("cleanup = \"none\"") && message.contains("namespace = \"schema\""),
+        "{message}"
     );
 }

@@ -394,7 +394,7 @@ async fn the_next_test_starts_on_a_connection_opened_ahead() {
             .fixture(
                 "-- the template of the_next_test_starts_on_a_connection_opened_ahead\nSELECT 1",
             )
-            .template_spares(2)
+            .template(seedbed::isolation::TemplateOptions::new().spares(2))
             .test_name(name)
     };
     let server = Server::resolve().await.unwrap();

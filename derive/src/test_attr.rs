@@ -27,6 +27,8 @@ struct Args {
     schema_mode: bool,
     /// `cleanup = "none"`.
     keep_rows: bool,
+    /// Where `cleanup = …` was written.
+    cleanup_span: Option<proc_macro2::Span>,
     migrations: Migrations,
     fixtures: Vec<(String, Span)>,
     /// The first argument that needs a database, for the error on a test that takes none.
@@ -134,6 +136,16 @@ fn expand_fn(args: TokenStream, input: &syn::ItemFn) -> syn::Result<TokenStream>
                 format!("`{what}` applies to strategy = \"namespace\" only"),
             ));
         }
+    }
+    if schema_mode
+        && keep_rows
+        && let Some(span) = args.cleanup_span
+    {
+        return Err(syn::Error::new(
+            span,
+            "cleanup = \"none\" keeps a data-mode test's rows; namespace = \"schema\" drops the \
+             test's schema after it: use one or the other",
+        ));
     }
     let strategy = if (schema_mode || keep_rows) && args.strategy.is_none() {
         quote!(::core::option::Option::Some(
@@ -389,6 +401,7 @@ fn parse_args(tokens: TokenStream) -> syn::Result<Args> {
                 }
                 ("cleanup", Meta::NameValue(nv)) => {
                     let s = lit_str(&nv.value, "\"none\"")?;
+                    args.cleanup_span = Some(syn::spanned::Spanned::span(&nv.value));
                     args.keep_rows = match s.value().as_str() {
                         "none" => true,
                         "rows" => false,

@@ -12,6 +12,7 @@ use sqlx::postgres::PgConnectOptions;
 use super::databases;
 use super::engine::{self, KeyedOnce};
 use super::migrations::Migrations;
+use super::options::{NamespaceMode, NamespaceOptions, TemplateOptions, TruncateOptions};
 use super::pool::SharedPool;
 use super::slots::{self, Lease};
 use super::strategies::Ending;
@@ -45,17 +46,6 @@ pub enum MigrationSource {
     None,
 }
 
-/// How Namespace keeps tests apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum NamespaceMode {
-    /// One shared database: each test's rows carry its token and are removed after it.
-    #[default]
-    Data,
-    /// A schema per test, with the migrations applied in it, reached through `search_path`
-    /// (`namespace = "schema"`), for applications that never name their schema.
-    Schema,
-}
-
 /// Acquires a [`TestDb`] without the `#[seedbed::test]` macro (rstest, test-context, a custom
 /// harness).
 ///
@@ -85,13 +75,12 @@ pub struct Isolation {
     pub(super) lock_timeout: Duration,
     pub(super) acquire_timeout: Duration,
     pub(super) max_connections: u32,
-    pub(super) reset_sequences: bool,
+    pub(super) truncate: TruncateOptions,
     pub(super) database: Option<String>,
     pub(super) allow_unmarked: bool,
     pub(super) own_connections: bool,
-    pub(super) spares: Option<i64>,
-    pub(super) keep_rows: bool,
-    pub(super) namespace_mode: NamespaceMode,
+    pub(super) template: TemplateOptions,
+    pub(super) namespace: NamespaceOptions,
 }
 
 impl Isolation {
@@ -117,13 +106,12 @@ impl Isolation {
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
             max_connections: 5,
-            reset_sequences: false,
+            truncate: TruncateOptions::new(),
             database: None,
             allow_unmarked: false,
             own_connections: false,
-            spares: None,
-            keep_rows: false,
-            namespace_mode: NamespaceMode::Data,
+            template: TemplateOptions::new(),
+            namespace: NamespaceOptions::default(),
         }
     }
 
@@ -202,9 +190,29 @@ impl Isolation {
         self
     }
 
-    /// Truncate: restart identities and sequences of the tables the test wrote.
+    /// Truncate's settings, used if Truncate is the strategy that runs.
+    pub fn truncate(mut self, options: TruncateOptions) -> Self {
+        self.truncate = options;
+        self
+    }
+
+    /// Template's settings, used if Template is the strategy that runs.
+    pub fn template(mut self, options: TemplateOptions) -> Self {
+        self.template = options;
+        self
+    }
+
+    /// Namespace's settings, used if Namespace is the strategy that runs:
+    /// [`NamespaceOptions::data`] or [`NamespaceOptions::schema`].
+    pub fn namespace(mut self, options: impl Into<NamespaceOptions>) -> Self {
+        self.namespace = options.into();
+        self
+    }
+
+    /// Truncate: restart identities and sequences of the tables the test wrote (shorthand for
+    /// [`truncate`](Self::truncate)).
     pub fn reset_sequences(mut self, reset: bool) -> Self {
-        self.reset_sequences = reset;
+        self.truncate = self.truncate.reset_sequences(reset);
         self
     }
 
@@ -234,20 +242,23 @@ impl Isolation {
     /// Template: how many spare clones to keep ready (default `SEEDBED_TEMPLATE_SPARES`, else the
     /// number of CPUs between 2 and 8; 0 clones each test's database when it starts).
     pub fn template_spares(mut self, spares: usize) -> Self {
-        self.spares = Some(i64::try_from(spares).unwrap_or(i64::MAX));
+        self.template = self.template.spares(spares);
         self
     }
 
-    /// Namespace: data mode (a shared database, rows by token) or a schema per test.
+    /// Namespace: data mode (a shared database, rows by token) or a schema per test; data mode's
+    /// [`keep_rows`](Self::keep_rows) is kept when switching back and forth, and used in data
+    /// mode only (shorthand for [`namespace`](Self::namespace)).
     pub fn namespace_mode(mut self, mode: NamespaceMode) -> Self {
-        self.namespace_mode = mode;
+        self.namespace.mode = mode;
         self
     }
 
-    /// Namespace: keep the rows the test wrote (`cleanup = "none"`), letting data accumulate in
-    /// the shared database; they are no longer tracked, so `seedbed sweep` leaves them too.
+    /// Namespace's data mode: keep the rows the test wrote (`cleanup = "none"`), letting data
+    /// accumulate in the shared database; they are no longer tracked, so `seedbed sweep` leaves
+    /// them too. Schema mode drops the test's schema whatever this says.
     pub fn keep_rows(mut self, keep: bool) -> Self {
-        self.keep_rows = keep;
+        self.namespace.keep_rows = keep;
         self
     }
 

@@ -17,6 +17,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
 use super::builder::{Isolation, MigrationSource};
+use super::options::NamespaceMode;
 use super::testdb::{Outcome, TestDb};
 use crate::context::TestContext;
 use crate::error::Error;
@@ -95,12 +96,12 @@ impl TestArgs {
             .migration_source(self.migrations.clone())
             .test_name(self.path)
             .reset_sequences(self.reset_sequences)
-            .keep_rows(self.keep_rows)
             .namespace_mode(if self.schema_mode {
-                super::builder::NamespaceMode::Schema
+                NamespaceMode::Schema
             } else {
-                super::builder::NamespaceMode::Data
+                NamespaceMode::Data
             })
+            .keep_rows(self.keep_rows)
             .own_connections(own_connections);
         for fixture in self.fixtures {
             iso = iso.fixture(fixture.contents);

@@ -12,6 +12,7 @@ pub(crate) mod engine;
 #[doc(hidden)]
 pub mod harness;
 mod migrations;
+mod options;
 mod pool;
 mod strategies;
 mod testdb;
@@ -41,8 +42,11 @@ pub mod maintenance {
 
 pub use self::builder::{
     DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT, Isolation,
-    MigrationSource, NamespaceMode,
+    MigrationSource,
 };
 pub use self::migrations::Migrations;
+pub use self::options::{
+    DataMode, NamespaceMode, NamespaceOptions, SchemaMode, TemplateOptions, TruncateOptions,
+};
 pub use self::testdb::{Outcome, TestDb};
 pub use crate::strategy::{Strategy, StrategySource};

@@ -23,10 +23,17 @@ mod truncate;
 
 /// How a strategy starts a test on the backend `DB`.
 pub(super) trait Isolate<DB: Backend> {
-    /// The test's database state, acquired with `iso`'s settings on `server` for the test named
-    /// `test`; `base_seed` derives the test's token.
+    /// This strategy's own settings ([`TruncateOptions`](super::TruncateOptions), …).
+    type Options;
+
+    /// The strategy's settings among `iso`'s.
+    fn options(iso: &Isolation) -> &Self::Options;
+
+    /// The test's database state, acquired with `iso`'s common settings and the strategy's
+    /// `options` on `server` for the test named `test`; `base_seed` derives the test's token.
     async fn acquire(
         iso: &Isolation,
+        options: &Self::Options,
         server: &'static Server,
         test: &str,
         base_seed: u64,
@@ -55,20 +62,22 @@ pub(super) async fn acquire(
     test: &str,
     base_seed: u64,
 ) -> Result<Acquired<Postgres>> {
+    match strategy {
+        Strategy::Rollback => with::<rollback::Rollback>(iso, server, test, base_seed).await,
+        Strategy::Truncate => with::<truncate::Truncate>(iso, server, test, base_seed).await,
+        Strategy::Template => with::<template::Template>(iso, server, test, base_seed).await,
+        Strategy::Namespace => with::<namespace::Namespace>(iso, server, test, base_seed).await,
+    }
+}
+
+/// Acquires with `S`, given its own settings.
+async fn with<S: Isolate<Postgres>>(
+    iso: &Isolation,
+    server: &'static Server,
+    test: &str,
+    base_seed: u64,
+) -> Result<Acquired<Postgres>> {
     // Boxed: each strategy's future is large in a debug build, and a test thread's stack holds
     // the harness's future.
-    match strategy {
-        Strategy::Rollback => {
-            Box::pin(rollback::Rollback::acquire(iso, server, test, base_seed)).await
-        }
-        Strategy::Truncate => {
-            Box::pin(truncate::Truncate::acquire(iso, server, test, base_seed)).await
-        }
-        Strategy::Template => {
-            Box::pin(template::Template::acquire(iso, server, test, base_seed)).await
-        }
-        Strategy::Namespace => {
-            Box::pin(namespace::Namespace::acquire(iso, server, test, base_seed)).await
-        }
-    }
+    Box::pin(S::acquire(iso, S::options(iso), server, test, base_seed)).await
 }

@@ -7,10 +7,11 @@ use async_trait::async_trait;
 use sqlx::Postgres;
 
 use super::super::builder::{
-    Acquired, Isolation, NamespaceMode, application_name, refuse_unmarked_namespace, run_fixtures,
+    Acquired, Isolation, application_name, refuse_unmarked_namespace, run_fixtures,
 };
 use super::super::pool::SharedPool;
 use super::super::testdb::{Inner, Outcome};
+use super::super::{NamespaceMode, NamespaceOptions};
 use super::super::{engine, schema_pool};
 use super::{Ending, Isolate};
 use crate::backend::postgres::coord;
@@ -26,25 +27,38 @@ use crate::strategy::Strategy;
 pub(crate) struct Namespace;
 
 impl Isolate<Postgres> for Namespace {
+    type Options = NamespaceOptions;
+
+    fn options(iso: &Isolation) -> &NamespaceOptions {
+        &iso.namespace
+    }
+
     /// Namespace: data mode ([`Isolation::namespace_data`]) or a schema per test
     /// ([`Isolation::namespace_schema`]).
     async fn acquire(
         iso: &Isolation,
+        options: &NamespaceOptions,
         server: &'static Server,
         test_name: &str,
         base_seed: u64,
     ) -> Result<Acquired<Postgres>> {
-        if iso.namespace_mode == NamespaceMode::Schema {
-            if iso.database.is_some() {
-                return Err(Error::Config(
-                    "namespace = \"schema\" makes its schemas in a database of its own; it cannot \
-                     use a database named with .database(…)"
-                        .into(),
-                ));
+        match options.mode {
+            NamespaceMode::Schema if iso.database.is_some() => Err(Error::Config(
+                "namespace = \"schema\" makes its schemas in a database of its own; it cannot \
+                 use a database named with .database(…)"
+                    .into(),
+            )),
+            NamespaceMode::Schema if options.keep_rows => Err(Error::Config(
+                "cleanup = \"none\" (keep_rows) keeps a data-mode test's rows; namespace = \
+                 \"schema\" drops the test's schema after it: use one or the other"
+                    .into(),
+            )),
+            NamespaceMode::Schema => iso.namespace_schema(server, test_name, base_seed).await,
+            NamespaceMode::Data => {
+                iso.namespace_data(server, test_name, base_seed, options.keep_rows)
+                    .await
             }
-            return iso.namespace_schema(server, test_name, base_seed).await;
         }
-        iso.namespace_data(server, test_name, base_seed).await
     }
 }
 
@@ -59,6 +73,7 @@ impl Isolation {
         server: &'static Server,
         test_name: &str,
         base_seed: u64,
+        keep_rows: bool,
     ) -> Result<Acquired<Postgres>> {
         let app_name = application_name(test_name);
         let database = match &self.database {
@@ -168,7 +183,7 @@ impl Isolation {
                     pool: shared,
                     key,
                     token: token.clone(),
-                    keep_rows: self.keep_rows,
+                    keep_rows,
                 }),
                 token: Some(token),
             }),

@@ -22,12 +22,19 @@ use crate::error::{Error, Result};
 pub(crate) struct Rollback;
 
 impl Isolate<Postgres> for Rollback {
+    type Options = ();
+
+    fn options(_iso: &Isolation) -> &() {
+        &()
+    }
+
     /// Rollback: the test's one connection, straight to the migrated database (the process's only
     /// connection under `cargo nextest`). Its first statement checks the database's marker and
     /// claims the test's token there; the database is built (or waited for) only when it is
     /// missing or not ready.
     async fn acquire(
         iso: &Isolation,
+        _options: &(),
         server: &'static Server,
         test_name: &str,
         base_seed: u64,

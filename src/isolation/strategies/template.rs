@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::Postgres;
 
+use super::super::TemplateOptions;
 use super::super::budget;
 use super::super::builder::{Acquired, Isolation, application_name, millis};
 use super::super::pool::{all_connections, budgeted_pool};
@@ -22,10 +23,17 @@ use crate::sql::quote_literal;
 pub(crate) struct Template;
 
 impl Isolate<Postgres> for Template {
+    type Options = TemplateOptions;
+
+    fn options(iso: &Isolation) -> &TemplateOptions {
+        &iso.template
+    }
+
     /// Template: a clone claimed on the control connection (a spare, else cloned now), with the
     /// first run's sweep started beside it; the test's pool opens connections as it asks.
     async fn acquire(
         iso: &Isolation,
+        options: &TemplateOptions,
         server: &'static Server,
         test_name: &str,
         _base_seed: u64,
@@ -40,8 +48,8 @@ impl Isolate<Postgres> for Template {
         let app_name = application_name(test_name);
         let build = iso.build("tpl");
         let template = iso.build_name(&build).await?;
-        let spares = match iso.spares {
-            Some(n) => n,
+        let spares = match options.spares {
+            Some(n) => i64::try_from(n).unwrap_or(i64::MAX),
             None => clones::pool_size()?,
         };
         let recycle = clones::recycles()?;

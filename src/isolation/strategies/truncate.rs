@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use sqlx::Postgres;
 
+use super::super::TruncateOptions;
 use super::super::builder::{
     Acquired, Claim, Isolation, application_name, refuse_unmarked_truncate, run_fixtures,
 };
@@ -22,10 +23,17 @@ use crate::sql::quote_literal;
 pub(crate) struct Truncate;
 
 impl Isolate<Postgres> for Truncate {
+    type Options = TruncateOptions;
+
+    fn options(iso: &Isolation) -> &TruncateOptions {
+        &iso.truncate
+    }
+
     /// Truncate: a slot of the migrated database (claimed on the control connection), and a pool
     /// to it that opens one connection now and more as the test asks.
     async fn acquire(
         iso: &Isolation,
+        options: &TruncateOptions,
         server: &'static Server,
         test_name: &str,
         _base_seed: u64,
@@ -63,14 +71,14 @@ impl Isolate<Postgres> for Truncate {
         };
         let database = lease.slot.database.clone();
         let started = async {
-            if lease.needs_clean() || iso.reset_sequences {
+            if lease.needs_clean() || options.reset_sequences {
                 let mut conn = shared
                     .pool
                     .acquire()
                     .await
                     .map_err(Error::db(format!("connecting to {database}")))?;
                 let cleaned =
-                    slots::clean(&lease, &mut conn, iso.reset_sequences, named, false).await;
+                    slots::clean(&lease, &mut conn, options.reset_sequences, named, false).await;
                 // Back before the test's first query, which would otherwise open another.
                 conn.return_to_pool().await;
                 cleaned?;
@@ -88,7 +96,7 @@ impl Isolate<Postgres> for Truncate {
                     pool: shared,
                     key,
                     named,
-                    reset_sequences: iso.reset_sequences,
+                    reset_sequences: options.reset_sequences,
                 }),
                 token: None,
             }),
