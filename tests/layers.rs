@@ -49,7 +49,7 @@ fn layer_of(module: &str) -> Option<usize> {
     LAYERS.iter().position(|row| row.contains(&module))
 }
 
-/// The top-level module a file of src/ belongs to (`src/isolation/lock.rs` → `isolation`).
+/// The top-level module a file of src/ belongs to (`src/isolation/slots.rs` → `isolation`).
 fn module_of(relative: &Path) -> Option<String> {
     let first = relative.components().next()?.as_os_str().to_str()?;
     Some(first.trim_end_matches(".rs").to_string())

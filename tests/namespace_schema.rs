@@ -208,3 +208,37 @@ async fn keeping_rows_in_schema_mode_is_refused() {
         "{message}"
     );
 }
+
+/// A `finish` dropped before it completes (a timeout around it) still gives back the test's
+/// token: the claims are released when the strategy's state is dropped, wherever that happens.
+#[tokio::test]
+async fn a_cancelled_finish_gives_the_token_back() {
+    let db = schema_test("namespace_schema::cancelled_finish").await;
+    let token = db.token().to_string();
+    let lock = format!("token:{token}");
+    let server = Server::resolve().await.unwrap();
+    let mut conn = server.connect().await.unwrap();
+    assert!(
+        seedbed::backend::postgres::coord::is_held(&mut conn, &lock)
+            .await
+            .unwrap(),
+        "the running test holds its token"
+    );
+    let cancelled = tokio::time::timeout(Duration::ZERO, db.finish()).await;
+    assert!(cancelled.is_err(), "finish completed before the timeout");
+    let mut held = true;
+    for _ in 0..100 {
+        held = seedbed::backend::postgres::coord::is_held(&mut conn, &lock)
+            .await
+            .unwrap();
+        if !held {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = conn.close().await;
+    assert!(
+        !held,
+        "token {token} still held after its finish was dropped"
+    );
+}

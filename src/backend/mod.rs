@@ -3,7 +3,7 @@
 //!
 //! | concern | trait | PostgreSQL |
 //! |---|---|---|
-//! | where the server comes from | [`Provision`] | a URL, or the embedded cluster ([`postgres::server`]) |
+//! | where the server comes from | [`Provision`] | a URL, or the embedded cluster (`postgres::server`) |
 //! | create, clone, drop, markers | [`Admin`] | `CREATE DATABASE … TEMPLATE`, the database's comment |
 //! | locks between processes and hosts | [`Coord`] | session advisory locks, one key scheme |
 //! | tables, columns, keys | [`Introspect`] | `pg_catalog` |
@@ -12,7 +12,7 @@
 //! | factories' statements | [`Dialect`] | sea-query's PostgreSQL builder, arrays, `RETURNING` |
 //!
 //! A backend is the sqlx database type (`sqlx::Postgres`) implementing every trait; the test
-//! handle is generic over it ([`TestDb<DB = Postgres>`](crate::TestDb)), so a test names its
+//! handle is generic over it (`TestDb<DB = Postgres>`), so a test names its
 //! backend by the pool type it takes. The strategies are implemented per backend, on these
 //! traits and on what each engine offers beyond them ([`Capabilities`]).
 //!

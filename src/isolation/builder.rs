@@ -246,9 +246,9 @@ impl Isolation {
         self
     }
 
-    /// Namespace: data mode (a shared database, rows by token) or a schema per test; data mode's
-    /// [`keep_rows`](Self::keep_rows) is kept when switching back and forth, and used in data
-    /// mode only (shorthand for [`namespace`](Self::namespace)).
+    /// Namespace: data mode (a shared database, rows by token) or a schema per test (shorthand
+    /// for [`namespace`](Self::namespace)). Schema mode with [`keep_rows`](Self::keep_rows) set
+    /// is refused when the test starts: its schema is dropped after it.
     pub fn namespace_mode(mut self, mode: NamespaceMode) -> Self {
         self.namespace.mode = mode;
         self
@@ -256,7 +256,8 @@ impl Isolation {
 
     /// Namespace's data mode: keep the rows the test wrote (`cleanup = "none"`), letting data
     /// accumulate in the shared database; they are no longer tracked, so `seedbed sweep` leaves
-    /// them too. Schema mode drops the test's schema whatever this says.
+    /// them too (shorthand for [`namespace`](Self::namespace) with
+    /// [`NamespaceOptions::data`]). Refused in schema mode, which drops the test's schema.
     pub fn keep_rows(mut self, keep: bool) -> Self {
         self.namespace.keep_rows = keep;
         self

@@ -249,7 +249,8 @@ pub(crate) fn is_missing_database(err: &Error) -> bool {
     )
 }
 
-/// Records the clone method a template's marker names, for [`clone_method`].
+/// Records the clone method a template's marker names, for
+/// [`clone_method`](crate::backend::postgres::admin::clone_method).
 pub(crate) fn remember_measured(name: &str, mark: &Marker) {
     if let Some(method) = mark.get(CLONE_KEY).and_then(CloneMethod::parse) {
         remember_clone_method(name, method);

@@ -459,7 +459,7 @@ fn held_names(base: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// [`clean`], given the tables the test wrote when they were just read (see
+/// [`clean()`], given the tables the test wrote when they were just read (see
 /// [`Lease::written_query`]).
 pub(crate) async fn clean_after(
     lease: &Lease,

@@ -131,7 +131,7 @@ pub(crate) fn remember_clone_method(template: &str, method: CloneMethod) {
 
 /// How to clone `template`: `SEEDBED_CLONE_METHOD` if set (`WAL_LOG`, `FILE_COPY`,
 /// `FILE_COPY+clone` or `default`), else the method measured when it was built (recorded in its
-/// marker, read by [`ensure_build`]), else the usual winner for the server: `FILE_COPY` on the
+/// marker, read when the template is found or built), else the usual winner for the server: `FILE_COPY` on the
 /// embedded server (fsync off), the server's default elsewhere.
 ///
 /// The measurement runs on a quiet server. On a server with durability on, `FILE_COPY` forces a

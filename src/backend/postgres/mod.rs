@@ -1,6 +1,8 @@
 //! The PostgreSQL backend: the server (a URL, or the embedded cluster seedbed starts), database
 //! administration (create, clone from a sealed template, drop, markers), coordination (advisory
-//! locks under one key scheme), introspection from `pg_catalog`, and the cleaner.
+//! locks under one key scheme), introspection from `pg_catalog`, the cleaner, Namespace's row
+//! journal, and the factories' dialect (arrays, `RETURNING`, rows found by `tableoid` and
+//! `ctid`).
 
 pub mod server;
 internal!(admin, clean, coord, journal, marker);

@@ -337,6 +337,11 @@ impl Plan {
                 message: "a graph node was reserved but never described".to_string(),
             });
         }
+        // A model without `sqlx::FromRow` for this backend's rows is reported before anything is
+        // written (rows planned later by hooks run in the plan's transaction).
+        for node in self.nodes.iter().filter(|n| n.state == NodeState::Pending) {
+            write::decode_with::<DB>(&node.decode, node.table)?;
+        }
         if !self.needs_transaction(DB::MAX_BIND_PARAMETERS) {
             return self.run::<DB>(conn).await;
         }

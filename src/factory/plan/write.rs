@@ -137,7 +137,10 @@ impl Plan {
 
 /// The backend `DB`'s decoder of a node of `table`: its model must implement `sqlx::FromRow` for
 /// the backend's rows.
-fn decode_with<DB: Dialect>(decoders: &Decoders, table: &'static Table) -> Result<DecodeFn<DB>> {
+pub(super) fn decode_with<DB: Dialect>(
+    decoders: &Decoders,
+    table: &'static Table,
+) -> Result<DecodeFn<DB>> {
     DB::decoder(decoders).ok_or_else(|| Error::Factory {
         factory: table.factory().to_string(),
         message: format!(

@@ -146,7 +146,7 @@ async fn open_ahead_here(
 }
 
 /// Keeps `p`, opened to the spare `name`, for the next test of this process that claims it
-/// (which [`prepared_spare`] names, for that test to claim first).
+/// (which [`take_prepared_spare`] hands to that test, to claim first).
 pub(crate) fn keep_ahead(name: &str, p: Prepared) {
     let old = prepared()
         .lock()

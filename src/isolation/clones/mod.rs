@@ -12,7 +12,7 @@
 //!   pool in the background when a claim leaves it short, and opens ahead the connection its next
 //!   test starts on (to each spare it makes, and to a passing test's clone while it is emptied);
 //!   one that runs a single test (nextest) does neither, its clone going back to the pool instead.
-//! - A passing test's clone is **recycled**: emptied by the [`cleaner`] (its
+//! - A passing test's clone is **recycled**: emptied by the [`cleaner`](crate::backend::postgres::clean) (its
 //!   sequences reset) and given back as a spare, unless the test changed its schema (an event
 //!   trigger in the template records every schema change), left a large object, a prepared
 //!   transaction, a database setting or a session still connected; then it is dropped in the

@@ -34,7 +34,7 @@ pub(super) trait Isolate<DB: Backend> {
     async fn acquire(
         iso: &Isolation,
         options: &Self::Options,
-        server: &'static Server,
+        server: &'static DB::Server,
         test: &str,
         base_seed: u64,
     ) -> Result<Acquired<DB>>;

@@ -269,9 +269,12 @@ impl Isolation {
                 state: Box::new(SchemaHeld {
                     pool: shared,
                     key,
-                    database: database.clone(),
-                    schema,
-                    token: token.clone(),
+                    claims: SchemaClaims {
+                        server,
+                        database: database.clone(),
+                        schema,
+                        token: token.clone(),
+                    },
                 }),
                 token: Some(token.clone()),
             }),
@@ -325,28 +328,42 @@ impl Ending<Postgres> for DataHeld {
     }
 }
 
-/// What schema mode keeps for the test's end: the test's pool and its schema.
+/// What schema mode keeps for the test's end: the test's pool, and its claims.
 #[derive(Debug)]
 struct SchemaHeld {
     pool: SharedPool,
     key: String,
+    claims: SchemaClaims,
+}
+
+/// The schema and the token a schema-mode test holds, given back when dropped: after the test's
+/// connections went back, when its handle is dropped unfinished, or when its `finish` is
+/// dropped before it completes.
+#[derive(Debug)]
+struct SchemaClaims {
+    server: &'static Server,
     /// The schemas database.
     database: String,
     schema: String,
-    /// The token, held on the control connection: given back after the test.
+    /// Held on the control connection.
     token: String,
+}
+
+impl Drop for SchemaClaims {
+    fn drop(&mut self) {
+        // The schema goes back to the pool (dropped and replaced there). Nothing waits for the
+        // token: a test claiming it meanwhile takes the next.
+        schema_pool::release(self.server, &self.database, &self.schema);
+        let server = self.server;
+        let token = std::mem::take(&mut self.token);
+        engine::spawn_detached(async move { release_token(server, token).await });
+    }
 }
 
 #[async_trait]
 impl Ending<Postgres> for SchemaHeld {
-    async fn finish(self: Box<Self>, inner: &Inner<Postgres>, _outcome: Outcome) -> Result<()> {
-        let SchemaHeld {
-            pool,
-            key,
-            database,
-            schema,
-            token,
-        } = *self;
+    async fn finish(self: Box<Self>, _inner: &Inner<Postgres>, _outcome: Outcome) -> Result<()> {
+        let SchemaHeld { pool, key, claims } = *self;
         match pool.all_connections().await {
             Some(conns) => {
                 let (healthy, _, conns) = pool.reset_sessions(conns, None).await;
@@ -354,24 +371,8 @@ impl Ending<Postgres> for SchemaHeld {
             }
             None => pool.discard().await,
         }
-        schema_pool::release(inner.server, &database, &schema);
-        // Nothing waits for the token: a test claiming it meanwhile takes the next.
-        let server = inner.server;
-        engine::spawn_detached(async move { release_token(server, token).await });
+        drop(claims);
         Ok(())
-    }
-
-    /// The schema goes back to the pool (it is dropped and replaced there), and the token.
-    fn abandon(self: Box<Self>, inner: &Inner<Postgres>) {
-        let SchemaHeld {
-            database,
-            schema,
-            token,
-            ..
-        } = *self;
-        schema_pool::release(inner.server, &database, &schema);
-        let server = inner.server;
-        engine::spawn_detached(async move { release_token(server, token).await });
     }
 }
 

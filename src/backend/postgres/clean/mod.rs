@@ -39,8 +39,8 @@ use crate::error::{Error, Result};
 use crate::schema::Schema;
 use crate::sql::{quote_ident, quote_literal};
 
-mod prepare;
-pub use self::prepare::{prepare, prepare_tracked, watch_schema_changes};
+mod install;
+pub use self::install::{prepare, prepare_tracked, watch_schema_changes};
 
 /// The version of what [`prepare`] installs; part of a prepared database's name, so a seedbed that
 /// prepares differently never reuses a database an older one prepared.

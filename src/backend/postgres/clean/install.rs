@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::schema::Schema;
 use crate::sql::{QualifiedName, quote_ident, quote_list, quote_literal};
 
-/// Prepares a freshly migrated database for cleaning (see the module docs).
+/// Prepares a freshly migrated database for cleaning (see the [cleaner's docs](super)).
 pub async fn prepare(conn: &mut PgConnection, schema: &Schema) -> Result<()> {
     prepare_with(conn, schema, false).await
 }
@@ -170,7 +170,7 @@ fn baseline_name(oid: i64) -> String {
 /// Records, in a prepared database, every schema change made in it from now on (by an event
 /// trigger on `ddl_command_end` and `sql_drop`, which only a superuser may create), so that a
 /// database a test used can be told unchanged and given to the next test once emptied (see
-/// [`recycle`]). Changes to temporary objects are not recorded. Returns whether it could be
+/// [`recycle`](super::recycle)). Changes to temporary objects are not recorded. Returns whether it could be
 /// installed (`false` without superuser rights).
 pub async fn watch_schema_changes(conn: &mut PgConnection) -> Result<bool> {
     let superuser: bool = sqlx::query_scalar("SELECT current_setting('is_superuser') = 'on'")
