@@ -25,7 +25,7 @@ mod coord;
 mod dialect;
 mod introspect;
 mod journal;
-mod server;
+mod provision;
 
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -36,7 +36,7 @@ pub use self::coord::{Coord, LockMode};
 pub use self::dialect::{DecodeFn, Decoders, Dialect, FailureKind, StatementFailure};
 pub use self::introspect::Introspect;
 pub use self::journal::Journal;
-pub use self::server::Provision;
+pub use self::provision::Provision;
 
 /// What a backend can do, for strategies and tests to ask rather than assume.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

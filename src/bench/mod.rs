@@ -109,7 +109,7 @@
 
 mod check;
 mod child;
-mod clean;
+mod isolation_check;
 mod measure;
 mod pattern;
 mod plan_file;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::child::{ChildKind, ChildMigrations, ChildReport, ChildSpec};
-use super::clean::{self, Expected, Registered};
+use super::isolation_check::{self, Expected, Registered};
 use super::measure::{Sampler, Summary};
 use super::report::{IsolationCheck, ProcessMeasurements, ProcessOutcome, ProcessRun};
 use super::rows::RowPlan;
@@ -348,7 +348,7 @@ impl Children {
             Registered::Unchecked
         };
         let isolation =
-            match clean::check(server, expected, &stay, &gone, DROP_WAIT, registered).await {
+            match isolation_check::check(server, expected, &stay, &gone, DROP_WAIT, registered).await {
                 Ok(check) => check,
                 Err(e) => IsolationCheck {
                     problems: vec![format!("the isolation check failed: {e}")],

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::{Connection, PgConnection};
 
-use super::clean::{self, Expected, Registered};
+use super::isolation_check::{self, Expected, Registered};
 use super::measure::{Sampler, Summary};
 use super::process::{self, Children, PlanFile};
 use super::report::{
@@ -70,7 +70,7 @@ pub async fn run(config: &BenchConfig, progress: &dyn Progress) -> Result<Report
         .map_err(Error::db(format!("connecting to {}", plan_db.name)))?;
     let planned = async {
         let plan = RowPlan::analyze(&mut conn, config.rows).await?;
-        let expected = clean::expected(&mut conn).await?;
+        let expected = isolation_check::expected(&mut conn).await?;
         Ok::<_, Error>((plan, expected))
     }
     .await;
@@ -230,7 +230,7 @@ async fn run_target(
     expected: &Expected,
 ) -> Result<TargetOutcome> {
     let server = shared.server;
-    let before = clean::database_names(server).await?;
+    let before = isolation_check::database_names(server).await?;
     let sampler = Sampler::start(server).await?;
 
     // The first test builds what the strategy needs once.
@@ -258,7 +258,7 @@ async fn run_target(
         }
     };
     close_admin(admin).await;
-    let after = clean::database_names(server).await?;
+    let after = isolation_check::database_names(server).await?;
     // Databases that appeared and stay: what the strategy built once (a template's clones, and the
     // baseline's database, go with their test).
     let must_go = matches!(
@@ -291,7 +291,7 @@ async fn run_target(
     } else {
         (used, BTreeSet::new())
     };
-    let isolation = match clean::check(
+    let isolation = match isolation_check::check(
         server,
         expected,
         &stay,

@@ -11,11 +11,11 @@
 //! # Ok(()) }
 //! ```
 
-mod graph;
+mod fk_graph;
 
 #[cfg(feature = "postgres")]
-pub(crate) use self::graph::strongly_connected;
-pub use self::graph::{Cycle, DeletionOrder, DeletionStep, FkEdge};
+pub(crate) use self::fk_graph::strongly_connected;
+pub use self::fk_graph::{Cycle, DeletionOrder, DeletionStep, FkEdge};
 use crate::sql::QualifiedName;
 
 /// What kind of table a relation is.
@@ -237,6 +237,6 @@ impl Schema {
 
     /// The foreign-key graph's deletion order: children before parents, cycles grouped.
     pub fn deletion_order(&self) -> DeletionOrder {
-        graph::deletion_order(self)
+        fk_graph::deletion_order(self)
     }
 }

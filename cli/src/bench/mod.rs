@@ -5,7 +5,7 @@
 mod chart;
 mod json;
 mod progress;
-mod table;
+mod render;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -153,7 +153,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode, seedbed::Error> {
         report.schema.source = "bundled reference schema".into();
     }
 
-    print!("{}", table::render(&report));
+    print!("{}", render::render(&report));
     std::fs::create_dir_all(&args.out)
         .map_err(|e| io_error("cannot create the output directory", &args.out, e))?;
     let json_path = args.out.join("bench.json");
