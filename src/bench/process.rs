@@ -348,7 +348,9 @@ impl Children {
             Registered::Unchecked
         };
         let isolation =
-            match isolation_check::check(server, expected, &stay, &gone, DROP_WAIT, registered).await {
+            match isolation_check::check(server, expected, &stay, &gone, DROP_WAIT, registered)
+                .await
+            {
                 Ok(check) => check,
                 Err(e) => IsolationCheck {
                     problems: vec![format!("the isolation check failed: {e}")],
