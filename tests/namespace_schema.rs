@@ -224,8 +224,13 @@ async fn a_cancelled_finish_gives_the_token_back() {
             .unwrap(),
         "the running test holds its token"
     );
-    let cancelled = tokio::time::timeout(Duration::ZERO, db.finish()).await;
+    // A connection the test still holds keeps finish waiting for it (up to 2 s): the timeout
+    // drops finish while it waits.
+    let pool = db.pool();
+    let busy = pool.acquire().await.unwrap();
+    let cancelled = tokio::time::timeout(Duration::from_millis(100), db.finish()).await;
     assert!(cancelled.is_err(), "finish completed before the timeout");
+    drop(busy);
     let mut held = true;
     for _ in 0..100 {
         held = seedbed::backend::postgres::coord::is_held(&mut conn, &lock)
