@@ -6,7 +6,7 @@ pub use fake;
 pub use rand;
 pub use sea_query;
 
-pub use crate::backend::Backend;
+pub use crate::backend::{Backend, Decoders, Dialect};
 pub use crate::context::{SeedRng, TestContext};
 
 pub use crate::error::Error;
@@ -14,7 +14,8 @@ pub use crate::factory::plan::{Decoder, ErasedHook, KeyFn, NodeId, Plan, Ref};
 pub use crate::factory::probe::{
     ColumnInto, ColumnMissing, DecoderNone, DecoderRow, FillDefault, FillDummy,
     FillGeneratedDefault, FillGeneratedDummy, FillGeneratedMissing, FillMissing,
-    PlaceholderDefault, PlaceholderDummy, PlaceholderMissing, Probe, TokenOther, TokenText,
+    PlaceholderDefault, PlaceholderDummy, PlaceholderMissing, Probe, SqliteDecoderNone,
+    SqliteDecoderRow, TokenOther, TokenText,
 };
 pub use crate::factory::{
     Assoc, Attributes, BuildCtx, Children, Column, Create, DbEnum, Factory, FactoryBuilder, Hooks,

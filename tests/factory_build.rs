@@ -614,7 +614,6 @@ fn the_table_descriptor_describes_the_columns() {
 fn attributes_bind_in_a_sea_query_insert() {
     use sea_query::{Alias, PostgresQueryBuilder, Query};
     use sea_query_sqlx::SqlxValues;
-    use sqlx::IntoArguments;
 
     fn insert(table: &str, attrs: Attributes) -> (String, sea_query::Values) {
         Query::insert()
@@ -651,7 +650,7 @@ fn attributes_bind_in_a_sea_query_insert() {
             Notification::factory().attributes(),
         ] {
             let (_, values) = insert("t", attrs);
-            let _args = SqlxValues(values).into_arguments();
+            let _args = sqlx::IntoArguments::<sqlx::Postgres>::into_arguments(SqlxValues(values));
         }
     });
 }

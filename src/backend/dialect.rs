@@ -18,6 +18,25 @@ pub type DecodeFn<DB> =
 pub struct Decoders {
     #[cfg(feature = "postgres")]
     pub(crate) postgres: Option<DecodeFn<sqlx::Postgres>>,
+    #[cfg(feature = "sqlite")]
+    pub(crate) sqlite: Option<DecodeFn<sqlx::Sqlite>>,
+}
+
+impl Decoders {
+    /// The entries of both, `a`'s first; `None` when neither has any.
+    pub fn join(a: Option<Decoders>, b: Option<Decoders>) -> Option<Decoders> {
+        match (a, b) {
+            (None, None) => None,
+            (Some(one), None) | (None, Some(one)) => Some(one),
+            #[allow(unused_variables)]
+            (Some(a), Some(b)) => Some(Decoders {
+                #[cfg(feature = "postgres")]
+                postgres: a.postgres.or(b.postgres),
+                #[cfg(feature = "sqlite")]
+                sqlite: a.sqlite.or(b.sqlite),
+            }),
+        }
+    }
 }
 
 impl std::fmt::Debug for Decoders {
@@ -25,6 +44,8 @@ impl std::fmt::Debug for Decoders {
         let mut out = f.debug_struct("Decoders");
         #[cfg(feature = "postgres")]
         out.field("postgres", &self.postgres.is_some());
+        #[cfg(feature = "sqlite")]
+        out.field("sqlite", &self.sqlite.is_some());
         out.finish()
     }
 }
@@ -98,8 +119,8 @@ pub trait Dialect: sqlx::Database {
     where
         M: for<'r> sqlx::FromRow<'r, Self::Row> + Send + 'static;
 
-    /// Expressions `RETURNING` adds so that a row can be found again (to set a reference that
-    /// closes a foreign-key cycle once its target exists).
+    /// Expressions `RETURNING` adds, after the model's columns, so that a row can be found again
+    /// (to set a reference that closes a foreign-key cycle once its target exists).
     fn locator_returning() -> Vec<sea_query::Expr>;
 
     /// Reads a row's location from the row [`locator_returning`](Self::locator_returning)'s

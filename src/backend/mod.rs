@@ -29,6 +29,8 @@ mod provision;
 
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 pub use self::admin::{Admin, Marker};
 pub use self::clean::Clean;

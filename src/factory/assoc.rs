@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::factory::plan::{ErasedHook, Plan, decoder};
+use crate::factory::plan::{ErasedHook, Plan, model_decoders};
 use crate::factory::{Create, Factory, FactoryBuilder};
 
 /// The parent of a `belongs_to` association, when it is not given as a key or a created row:
@@ -130,7 +130,7 @@ pub trait Children {
 
 impl<B: Create> Children for B {
     fn plan_children(self, plan: &mut Plan) -> Result<()> {
-        plan.plan(self, Some(decoder::<B::Model, sqlx::Postgres>()))
+        plan.plan(self, Some(model_decoders::<B::Model>()))
             .map(|_| ())
     }
 }
@@ -138,7 +138,7 @@ impl<B: Create> Children for B {
 impl<B: Create> Children for Vec<B> {
     fn plan_children(self, plan: &mut Plan) -> Result<()> {
         for builder in self {
-            plan.plan(builder, Some(decoder::<B::Model, sqlx::Postgres>()))?;
+            plan.plan(builder, Some(model_decoders::<B::Model>()))?;
         }
         Ok(())
     }

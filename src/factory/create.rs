@@ -7,7 +7,7 @@ use std::sync::Arc;
 use sqlx::pool::PoolConnection;
 use sqlx::{Database, FromRow, PgConnection, Pool, Postgres, Transaction};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Dialect};
 use crate::context::TestContext;
 use crate::error::{Error, Result};
 use crate::factory::FactoryBuilder;
@@ -22,7 +22,7 @@ use crate::isolation::TestDb;
 /// (the test's, inside `#[seedbed::test]`; the process-wide one outside). A pool gives one
 /// connection for the whole call, a connection is used as it is: `create` never holds two
 /// connections at once, which Rollback's one-connection pool requires.
-pub trait Target<'a, DB: Backend = Postgres>: Send {
+pub trait Target<'a, DB: Dialect = Postgres>: Send {
     /// The test context the rows are built in and counted in.
     #[doc(hidden)]
     fn __context(&self) -> Arc<TestContext>;
@@ -69,7 +69,7 @@ impl<'a, DB: Backend> Target<'a, DB> for &'a TestDb<DB> {
     }
 }
 
-impl<'a, DB: Backend> Target<'a, DB> for &'a Pool<DB> {
+impl<'a, DB: Dialect> Target<'a, DB> for &'a Pool<DB> {
     fn __context(&self) -> Arc<TestContext> {
         TestContext::current()
     }
@@ -89,7 +89,7 @@ impl<'a> Target<'a, Postgres> for &'a mut PgConnection {
     }
 }
 
-impl<'a, DB: Backend> Target<'a, DB> for &'a mut PoolConnection<DB> {
+impl<'a, DB: Dialect> Target<'a, DB> for &'a mut PoolConnection<DB> {
     fn __context(&self) -> Arc<TestContext> {
         TestContext::current()
     }
@@ -99,7 +99,18 @@ impl<'a, DB: Backend> Target<'a, DB> for &'a mut PoolConnection<DB> {
     }
 }
 
-impl<'a, 't, DB: Backend> Target<'a, DB> for &'a mut Transaction<'t, DB> {
+#[cfg(feature = "sqlite")]
+impl<'a> Target<'a, sqlx::Sqlite> for &'a mut sqlx::SqliteConnection {
+    fn __context(&self) -> Arc<TestContext> {
+        TestContext::current()
+    }
+
+    fn __connection(self) -> impl Future<Output = Result<Conn<'a, sqlx::Sqlite>>> + Send + 'a {
+        std::future::ready(Ok(Conn::Borrowed(self)))
+    }
+}
+
+impl<'a, 't, DB: Dialect> Target<'a, DB> for &'a mut Transaction<'t, DB> {
     fn __context(&self) -> Arc<TestContext> {
         TestContext::current()
     }
@@ -152,7 +163,7 @@ impl<M, DB: Database> Row<DB> for M where M: for<'r> FromRow<'r, DB::Row> + Send
 pub trait Create: FactoryBuilder<Model: Row> + Send + 'static {
     /// Inserts one row, with the parents its `belongs_to` associations need, and returns it as
     /// the database stored it (`RETURNING`: generated ids, defaults, trigger effects).
-    fn create<'a, DB: Backend, T: Target<'a, DB> + 'a>(
+    fn create<'a, DB: Dialect, T: Target<'a, DB> + 'a>(
         self,
         db: T,
     ) -> impl Future<Output = Result<Self::Model>> + Send + 'a
@@ -170,7 +181,7 @@ pub trait Create: FactoryBuilder<Model: Row> + Send + 'static {
     /// Inserts `n` rows with the same overrides (sequences and fakers advance for each) in one
     /// multi-row `INSERT` per table and per bind-parameter limit (65,535 on PostgreSQL), their
     /// parents first.
-    fn create_list<'a, DB: Backend, T: Target<'a, DB> + 'a>(
+    fn create_list<'a, DB: Dialect, T: Target<'a, DB> + 'a>(
         self,
         db: T,
         n: usize,
@@ -184,7 +195,7 @@ pub trait Create: FactoryBuilder<Model: Row> + Send + 'static {
 
     /// Inserts `n` rows, letting `each` adjust the builder of the `i`-th (from 0), as
     /// [`create_list`](Self::create_list) does.
-    fn create_list_with<'a, DB: Backend, T: Target<'a, DB> + 'a>(
+    fn create_list_with<'a, DB: Dialect, T: Target<'a, DB> + 'a>(
         self,
         db: T,
         n: usize,
@@ -215,7 +226,7 @@ pub trait Create: FactoryBuilder<Model: Row> + Send + 'static {
 impl<B> Create for B where B: FactoryBuilder<Model: Row> + Send + 'static {}
 
 /// Plans in the target's context (builds run there, reuse is read there).
-pub(crate) fn plan_with<'a, DB: Backend, T: Target<'a, DB>, R>(
+pub(crate) fn plan_with<'a, DB: Dialect, T: Target<'a, DB>, R>(
     db: &T,
     f: impl FnOnce(&mut Plan) -> Result<R>,
 ) -> Result<(Plan, R)> {
@@ -226,7 +237,7 @@ pub(crate) fn plan_with<'a, DB: Backend, T: Target<'a, DB>, R>(
 }
 
 /// Executes the plan on one connection of the target.
-pub(crate) async fn write<'a, DB: Backend, T: Target<'a, DB>>(
+pub(crate) async fn write<'a, DB: Dialect, T: Target<'a, DB>>(
     db: T,
     plan: &mut Plan,
 ) -> Result<()> {

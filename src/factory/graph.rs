@@ -4,10 +4,10 @@
 use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::backend::Backend;
+use crate::backend::Dialect;
 use crate::error::{Error, Result};
 use crate::factory::create::{Target, write};
-use crate::factory::plan::{NodeId, Plan, decoder};
+use crate::factory::plan::{NodeId, Plan, model_decoders};
 use crate::factory::{Create, Factory, Node};
 
 /// Rows described one by one, that may reference each other through their `belongs_to` setters,
@@ -98,7 +98,7 @@ impl Graph {
     pub fn add<B: Create>(&mut self, builder: B) -> Node<B::Model> {
         fn plan_entry<B: Create>(builder: Box<dyn Any + Send>, plan: &mut Plan) -> Result<NodeId> {
             match builder.downcast::<B>() {
-                Ok(builder) => builder.__plan(plan, decoder::<B::Model, sqlx::Postgres>()),
+                Ok(builder) => builder.__plan(plan, model_decoders::<B::Model>()),
                 Err(_) => Err(Error::Factory {
                     factory: B::Model::TABLE.factory().to_string(),
                     message: "a graph entry holds another builder".to_string(),
@@ -148,7 +148,7 @@ impl Graph {
     }
 
     /// Creates every row of the graph, and the parents their unset associations need.
-    pub async fn create<'a, DB: Backend, T: Target<'a, DB> + 'a>(self, db: T) -> Result<Created> {
+    pub async fn create<'a, DB: Dialect, T: Target<'a, DB> + 'a>(self, db: T) -> Result<Created> {
         let Graph { id, entries } = self;
         let count = entries.len();
         let ctx = db.__context();

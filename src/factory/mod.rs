@@ -79,6 +79,14 @@ pub trait Factory: Sized {
 
     /// The model's column/value pairs: every column but the generated ones, in field order.
     fn into_attributes(self) -> Attributes;
+
+    /// How to read the model back on each backend whose rows it implements `sqlx::FromRow` for
+    /// (`#[derive(Factory)]` finds out); `None` for a hand-written factory, whose rows are read
+    /// on PostgreSQL only.
+    #[doc(hidden)]
+    fn __decoders() -> Option<plan::Decoder> {
+        None
+    }
 }
 
 /// The builder of a model: implemented by `#[derive(Factory)]` for `XFactory`.

@@ -268,7 +268,8 @@ impl<T, F> TokenOther<T> for Probe<T, F> {
     }
 }
 
-// ---- The decoder of a `belongs_to` parent: its FromRow, else `None` (reported when creating). ----
+// ---- The decoder of a `belongs_to` parent: its FromRow for each backend's rows, else `None`
+// (reported when creating). ----
 
 /// Step 1: the model reads rows (`sqlx::FromRow`).
 pub trait DecoderRow {
@@ -290,6 +291,31 @@ pub trait DecoderNone {
 impl<M, F> DecoderNone for Probe<M, F> {
     #[inline]
     fn decoder(&self) -> Option<crate::factory::plan::Decoder> {
+        None
+    }
+}
+
+/// The same for SQLite rows: the model reads them.
+pub trait SqliteDecoderRow {
+    /// The decoder.
+    fn sqlite_decoder(&self) -> Option<crate::factory::plan::Decoder>;
+}
+#[cfg(feature = "sqlite")]
+impl<M: crate::factory::Row<sqlx::Sqlite>, F> SqliteDecoderRow for &Probe<M, F> {
+    #[inline]
+    fn sqlite_decoder(&self) -> Option<crate::factory::plan::Decoder> {
+        Some(crate::factory::plan::decoder::<M, sqlx::Sqlite>())
+    }
+}
+
+/// It does not (or seedbed was built without SQLite).
+pub trait SqliteDecoderNone {
+    /// No decoder.
+    fn sqlite_decoder(&self) -> Option<crate::factory::plan::Decoder>;
+}
+impl<M, F> SqliteDecoderNone for Probe<M, F> {
+    #[inline]
+    fn sqlite_decoder(&self) -> Option<crate::factory::plan::Decoder> {
         None
     }
 }

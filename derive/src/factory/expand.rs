@@ -132,6 +132,7 @@ fn impls(model: &Model<'_>, names: &Names) -> TokenStream {
     let build = build_fn(model, names);
     let table = table_const(model, names);
     let into_attributes = into_attributes(model, names);
+    let decoders = decoders_of(model.ident, &names.private);
 
     let all_slots: Vec<&Ident> = model
         .fields
@@ -264,6 +265,11 @@ fn impls(model: &Model<'_>, names: &Names) -> TokenStream {
             }
 
             #into_attributes
+
+            #[inline]
+            fn __decoders() -> ::core::option::Option<#private::Decoders> {
+                #decoders
+            }
         }
 
         #[automatically_derived]
@@ -868,13 +874,7 @@ fn plan_step(assoc: &super::ast::Association<'_, '_>, names: &Names) -> TokenStr
     let marker = marker(assoc.field);
     let key = key_expr(assoc, &quote!(__seedbed_parent));
     let placeholder = placeholder(assoc.field, names);
-    let decoder = quote! {
-        {
-            #[allow(unused_imports)]
-            use #private::{DecoderNone as _, DecoderRow as _};
-            (&&#private::Probe::<#parent>::new()).decoder()
-        }
-    };
+    let decoder = decoders_of(parent, &names.private);
     let unset = if optional {
         quote!(::core::option::Option::None)
     } else {
@@ -1004,7 +1004,7 @@ fn persistence(model: &Model<'_>, names: &Names) -> TokenStream {
             > + ::core::marker::Send
                    + '__seedbed_db
             where
-                __SeedbedDb: #private::Backend,
+                __SeedbedDb: #private::Dialect,
                 __SeedbedTarget: #private::Target<'__seedbed_db, __SeedbedDb> + '__seedbed_db,
                 #model_ident: #private::Row<__SeedbedDb>,
             {
@@ -1027,7 +1027,7 @@ fn persistence(model: &Model<'_>, names: &Names) -> TokenStream {
                 n: usize,
             ) -> #list_future
             where
-                __SeedbedDb: #private::Backend,
+                __SeedbedDb: #private::Dialect,
                 __SeedbedTarget: #private::Target<'__seedbed_db, __SeedbedDb> + '__seedbed_db,
                 #model_ident: #private::Row<__SeedbedDb>,
             {
@@ -1043,7 +1043,7 @@ fn persistence(model: &Model<'_>, names: &Names) -> TokenStream {
                 each: impl ::core::ops::FnMut(usize, Self) -> Self + ::core::marker::Send + '__seedbed_db,
             ) -> #list_future
             where
-                __SeedbedDb: #private::Backend,
+                __SeedbedDb: #private::Dialect,
                 __SeedbedTarget: #private::Target<'__seedbed_db, __SeedbedDb> + '__seedbed_db,
                 #model_ident: #private::Row<__SeedbedDb>,
             {
@@ -1052,5 +1052,22 @@ fn persistence(model: &Model<'_>, names: &Names) -> TokenStream {
         }
 
         #(#has_many)*
+    }
+}
+
+/// The decoders of `model` on each backend whose rows it reads (`sqlx::FromRow`), found by
+/// autoref probes; `None` when it reads none.
+fn decoders_of(model: &impl quote::ToTokens, private: &TokenStream) -> TokenStream {
+    quote! {
+        {
+            #[allow(unused_imports)]
+            use #private::{DecoderNone as _, DecoderRow as _};
+            #[allow(unused_imports)]
+            use #private::{SqliteDecoderNone as _, SqliteDecoderRow as _};
+            #private::Decoders::join(
+                (&&#private::Probe::<#model>::new()).decoder(),
+                (&&#private::Probe::<#model>::new()).sqlite_decoder(),
+            )
+        }
     }
 }

@@ -404,6 +404,21 @@ const _: () = {
                 );
             __seedbed_attributes
         }
+        #[inline]
+        fn __decoders() -> ::core::option::Option<::seedbed::__private::Decoders> {
+            {
+                #[allow(unused_imports)]
+                use ::seedbed::__private::{DecoderNone as _, DecoderRow as _};
+                #[allow(unused_imports)]
+                use ::seedbed::__private::{
+                    SqliteDecoderNone as _, SqliteDecoderRow as _,
+                };
+                ::seedbed::__private::Decoders::join(
+                    (&&::seedbed::__private::Probe::<Post>::new()).decoder(),
+                    (&&::seedbed::__private::Probe::<Post>::new()).sqlite_decoder(),
+                )
+            }
+        }
     }
     #[automatically_derived]
     impl ::seedbed::__private::FactoryBuilder for PostFactory {
@@ -437,7 +452,15 @@ const _: () = {
                                         use ::seedbed::__private::{
                                             DecoderNone as _, DecoderRow as _,
                                         };
-                                        (&&::seedbed::__private::Probe::<User>::new()).decoder()
+                                        #[allow(unused_imports)]
+                                        use ::seedbed::__private::{
+                                            SqliteDecoderNone as _, SqliteDecoderRow as _,
+                                        };
+                                        ::seedbed::__private::Decoders::join(
+                                            (&&::seedbed::__private::Probe::<User>::new()).decoder(),
+                                            (&&::seedbed::__private::Probe::<User>::new())
+                                                .sqlite_decoder(),
+                                        )
                                     },
                                 )?,
                         )
@@ -469,7 +492,15 @@ const _: () = {
                                                 use ::seedbed::__private::{
                                                     DecoderNone as _, DecoderRow as _,
                                                 };
-                                                (&&::seedbed::__private::Probe::<User>::new()).decoder()
+                                                #[allow(unused_imports)]
+                                                use ::seedbed::__private::{
+                                                    SqliteDecoderNone as _, SqliteDecoderRow as _,
+                                                };
+                                                ::seedbed::__private::Decoders::join(
+                                                    (&&::seedbed::__private::Probe::<User>::new()).decoder(),
+                                                    (&&::seedbed::__private::Probe::<User>::new())
+                                                        .sqlite_decoder(),
+                                                )
                                             },
                                         )?,
                                 )
@@ -532,7 +563,15 @@ const _: () = {
                                         use ::seedbed::__private::{
                                             DecoderNone as _, DecoderRow as _,
                                         };
-                                        (&&::seedbed::__private::Probe::<Post>::new()).decoder()
+                                        #[allow(unused_imports)]
+                                        use ::seedbed::__private::{
+                                            SqliteDecoderNone as _, SqliteDecoderRow as _,
+                                        };
+                                        ::seedbed::__private::Decoders::join(
+                                            (&&::seedbed::__private::Probe::<Post>::new()).decoder(),
+                                            (&&::seedbed::__private::Probe::<Post>::new())
+                                                .sqlite_decoder(),
+                                        )
                                     },
                                 )?,
                         )
@@ -607,7 +646,7 @@ const _: () = {
             Output = ::core::result::Result<Post, ::seedbed::__private::Error>,
         > + ::core::marker::Send + '__seedbed_db
         where
-            __SeedbedDb: ::seedbed::__private::Backend,
+            __SeedbedDb: ::seedbed::__private::Dialect,
             __SeedbedTarget: ::seedbed::__private::Target<'__seedbed_db, __SeedbedDb>
                 + '__seedbed_db,
             Post: ::seedbed::__private::Row<__SeedbedDb>,
@@ -635,7 +674,7 @@ const _: () = {
             >,
         > + ::core::marker::Send + '__seedbed_db
         where
-            __SeedbedDb: ::seedbed::__private::Backend,
+            __SeedbedDb: ::seedbed::__private::Dialect,
             __SeedbedTarget: ::seedbed::__private::Target<'__seedbed_db, __SeedbedDb>
                 + '__seedbed_db,
             Post: ::seedbed::__private::Row<__SeedbedDb>,
@@ -659,7 +698,7 @@ const _: () = {
             >,
         > + ::core::marker::Send + '__seedbed_db
         where
-            __SeedbedDb: ::seedbed::__private::Backend,
+            __SeedbedDb: ::seedbed::__private::Dialect,
             __SeedbedTarget: ::seedbed::__private::Target<'__seedbed_db, __SeedbedDb>
                 + '__seedbed_db,
             Post: ::seedbed::__private::Row<__SeedbedDb>,

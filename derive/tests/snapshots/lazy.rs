@@ -339,6 +339,22 @@ const _: () = {
                 );
             __seedbed_attributes
         }
+        #[inline]
+        fn __decoders() -> ::core::option::Option<::seedbed::__private::Decoders> {
+            {
+                #[allow(unused_imports)]
+                use ::seedbed::__private::{DecoderNone as _, DecoderRow as _};
+                #[allow(unused_imports)]
+                use ::seedbed::__private::{
+                    SqliteDecoderNone as _, SqliteDecoderRow as _,
+                };
+                ::seedbed::__private::Decoders::join(
+                    (&&::seedbed::__private::Probe::<Subscription>::new()).decoder(),
+                    (&&::seedbed::__private::Probe::<Subscription>::new())
+                        .sqlite_decoder(),
+                )
+            }
+        }
     }
     #[automatically_derived]
     impl ::seedbed::__private::FactoryBuilder for SubscriptionFactory {
@@ -389,7 +405,7 @@ const _: () = {
             Output = ::core::result::Result<Subscription, ::seedbed::__private::Error>,
         > + ::core::marker::Send + '__seedbed_db
         where
-            __SeedbedDb: ::seedbed::__private::Backend,
+            __SeedbedDb: ::seedbed::__private::Dialect,
             __SeedbedTarget: ::seedbed::__private::Target<'__seedbed_db, __SeedbedDb>
                 + '__seedbed_db,
             Subscription: ::seedbed::__private::Row<__SeedbedDb>,
@@ -418,7 +434,7 @@ const _: () = {
             >,
         > + ::core::marker::Send + '__seedbed_db
         where
-            __SeedbedDb: ::seedbed::__private::Backend,
+            __SeedbedDb: ::seedbed::__private::Dialect,
             __SeedbedTarget: ::seedbed::__private::Target<'__seedbed_db, __SeedbedDb>
                 + '__seedbed_db,
             Subscription: ::seedbed::__private::Row<__SeedbedDb>,
@@ -442,7 +458,7 @@ const _: () = {
             >,
         > + ::core::marker::Send + '__seedbed_db
         where
-            __SeedbedDb: ::seedbed::__private::Backend,
+            __SeedbedDb: ::seedbed::__private::Dialect,
             __SeedbedTarget: ::seedbed::__private::Target<'__seedbed_db, __SeedbedDb>
                 + '__seedbed_db,
             Subscription: ::seedbed::__private::Row<__SeedbedDb>,

@@ -160,6 +160,21 @@ const _: () = {
                 );
             __seedbed_attributes
         }
+        #[inline]
+        fn __decoders() -> ::core::option::Option<::seedbed::__private::Decoders> {
+            {
+                #[allow(unused_imports)]
+                use ::seedbed::__private::{DecoderNone as _, DecoderRow as _};
+                #[allow(unused_imports)]
+                use ::seedbed::__private::{
+                    SqliteDecoderNone as _, SqliteDecoderRow as _,
+                };
+                ::seedbed::__private::Decoders::join(
+                    (&&::seedbed::__private::Probe::<Tag>::new()).decoder(),
+                    (&&::seedbed::__private::Probe::<Tag>::new()).sqlite_decoder(),
+                )
+            }
+        }
     }
     #[automatically_derived]
     impl ::seedbed::__private::FactoryBuilder for TagFactory {
@@ -210,7 +225,7 @@ const _: () = {
             Output = ::core::result::Result<Tag, ::seedbed::__private::Error>,
         > + ::core::marker::Send + '__seedbed_db
         where
-            __SeedbedDb: ::seedbed::__private::Backend,
+            __SeedbedDb: ::seedbed::__private::Dialect,
             __SeedbedTarget: ::seedbed::__private::Target<'__seedbed_db, __SeedbedDb>
                 + '__seedbed_db,
             Tag: ::seedbed::__private::Row<__SeedbedDb>,
@@ -238,7 +253,7 @@ const _: () = {
             >,
         > + ::core::marker::Send + '__seedbed_db
         where
-            __SeedbedDb: ::seedbed::__private::Backend,
+            __SeedbedDb: ::seedbed::__private::Dialect,
             __SeedbedTarget: ::seedbed::__private::Target<'__seedbed_db, __SeedbedDb>
                 + '__seedbed_db,
             Tag: ::seedbed::__private::Row<__SeedbedDb>,
@@ -262,7 +277,7 @@ const _: () = {
             >,
         > + ::core::marker::Send + '__seedbed_db
         where
-            __SeedbedDb: ::seedbed::__private::Backend,
+            __SeedbedDb: ::seedbed::__private::Dialect,
             __SeedbedTarget: ::seedbed::__private::Target<'__seedbed_db, __SeedbedDb>
                 + '__seedbed_db,
             Tag: ::seedbed::__private::Row<__SeedbedDb>,

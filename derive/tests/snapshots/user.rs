@@ -446,6 +446,21 @@ const _: () = {
                 );
             __seedbed_attributes
         }
+        #[inline]
+        fn __decoders() -> ::core::option::Option<::seedbed::__private::Decoders> {
+            {
+                #[allow(unused_imports)]
+                use ::seedbed::__private::{DecoderNone as _, DecoderRow as _};
+                #[allow(unused_imports)]
+                use ::seedbed::__private::{
+                    SqliteDecoderNone as _, SqliteDecoderRow as _,
+                };
+                ::seedbed::__private::Decoders::join(
+                    (&&::seedbed::__private::Probe::<User>::new()).decoder(),
+                    (&&::seedbed::__private::Probe::<User>::new()).sqlite_decoder(),
+                )
+            }
+        }
     }
     #[automatically_derived]
     impl ::seedbed::__private::FactoryBuilder for UserFactory {
@@ -496,7 +511,7 @@ const _: () = {
             Output = ::core::result::Result<User, ::seedbed::__private::Error>,
         > + ::core::marker::Send + '__seedbed_db
         where
-            __SeedbedDb: ::seedbed::__private::Backend,
+            __SeedbedDb: ::seedbed::__private::Dialect,
             __SeedbedTarget: ::seedbed::__private::Target<'__seedbed_db, __SeedbedDb>
                 + '__seedbed_db,
             User: ::seedbed::__private::Row<__SeedbedDb>,
@@ -524,7 +539,7 @@ const _: () = {
             >,
         > + ::core::marker::Send + '__seedbed_db
         where
-            __SeedbedDb: ::seedbed::__private::Backend,
+            __SeedbedDb: ::seedbed::__private::Dialect,
             __SeedbedTarget: ::seedbed::__private::Target<'__seedbed_db, __SeedbedDb>
                 + '__seedbed_db,
             User: ::seedbed::__private::Row<__SeedbedDb>,
@@ -548,7 +563,7 @@ const _: () = {
             >,
         > + ::core::marker::Send + '__seedbed_db
         where
-            __SeedbedDb: ::seedbed::__private::Backend,
+            __SeedbedDb: ::seedbed::__private::Dialect,
             __SeedbedTarget: ::seedbed::__private::Target<'__seedbed_db, __SeedbedDb>
                 + '__seedbed_db,
             User: ::seedbed::__private::Row<__SeedbedDb>,

@@ -18,7 +18,7 @@ impl Dialect for Postgres {
     const ARRAY_COLUMNS: bool = true;
 
     fn arguments(values: sea_query_sqlx::SqlxValues) -> PgArguments {
-        sqlx::IntoArguments::into_arguments(values)
+        sqlx::IntoArguments::<Postgres>::into_arguments(values)
     }
 
     fn bind_arrays(arrays: Vec<Vec<Value>>) -> std::result::Result<PgArguments, String> {
@@ -43,8 +43,13 @@ impl Dialect for Postgres {
     where
         M: for<'r> sqlx::FromRow<'r, PgRow> + Send + 'static,
     {
+        #[allow(
+            clippy::needless_update,
+            reason = "the other backends' entries exist with their features only"
+        )]
         Decoders {
             postgres: Some(|row| M::from_row(row).map(|m| Box::new(m) as Box<dyn Any + Send>)),
+            ..Decoders::default()
         }
     }
 

@@ -51,6 +51,15 @@ pub type KeyFn = fn(&(dyn Any + Send)) -> Option<Value>;
 #[doc(hidden)]
 pub type ErasedHook = Arc<dyn Fn(&(dyn Any + Send), &mut Plan) -> Result<()> + Send + Sync>;
 
+/// The decoders of a created model `M`: PostgreSQL's, and those `#[derive(Factory)]` found for
+/// the other backends.
+pub(crate) fn model_decoders<M>() -> Decoder
+where
+    M: Factory + crate::factory::Row,
+{
+    Decoders::join(Some(decoder::<M, sqlx::Postgres>()), M::__decoders()).unwrap_or_default()
+}
+
 /// The decoder of model `M`: its `sqlx::FromRow` for the backend `DB`, boxed.
 pub fn decoder<M, DB>() -> Decoder
 where
