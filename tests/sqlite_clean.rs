@@ -40,13 +40,18 @@ async fn migrated() -> SqliteConnection {
         .await
         .unwrap();
     sqlx::raw_sql(MIGRATIONS).execute(&mut conn).await.unwrap();
-    let schema = <Sqlite as Introspect>::introspect(&mut conn, &["main"])
-        .await
-        .unwrap();
-    <Sqlite as Clean>::prepare(&mut conn, &schema, false)
-        .await
-        .unwrap();
+    prepare(&mut conn).await;
     conn
+}
+
+/// Prepares the database for the cleaner, from what introspection reads.
+async fn prepare(conn: &mut SqliteConnection) {
+    let schema = <Sqlite as Introspect>::introspect(conn, &["main"])
+        .await
+        .unwrap();
+    <Sqlite as Clean>::prepare(conn, &schema, false)
+        .await
+        .unwrap();
 }
 
 async fn count(conn: &mut SqliteConnection, table: &str) -> i64 {
@@ -140,12 +145,7 @@ async fn a_database_seedbed_did_not_prepare_is_refused() {
 #[tokio::test]
 async fn preparing_again_keeps_seedbeds_tables_out_of_the_plan() {
     let mut conn = migrated().await;
-    let schema = <Sqlite as Introspect>::introspect(&mut conn, &["main"])
-        .await
-        .unwrap();
-    <Sqlite as Clean>::prepare(&mut conn, &schema, false)
-        .await
-        .unwrap();
+    prepare(&mut conn).await;
     a_test_writes(&mut conn).await;
     let plan = <Sqlite as Clean>::plan(&mut conn).await.unwrap();
     let cleaned = <Sqlite as Clean>::clean(&mut conn, &plan, false)
