@@ -26,6 +26,8 @@ const BASELINE_PREFIX: &str = "seedbed_baseline_";
 #[derive(Debug, Clone)]
 pub struct SqlitePlan {
     tables: Vec<PlanTable>,
+    /// The statement that asks every table at once whether it has rows.
+    probe: String,
 }
 
 #[derive(Debug, Clone)]
@@ -120,16 +122,22 @@ impl Clean for Sqlite {
             }
             _ => Error::db("reading the cleaner's plan")(e),
         })?;
-        Ok(SqlitePlan {
-            tables: rows
-                .into_iter()
-                .map(|(schema, name, baseline, columns)| PlanTable {
-                    name: qualified(&schema, &name),
-                    baseline: baseline.map(|b| (qualified(&schema, &b), columns)),
-                    bare: name,
-                })
-                .collect(),
-        })
+        let tables: Vec<PlanTable> = rows
+            .into_iter()
+            .map(|(schema, name, baseline, columns)| PlanTable {
+                name: qualified(&schema, &name),
+                baseline: baseline.map(|b| (qualified(&schema, &b), columns)),
+                bare: name,
+            })
+            .collect();
+        let mut probe = String::from("SELECT ");
+        for (i, t) in tables.iter().enumerate() {
+            if i > 0 {
+                probe.push_str(", ");
+            }
+            let _ = write!(probe, "EXISTS (SELECT 1 FROM {})", t.name);
+        }
+        Ok(SqlitePlan { tables, probe })
     }
 
     async fn clean(
@@ -141,14 +149,7 @@ impl Clean for Sqlite {
             return Ok(0);
         }
         // Which tables have rows, in one statement.
-        let mut probe = String::from("SELECT ");
-        for (i, t) in plan.tables.iter().enumerate() {
-            if i > 0 {
-                probe.push_str(", ");
-            }
-            let _ = write!(probe, "EXISTS (SELECT 1 FROM {})", t.name);
-        }
-        let row = sqlx::query(sqlx::AssertSqlSafe(probe))
+        let row = sqlx::query(sqlx::AssertSqlSafe(plan.probe.clone()))
             .fetch_one(&mut *conn)
             .await
             .map_err(Error::db("looking for the tables a test wrote"))?;
