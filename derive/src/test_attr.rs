@@ -86,20 +86,22 @@ fn expand_fn(args: TokenStream, input: &syn::ItemFn) -> syn::Result<TokenStream>
         return Err(syn::Error::new_spanned(
             inputs,
             "a #[seedbed::test] function takes one of: nothing, `TestDb`, `PgPool`, \
-             `PoolConnection<Postgres>`, or `(PgPoolOptions, PgConnectOptions)`",
+             `PoolConnection<Postgres>`, `(PgPoolOptions, PgConnectOptions)` or \
+             `PgConnectOptions` (or the same forms for SQLite: `TestDb<Sqlite>`, `SqlitePool`, …)",
         ));
     }
-    let own_connections = inputs.len() == 2;
+    let own_connections = inputs.len() == 2 || inputs.iter().any(is_connect_options);
     if own_connections
         && let Some((name, span)) = &args.strategy
         && name == "rollback"
     {
         return Err(syn::Error::new(
             *span,
-            "strategy = \"rollback\" cannot isolate a test that takes (PgPoolOptions, \
-             PgConnectOptions): the test builds its own pool, whose connections are not the \
-             one holding the test's transaction. Use strategy = \"truncate\" or \"template\" \
-             (without a strategy, the first that can isolate it is chosen)",
+            "strategy = \"rollback\" cannot isolate a test that takes connect options \
+             (`(PgPoolOptions, PgConnectOptions)`, `SqliteConnectOptions`, …): the test builds \
+             its own pool, whose connections are not the one holding the test's transaction. \
+             Use strategy = \"truncate\" or \"template\" (without a strategy, the first that \
+             can isolate it is chosen)",
         ));
     }
 
@@ -225,6 +227,21 @@ fn capitalize(s: &str) -> String {
     match c.next() {
         Some(first) => first.to_ascii_uppercase().to_string() + c.as_str(),
         None => String::new(),
+    }
+}
+
+/// A parameter whose type is a `…ConnectOptions` (the test opens its own connections).
+fn is_connect_options(arg: &syn::FnArg) -> bool {
+    let syn::FnArg::Typed(pat) = arg else {
+        return false;
+    };
+    match &*pat.ty {
+        syn::Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| s.ident.to_string().ends_with("ConnectOptions")),
+        _ => false,
     }
 }
 

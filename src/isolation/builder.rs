@@ -11,17 +11,18 @@ use sqlx::postgres::PgConnectOptions;
 
 use super::databases;
 use super::engine::{self, KeyedOnce};
+use super::isolated::Isolated;
 use super::migrations::Migrations;
 use super::options::{NamespaceMode, NamespaceOptions, TemplateOptions, TruncateOptions};
 use super::pool::SharedPool;
 use super::slots::{self, Lease};
 use super::strategies::Ending;
-use super::testdb::{Inner, TestDb};
+use super::testdb::TestDb;
 use crate::backend::Backend;
 use crate::backend::postgres::coord::{self, LockMode};
 use crate::backend::postgres::server::Server;
 use crate::backend::postgres::{clean, marker};
-use crate::context::TestContext;
+use crate::context::{TestContext, TestContextBuilder};
 use crate::error::{Error, Result};
 use crate::strategy::{self, Strategy, StrategySource};
 
@@ -269,9 +270,9 @@ impl Isolation {
         if self.own_connections && !chosen.isolates_own_connections() {
             if source == StrategySource::Explicit {
                 return Err(Error::Config(
-                    "a test that builds its own pool (PgPoolOptions, PgConnectOptions) cannot be \
-                     isolated by Rollback, whose one transaction lives on one connection: use \
-                     truncate or template"
+                    "a test that builds its own pool (from connect options) cannot be isolated \
+                     by Rollback, whose one transaction lives on one connection: use truncate or \
+                     template"
                         .into(),
                 ));
             }
@@ -280,11 +281,35 @@ impl Isolation {
         Ok((chosen, source))
     }
 
-    /// Prepares the database state and returns the test's handle.
+    /// Prepares the database state on PostgreSQL and returns the test's handle.
     pub async fn acquire(self) -> Result<TestDb> {
+        self.acquire_on::<sqlx::Postgres>().await
+    }
+
+    /// Prepares the database state on the backend `DB` (`sqlx::Postgres`, or `sqlx::Sqlite`
+    /// with the `sqlite` feature) and returns the test's handle.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "sqlite")]
+    /// # async fn demo() -> Result<(), seedbed::Error> {
+    /// use seedbed::prelude::*;
+    ///
+    /// let db: TestDb<sqlx::Sqlite> = Isolation::new(Strategy::Template)
+    ///     .migrations("migrations/sqlite")
+    ///     .acquire_on::<sqlx::Sqlite>()
+    ///     .await?;
+    /// let one: i64 = sqlx::query_scalar("SELECT 1").fetch_one(&db.pool()).await?;
+    /// assert_eq!(one, 1);
+    /// db.finish().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn acquire_on<DB: Isolated>(self) -> Result<TestDb<DB>> {
+        DB::acquire_test_db(self).await
+    }
+
+    /// The test's name, its strategy, and its context's builder.
+    pub(super) fn start(&self) -> Result<(String, Strategy, TestContextBuilder, u64)> {
         let (strategy, _) = self.resolve_strategy()?;
-        // Not connected to yet: the first connection the strategy needs reaches it.
-        let server = Server::get().await?;
         let name = self.test_name.clone().unwrap_or_else(default_test_name);
         let ctx_builder = TestContext::builder(&name).shares_database(strategy.shares_database());
         let ctx_builder = match self.seed {
@@ -292,23 +317,7 @@ impl Isolation {
             None => ctx_builder,
         };
         let base_seed = self.seed.unwrap_or_else(crate::context::process_base_seed);
-        let acquired =
-            super::strategies::acquire(strategy, &self, server, &name, base_seed).await?;
-        let ctx_builder = match &acquired.token {
-            Some(token) => ctx_builder.token(token.clone()),
-            None => ctx_builder,
-        };
-        Ok(TestDb {
-            inner: Arc::new(Inner {
-                strategy,
-                pool: acquired.pool,
-                ctx: Arc::new(ctx_builder.build()),
-                database: acquired.database,
-                server,
-                state: std::sync::Mutex::new(Some(acquired.state)),
-                kept: std::sync::Mutex::new(false),
-            }),
-        })
+        Ok((name, strategy, ctx_builder, base_seed))
     }
 
     pub(super) async fn migrations_resolved(&self) -> Result<Arc<Migrations>> {

@@ -17,6 +17,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
 use super::builder::{Isolation, MigrationSource};
+use super::isolated::Isolated;
 use super::options::NamespaceMode;
 use super::testdb::{Outcome, TestDb};
 use crate::context::TestContext;
@@ -170,9 +171,11 @@ impl<T, E: Debug> TestTermination for Result<T, E> {
     message = "a #[seedbed::test] function cannot take `{Self}`",
     label = "unsupported test function form",
     note = "it may take nothing, `seedbed::TestDb`, `sqlx::PgPool`, \
-            `sqlx::pool::PoolConnection<sqlx::Postgres>` or \
-            `(sqlx::postgres::PgPoolOptions, sqlx::postgres::PgConnectOptions)`, and return `()` \
-            or a `Result`"
+            `sqlx::pool::PoolConnection<sqlx::Postgres>`, \
+            `(sqlx::postgres::PgPoolOptions, sqlx::postgres::PgConnectOptions)` or \
+            `sqlx::postgres::PgConnectOptions` (with the `sqlite` feature, the same forms for \
+            SQLite: `seedbed::TestDb<sqlx::Sqlite>`, `sqlx::SqlitePool`, …), and return `()` or \
+            a `Result`"
 )]
 pub trait TestFn {
     /// What the test returns.
@@ -181,61 +184,87 @@ pub trait TestFn {
     fn run_test(self, args: TestArgs) -> Self::Output;
 }
 
-impl<Fut> TestFn for fn(TestDb) -> Fut
-where
-    Fut: Future,
-    Fut::Output: TestTermination,
-{
-    type Output = Fut::Output;
-    fn run_test(self, args: TestArgs) -> Fut::Output {
-        run_with_db(args, false, self)
-    }
+/// The forms that name their backend by type, for the backend `$db`: the test handle, the pool,
+/// a pooled connection, pool options with connect options, and connect options alone.
+macro_rules! test_fn_forms {
+    ($db:ty, $pool:ty, $pool_options:ty, $connect_options:ty) => {
+        impl<Fut> TestFn for fn(TestDb<$db>) -> Fut
+        where
+            Fut: Future,
+            Fut::Output: TestTermination,
+        {
+            type Output = Fut::Output;
+            fn run_test(self, args: TestArgs) -> Fut::Output {
+                run_with_db::<$db, _, _>(args, false, self)
+            }
+        }
+
+        impl<Fut> TestFn for fn($pool) -> Fut
+        where
+            Fut: Future,
+            Fut::Output: TestTermination,
+        {
+            type Output = Fut::Output;
+            fn run_test(self, args: TestArgs) -> Fut::Output {
+                run_with_db::<$db, _, _>(args, false, |db| self(db.pool()))
+            }
+        }
+
+        impl<Fut> TestFn for fn(PoolConnection<$db>) -> Fut
+        where
+            Fut: Future,
+            Fut::Output: TestTermination,
+        {
+            type Output = Fut::Output;
+            fn run_test(self, args: TestArgs) -> Fut::Output {
+                let path = args.path;
+                run_with_db::<$db, _, _>(args, false, move |db| async move {
+                    let conn = match db.pool().acquire().await {
+                        Ok(conn) => conn,
+                        Err(e) => panic!("seedbed: cannot get a connection for {path}: {e}"),
+                    };
+                    self(conn).await
+                })
+            }
+        }
+
+        impl<Fut> TestFn for fn($pool_options, $connect_options) -> Fut
+        where
+            Fut: Future,
+            Fut::Output: TestTermination,
+        {
+            type Output = Fut::Output;
+            fn run_test(self, args: TestArgs) -> Fut::Output {
+                run_with_db::<$db, _, _>(args, true, |db| {
+                    self(
+                        <$pool_options>::new().max_connections(5),
+                        db.connect_options(),
+                    )
+                })
+            }
+        }
+
+        impl<Fut> TestFn for fn($connect_options) -> Fut
+        where
+            Fut: Future,
+            Fut::Output: TestTermination,
+        {
+            type Output = Fut::Output;
+            fn run_test(self, args: TestArgs) -> Fut::Output {
+                run_with_db::<$db, _, _>(args, true, |db| self(db.connect_options()))
+            }
+        }
+    };
 }
 
-impl<Fut> TestFn for fn(PgPool) -> Fut
-where
-    Fut: Future,
-    Fut::Output: TestTermination,
-{
-    type Output = Fut::Output;
-    fn run_test(self, args: TestArgs) -> Fut::Output {
-        run_with_db(args, false, |db| self(db.pool()))
-    }
-}
-
-impl<Fut> TestFn for fn(PoolConnection<Postgres>) -> Fut
-where
-    Fut: Future,
-    Fut::Output: TestTermination,
-{
-    type Output = Fut::Output;
-    fn run_test(self, args: TestArgs) -> Fut::Output {
-        let path = args.path;
-        run_with_db(args, false, move |db| async move {
-            let conn = match db.pool().acquire().await {
-                Ok(conn) => conn,
-                Err(e) => panic!("seedbed: cannot get a connection for {path}: {e}"),
-            };
-            self(conn).await
-        })
-    }
-}
-
-impl<Fut> TestFn for fn(PgPoolOptions, PgConnectOptions) -> Fut
-where
-    Fut: Future,
-    Fut::Output: TestTermination,
-{
-    type Output = Fut::Output;
-    fn run_test(self, args: TestArgs) -> Fut::Output {
-        run_with_db(args, true, |db| {
-            self(
-                PgPoolOptions::new().max_connections(5),
-                db.connect_options(),
-            )
-        })
-    }
-}
+test_fn_forms!(Postgres, PgPool, PgPoolOptions, PgConnectOptions);
+#[cfg(feature = "sqlite")]
+test_fn_forms!(
+    sqlx::Sqlite,
+    sqlx::SqlitePool,
+    sqlx::sqlite::SqlitePoolOptions,
+    sqlx::sqlite::SqliteConnectOptions
+);
 
 impl<Fut> TestFn for fn() -> Fut
 where
@@ -254,7 +283,7 @@ where
                     if let Some(failure) = out.failure() {
                         eprintln!(
                             "{}",
-                            failure_block(&args, &report_ctx, None, &failure, None)
+                            failure_block::<Postgres>(&args, &report_ctx, None, &failure, None)
                         );
                     }
                     out
@@ -263,7 +292,7 @@ where
                     let failure = panic_message(&*panic);
                     eprintln!(
                         "{}",
-                        failure_block(&args, &report_ctx, None, &failure, None)
+                        failure_block::<Postgres>(&args, &report_ctx, None, &failure, None)
                     );
                     std::panic::resume_unwind(panic)
                 }
@@ -275,9 +304,10 @@ where
 /// Checks at compile time that a test function has a supported form.
 pub fn assert_test_fn<F: TestFn>(_f: F) {}
 
-fn run_with_db<F, Fut>(args: TestArgs, own_connections: bool, test: F) -> Fut::Output
+fn run_with_db<DB, F, Fut>(args: TestArgs, own_connections: bool, test: F) -> Fut::Output
 where
-    F: FnOnce(TestDb) -> Fut,
+    DB: Isolated,
+    F: FnOnce(TestDb<DB>) -> Fut,
     Fut: Future,
     Fut::Output: TestTermination,
 {
@@ -287,7 +317,7 @@ where
         if stale {
             super::pool::forget_kept_pools();
         }
-        let db = match args.isolation(own_connections).acquire().await {
+        let db = match args.isolation(own_connections).acquire_on::<DB>().await {
             Ok(db) => db,
             Err(e) => panic!(
                 "seedbed: cannot prepare the database for {}: {e}",
@@ -352,10 +382,10 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
 }
 
 /// The block printed when a test fails: what ran, how to reproduce it, what to look at.
-fn failure_block(
+fn failure_block<DB: Isolated>(
     args: &TestArgs,
     ctx: &TestContext,
-    db: Option<&TestDb>,
+    db: Option<&TestDb<DB>>,
     failure: &str,
     isolation_error: Option<&Error>,
 ) -> String {

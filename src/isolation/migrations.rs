@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use sqlx::PgConnection;
 use sqlx::migrate::{MigrateError, Migrator};
 
 use crate::error::{Error, Result};
@@ -186,7 +185,8 @@ impl Migrations {
     }
 
     /// Applies every migration to the database `conn` is connected to.
-    pub async fn apply(&self, conn: &mut PgConnection) -> Result<()> {
+    /// Any backend's connection: `&mut PgConnection`, `&mut SqliteConnection`.
+    pub async fn apply<C: sqlx::migrate::Migrate>(&self, conn: &mut C) -> Result<()> {
         let Some(migrator) = self.migrator().await? else {
             return Ok(());
         };

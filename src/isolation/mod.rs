@@ -11,9 +11,12 @@ mod builder;
 pub(crate) mod engine;
 #[doc(hidden)]
 pub mod harness;
+mod isolated;
 mod migrations;
 mod options;
 mod pool;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 mod strategies;
 mod testdb;
 internal!(clones, databases, registry, schema_pool, slots, transaction);
@@ -44,6 +47,7 @@ pub use self::builder::{
     DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT, Isolation,
     MigrationSource,
 };
+pub use self::isolated::Isolated;
 pub use self::migrations::Migrations;
 pub use self::options::{
     DataMode, NamespaceMode, NamespaceOptions, SchemaMode, TemplateOptions, TruncateOptions,

@@ -179,21 +179,13 @@ impl Clean for Sqlite {
                 );
             }
         }
-        if reset_sequences {
-            let has_sequences: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_sequence')",
-            )
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(Error::db("looking for sqlite_sequence"))?;
-            if has_sequences {
-                for t in &touched {
-                    let _ = write!(
-                        script,
-                        " DELETE FROM sqlite_sequence WHERE name = {};",
-                        quote_literal(&t.bare)
-                    );
-                }
+        if reset_sequences && has_sequences(conn).await? {
+            for t in &touched {
+                let _ = write!(
+                    script,
+                    " DELETE FROM sqlite_sequence WHERE name = {};",
+                    quote_literal(&t.bare)
+                );
             }
         }
         let mut tx = conn
@@ -209,6 +201,15 @@ impl Clean for Sqlite {
             .map_err(Error::db("committing the cleaner's work"))?;
         Ok(touched.len())
     }
+}
+
+/// Whether the database has `AUTOINCREMENT` counters (SQLite makes `sqlite_sequence` with the
+/// first such table).
+pub(crate) async fn has_sequences(conn: &mut SqliteConnection) -> Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_sequence')")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(Error::db("looking for sqlite_sequence"))
 }
 
 /// `"schema"."name"`, both quoted.

@@ -1,0 +1,189 @@
+//! Namespace's row journal on SQLite. SQLite has no session settings, so the token is not read
+//! by shared triggers: each connection of a test's pool gets `TEMP` triggers of its own (a
+//! `TEMP` trigger belongs to one connection and may write to the main database) that record the
+//! `rowid` of every row it inserts under the test's token, written into the trigger as a
+//! literal ([`attach`]). Cleaning deletes those rows by `rowid` with foreign keys checked at
+//! commit, so the order of the tables does not matter.
+//!
+//! What this cannot do, said where it matters: rows written by connections the test opens
+//! itself from the database's URL are not recorded; `WITHOUT ROWID` tables have no `rowid`, so
+//! a database with one is refused (Template or Truncate isolate it); and SQLite lets one writer
+//! at a time into a file, so Namespace tests writing at once wait for each other.
+
+use std::fmt::Write as _;
+
+use sqlx::{Connection, SqliteConnection};
+
+use super::provision::Directory;
+use crate::error::{Error, Result};
+use crate::schema::Schema;
+use crate::sql::{quote_ident, quote_literal};
+
+/// The journal: one row per inserted row, by token.
+const JOURNAL: &str = "seedbed_journal";
+/// The tables the journal covers.
+const TABLES: &str = "seedbed_journal_tables";
+
+/// The lock a test holds while its token is alive (the sweeper's proof of life).
+pub(crate) fn token_lock(token: &str) -> String {
+    format!("token:{token}")
+}
+
+fn is_own(name: &str) -> bool {
+    name.starts_with("seedbed_")
+}
+
+pub(crate) async fn install(conn: &mut SqliteConnection, schema: &Schema) -> Result<()> {
+    let without_rowid: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM pragma_table_list WHERE schema = 'main' AND wr = 1")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(Error::db("looking for WITHOUT ROWID tables"))?;
+    if let Some(table) = without_rowid.first() {
+        return Err(Error::Config(format!(
+            "Namespace on SQLite records the rows a test inserts by rowid, and table {table} is \
+             WITHOUT ROWID: use strategy = \"template\" or \"truncate\" for this schema"
+        )));
+    }
+    let mut sql = format!(
+        "CREATE TABLE IF NOT EXISTS {j} (token TEXT NOT NULL, tbl TEXT NOT NULL, \
+         rid INTEGER NOT NULL); \
+         CREATE INDEX IF NOT EXISTS seedbed_journal_by_token ON {j} (token, tbl); \
+         DROP TABLE IF EXISTS {t}; \
+         CREATE TABLE {t} (position INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);",
+        j = quote_ident(JOURNAL),
+        t = quote_ident(TABLES),
+    );
+    let tables = schema
+        .tables
+        .iter()
+        .filter(|t| t.name.schema == "main" && !is_own(&t.name.name));
+    for (position, table) in tables.enumerate() {
+        let _ = write!(
+            sql,
+            " INSERT INTO {} VALUES ({position}, {});",
+            quote_ident(TABLES),
+            quote_literal(&table.name.name)
+        );
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::db("installing the row journal"))?;
+    Ok(())
+}
+
+pub(crate) async fn is_installed(conn: &mut SqliteConnection) -> Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?)",
+    )
+    .bind(TABLES)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(Error::db("looking for the row journal"))
+}
+
+/// The statement that gives a connection the test's `TEMP` triggers: one per table, recording
+/// inserted rows under `token` and forgetting rows the test deletes itself (so a `rowid` SQLite
+/// reuses later is not taken for the test's).
+pub(crate) async fn attach_script(conn: &mut SqliteConnection, token: &str) -> Result<String> {
+    let tables: Vec<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT position, name FROM {} ORDER BY position",
+        quote_ident(TABLES)
+    )))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(Error::db("reading the journal's tables"))?;
+    let token = quote_literal(token);
+    let mut sql = String::new();
+    for (position, name) in tables {
+        let table = quote_ident(&name);
+        let tbl = quote_literal(&name);
+        let _ = write!(
+            sql,
+            "CREATE TEMP TRIGGER seedbed_journal_ins_{position} AFTER INSERT ON main.{table} \
+             BEGIN INSERT INTO {j} (token, tbl, rid) VALUES ({token}, {tbl}, NEW.rowid); END; \
+             CREATE TEMP TRIGGER seedbed_journal_del_{position} AFTER DELETE ON main.{table} \
+             BEGIN DELETE FROM {j} WHERE token = {token} AND tbl = {tbl} AND rid = OLD.rowid; \
+             END; ",
+            j = quote_ident(JOURNAL),
+        );
+    }
+    Ok(sql)
+}
+
+pub(crate) async fn clean(conn: &mut SqliteConnection, token: &str) -> Result<()> {
+    let tables: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT DISTINCT tbl FROM {} WHERE token = ?",
+        quote_ident(JOURNAL)
+    )))
+    .bind(token)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(Error::db("reading the test's journal"))?;
+    let t = quote_literal(token);
+    // Foreign keys are checked at commit: the test's children and parents go in any order.
+    let mut sql = String::from("PRAGMA defer_foreign_keys = ON;");
+    for table in &tables {
+        let _ = write!(
+            sql,
+            " DELETE FROM main.{} WHERE rowid IN (SELECT rid FROM {j} WHERE token = {t} AND \
+             tbl = {});",
+            quote_ident(table),
+            quote_literal(table),
+            j = quote_ident(JOURNAL),
+        );
+    }
+    let _ = write!(
+        sql,
+        " DELETE FROM {} WHERE token = {t};",
+        quote_ident(JOURNAL)
+    );
+    let mut tx = conn
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(Error::db("starting the journal's cleanup"))?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::db(format!("removing the rows of token {token}")))?;
+    tx.commit()
+        .await
+        .map_err(Error::db("committing the journal's cleanup"))
+}
+
+pub(crate) async fn forget(conn: &mut SqliteConnection, token: &str) -> Result<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM {} WHERE token = ?",
+        quote_ident(JOURNAL)
+    )))
+    .bind(token)
+    .execute(&mut *conn)
+    .await
+    .map_err(Error::db("forgetting a token's journal"))?;
+    Ok(())
+}
+
+/// Removes the rows of tokens whose process is gone (its token lock is free).
+pub(crate) async fn sweep(conn: &mut SqliteConnection) -> Result<Vec<String>> {
+    let dir = Directory::get().await?;
+    let tokens: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT DISTINCT token FROM {}",
+        quote_ident(JOURNAL)
+    )))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(Error::db("reading the journal's tokens"))?;
+    let mut swept = Vec::new();
+    for token in tokens {
+        let name = token_lock(&token);
+        // Held while the rows go, so no test takes the token meanwhile.
+        if let Some(lock) = super::coord::try_take(dir, &name, crate::backend::LockMode::Exclusive)?
+        {
+            clean(conn, &token).await?;
+            lock.remove(dir, &name);
+            swept.push(token);
+        }
+    }
+    Ok(swept)
+}

@@ -1,0 +1,346 @@
+//! Rollback and Truncate on SQLite: a test leases a *slot*, a copy of the migrated image that no
+//! other test (thread or process) uses while the lease, a file lock, is held. Truncate empties
+//! what the test wrote at its end; Rollback runs the test in one transaction and rolls it back.
+//!
+//! A process keeps the slots its finished tests gave back, their connections open, for its next
+//! tests: a test then pays for a `BEGIN` and a `ROLLBACK` (Rollback) or for the cleaner (Truncate),
+//! not for a lease and a connection. A slot whose holder died mid-test carries an `.inuse` file
+//! and is emptied by its next holder before use.
+//!
+//! Rollback's containment: the test's connection carries SQLite commit and rollback hooks while
+//! the test runs. A commit (a raw `COMMIT` that ended the test's transaction, and every statement
+//! after it) is refused by SQLite's commit hook, so nothing reaches the slot; a raw `ROLLBACK`
+//! is noticed; a second connection (the first closed or detached) is noticed; each fails the
+//! test naming Template.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::{Sqlite, SqlitePool};
+use sqlx_core::transaction::TransactionManager;
+
+use super::super::engine::KeyedOnce;
+use super::super::strategies::Ending;
+use super::super::testdb::{Inner, Outcome};
+use super::super::transaction::Violation;
+use super::image;
+use super::{Acquired, Isolation, connect_options, pool, pool_options, run_fixtures};
+use crate::backend::sqlite::{Directory, SqlitePlan, admin, coord};
+use crate::backend::{Clean, LockMode, Marker};
+use crate::error::{Error, Result};
+use crate::strategy::Strategy;
+
+type Tm = <Sqlite as sqlx::Database>::TransactionManager;
+
+/// Which strategy holds the slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Rollback,
+    Truncate,
+}
+
+/// What Rollback's hooks record while a test runs.
+#[derive(Debug, Default)]
+struct Hooks {
+    /// A test is running: commits are refused and rollbacks recorded.
+    running: AtomicBool,
+    /// A commit was refused.
+    committed: AtomicBool,
+    /// A transaction was rolled back (a raw `ROLLBACK`).
+    rolled_back: AtomicBool,
+    /// Connections the pool opened.
+    connections: AtomicU32,
+}
+
+/// A leased slot with its pool.
+#[derive(Debug)]
+struct Slot {
+    name: String,
+    image: String,
+    kind: Kind,
+    lease: coord::Lock,
+    pool: SqlitePool,
+    hooks: Arc<Hooks>,
+    /// The `.inuse` file: present while a test holds the slot.
+    inuse: PathBuf,
+}
+
+/// Slots this process's finished tests gave back, ready for its next tests.
+fn idle() -> &'static Mutex<Vec<Slot>> {
+    static IDLE: OnceLock<Mutex<Vec<Slot>>> = OnceLock::new();
+    IDLE.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+/// The cleaner's plan, read once per image (every slot of an image has the same).
+async fn plan(slot: &Slot) -> Result<Arc<SqlitePlan>> {
+    static PLANS: OnceLock<KeyedOnce<Arc<SqlitePlan>>> = OnceLock::new();
+    PLANS
+        .get_or_init(KeyedOnce::new)
+        .get_or_try_init(&slot.image, async {
+            let mut conn = slot
+                .pool
+                .acquire()
+                .await
+                .map_err(Error::db("reading the cleaner's plan"))?;
+            Ok(Arc::new(<Sqlite as Clean>::plan(&mut conn).await?))
+        })
+        .await
+}
+
+pub(super) async fn acquire(
+    iso: &Isolation,
+    dir: &'static Directory,
+    kind: Kind,
+) -> Result<Acquired> {
+    let image = image::ready(iso, dir, image::Kind::Slots).await?;
+    let kept = {
+        let mut idle = idle().lock().unwrap_or_else(PoisonError::into_inner);
+        let found = idle.iter().position(|s| s.image == image && s.kind == kind);
+        found.map(|i| idle.swap_remove(i))
+    };
+    let slot = match kept {
+        Some(slot) => slot,
+        None => lease(iso, dir, &image, kind).await?,
+    };
+    std::fs::write(&slot.inuse, b"").map_err(Error::io("marking the slot in use", &slot.inuse))?;
+    let mut conn = slot
+        .pool
+        .acquire()
+        .await
+        .map_err(Error::db(format!("connecting to {}", dir.url(&slot.name))))?;
+    if kind == Kind::Rollback {
+        Tm::begin(&mut conn, None)
+            .await
+            .map_err(Error::db("starting the test's transaction"))?;
+        slot.hooks.committed.store(false, Ordering::SeqCst);
+        slot.hooks.rolled_back.store(false, Ordering::SeqCst);
+        slot.hooks.running.store(true, Ordering::SeqCst);
+    }
+    if kind == Kind::Truncate && iso.truncate.reset_sequences {
+        // The test's AUTOINCREMENT counters start at 1 whoever held the slot before.
+        if crate::backend::sqlite::clean::has_sequences(&mut conn).await? {
+            sqlx::query("DELETE FROM sqlite_sequence")
+                .execute(&mut *conn)
+                .await
+                .map_err(Error::db("restarting AUTOINCREMENT counters"))?;
+        }
+    }
+    run_fixtures(&mut conn, &iso.fixtures).await?;
+    conn.return_to_pool().await;
+    drop(conn);
+    let database = slot.name.clone();
+    let pool = slot.pool.clone();
+    let reset_sequences = iso.truncate.reset_sequences;
+    Ok(Acquired {
+        database,
+        pool,
+        token: None,
+        state: Box::new(Leased {
+            slot: Mutex::new(Some(slot)),
+            reset_sequences,
+        }),
+    })
+}
+
+/// Leases the first free slot of `image`, made from the image if it does not exist yet, and
+/// emptied if its last holder died holding it.
+async fn lease(iso: &Isolation, dir: &Directory, image: &str, kind: Kind) -> Result<Slot> {
+    for n in 0..10_000 {
+        let name = format!("{image}_{n}");
+        let Some(lease) = coord::try_take(dir, &format!("lease:{name}"), LockMode::Exclusive)?
+        else {
+            continue;
+        };
+        let ready =
+            admin::read_marker(dir, &name)?.is_some_and(|m| m.get("state") == Some("ready"));
+        if !ready {
+            admin::drop_database(dir, &name)?;
+            admin::clone(dir, &name, image)?;
+            let marker = Marker::new("slot")
+                .with("image", image)
+                .with("state", "ready");
+            admin::write_marker(dir, &name, &marker)?;
+        }
+        let hooks = Arc::new(Hooks::default());
+        let options = connect_options(iso, dir, &name);
+        let pool = match kind {
+            Kind::Truncate => pool(iso, options, iso.max_connections),
+            Kind::Rollback => with_hooks(options, iso.acquire_timeout, &hooks),
+        };
+        let inuse = dir.path().join(format!("{name}.inuse"));
+        let slot = Slot {
+            name,
+            image: image.to_string(),
+            kind,
+            lease,
+            pool,
+            hooks,
+            inuse,
+        };
+        if slot.inuse.exists() {
+            clean(&slot, true).await?;
+        }
+        return Ok(slot);
+    }
+    Err(Error::Internal(format!(
+        "no free slot among 10000 of {image}"
+    )))
+}
+
+/// The one-connection pool of a Rollback slot, its connection watched by the hooks.
+fn with_hooks(
+    options: sqlx::sqlite::SqliteConnectOptions,
+    acquire_timeout: Duration,
+    hooks: &Arc<Hooks>,
+) -> SqlitePool {
+    let hooks = Arc::clone(hooks);
+    pool_options(acquire_timeout, 1)
+        .after_connect(move |conn, _| {
+            let hooks = Arc::clone(&hooks);
+            Box::pin(async move {
+                hooks.connections.fetch_add(1, Ordering::SeqCst);
+                let mut handle = conn.lock_handle().await?;
+                let on_commit = Arc::clone(&hooks);
+                handle.set_commit_hook(move || {
+                    if on_commit.running.load(Ordering::SeqCst) {
+                        on_commit.committed.store(true, Ordering::SeqCst);
+                        return false;
+                    }
+                    true
+                });
+                let on_rollback = Arc::clone(&hooks);
+                handle.set_rollback_hook(move || {
+                    if on_rollback.running.load(Ordering::SeqCst) {
+                        on_rollback.rolled_back.store(true, Ordering::SeqCst);
+                    }
+                });
+                Ok(())
+            })
+        })
+        .connect_lazy_with(options)
+}
+
+/// Empties the slot (children first, the lookup rows put back).
+async fn clean(slot: &Slot, reset_sequences: bool) -> Result<()> {
+    let plan = plan(slot).await?;
+    let mut conn = slot
+        .pool
+        .acquire()
+        .await
+        .map_err(Error::db("connecting to empty the test database"))?;
+    <Sqlite as Clean>::clean(&mut conn, &plan, reset_sequences).await?;
+    conn.return_to_pool().await;
+    Ok(())
+}
+
+/// A test's leased slot, until its end.
+#[derive(Debug)]
+struct Leased {
+    slot: Mutex<Option<Slot>>,
+    reset_sequences: bool,
+}
+
+const EXPLAIN_COMMIT: &str = "the code under test committed on the test's connection (a raw \
+    COMMIT, or statements after a raw COMMIT or ROLLBACK ended the test's transaction): SQLite \
+    refused the commit, so nothing reached the database, and the statements it covered failed. \
+    Code that commits needs its own database: use strategy = \"template\" (or \"truncate\")";
+
+const EXPLAIN_ROLLBACK: &str = "the code under test ended the test's transaction with a raw \
+    ROLLBACK: what it wrote before was rolled back midway. Code that ends transactions itself \
+    needs its own database: use strategy = \"template\" (or \"truncate\")";
+
+#[async_trait]
+impl Ending<Sqlite> for Leased {
+    async fn finish(self: Box<Self>, _inner: &Inner<Sqlite>, _outcome: Outcome) -> Result<()> {
+        let slot = self
+            .slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(slot) = slot else {
+            return Ok(());
+        };
+        match slot.kind {
+            Kind::Truncate => {
+                clean(&slot, self.reset_sequences).await?;
+                give_back(slot);
+                Ok(())
+            }
+            Kind::Rollback => finish_rollback(slot).await,
+        }
+    }
+}
+
+async fn finish_rollback(slot: Slot) -> Result<()> {
+    let mut conn = match tokio::time::timeout(Duration::from_secs(2), slot.pool.acquire()).await {
+        Ok(Ok(conn)) => conn,
+        _ => {
+            // The test kept the connection (and its transaction) beyond its end: the slot goes,
+            // its `.inuse` file left for the next holder to empty it.
+            slot.hooks.running.store(false, Ordering::SeqCst);
+            drop(slot);
+            return Err(isolation(Violation::HeldAtEnd.explain()));
+        }
+    };
+    slot.hooks.running.store(false, Ordering::SeqCst);
+    let violation = if slot.hooks.committed.load(Ordering::SeqCst) {
+        Some(EXPLAIN_COMMIT)
+    } else if slot.hooks.rolled_back.load(Ordering::SeqCst) {
+        Some(EXPLAIN_ROLLBACK)
+    } else if slot.hooks.connections.load(Ordering::SeqCst) > 1 {
+        Some(Violation::ConnectionReplaced.explain())
+    } else {
+        None
+    };
+    // Deferred foreign keys are checked before the rollback, as a commit would.
+    let deferred: Option<(String,)> = if violation.is_none() {
+        sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(Error::db("checking deferred foreign keys"))?
+    } else {
+        None
+    };
+    let rolled_back = Tm::rollback(&mut conn).await;
+    conn.return_to_pool().await;
+    drop(conn);
+    let reusable = violation.is_none()
+        && rolled_back.is_ok()
+        && slot.hooks.connections.load(Ordering::SeqCst) == 1;
+    if reusable {
+        give_back(slot);
+    } else {
+        slot.pool.close().await;
+        slot.lease.release();
+    }
+    if let Some(message) = violation {
+        return Err(isolation(message));
+    }
+    rolled_back.map_err(Error::db("rolling back the test's transaction"))?;
+    if let Some((table,)) = deferred {
+        return Err(Error::Config(format!(
+            "a deferred foreign key of table {table} fails at the end of the test (it would fail \
+             at commit)"
+        )));
+    }
+    Ok(())
+}
+
+fn isolation(message: &str) -> Error {
+    Error::Isolation {
+        strategy: Strategy::Rollback,
+        message: message.into(),
+    }
+}
+
+/// The slot goes back to the process's idle list, empty.
+fn give_back(slot: Slot) {
+    let _ = std::fs::remove_file(&slot.inuse);
+    idle()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(slot);
+}
