@@ -92,10 +92,10 @@ macro_rules! every_form {
             }
 
             #[seedbed::test(
-                                strategy = $strategy,
-                                migrations = "tests/sqlite_migrations",
-                                fixtures(path = "fixtures/sqlite", scripts("users"))
-                            )]
+                                        strategy = $strategy,
+                                        migrations = "tests/sqlite_migrations",
+                                        fixtures(path = "fixtures/sqlite", scripts("users"))
+                                    )]
             async fn fixtures(pool: SqlitePool) {
                 let role: i64 = sqlx::query_scalar(
                     "SELECT role_id FROM users WHERE email = 'fixture@example.test'",

@@ -40,6 +40,8 @@ pub mod maintenance {
     pub use super::databases::{MigratedDb, ensure as migrated_database};
     pub use super::registry::{Entry, Swept, list, sweep};
     pub use super::schema_pool::sweep_all as sweep_schema_pools;
+    #[cfg(feature = "sqlite")]
+    pub use super::sqlite::{SqliteSwept, sweep as sweep_sqlite};
     pub use crate::backend::postgres::journal::sweep_all as sweep_namespace_rows;
 }
 

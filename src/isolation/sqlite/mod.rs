@@ -19,7 +19,10 @@
 mod image;
 mod namespace;
 mod slots;
+mod sweep;
 mod template;
+
+pub use self::sweep::{SqliteSwept, sweep};
 
 use std::sync::Arc;
 use std::time::Duration;
