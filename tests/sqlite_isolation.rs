@@ -92,10 +92,10 @@ macro_rules! every_form {
             }
 
             #[seedbed::test(
-                                        strategy = $strategy,
-                                        migrations = "tests/sqlite_migrations",
-                                        fixtures(path = "fixtures/sqlite", scripts("users"))
-                                    )]
+                                                strategy = $strategy,
+                                                migrations = "tests/sqlite_migrations",
+                                                fixtures(path = "fixtures/sqlite", scripts("users"))
+                                            )]
             async fn fixtures(pool: SqlitePool) {
                 let role: i64 = sqlx::query_scalar(
                     "SELECT role_id FROM users WHERE email = 'fixture@example.test'",
@@ -426,4 +426,17 @@ fn tempdir(name: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+#[tokio::test]
+async fn rollback_checks_deferred_foreign_keys_as_a_commit_would() {
+    let db = iso(Strategy::Rollback).acquire_on::<Sqlite>().await.unwrap();
+    // The board's default column never comes: legal until commit.
+    sqlx::query("INSERT INTO boards (id, default_column_id) VALUES (9001, 9001)")
+        .execute(&db.pool())
+        .await
+        .unwrap();
+    let err = db.finish().await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("deferred foreign key of table boards"), "{text}");
 }

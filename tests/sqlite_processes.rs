@@ -189,20 +189,22 @@ async fn kill_mid_test(test: &str) -> Left {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
     let said = std::fs::read_to_string(&ready).unwrap();
     std::fs::remove_file(&ready).unwrap();
     let mut lines = said.lines();
     let database = lines.next().unwrap().to_string();
     let email = lines.next().unwrap().to_string();
     let file = dir.file(&database).unwrap();
+    // Looked at while the child is alive: sweeps of tests running beside this one may remove
+    // what it leaves as soon as it is dead.
     let left = Left {
         file_existed: file.exists(),
         inuse_existed: inuse(&file).exists(),
         file,
         email,
     };
+    child.kill().unwrap();
+    child.wait().unwrap();
     seedbed::isolation::maintenance::sweep_sqlite(dir)
         .await
         .unwrap();
@@ -261,7 +263,7 @@ async fn a_killed_truncate_test_leaves_its_slot_empty() {
         inuse_existed,
         ..
     } = kill_mid_test("truncate::killed").await;
-    assert!(inuse_existed, "the slot was in use when the process died");
+    assert!(inuse_existed, "the slot was in use as the process died");
     assert!(file.exists(), "the slot stays, for the next test");
     assert!(!has_row(&file, &email).await, "the committed row is gone");
     assert!(
@@ -278,7 +280,7 @@ async fn a_killed_rollback_test_leaves_its_slot_empty() {
         inuse_existed,
         ..
     } = kill_mid_test("rollback::killed").await;
-    assert!(inuse_existed, "the slot was in use when the process died");
+    assert!(inuse_existed, "the slot was in use as the process died");
     assert!(
         !has_row(&file, &email).await,
         "the uncommitted row never landed"

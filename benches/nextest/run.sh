@@ -7,18 +7,34 @@
 #   benches/nextest/run.sh [ROUNDS]                  # the server DATABASE_URL names (else embedded)
 #   TLS=1 benches/nextest/run.sh                     # the test crate built with sqlx's rustls TLS
 #   SKIP_DROP=1 benches/nextest/run.sh               # without the template-drop comparison
+#   BACKEND=sqlite benches/nextest/run.sh            # the suite on SQLite (tests/sqlite_suite.rs)
 #
 # The floor opens one connection to an already migrated database, BEGIN, the same two inserts,
 # ROLLBACK: the least a test process that talks to the server can cost. #[sqlx::test] and the
-# floor need a URL; on the embedded server they get the one `seedbed server start` prints.
+# floor need a URL; on the embedded server they get the one `seedbed server start` prints. On
+# SQLite the floor opens a migrated file (made here with the sqlite3 tool) and #[sqlx::test]
+# makes a new database file per test.
 set -euo pipefail
 cd "$(dirname "$0")"
 rounds=${1:-5}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$(cd ../.. && pwd)/target}
 features=()
 [ "${TLS:-0}" = 1 ] && features=(--features tls)
+tests=(--test suite)
+floor_env=()
 
-if [ -n "${DATABASE_URL:-}" ]; then
+if [ "${BACKEND:-postgres}" = sqlite ]; then
+    features+=(--features sqlite)
+    tests=(--test sqlite_suite)
+    SKIP_DROP=1
+    floor_file="$CARGO_TARGET_DIR/seedbed-nextest-floor.db"
+    if [ ! -f "$floor_file" ]; then
+        for f in ../../migrations/sqlite/*.sql; do sqlite3 "$floor_file" < "$f"; done
+    fi
+    floor_env=(FLOOR_SQLITE_FILE="$floor_file")
+    where="SQLite files under $CARGO_TARGET_DIR"
+    url=""
+elif [ -n "${DATABASE_URL:-}" ]; then
     url=$DATABASE_URL
     where="DATABASE_URL ($url)"
 else
@@ -27,14 +43,15 @@ else
 fi
 base=${url%/*}
 floor_url="$base/seedbed_nextest_floor"
+[ "${BACKEND:-postgres}" = sqlite ] || floor_env=(FLOOR_DATABASE_URL="$floor_url")
 
 # The floor's database: the reference schema, migrated once.
-if ! psql "$base/postgres" -Atqc "SELECT 1 FROM pg_database WHERE datname = 'seedbed_nextest_floor'" | grep -q 1; then
+if [ "${BACKEND:-postgres}" != sqlite ] && ! psql "$base/postgres" -Atqc "SELECT 1 FROM pg_database WHERE datname = 'seedbed_nextest_floor'" | grep -q 1; then
     psql "$base/postgres" -qc "CREATE DATABASE seedbed_nextest_floor" >/dev/null
     for f in ../../migrations/*.sql; do psql "$floor_url" -qf "$f" >/dev/null; done
 fi
 
-build() { cargo nextest run --no-run "${features[@]}" "$@" >/dev/null 2>&1; }
+build() { cargo nextest run --no-run "${features[@]}" "${tests[@]}" "$@" >/dev/null 2>&1; }
 build --features floor
 build --features sqlx-test
 build
@@ -47,16 +64,16 @@ after=(template-drop)
 declare -A suite per_test
 run_strategy() {
     if [ -n "${DATABASE_URL:-}" ]; then
-        SEEDBED_STRATEGY=$1 cargo nextest run --no-fail-fast "${features[@]}" 2>&1
+        SEEDBED_STRATEGY=$1 cargo nextest run --no-fail-fast "${features[@]}" "${tests[@]}" 2>&1
     else
-        env -u DATABASE_URL SEEDBED_STRATEGY=$1 cargo nextest run --no-fail-fast "${features[@]}" 2>&1
+        env -u DATABASE_URL SEEDBED_STRATEGY=$1 cargo nextest run --no-fail-fast "${features[@]}" "${tests[@]}" 2>&1
     fi
 }
 run() { # variant → "suite_seconds median_test_seconds"
     local v=$1 out
     case $v in
-        floor) out=$(FLOOR_DATABASE_URL=$floor_url cargo nextest run --no-fail-fast "${features[@]}" --features floor 2>&1) ;;
-        sqlx) out=$(DATABASE_URL=$url cargo nextest run --no-fail-fast "${features[@]}" --features sqlx-test 2>&1) ;;
+        floor) out=$(env "${floor_env[@]}" cargo nextest run --no-fail-fast "${features[@]}" "${tests[@]}" --features floor 2>&1) ;;
+        sqlx) out=$(DATABASE_URL=${url:-sqlite::memory:} cargo nextest run --no-fail-fast "${features[@]}" "${tests[@]}" --features sqlx-test 2>&1) ;;
         template-drop) out=$(SEEDBED_TEMPLATE_RECYCLE=0 run_strategy template) ;;
         *) out=$(run_strategy "$v") ;;
     esac

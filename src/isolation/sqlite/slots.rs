@@ -4,8 +4,8 @@
 //!
 //! A process keeps the slots its finished tests gave back, their connections open, for its next
 //! tests: a test then pays for a `BEGIN` and a `ROLLBACK` (Rollback) or for the cleaner (Truncate),
-//! not for a lease and a connection. A slot whose holder died mid-test carries an `.inuse` file
-//! and is emptied by its next holder before use.
+//! not for a lease and a connection. A slot carries an `.inuse` file while a process holds its
+//! lease; a slot leased with that file present (its holder died) is emptied before use.
 //!
 //! Rollback's containment: the test's connection carries SQLite commit and rollback hooks while
 //! the test runs. A commit (a raw `COMMIT` that ended the test's transaction, and every statement
@@ -64,7 +64,7 @@ struct Slot {
     lease: coord::Lock,
     pool: SqlitePool,
     hooks: Arc<Hooks>,
-    /// The `.inuse` file: present while a test holds the slot.
+    /// The `.inuse` file: present while a process holds the slot.
     inuse: PathBuf,
 }
 
@@ -105,7 +105,6 @@ pub(super) async fn acquire(
         Some(slot) => slot,
         None => lease(iso, dir, &image, kind).await?,
     };
-    std::fs::write(&slot.inuse, b"").map_err(Error::io("marking the slot in use", &slot.inuse))?;
     let mut conn = slot
         .pool
         .acquire()
@@ -159,6 +158,18 @@ async fn lease(iso: &Isolation, dir: &Directory, image: &str, kind: Kind) -> Res
         if !ready {
             admin::drop_database(dir, &name)?;
             admin::clone(dir, &name, image)?;
+            // WAL: a transaction appends to the log instead of making and removing a journal
+            // file, and a process killed mid-test leaves the file consistent.
+            let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(
+                &dir.connect_options(&name),
+            )
+            .await
+            .map_err(Error::db(format!("opening {}", dir.url(&name))))?;
+            sqlx::raw_sql("PRAGMA journal_mode = WAL")
+                .execute(&mut conn)
+                .await
+                .map_err(Error::db("switching a slot to WAL mode"))?;
+            let _ = sqlx::Connection::close(conn).await;
             let marker = Marker::new("slot")
                 .with("image", image)
                 .with("state", "ready");
@@ -182,6 +193,9 @@ async fn lease(iso: &Isolation, dir: &Directory, image: &str, kind: Kind) -> Res
         };
         if slot.inuse.exists() {
             clean(&slot, true).await?;
+        } else {
+            std::fs::write(&slot.inuse, b"")
+                .map_err(Error::io("marking the slot in use", &slot.inuse))?;
         }
         return Ok(slot);
     }
@@ -234,6 +248,45 @@ async fn clean(slot: &Slot, reset_sequences: bool) -> Result<()> {
     <Sqlite as Clean>::clean(&mut conn, &plan, reset_sequences).await?;
     conn.return_to_pool().await;
     Ok(())
+}
+
+/// The statement that finds a violated deferred foreign key, for the image's tables that declare
+/// one (`DEFERRABLE INITIALLY DEFERRED`; SQLite's catalog does not say, so their `CREATE`
+/// statements are read), once per image; `None` when no table does. Immediate keys are checked
+/// by SQLite as each statement runs.
+async fn deferred_check(
+    slot: &Slot,
+    conn: &mut sqlx::SqliteConnection,
+) -> Result<Option<Arc<String>>> {
+    static CHECKS: OnceLock<KeyedOnce<Option<Arc<String>>>> = OnceLock::new();
+    CHECKS
+        .get_or_init(KeyedOnce::new)
+        .get_or_try_init(&slot.image, async {
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT name FROM sqlite_schema WHERE type = 'table' \
+                 AND upper(sql) LIKE '%DEFERRABLE%INITIALLY%DEFERRED%'",
+            )
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(Error::db("looking for deferred foreign keys"))?;
+            if tables.is_empty() {
+                return Ok(None);
+            }
+            let parts: Vec<String> = tables
+                .iter()
+                .map(|t| {
+                    format!(
+                        "SELECT \"table\" FROM pragma_foreign_key_check({})",
+                        crate::sql::quote_literal(t)
+                    )
+                })
+                .collect();
+            Ok(Some(Arc::new(format!(
+                "{} LIMIT 1",
+                parts.join(" UNION ALL ")
+            ))))
+        })
+        .await
 }
 
 /// A test's leased slot, until its end.
@@ -296,13 +349,13 @@ async fn finish_rollback(slot: Slot) -> Result<()> {
         None
     };
     // Deferred foreign keys are checked before the rollback, as a commit would.
-    let deferred: Option<(String,)> = if violation.is_none() {
-        sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check LIMIT 1")
+    let check = deferred_check(&slot, &mut conn).await?;
+    let deferred: Option<(String,)> = match check.as_deref() {
+        Some(sql) if violation.is_none() => sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned()))
             .fetch_optional(&mut *conn)
             .await
-            .map_err(Error::db("checking deferred foreign keys"))?
-    } else {
-        None
+            .map_err(Error::db("checking deferred foreign keys"))?,
+        _ => None,
     };
     let rolled_back = Tm::rollback(&mut conn).await;
     conn.return_to_pool().await;
@@ -336,9 +389,9 @@ fn isolation(message: &str) -> Error {
     }
 }
 
-/// The slot goes back to the process's idle list, empty.
+/// The slot goes back to the process's idle list, empty (its `.inuse` file stays while the
+/// process holds it).
 fn give_back(slot: Slot) {
-    let _ = std::fs::remove_file(&slot.inuse);
     idle()
         .lock()
         .unwrap_or_else(PoisonError::into_inner)

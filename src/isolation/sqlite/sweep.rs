@@ -46,12 +46,16 @@ pub async fn sweep(dir: &Directory) -> Result<SqliteSwept> {
     for file in &names {
         if let Some(slot) = file.strip_suffix(".inuse") {
             let lease_name = format!("lease:{slot}");
+            let inuse = dir.path().join(file);
             if let Some(lease) = coord::try_take(dir, &lease_name, LockMode::Exclusive)? {
+                if !inuse.exists() {
+                    // Swept meanwhile by another process (or thread).
+                    continue;
+                }
                 let mut conn = open(dir, slot).await?;
                 let plan = <Sqlite as Clean>::plan(&mut conn).await?;
                 <Sqlite as Clean>::clean(&mut conn, &plan, true).await?;
                 let _ = conn.close().await;
-                let inuse = dir.path().join(file);
                 std::fs::remove_file(&inuse).map_err(Error::io("removing", inuse))?;
                 lease.release();
                 swept.slots.push(slot.to_string());

@@ -8,6 +8,7 @@ use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
 use sqlx::Sqlite;
+use sqlx::sqlite::SqliteJournalMode;
 
 use super::super::strategies::Ending;
 use super::super::testdb::{Inner, Outcome};
@@ -32,7 +33,9 @@ pub(super) async fn acquire(iso: &Isolation, dir: &'static Directory) -> Result<
     let name = unique_name();
     let owner = coord::try_take(dir, &owner_lock(&name), LockMode::Exclusive)?;
     admin::clone(dir, &name, &image)?;
-    let pool = pool(iso, connect_options(iso, dir, &name), iso.max_connections);
+    // The copy is the test's alone and goes after it: its journal needs no file.
+    let options = connect_options(iso, dir, &name).journal_mode(SqliteJournalMode::Memory);
+    let pool = pool(iso, options, iso.max_connections);
     Ok(Acquired {
         database: name.clone(),
         pool,
