@@ -79,20 +79,18 @@ fn baselines(c: &mut Criterion) {
     // A migrated file to BEGIN/ROLLBACK on.
     let floor = dir.path().join("bench_floor.db");
     let _ = std::fs::remove_file(&floor);
-    let pool = rt.block_on(async {
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options(&floor))
+    let mut conn = rt.block_on(async {
+        let mut conn = SqliteConnection::connect_with(&options(&floor))
             .await
             .expect("floor database");
-        migrator.run(&pool).await.expect("migrate the floor");
-        pool
+        migrator.run(&mut conn).await.expect("migrate the floor");
+        conn
     });
     let mut i = 0u64;
     group.bench_function("begin_rollback_open_connection", |b| {
         b.iter(|| {
             rt.block_on(async {
-                let mut tx = pool.begin().await.expect("begin");
+                let mut tx = conn.begin().await.expect("begin");
                 i += 1;
                 sqlx::query("INSERT INTO organizations (name, slug) VALUES ('Bench', ?)")
                     .bind(format!("bench-{i}"))
@@ -103,7 +101,7 @@ fn baselines(c: &mut Criterion) {
             })
         })
     });
-    rt.block_on(pool.close());
+    rt.block_on(conn.close()).expect("close");
     let _ = std::fs::remove_file(&floor);
 
     let mut n = 0u64;

@@ -306,20 +306,51 @@ async fn rollback_refuses_a_raw_commit_and_names_template() {
 }
 
 #[tokio::test]
-async fn template_removes_a_passing_tests_copy_and_keeps_a_failing_one() {
+async fn template_empties_a_passing_tests_copy_for_the_next_test() {
     let dir = <Sqlite as seedbed::backend::Provision>::server()
         .await
         .unwrap();
-    let db = iso(Strategy::Template)
-        .acquire_on::<Sqlite>()
+    // Settings no other test uses: no other test takes this test's copies.
+    let mine = || iso(Strategy::Template).max_connections(3);
+    let db = mine().acquire_on::<Sqlite>().await.unwrap();
+    let name = db.database().to_string();
+    let file = dir.file(&name).unwrap();
+    assert!(db.url().unwrap().starts_with("sqlite://"));
+    insert_user(&db.pool(), "recycled@example.test").await;
+    sqlx::query("UPDATE roles SET name = 'changed' WHERE id = 1")
+        .execute(&db.pool())
         .await
         .unwrap();
-    let file = dir.file(db.database()).unwrap();
-    assert!(file.is_file());
-    assert!(db.url().unwrap().starts_with("sqlite://"));
     db.finish().await.unwrap();
-    assert!(!file.exists(), "a passing test's copy goes");
+    let next = mine().acquire_on::<Sqlite>().await.unwrap();
+    assert_eq!(
+        next.database(),
+        name,
+        "the copy, emptied, serves the next test"
+    );
+    assert_eq!(count(&next.pool(), "users").await, 0);
+    let role: String = sqlx::query_scalar("SELECT name FROM roles WHERE id = 1")
+        .fetch_one(&next.pool())
+        .await
+        .unwrap();
+    assert_eq!(role, "admin", "lookup rows as the image has them");
+    // A test that changes the schema: its copy goes.
+    sqlx::query("CREATE TABLE scratch (x INTEGER)")
+        .execute(&next.pool())
+        .await
+        .unwrap();
+    next.finish().await.unwrap();
+    assert!(!file.exists(), "a copy whose schema changed is removed");
+    let fresh = mine().acquire_on::<Sqlite>().await.unwrap();
+    assert_ne!(fresh.database(), name);
+    fresh.finish().await.unwrap();
+}
 
+#[tokio::test]
+async fn template_keeps_a_failing_tests_copy() {
+    let dir = <Sqlite as seedbed::backend::Provision>::server()
+        .await
+        .unwrap();
     let db = iso(Strategy::Template)
         .acquire_on::<Sqlite>()
         .await
@@ -430,7 +461,10 @@ fn tempdir(name: &str) -> std::path::PathBuf {
 
 #[tokio::test]
 async fn rollback_checks_deferred_foreign_keys_as_a_commit_would() {
-    let db = iso(Strategy::Rollback).acquire_on::<Sqlite>().await.unwrap();
+    let db = iso(Strategy::Rollback)
+        .acquire_on::<Sqlite>()
+        .await
+        .unwrap();
     // The board's default column never comes: legal until commit.
     sqlx::query("INSERT INTO boards (id, default_column_id) VALUES (9001, 9001)")
         .execute(&db.pool())
@@ -438,5 +472,8 @@ async fn rollback_checks_deferred_foreign_keys_as_a_commit_would() {
         .unwrap();
     let err = db.finish().await.unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("deferred foreign key of table boards"), "{text}");
+    assert!(
+        text.contains("deferred foreign key of table boards"),
+        "{text}"
+    );
 }

@@ -1,14 +1,20 @@
 //! Emptying a SQLite database again (Truncate's cleaner on SQLite): the rows migrations inserted
-//! are kept as a baseline when the database is prepared, and cleaning deletes every row of the
-//! tables that have any, children first (foreign keys checked at commit), puts the baseline back
-//! and, on request, restarts `AUTOINCREMENT` counters (`sqlite_sequence`).
+//! are kept as a baseline when the database is prepared, and cleaning deletes every row, children
+//! first, puts the baseline back and, on request, restarts `AUTOINCREMENT` counters
+//! (`sqlite_sequence`).
 //!
-//! SQLite is in-process, so asking every table whether it has rows is one cheap statement: no
-//! dirty-table triggers (SQLite's are per row) are installed; `track` is accepted and ignored.
+//! Every statement sqlx sends SQLite is a round trip to the connection's worker thread, and the
+//! round trips, not SQLite's work, are what cleaning costs. So preparing installs the whole
+//! cleaning as the body of a trigger on a one-row table, `seedbed_clean_state`, and cleaning is
+//! one `UPDATE` of that row: one statement, so one transaction whose foreign keys are checked
+//! when it ends, that also counts the tables that had rows (`RETURNING`). Emptying an empty table
+//! costs SQLite next to nothing, so no dirty-table tracking is installed; `track` is accepted and
+//! ignored. The delete pass runs twice, so rows the application's own delete triggers write (an
+//! audit table, say) go too.
 
 use std::fmt::Write as _;
 
-use sqlx::{Connection, Sqlite, SqliteConnection};
+use sqlx::{Sqlite, SqliteConnection};
 
 use crate::backend::Clean;
 use crate::error::{Error, Result};
@@ -20,25 +26,19 @@ use crate::sql::{QualifiedName, quote_ident, quote_literal};
 const PLAN_TABLE: &str = "seedbed_clean_plan";
 /// The prefix of the tables that hold a table's baseline rows.
 const BASELINE_PREFIX: &str = "seedbed_baseline_";
+/// The one-row table whose update runs the cleaning trigger.
+const STATE_TABLE: &str = "seedbed_clean_state";
+/// The cleaning trigger.
+const TRIGGER: &str = "seedbed_clean_run";
 
 /// How to empty one prepared SQLite database: its tables in deletion order, and the baselines
 /// to put back.
 #[derive(Debug, Clone)]
 pub struct SqlitePlan {
-    tables: Vec<PlanTable>,
-    /// The statement that asks every table at once whether it has rows.
-    probe: String,
-}
-
-#[derive(Debug, Clone)]
-struct PlanTable {
-    /// The quoted, qualified name.
-    name: String,
-    /// The table's own name (for `sqlite_sequence`).
-    bare: String,
-    /// The quoted name of its baseline table, when migrations left rows in it, and the quoted
-    /// list of the columns it keeps (generated columns are recomputed, not copied).
-    baseline: Option<(String, String)>,
+    /// The `UPDATE` that runs the cleaning trigger and returns how many tables had rows (a
+    /// lookup table counts always: it is rewritten whether or not it changed); `?1` says whether
+    /// to restart `AUTOINCREMENT` counters.
+    statement: String,
 }
 
 impl Clean for Sqlite {
@@ -49,7 +49,11 @@ impl Clean for Sqlite {
         let order: Vec<QualifiedName> = schema
             .deletion_order()
             .tables()
-            .filter(|t| t.name != PLAN_TABLE && !t.name.starts_with(BASELINE_PREFIX))
+            .filter(|t| {
+                t.name != PLAN_TABLE
+                    && t.name != STATE_TABLE
+                    && !t.name.starts_with(BASELINE_PREFIX)
+            })
             .cloned()
             .collect();
         let mut sql = format!(
@@ -59,17 +63,7 @@ impl Clean for Sqlite {
             plan = quote_ident(PLAN_TABLE)
         );
         for (position, table) in order.iter().enumerate() {
-            let columns = schema
-                .table(table)
-                .map(|t| {
-                    t.columns
-                        .iter()
-                        .filter(|c| !matches!(c.default, ColumnDefault::Generated(_)))
-                        .map(|c| quote_ident(&c.name))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default();
+            let columns = kept_columns(schema, table);
             let filled: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                 "SELECT EXISTS (SELECT 1 FROM {table})"
             )))
@@ -96,6 +90,7 @@ impl Clean for Sqlite {
                 quote_literal(&columns),
             );
         }
+        sql.push_str(&cleaning_trigger(conn, schema, &order).await?);
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
             .execute(&mut *conn)
             .await
@@ -122,22 +117,24 @@ impl Clean for Sqlite {
             }
             _ => Error::db("reading the cleaner's plan")(e),
         })?;
-        let tables: Vec<PlanTable> = rows
-            .into_iter()
-            .map(|(schema, name, baseline, columns)| PlanTable {
-                name: qualified(&schema, &name),
-                baseline: baseline.map(|b| (qualified(&schema, &b), columns)),
-                bare: name,
-            })
-            .collect();
-        let mut probe = String::from("SELECT ");
-        for (i, t) in tables.iter().enumerate() {
-            if i > 0 {
-                probe.push_str(", ");
+        let mut statement = format!(
+            "UPDATE {} SET reset = ?1, version = \
+             (SELECT schema_version FROM pragma_schema_version), touched = 0",
+            quote_ident(STATE_TABLE)
+        );
+        for (schema, name, baseline, _) in &rows {
+            if baseline.is_some() {
+                statement.push_str(" + 1");
+            } else {
+                let _ = write!(
+                    statement,
+                    " + EXISTS (SELECT 1 FROM {})",
+                    qualified(schema, name)
+                );
             }
-            let _ = write!(probe, "EXISTS (SELECT 1 FROM {})", t.name);
         }
-        Ok(SqlitePlan { tables, probe })
+        statement.push_str(" RETURNING touched, version");
+        Ok(SqlitePlan { statement })
     }
 
     async fn clean(
@@ -145,62 +142,101 @@ impl Clean for Sqlite {
         plan: &SqlitePlan,
         reset_sequences: bool,
     ) -> Result<usize> {
-        if plan.tables.is_empty() {
-            return Ok(0);
-        }
-        // Which tables have rows, in one statement.
-        let row = sqlx::query(sqlx::AssertSqlSafe(plan.probe.clone()))
+        clean_and_version(conn, plan, reset_sequences)
+            .await
+            .map(|(touched, _)| touched)
+    }
+}
+
+/// [`Clean::clean`], also returning the database's schema version (`PRAGMA schema_version`) as
+/// the cleaning left it, in the same statement: Template gives an emptied copy to another test
+/// only when the test did not change its schema.
+pub(crate) async fn clean_and_version(
+    conn: &mut SqliteConnection,
+    plan: &SqlitePlan,
+    reset_sequences: bool,
+) -> Result<(usize, i64)> {
+    let (touched, version): (i64, i64) =
+        sqlx::query_as(sqlx::AssertSqlSafe(plan.statement.clone()))
+            .bind(reset_sequences)
             .fetch_one(&mut *conn)
             .await
-            .map_err(Error::db("looking for the tables a test wrote"))?;
-        let mut touched = Vec::new();
-        for (i, t) in plan.tables.iter().enumerate() {
-            let has_rows: bool = sqlx::Row::try_get(&row, i)
-                .map_err(Error::db("looking for the tables a test wrote"))?;
-            // A lookup table is rewritten whether or not the test changed it: comparing costs
-            // as much as restoring.
-            if has_rows || t.baseline.is_some() {
-                touched.push(t);
-            }
+            .map_err(|e| match &e {
+                sqlx::Error::Database(db) if db.message().contains(STATE_TABLE) => {
+                    Error::ForeignDatabase {
+                        database: "this SQLite database".into(),
+                        message: "it was prepared for cleaning by an older seedbed (no \
+                                  seedbed_clean_state table): let seedbed build it again"
+                            .into(),
+                    }
+                }
+                _ => Error::db("emptying the test database")(e),
+            })?;
+    Ok((usize::try_from(touched).unwrap_or_default(), version))
+}
+
+/// The trigger that empties the database when `seedbed_clean_state`'s row is updated: every
+/// table emptied children first (twice), the baselines put back parents first, and the
+/// `AUTOINCREMENT` counters restarted when the update sets `reset`.
+async fn cleaning_trigger(
+    conn: &mut SqliteConnection,
+    schema: &Schema,
+    order: &[QualifiedName],
+) -> Result<String> {
+    let mut body = String::new();
+    for _pass in 0..2 {
+        for table in order {
+            let _ = write!(body, " DELETE FROM {};", quote_ident(&table.name));
         }
-        if touched.is_empty() {
-            return Ok(0);
-        }
-        let mut script = String::from("PRAGMA defer_foreign_keys = ON;");
-        for t in &touched {
-            let _ = write!(script, " DELETE FROM {};", t.name);
-        }
-        for t in touched.iter().rev() {
-            if let Some((b, columns)) = &t.baseline {
-                let _ = write!(
-                    script,
-                    " INSERT INTO {} ({columns}) SELECT {columns} FROM {b};",
-                    t.name
-                );
-            }
-        }
-        if reset_sequences && has_sequences(conn).await? {
-            for t in &touched {
-                let _ = write!(
-                    script,
-                    " DELETE FROM sqlite_sequence WHERE name = {};",
-                    quote_literal(&t.bare)
-                );
-            }
-        }
-        let mut tx = conn
-            .begin()
-            .await
-            .map_err(Error::db("starting the cleaner's transaction"))?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(script))
-            .execute(&mut *tx)
-            .await
-            .map_err(Error::db("emptying the test database"))?;
-        tx.commit()
-            .await
-            .map_err(Error::db("committing the cleaner's work"))?;
-        Ok(touched.len())
     }
+    for table in order.iter().rev() {
+        let filled: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT EXISTS (SELECT 1 FROM {table})"
+        )))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(Error::db(format!("preparing {table} for the cleaner")))?;
+        if filled {
+            let columns = kept_columns(schema, table);
+            let _ = write!(
+                body,
+                " INSERT INTO {} ({columns}) SELECT {columns} FROM {};",
+                quote_ident(&table.name),
+                quote_ident(&format!("{BASELINE_PREFIX}{}", table.name))
+            );
+        }
+    }
+    if has_sequences(conn).await? {
+        body.push_str(" DELETE FROM sqlite_sequence WHERE NEW.reset;");
+    }
+    if body.is_empty() {
+        // No tables: a trigger needs a statement.
+        body.push_str(" SELECT 1;");
+    }
+    Ok(format!(
+        " DROP TRIGGER IF EXISTS {trigger}; DROP TABLE IF EXISTS {state}; \
+         CREATE TABLE {state} (id INTEGER PRIMARY KEY CHECK (id = 1), reset INTEGER NOT NULL, \
+         touched INTEGER NOT NULL, version INTEGER NOT NULL); \
+         INSERT INTO {state} VALUES (1, 0, 0, 0); \
+         CREATE TRIGGER {trigger} AFTER UPDATE ON {state} BEGIN{body} END;",
+        trigger = quote_ident(TRIGGER),
+        state = quote_ident(STATE_TABLE),
+    ))
+}
+
+/// The quoted columns a table's baseline keeps (generated columns are recomputed, not copied).
+fn kept_columns(schema: &Schema, table: &QualifiedName) -> String {
+    schema
+        .table(table)
+        .map(|t| {
+            t.columns
+                .iter()
+                .filter(|c| !matches!(c.default, ColumnDefault::Generated(_)))
+                .map(|c| quote_ident(&c.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
 }
 
 /// Whether the database has `AUTOINCREMENT` counters (SQLite makes `sqlite_sequence` with the

@@ -16,13 +16,18 @@ use crate::backend::{Clean, Introspect, LockMode, Marker};
 use crate::error::{Error, Result};
 use crate::util::hash::stable_hash;
 
+/// What seedbed puts in an image beyond the migrations changes with this version, so images an
+/// older seedbed built are not taken for this one's.
+const IMAGE_VERSION: &str = "v3";
+
 /// How long a process waits for another to finish building an image.
 const BUILD_WAIT: Duration = Duration::from_secs(600);
 
 /// What an image holds beyond the migrations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
-    /// Template's: migrations and the attribute's fixtures.
+    /// Template's: migrations and the attribute's fixtures, prepared for the cleaner (a copy is
+    /// emptied back to it and given to the next test).
     Template,
     /// Rollback's and Truncate's slots: migrations, prepared for the cleaner.
     Slots,
@@ -45,7 +50,7 @@ impl Kind {
 pub(super) async fn ready(iso: &Isolation, dir: &'static Directory, kind: Kind) -> Result<String> {
     static BUILT: std::sync::OnceLock<KeyedOnce<String>> = std::sync::OnceLock::new();
     let migrations = iso.migrations_resolved().await?;
-    let mut identity = format!("{}:{}", kind.tag(), migrations.checksum());
+    let mut identity = format!("{IMAGE_VERSION}:{}:{}", kind.tag(), migrations.checksum());
     if kind == Kind::Template {
         for fixture in &iso.fixtures {
             identity.push_str(&format!(":{:016x}", stable_hash(fixture)));
@@ -108,8 +113,11 @@ async fn fill(iso: &Isolation, dir: &Directory, name: &str, kind: Kind) -> Resul
         .map_err(Error::db(format!("opening {}", dir.url(name))))?;
     migrations.apply(&mut conn).await?;
     match kind {
-        Kind::Template => super::run_fixtures(&mut conn, &iso.fixtures).await?,
-        Kind::Slots => {
+        Kind::Template | Kind::Slots => {
+            // The fixtures' rows are part of a Template image's baseline.
+            if kind == Kind::Template {
+                super::run_fixtures(&mut conn, &iso.fixtures).await?;
+            }
             let schema = <Sqlite as Introspect>::introspect(&mut conn, &["main"]).await?;
             <Sqlite as Clean>::prepare(&mut conn, &schema, false).await?;
         }

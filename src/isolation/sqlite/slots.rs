@@ -66,6 +66,9 @@ struct Slot {
     hooks: Arc<Hooks>,
     /// The `.inuse` file: present while a process holds the slot.
     inuse: PathBuf,
+    /// Rollback: the connection is in a transaction begun for the next test (sqlx counts it),
+    /// begun as the last test's was rolled back.
+    begun: bool,
 }
 
 /// Slots this process's finished tests gave back, ready for its next tests.
@@ -101,35 +104,46 @@ pub(super) async fn acquire(
         let found = idle.iter().position(|s| s.image == image && s.kind == kind);
         found.map(|i| idle.swap_remove(i))
     };
-    let slot = match kept {
+    let mut slot = match kept {
         Some(slot) => slot,
         None => lease(iso, dir, &image, kind).await?,
     };
-    let mut conn = slot
-        .pool
-        .acquire()
-        .await
-        .map_err(Error::db(format!("connecting to {}", dir.url(&slot.name))))?;
+    let reset = kind == Kind::Truncate && iso.truncate.reset_sequences;
     if kind == Kind::Rollback {
-        Tm::begin(&mut conn, None)
-            .await
-            .map_err(Error::db("starting the test's transaction"))?;
         slot.hooks.committed.store(false, Ordering::SeqCst);
         slot.hooks.rolled_back.store(false, Ordering::SeqCst);
-        slot.hooks.running.store(true, Ordering::SeqCst);
     }
-    if kind == Kind::Truncate && iso.truncate.reset_sequences {
-        // The test's AUTOINCREMENT counters start at 1 whoever held the slot before.
-        if crate::backend::sqlite::clean::has_sequences(&mut conn).await? {
+    // A slot given back by the last Rollback test is in a transaction begun for this one: with
+    // no fixtures, nothing is asked of the connection as the test starts.
+    let ready = (kind == Kind::Truncate || slot.begun) && iso.fixtures.is_empty() && !reset;
+    if !ready {
+        let mut conn = slot
+            .pool
+            .acquire()
+            .await
+            .map_err(Error::db(format!("connecting to {}", dir.url(&slot.name))))?;
+        if kind == Kind::Rollback && !slot.begun {
+            Tm::begin(&mut conn, None)
+                .await
+                .map_err(Error::db("starting the test's transaction"))?;
+            slot.begun = true;
+        }
+        if reset && crate::backend::sqlite::clean::has_sequences(&mut conn).await? {
+            // The test's AUTOINCREMENT counters start at 1 whoever held the slot before.
             sqlx::query("DELETE FROM sqlite_sequence")
                 .execute(&mut *conn)
                 .await
                 .map_err(Error::db("restarting AUTOINCREMENT counters"))?;
         }
+        if kind == Kind::Rollback {
+            slot.hooks.running.store(true, Ordering::SeqCst);
+        }
+        run_fixtures(&mut conn, &iso.fixtures).await?;
+        conn.return_to_pool().await;
     }
-    run_fixtures(&mut conn, &iso.fixtures).await?;
-    conn.return_to_pool().await;
-    drop(conn);
+    slot.hooks
+        .running
+        .store(kind == Kind::Rollback, Ordering::SeqCst);
     let database = slot.name.clone();
     let pool = slot.pool.clone();
     let reset_sequences = iso.truncate.reset_sequences;
@@ -190,6 +204,7 @@ async fn lease(iso: &Isolation, dir: &Directory, image: &str, kind: Kind) -> Res
             pool,
             hooks,
             inuse,
+            begun: false,
         };
         if slot.inuse.exists() {
             clean(&slot, true).await?;
@@ -348,32 +363,37 @@ async fn finish_rollback(slot: Slot) -> Result<()> {
     } else {
         None
     };
-    // Deferred foreign keys are checked before the rollback, as a commit would.
+    if let Some(message) = violation {
+        let _ = Tm::rollback(&mut conn).await;
+        drop(conn);
+        slot.pool.close().await;
+        slot.lease.release();
+        return Err(isolation(message));
+    }
+    // One statement to the connection: deferred foreign keys checked (as a commit would), the
+    // test's transaction rolled back, and the next test's begun (sqlx still counts one).
     let check = deferred_check(&slot, &mut conn).await?;
-    let deferred: Option<(String,)> = match check.as_deref() {
-        Some(sql) if violation.is_none() => sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned()))
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(Error::db("checking deferred foreign keys"))?,
-        _ => None,
+    let sql = match check.as_deref() {
+        Some(check) => format!("{check}; ROLLBACK; BEGIN"),
+        None => "ROLLBACK; BEGIN".to_string(),
     };
-    let rolled_back = Tm::rollback(&mut conn).await;
+    let ended = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await;
     conn.return_to_pool().await;
     drop(conn);
-    let reusable = violation.is_none()
-        && rolled_back.is_ok()
-        && slot.hooks.connections.load(Ordering::SeqCst) == 1;
-    if reusable {
+    let deferred: Option<String> = match &ended {
+        Ok(rows) => rows.first().and_then(|r| sqlx::Row::try_get(r, 0).ok()),
+        Err(_) => None,
+    };
+    if ended.is_ok() && slot.hooks.connections.load(Ordering::SeqCst) == 1 {
         give_back(slot);
     } else {
         slot.pool.close().await;
         slot.lease.release();
     }
-    if let Some(message) = violation {
-        return Err(isolation(message));
-    }
-    rolled_back.map_err(Error::db("rolling back the test's transaction"))?;
-    if let Some((table,)) = deferred {
+    ended.map_err(Error::db("rolling back the test's transaction"))?;
+    if let Some(table) = deferred {
         return Err(Error::Config(format!(
             "a deferred foreign key of table {table} fails at the end of the test (it would fail \
              at commit)"

@@ -52,10 +52,11 @@ pub async fn sweep(dir: &Directory) -> Result<SqliteSwept> {
                     // Swept meanwhile by another process (or thread).
                     continue;
                 }
-                let mut conn = open(dir, slot).await?;
-                let plan = <Sqlite as Clean>::plan(&mut conn).await?;
-                <Sqlite as Clean>::clean(&mut conn, &plan, true).await?;
-                let _ = conn.close().await;
+                if empty(dir, slot).await.is_err() {
+                    // A slot that cannot be emptied (an older seedbed's, or damaged) is a copy:
+                    // it goes, and the next test that needs it makes it again.
+                    admin::drop_database(dir, slot)?;
+                }
                 std::fs::remove_file(&inuse).map_err(Error::io("removing", inuse))?;
                 lease.release();
                 swept.slots.push(slot.to_string());
@@ -72,6 +73,14 @@ pub async fn sweep(dir: &Directory) -> Result<SqliteSwept> {
         }
     }
     Ok(swept)
+}
+
+async fn empty(dir: &Directory, slot: &str) -> Result<()> {
+    let mut conn = open(dir, slot).await?;
+    let plan = <Sqlite as Clean>::plan(&mut conn).await?;
+    <Sqlite as Clean>::clean(&mut conn, &plan, true).await?;
+    let _ = conn.close().await;
+    Ok(())
 }
 
 async fn open(dir: &Directory, name: &str) -> Result<SqliteConnection> {

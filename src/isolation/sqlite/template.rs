@@ -1,22 +1,30 @@
-//! Template on SQLite: each test gets its own copy of the migrated image's file (migrations and
-//! fixtures), held by an owner lock while the test runs. A passing test's copy is removed at its
-//! end; a failing test's is kept (marked `kept`) for inspection. Copies whose process died are
-//! removed by the next process that starts a Template test.
+//! Template on SQLite: each test gets a copy of the migrated image's file (migrations and
+//! fixtures, prepared for the cleaner), held by an owner lock while the test runs. A failing
+//! test's copy is kept (marked `kept`) for inspection. A passing test's copy is emptied back to
+//! the image (one statement: see the SQLite cleaner) and, its connections still open, given to
+//! the process's next Template test, unless the test changed the schema: then it goes, and the
+//! next test gets a fresh copy. In a process that runs one test (`cargo nextest`), a passing
+//! test's copy is removed at its end. Copies whose process died are removed by the next process
+//! that starts a Template test.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Sqlite;
 use sqlx::sqlite::SqliteJournalMode;
+use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool};
 
+use super::super::engine::KeyedOnce;
 use super::super::strategies::Ending;
 use super::super::testdb::{Inner, Outcome};
 use super::image;
-use super::{Acquired, Isolation, connect_options, pool};
-use crate::backend::sqlite::{Directory, admin, coord};
-use crate::backend::{LockMode, Marker};
-use crate::error::Result;
+use super::{Acquired, Isolation, pool_options};
+use crate::backend::sqlite::clean as cleaner;
+use crate::backend::sqlite::{Directory, SqlitePlan, admin, coord};
+use crate::backend::{Clean, LockMode, Marker};
+use crate::error::{Error, Result};
 
 const PREFIX: &str = "seedbed_clone_";
 
@@ -30,21 +38,136 @@ pub(super) async fn acquire(iso: &Isolation, dir: &'static Directory) -> Result<
         .get_or_try_init(|| async { sweep(dir).map(|_| ()) })
         .await?;
     let image = image::ready(iso, dir, image::Kind::Template).await?;
-    let name = unique_name();
-    let owner = coord::try_take(dir, &owner_lock(&name), LockMode::Exclusive)?;
-    admin::clone(dir, &name, &image)?;
-    // The copy is the test's alone and goes after it: its journal needs no file.
-    let options = connect_options(iso, dir, &name).journal_mode(SqliteJournalMode::Memory);
-    let pool = pool(iso, options, iso.max_connections);
+    let settings = Settings::of(iso);
+    let key = format!("{image}:{settings:?}");
+    let recycled = take_recycled(&key);
+    let replica = match recycled {
+        Some(replica) => replica,
+        None => Replica::make(dir, &image, settings)?,
+    };
     Ok(Acquired {
-        database: name.clone(),
-        pool,
+        database: replica.name.clone(),
+        pool: replica.pool.clone(),
         token: None,
         state: Box::new(Clone {
-            name,
-            owner: Mutex::new(owner),
+            key,
+            image,
+            replica: Mutex::new(Some(replica)),
         }),
     })
+}
+
+/// What a test's pool is opened with, so a recycled copy serves only tests that would open the
+/// same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Settings {
+    max_connections: u32,
+    acquire_timeout: Duration,
+    busy_timeout: Duration,
+}
+
+impl Settings {
+    fn of(iso: &Isolation) -> Self {
+        Self {
+            max_connections: iso.max_connections,
+            acquire_timeout: iso.acquire_timeout,
+            busy_timeout: iso.lock_timeout,
+        }
+    }
+}
+
+/// A copy of the image with its owner lock and the pool the test gets.
+#[derive(Debug)]
+struct Replica {
+    name: String,
+    owner: coord::Lock,
+    pool: SqlitePool,
+}
+
+impl Replica {
+    fn make(dir: &'static Directory, image: &str, settings: Settings) -> Result<Replica> {
+        let name = unique_name();
+        let owner =
+            coord::try_take(dir, &owner_lock(&name), LockMode::Exclusive)?.ok_or_else(|| {
+                Error::Internal(format!("the owner lock of the new copy {name} is held"))
+            })?;
+        admin::clone(dir, &name, image)?;
+        // The copy is the test's alone: its journal needs no file.
+        let options = dir
+            .connect_options(&name)
+            .busy_timeout(settings.busy_timeout.max(Duration::from_millis(1)))
+            .journal_mode(SqliteJournalMode::Memory);
+        let pool = pool_options(settings.acquire_timeout, settings.max_connections)
+            .connect_lazy_with(options);
+        Ok(Replica { name, owner, pool })
+    }
+
+    /// Closes the pool, removes the file and its owner lock.
+    async fn discard(self, dir: &Directory) -> Result<()> {
+        self.pool.close().await;
+        let dropped = admin::drop_database(dir, &self.name);
+        self.owner.remove(dir, &owner_lock(&self.name));
+        dropped
+    }
+
+    /// Empties the copy back to the image; whether it can serve another test (the test left the
+    /// schema as the image has it).
+    async fn empty(&self, dir: &Directory, image: &str) -> Result<bool> {
+        let (plan, version) = image_facts(dir, image).await?;
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(Error::db("connecting to empty the copy"))?;
+        let emptied = cleaner::clean_and_version(&mut conn, &plan, false).await;
+        conn.return_to_pool().await;
+        Ok(matches!(emptied, Ok((_, now)) if now == version))
+    }
+}
+
+/// The image's cleaning plan and schema version, read once per process.
+async fn image_facts(dir: &Directory, image: &str) -> Result<(std::sync::Arc<SqlitePlan>, i64)> {
+    static FACTS: OnceLock<KeyedOnce<(std::sync::Arc<SqlitePlan>, i64)>> = OnceLock::new();
+    FACTS
+        .get_or_init(KeyedOnce::new)
+        .get_or_try_init(image, async {
+            let options = dir.connect_options(image).read_only(true);
+            let mut conn = SqliteConnection::connect_with(&options)
+                .await
+                .map_err(Error::db(format!("opening {}", dir.url(image))))?;
+            let plan = <Sqlite as Clean>::plan(&mut conn).await?;
+            let version: i64 =
+                sqlx::query_scalar("SELECT schema_version FROM pragma_schema_version")
+                    .fetch_one(&mut conn)
+                    .await
+                    .map_err(Error::db("reading the image's schema version"))?;
+            let _ = conn.close().await;
+            Ok((std::sync::Arc::new(plan), version))
+        })
+        .await
+}
+
+/// Emptied copies, by image and settings, for the process's next Template tests.
+fn recycled() -> &'static Mutex<HashMap<String, Vec<Replica>>> {
+    static RECYCLED: OnceLock<Mutex<HashMap<String, Vec<Replica>>>> = OnceLock::new();
+    RECYCLED.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+fn take_recycled(key: &str) -> Option<Replica> {
+    recycled()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get_mut(key)
+        .and_then(Vec::pop)
+}
+
+fn recycle(key: String, replica: Replica) {
+    recycled()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(key)
+        .or_default()
+        .push(replica);
 }
 
 /// A name no other test, in this process or another, has.
@@ -87,42 +210,51 @@ pub(crate) fn sweep(dir: &Directory) -> Result<Vec<String>> {
 /// The test's copy.
 #[derive(Debug)]
 struct Clone {
-    name: String,
-    owner: Mutex<Option<coord::Lock>>,
+    key: String,
+    image: String,
+    replica: Mutex<Option<Replica>>,
 }
 
 #[async_trait]
 impl Ending<Sqlite> for Clone {
     async fn finish(self: Box<Self>, inner: &Inner<Sqlite>, outcome: Outcome) -> Result<()> {
-        inner.pool.close().await;
         let dir = inner.server;
-        let owner = self
-            .owner
+        let replica = self
+            .replica
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        let result = if outcome == Outcome::Failed {
-            inner.mark_kept();
-            admin::write_marker(dir, &self.name, &Marker::new("kept"))
-        } else {
-            admin::drop_database(dir, &self.name)
+        let Some(replica) = replica else {
+            return Ok(());
         };
-        if let Some(owner) = owner {
-            owner.remove(dir, &owner_lock(&self.name));
+        if outcome == Outcome::Failed {
+            replica.pool.close().await;
+            inner.mark_kept();
+            let kept = admin::write_marker(dir, &replica.name, &Marker::new("kept"));
+            replica.owner.remove(dir, &owner_lock(&replica.name));
+            return kept;
         }
-        result
+        if !crate::util::env::one_test_per_process()
+            && replica.empty(dir, &self.image).await.unwrap_or(false)
+        {
+            recycle(self.key.clone(), replica);
+            return Ok(());
+        }
+        replica.discard(dir).await
     }
 
     fn abandon(self: Box<Self>, inner: &Inner<Sqlite>) {
-        // The file goes now; the pool's connections, if any are open, close with the pool.
-        let _ = admin::drop_database(inner.server, &self.name);
-        let owner = self
-            .owner
+        let replica = self
+            .replica
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if let Some(owner) = owner {
-            owner.remove(inner.server, &owner_lock(&self.name));
+        // The file goes now; the pool's connections, if any are open, close with the pool.
+        if let Some(replica) = replica {
+            let _ = admin::drop_database(inner.server, &replica.name);
+            replica
+                .owner
+                .remove(inner.server, &owner_lock(&replica.name));
         }
     }
 }
