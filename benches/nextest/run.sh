@@ -28,6 +28,7 @@ if [ "${BACKEND:-postgres}" = sqlite ]; then
     tests=(--test sqlite_suite)
     SKIP_DROP=1
     floor_file="$CARGO_TARGET_DIR/seedbed-nextest-floor.db"
+    mkdir -p "$CARGO_TARGET_DIR"
     if [ ! -f "$floor_file" ]; then
         for f in ../../migrations/sqlite/*.sql; do sqlite3 "$floor_file" < "$f"; done
     fi

@@ -1,9 +1,10 @@
-//! Namespace's row journal on SQLite. SQLite has no session settings, so the token is not read
-//! by shared triggers: each connection of a test's pool gets `TEMP` triggers of its own (a
+//! Namespace's row journal on SQLite. SQLite has no session settings, so the journal's key is not
+//! read by shared triggers: each connection of a test's pool gets `TEMP` triggers of its own (a
 //! `TEMP` trigger belongs to one connection and may write to the main database) that record the
-//! `rowid` of every row it inserts under the test's token, written into the trigger as a
-//! literal ([`attach`]). Cleaning deletes those rows by `rowid` with foreign keys checked at
-//! commit, so the order of the tables does not matter.
+//! `rowid` of every row it inserts under a key written into the trigger as a literal
+//! ([`attach_script`]). Cleaning is one statement, `DELETE FROM seedbed_journal WHERE token = ?`:
+//! a trigger on the journal deletes each recorded row as its entry goes, and foreign keys are
+//! checked when the statement ends, so the order of the rows does not matter.
 //!
 //! What this cannot do, said where it matters: rows written by connections the test opens
 //! itself from the database's URL are not recorded; `WITHOUT ROWID` tables have no `rowid`, so
@@ -12,7 +13,7 @@
 
 use std::fmt::Write as _;
 
-use sqlx::{Connection, SqliteConnection};
+use sqlx::SqliteConnection;
 
 use super::provision::Directory;
 use crate::error::{Error, Result};
@@ -23,6 +24,8 @@ use crate::sql::{quote_ident, quote_literal};
 const JOURNAL: &str = "seedbed_journal";
 /// The tables the journal covers.
 const TABLES: &str = "seedbed_journal_tables";
+/// The trigger that deletes a recorded row as its journal entry is deleted.
+const REMOVE_TRIGGER: &str = "seedbed_journal_remove";
 
 /// The lock a test holds while its token is alive (the sweeper's proof of life).
 pub(crate) fn token_lock(token: &str) -> String {
@@ -54,18 +57,37 @@ pub(crate) async fn install(conn: &mut SqliteConnection, schema: &Schema) -> Res
         j = quote_ident(JOURNAL),
         t = quote_ident(TABLES),
     );
-    let tables = schema
+    let tables: Vec<&str> = schema
         .tables
         .iter()
-        .filter(|t| t.name.schema == "main" && !is_own(&t.name.name));
-    for (position, table) in tables.enumerate() {
+        .filter(|t| t.name.schema == "main" && !is_own(&t.name.name))
+        .map(|t| t.name.name.as_str())
+        .collect();
+    let mut remove = String::new();
+    for (position, table) in tables.iter().enumerate() {
         let _ = write!(
             sql,
             " INSERT INTO {} VALUES ({position}, {});",
             quote_ident(TABLES),
-            quote_literal(&table.name.name)
+            quote_literal(table)
+        );
+        let _ = write!(
+            remove,
+            " DELETE FROM {} WHERE OLD.tbl = {} AND rowid = OLD.rid;",
+            quote_ident(table),
+            quote_literal(table)
         );
     }
+    if remove.is_empty() {
+        remove.push_str(" SELECT 1;");
+    }
+    let _ = write!(
+        sql,
+        " DROP TRIGGER IF EXISTS {trigger}; \
+         CREATE TRIGGER {trigger} BEFORE DELETE ON {j} BEGIN{remove} END;",
+        trigger = quote_ident(REMOVE_TRIGGER),
+        j = quote_ident(JOURNAL),
+    );
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
         .execute(&mut *conn)
         .await
@@ -83,9 +105,9 @@ pub(crate) async fn is_installed(conn: &mut SqliteConnection) -> Result<bool> {
     .map_err(Error::db("looking for the row journal"))
 }
 
-/// The statement that gives a connection the test's `TEMP` triggers: one per table, recording
-/// inserted rows under `token` and forgetting rows the test deletes itself (so a `rowid` SQLite
-/// reuses later is not taken for the test's).
+/// The statement that gives a connection its `TEMP` triggers: one per table, recording inserted
+/// rows under `token` (the key its rows are removed by) and forgetting rows the connection
+/// deletes itself (so a `rowid` SQLite reuses later is not taken for its own).
 pub(crate) async fn attach_script(conn: &mut SqliteConnection, token: &str) -> Result<String> {
     let tables: Vec<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT position, name FROM {} ORDER BY position",
@@ -113,48 +135,21 @@ pub(crate) async fn attach_script(conn: &mut SqliteConnection, token: &str) -> R
 }
 
 pub(crate) async fn clean(conn: &mut SqliteConnection, token: &str) -> Result<()> {
-    let tables: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT DISTINCT tbl FROM {} WHERE token = ?",
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM {} WHERE token = ?",
         quote_ident(JOURNAL)
     )))
     .bind(token)
-    .fetch_all(&mut *conn)
+    .execute(&mut *conn)
     .await
-    .map_err(Error::db("reading the test's journal"))?;
-    let t = quote_literal(token);
-    // Foreign keys are checked at commit: the test's children and parents go in any order.
-    let mut sql = String::from("PRAGMA defer_foreign_keys = ON;");
-    for table in &tables {
-        let _ = write!(
-            sql,
-            " DELETE FROM main.{} WHERE rowid IN (SELECT rid FROM {j} WHERE token = {t} AND \
-             tbl = {});",
-            quote_ident(table),
-            quote_literal(table),
-            j = quote_ident(JOURNAL),
-        );
-    }
-    let _ = write!(
-        sql,
-        " DELETE FROM {} WHERE token = {t};",
-        quote_ident(JOURNAL)
-    );
-    let mut tx = conn
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(Error::db("starting the journal's cleanup"))?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(&mut *tx)
-        .await
-        .map_err(Error::db(format!("removing the rows of token {token}")))?;
-    tx.commit()
-        .await
-        .map_err(Error::db("committing the journal's cleanup"))
+    .map_err(Error::db(format!("removing the rows of token {token}")))?;
+    Ok(())
 }
 
 pub(crate) async fn forget(conn: &mut SqliteConnection, token: &str) -> Result<()> {
+    // Marked, not deleted: deleting an entry deletes its row.
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM {} WHERE token = ?",
+        "UPDATE {} SET token = '' WHERE token = ?",
         quote_ident(JOURNAL)
     )))
     .bind(token)
@@ -168,7 +163,7 @@ pub(crate) async fn forget(conn: &mut SqliteConnection, token: &str) -> Result<(
 pub(crate) async fn sweep(conn: &mut SqliteConnection) -> Result<Vec<String>> {
     let dir = Directory::get().await?;
     let tokens: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT DISTINCT token FROM {}",
+        "SELECT DISTINCT token FROM {} WHERE token <> ''",
         quote_ident(JOURNAL)
     )))
     .fetch_all(&mut *conn)

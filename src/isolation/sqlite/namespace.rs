@@ -1,13 +1,21 @@
-//! Namespace on SQLite: one shared database (WAL mode, the row journal installed), the rows each
-//! test inserts recorded under its token by `TEMP` triggers on each of its connections, and
-//! removed by token at its end (kept with `cleanup = "none"`). The token is held as a file lock
-//! while the test runs, so rows whose test died are found and removed by the next process.
+//! Namespace on SQLite: one shared database (WAL mode, the row journal installed). Each test's
+//! pool gives its connections `TEMP` triggers that record the rows they insert under the pool's
+//! journal key, and at the test's end one statement removes those rows. A process keeps its
+//! pools, connections open, for its next Namespace tests (one test at a time per pool), so a
+//! test pays for the removal, not for connections and triggers. Each pool's key is held as a
+//! file lock while the process lives, so rows whose process died are found and removed by the
+//! next process's sweep. The test's own token (for unique factory values) is claimed by a lock of
+//! its own.
+//!
+//! `cleanup = "none"` keeps the test's rows: their journal entries are detached from the key.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::{Connection, Sqlite, SqliteConnection};
+use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool};
 
+use super::super::engine::KeyedOnce;
 use super::super::strategies::Ending;
 use super::super::testdb::{Inner, Outcome};
 use super::image;
@@ -15,6 +23,23 @@ use super::{Acquired, Isolation, connect_options, pool_options};
 use crate::backend::LockMode;
 use crate::backend::sqlite::{Directory, coord, journal};
 use crate::error::{Error, Result};
+
+/// A pool on the shared database whose connections journal under `key`.
+#[derive(Debug)]
+struct Journaled {
+    /// What it serves: the database and the test's pool settings.
+    serves: String,
+    key: String,
+    /// Held while the process lives: the sweeper leaves the key's rows alone.
+    key_lock: coord::Lock,
+    pool: SqlitePool,
+}
+
+/// Pools this process's finished Namespace tests gave back.
+fn idle() -> &'static Mutex<Vec<Journaled>> {
+    static IDLE: OnceLock<Mutex<Vec<Journaled>>> = OnceLock::new();
+    IDLE.get_or_init(|| Mutex::new(Vec::new()))
+}
 
 pub(super) async fn acquire(
     iso: &Isolation,
@@ -35,16 +60,66 @@ pub(super) async fn acquire(
             Ok::<(), Error>(())
         })
         .await?;
-    let (token, lock) = claim(dir, test, base_seed)?;
-    let token = token.as_str();
-    let attach = {
-        let mut conn = SqliteConnection::connect_with(&options)
-            .await
-            .map_err(Error::db("opening the shared database"))?;
-        let script = journal::attach_script(&mut conn, token).await?;
-        let _ = conn.close().await;
-        Arc::new(script)
+    let (token, token_lock) = claim(dir, test, base_seed)?;
+    let serves = format!(
+        "{database}:{}:{:?}:{:?}",
+        iso.max_connections, iso.acquire_timeout, iso.lock_timeout
+    );
+    let kept = {
+        let mut idle = idle().lock().unwrap_or_else(PoisonError::into_inner);
+        let found = idle.iter().position(|j| j.serves == serves);
+        found.map(|i| idle.swap_remove(i))
     };
+    let journaled = match kept {
+        Some(journaled) => journaled,
+        None => open(iso, dir, &database, serves, options).await?,
+    };
+    if !iso.fixtures.is_empty() {
+        let mut conn = journaled
+            .pool
+            .acquire()
+            .await
+            .map_err(Error::db("connecting to the shared database"))?;
+        super::run_fixtures(&mut conn, &iso.fixtures).await?;
+    }
+    Ok(Acquired {
+        database,
+        pool: journaled.pool.clone(),
+        token: Some(token.clone()),
+        state: Box::new(Rows {
+            token,
+            keep: iso.namespace.keep_rows,
+            token_lock: Mutex::new(Some(token_lock)),
+            journaled: Mutex::new(Some(journaled)),
+        }),
+    })
+}
+
+/// A new pool with a journal key of its own; its connections get their triggers as they open.
+async fn open(
+    iso: &Isolation,
+    dir: &'static Directory,
+    database: &str,
+    serves: String,
+    options: sqlx::sqlite::SqliteConnectOptions,
+) -> Result<Journaled> {
+    // The first free key: keys (and their lock files) are reused run after run, and rows a
+    // dead process left under one go with the first test that takes it, if no sweep took them.
+    let mut taken = None;
+    for n in 0..10_000 {
+        let key = format!("k{n}");
+        if let Some(lock) = coord::try_take(dir, &journal::token_lock(&key), LockMode::Exclusive)? {
+            taken = Some((key, lock));
+            break;
+        }
+    }
+    let (key, key_lock) =
+        taken.ok_or_else(|| Error::Internal("no free journal key among 10000".into()))?;
+    let attach = Arc::new(
+        journal_script(dir, database, &options)
+            .await?
+            .replace(KEY, &key),
+    );
     let pool = pool_options(iso.acquire_timeout, iso.max_connections)
         .after_connect(move |conn, _| {
             let attach = Arc::clone(&attach);
@@ -56,23 +131,57 @@ pub(super) async fn acquire(
             })
         })
         .connect_lazy_with(options);
-    if !iso.fixtures.is_empty() {
-        let mut conn = pool
-            .acquire()
-            .await
-            .map_err(Error::db("connecting to the shared database"))?;
-        super::run_fixtures(&mut conn, &iso.fixtures).await?;
-    }
-    Ok(Acquired {
-        database,
+    Ok(Journaled {
+        serves,
+        key,
+        key_lock,
         pool,
-        token: Some(token.to_string()),
-        state: Box::new(Rows {
-            token: token.to_string(),
-            keep: iso.namespace.keep_rows,
-            lock: Mutex::new(Some(lock)),
-        }),
     })
+}
+
+/// Stands for the journal key in the cached script.
+const KEY: &str = "seedbed-journal-key-placeholder";
+
+/// The `TEMP` triggers' script of `database`, with [`KEY`] for the key, read once per process.
+async fn journal_script(
+    dir: &Directory,
+    database: &str,
+    options: &sqlx::sqlite::SqliteConnectOptions,
+) -> Result<Arc<String>> {
+    static SCRIPTS: OnceLock<KeyedOnce<Arc<String>>> = OnceLock::new();
+    SCRIPTS
+        .get_or_init(KeyedOnce::new)
+        .get_or_try_init(database, async {
+            let mut conn = SqliteConnection::connect_with(options)
+                .await
+                .map_err(Error::db(format!("opening {}", dir.url(database))))?;
+            let script = journal::attach_script(&mut conn, KEY).await?;
+            let _ = conn.close().await;
+            Ok(Arc::new(script))
+        })
+        .await
+}
+
+/// The connection that removes finished tests' rows, one per shared database and process (its
+/// own, without journal triggers).
+async fn remover(
+    dir: &Directory,
+    database: &str,
+) -> Result<Arc<tokio::sync::Mutex<SqliteConnection>>> {
+    static REMOVERS: OnceLock<KeyedOnce<Arc<tokio::sync::Mutex<SqliteConnection>>>> =
+        OnceLock::new();
+    REMOVERS
+        .get_or_init(KeyedOnce::new)
+        .get_or_try_init(database, async {
+            let conn = SqliteConnection::connect_with(
+                &dir.connect_options(database)
+                    .busy_timeout(Duration::from_secs(30)),
+            )
+            .await
+            .map_err(Error::db(format!("opening {}", dir.url(database))))?;
+            Ok(Arc::new(tokio::sync::Mutex::new(conn)))
+        })
+        .await
 }
 
 /// The first token derived from the test's name and seed that no running test holds, held.
@@ -94,32 +203,47 @@ fn claim(dir: &Directory, test: &str, base_seed: u64) -> Result<(String, coord::
 struct Rows {
     token: String,
     keep: bool,
-    lock: Mutex<Option<coord::Lock>>,
+    token_lock: Mutex<Option<coord::Lock>>,
+    journaled: Mutex<Option<Journaled>>,
 }
 
 #[async_trait]
 impl Ending<Sqlite> for Rows {
     async fn finish(self: Box<Self>, inner: &Inner<Sqlite>, _outcome: Outcome) -> Result<()> {
-        inner.pool.close().await;
-        let options = inner.pool.connect_options().as_ref().clone();
-        let mut conn = SqliteConnection::connect_with(&options)
-            .await
-            .map_err(Error::db("opening the shared database"))?;
-        let done = if self.keep {
-            journal::forget(&mut conn, &self.token).await
-        } else {
-            journal::clean(&mut conn, &self.token).await
-        };
-        let _ = conn.close().await;
-        let lock = self
-            .lock
+        let dir = inner.server;
+        let journaled = self
+            .journaled
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        // Rows that could not be removed stay journaled, their token free: the next process's
-        // sweep removes them.
-        if let Some(lock) = lock {
-            lock.remove(inner.server, &journal::token_lock(&self.token));
+        let token_lock = self
+            .token_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(lock) = token_lock {
+            lock.remove(dir, &journal::token_lock(&self.token));
+        }
+        let Some(journaled) = journaled else {
+            return Ok(());
+        };
+        let remover = remover(dir, &inner.database).await?;
+        let mut conn = remover.lock().await;
+        let done = if self.keep {
+            journal::forget(&mut conn, &journaled.key).await
+        } else {
+            journal::clean(&mut conn, &journaled.key).await
+        };
+        drop(conn);
+        if done.is_ok() {
+            idle()
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(journaled);
+        } else {
+            // The rows stay journaled under a key no one holds: the next sweep removes them.
+            journaled.pool.close().await;
+            journaled.key_lock.release();
         }
         done
     }
