@@ -274,20 +274,12 @@ async fn a_killed_truncate_test_leaves_its_slot_empty() {
 
 #[tokio::test]
 async fn a_killed_rollback_test_leaves_its_slot_empty() {
-    let Left {
-        file,
-        email,
-        inuse_existed,
-        ..
-    } = kill_mid_test("rollback::killed").await;
-    assert!(inuse_existed, "the slot was in use as the process died");
+    let Left { file, email, .. } = kill_mid_test("rollback::killed").await;
+    // Its transaction was never committed: SQLite discards it, and the slot needs no cleaning.
+    assert!(file.exists(), "the slot stays, for the next test");
     assert!(
         !has_row(&file, &email).await,
         "the uncommitted row never landed"
-    );
-    assert!(
-        !inuse(&file).exists(),
-        "the slot is no longer marked in use"
     );
 }
 

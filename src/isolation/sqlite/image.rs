@@ -27,10 +27,15 @@ const BUILD_WAIT: Duration = Duration::from_secs(600);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
     /// Template's: migrations and the attribute's fixtures, prepared for the cleaner (a copy is
-    /// emptied back to it and given to the next test).
+    /// emptied back to it and given to the process's next test).
     Template,
-    /// Rollback's and Truncate's slots: migrations, prepared for the cleaner.
+    /// Template's in a process that runs one test: migrations and fixtures alone (its copy is
+    /// not emptied, and every connection to it reads a smaller schema).
+    TemplateOnce,
+    /// Truncate's slots: migrations, prepared for the cleaner.
     Slots,
+    /// Rollback's slots: migrations alone.
+    Plain,
     /// Namespace's shared database: migrations, the row journal, WAL mode.
     Shared,
 }
@@ -39,7 +44,9 @@ impl Kind {
     fn tag(self) -> &'static str {
         match self {
             Kind::Template => "tpl",
+            Kind::TemplateOnce => "tpl1",
             Kind::Slots => "slot",
+            Kind::Plain => "rb",
             Kind::Shared => "ns",
         }
     }
@@ -51,7 +58,7 @@ pub(super) async fn ready(iso: &Isolation, dir: &'static Directory, kind: Kind) 
     static BUILT: std::sync::OnceLock<KeyedOnce<String>> = std::sync::OnceLock::new();
     let migrations = iso.migrations_resolved().await?;
     let mut identity = format!("{IMAGE_VERSION}:{}:{}", kind.tag(), migrations.checksum());
-    if kind == Kind::Template {
+    if matches!(kind, Kind::Template | Kind::TemplateOnce) {
         for fixture in &iso.fixtures {
             identity.push_str(&format!(":{:016x}", stable_hash(fixture)));
         }
@@ -113,6 +120,8 @@ async fn fill(iso: &Isolation, dir: &Directory, name: &str, kind: Kind) -> Resul
         .map_err(Error::db(format!("opening {}", dir.url(name))))?;
     migrations.apply(&mut conn).await?;
     match kind {
+        Kind::TemplateOnce => super::run_fixtures(&mut conn, &iso.fixtures).await?,
+        Kind::Plain => {}
         Kind::Template | Kind::Slots => {
             // The fixtures' rows are part of a Template image's baseline.
             if kind == Kind::Template {
@@ -149,7 +158,13 @@ mod tests {
         std::fs::write(migrations.join("1_ok.sql"), "CREATE TABLE t (id INTEGER);").unwrap();
         std::fs::write(migrations.join("2_broken.sql"), "CREATE TABLE (;").unwrap();
         let dir: &'static Directory = Box::leak(Box::new(Directory::at(root.join("dbs")).unwrap()));
-        for kind in [Kind::Template, Kind::Slots, Kind::Shared] {
+        for kind in [
+            Kind::Template,
+            Kind::TemplateOnce,
+            Kind::Slots,
+            Kind::Plain,
+            Kind::Shared,
+        ] {
             let iso = Isolation::new(crate::strategy::Strategy::Template).migrations(&migrations);
             let err = ready(&iso, dir, kind).await.unwrap_err();
             assert!(err.to_string().contains("2_broken.sql"), "{err}");

@@ -4,8 +4,12 @@
 //!
 //! A process keeps the slots its finished tests gave back, their connections open, for its next
 //! tests: a test then pays for a `BEGIN` and a `ROLLBACK` (Rollback) or for the cleaner (Truncate),
-//! not for a lease and a connection. A slot carries an `.inuse` file while a process holds its
-//! lease; a slot leased with that file present (its holder died) is emptied before use.
+//! not for a lease and a connection. A Truncate slot carries an `.inuse` file while a process
+//! holds its lease and may have written to it; a slot leased with that file present (its holder
+//! died) is emptied before use. Rollback's slots are copies of the migrations alone, never
+//! prepared for the cleaner: nothing a Rollback test writes is ever committed to them (a process
+//! killed mid-test leaves an uncommitted WAL transaction, which SQLite discards), and each
+//! connection reads a smaller schema.
 //!
 //! Rollback's containment: the test's connection carries SQLite commit and rollback hooks while
 //! the test runs. A commit (a raw `COMMIT` that ended the test's transaction, and every statement
@@ -98,7 +102,11 @@ pub(super) async fn acquire(
     dir: &'static Directory,
     kind: Kind,
 ) -> Result<Acquired> {
-    let image = image::ready(iso, dir, image::Kind::Slots).await?;
+    let image_kind = match kind {
+        Kind::Truncate => image::Kind::Slots,
+        Kind::Rollback => image::Kind::Plain,
+    };
+    let image = image::ready(iso, dir, image_kind).await?;
     let kept = {
         let mut idle = idle().lock().unwrap_or_else(PoisonError::into_inner);
         let found = idle.iter().position(|s| s.image == image && s.kind == kind);
@@ -206,11 +214,13 @@ async fn lease(iso: &Isolation, dir: &Directory, image: &str, kind: Kind) -> Res
             inuse,
             begun: false,
         };
-        if slot.inuse.exists() {
-            clean(&slot, true).await?;
-        } else {
-            std::fs::write(&slot.inuse, b"")
-                .map_err(Error::io("marking the slot in use", &slot.inuse))?;
+        if kind == Kind::Truncate {
+            if slot.inuse.exists() {
+                clean(&slot, true).await?;
+            } else {
+                std::fs::write(&slot.inuse, b"")
+                    .map_err(Error::io("marking the slot in use", &slot.inuse))?;
+            }
         }
         return Ok(slot);
     }
@@ -410,8 +420,12 @@ fn isolation(message: &str) -> Error {
 }
 
 /// The slot goes back to the process's idle list, empty (its `.inuse` file stays while the
-/// process holds it).
+/// process holds it, unless the process runs one test: then the slot is left empty for the next
+/// process, which need not empty it again).
 fn give_back(slot: Slot) {
+    if crate::util::env::one_test_per_process() {
+        let _ = std::fs::remove_file(&slot.inuse);
+    }
     idle()
         .lock()
         .unwrap_or_else(PoisonError::into_inner)

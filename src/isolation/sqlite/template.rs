@@ -37,10 +37,16 @@ pub(super) async fn acquire(iso: &Isolation, dir: &'static Directory) -> Result<
     SWEPT
         .get_or_try_init(|| async { sweep(dir).map(|_| ()) })
         .await?;
-    let image = image::ready(iso, dir, image::Kind::Template).await?;
+    let once = crate::util::env::one_test_per_process();
+    let kind = if once {
+        image::Kind::TemplateOnce
+    } else {
+        image::Kind::Template
+    };
+    let image = image::ready(iso, dir, kind).await?;
     let settings = Settings::of(iso);
     let key = format!("{image}:{settings:?}");
-    let recycled = take_recycled(&key);
+    let recycled = (!once).then(|| take_recycled(&key)).flatten();
     let replica = match recycled {
         Some(replica) => replica,
         None => Replica::make(dir, &image, settings)?,
