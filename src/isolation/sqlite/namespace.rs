@@ -49,14 +49,12 @@ pub(super) async fn acquire(
 ) -> Result<Acquired> {
     let database = image::ready(iso, dir, image::Kind::Shared).await?;
     let options = connect_options(iso, dir, &database);
+    let remover = remover(dir, &database).await?;
     static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     SWEPT
         .get_or_try_init(|| async {
-            let mut conn = SqliteConnection::connect_with(&options)
-                .await
-                .map_err(Error::db("opening the shared database"))?;
-            journal::sweep(&mut conn).await?;
-            let _ = conn.close().await;
+            let mut guard = remover.conn.lock().await;
+            journal::sweep(remover.open(&mut guard).await?).await?;
             Ok::<(), Error>(())
         })
         .await?;
@@ -72,7 +70,7 @@ pub(super) async fn acquire(
     };
     let journaled = match kept {
         Some(journaled) => journaled,
-        None => open(iso, dir, &database, serves, options).await?,
+        None => open(iso, dir, &remover, serves, options).await?,
     };
     if !iso.fixtures.is_empty() {
         let mut conn = journaled
@@ -99,7 +97,7 @@ pub(super) async fn acquire(
 async fn open(
     iso: &Isolation,
     dir: &'static Directory,
-    database: &str,
+    remover: &Remover,
     serves: String,
     options: sqlx::sqlite::SqliteConnectOptions,
 ) -> Result<Journaled> {
@@ -115,11 +113,7 @@ async fn open(
     }
     let (key, key_lock) =
         taken.ok_or_else(|| Error::Internal("no free journal key among 10000".into()))?;
-    let attach = Arc::new(
-        journal_script(dir, database, &options)
-            .await?
-            .replace(KEY, &key),
-    );
+    let attach = Arc::new(journal_script(remover, &serves).await?.replace(KEY, &key));
     let pool = pool_options(iso.acquire_timeout, iso.max_connections)
         .after_connect(move |conn, _| {
             let attach = Arc::clone(&attach);
@@ -142,46 +136,61 @@ async fn open(
 /// Stands for the journal key in the cached script.
 const KEY: &str = "seedbed-journal-key-placeholder";
 
-/// The `TEMP` triggers' script of `database`, with [`KEY`] for the key, read once per process.
-async fn journal_script(
-    dir: &Directory,
-    database: &str,
-    options: &sqlx::sqlite::SqliteConnectOptions,
-) -> Result<Arc<String>> {
+/// The `TEMP` triggers' script of the shared database (read on its remover connection), with
+/// [`KEY`] for the key, read once per process and pool settings.
+async fn journal_script(remover: &Remover, serves: &str) -> Result<Arc<String>> {
     static SCRIPTS: OnceLock<KeyedOnce<Arc<String>>> = OnceLock::new();
     SCRIPTS
         .get_or_init(KeyedOnce::new)
-        .get_or_try_init(database, async {
-            let mut conn = SqliteConnection::connect_with(options)
-                .await
-                .map_err(Error::db(format!("opening {}", dir.url(database))))?;
-            let script = journal::attach_script(&mut conn, KEY).await?;
-            let _ = conn.close().await;
+        .get_or_try_init(serves, async {
+            let mut guard = remover.conn.lock().await;
+            let script = journal::attach_script(remover.open(&mut guard).await?, KEY).await?;
             Ok(Arc::new(script))
         })
         .await
 }
 
-/// The connection that removes finished tests' rows, one per shared database and process (its
-/// own, without journal triggers).
-async fn remover(
-    dir: &Directory,
-    database: &str,
-) -> Result<Arc<tokio::sync::Mutex<SqliteConnection>>> {
-    static REMOVERS: OnceLock<KeyedOnce<Arc<tokio::sync::Mutex<SqliteConnection>>>> =
-        OnceLock::new();
+/// The remover connection (`None` once closed, in a process that runs one test, until it is
+/// needed again).
+#[derive(Debug)]
+struct Remover {
+    options: sqlx::sqlite::SqliteConnectOptions,
+    conn: tokio::sync::Mutex<Option<SqliteConnection>>,
+}
+
+/// The connection that sweeps the shared database, reads its journal's tables and removes
+/// finished tests' rows, one per shared database and process (its own, without journal
+/// triggers).
+async fn remover(dir: &Directory, database: &str) -> Result<Arc<Remover>> {
+    static REMOVERS: OnceLock<KeyedOnce<Arc<Remover>>> = OnceLock::new();
     REMOVERS
         .get_or_init(KeyedOnce::new)
         .get_or_try_init(database, async {
-            let conn = SqliteConnection::connect_with(
-                &dir.connect_options(database)
+            Ok(Arc::new(Remover {
+                options: dir
+                    .connect_options(database)
                     .busy_timeout(Duration::from_secs(30)),
-            )
-            .await
-            .map_err(Error::db(format!("opening {}", dir.url(database))))?;
-            Ok(Arc::new(tokio::sync::Mutex::new(conn)))
+                conn: tokio::sync::Mutex::new(None),
+            }))
         })
         .await
+}
+
+impl Remover {
+    /// Its connection, opened if it is not.
+    async fn open<'a>(
+        &self,
+        slot: &'a mut Option<SqliteConnection>,
+    ) -> Result<&'a mut SqliteConnection> {
+        if slot.is_none() {
+            let conn = SqliteConnection::connect_with(&self.options)
+                .await
+                .map_err(Error::db("opening the shared database"))?;
+            *slot = Some(conn);
+        }
+        slot.as_mut()
+            .ok_or_else(|| Error::Internal("the remover connection is gone".into()))
+    }
 }
 
 /// The first token derived from the test's name and seed that no running test holds, held.
@@ -228,13 +237,25 @@ impl Ending<Sqlite> for Rows {
             return Ok(());
         };
         let remover = remover(dir, &inner.database).await?;
-        let mut conn = remover.lock().await;
-        let done = if self.keep {
-            journal::forget(&mut conn, &journaled.key).await
-        } else {
-            journal::clean(&mut conn, &journaled.key).await
+        let mut guard = remover.conn.lock().await;
+        let done = match remover.open(&mut guard).await {
+            Ok(conn) if self.keep => journal::forget(conn, &journaled.key).await,
+            Ok(conn) => journal::clean(conn, &journaled.key).await,
+            Err(e) => Err(e),
         };
-        drop(conn);
+        drop(guard);
+        if crate::util::env::one_test_per_process() {
+            // The process ends with its test: its connections close now, so SQLite folds the
+            // WAL into the file for the next process.
+            journaled.pool.close().await;
+            if let Some(conn) = remover.conn.lock().await.take() {
+                let _ = conn.close().await;
+            }
+            journaled
+                .key_lock
+                .remove(dir, &journal::token_lock(&journaled.key));
+            return done;
+        }
         if done.is_ok() {
             idle()
                 .lock()

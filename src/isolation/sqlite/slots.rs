@@ -344,7 +344,7 @@ impl Ending<Sqlite> for Leased {
         match slot.kind {
             Kind::Truncate => {
                 clean(&slot, self.reset_sequences).await?;
-                give_back(slot);
+                give_back(slot).await;
                 Ok(())
             }
             Kind::Rollback => finish_rollback(slot).await,
@@ -397,7 +397,7 @@ async fn finish_rollback(slot: Slot) -> Result<()> {
         Err(_) => None,
     };
     if ended.is_ok() && slot.hooks.connections.load(Ordering::SeqCst) == 1 {
-        give_back(slot);
+        give_back(slot).await;
     } else {
         slot.pool.close().await;
         slot.lease.release();
@@ -420,11 +420,14 @@ fn isolation(message: &str) -> Error {
 }
 
 /// The slot goes back to the process's idle list, empty (its `.inuse` file stays while the
-/// process holds it, unless the process runs one test: then the slot is left empty for the next
-/// process, which need not empty it again).
-fn give_back(slot: Slot) {
+/// process holds it). A process that runs one test closes it instead, so SQLite folds the WAL
+/// into the file and the next process opens it without recovering a log, and leaves it unmarked:
+/// the next process need not empty it again.
+async fn give_back(slot: Slot) {
     if crate::util::env::one_test_per_process() {
+        slot.pool.close().await;
         let _ = std::fs::remove_file(&slot.inuse);
+        return;
     }
     idle()
         .lock()
