@@ -61,6 +61,18 @@ async fn takes_pool_options(opts: PgPoolOptions, connect: PgConnectOptions) {
 }
 
 #[seedbed::test]
+async fn takes_connect_options_alone(connect: PgConnectOptions) {
+    // As with pool options: a pool of its own, so Truncate by default.
+    let pool = PgPoolOptions::new().connect_with(connect).await.unwrap();
+    let db: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(db.starts_with("seedbed_truncate_"), "{db}");
+    pool.close().await;
+}
+
+#[seedbed::test]
 async fn takes_nothing() {
     let ctx = seedbed::context::TestContext::current();
     assert_eq!(ctx.name(), "macro_forms::takes_nothing");

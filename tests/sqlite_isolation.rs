@@ -486,3 +486,41 @@ async fn rollback_checks_deferred_foreign_keys_as_a_commit_would() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn namespace_keeps_rows_with_cleanup_none() {
+    let db = iso(Strategy::Namespace)
+        .namespace(seedbed::isolation::NamespaceOptions::data().keep_rows(true))
+        .acquire_on::<Sqlite>()
+        .await
+        .unwrap();
+    let email = format!("kept-{}@example.test", db.token());
+    insert_user(&db.pool(), &email).await;
+    // A pool of its own: under nextest the test's pool closes as the test ends.
+    let pool = SqlitePool::connect(&db.url().unwrap()).await.unwrap();
+    db.finish().await.unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE email = ?")
+        .bind(&email)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 1, "the row stays");
+    // And no later cleaning takes it: a sweep leaves detached rows alone.
+    let dir = <Sqlite as seedbed::backend::Provision>::server()
+        .await
+        .unwrap();
+    seedbed::isolation::maintenance::sweep_sqlite(dir)
+        .await
+        .unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE email = ?")
+        .bind(&email)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 1, "the sweep leaves it");
+    sqlx::query("DELETE FROM users WHERE email = ?")
+        .bind(&email)
+        .execute(&pool)
+        .await
+        .unwrap();
+}

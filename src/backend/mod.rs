@@ -1,15 +1,15 @@
 //! The backend seam: what seedbed needs from a database engine, one trait per concern, and
 //! [`Backend`], which ties them to the engine's sqlx database type.
 //!
-//! | concern | trait | PostgreSQL |
-//! |---|---|---|
-//! | where the server comes from | [`Provision`] | a URL, or the embedded cluster (`postgres::server`) |
-//! | create, clone, drop, markers | [`Admin`] | `CREATE DATABASE … TEMPLATE`, the database's comment |
-//! | locks between processes and hosts | [`Coord`] | session advisory locks, one key scheme |
-//! | tables, columns, keys | [`Introspect`] | `pg_catalog` |
-//! | emptying a database | [`Clean`] | dirty-table triggers, ordered `DELETE` |
-//! | Namespace's row journal | [`Journal`] | statement triggers with transition tables |
-//! | factories' statements | [`Dialect`] | sea-query's PostgreSQL builder, arrays, `RETURNING` |
+//! | concern | trait | PostgreSQL | SQLite |
+//! |---|---|---|---|
+//! | where the server comes from | [`Provision`] | a URL, or the embedded cluster (`postgres::server`) | a directory of database files |
+//! | create, clone, drop, markers | [`Admin`] | `CREATE DATABASE … TEMPLATE`, the database's comment | files, copies, a marker file |
+//! | locks between processes and hosts | [`Coord`] | session advisory locks, one key scheme | OS file locks |
+//! | tables, columns, keys | [`Introspect`] | `pg_catalog` | `sqlite_schema` and pragmas |
+//! | emptying a database | [`Clean`] | dirty-table triggers, ordered `DELETE` | one statement running a trigger |
+//! | Namespace's row journal | [`Journal`] | statement triggers with transition tables | per-connection `TEMP` triggers |
+//! | factories' statements | [`Dialect`] | sea-query's PostgreSQL builder, arrays, `RETURNING` | sea-query's SQLite builder, `RETURNING` |
 //!
 //! A backend is the sqlx database type (`sqlx::Postgres`) implementing every trait; the test
 //! handle is generic over it (`TestDb<DB = Postgres>`), so a test names its
@@ -63,8 +63,8 @@ mod sealed {
 }
 
 /// A database engine seedbed isolates tests on: its sqlx database type with every concern
-/// implemented. Implemented by seedbed's backends only (`sqlx::Postgres` with the `postgres`
-/// feature).
+/// implemented. Implemented by seedbed's backends only: `sqlx::Postgres` with the `postgres`
+/// feature, `sqlx::Sqlite` with the `sqlite` feature.
 ///
 /// ```
 /// # #[cfg(feature = "postgres")] {

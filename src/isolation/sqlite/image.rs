@@ -178,4 +178,55 @@ mod tests {
         assert!(left.is_empty(), "left behind: {left:?}");
         std::fs::remove_dir_all(&root).unwrap();
     }
+
+    /// Makes `dir` read-only for this process, root included (`chattr +i` where permission bits
+    /// do not stop root); returns how to undo it.
+    fn make_read_only(dir: &std::path::Path) -> impl FnOnce() {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+        let probe = dir.join("probe");
+        let immutable = std::fs::write(&probe, b"").is_ok();
+        if immutable {
+            let _ = std::fs::remove_file(&probe);
+            let status = std::process::Command::new("chattr")
+                .arg("+i")
+                .arg(dir)
+                .status()
+                .expect("chattr, to make a directory read-only for root");
+            assert!(status.success(), "chattr +i {}", dir.display());
+            assert!(
+                std::fs::write(&probe, b"").is_err(),
+                "{} is still writable",
+                dir.display()
+            );
+        }
+        let dir = dir.to_path_buf();
+        move || {
+            if immutable {
+                let _ = std::process::Command::new("chattr")
+                    .arg("-i")
+                    .arg(&dir)
+                    .status();
+            }
+            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_only_directory_is_an_error_naming_it() {
+        let root = std::env::temp_dir().join(format!("seedbed-ro-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let migrations = root.join("migrations");
+        std::fs::create_dir_all(&migrations).unwrap();
+        std::fs::write(migrations.join("1_t.sql"), "CREATE TABLE t (id INTEGER);").unwrap();
+        let dir: &'static Directory = Box::leak(Box::new(Directory::at(root.join("dbs")).unwrap()));
+        let undo = make_read_only(dir.path());
+        let iso = Isolation::new(crate::strategy::Strategy::Template).migrations(&migrations);
+        let err = ready(&iso, dir, Kind::Template).await.unwrap_err();
+        undo();
+        let text = err.to_string();
+        assert!(text.contains(&dir.path().display().to_string()), "{text}");
+        assert!(text.contains("SEEDBED_SQLITE_DIR"), "{text}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }
