@@ -84,7 +84,8 @@ pub(crate) async fn install(conn: &mut SqliteConnection, schema: &Schema) -> Res
     let _ = write!(
         sql,
         " DROP TRIGGER IF EXISTS {trigger}; \
-         CREATE TRIGGER {trigger} BEFORE DELETE ON {j} BEGIN{remove} END;",
+         CREATE TRIGGER {trigger} BEFORE DELETE ON {j} WHEN OLD.token <> '' \
+         BEGIN{remove} END;",
         trigger = quote_ident(REMOVE_TRIGGER),
         j = quote_ident(JOURNAL),
     );
@@ -147,12 +148,12 @@ pub(crate) async fn clean(conn: &mut SqliteConnection, token: &str) -> Result<()
 }
 
 pub(crate) async fn forget(conn: &mut SqliteConnection, token: &str) -> Result<()> {
-    // Marked, not deleted: deleting an entry deletes its row.
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE {} SET token = '' WHERE token = ?",
-        quote_ident(JOURNAL)
+    // Detached first (an entry with an empty token deletes no row), then deleted.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "UPDATE {j} SET token = '' WHERE token = {t}; DELETE FROM {j} WHERE token = '';",
+        j = quote_ident(JOURNAL),
+        t = quote_literal(token),
     )))
-    .bind(token)
     .execute(&mut *conn)
     .await
     .map_err(Error::db("forgetting a token's journal"))?;
