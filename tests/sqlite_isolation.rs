@@ -316,7 +316,7 @@ async fn template_empties_a_passing_tests_copy_for_the_next_test() {
     let name = db.database().to_string();
     let file = dir.file(&name).unwrap();
     assert!(db.url().unwrap().starts_with("sqlite://"));
-    insert_user(&db.pool(), "recycled@example.test").await;
+    let first_id = insert_user(&db.pool(), "recycled@example.test").await;
     sqlx::query("UPDATE roles SET name = 'changed' WHERE id = 1")
         .execute(&db.pool())
         .await
@@ -338,6 +338,12 @@ async fn template_empties_a_passing_tests_copy_for_the_next_test() {
         "the copy, emptied, serves the next test"
     );
     assert_eq!(count(&next.pool(), "users").await, 0);
+    let id = insert_user(&next.pool(), "again@example.test").await;
+    assert_eq!(id, first_id, "AUTOINCREMENT counters as the image has them");
+    sqlx::query("DELETE FROM users")
+        .execute(&next.pool())
+        .await
+        .unwrap();
     let role: String = sqlx::query_scalar("SELECT name FROM roles WHERE id = 1")
         .fetch_one(&next.pool())
         .await
@@ -523,4 +529,38 @@ async fn namespace_keeps_rows_with_cleanup_none() {
         .execute(&pool)
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn namespace_removes_children_first_and_what_delete_triggers_wrote() {
+    let db = iso(Strategy::Namespace)
+        .acquire_on::<Sqlite>()
+        .await
+        .unwrap();
+    let pool = db.pool();
+    let label: i64 = sqlx::query_scalar("INSERT INTO labels (name) VALUES ('l') RETURNING id")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let note: i64 = sqlx::query_scalar("INSERT INTO notes (label_id) VALUES (?) RETURNING id")
+        .bind(label)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let url = db.url().unwrap();
+    db.finish().await.unwrap();
+    let check = SqlitePool::connect(&url).await.unwrap();
+    for (sql, id) in [
+        ("SELECT count(*) FROM labels WHERE id = ?", label),
+        ("SELECT count(*) FROM notes WHERE id = ?", note),
+        ("SELECT count(*) FROM note_events WHERE note_id = ?", note),
+    ] {
+        let n: i64 = sqlx::query_scalar(sql)
+            .bind(id)
+            .fetch_one(&check)
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "{sql}");
+    }
+    check.close().await;
 }

@@ -23,3 +23,16 @@ CREATE TABLE columns (
     id INTEGER PRIMARY KEY,
     board_id INTEGER NOT NULL REFERENCES boards (id)
 );
+
+-- A parent whose name sorts before its child's, the child's key RESTRICT (checked at once), and
+-- an audit table the child's delete trigger writes.
+CREATE TABLE labels (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE notes (
+    id INTEGER PRIMARY KEY,
+    label_id INTEGER NOT NULL REFERENCES labels (id) ON DELETE RESTRICT
+);
+CREATE TABLE note_events (note_id INTEGER NOT NULL, what TEXT NOT NULL);
+CREATE TRIGGER notes_audit AFTER DELETE ON notes
+BEGIN
+    INSERT INTO note_events (note_id, what) VALUES (OLD.id, 'deleted');
+END;

@@ -1,7 +1,7 @@
 //! Emptying a SQLite database again (Truncate's cleaner on SQLite): the rows migrations inserted
 //! are kept as a baseline when the database is prepared, and cleaning deletes every row, children
-//! first, puts the baseline back and, on request, restarts `AUTOINCREMENT` counters
-//! (`sqlite_sequence`).
+//! first, puts the baseline back and, on request, puts the `AUTOINCREMENT` counters
+//! (`sqlite_sequence`) back as migrations left them.
 //!
 //! Every statement sqlx sends SQLite is a round trip to the connection's worker thread, and the
 //! round trips, not SQLite's work, are what cleaning costs. So preparing installs the whole
@@ -30,6 +30,8 @@ const BASELINE_PREFIX: &str = "seedbed_baseline_";
 const STATE_TABLE: &str = "seedbed_clean_state";
 /// The cleaning trigger.
 const TRIGGER: &str = "seedbed_clean_run";
+/// The `AUTOINCREMENT` counters as migrations left them.
+const SEQUENCE_BASELINE: &str = "seedbed_baseline_sequence";
 
 /// How to empty one prepared SQLite database: its tables in deletion order, and the baselines
 /// to put back.
@@ -177,7 +179,7 @@ pub(crate) async fn clean_and_version(
 
 /// The trigger that empties the database when `seedbed_clean_state`'s row is updated: every
 /// table emptied children first (twice), the baselines put back parents first, and the
-/// `AUTOINCREMENT` counters restarted when the update sets `reset`.
+/// `AUTOINCREMENT` counters put back as migrations left them when the update sets `reset`.
 async fn cleaning_trigger(
     conn: &mut SqliteConnection,
     schema: &Schema,
@@ -206,15 +208,27 @@ async fn cleaning_trigger(
             );
         }
     }
+    let mut sequences = String::new();
     if has_sequences(conn).await? {
-        body.push_str(" DELETE FROM sqlite_sequence WHERE NEW.reset;");
+        // The counters as migrations left them, put back on request.
+        let _ = write!(
+            sequences,
+            " DROP TABLE IF EXISTS {b}; CREATE TABLE {b} AS SELECT name, seq FROM sqlite_sequence;",
+            b = quote_ident(SEQUENCE_BASELINE)
+        );
+        let _ = write!(
+            body,
+            " DELETE FROM sqlite_sequence WHERE NEW.reset; \
+             INSERT INTO sqlite_sequence (name, seq) SELECT name, seq FROM {} WHERE NEW.reset;",
+            quote_ident(SEQUENCE_BASELINE)
+        );
     }
     if body.is_empty() {
         // No tables: a trigger needs a statement.
         body.push_str(" SELECT 1;");
     }
     Ok(format!(
-        " DROP TRIGGER IF EXISTS {trigger}; DROP TABLE IF EXISTS {state}; \
+        "{sequences} DROP TRIGGER IF EXISTS {trigger}; DROP TABLE IF EXISTS {state}; \
          CREATE TABLE {state} (id INTEGER PRIMARY KEY CHECK (id = 1), reset INTEGER NOT NULL, \
          touched INTEGER NOT NULL, version INTEGER NOT NULL); \
          INSERT INTO {state} VALUES (1, 0, 0, 0); \

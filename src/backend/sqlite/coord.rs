@@ -140,15 +140,20 @@ pub(crate) async fn take(
 /// Whether anyone (this process included) holds `name`.
 pub(crate) fn is_held(dir: &Directory, name: &str) -> Result<bool> {
     let path = dir.lock_file(name);
-    if !path.exists() {
-        return Ok(false);
-    }
-    match try_take(dir, name, LockMode::Exclusive)? {
-        Some(lock) => {
-            lock.release();
+    // Opened without creating it: a lock file its holder just removed is not made again.
+    let file = match OpenOptions::new().read(true).write(true).open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io("opening the lock file", path)(e)),
+    };
+    match attempt(&file, &path, LockMode::Exclusive).map_err(Error::io("locking", &path))? {
+        Attempt::Taken => {
+            let _ = file.unlock();
             Ok(false)
         }
-        None => Ok(true),
+        Attempt::Busy => Ok(true),
+        // Removed while we looked: its holder let go.
+        Attempt::Stale => Ok(false),
     }
 }
 

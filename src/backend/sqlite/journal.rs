@@ -37,11 +37,13 @@ fn is_own(name: &str) -> bool {
 }
 
 pub(crate) async fn install(conn: &mut SqliteConnection, schema: &Schema) -> Result<()> {
-    let without_rowid: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM pragma_table_list WHERE schema = 'main' AND wr = 1")
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(Error::db("looking for WITHOUT ROWID tables"))?;
+    let without_rowid: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM pragma_table_list WHERE schema = 'main' AND wr = 1 \
+             AND name NOT LIKE 'seedbed\\_%' ESCAPE '\\'",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(Error::db("looking for WITHOUT ROWID tables"))?;
     if let Some(table) = without_rowid.first() {
         return Err(Error::Config(format!(
             "Namespace on SQLite records the rows a test inserts by rowid, and table {table} is \
@@ -49,19 +51,22 @@ pub(crate) async fn install(conn: &mut SqliteConnection, schema: &Schema) -> Res
         )));
     }
     let mut sql = format!(
-        "CREATE TABLE IF NOT EXISTS {j} (token TEXT NOT NULL, tbl TEXT NOT NULL, \
-         rid INTEGER NOT NULL); \
-         CREATE INDEX IF NOT EXISTS seedbed_journal_by_token ON {j} (token, tbl); \
+        "CREATE TABLE IF NOT EXISTS {j} (token TEXT NOT NULL, pos INTEGER NOT NULL, \
+         tbl TEXT NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY (token, pos, rid)) WITHOUT ROWID; \
+         CREATE INDEX IF NOT EXISTS seedbed_journal_by_row ON {j} (tbl, rid); \
          DROP TABLE IF EXISTS {t}; \
          CREATE TABLE {t} (position INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);",
         j = quote_ident(JOURNAL),
         t = quote_ident(TABLES),
     );
-    let tables: Vec<&str> = schema
-        .tables
-        .iter()
-        .filter(|t| t.name.schema == "main" && !is_own(&t.name.name))
-        .map(|t| t.name.name.as_str())
+    // Children first: a DELETE visits a WITHOUT ROWID table's rows in primary-key order, so
+    // removal by token deletes a row before the rows it references (`ON DELETE RESTRICT` is
+    // checked at once, even inside one statement).
+    let order = schema.deletion_order();
+    let tables: Vec<&str> = order
+        .tables()
+        .filter(|t| t.schema == "main" && !is_own(&t.name))
+        .map(|t| t.name.as_str())
         .collect();
     let mut remove = String::new();
     for (position, table) in tables.iter().enumerate() {
@@ -106,9 +111,10 @@ pub(crate) async fn is_installed(conn: &mut SqliteConnection) -> Result<bool> {
     .map_err(Error::db("looking for the row journal"))
 }
 
-/// The statement that gives a connection its `TEMP` triggers: one per table, recording inserted
-/// rows under `token` (the key its rows are removed by) and forgetting rows the connection
-/// deletes itself (so a `rowid` SQLite reuses later is not taken for its own).
+/// The statement that gives a connection its `TEMP` triggers, per table: recording inserted rows
+/// under `token` (the key its rows are removed by); forgetting, whoever recorded them, rows the
+/// connection deletes (so a `rowid` SQLite reuses later is not taken for the row that had it);
+/// and following a row whose `rowid` the connection changes.
 pub(crate) async fn attach_script(conn: &mut SqliteConnection, token: &str) -> Result<String> {
     let tables: Vec<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT position, name FROM {} ORDER BY position",
@@ -125,32 +131,44 @@ pub(crate) async fn attach_script(conn: &mut SqliteConnection, token: &str) -> R
         let _ = write!(
             sql,
             "CREATE TEMP TRIGGER seedbed_journal_ins_{position} AFTER INSERT ON main.{table} \
-             BEGIN INSERT INTO {j} (token, tbl, rid) VALUES ({token}, {tbl}, NEW.rowid); END; \
+             BEGIN INSERT OR IGNORE INTO {j} (token, pos, tbl, rid) \
+             VALUES ({token}, {position}, {tbl}, NEW.rowid); END; \
              CREATE TEMP TRIGGER seedbed_journal_del_{position} AFTER DELETE ON main.{table} \
-             BEGIN DELETE FROM {j} WHERE token = {token} AND tbl = {tbl} AND rid = OLD.rowid; \
-             END; ",
+             BEGIN DELETE FROM {j} WHERE tbl = {tbl} AND rid = OLD.rowid; END; \
+             CREATE TEMP TRIGGER seedbed_journal_upd_{position} AFTER UPDATE ON main.{table} \
+             WHEN OLD.rowid <> NEW.rowid \
+             BEGIN UPDATE {j} SET rid = NEW.rowid WHERE tbl = {tbl} AND rid = OLD.rowid; END; ",
             j = quote_ident(JOURNAL),
         );
     }
     Ok(sql)
 }
 
+/// The key under which a removing connection with [`attach_script`]'s triggers records the rows
+/// the application's delete triggers write while a test's rows go (an audit table, say).
+pub(crate) const REMOVAL_KEY: &str = "~removal";
+
+/// Removes the rows recorded under `token`, then what the application's delete triggers wrote
+/// meanwhile (recorded under [`REMOVAL_KEY`] when `conn` carries the journal's triggers).
 pub(crate) async fn clean(conn: &mut SqliteConnection, token: &str) -> Result<()> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM {} WHERE token = ?",
-        quote_ident(JOURNAL)
-    )))
-    .bind(token)
-    .execute(&mut *conn)
-    .await
-    .map_err(Error::db(format!("removing the rows of token {token}")))?;
+    for key in [token, REMOVAL_KEY] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {} WHERE token = ?",
+            quote_ident(JOURNAL)
+        )))
+        .bind(key)
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::db(format!("removing the rows of token {key}")))?;
+    }
     Ok(())
 }
 
 pub(crate) async fn forget(conn: &mut SqliteConnection, token: &str) -> Result<()> {
     // Detached first (an entry with an empty token deletes no row), then deleted.
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "UPDATE {j} SET token = '' WHERE token = {t}; DELETE FROM {j} WHERE token = '';",
+        "UPDATE OR REPLACE {j} SET token = '' WHERE token = {t}; \
+         DELETE FROM {j} WHERE token = '';",
         j = quote_ident(JOURNAL),
         t = quote_literal(token),
     )))
@@ -174,11 +192,19 @@ pub(crate) async fn sweep(conn: &mut SqliteConnection) -> Result<Vec<String>> {
     for token in tokens {
         let name = token_lock(&token);
         // Held while the rows go, so no test takes the token meanwhile.
+        if token == REMOVAL_KEY {
+            continue;
+        }
         if let Some(lock) = super::coord::try_take(dir, &name, crate::backend::LockMode::Exclusive)?
         {
-            clean(conn, &token).await?;
+            // One token's rows that cannot go must not stop the others, nor the test sweeping.
+            match clean(conn, &token).await {
+                Ok(()) => swept.push(token),
+                Err(e) => {
+                    tracing::warn!(token = %token, error = %e, "cannot remove a dead test's rows");
+                }
+            }
             lock.remove(dir, &name);
-            swept.push(token);
         }
     }
     Ok(swept)

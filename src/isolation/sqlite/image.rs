@@ -18,7 +18,7 @@ use crate::util::hash::stable_hash;
 
 /// What seedbed puts in an image beyond the migrations changes with this version, so images an
 /// older seedbed built are not taken for this one's.
-const IMAGE_VERSION: &str = "v5";
+const IMAGE_VERSION: &str = "v8";
 
 /// How long a process waits for another to finish building an image.
 const BUILD_WAIT: Duration = Duration::from_secs(600);

@@ -123,6 +123,12 @@ fn pool_options(acquire_timeout: Duration, max: u32) -> SqlitePoolOptions {
         .test_before_acquire(false)
 }
 
+/// Closes `pool`, waiting at most a few seconds for connections a test still holds (a leaked
+/// `PoolConnection` or a task still running): they close when dropped.
+async fn close(pool: &SqlitePool) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), pool.close()).await;
+}
+
 /// Runs the attribute's fixtures on `conn`, named by position when one fails.
 async fn run_fixtures(conn: &mut sqlx::SqliteConnection, fixtures: &[String]) -> Result<()> {
     for (i, sql) in fixtures.iter().enumerate() {

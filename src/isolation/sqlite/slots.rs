@@ -64,6 +64,8 @@ struct Hooks {
 struct Slot {
     name: String,
     image: String,
+    /// The pool settings it was opened with: it serves only tests that would open the same.
+    settings: String,
     kind: Kind,
     lease: coord::Lock,
     pool: SqlitePool,
@@ -109,7 +111,10 @@ pub(super) async fn acquire(
     let image = image::ready(iso, dir, image_kind).await?;
     let kept = {
         let mut idle = idle().lock().unwrap_or_else(PoisonError::into_inner);
-        let found = idle.iter().position(|s| s.image == image && s.kind == kind);
+        let settings = settings_of(iso);
+        let found = idle
+            .iter()
+            .position(|s| s.image == image && s.kind == kind && s.settings == settings);
         found.map(|i| idle.swap_remove(i))
     };
     let mut slot = match kept {
@@ -207,6 +212,7 @@ async fn lease(iso: &Isolation, dir: &Directory, image: &str, kind: Kind) -> Res
         let slot = Slot {
             name,
             image: image.to_string(),
+            settings: settings_of(iso),
             kind,
             lease,
             pool,
@@ -227,6 +233,14 @@ async fn lease(iso: &Isolation, dir: &Directory, image: &str, kind: Kind) -> Res
     Err(Error::Internal(format!(
         "no free slot among 10000 of {image}"
     )))
+}
+
+/// What a slot's pool is opened with.
+fn settings_of(iso: &Isolation) -> String {
+    format!(
+        "{}:{:?}:{:?}",
+        iso.max_connections, iso.acquire_timeout, iso.lock_timeout
+    )
 }
 
 /// The one-connection pool of a Rollback slot, its connection watched by the hooks.
@@ -356,10 +370,14 @@ async fn finish_rollback(slot: Slot) -> Result<()> {
     let mut conn = match tokio::time::timeout(Duration::from_secs(2), slot.pool.acquire()).await {
         Ok(Ok(conn)) => conn,
         _ => {
-            // The test kept the connection (and its transaction) beyond its end: the slot goes,
-            // its `.inuse` file left for the next holder to empty it.
-            slot.hooks.running.store(false, Ordering::SeqCst);
-            drop(slot);
+            // The test kept the connection (and its transaction) beyond its end. Its commits stay
+            // refused, and the lease is held until the pool has closed (when the test lets the
+            // connection go, its transaction rolls back), so no other test gets the slot
+            // meanwhile.
+            super::super::engine::spawn_detached(async move {
+                slot.pool.close().await;
+                drop(slot);
+            });
             return Err(isolation(Violation::HeldAtEnd.explain()));
         }
     };
@@ -376,7 +394,7 @@ async fn finish_rollback(slot: Slot) -> Result<()> {
     if let Some(message) = violation {
         let _ = Tm::rollback(&mut conn).await;
         drop(conn);
-        slot.pool.close().await;
+        super::close(&slot.pool).await;
         slot.lease.release();
         return Err(isolation(message));
     }
@@ -399,7 +417,7 @@ async fn finish_rollback(slot: Slot) -> Result<()> {
     if ended.is_ok() && slot.hooks.connections.load(Ordering::SeqCst) == 1 {
         give_back(slot).await;
     } else {
-        slot.pool.close().await;
+        super::close(&slot.pool).await;
         slot.lease.release();
     }
     ended.map_err(Error::db("rolling back the test's transaction"))?;
@@ -425,7 +443,7 @@ fn isolation(message: &str) -> Error {
 /// the next process need not empty it again.
 async fn give_back(slot: Slot) {
     if crate::util::env::one_test_per_process() {
-        slot.pool.close().await;
+        super::close(&slot.pool).await;
         let _ = std::fs::remove_file(&slot.inuse);
         return;
     }

@@ -110,7 +110,7 @@ impl Replica {
 
     /// Closes the pool, removes the file and its owner lock.
     async fn discard(self, dir: &Directory) -> Result<()> {
-        self.pool.close().await;
+        super::close(&self.pool).await;
         let dropped = admin::drop_database(dir, &self.name);
         self.owner.remove(dir, &owner_lock(&self.name));
         dropped
@@ -125,7 +125,8 @@ impl Replica {
             .acquire()
             .await
             .map_err(Error::db("connecting to empty the copy"))?;
-        let emptied = cleaner::clean_and_version(&mut conn, &plan, false).await;
+        // Counters back to the image's too: the next test sees the copy a fresh one would be.
+        let emptied = cleaner::clean_and_version(&mut conn, &plan, true).await;
         conn.return_to_pool().await;
         Ok(matches!(emptied, Ok((_, now)) if now == version))
     }
@@ -205,6 +206,11 @@ pub(crate) fn sweep(dir: &Directory) -> Result<Vec<String>> {
             continue;
         }
         if let Some(owner) = coord::try_take(dir, &owner_lock(name), LockMode::Exclusive)? {
+            // Read again under the lock: a failing test marks its copy kept, then lets go.
+            if admin::read_marker(dir, name)?.is_some_and(|m| m.kind == "kept") {
+                owner.release();
+                continue;
+            }
             admin::drop_database(dir, name)?;
             owner.remove(dir, &owner_lock(name));
             swept.push(name.to_string());
@@ -234,7 +240,7 @@ impl Ending<Sqlite> for Clone {
             return Ok(());
         };
         if outcome == Outcome::Failed {
-            replica.pool.close().await;
+            super::close(&replica.pool).await;
             inner.mark_kept();
             let kept = admin::write_marker(dir, &replica.name, &Marker::new("kept"));
             replica.owner.remove(dir, &owner_lock(&replica.name));
