@@ -116,6 +116,11 @@ pub(crate) async fn is_installed(conn: &mut SqliteConnection) -> Result<bool> {
 /// connection deletes (so a `rowid` SQLite reuses later is not taken for the row that had it);
 /// and following a row whose `rowid` the connection changes.
 pub(crate) async fn attach_script(conn: &mut SqliteConnection, token: &str) -> Result<String> {
+    triggers(conn, token, false).await
+}
+
+/// The `TEMP` triggers of [`attach_script`], or only its `INSERT` ones.
+async fn triggers(conn: &mut SqliteConnection, token: &str, inserts_only: bool) -> Result<String> {
     let tables: Vec<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT position, name FROM {} ORDER BY position",
         quote_ident(TABLES)
@@ -132,8 +137,15 @@ pub(crate) async fn attach_script(conn: &mut SqliteConnection, token: &str) -> R
             sql,
             "CREATE TEMP TRIGGER seedbed_journal_ins_{position} AFTER INSERT ON main.{table} \
              BEGIN INSERT OR IGNORE INTO {j} (token, pos, tbl, rid) \
-             VALUES ({token}, {position}, {tbl}, NEW.rowid); END; \
-             CREATE TEMP TRIGGER seedbed_journal_del_{position} AFTER DELETE ON main.{table} \
+             VALUES ({token}, {position}, {tbl}, NEW.rowid); END; ",
+            j = quote_ident(JOURNAL),
+        );
+        if inserts_only {
+            continue;
+        }
+        let _ = write!(
+            sql,
+            "CREATE TEMP TRIGGER seedbed_journal_del_{position} AFTER DELETE ON main.{table} \
              BEGIN DELETE FROM {j} WHERE tbl = {tbl} AND rid = OLD.rowid; END; \
              CREATE TEMP TRIGGER seedbed_journal_upd_{position} AFTER UPDATE ON main.{table} \
              WHEN OLD.rowid <> NEW.rowid \
@@ -142,6 +154,23 @@ pub(crate) async fn attach_script(conn: &mut SqliteConnection, token: &str) -> R
         );
     }
     Ok(sql)
+}
+
+/// The statement that gives the connection removing tests' rows what it needs of
+/// [`attach_script`]: `INSERT` triggers recording under [`REMOVAL_KEY`], and only when the
+/// application has triggers of its own (only they write while rows are deleted).
+pub(crate) async fn removal_script(conn: &mut SqliteConnection) -> Result<String> {
+    let app_triggers: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'trigger' \
+         AND name NOT LIKE 'seedbed\\_%' ESCAPE '\\')",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(Error::db("looking for the application's triggers"))?;
+    if !app_triggers {
+        return Ok(String::new());
+    }
+    triggers(conn, REMOVAL_KEY, true).await
 }
 
 /// The key under which a removing connection with [`attach_script`]'s triggers records the rows

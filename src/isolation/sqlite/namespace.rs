@@ -191,11 +191,13 @@ impl Remover {
                 .map_err(Error::db("opening the shared database"))?;
             // Rows the application's delete triggers write while a test's rows go (an audit
             // table, say) are recorded too, and go after them.
-            let script = journal::attach_script(&mut conn, journal::REMOVAL_KEY).await?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(script))
-                .execute(&mut conn)
-                .await
-                .map_err(Error::db("giving the remover its journal triggers"))?;
+            let script = journal::removal_script(&mut conn).await?;
+            if !script.is_empty() {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(script))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(Error::db("giving the remover its journal triggers"))?;
+            }
             *slot = Some(conn);
         }
         slot.as_mut()
