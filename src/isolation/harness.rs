@@ -416,6 +416,16 @@ fn failure_block<DB: Isolated>(
              use strategy = \"template\"\n",
         );
     }
+    if db.is_some_and(|d| d.strategy() == Strategy::Rollback)
+        && (failure.contains("InvalidSavePointStatement")
+            || failure.contains("cannot start a transaction within a transaction"))
+    {
+        out.push_str(
+            "note:     the code began a transaction of its own kind (`begin_with(\"BEGIN \
+             IMMEDIATE\")`, a raw BEGIN) inside the test's transaction, where only savepoints \
+             can start: use strategy = \"template\" (or \"truncate\")\n",
+        );
+    }
     out.push_str("──────────────────────────────");
     out
 }
