@@ -384,9 +384,17 @@ async fn template_keeps_a_failing_tests_copy() {
         .unwrap();
     assert_eq!(count(&kept, "users").await, 1, "with what the test wrote");
     kept.close().await;
-    for suffix in ["db", "marker"] {
-        let _ = std::fs::remove_file(dir.path().join(format!("{name}.{suffix}")));
-    }
+    // A sweep leaves it; a sweep of kept copies removes it.
+    seedbed::isolation::maintenance::sweep_sqlite(dir, false)
+        .await
+        .unwrap();
+    assert!(file.is_file(), "kept past an ordinary sweep");
+    let swept = seedbed::isolation::maintenance::sweep_sqlite(dir, true)
+        .await
+        .unwrap();
+    assert!(swept.clones.contains(&name), "{swept:?}");
+    assert!(!file.exists());
+    assert!(!dir.path().join(format!("{name}.marker")).exists());
 }
 
 #[tokio::test]
@@ -515,7 +523,7 @@ async fn namespace_keeps_rows_with_cleanup_none() {
     let dir = <Sqlite as seedbed::backend::Provision>::server()
         .await
         .unwrap();
-    seedbed::isolation::maintenance::sweep_sqlite(dir)
+    seedbed::isolation::maintenance::sweep_sqlite(dir, false)
         .await
         .unwrap();
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE email = ?")

@@ -205,7 +205,7 @@ async fn kill_mid_test(test: &str) -> Left {
     };
     child.kill().unwrap();
     child.wait().unwrap();
-    seedbed::isolation::maintenance::sweep_sqlite(dir)
+    seedbed::isolation::maintenance::sweep_sqlite(dir, false)
         .await
         .unwrap();
     left

@@ -5,7 +5,7 @@
 //! seedbed server start|status|stop   manage the embedded PostgreSQL server
 //! seedbed schema [--migrations DIR]  migrate a database and show its tables in deletion order
 //! seedbed list                       the test databases seedbed made, with their state
-//! seedbed sweep [--kept]             drop what dead test processes left (and kept databases)
+//! seedbed sweep [--kept] [--sqlite]  drop what dead test processes left (and kept databases)
 //! ```
 //!
 //! `seedbed __bench-child …` (hidden) is one test process of `seedbed bench`'s
@@ -71,12 +71,17 @@ enum Command {
     /// Drop the test databases and schemas whose process died (their lease is free), and the rows
     /// Namespace tests of dead processes left; never a running test's.
     Sweep {
-        /// Server to use (default: SEEDBED_DATABASE_URL, DATABASE_URL, else the embedded server).
+        /// Server to use (default: SEEDBED_DATABASE_URL, DATABASE_URL, else the embedded server);
+        /// a `sqlite:` URL sweeps the SQLite test databases beside its file.
         #[arg(long)]
         database_url: Option<String>,
         /// Also drop the databases kept for failed tests.
         #[arg(long)]
         kept: bool,
+        /// Sweep the SQLite test databases (SEEDBED_SQLITE_DIR, else the target directory's
+        /// seedbed-sqlite) instead of a PostgreSQL server.
+        #[arg(long)]
+        sqlite: bool,
     },
     /// One test process of `seedbed bench`'s process-per-test runs (started by the bench
     /// itself, with arguments it makes).
@@ -119,7 +124,20 @@ async fn run(cli: Cli) -> ExitCode {
             migrations,
         } => schema::run(database_url, migrations).await,
         Command::List { database_url } => registry::list(database_url).await,
-        Command::Sweep { database_url, kept } => registry::sweep(database_url, kept).await,
+        Command::Sweep {
+            database_url,
+            kept,
+            sqlite,
+        } if sqlite
+            || database_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("sqlite:")) =>
+        {
+            registry::sweep_sqlite(database_url, kept).await
+        }
+        Command::Sweep {
+            database_url, kept, ..
+        } => registry::sweep(database_url, kept).await,
         Command::BenchChild { .. } => Ok(()),
     };
     match result {

@@ -79,3 +79,26 @@ pub(crate) async fn sweep(database_url: Option<String>, kept: bool) -> Result<()
     }
     Ok(())
 }
+
+/// `seedbed sweep --sqlite`: the SQLite test databases of dead test processes (and, with `kept`,
+/// the copies kept for failed tests).
+pub(crate) async fn sweep_sqlite(
+    database_url: Option<String>,
+    kept: bool,
+) -> Result<(), seedbed::Error> {
+    let dir = seedbed::backend::sqlite::Directory::resolve(database_url.as_deref())?;
+    let swept = maintenance::sweep_sqlite(&dir, kept).await?;
+    println!(
+        "in {}: removed {} test database copy(ies){}, emptied {} slot(s), removed the rows of {} \
+         dead Namespace key(s)",
+        dir.path().display(),
+        swept.clones.len(),
+        if kept { " (kept ones included)" } else { "" },
+        swept.slots.len(),
+        swept.tokens.len()
+    );
+    for name in swept.clones.iter().chain(&swept.slots) {
+        println!("  {name}");
+    }
+    Ok(())
+}

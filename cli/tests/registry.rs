@@ -72,3 +72,38 @@ async fn list_shows_a_kept_database_and_sweep_kept_removes_it() {
     seedbed::server::embedded::stop(&config).await.unwrap();
     let _ = std::fs::remove_dir_all(&home);
 }
+
+/// `seedbed sweep --sqlite --kept` removes a SQLite copy kept for a failed Template test, in the
+/// directory a `sqlite:` URL names (a directory of this test's own: nothing else is swept).
+#[tokio::test]
+async fn sweep_sqlite_kept_removes_a_kept_copy() {
+    let root = std::env::temp_dir().join(format!("seedbed-cli-sweep-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let url = format!("sqlite://{}/app.db", root.display());
+    let dir = seedbed::backend::sqlite::Directory::resolve(Some(&url)).unwrap();
+    // A copy a failed test kept, as Template leaves it: a database file and its marker.
+    std::fs::write(dir.path().join("seedbed_clone_1_0_0.db"), b"").unwrap();
+    std::fs::write(
+        dir.path().join("seedbed_clone_1_0_0.marker"),
+        seedbed::backend::Marker::new("kept").to_comment(),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_seedbed"))
+            .args(args)
+            .env_remove("SEEDBED_SQLITE_DIR")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let plain = run(&["sweep", "--database-url", &url]);
+    assert!(plain.contains("removed 0 test database"), "{plain}");
+    assert!(dir.path().join("seedbed_clone_1_0_0.db").exists());
+    let kept = run(&["sweep", "--database-url", &url, "--kept"]);
+    assert!(kept.contains("seedbed_clone_1_0_0"), "{kept}");
+    assert!(!dir.path().join("seedbed_clone_1_0_0.db").exists());
+    assert!(!dir.path().join("seedbed_clone_1_0_0.marker").exists());
+    std::fs::remove_dir_all(&root).unwrap();
+}

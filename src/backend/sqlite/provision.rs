@@ -45,8 +45,26 @@ impl Directory {
     /// The directory of the process's tests, resolved and created once.
     pub async fn get() -> Result<&'static Directory> {
         static DIR: OnceCell<Directory> = OnceCell::const_new();
-        DIR.get_or_try_init(|| async { Directory::at(resolve_path()?) })
+        DIR.get_or_try_init(|| async { Directory::resolve(None) })
             .await
+    }
+
+    /// The directory tests would use, with `url` (a `sqlite:` URL) in place of the environment's
+    /// database URL: for the `seedbed` command, which is told the URL on its command line.
+    ///
+    /// ```no_run
+    /// # fn demo() -> Result<(), seedbed::Error> {
+    /// use seedbed::backend::sqlite::Directory;
+    /// let dir = Directory::resolve(Some("sqlite://target/app.db"))?;
+    /// assert!(dir.path().ends_with("seedbed-sqlite"));
+    /// # Ok(()) }
+    /// ```
+    pub fn resolve(url: Option<&str>) -> Result<Directory> {
+        let url = url.map(str::to_string).or_else(|| {
+            crate::util::env::text("SEEDBED_DATABASE_URL")
+                .or_else(|| crate::util::env::text("DATABASE_URL"))
+        });
+        Directory::at(resolve_from(crate::util::env::text(DIR_VAR), url)?)
     }
 
     /// A directory at `path`, created if it does not exist (its parent must).
@@ -138,12 +156,6 @@ fn check_name(name: &str) -> Result<()> {
              and `-` only"
         )))
     }
-}
-
-fn resolve_path() -> Result<PathBuf> {
-    let url = crate::util::env::text("SEEDBED_DATABASE_URL")
-        .or_else(|| crate::util::env::text("DATABASE_URL"));
-    resolve_from(crate::util::env::text(DIR_VAR), url)
 }
 
 /// The directory from `SEEDBED_SQLITE_DIR` (`dir`), else from a `sqlite:` database URL (`url`:

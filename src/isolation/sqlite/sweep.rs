@@ -23,19 +23,19 @@ pub struct SqliteSwept {
 }
 
 /// Sweeps `dir` of what dead test processes left (tests running now are left alone: they hold
-/// their locks).
+/// their locks); with `kept`, also the Template copies kept for failed tests.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), seedbed::Error> {
 /// use seedbed::backend::sqlite::Directory;
 ///
-/// let swept = seedbed::isolation::maintenance::sweep_sqlite(Directory::get().await?).await?;
+/// let swept = seedbed::isolation::maintenance::sweep_sqlite(Directory::get().await?, false).await?;
 /// println!("{} copies, {} slots, {} tokens", swept.clones.len(), swept.slots.len(), swept.tokens.len());
 /// # Ok(()) }
 /// ```
-pub async fn sweep(dir: &Directory) -> Result<SqliteSwept> {
+pub async fn sweep(dir: &Directory, kept: bool) -> Result<SqliteSwept> {
     let mut swept = SqliteSwept {
-        clones: template::sweep(dir)?,
+        clones: template::sweep(dir, kept)?,
         ..SqliteSwept::default()
     };
     let names: Vec<String> = std::fs::read_dir(dir.path())

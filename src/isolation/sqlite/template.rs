@@ -35,7 +35,7 @@ fn owner_lock(name: &str) -> String {
 pub(super) async fn acquire(iso: &Isolation, dir: &'static Directory) -> Result<Acquired> {
     static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     SWEPT
-        .get_or_try_init(|| async { sweep(dir).map(|_| ()) })
+        .get_or_try_init(|| async { sweep(dir, false).map(|_| ()) })
         .await?;
     let once = crate::util::env::one_test_per_process();
     let kind = if once {
@@ -188,8 +188,9 @@ fn unique_name() -> String {
     format!("{PREFIX}{}_{n}_{nanos:08x}", std::process::id())
 }
 
-/// Removes the copies whose owner is gone (not those kept for inspection); returns their names.
-pub(crate) fn sweep(dir: &Directory) -> Result<Vec<String>> {
+/// Removes the copies whose owner is gone (those kept for inspection too with `kept`); returns
+/// their names.
+pub(crate) fn sweep(dir: &Directory, kept: bool) -> Result<Vec<String>> {
     let entries =
         std::fs::read_dir(dir.path()).map_err(crate::error::Error::io("listing", dir.path()))?;
     let mut swept = Vec::new();
@@ -202,12 +203,15 @@ pub(crate) fn sweep(dir: &Directory) -> Result<Vec<String>> {
         else {
             continue;
         };
-        if admin::read_marker(dir, name)?.is_some_and(|m| m.kind == "kept") {
+        let is_kept = |dir: &Directory| -> Result<bool> {
+            Ok(admin::read_marker(dir, name)?.is_some_and(|m| m.kind == "kept"))
+        };
+        if !kept && is_kept(dir)? {
             continue;
         }
         if let Some(owner) = coord::try_take(dir, &owner_lock(name), LockMode::Exclusive)? {
             // Read again under the lock: a failing test marks its copy kept, then lets go.
-            if admin::read_marker(dir, name)?.is_some_and(|m| m.kind == "kept") {
+            if !kept && is_kept(dir)? {
                 owner.release();
                 continue;
             }
