@@ -262,6 +262,31 @@ pub(crate) async fn has_sequences(conn: &mut SqliteConnection) -> Result<bool> {
         .map_err(Error::db("looking for sqlite_sequence"))
 }
 
+/// Puts the `AUTOINCREMENT` counters back as migrations left them (what cleaning with
+/// `reset_sequences` does), outside a cleaning.
+pub(crate) async fn restore_sequences(conn: &mut SqliteConnection) -> Result<()> {
+    let has_baseline: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?)",
+    )
+    .bind(SEQUENCE_BASELINE)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(Error::db("looking for the counters' baseline"))?;
+    if !has_baseline {
+        // No AUTOINCREMENT table when the database was prepared: nothing counts.
+        return Ok(());
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM sqlite_sequence; INSERT INTO sqlite_sequence (name, seq) \
+         SELECT name, seq FROM {};",
+        quote_ident(SEQUENCE_BASELINE)
+    )))
+    .execute(&mut *conn)
+    .await
+    .map_err(Error::db("restarting AUTOINCREMENT counters"))?;
+    Ok(())
+}
+
 /// `"schema"."name"`, both quoted.
 fn qualified(schema: &str, name: &str) -> String {
     format!("{}.{}", quote_ident(schema), quote_ident(name))

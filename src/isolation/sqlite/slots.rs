@@ -141,12 +141,10 @@ pub(super) async fn acquire(
                 .map_err(Error::db("starting the test's transaction"))?;
             slot.begun = true;
         }
-        if reset && crate::backend::sqlite::clean::has_sequences(&mut conn).await? {
-            // The test's AUTOINCREMENT counters start at 1 whoever held the slot before.
-            sqlx::query("DELETE FROM sqlite_sequence")
-                .execute(&mut *conn)
-                .await
-                .map_err(Error::db("restarting AUTOINCREMENT counters"))?;
+        if reset {
+            // The test's AUTOINCREMENT counters start where migrations left them, whoever held
+            // the slot before.
+            crate::backend::sqlite::clean::restore_sequences(&mut conn).await?;
         }
         if kind == Kind::Rollback {
             slot.hooks.running.store(true, Ordering::SeqCst);
