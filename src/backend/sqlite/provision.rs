@@ -131,6 +131,13 @@ impl Directory {
             .busy_timeout(BUSY_TIMEOUT)
     }
 
+    /// A connection to `database`, with [`connect_options`](Self::connect_options).
+    pub async fn connect(&self, database: &str) -> Result<SqliteConnection> {
+        SqliteConnection::connect_with(&self.connect_options(database))
+            .await
+            .map_err(Error::db(format!("opening {}", self.url(database))))
+    }
+
     /// `sqlite://<file>` for `database`.
     pub fn url(&self, database: &str) -> String {
         format!(

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use sqlx::{Connection, Sqlite, SqliteConnection};
+use sqlx::{Connection, Sqlite};
 
 use super::super::builder::Isolation;
 use super::super::engine::KeyedOnce;
@@ -115,9 +115,7 @@ async fn build(
 
 async fn fill(iso: &Isolation, dir: &Directory, name: &str, kind: Kind) -> Result<()> {
     let migrations = iso.migrations_resolved().await?;
-    let mut conn = SqliteConnection::connect_with(&dir.connect_options(name))
-        .await
-        .map_err(Error::db(format!("opening {}", dir.url(name))))?;
+    let mut conn = dir.connect(name).await?;
     migrations.apply(&mut conn).await?;
     match kind {
         Kind::TemplateOnce => super::run_fixtures(&mut conn, &iso.fixtures).await?,

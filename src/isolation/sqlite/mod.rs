@@ -99,28 +99,49 @@ pub(super) async fn acquire(iso: Isolation) -> Result<TestDb<Sqlite>> {
     })
 }
 
-/// Options for the test's connections to `database`.
-fn connect_options(iso: &Isolation, dir: &Directory, database: &str) -> SqliteConnectOptions {
-    // SQLite has no statement timeout; waiting for another writer is its lock timeout.
-    dir.connect_options(database)
-        .busy_timeout(iso.lock_timeout.max(Duration::from_millis(1)))
+/// What a test's pool is opened with, from the test's [`Isolation`]: a pool a process keeps
+/// (a slot's, a recycled Template copy's, a Namespace pool) serves only tests that would open the
+/// same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PoolSettings {
+    max_connections: u32,
+    acquire_timeout: Duration,
+    /// SQLite has no statement timeout; waiting for another writer is its lock timeout.
+    busy_timeout: Duration,
 }
 
-/// A pool of at most `max` connections, opened as the test asks.
-fn pool(iso: &Isolation, options: SqliteConnectOptions, max: u32) -> SqlitePool {
-    pool_options(iso.acquire_timeout, max).connect_lazy_with(options)
-}
+impl PoolSettings {
+    fn of(iso: &Isolation) -> Self {
+        Self {
+            max_connections: iso.max_connections,
+            acquire_timeout: iso.acquire_timeout,
+            busy_timeout: iso.lock_timeout.max(Duration::from_millis(1)),
+        }
+    }
 
-/// The settings of a test's pool: connections opened as asked, kept open, not pinged (a SQLite
-/// connection is in-process).
-fn pool_options(acquire_timeout: Duration, max: u32) -> SqlitePoolOptions {
-    SqlitePoolOptions::new()
-        .max_connections(max)
-        .min_connections(0)
-        .acquire_timeout(acquire_timeout)
-        .idle_timeout(None)
-        .max_lifetime(None)
-        .test_before_acquire(false)
+    /// Options for the test's connections to `database`.
+    fn connect_options(&self, dir: &Directory, database: &str) -> SqliteConnectOptions {
+        dir.connect_options(database)
+            .busy_timeout(self.busy_timeout)
+    }
+
+    /// The test's pool options, with at most `max` connections: opened as asked, kept open, not
+    /// pinged before use (a SQLite connection is in-process).
+    fn pool_options(&self, max: u32) -> SqlitePoolOptions {
+        SqlitePoolOptions::new()
+            .max_connections(max)
+            .min_connections(0)
+            .acquire_timeout(self.acquire_timeout)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .test_before_acquire(false)
+    }
+
+    /// The test's pool on `options`, its connections opened as the test asks.
+    fn pool(&self, options: SqliteConnectOptions) -> SqlitePool {
+        self.pool_options(self.max_connections)
+            .connect_lazy_with(options)
+    }
 }
 
 /// Closes `pool`, waiting at most a few seconds for connections a test still holds (a leaked

@@ -10,7 +10,6 @@
 //! `cleanup = "none"` keeps the test's rows: their journal entries are detached from the key.
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool};
@@ -19,7 +18,7 @@ use super::super::engine::KeyedOnce;
 use super::super::strategies::Ending;
 use super::super::testdb::{Inner, Outcome};
 use super::image;
-use super::{Acquired, Isolation, connect_options, pool_options};
+use super::{Acquired, Isolation, PoolSettings};
 use crate::backend::LockMode;
 use crate::backend::sqlite::{Directory, coord, journal};
 use crate::error::{Error, Result};
@@ -27,8 +26,10 @@ use crate::error::{Error, Result};
 /// A pool on the shared database whose connections journal under `key`.
 #[derive(Debug)]
 struct Journaled {
-    /// What it serves: the database and the test's pool settings.
-    serves: String,
+    /// The shared database it is on.
+    database: String,
+    /// The test pool settings it was opened with: it serves only tests that would open the same.
+    settings: PoolSettings,
     key: String,
     /// Held while the process lives: the sweeper leaves the key's rows alone.
     key_lock: coord::Lock,
@@ -48,7 +49,7 @@ pub(super) async fn acquire(
     base_seed: u64,
 ) -> Result<Acquired> {
     let database = image::ready(iso, dir, image::Kind::Shared).await?;
-    let options = connect_options(iso, dir, &database);
+    let settings = PoolSettings::of(iso);
     let remover = remover(dir, &database).await?;
     static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     SWEPT
@@ -62,18 +63,16 @@ pub(super) async fn acquire(
         })
         .await?;
     let (token, token_lock) = claim(dir, test, base_seed)?;
-    let serves = format!(
-        "{database}:{}:{:?}:{:?}",
-        iso.max_connections, iso.acquire_timeout, iso.lock_timeout
-    );
     let kept = {
         let mut idle = idle().lock().unwrap_or_else(PoisonError::into_inner);
-        let found = idle.iter().position(|j| j.serves == serves);
+        let found = idle
+            .iter()
+            .position(|j| j.database == database && j.settings == settings);
         found.map(|i| idle.swap_remove(i))
     };
     let journaled = match kept {
         Some(journaled) => journaled,
-        None => open(iso, dir, &remover, serves, options).await?,
+        None => open(dir, &database, &remover, settings).await?,
     };
     if !iso.fixtures.is_empty() {
         let mut conn = journaled
@@ -98,11 +97,10 @@ pub(super) async fn acquire(
 
 /// A new pool with a journal key of its own; its connections get their triggers as they open.
 async fn open(
-    iso: &Isolation,
     dir: &'static Directory,
+    database: &str,
     remover: &Remover,
-    serves: String,
-    options: sqlx::sqlite::SqliteConnectOptions,
+    settings: PoolSettings,
 ) -> Result<Journaled> {
     // The first free key: keys (and their lock files) are reused run after run, and rows a
     // dead process left under one go with the first test that takes it, if no sweep took them.
@@ -116,8 +114,9 @@ async fn open(
     }
     let (key, key_lock) =
         taken.ok_or_else(|| Error::Internal("no free journal key among 10000".into()))?;
-    let attach = Arc::new(journal_script(remover, &serves).await?.replace(KEY, &key));
-    let pool = pool_options(iso.acquire_timeout, iso.max_connections)
+    let attach = Arc::new(journal_script(remover, database).await?.replace(KEY, &key));
+    let pool = settings
+        .pool_options(settings.max_connections)
         .after_connect(move |conn, _| {
             let attach = Arc::clone(&attach);
             Box::pin(async move {
@@ -127,9 +126,10 @@ async fn open(
                 Ok(())
             })
         })
-        .connect_lazy_with(options);
+        .connect_lazy_with(settings.connect_options(dir, database));
     Ok(Journaled {
-        serves,
+        database: database.to_string(),
+        settings,
         key,
         key_lock,
         pool,
@@ -140,12 +140,12 @@ async fn open(
 const KEY: &str = "seedbed-journal-key-placeholder";
 
 /// The `TEMP` triggers' script of the shared database (read on its remover connection), with
-/// [`KEY`] for the key, read once per process and pool settings.
-async fn journal_script(remover: &Remover, serves: &str) -> Result<Arc<String>> {
+/// [`KEY`] for the key, read once per process.
+async fn journal_script(remover: &Remover, database: &str) -> Result<Arc<String>> {
     static SCRIPTS: OnceLock<KeyedOnce<Arc<String>>> = OnceLock::new();
     SCRIPTS
         .get_or_init(KeyedOnce::new)
-        .get_or_try_init(serves, async {
+        .get_or_try_init(database, async {
             let mut guard = remover.conn.lock().await;
             let script = journal::attach_script(remover.open(&mut guard).await?, KEY).await?;
             Ok(Arc::new(script))
@@ -170,9 +170,7 @@ async fn remover(dir: &Directory, database: &str) -> Result<Arc<Remover>> {
         .get_or_init(KeyedOnce::new)
         .get_or_try_init(database, async {
             Ok(Arc::new(Remover {
-                options: dir
-                    .connect_options(database)
-                    .busy_timeout(Duration::from_secs(30)),
+                options: dir.connect_options(database),
                 conn: tokio::sync::Mutex::new(None),
             }))
         })

@@ -31,7 +31,7 @@ use super::super::strategies::Ending;
 use super::super::testdb::{Inner, Outcome};
 use super::super::transaction::Violation;
 use super::image;
-use super::{Acquired, Isolation, connect_options, pool, pool_options, run_fixtures};
+use super::{Acquired, Isolation, PoolSettings, run_fixtures};
 use crate::backend::sqlite::{Directory, SqlitePlan, admin, coord};
 use crate::backend::{Clean, LockMode, Marker};
 use crate::error::{Error, Result};
@@ -65,7 +65,7 @@ struct Slot {
     name: String,
     image: String,
     /// The pool settings it was opened with: it serves only tests that would open the same.
-    settings: String,
+    settings: PoolSettings,
     kind: Kind,
     lease: coord::Lock,
     pool: SqlitePool,
@@ -111,7 +111,7 @@ pub(super) async fn acquire(
     let image = image::ready(iso, dir, image_kind).await?;
     let kept = {
         let mut idle = idle().lock().unwrap_or_else(PoisonError::into_inner);
-        let settings = settings_of(iso);
+        let settings = PoolSettings::of(iso);
         let found = idle
             .iter()
             .position(|s| s.image == image && s.kind == kind && s.settings == settings);
@@ -185,11 +185,7 @@ async fn lease(iso: &Isolation, dir: &Directory, image: &str, kind: Kind) -> Res
             admin::clone(dir, &name, image)?;
             // WAL: a transaction appends to the log instead of making and removing a journal
             // file, and a process killed mid-test leaves the file consistent.
-            let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(
-                &dir.connect_options(&name),
-            )
-            .await
-            .map_err(Error::db(format!("opening {}", dir.url(&name))))?;
+            let mut conn = dir.connect(&name).await?;
             sqlx::raw_sql("PRAGMA journal_mode = WAL")
                 .execute(&mut conn)
                 .await
@@ -201,16 +197,17 @@ async fn lease(iso: &Isolation, dir: &Directory, image: &str, kind: Kind) -> Res
             admin::write_marker(dir, &name, &marker)?;
         }
         let hooks = Arc::new(Hooks::default());
-        let options = connect_options(iso, dir, &name);
+        let settings = PoolSettings::of(iso);
+        let options = settings.connect_options(dir, &name);
         let pool = match kind {
-            Kind::Truncate => pool(iso, options, iso.max_connections),
-            Kind::Rollback => with_hooks(options, iso.acquire_timeout, &hooks),
+            Kind::Truncate => settings.pool(options),
+            Kind::Rollback => with_hooks(&settings, options, &hooks),
         };
         let inuse = dir.path().join(format!("{name}.inuse"));
         let slot = Slot {
             name,
             image: image.to_string(),
-            settings: settings_of(iso),
+            settings,
             kind,
             lease,
             pool,
@@ -233,22 +230,15 @@ async fn lease(iso: &Isolation, dir: &Directory, image: &str, kind: Kind) -> Res
     )))
 }
 
-/// What a slot's pool is opened with.
-fn settings_of(iso: &Isolation) -> String {
-    format!(
-        "{}:{:?}:{:?}",
-        iso.max_connections, iso.acquire_timeout, iso.lock_timeout
-    )
-}
-
 /// The one-connection pool of a Rollback slot, its connection watched by the hooks.
 fn with_hooks(
+    settings: &PoolSettings,
     options: sqlx::sqlite::SqliteConnectOptions,
-    acquire_timeout: Duration,
     hooks: &Arc<Hooks>,
 ) -> SqlitePool {
     let hooks = Arc::clone(hooks);
-    pool_options(acquire_timeout, 1)
+    settings
+        .pool_options(1)
         .after_connect(move |conn, _| {
             let hooks = Arc::clone(&hooks);
             Box::pin(async move {
@@ -287,17 +277,13 @@ async fn clean(slot: &Slot, reset_sequences: bool) -> Result<()> {
     Ok(())
 }
 
-/// The statement that finds a violated deferred foreign key, for the image's tables that declare
-/// one (`DEFERRABLE INITIALLY DEFERRED`; SQLite's catalog does not say, so their `CREATE`
-/// statements are read), once per image; `None` when no table does. Immediate keys are checked
-/// by SQLite as each statement runs.
-async fn deferred_check(
-    slot: &Slot,
-    conn: &mut sqlx::SqliteConnection,
-) -> Result<Option<Arc<String>>> {
-    static CHECKS: OnceLock<KeyedOnce<Option<Arc<String>>>> = OnceLock::new();
-    CHECKS
-        .get_or_init(KeyedOnce::new)
+/// The statement that ends a Rollback test, built once per image: the check for a violated
+/// deferred foreign key on the image's tables that declare one (`DEFERRABLE INITIALLY
+/// DEFERRED`; SQLite's catalog does not say, so their `CREATE` statements are read; immediate
+/// keys are checked by SQLite as each statement runs), then `ROLLBACK; BEGIN`.
+async fn rollback_end(slot: &Slot, conn: &mut sqlx::SqliteConnection) -> Result<Arc<String>> {
+    static ENDS: OnceLock<KeyedOnce<Arc<String>>> = OnceLock::new();
+    ENDS.get_or_init(KeyedOnce::new)
         .get_or_try_init(&slot.image, async {
             let tables: Vec<String> = sqlx::query_scalar(
                 "SELECT name FROM sqlite_schema WHERE type = 'table' \
@@ -307,7 +293,7 @@ async fn deferred_check(
             .await
             .map_err(Error::db("looking for deferred foreign keys"))?;
             if tables.is_empty() {
-                return Ok(None);
+                return Ok(Arc::new("ROLLBACK; BEGIN".to_string()));
             }
             let parts: Vec<String> = tables
                 .iter()
@@ -318,10 +304,10 @@ async fn deferred_check(
                     )
                 })
                 .collect();
-            Ok(Some(Arc::new(format!(
-                "{} LIMIT 1",
+            Ok(Arc::new(format!(
+                "{} LIMIT 1; ROLLBACK; BEGIN",
                 parts.join(" UNION ALL ")
-            ))))
+            )))
         })
         .await
 }
@@ -398,12 +384,8 @@ async fn finish_rollback(slot: Slot) -> Result<()> {
     }
     // One statement to the connection: deferred foreign keys checked (as a commit would), the
     // test's transaction rolled back, and the next test's begun (sqlx still counts one).
-    let check = deferred_check(&slot, &mut conn).await?;
-    let sql = match check.as_deref() {
-        Some(check) => format!("{check}; ROLLBACK; BEGIN"),
-        None => "ROLLBACK; BEGIN".to_string(),
-    };
-    let ended = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+    let end = rollback_end(&slot, &mut conn).await?;
+    let ended = sqlx::raw_sql(sqlx::AssertSqlSafe(end.as_str().to_owned()))
         .fetch_all(&mut *conn)
         .await;
     conn.return_to_pool().await;

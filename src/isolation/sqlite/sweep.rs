@@ -4,7 +4,7 @@
 //! use, a slot is emptied by its next holder); [`sweep`] does all of it at once, for `seedbed
 //! sweep` and for tests.
 
-use sqlx::{Connection, Sqlite, SqliteConnection};
+use sqlx::{Connection, Sqlite};
 
 use super::template;
 use crate::backend::sqlite::{Directory, admin, coord, journal};
@@ -67,7 +67,7 @@ pub async fn sweep(dir: &Directory, kept: bool) -> Result<SqliteSwept> {
             .filter(|n| n.starts_with("seedbed_ns_"))
             && admin::read_marker(dir, shared)?.is_some()
         {
-            let mut conn = open(dir, shared).await?;
+            let mut conn = dir.connect(shared).await?;
             swept.tokens.extend(journal::sweep(&mut conn).await?);
             let _ = conn.close().await;
         }
@@ -76,15 +76,9 @@ pub async fn sweep(dir: &Directory, kept: bool) -> Result<SqliteSwept> {
 }
 
 async fn empty(dir: &Directory, slot: &str) -> Result<()> {
-    let mut conn = open(dir, slot).await?;
+    let mut conn = dir.connect(slot).await?;
     let plan = <Sqlite as Clean>::plan(&mut conn).await?;
     <Sqlite as Clean>::clean(&mut conn, &plan, true).await?;
     let _ = conn.close().await;
     Ok(())
-}
-
-async fn open(dir: &Directory, name: &str) -> Result<SqliteConnection> {
-    SqliteConnection::connect_with(&dir.connect_options(name))
-        .await
-        .map_err(Error::db(format!("opening {}", dir.url(name))))
 }

@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteJournalMode;
@@ -20,7 +19,7 @@ use super::super::engine::KeyedOnce;
 use super::super::strategies::Ending;
 use super::super::testdb::{Inner, Outcome};
 use super::image;
-use super::{Acquired, Isolation, pool_options};
+use super::{Acquired, Isolation, PoolSettings};
 use crate::backend::sqlite::clean as cleaner;
 use crate::backend::sqlite::{Directory, SqlitePlan, admin, coord};
 use crate::backend::{Clean, LockMode, Marker};
@@ -44,7 +43,7 @@ pub(super) async fn acquire(iso: &Isolation, dir: &'static Directory) -> Result<
         image::Kind::Template
     };
     let image = image::ready(iso, dir, kind).await?;
-    let settings = Settings::of(iso);
+    let settings = PoolSettings::of(iso);
     let key = format!("{image}:{settings:?}");
     let recycled = (!once).then(|| take_recycled(&key)).flatten();
     let replica = match recycled {
@@ -63,25 +62,6 @@ pub(super) async fn acquire(iso: &Isolation, dir: &'static Directory) -> Result<
     })
 }
 
-/// What a test's pool is opened with, so a recycled copy serves only tests that would open the
-/// same.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Settings {
-    max_connections: u32,
-    acquire_timeout: Duration,
-    busy_timeout: Duration,
-}
-
-impl Settings {
-    fn of(iso: &Isolation) -> Self {
-        Self {
-            max_connections: iso.max_connections,
-            acquire_timeout: iso.acquire_timeout,
-            busy_timeout: iso.lock_timeout,
-        }
-    }
-}
-
 /// A copy of the image with its owner lock and the pool the test gets.
 #[derive(Debug)]
 struct Replica {
@@ -91,7 +71,7 @@ struct Replica {
 }
 
 impl Replica {
-    fn make(dir: &'static Directory, image: &str, settings: Settings) -> Result<Replica> {
+    fn make(dir: &'static Directory, image: &str, settings: PoolSettings) -> Result<Replica> {
         let name = unique_name();
         let owner =
             coord::try_take(dir, &owner_lock(&name), LockMode::Exclusive)?.ok_or_else(|| {
@@ -99,12 +79,10 @@ impl Replica {
             })?;
         admin::clone(dir, &name, image)?;
         // The copy is the test's alone: its journal needs no file.
-        let options = dir
-            .connect_options(&name)
-            .busy_timeout(settings.busy_timeout.max(Duration::from_millis(1)))
+        let options = settings
+            .connect_options(dir, &name)
             .journal_mode(SqliteJournalMode::Memory);
-        let pool = pool_options(settings.acquire_timeout, settings.max_connections)
-            .connect_lazy_with(options);
+        let pool = settings.pool(options);
         Ok(Replica { name, owner, pool })
     }
 
