@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use common::proxy::{ConnectionRecord, CountingProxy};
 use seedbed::TestDb;
-use seedbed::server::Server;
+use seedbed::server::{Origin, Server};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 
@@ -293,7 +293,12 @@ fn proxy_to_the_server() -> (CountingProxy, String, String, u16) {
     );
     let proxy = CountingProxy::start((host.as_str(), port))
         .unwrap_or_else(|e| panic!("cannot start the counting proxy to {host}:{port}: {e}"));
-    let url = proxied_url(&server.url_for(server.maintenance_database()), proxy.port());
+    // The embedded server's TCP URL (with its password), not the socket URL seedbed hands out.
+    let server_url = match server.origin() {
+        Origin::Embedded(running) => running.url(server.maintenance_database()),
+        Origin::Url { .. } => server.url_for(server.maintenance_database()),
+    };
+    let url = proxied_url(&server_url, proxy.port());
     (proxy, url, host, port)
 }
 

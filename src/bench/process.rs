@@ -104,31 +104,10 @@ struct Sample {
     report: std::result::Result<ChildReport, String>,
 }
 
-/// The URL test processes reach `server` by: its own, or for the embedded server its Unix
-/// socket (what the run's own connections use), in the `host` parameter.
+/// The URL test processes reach `server` by: for the embedded server, its Unix socket (what
+/// the run's own connections use).
 pub(super) fn url_for_children(server: &Server) -> String {
-    let url = server.url_for(server.maintenance_database());
-    match server.origin() {
-        Origin::Embedded(running) => with_socket(&url, &running.socket_dir),
-        Origin::Url { .. } => url,
-    }
-}
-
-/// `url` reaching its server through the Unix socket in `dir` (the `host` parameter, which
-/// sqlx reads as a socket directory when it starts with `/`).
-fn with_socket(url: &str, dir: &Path) -> String {
-    let encoded: String = dir
-        .to_string_lossy()
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}host={encoded}")
+    server.url_for(server.maintenance_database())
 }
 
 /// How test processes find the run's migrations.
@@ -420,28 +399,6 @@ mod tests {
     use sqlx::postgres::PgConnectOptions;
 
     use super::*;
-
-    #[test]
-    fn test_processes_reach_the_embedded_server_through_its_socket() {
-        let url = with_socket(
-            "postgres://postgres@127.0.0.1:5433/postgres",
-            Path::new("/dev/shm/seedbed 0/pg15"),
-        );
-        assert_eq!(
-            url,
-            "postgres://postgres@127.0.0.1:5433/postgres?host=/dev/shm/seedbed%200/pg15"
-        );
-        let options = PgConnectOptions::from_str(&url).unwrap();
-        assert_eq!(
-            options.get_socket(),
-            Some(&PathBuf::from("/dev/shm/seedbed 0/pg15"))
-        );
-        assert_eq!(options.get_port(), 5433);
-        assert!(
-            with_socket("postgres://h/db?sslmode=disable", Path::new("/s"))
-                .ends_with("?sslmode=disable&host=/s")
-        );
-    }
 
     #[test]
     fn a_run_sums_up_its_processes_and_names_the_first_failure() {

@@ -19,7 +19,10 @@ pub(super) async fn environment(server: &'static Server) -> Result<Environment> 
         "reading the server's version and max_connections",
     ))?;
     Ok(Environment {
-        server: redact(&server.url_for(server.maintenance_database())),
+        server: redact(&match server.origin() {
+            Origin::Embedded(running) => running.url(server.maintenance_database()),
+            Origin::Url { .. } => server.url_for(server.maintenance_database()),
+        }),
         server_version,
         embedded: matches!(server.origin(), Origin::Embedded(_)),
         max_connections,

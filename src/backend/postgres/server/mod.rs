@@ -250,10 +250,11 @@ impl Server {
         self.options.clone().database(database)
     }
 
-    /// A URL for `database` on this server, for tools and failure messages.
+    /// A URL for `database` on this server, for tools and failure messages (for the embedded
+    /// server, through its socket: [`EmbeddedServer::socket_url`]).
     pub fn url_for(&self, database: &str) -> String {
         match &self.origin {
-            Origin::Embedded(running) => running.url(database),
+            Origin::Embedded(running) => running.socket_url(database),
             Origin::Url { .. } => replace_database(&self.url, database),
         }
     }

@@ -60,7 +60,8 @@ pub(super) fn initdb(cluster: &Cluster, bins: &Binaries, user: &ServerUser) -> R
     Ok(())
 }
 
-/// The settings of a throwaway test server: durability off, local connections only.
+/// The settings of a throwaway test server: durability off, local connections only, the socket
+/// for its owner alone.
 pub(super) fn write_seedbed_conf(
     cluster: &Cluster,
     port: u16,
@@ -73,6 +74,8 @@ pub(super) fn write_seedbed_conf(
         "port = {port}\n\
          listen_addresses = '127.0.0.1'\n\
          unix_socket_directories = {socket}\n\
+         unix_socket_permissions = 0700\n\
+         password_encryption = 'scram-sha-256'\n\
          fsync = off\n\
          synchronous_commit = off\n\
          full_page_writes = off\n\

@@ -7,6 +7,7 @@
 //! pg15/
 //!   lock          flock(2)-ed while a process checks, starts or stops the server
 //!   state         pid, port, socket dir, data dir, version, binaries of the running server
+//!   secret        the superuser's password over TCP (mode 0600)
 //!   server.log    the server's output
 //!   data/         the cluster (initdb), with seedbed.conf included from postgresql.conf
 //!   .s.PGSQL.N    the Unix socket (in a short /tmp directory instead if this path is too long)
@@ -14,6 +15,21 @@
 //!
 //! A process first reads `state` and connects through the socket, with no lock (the warm path);
 //! only when that fails does it take the lock, check again, and (re)start the server.
+//!
+//! ## Who gets in
+//!
+//! Only the OS account that owns the cluster (the one seedbed runs as):
+//!
+//! - The cluster directory and the socket's directory are mode 0700, and the socket itself is
+//!   0700 (`unix_socket_permissions`): no other account can reach the socket.
+//! - On the socket, `peer` authentication with a map that names that account alone: seedbed's
+//!   own connections pay no password exchange.
+//! - Over TCP (127.0.0.1 only), `scram-sha-256` with a random password made once per cluster and
+//!   kept in `secret`, readable by its owner alone. The URLs seedbed prints and hands out
+//!   ([`EmbeddedServer::url`], `seedbed server start`) carry it.
+//!
+//! `pg_hba.conf` and `pg_ident.conf` are rewritten at every start. A cluster made before this
+//! (trusting every local account) is secured the first time seedbed finds it, running or not.
 
 use std::fmt::Write as _;
 use std::fs::{self, File};
@@ -27,6 +43,7 @@ use super::binaries::{Binaries, SearchPaths, discover_cached};
 use super::os::{self, ServerUser};
 use crate::error::{Error, Result};
 
+mod access;
 mod init;
 use self::init::{clear_stale_pid_file, initdb, read_postmaster_pid, write_seedbed_conf};
 
@@ -83,7 +100,7 @@ impl EmbeddedConfig {
 }
 
 /// A running embedded server, as recorded in its state file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct EmbeddedServer {
     /// The postmaster's pid.
     pub pid: u32,
@@ -97,23 +114,89 @@ pub struct EmbeddedServer {
     pub version: String,
     /// Where its binaries are.
     pub bin_dir: PathBuf,
+    /// The superuser's password over TCP (from the cluster's `secret` file).
+    password: String,
+}
+
+impl std::fmt::Debug for EmbeddedServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedServer")
+            .field("pid", &self.pid)
+            .field("port", &self.port)
+            .field("socket_dir", &self.socket_dir)
+            .field("data_dir", &self.data_dir)
+            .field("version", &self.version)
+            .field("bin_dir", &self.bin_dir)
+            .field("password", &"***")
+            .finish()
+    }
 }
 
 impl EmbeddedServer {
-    /// Options for connecting to `database` through the Unix socket, as the superuser.
+    /// Options for connecting to `database` through the Unix socket, as the superuser (the
+    /// socket authenticates the OS account; the password is there for a connection made over
+    /// TCP from these options with the socket removed).
     pub fn connect_options(&self, database: &str) -> PgConnectOptions {
         PgConnectOptions::new_without_pgpass()
             .host("127.0.0.1")
             .port(self.port)
             .socket(&self.socket_dir)
             .username(SUPERUSER)
+            .password(&self.password)
             .database(database)
     }
 
-    /// A `postgres://` URL over TCP, for tools outside seedbed (`psql`, `sqlx::query!`,
-    /// `cargo sqlx prepare`).
+    /// A `postgres://` URL over TCP with the superuser's password, for tools outside seedbed
+    /// (`psql`, `sqlx::query!`, `cargo sqlx prepare`).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seedbed::Error> {
+    /// use seedbed::server::embedded::{self, EmbeddedConfig};
+    /// let server = embedded::ensure(&EmbeddedConfig::default()).await?;
+    /// // postgres://postgres:<secret>@127.0.0.1:<port>/postgres
+    /// println!("DATABASE_URL={}", server.url("postgres"));
+    /// # Ok(()) }
+    /// ```
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://{SUPERUSER}@127.0.0.1:{}/{database}", self.port)
+        format!(
+            "postgres://{SUPERUSER}:{}@127.0.0.1:{}/{database}",
+            self.password, self.port
+        )
+    }
+
+    /// A `postgres://` URL that reaches the server through its Unix socket (the `host`
+    /// parameter, which sqlx and libpq read as a socket directory): what seedbed hands to tests
+    /// ([`TestDb::url`](crate::TestDb::url)) and prints in failure messages. A connection
+    /// through the socket is authenticated by the OS account and skips the password exchange,
+    /// which costs tens of milliseconds per connection in a debug build; the password is in the
+    /// URL for a tool that drops the parameter and uses TCP.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seedbed::Error> {
+    /// use seedbed::server::embedded::{self, EmbeddedConfig};
+    /// let server = embedded::ensure(&EmbeddedConfig::default()).await?;
+    /// // postgres://postgres:<secret>@127.0.0.1:<port>/app?host=/dev/shm/seedbed-1000/pg17
+    /// println!("{}", server.socket_url("app"));
+    /// # Ok(()) }
+    /// ```
+    pub fn socket_url(&self, database: &str) -> String {
+        let encoded: String = self
+            .socket_dir
+            .to_string_lossy()
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' => {
+                    char::from(b).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        format!("{}?host={encoded}", self.url(database))
+    }
+
+    /// The superuser's password over TCP: random, made once per cluster.
+    pub fn password(&self) -> &str {
+        &self.password
     }
 
     fn to_state_file(&self) -> String {
@@ -140,6 +223,7 @@ impl EmbeddedServer {
             data_dir: get("data_dir")?.into(),
             version: get("version")?,
             bin_dir: get("bin_dir")?.into(),
+            password: String::new(),
         })
     }
 }
@@ -153,6 +237,7 @@ struct Cluster {
     log_file: PathBuf,
     state_file: PathBuf,
     lock_file: PathBuf,
+    secret_file: PathBuf,
 }
 
 impl Cluster {
@@ -173,14 +258,21 @@ impl Cluster {
             log_file: dir.join("server.log"),
             state_file: dir.join("state"),
             lock_file: dir.join("lock"),
+            secret_file: dir.join("secret"),
             socket_dir,
             dir,
         }
     }
 
+    /// The running server its state file describes, with the password from `secret`: `None`
+    /// when either is missing (a cluster not secured yet has no `secret`).
     fn read_state(&self) -> Option<EmbeddedServer> {
         let text = fs::read_to_string(&self.state_file).ok()?;
-        EmbeddedServer::from_state_file(&text)
+        let password = access::read_secret(self)?;
+        Some(EmbeddedServer {
+            password,
+            ..EmbeddedServer::from_state_file(&text)?
+        })
     }
 
     fn write_state(&self, server: &EmbeddedServer) -> Result<()> {
@@ -224,6 +316,15 @@ pub async fn ensure(config: &EmbeddedConfig) -> Result<EmbeddedServer> {
     {
         return Ok(running);
     }
+    // A server that runs but whose cluster has no secret yet (made by an earlier seedbed that
+    // trusted every local account): secure it in place, without a restart.
+    if let Some(text) = fs::read_to_string(&cluster.state_file).ok()
+        && let Some(running) = EmbeddedServer::from_state_file(&text)
+        && access::read_secret(&cluster).is_none()
+        && probe(&running, &cluster.data_dir).await
+    {
+        return access::secure(&cluster, &user, running, true).await;
+    }
     let _ = fs::remove_file(&cluster.state_file);
     start(&cluster, &bins, &user, &config.settings).await
 }
@@ -234,7 +335,11 @@ pub async fn status(config: &EmbeddedConfig) -> Result<Option<EmbeddedServer>> {
     let base = config.base_dir();
     let bins = discover_cached(&config.search, &base)?;
     let cluster = Cluster::new(&base, bins.major());
-    match cluster.read_state() {
+    let running = cluster.read_state().or_else(|| {
+        let text = fs::read_to_string(&cluster.state_file).ok()?;
+        EmbeddedServer::from_state_file(&text)
+    });
+    match running {
         Some(running) if probe(&running, &cluster.data_dir).await => Ok(Some(running)),
         _ => Ok(None),
     }
@@ -359,6 +464,9 @@ fn prepare_dirs(base: &Path, cluster: &Cluster, user: &ServerUser) -> Result<()>
             .map_err(Error::io("cannot create directory", &cluster.socket_dir))?;
         user.hand_over(&cluster.socket_dir)?;
     }
+    // Nobody but the cluster's owner (and root) enters the cluster or reaches its socket.
+    access::owner_only(&cluster.dir)?;
+    access::owner_only(&cluster.socket_dir)?;
     Ok(())
 }
 
@@ -373,6 +481,7 @@ async fn start(
         initdb(cluster, bins, user)?;
     }
     clear_stale_pid_file(cluster, bins, user)?;
+    access::write_hba(cluster, user)?;
 
     let mut last_error = None;
     for _attempt in 0..3 {
@@ -401,6 +510,7 @@ async fn start(
                 data_dir: cluster.data_dir.clone(),
                 version: format!("{}.{}", bins.version.0, bins.version.1),
                 bin_dir: bins.bin_dir.clone(),
+                password: String::new(),
             };
             if !probe(&server, &cluster.data_dir).await {
                 return Err(Error::Embedded {
@@ -412,7 +522,7 @@ async fn start(
                 });
             }
             cluster.write_state(&server)?;
-            return Ok(server);
+            return access::secure(cluster, user, server, false).await;
         }
         let log = cluster.log_tail().unwrap_or_default();
         last_error = Some(Error::Embedded {
@@ -498,10 +608,37 @@ mod tests {
             data_dir: "/dev/shm/seedbed-0/pg15/data".into(),
             version: "15.20".into(),
             bin_dir: "/usr/lib/postgresql/15/bin".into(),
+            password: String::new(),
         };
         let parsed = EmbeddedServer::from_state_file(&server.to_state_file());
         assert_eq!(parsed, Some(server));
         assert_eq!(EmbeddedServer::from_state_file("pid=1\n"), None);
+    }
+
+    #[test]
+    fn the_socket_url_reaches_the_socket() {
+        use std::str::FromStr as _;
+        let server = EmbeddedServer {
+            pid: 1,
+            port: 5433,
+            socket_dir: "/dev/shm/seedbed 0/pg15".into(),
+            data_dir: "/dev/shm/seedbed 0/pg15/data".into(),
+            version: "15.20".into(),
+            bin_dir: "/usr/lib/postgresql/15/bin".into(),
+            password: "0a1b".into(),
+        };
+        let url = server.socket_url("app");
+        assert_eq!(
+            url,
+            "postgres://postgres:0a1b@127.0.0.1:5433/app?host=/dev/shm/seedbed%200/pg15"
+        );
+        let options = PgConnectOptions::from_str(&url).expect("a valid URL");
+        assert_eq!(
+            options.get_socket(),
+            Some(&PathBuf::from("/dev/shm/seedbed 0/pg15"))
+        );
+        assert_eq!(options.get_port(), 5433);
+        assert_eq!(options.get_database(), Some("app"));
     }
 
     #[test]
