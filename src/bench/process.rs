@@ -15,7 +15,7 @@ use super::measure::{Sampler, Summary};
 use super::report::{IsolationCheck, ProcessMeasurements, ProcessOutcome, ProcessRun};
 use super::rows::RowPlan;
 use super::{Progress, Target};
-use crate::backend::postgres::server::{Origin, Server};
+use crate::backend::postgres::server::Server;
 use crate::error::{Error, Result};
 use crate::isolation::{MigrationSource, Strategy};
 
