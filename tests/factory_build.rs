@@ -774,3 +774,32 @@ async fn builds_inside_an_async_test_use_its_context() {
         .await;
     assert_eq!(email, "user1asyncx@example.com");
 }
+
+// A model declared through `macro_rules!`: its attribute values arrive wrapped in the invisible
+// groups metavariables add, and read as the literals they are.
+macro_rules! model_through_a_macro {
+    ($name:ident, $table:literal, $sequence:literal, $default:literal) => {
+        #[derive(Debug, Clone, PartialEq, Factory)]
+        #[factory(table = $table)]
+        struct $name {
+            #[factory(generated)]
+            id: i64,
+            #[factory(sequence = $sequence)]
+            slug: String,
+            #[factory(default = $default)]
+            plan: String,
+        }
+    };
+}
+
+model_through_a_macro!(MacroOrg, "organizations", "macro-{n}", "pro");
+
+#[test]
+fn attribute_values_from_a_macro_are_literals() {
+    let first = MacroOrg::factory().build();
+    let second = MacroOrg::factory().build();
+    assert_eq!(MacroOrg::TABLE.name(), "organizations");
+    assert!(first.slug.starts_with("macro-"), "{}", first.slug);
+    assert_ne!(first.slug, second.slug);
+    assert_eq!(first.plan, "pro");
+}

@@ -329,3 +329,63 @@ mod under_namespace {
             .unwrap();
     }
 }
+
+// Arguments passed through `macro_rules!`: a metavariable wraps what it passes on in an
+// invisible group, which the attribute reads as the literal it holds.
+macro_rules! test_through_a_macro {
+    ($name:ident, $migrations:literal, $strategy:literal, $timeout:literal, $fixture:literal) => {
+        #[seedbed::test(
+                    migrations = $migrations,
+                    strategy = $strategy,
+                    statement_timeout = $timeout,
+                    fixtures($fixture)
+                )]
+        async fn $name(db: TestDb) {
+            assert_eq!(db.strategy(), Strategy::Truncate);
+            let slug: String = sqlx::query_scalar("SELECT slug FROM organizations")
+                .fetch_one(&db.pool())
+                .await
+                .unwrap();
+            assert_eq!(
+                slug, "fixture-org",
+                "the fixture named through the macro ran"
+            );
+            let timeout: String = sqlx::query_scalar("SHOW statement_timeout")
+                .fetch_one(&db.pool())
+                .await
+                .unwrap();
+            assert_eq!(timeout, "7s");
+        }
+    };
+}
+
+test_through_a_macro!(
+    literals_from_a_macro_are_literals,
+    "migrations",
+    "truncate",
+    "7s",
+    "orgs"
+);
+
+macro_rules! test_with_expressions {
+    ($name:ident, $migrations:expr, $reset:expr, $threads:expr) => {
+        #[seedbed::test(
+                    migrations = $migrations,
+                    reset_sequences = $reset,
+                    flavor = "multi_thread",
+                    worker_threads = $threads
+                )]
+        async fn $name(pool: PgPool) {
+            let tables: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' \
+                 AND tablename <> '_sqlx_migrations'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            assert_eq!(tables, 0, "`migrations = false` through a macro: no schema");
+        }
+    };
+}
+
+test_with_expressions!(expressions_from_a_macro_are_literals, false, true, 2);

@@ -374,7 +374,7 @@ fn parse_args(tokens: TokenStream) -> syn::Result<Args> {
                     args.flavor = Some((s.value(), s.span()));
                 }
                 ("worker_threads", Meta::NameValue(nv)) => {
-                    let n = match &nv.value {
+                    let n = match literal(&nv.value) {
                         Expr::Lit(ExprLit {
                             lit: Lit::Int(i), ..
                         }) => i.base10_parse::<usize>()?,
@@ -437,7 +437,7 @@ fn parse_args(tokens: TokenStream) -> syn::Result<Args> {
                     args.needs_db.get_or_insert(span);
                 }
                 ("reset_sequences", Meta::NameValue(nv)) => {
-                    args.reset_sequences = match &nv.value {
+                    args.reset_sequences = match literal(&nv.value) {
                         Expr::Lit(ExprLit {
                             lit: Lit::Bool(b), ..
                         }) => b.value,
@@ -464,7 +464,7 @@ fn parse_args(tokens: TokenStream) -> syn::Result<Args> {
                         let s = lit_str(&nv.value, "a path to a static Migrator, as a string")?;
                         Migrations::Migrator(s.parse()?)
                     } else {
-                        match &nv.value {
+                        match literal(&nv.value) {
                             Expr::Lit(ExprLit {
                                 lit: Lit::Bool(b), ..
                             }) if !b.value => Migrations::Disabled,
@@ -523,12 +523,20 @@ fn parse_args(tokens: TokenStream) -> syn::Result<Args> {
     }
 }
 
+/// `expr` without the invisible groups a `macro_rules!` metavariable (`$lit:literal`,
+/// `$e:expr`) wraps around what it passes on, so a literal given through a macro is the literal.
+fn literal(mut expr: &Expr) -> &Expr {
+    while let Expr::Group(g) = expr {
+        expr = &g.expr;
+    }
+    expr
+}
+
 fn lit_str(expr: &Expr, what: &str) -> syn::Result<LitStr> {
-    match expr {
+    match literal(expr) {
         Expr::Lit(ExprLit {
             lit: Lit::Str(s), ..
         }) => Ok(s.clone()),
-        Expr::Group(g) => lit_str(&g.expr, what),
         other => Err(syn::Error::new_spanned(
             other,
             format!("expected {what} in quotes"),
@@ -545,7 +553,7 @@ fn duration_ms(expr: &Expr) -> syn::Result<u64> {
              milliseconds",
         )
     };
-    match expr {
+    match literal(expr) {
         Expr::Lit(ExprLit {
             lit: Lit::Int(i), ..
         }) => i.base10_parse(),
