@@ -111,6 +111,11 @@ async fn another_os_account_cannot_connect_and_the_owner_can() {
     // The files: the cluster and the socket's directory are the owner's alone, so is the secret.
     assert_eq!(mode(&cluster), 0o700, "{}", cluster.display());
     assert_eq!(mode(&server.socket_dir), 0o700);
+    assert_eq!(
+        mode(&server.socket_dir.join(format!(".s.PGSQL.{}", server.port))),
+        0o700,
+        "the socket itself"
+    );
     assert_eq!(mode(&cluster.join("secret")), 0o600);
     assert_eq!(
         std::fs::read_to_string(cluster.join("secret"))

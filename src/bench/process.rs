@@ -394,10 +394,6 @@ pub(super) fn validate(tests: usize, command: &super::ChildCommand) -> Result<()
 
 #[cfg(test)]
 mod tests {
-    use std::str::FromStr;
-
-    use sqlx::postgres::PgConnectOptions;
-
     use super::*;
 
     #[test]

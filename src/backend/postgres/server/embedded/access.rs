@@ -1,11 +1,10 @@
 //! Who may connect to the embedded server: the OS account that owns the cluster, through the
-//! socket (`peer`, mapped to the superuser), and whoever holds the cluster's secret, over TCP
+//! socket (which no other account can reach), and whoever holds the cluster's secret, over TCP
 //! (`scram-sha-256`). Nobody else.
 
 use std::fs;
 use std::io::Write as _;
 use std::path::Path;
-use std::process::Command;
 
 use sqlx::{Connection, PgConnection};
 
@@ -15,9 +14,6 @@ use crate::error::{Error, Result};
 
 /// The first line of the `pg_hba.conf` seedbed writes.
 const HBA_HEADER: &str = "# seedbed: written at every start of the embedded server";
-
-/// The name of the `pg_ident.conf` map that lets the cluster's owner in through the socket.
-const MAP: &str = "seedbed";
 
 /// The cluster's TCP password, if it has been secured (`secret` exists and holds one).
 pub(super) fn read_secret(cluster: &Cluster) -> Option<String> {
@@ -50,21 +46,20 @@ pub(super) fn owner_only(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes `pg_hba.conf` and `pg_ident.conf`: the socket lets in the OS account seedbed runs as
-/// (as the superuser), TCP asks for the password, and nothing else is accepted.
+/// Writes `pg_hba.conf`: the socket lets in whoever can reach it, which is the cluster's owner
+/// alone (its directory and the socket itself are mode 0700; connecting to a socket takes write
+/// permission on it), as any role, with no password exchange; TCP asks for the password; nothing
+/// else is accepted.
 pub(super) fn write_hba(cluster: &Cluster, user: &ServerUser) -> Result<()> {
-    let owner = current_user_name()?;
     let hba = format!(
         "{HBA_HEADER}; edits are overwritten.\n\
-         # The Unix socket (in a directory of mode 0700): the OS account `{owner}` alone.\n\
-         local all all peer map={MAP}\n\
+         # The Unix socket: mode 0700 in a directory of mode 0700, reachable by the owner alone.\n\
+         local all all trust\n\
          # TCP on 127.0.0.1: the password kept in {secret} (mode 0600).\n\
          host all all 127.0.0.1/32 scram-sha-256\n",
         secret = cluster.secret_file.display(),
     );
-    let ident = format!("{HBA_HEADER}; edits are overwritten.\n{MAP} \"{owner}\" {SUPERUSER}\n");
-    write_private(&cluster.data_dir.join("pg_hba.conf"), &hba, user)?;
-    write_private(&cluster.data_dir.join("pg_ident.conf"), &ident, user)
+    write_private(&cluster.data_dir.join("pg_hba.conf"), &hba, user)
 }
 
 /// Sets the superuser's password to the cluster's secret (made now if the cluster has none) and
@@ -148,31 +143,4 @@ fn write_private(path: &Path, text: &str, user: &ServerUser) -> Result<()> {
             .map_err(Error::io("cannot set permissions on", path))?;
     }
     user.hand_over(path)
-}
-
-/// The name of the OS account this process runs as (its effective user id's), for the socket's
-/// `peer` map.
-fn current_user_name() -> Result<String> {
-    let from_id = Command::new("id")
-        .arg("-un")
-        .output()
-        .ok()
-        .filter(|out| out.status.success())
-        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string());
-    let name = from_id
-        .filter(|n| !n.is_empty())
-        .or_else(|| std::env::var("USER").ok().filter(|n| !n.is_empty()))
-        .ok_or_else(|| Error::Embedded {
-            what: "cannot tell which OS account this process runs as (`id -un` failed and USER \
-                   is unset); the embedded server lets in that account alone"
-                .into(),
-            log_tail: None,
-        })?;
-    if name.contains(['"', '\n', '\r']) {
-        return Err(Error::Embedded {
-            what: format!("the OS account name {name:?} cannot be written to pg_ident.conf"),
-            log_tail: None,
-        });
-    }
-    Ok(name)
 }

@@ -20,15 +20,14 @@
 //!
 //! Only the OS account that owns the cluster (the one seedbed runs as):
 //!
-//! - The cluster directory and the socket's directory are mode 0700, and the socket itself is
-//!   0700 (`unix_socket_permissions`): no other account can reach the socket.
-//! - On the socket, `peer` authentication with a map that names that account alone: seedbed's
-//!   own connections pay no password exchange.
+//! - The cluster directory and the socket's directory are mode 0700, and so is the socket itself
+//!   (`unix_socket_permissions`): no other account can reach the socket, and through it the
+//!   owner connects as any role without a password exchange.
 //! - Over TCP (127.0.0.1 only), `scram-sha-256` with a random password made once per cluster and
 //!   kept in `secret`, readable by its owner alone. The URLs seedbed prints and hands out
 //!   ([`EmbeddedServer::url`], `seedbed server start`) carry it.
 //!
-//! `pg_hba.conf` and `pg_ident.conf` are rewritten at every start. A cluster made before this
+//! `pg_hba.conf` is rewritten at every start. A cluster made before this
 //! (trusting every local account) is secured the first time seedbed finds it, running or not.
 
 use std::fmt::Write as _;
@@ -133,9 +132,9 @@ impl std::fmt::Debug for EmbeddedServer {
 }
 
 impl EmbeddedServer {
-    /// Options for connecting to `database` through the Unix socket, as the superuser (the
-    /// socket authenticates the OS account; the password is there for a connection made over
-    /// TCP from these options with the socket removed).
+    /// Options for connecting to `database` through the Unix socket, as the superuser (only the
+    /// owner reaches the socket; the password is there for a connection made over TCP from
+    /// these options with the socket removed).
     pub fn connect_options(&self, database: &str) -> PgConnectOptions {
         PgConnectOptions::new_without_pgpass()
             .host("127.0.0.1")
@@ -167,7 +166,7 @@ impl EmbeddedServer {
     /// A `postgres://` URL that reaches the server through its Unix socket (the `host`
     /// parameter, which sqlx and libpq read as a socket directory): what seedbed hands to tests
     /// ([`TestDb::url`](crate::TestDb::url)) and prints in failure messages. A connection
-    /// through the socket is authenticated by the OS account and skips the password exchange,
+    /// through the socket (which only the owner can reach) skips the password exchange,
     /// which costs tens of milliseconds per connection in a debug build; the password is in the
     /// URL for a tool that drops the parameter and uses TCP.
     ///
