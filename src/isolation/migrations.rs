@@ -1,6 +1,7 @@
 //! A set of migrations (sqlx's format: `migrations/<VERSION>_<DESCRIPTION>.sql`), its checksum,
 //! and applying it with errors that name the file and the server's message.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use sqlx::migrate::{MigrateError, Migrator};
@@ -116,7 +117,12 @@ impl Migrations {
 
     /// Migrations embedded with `sqlx::migrate!()`.
     pub fn from_migrator(migrator: &Migrator) -> Self {
-        let copy = Migrator::with_migrations(migrator.iter().cloned().collect());
+        let mut copy = Migrator::with_migrations(migrator.iter().cloned().collect());
+        // What `sqlx.toml` may have set for `migrate!()`.
+        copy.table_name = migrator.table_name.clone();
+        copy.create_schemas = migrator.create_schemas.clone();
+        copy.ignore_missing = migrator.ignore_missing;
+        copy.locking = migrator.locking;
         Self::build(Some(copy), None)
     }
 
@@ -184,33 +190,120 @@ impl Migrations {
         self.dir.as_deref()
     }
 
-    /// Applies every migration to the database `conn` is connected to.
-    /// Any backend's connection: `&mut PgConnection`, `&mut SqliteConnection`.
-    pub async fn apply<C: sqlx::migrate::Migrate>(&self, conn: &mut C) -> Result<()> {
+    /// Applies every migration not applied yet to the database `conn` is connected to, as
+    /// `sqlx migrate run` does (each in a transaction unless it starts with
+    /// `-- no-transaction`; recorded in `_sqlx_migrations`), with two differences that let
+    /// schemas as users have them migrate:
+    ///
+    /// - After each migration the session is reset (`RESET ALL`, `RESET ROLE`, `RESET SESSION
+    ///   AUTHORIZATION` on PostgreSQL), so what one migration sets (`pg_dump` output empties
+    ///   `search_path` and sets a dozen settings) does not reach the next.
+    /// - The migrations table is named with the schema it is created in, so a migration that
+    ///   changes `search_path` is still recorded.
+    ///
+    /// A failing migration is reported with its file, the line and column the server points at,
+    /// and the server's message ([`Error::Migration`]).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seedbed::Error> {
+    /// use seedbed::isolation::Migrations;
+    /// use sqlx::Connection;
+    /// let migrations = Migrations::from_dir("migrations").await?;
+    /// let mut conn = sqlx::PgConnection::connect("postgres://localhost/app_test").await?;
+    /// migrations.apply(&mut conn).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn apply<C: MigrationConnection>(&self, conn: &mut C) -> Result<()> {
         let Some(migrator) = self.migrator().await? else {
             return Ok(());
         };
-        // `run_direct` takes the connection itself; `run` goes through sqlx's `Acquire`, whose
-        // higher-ranked impl for `&mut PgConnection` makes every future that awaits it fail to
-        // prove `Send` (sqlx's own test harness calls `run_direct` for the same reason).
-        migrator
-            .run_direct(None, conn, false)
-            .await
-            .map_err(|e| self.explain(e))
+        let table = conn.migrations_table(&migrator.table_name).await?;
+        if migrator.locking {
+            conn.lock().await.map_err(|e| self.explain::<C>(e))?;
+        }
+        let result = self.run(migrator, conn, &table).await;
+        if migrator.locking {
+            let unlocked = conn.unlock().await.map_err(|e| self.explain::<C>(e));
+            result?;
+            unlocked
+        } else {
+            result
+        }
     }
 
-    /// Turns a migration failure into an error naming the file and the missing extension, if any.
-    fn explain(&self, err: MigrateError) -> Error {
+    /// What `Migrator::run` does, with the session reset after each migration.
+    async fn run<C: MigrationConnection>(
+        &self,
+        migrator: &Migrator,
+        conn: &mut C,
+        table: &str,
+    ) -> Result<()> {
+        let explain = |e| self.explain::<C>(e);
+        for schema in migrator.create_schemas.iter() {
+            conn.create_schema_if_not_exists(schema)
+                .await
+                .map_err(explain)?;
+        }
+        conn.ensure_migrations_table(table).await.map_err(explain)?;
+        if let Some(version) = conn.dirty_version(table).await.map_err(explain)? {
+            return Err(explain(MigrateError::Dirty(version)));
+        }
+        let applied = conn.list_applied_migrations(table).await.map_err(explain)?;
+        if !migrator.ignore_missing {
+            let known: HashSet<i64> = migrator.iter().map(|m| m.version).collect();
+            if let Some(missing) = applied.iter().find(|a| !known.contains(&a.version)) {
+                return Err(explain(MigrateError::VersionMissing(missing.version)));
+            }
+        }
+        let applied: HashMap<i64, _> = applied.into_iter().map(|a| (a.version, a)).collect();
+        for migration in migrator.iter() {
+            if migration.migration_type.is_down_migration() {
+                continue;
+            }
+            match applied.get(&migration.version) {
+                Some(done) if done.checksum != migration.checksum => {
+                    return Err(explain(MigrateError::VersionMismatch(migration.version)));
+                }
+                Some(_) => {}
+                None => {
+                    conn.apply(table, migration).await.map_err(explain)?;
+                    conn.reset_session().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns a migration failure into an error naming the file, the line and column the server
+    /// points at, and the missing extension, if any.
+    fn explain<C: MigrationConnection>(&self, err: MigrateError) -> Error {
         match err {
             MigrateError::ExecuteMigration(source, version) => {
-                let migration = self.describe(version);
-                let message = server_message(&source);
+                let mut migration = self.describe(version);
+                let mut message = server_message(&source);
                 if let Some(extension) = missing_extension(&message) {
                     return Error::MissingExtension {
                         migration,
                         package: extension_package(&extension),
                         extension,
                     };
+                }
+                let sql = self
+                    .migrator
+                    .get()
+                    .and_then(Option::as_ref)
+                    .and_then(|m| m.iter().find(|m| m.version == version))
+                    .map(|m| m.sql.as_str().to_string());
+                if let (Some(sql), Some(position)) = (sql, C::error_position(&source)) {
+                    let (line, column, text) = locate(&sql, position);
+                    migration = format!("{migration}, line {line}, column {column}");
+                    message = format!("{message}\n  {line} | {text}");
+                }
+                if message.contains("role \"") && message.contains("does not exist") {
+                    message.push_str(
+                        "\n(a schema dumped with pg_dump names the roles that owned it: dump \
+                         with --no-owner --no-privileges, or create the roles first)",
+                    );
                 }
                 Error::Migration { migration, message }
             }
@@ -238,10 +331,115 @@ impl Migrations {
                         .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
                 })
         });
-        match file {
-            Some(path) => format!("{} (version {version})", path.display()),
+        if let Some(path) = file {
+            return format!("{} (version {version})", path.display());
+        }
+        let description = self
+            .migrator
+            .get()
+            .and_then(Option::as_ref)
+            .and_then(|m| m.iter().find(|m| m.version == version))
+            .map(|m| m.description.replace(' ', "_"));
+        match description {
+            Some(d) => format!("{version}_{d}.sql (version {version})"),
             None => format!("version {version}"),
         }
+    }
+}
+
+/// The line (from 1), the column (from 1, in characters) and the text of the line at
+/// `position`, a 1-based character index into `sql` as the server reports it.
+fn locate(sql: &str, position: usize) -> (usize, usize, String) {
+    let before: String = sql.chars().take(position.saturating_sub(1)).collect();
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let text = sql
+        .lines()
+        .nth(line - 1)
+        .unwrap_or("")
+        .trim_end()
+        .to_string();
+    (line, column, text)
+}
+
+/// A connection [`Migrations::apply`] runs on: `PgConnection`, and `SqliteConnection` with the
+/// `sqlite` feature. Implemented by seedbed alone.
+pub trait MigrationConnection: sqlx::migrate::Migrate + Send + sealed::Sealed {
+    /// The migrations table, named so a migration that changes `search_path` still finds it.
+    #[doc(hidden)]
+    fn migrations_table(&mut self, name: &str) -> impl Future<Output = Result<String>> + Send;
+
+    /// Undoes what a migration set for the rest of the session.
+    #[doc(hidden)]
+    fn reset_session(&mut self) -> impl Future<Output = Result<()>> + Send;
+
+    /// Where in its statement text the server says an error is (1-based, in characters).
+    #[doc(hidden)]
+    fn error_position(err: &sqlx::Error) -> Option<usize>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    #[cfg(feature = "postgres")]
+    impl Sealed for sqlx::PgConnection {}
+    #[cfg(feature = "sqlite")]
+    impl Sealed for sqlx::SqliteConnection {}
+}
+
+#[cfg(feature = "postgres")]
+impl MigrationConnection for sqlx::PgConnection {
+    async fn migrations_table(&mut self, name: &str) -> Result<String> {
+        if name.contains('.') || name.contains('"') {
+            // Named by the migrator (`sqlx.toml`), schema included.
+            return Ok(name.to_string());
+        }
+        let schema: Option<String> = sqlx::query_scalar("SELECT current_schema()")
+            .fetch_one(&mut *self)
+            .await
+            .map_err(Error::db("reading the schema migrations are recorded in"))?;
+        let schema = schema.ok_or_else(|| Error::Migration {
+            migration: "set".into(),
+            message: "no schema of search_path exists to record migrations in".into(),
+        })?;
+        Ok(format!(
+            "{}.{}",
+            crate::sql::quote_ident(&schema),
+            crate::sql::quote_ident(name)
+        ))
+    }
+
+    async fn reset_session(&mut self) -> Result<()> {
+        sqlx::raw_sql("RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL")
+            .execute(&mut *self)
+            .await
+            .map_err(Error::db("resetting the session after a migration"))?;
+        Ok(())
+    }
+
+    fn error_position(err: &sqlx::Error) -> Option<usize> {
+        use sqlx::postgres::{PgDatabaseError, PgErrorPosition};
+        let pg = err
+            .as_database_error()?
+            .try_downcast_ref::<PgDatabaseError>()?;
+        match pg.position()? {
+            PgErrorPosition::Original(position) => Some(position),
+            PgErrorPosition::Internal { .. } => None,
+        }
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl MigrationConnection for sqlx::SqliteConnection {
+    async fn migrations_table(&mut self, name: &str) -> Result<String> {
+        Ok(name.to_string())
+    }
+
+    async fn reset_session(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn error_position(_err: &sqlx::Error) -> Option<usize> {
+        None
     }
 }
 

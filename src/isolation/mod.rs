@@ -50,7 +50,7 @@ pub use self::builder::{
     MigrationSource,
 };
 pub use self::isolated::Isolated;
-pub use self::migrations::Migrations;
+pub use self::migrations::{MigrationConnection, Migrations};
 pub use self::options::{
     DataMode, NamespaceMode, NamespaceOptions, SchemaMode, TemplateOptions, TruncateOptions,
 };
