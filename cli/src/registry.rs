@@ -8,14 +8,17 @@ pub(crate) async fn list(database_url: Option<String>) -> Result<(), seedbed::Er
     let mut conn = server.connect().await?;
     let entries = maintenance::list(&mut conn).await?;
     let _ = conn.close().await;
-    if entries.is_empty() {
+    let rows = maintenance::list_kept_rows(&server).await?;
+    if entries.is_empty() && rows.is_empty() {
         println!("no test databases");
         return Ok(());
     }
-    println!(
-        "{:<40} {:<9} {:<6} {:<8} {:<12} {:>7}  test",
-        "database", "state", "leased", "run", "host", "pid"
-    );
+    if !entries.is_empty() {
+        println!(
+            "{:<40} {:<9} {:<6} {:<8} {:<12} {:>7}  test",
+            "database", "state", "leased", "run", "host", "pid"
+        );
+    }
     for e in &entries {
         println!(
             "{:<40} {:<9} {:<6} {:<8} {:<12} {:>7}  {}",
@@ -27,6 +30,19 @@ pub(crate) async fn list(database_url: Option<String>) -> Result<(), seedbed::Er
             e.pid,
             e.test.as_deref().unwrap_or("")
         );
+    }
+    if !rows.is_empty() {
+        println!(
+            "\n{} Namespace test(s) failed and left their rows (`seedbed sweep --kept` removes them):",
+            rows.len()
+        );
+        for r in &rows {
+            println!(
+                "  {}: {} row(s) in {}, token {} (SELECT relid::regclass, pk FROM seedbed.journal \
+                 WHERE token = '{}')",
+                r.test, r.rows, r.database, r.token, r.token
+            );
+        }
     }
     let kept: Vec<&maintenance::Entry> = entries.iter().filter(|e| e.state == "kept").collect();
     if !kept.is_empty() {
@@ -59,11 +75,16 @@ pub(crate) async fn sweep(database_url: Option<String>, kept: bool) -> Result<()
         println!("  {name}");
     }
     // Namespace: the rows of tests whose process died, by token, and their schemas.
-    for (database, tokens) in maintenance::sweep_namespace_rows(&server).await? {
+    for (database, tokens) in maintenance::sweep_namespace_rows(&server, kept).await? {
         if !tokens.is_empty() {
             println!(
-                "removed the rows of {} dead test(s) from {database}: {}",
+                "removed the rows of {} {} from {database}: {}",
                 tokens.len(),
+                if kept {
+                    "dead or failed test(s)"
+                } else {
+                    "dead test(s)"
+                },
                 tokens.join(", ")
             );
         }

@@ -249,6 +249,17 @@ pub(crate) fn is_missing_database(err: &Error) -> bool {
     )
 }
 
+/// Whether `err` says the database refuses new connections (`ALTER DATABASE … ALLOW_CONNECTIONS
+/// false`: a Truncate database being kept for a failed test).
+pub(crate) fn is_closed_database(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::Database { source: sqlx::Error::Database(db), .. }
+            if db.code().as_deref() == Some("55000")
+                && db.message().contains("not currently accepting connections")
+    )
+}
+
 /// Records the clone method a template's marker names, for
 /// [`clone_method`](crate::backend::postgres::admin::clone_method).
 pub(crate) fn remember_measured(name: &str, mark: &Marker) {

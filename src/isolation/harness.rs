@@ -19,7 +19,7 @@ use sqlx::{PgPool, Postgres};
 use super::builder::{Isolation, MigrationSource};
 use super::isolated::Isolated;
 use super::options::NamespaceMode;
-use super::testdb::{Outcome, TestDb};
+use super::testdb::{Kept, Outcome, TestDb};
 use crate::context::TestContext;
 use crate::error::Error;
 use crate::strategy::Strategy;
@@ -398,6 +398,7 @@ fn failure_block<DB: Isolated>(
         if let Some(url) = db.url() {
             out.push_str(&format!("url:      {url}\n"));
         }
+        out.push_str(&kept_lines(db, args, short));
     }
     out.push_str(&format!(
         "seed:     {seed} (re-run with the same data: SEEDBED_SEED={seed} cargo test {short})\n",
@@ -428,6 +429,48 @@ fn failure_block<DB: Isolated>(
     }
     out.push_str("──────────────────────────────");
     out
+}
+
+/// What the failure block says about the state the failed test left: where it is kept and the
+/// command that opens it, or, under Rollback, how to re-run the test keeping it.
+fn kept_lines<DB: Isolated>(db: &TestDb<DB>, args: &TestArgs, short: &str) -> String {
+    let open = |url: &str| match url.strip_prefix("sqlite://") {
+        Some(path) => format!("sqlite3 '{}'", path.split('?').next().unwrap_or(path)),
+        None => format!("psql '{url}'"),
+    };
+    match db.kept_state() {
+        Some(Kept::Database(name)) => {
+            let url = db.url().unwrap_or_else(|| name.clone());
+            format!(
+                "kept:     database {name}, as the test left it (`seedbed list` shows it, \
+                 `seedbed sweep --kept` removes it)\n\
+                 open it:  {}\n",
+                open(&url)
+            )
+        }
+        Some(Kept::Rows { database, token }) => {
+            let url = db.url().unwrap_or_else(|| database.clone());
+            format!(
+                "kept:     the test's rows in {database}, journaled under token {token} \
+                 (`seedbed sweep --kept` removes them)\n\
+                 list them: {} -c \"SELECT relid::regclass AS table_name, pk FROM \
+                 seedbed.journal WHERE token = '{token}'\"\n",
+                open(&url)
+            )
+        }
+        None if db.strategy() == Strategy::Rollback => {
+            let how = if args.strategy == Some(Strategy::Rollback) {
+                "change its attribute's strategy = \"rollback\" to \"template\"".to_string()
+            } else {
+                format!("SEEDBED_STRATEGY=template cargo test {short}")
+            };
+            format!(
+                "state:    rolled back. To keep a failed test's database, re-run it under \
+                 Template: {how}\n"
+            )
+        }
+        None => String::new(),
+    }
 }
 
 /// Polls a future and turns a panic inside it into an `Err`, so the harness can clean up and

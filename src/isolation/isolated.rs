@@ -48,7 +48,7 @@ impl Isolated for Postgres {
                 database: acquired.database,
                 server,
                 state: std::sync::Mutex::new(Some(acquired.state)),
-                kept: std::sync::Mutex::new(false),
+                kept: std::sync::Mutex::new(None),
             }),
         })
     }

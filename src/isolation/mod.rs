@@ -42,7 +42,9 @@ pub mod maintenance {
     pub use super::schema_pool::sweep_all as sweep_schema_pools;
     #[cfg(feature = "sqlite")]
     pub use super::sqlite::{SqliteSwept, sweep as sweep_sqlite};
-    pub use crate::backend::postgres::journal::sweep_all as sweep_namespace_rows;
+    pub use crate::backend::postgres::journal::{
+        KeptRows, list_kept as list_kept_rows, sweep_all as sweep_namespace_rows,
+    };
 }
 
 pub use self::builder::{
@@ -54,5 +56,5 @@ pub use self::migrations::{MigrationConnection, Migrations};
 pub use self::options::{
     DataMode, NamespaceMode, NamespaceOptions, SchemaMode, TemplateOptions, TruncateOptions,
 };
-pub use self::testdb::{Outcome, TestDb};
+pub use self::testdb::{Kept, Outcome, TestDb};
 pub use crate::strategy::{Strategy, StrategySource};

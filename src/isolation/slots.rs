@@ -29,6 +29,7 @@ use sqlx::{Connection, PgConnection};
 
 use super::databases;
 use super::engine;
+use super::registry;
 use crate::backend::postgres::admin;
 use crate::backend::postgres::clean;
 use crate::backend::postgres::coord::{self, DbLock, LockMode};
@@ -38,6 +39,9 @@ use crate::error::{Error, Result};
 
 /// The marker kind of a Truncate slot.
 pub const SLOT_KIND: &str = "truncate-slot";
+
+/// The marker kind of a Truncate database kept for a failed test.
+pub const KEPT_KIND: &str = "truncate-kept";
 
 /// How long a test waits for a free slot before failing.
 const SLOT_WAIT: Duration = Duration::from_secs(600);
@@ -49,7 +53,7 @@ pub(crate) struct Slot {
     pub(crate) database: String,
     /// The connection holding the lease, kept for the process's later tests (on the engine
     /// runtime); `None` when the test's own connection holds it (a process that runs one test).
-    lease: Option<tokio::sync::Mutex<PgConnection>>,
+    lease: Option<tokio::sync::Mutex<Option<PgConnection>>>,
     in_use: AtomicBool,
     /// Emptied by this process after its last test (else it may hold what a test left).
     clean: AtomicBool,
@@ -440,6 +444,91 @@ pub(crate) async fn lease_existing(server: &'static Server, database: &str) -> R
     }
 }
 
+/// Takes the slot of `lease` out of use for good (its failed test's state is kept, renamed out
+/// of the set): this process forgets it and closes the connection that held its lease (on the
+/// engine runtime it lives on), so nothing of the process stays connected to it.
+pub(crate) async fn give_up(lease: Lease) {
+    let slot = Arc::clone(&lease.slot);
+    // Forgotten while still in use, so no other test of the process takes it meanwhile.
+    for slots in held()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .values_mut()
+    {
+        slots.retain(|s| !Arc::ptr_eq(s, &slot));
+    }
+    drop(lease);
+    if let Some(mutex) = &slot.lease {
+        let conn = mutex.lock().await.take();
+        if let Some(conn) = conn {
+            let _ = engine::run(async move {
+                let _ = conn.close().await;
+                Ok(())
+            })
+            .await;
+        }
+    }
+}
+
+/// Closes the slot `slot`, whose lease this process holds, to new connections: a failed test's
+/// state is about to be kept, and no other process may claim it once the lease goes.
+pub(crate) async fn close_for_keeping(server: &'static Server, slot: &str) -> Result<()> {
+    let slot = slot.to_string();
+    engine::control()
+        .with(server, move |conn| {
+            Box::pin(async move { registry::allow_connections(conn, &slot, false).await })
+        })
+        .await
+}
+
+/// Keeps the database `slot`, which a failed test left as it was and [`close_for_keeping`]
+/// closed: renamed to a new test database name (so its set makes another slot when it needs
+/// one), recorded as `kept` for `test` in the registry, marked and open to connections again,
+/// in one transaction. The sessions this process just closed may take a moment to leave the
+/// server: they are waited for, up to 2 s. If it cannot be kept, the slot is opened again (its
+/// next test empties it). Returns the new name.
+pub(crate) async fn keep_failed(
+    server: &'static Server,
+    slot: &str,
+    base: &str,
+    test: &str,
+) -> Result<String> {
+    let (slot, base, test) = (slot.to_string(), base.to_string(), test.to_string());
+    engine::control()
+        .with(server, move |conn| {
+            Box::pin(async move {
+                let kept = async {
+                    registry::ensure(conn).await?;
+                    let name = registry::new_clone_name(conn).await?;
+                    let mark = Marker::new(KEPT_KIND)
+                        .with("state", "kept")
+                        .with("base", base.as_str())
+                        .with("test", test.as_str());
+                    let mut attempt = 0;
+                    loop {
+                        attempt += 1;
+                        let kept = registry::record_kept(
+                            conn, &slot, &name, KEPT_KIND, &base, &test, &mark,
+                        )
+                        .await;
+                        match kept {
+                            Err(e) if attempt < 40 && admin::is_in_use(&e) => {
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                            }
+                            other => return other.map(|()| name),
+                        }
+                    }
+                }
+                .await;
+                if kept.is_err() {
+                    let _ = registry::allow_connections(conn, &slot, true).await;
+                }
+                kept
+            })
+        })
+        .await
+}
+
 fn take_held(base: &str) -> Option<Arc<Slot>> {
     let guard = held().lock().unwrap_or_else(PoisonError::into_inner);
     guard.get(base)?.iter().find_map(|slot| {
@@ -544,7 +633,18 @@ async fn try_slot(server: &'static Server, name: &str, base: &str) -> Result<Opt
     let (name, base) = (name.to_string(), base.to_string());
     engine::run(async move {
         let budget = super::budget::reserve(server, 1).await?;
-        let mut conn = server.open(&server.database_options(&name)).await?;
+        let mut conn = match server.open(&server.database_options(&name)).await {
+            Ok(conn) => conn,
+            // Renamed away since it was listed, or being kept for a failed test.
+            Err(e)
+                if name != base
+                    && (databases::is_missing_database(&e)
+                        || databases::is_closed_database(&e)) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
         let slot = base != name;
         let row = sqlx::query(sqlx::AssertSqlSafe(claim_sql(slot)))
             .fetch_one(&mut conn)
@@ -569,7 +669,7 @@ async fn try_slot(server: &'static Server, name: &str, base: &str) -> Result<Opt
         server.hold_session(&mut conn).await?;
         Ok(Some(Slot {
             database: name,
-            lease: Some(tokio::sync::Mutex::new(conn)),
+            lease: Some(tokio::sync::Mutex::new(Some(conn))),
             in_use: AtomicBool::new(true),
             // Emptied before its first test here unless its last test's cleaner marked it.
             clean: AtomicBool::new(claimed.emptied),

@@ -45,8 +45,26 @@ pub(super) struct Inner<DB: Backend> {
     pub(super) database: String,
     pub(super) server: &'static DB::Server,
     pub(super) state: std::sync::Mutex<Option<Box<dyn Ending<DB>>>>,
-    /// The test's database was kept for inspection (a failed test under Template).
-    pub(super) kept: std::sync::Mutex<bool>,
+    /// What a failed test left for inspection, if anything.
+    pub(super) kept: std::sync::Mutex<Option<Kept>>,
+}
+
+/// What a failed test left for inspection ([`TestDb::kept_state`]); `seedbed list` shows it and
+/// `seedbed sweep --kept` removes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Kept {
+    /// A database of its own, by name: Template's copy, or Truncate's database (renamed out
+    /// of the strategy's set, which takes another).
+    Database(String),
+    /// The rows it wrote to Namespace's shared database, which its journal lists under its
+    /// token (`SELECT relid::regclass, pk FROM seedbed.journal WHERE token = …`).
+    Rows {
+        /// The shared database.
+        database: String,
+        /// The test's token.
+        token: String,
+    },
 }
 
 /// How a test ended, for [`TestDb::finish_with`].
@@ -84,14 +102,39 @@ impl<DB: Backend> TestDb<DB> {
         &self.inner.database
     }
 
-    /// Whether the test's database was kept for inspection (Template, after a failure): its URL
-    /// is [`url`](Self::url), and `seedbed sweep --kept` removes it.
+    /// Whether a failed test's state was kept for inspection (Template, Truncate, Namespace):
+    /// see [`kept_state`](Self::kept_state); `seedbed sweep --kept` removes it.
     pub fn kept(&self) -> bool {
-        *self
-            .inner
+        self.kept_state().is_some()
+    }
+
+    /// What a failed test left for inspection, once the test ended: its database (a kept
+    /// Truncate database has a new name; [`url`](Self::url) names it) or its rows.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seedbed::Error> {
+    /// use seedbed::isolation::{Kept, Outcome};
+    /// use seedbed::prelude::*;
+    /// let db: TestDb = Isolation::new(Strategy::Truncate).acquire().await?;
+    /// let handle = db.clone_handle();
+    /// db.finish_with(Outcome::Failed).await?;
+    /// if let Some(Kept::Database(name)) = handle.kept_state() {
+    ///     println!("psql {}", handle.url().unwrap_or(name));
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn kept_state(&self) -> Option<Kept> {
+        self.inner
             .kept
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A second handle on the same test (for looking at it after
+    /// [`finish_with`](Self::finish_with) took the first).
+    pub fn clone_handle(&self) -> TestDb<DB> {
+        self.handle()
     }
 
     /// Connection options for the test's database (to build a pool of one's own).
@@ -102,7 +145,12 @@ impl<DB: Backend> TestDb<DB> {
     /// A URL of the test's database where it has one of its own (Truncate, Template); `None`
     /// under Rollback, whose database is shared and whose data only the test's connection sees.
     /// Under Namespace, connections made from it carry the test's token, as `pool()`'s do.
+    /// After a failed test whose database was kept under a new name (Truncate), it is that
+    /// database's.
     pub fn url(&self) -> Option<String> {
+        if let Some(Kept::Database(kept)) = self.kept_state() {
+            return Some(DB::url(self.inner.server, &kept));
+        }
         let url = DB::url(self.inner.server, &self.inner.database);
         match self.inner.strategy {
             Strategy::Rollback => None,
@@ -146,10 +194,15 @@ impl<DB: Backend> TestDb<DB> {
 impl<DB: Backend> Inner<DB> {
     /// Records that the test's database is kept for inspection.
     pub(super) fn mark_kept(&self) {
+        self.keep(Kept::Database(self.database.clone()));
+    }
+
+    /// Records what the failed test left for inspection.
+    pub(super) fn keep(&self, kept: Kept) {
         *self
             .kept
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(kept);
     }
 }
 

@@ -289,6 +289,16 @@ pub async fn create_database(
     Ok(())
 }
 
+/// Whether the server refused because other sessions are connected to the database
+/// (`55006`, object in use).
+pub fn is_in_use(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::Database { source: sqlx::Error::Database(db), .. }
+            if db.code().as_deref() == Some("55006")
+    )
+}
+
 /// `DROP DATABASE IF EXISTS name WITH (FORCE)` (a sealed template is unsealed first).
 pub async fn drop_database(conn: &mut PgConnection, name: &str) -> Result<()> {
     let is_template: bool = sqlx::query_scalar(

@@ -19,6 +19,9 @@
 //!   the journal holds nothing of the token (deleting can make triggers insert). Rows the test
 //!   updated but did not insert are not restored. `cleanup = "none"` keeps the rows and forgets
 //!   their journal entries. `seedbed sweep` removes the rows of tokens whose process died.
+//! - **A failed test's rows stay**, journaled under its token, which `seedbed.kept` records:
+//!   no later test claims that token (a re-run of the test takes the next one), the sweeper
+//!   leaves them, `seedbed list` shows them and `seedbed sweep --kept` removes them.
 
 use std::fmt::Write as _;
 
@@ -32,7 +35,59 @@ use crate::schema::{Schema, TableKind};
 use crate::sql::{quote_ident, quote_literal};
 
 /// The version of what [`prepare`] installs; part of the database's name.
-pub const VERSION: u32 = 7;
+pub const VERSION: u32 = 8;
+
+/// The tokens of failed tests whose rows are kept.
+const KEPT_TABLE: &str = "CREATE UNLOGGED TABLE seedbed.kept (token text PRIMARY KEY, \
+                          test text NOT NULL, kept_at timestamptz NOT NULL DEFAULT now())";
+
+/// The SQL expression that takes `token`'s lock on the connection it runs on, unless a failed
+/// test's rows are kept under it (then it is `false`, as for a token another test holds).
+pub(crate) fn claim_expression(token: &str) -> String {
+    let key = coord::key_of(&format!("token:{token}"));
+    format!(
+        "CASE WHEN EXISTS (SELECT 1 FROM seedbed.kept WHERE token = {}) THEN false \
+         ELSE pg_try_advisory_lock({key}) END",
+        quote_literal(token)
+    )
+}
+
+/// Takes `token` on `conn` (see [`claim_expression`]).
+pub(crate) async fn try_claim(conn: &mut PgConnection, token: &str) -> Result<bool> {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT {}",
+        claim_expression(token)
+    )))
+    .fetch_one(conn)
+    .await
+    .map_err(Error::db(format!("claiming test token {token}")))
+}
+
+/// The statement that keeps the rows of the failed test `test` with `token` (records the token
+/// in `seedbed.kept`, if it has rows), sent as [`clean_statement`]'s is: it acts on the
+/// connection holding the token's lock alone.
+pub(crate) fn keep_statement(token: &str, test: &str) -> String {
+    let key = coord::key_of(&format!("token:{token}"));
+    let tok = quote_literal(token);
+    format!(
+        "INSERT INTO seedbed.kept (token, test) SELECT {tok}, {test} \
+         WHERE pg_try_advisory_lock({key}) \
+         AND EXISTS (SELECT 1 FROM seedbed.journal WHERE token = {tok}) \
+         ON CONFLICT (token) DO NOTHING",
+        test = quote_literal(test)
+    )
+}
+
+/// Whether the rows of `token` are kept (after [`keep_statement`]).
+pub(crate) async fn is_kept(conn: &mut PgConnection, token: &str) -> Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM seedbed.kept WHERE token = $1)")
+        .bind(token)
+        .fetch_one(conn)
+        .await
+        .map_err(Error::db(format!(
+            "checking the kept rows of token {token}"
+        )))
+}
 
 /// The session setting that carries a test's token.
 pub const TOKEN_SETTING: &str = "seedbed.token";
@@ -44,7 +99,8 @@ pub async fn prepare(conn: &mut PgConnection, schema: &Schema) -> Result<()> {
         "CREATE SCHEMA IF NOT EXISTS {s};\n\
          CREATE UNLOGGED TABLE {s}.journal (token text NOT NULL, relid oid NOT NULL, pk text[] NOT NULL);\n\
          CREATE INDEX journal_token ON {s}.journal (token, relid);\n\
-         CREATE UNLOGGED TABLE {s}.runs (run_id text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());\n"
+         CREATE UNLOGGED TABLE {s}.runs (run_id text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());\n\
+         {KEPT_TABLE};\n"
     );
     let mut deletes = String::new();
     let order = schema.deletion_order();
@@ -157,13 +213,18 @@ pub async fn prepare(conn: &mut PgConnection, schema: &Schema) -> Result<()> {
 
 /// Adds to a database an earlier seedbed prepared what this one needs (the record of runs).
 pub async fn upgrade(conn: &mut PgConnection) -> Result<()> {
-    sqlx::raw_sql(
+    let sql = format!(
         "CREATE UNLOGGED TABLE IF NOT EXISTS seedbed.runs \
-         (run_id text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())",
-    )
-    .execute(conn)
-    .await
-    .map_err(Error::db("preparing the database for Namespace"))?;
+         (run_id text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now()); {}",
+        KEPT_TABLE.replace(
+            "CREATE UNLOGGED TABLE",
+            "CREATE UNLOGGED TABLE IF NOT EXISTS"
+        )
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(conn)
+        .await
+        .map_err(Error::db("preparing the database for Namespace"))?;
     Ok(())
 }
 
@@ -235,24 +296,104 @@ pub async fn forget(conn: &mut PgConnection, token: &str) -> Result<()> {
 
 /// Tokens with rows in the journal of the database `conn` is connected to whose test is gone
 /// (nobody holds the token's lock there: a running test holds it on its first connection), after
-/// removing their rows. Returns them.
+/// removing their rows; a failed test's kept rows are left. Returns them.
 pub async fn sweep(conn: &mut PgConnection) -> Result<Vec<String>> {
-    let tokens: Vec<String> = sqlx::query_scalar("SELECT DISTINCT token FROM seedbed.journal")
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(Error::db("listing the tokens of the journal"))?;
+    sweep_with(conn, false).await
+}
+
+/// [`sweep`], and with `kept` the rows kept for failed tests too (`seedbed sweep --kept`).
+pub async fn sweep_with(conn: &mut PgConnection, kept: bool) -> Result<Vec<String>> {
+    let tokens: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT token FROM seedbed.journal j \
+         WHERE $1 OR NOT EXISTS (SELECT 1 FROM seedbed.kept k WHERE k.token = j.token)",
+    )
+    .bind(kept)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(Error::db("listing the tokens of the journal"))?;
     let mut swept = Vec::new();
     for token in tokens {
         let name = format!("token:{token}");
         // Holding the token's lock proves its test is gone.
         if coord::try_lock_on(conn, &name, coord::LockMode::Exclusive).await? {
-            let cleaned = clean(conn, &token).await;
+            let mut cleaned = clean(conn, &token).await;
+            if cleaned.is_ok() {
+                cleaned = sqlx::query("DELETE FROM seedbed.kept WHERE token = $1")
+                    .bind(&token)
+                    .execute(&mut *conn)
+                    .await
+                    .map(|_| 0)
+                    .map_err(Error::db(format!("forgetting kept token {token}")));
+            }
             coord::unlock_on(conn, &name, coord::LockMode::Exclusive).await?;
             cleaned?;
             swept.push(token);
         }
     }
+    if kept {
+        // Kept tokens whose rows are gone some other way.
+        sqlx::query(
+            "DELETE FROM seedbed.kept k \
+             WHERE NOT EXISTS (SELECT 1 FROM seedbed.journal j WHERE j.token = k.token)",
+        )
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::db("forgetting kept tokens without rows"))?;
+    }
     Ok(swept)
+}
+
+/// The rows a failed test left in a Namespace database (see [`list_kept`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptRows {
+    /// The shared database.
+    pub database: String,
+    /// The test's token, under which the journal lists the rows.
+    pub token: String,
+    /// The test.
+    pub test: String,
+    /// How many rows the journal lists.
+    pub rows: i64,
+}
+
+/// The rows kept for failed tests in every Namespace database on the server (`seedbed list`).
+pub async fn list_kept(server: &Server) -> Result<Vec<KeptRows>> {
+    let mut out = Vec::new();
+    for name in namespace_databases(server).await? {
+        let mut db = server.open(&server.database_options(&name)).await?;
+        let rows: std::result::Result<Vec<(String, String, i64)>, sqlx::Error> = sqlx::query_as(
+            "SELECT k.token, k.test, (SELECT count(*) FROM seedbed.journal j WHERE j.token = k.token) \
+             FROM seedbed.kept k ORDER BY k.kept_at",
+        )
+        .fetch_all(&mut db)
+        .await;
+        let _ = db.close().await;
+        match rows {
+            Ok(rows) => out.extend(rows.into_iter().map(|(token, test, rows)| KeptRows {
+                database: name.clone(),
+                token,
+                test,
+                rows,
+            })),
+            // Prepared by a seedbed that kept nothing.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => {}
+            Err(e) => return Err(Error::db(format!("listing the kept rows of {name}"))(e)),
+        }
+    }
+    Ok(out)
+}
+
+/// The Namespace databases seedbed made on the server.
+async fn namespace_databases(server: &Server) -> Result<Vec<String>> {
+    let mut conn = server.connect().await?;
+    let names: std::result::Result<Vec<String>, sqlx::Error> = sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database \
+         WHERE starts_with(datname, 'seedbed_namespace_') AND datallowconn ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await;
+    let _ = conn.close().await;
+    names.map_err(Error::db("listing Namespace databases"))
 }
 
 /// Removes the rows of tests whose process died from the journal of `database`, through
@@ -273,29 +414,24 @@ pub(crate) async fn sweep_run(conn: &mut PgConnection, database: &str) -> Result
     Ok(())
 }
 
-/// Sweeps the journal of one database (see [`sweep`]), with connections of its own.
-pub async fn sweep_database(server: &Server, database: &str) -> Result<Vec<String>> {
+/// Sweeps the journal of one database (see [`sweep_with`]), with connections of its own.
+pub async fn sweep_database(server: &Server, database: &str, kept: bool) -> Result<Vec<String>> {
     let mut db = server.open(&server.database_options(database)).await?;
-    let result = sweep(&mut db).await;
+    // One an earlier seedbed prepared has no record of kept rows yet.
+    let mut result = upgrade(&mut db).await.map(|()| Vec::new());
+    if result.is_ok() {
+        result = sweep_with(&mut db, kept).await;
+    }
     let _ = db.close().await;
     result
 }
 
-/// Sweeps every Namespace database on the server (`seedbed sweep`). Returns, per database, the
-/// tokens whose rows were removed.
-pub async fn sweep_all(server: &Server) -> Result<Vec<(String, Vec<String>)>> {
-    let mut conn = server.connect().await?;
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT datname::text FROM pg_database \
-         WHERE starts_with(datname, 'seedbed_namespace_') AND datallowconn ORDER BY 1",
-    )
-    .fetch_all(&mut conn)
-    .await
-    .map_err(Error::db("listing Namespace databases"))?;
-    let _ = conn.close().await;
+/// Sweeps every Namespace database on the server (`seedbed sweep`; with `kept`, `seedbed sweep
+/// --kept`). Returns, per database, the tokens whose rows were removed.
+pub async fn sweep_all(server: &Server, kept: bool) -> Result<Vec<(String, Vec<String>)>> {
     let mut out = Vec::new();
-    for name in names {
-        let tokens = sweep_database(server, &name).await?;
+    for name in namespace_databases(server).await? {
+        let tokens = sweep_database(server, &name, kept).await?;
         out.push((name, tokens));
     }
     Ok(out)

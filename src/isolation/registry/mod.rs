@@ -256,6 +256,72 @@ pub async fn begin_build(
     Ok(())
 }
 
+/// Renames the database `from` to `name` and records it as kept for `test` (its `kind`, and the
+/// database it came from as `template`), with its `marker`, in one transaction: a kept database
+/// is never left unrecorded, nor a record without its database. It accepts connections again
+/// (see [`allow_connections`]). Nothing may be connected to `from` (else the server refuses:
+/// see [`admin::is_in_use`]).
+pub(crate) async fn record_kept(
+    conn: &mut PgConnection,
+    from: &str,
+    name: &str,
+    kind: &str,
+    template: &str,
+    test: &str,
+    marker: &crate::backend::postgres::marker::Marker,
+) -> Result<()> {
+    use sqlx::Connection as _;
+    let owner = Owner::current();
+    let context = format!("keeping database {from} as {name}");
+    let mut tx = conn.begin().await.map_err(Error::db(context.clone()))?;
+    sqlx::query(
+        "INSERT INTO seedbed.databases (name, kind, state, template, run_id, host, pid, test) \
+         VALUES ($1, $2, 'kept', $3, $4, $5, $6, $7)",
+    )
+    .bind(name)
+    .bind(kind)
+    .bind(template)
+    .bind(&owner.run_id)
+    .bind(&owner.host)
+    .bind(i32::try_from(owner.pid).unwrap_or(i32::MAX))
+    .bind(test)
+    .execute(&mut *tx)
+    .await
+    .map_err(Error::db(context.clone()))?;
+    let rename = format!(
+        "ALTER DATABASE {from} RENAME TO {name}; COMMENT ON DATABASE {name} IS {}; \
+         ALTER DATABASE {name} ALLOW_CONNECTIONS true",
+        quote_literal(&marker.to_comment()),
+        from = crate::sql::quote_ident(from),
+        name = crate::sql::quote_ident(name),
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(rename))
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::db(context.clone()))?;
+    tx.commit().await.map_err(Error::db(context))?;
+    Ok(())
+}
+
+/// Lets the database `name` accept new connections, or not (those it has stay).
+pub(crate) async fn allow_connections(
+    conn: &mut PgConnection,
+    name: &str,
+    allow: bool,
+) -> Result<()> {
+    let sql = format!(
+        "ALTER DATABASE {} ALLOW_CONNECTIONS {allow}",
+        crate::sql::quote_ident(name)
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(conn)
+        .await
+        .map_err(Error::db(format!(
+            "setting whether {name} accepts connections"
+        )))?;
+    Ok(())
+}
+
 /// Moves a database to `state` (`spare`, `in_use`, `kept`).
 pub async fn set_state(
     conn: &mut PgConnection,

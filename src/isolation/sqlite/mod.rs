@@ -94,7 +94,7 @@ pub(super) async fn acquire(iso: Isolation) -> Result<TestDb<Sqlite>> {
             database: acquired.database,
             server: dir,
             state: std::sync::Mutex::new(Some(acquired.state)),
-            kept: std::sync::Mutex::new(false),
+            kept: std::sync::Mutex::new(None),
         }),
     })
 }

@@ -10,7 +10,7 @@ use super::super::builder::{
     Acquired, Isolation, application_name, refuse_unmarked_namespace, run_fixtures,
 };
 use super::super::pool::SharedPool;
-use super::super::testdb::{Inner, Outcome};
+use super::super::testdb::{Inner, Kept, Outcome};
 use super::super::{NamespaceMode, NamespaceOptions};
 use super::super::{engine, schema_pool};
 use super::{Ending, Isolate};
@@ -298,13 +298,14 @@ struct DataHeld {
 
 #[async_trait]
 impl Ending<Postgres> for DataHeld {
-    async fn finish(self: Box<Self>, inner: &Inner<Postgres>, _outcome: Outcome) -> Result<()> {
+    async fn finish(self: Box<Self>, inner: &Inner<Postgres>, outcome: Outcome) -> Result<()> {
         let DataHeld {
             pool,
             key,
             token,
             keep_rows,
         } = *self;
+        let failed = outcome != Outcome::Passed && !keep_rows;
         // Once the test's connections are back (their work committed), its rows go.
         let Some(conns) = pool.all_connections().await else {
             pool.discard().await;
@@ -317,12 +318,25 @@ impl Ending<Postgres> for DataHeld {
         };
         // The rows go (or their journal, with cleanup = "none") in the same round trip as the
         // sessions' reset.
+        // A failed test's rows stay, recorded as kept under its token.
         let statement = if keep_rows {
             journal::forget_statement(&token)
+        } else if failed {
+            journal::keep_statement(&token, inner.ctx.name())
         } else {
             journal::clean_statement(&token)
         };
-        let (healthy, cleaned, conns) = pool.reset_sessions(conns, Some(statement)).await;
+        let (healthy, cleaned, mut conns) = pool.reset_sessions(conns, Some(statement)).await;
+        if failed
+            && cleaned.is_ok()
+            && let Some(conn) = conns.first_mut()
+            && journal::is_kept(conn, &token).await?
+        {
+            inner.keep(Kept::Rows {
+                database: inner.database.clone(),
+                token: token.clone(),
+            });
+        }
         pool.keep(&key, conns, healthy).await;
         cleaned
     }
@@ -424,8 +438,8 @@ async fn release_token(server: &'static Server, token: String) {
 /// connection while it runs), records this run in the database (the first test of a run sweeps
 /// it), and reads the database's marker. Read the row it returns with [`read_claim`].
 fn claim_statement(token: &str, named: bool) -> String {
-    // The key and the run are quoted literals.
-    let key = coord::key_of(&format!("token:{token}"));
+    // The token and the run are quoted literals.
+    let got = journal::claim_expression(token);
     let run = quote_literal(&super::super::registry::Owner::current().run);
     // A database seedbed made says it is ready by a table in it; one the user named is asked
     // for its marker (whether seedbed made it).
@@ -440,7 +454,7 @@ fn claim_statement(token: &str, named: bool) -> String {
         )
     };
     format!(
-        "WITH l AS MATERIALIZED (SELECT pg_try_advisory_lock({key}) AS got), \
+        "WITH l AS MATERIALIZED (SELECT {got} AS got), \
               r AS (INSERT INTO seedbed.runs (run_id) VALUES ({run}) \
                     ON CONFLICT DO NOTHING RETURNING 1) \
          SELECT (SELECT got FROM l), EXISTS (SELECT 1 FROM r), {ours}"
@@ -480,7 +494,7 @@ fn read_claim(row: &sqlx::postgres::PgRow) -> Result<Claimed> {
 async fn claim_next(conn: &mut sqlx::PgConnection, test: &str, base_seed: u64) -> Result<String> {
     for attempt in 1..1000 {
         let token = crate::context::token_for(test, base_seed, attempt);
-        if coord::try_lock_on(conn, &format!("token:{token}"), coord::LockMode::Exclusive).await? {
+        if journal::try_claim(conn, &token).await? {
             return Ok(token);
         }
     }

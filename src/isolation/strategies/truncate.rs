@@ -11,7 +11,7 @@ use super::super::builder::{
 };
 use super::super::pool::SharedPool;
 use super::super::slots::{self, Lease};
-use super::super::testdb::{Inner, Outcome};
+use super::super::testdb::{Inner, Kept, Outcome};
 use super::super::{databases, engine};
 use super::{Ending, Isolate};
 use crate::backend::postgres::clean;
@@ -189,6 +189,8 @@ impl Isolation {
             match engine::run(SharedPool::open(server, options, self.max_connections, 1)).await {
                 Ok(shared) => shared,
                 Err(e) if databases::is_missing_database(&e) => return Ok(Claim::Missing),
+                // Being kept for a failed test: renamed away in a moment.
+                Err(e) if databases::is_closed_database(&e) => return Ok(Claim::Held),
                 Err(e) => return Err(e),
             };
         let claimed = async {
@@ -263,7 +265,7 @@ struct Held {
 
 #[async_trait]
 impl Ending<Postgres> for Held {
-    async fn finish(self: Box<Self>, inner: &Inner<Postgres>, _outcome: Outcome) -> Result<()> {
+    async fn finish(self: Box<Self>, inner: &Inner<Postgres>, outcome: Outcome) -> Result<()> {
         let Held {
             lease,
             pool,
@@ -271,6 +273,9 @@ impl Ending<Postgres> for Held {
             named,
             reset_sequences,
         } = *self;
+        if outcome != Outcome::Passed {
+            return keep_failed(inner, lease, pool, named).await;
+        }
         // Once the test's connections are back, their sessions are reset and the database is
         // emptied through one of them.
         let Some(conns) = pool.all_connections().await else {
@@ -315,4 +320,36 @@ impl Ending<Postgres> for Held {
         }
         cleaned
     }
+}
+
+/// Ends a failed test: its database is kept as the test left it. A slot is renamed out of its
+/// set (which makes another when a test needs it) and recorded as kept; a database the user
+/// named stays as it is, to be emptied before its next test.
+async fn keep_failed(
+    inner: &Inner<Postgres>,
+    lease: Lease,
+    pool: SharedPool,
+    named: bool,
+) -> Result<()> {
+    if named {
+        // Not known clean: the next test empties it first.
+        pool.discard().await;
+        return Ok(());
+    }
+    let slot = lease.slot.database.clone();
+    // No other process may claim it once its lease goes with the connections below.
+    if let Err(e) = slots::close_for_keeping(inner.server, &slot).await {
+        pool.discard().await;
+        return Err(e);
+    }
+    // Nothing of the process stays connected to it: the test's connections (one of which holds
+    // the lease in a process that runs one test) and the one that holds the lease otherwise.
+    pool.discard().await;
+    slots::give_up(lease).await;
+    let base = slot
+        .rsplit_once('_')
+        .map_or(slot.as_str(), |(base, _)| base);
+    let kept = slots::keep_failed(inner.server, &slot, base, inner.ctx.name()).await?;
+    inner.keep(Kept::Database(kept));
+    Ok(())
 }
