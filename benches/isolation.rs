@@ -15,6 +15,10 @@
 //! - `strategy/namespace_data`: Namespace's data mode, acquire + one statement + finish (no rows
 //!   to remove), and `strategy/namespace_data_after_3_tables` with the journal's cleanup of a test
 //!   that wrote 3 tables; `strategy/namespace_schema`: schema mode, with schemas from the pool.
+//! - `namespace_cleanup/after_3_tables_{empty,1m_rows}`: what ending a Namespace test that wrote
+//!   3 tables costs (`finish`, timed alone), with the shared tables otherwise empty and with
+//!   1,000,000 rows in each of them (written without a token, as other tests' or fixtures' rows
+//!   would be, and analyzed): the cleanup must cost the test's rows, not the tables' size.
 //! - `template/warm_handover`: what a Template test waits for when a spare is ready: claiming it
 //!   and the first query (the pool's first connection).
 //! - `template/cold_clone`: acquiring with no spare (the clone is made for the test), beside
@@ -566,5 +570,118 @@ async fn wait_for_spares(template: &str, size: i64) {
     panic!("the spare databases of {template} did not reach {size} within 2 s");
 }
 
-criterion_group!(benches, baselines, strategies, cleanup, template);
+/// Ends Namespace tests that wrote 3 tables; only `finish` is timed.
+async fn namespace_finish_after_3_tables(iters: u64, salt: &str) -> Duration {
+    let mut timed = Duration::ZERO;
+    for i in 0..iters {
+        let db = isolation(Strategy::Namespace)
+            .acquire()
+            .await
+            .expect("acquire");
+        let token = format!("{}{salt}", db.token());
+        write_three_tables(&db.pool(), i, &token).await;
+        let started = Instant::now();
+        db.finish().await.expect("finish");
+        timed += started.elapsed();
+    }
+    timed
+}
+
+fn namespace_cleanup(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("namespace_cleanup");
+    group.bench_function("after_3_tables_empty", |b| {
+        b.iter_custom(|iters| rt.block_on(namespace_finish_after_3_tables(iters, "e")))
+    });
+    // The shared database, filled (once, untimed) when the benchmark runs.
+    let mut filled: Option<String> = None;
+    group.bench_function("after_3_tables_1m_rows", |b| {
+        if filled.is_none() {
+            filled = Some(rt.block_on(fill_namespace_tables(1_000_000)));
+        }
+        b.iter_custom(|iters| rt.block_on(namespace_finish_after_3_tables(iters, "m")))
+    });
+    group.finish();
+    if let Some(database) = filled {
+        rt.block_on(empty_namespace_tables(&database));
+    }
+}
+
+/// Writes `rows` rows into each of organizations, users and projects of the shared Namespace
+/// database, without a token (so no test owns them), and analyzes them. Returns the database.
+async fn fill_namespace_tables(rows: i64) -> String {
+    let db = isolation(Strategy::Namespace)
+        .acquire()
+        .await
+        .expect("acquire");
+    let database = db.database().to_string();
+    db.finish().await.expect("finish");
+    let server = server().await;
+    let mut conn = PgConnection::connect_with(&server.database_options(&database))
+        .await
+        .expect("connect");
+    let started = Instant::now();
+    sqlx::query(
+        "INSERT INTO organizations (name, slug) \
+         SELECT 'Filler', 'filler-' || g FROM generate_series(1, $1) g",
+    )
+    .bind(rows)
+    .execute(&mut conn)
+    .await
+    .expect("fill organizations");
+    sqlx::query(
+        "INSERT INTO users (email, display_name) \
+         SELECT 'filler' || g || '@filler.test', 'F' FROM generate_series(1, $1) g",
+    )
+    .bind(rows)
+    .execute(&mut conn)
+    .await
+    .expect("fill users");
+    sqlx::query(
+        "INSERT INTO projects (organization_id, key, name) \
+         SELECT id, 'FIL', 'f' FROM organizations WHERE starts_with(slug, 'filler-')",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("fill projects");
+    conn.execute("VACUUM ANALYZE organizations, users, projects")
+        .await
+        .expect("analyze");
+    eprintln!(
+        "filled organizations, users and projects of {database} with {rows} rows each in {:.1?}",
+        started.elapsed()
+    );
+    conn.close().await.expect("close");
+    database
+}
+
+/// Removes what [`fill_namespace_tables`] wrote.
+async fn empty_namespace_tables(database: &str) {
+    let server = server().await;
+    let mut conn = PgConnection::connect_with(&server.database_options(database))
+        .await
+        .expect("connect");
+    conn.execute(
+        "SET session_replication_role = replica; \
+         DELETE FROM projects WHERE key = 'FIL'; \
+         DELETE FROM users WHERE starts_with(email::text, 'filler'); \
+         DELETE FROM organizations WHERE starts_with(slug, 'filler-'); \
+         RESET session_replication_role",
+    )
+    .await
+    .expect("empty the filled tables");
+    conn.execute("VACUUM ANALYZE organizations, users, projects")
+        .await
+        .expect("vacuum");
+    conn.close().await.expect("close");
+}
+
+criterion_group!(
+    benches,
+    baselines,
+    strategies,
+    cleanup,
+    namespace_cleanup,
+    template
+);
 criterion_main!(benches);

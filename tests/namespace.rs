@@ -511,7 +511,9 @@ async fn a_killed_process_rows_are_swept_by_token() {
     let (token, org, database) = (field("TOKEN="), field("ORG="), field("DATABASE="));
     let server = Server::resolve().await.unwrap();
     // Alive: its rows stay.
-    let swept = journal::sweep_database(server, &database, false).await.unwrap();
+    let swept = journal::sweep_database(server, &database, false)
+        .await
+        .unwrap();
     assert!(!swept.contains(&token));
     let _ = Command::new("kill")
         .args(["-9", &child.id().to_string()])
@@ -526,7 +528,9 @@ async fn a_killed_process_rows_are_swept_by_token() {
     let mut swept_here = Vec::new();
     let (mut rows, mut journaled) = (-1i64, -1i64);
     for _ in 0..100 {
-        swept_here = journal::sweep_database(server, &database, false).await.unwrap();
+        swept_here = journal::sweep_database(server, &database, false)
+            .await
+            .unwrap();
         rows = sqlx::query_scalar("SELECT count(*) FROM organizations WHERE id = $1")
             .bind(org.parse::<i64>().unwrap())
             .fetch_one(&mut look)
