@@ -44,8 +44,12 @@ async fn one_process_under_truncate(db: TestDb) {
 }
 
 fn spawn_many(test: &str) {
+    spawn(test, PROCESSES);
+}
+
+fn spawn(test: &str, processes: usize) {
     let exe = std::env::current_exe().unwrap();
-    let children: Vec<_> = (0..PROCESSES)
+    let children: Vec<_> = (0..processes)
         .map(|_| {
             Command::new(&exe)
                 .args([test, "--exact", "--test-threads", "1"])
@@ -78,4 +82,35 @@ fn processes_at_once_under_rollback_do_not_see_each_other() {
 #[test]
 fn processes_at_once_under_truncate_do_not_see_each_other() {
     spawn_many("one_process_under_truncate");
+}
+
+/// Under Namespace, every process names the same fixture, whose row has a fixed key (the slug
+/// `fixture-org`): it is part of the shared database, loaded once, and each test sees it
+/// (once) beside its own rows, while the others write theirs.
+#[seedbed::test(strategy = "namespace", fixtures("orgs"))]
+async fn one_process_with_a_shared_fixture(db: TestDb) {
+    let pool = db.pool();
+    let fixture = "SELECT count(*) FROM organizations WHERE slug = 'fixture-org'";
+    let count = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(count(fixture).await, 1);
+    sqlx::query("INSERT INTO organizations (name, slug) VALUES ('mine', $1)")
+        .bind(format!("proc-{}", db.token()))
+        .execute(&pool)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(count(fixture).await, 1, "the fixture was loaded again");
+}
+
+#[test]
+fn processes_at_once_under_namespace_share_their_fixtures() {
+    spawn("one_process_with_a_shared_fixture", 8);
 }

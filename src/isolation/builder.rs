@@ -375,11 +375,13 @@ impl Isolation {
                 seal: false,
                 journal: false,
             },
+            // Fixtures are part of the shared database (one per migrations and fixture set),
+            // loaded once, without a token: every test that names them shares them, read-only.
             "namespace" => databases::Build {
                 purpose,
                 prepare: false,
                 track: false,
-                fixtures: &[],
+                fixtures: &self.fixtures,
                 seal: false,
                 journal: true,
             },

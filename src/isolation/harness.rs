@@ -427,6 +427,17 @@ fn failure_block<DB: Isolated>(
              can start: use strategy = \"template\" (or \"truncate\")\n",
         );
     }
+    if db.is_some_and(|d| d.strategy() == Strategy::Namespace)
+        && !args.fixtures.is_empty()
+        && failure.contains("duplicate key value")
+    {
+        out.push_str(
+            "note:     under Namespace, fixtures are loaded once into the shared database and \
+             shared, read-only, by every test that names them; a row the test writes with the key \
+             of a fixture row (or of another test's row) collides. Let the database choose keys, \
+             make them from the test's token, or use strategy = \"template\"\n",
+        );
+    }
     out.push_str("──────────────────────────────");
     out
 }

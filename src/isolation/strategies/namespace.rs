@@ -171,7 +171,11 @@ impl Isolation {
                     message: "it failed as the test started".into(),
                 });
             }
-            run_fixtures(&shared.pool, &self.fixtures).await?;
+            // A database seedbed built holds the fixtures already (see `Isolation::build`); one
+            // the user named gets them per test.
+            if self.database.is_some() {
+                run_fixtures(&shared.pool, &self.fixtures).await?;
+            }
             Ok(token)
         }
         .await;
