@@ -35,7 +35,7 @@ use crate::schema::{Schema, TableKind};
 use crate::sql::{quote_ident, quote_literal};
 
 /// The version of what [`prepare`] installs; part of the database's name.
-pub const VERSION: u32 = 8;
+pub const VERSION: u32 = 9;
 
 /// The tokens of failed tests whose rows are kept.
 const KEPT_TABLE: &str = "CREATE UNLOGGED TABLE seedbed.kept (token text PRIMARY KEY, \
@@ -147,20 +147,35 @@ pub async fn prepare(conn: &mut PgConnection, schema: &Schema) -> Result<()> {
              \x20 FOR EACH STATEMENT EXECUTE FUNCTION {s}.{f}();",
             setting = quote_literal(TOKEN_SETTING),
         );
-        let select = key
-            .iter()
-            .enumerate()
-            .map(|(i, (c, ty))| {
-                // `ty` is the server's own `format_type` output.
-                format!("j.pk[{}]::{ty} AS {}", i + 1, quote_ident(c))
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let join = key
-            .iter()
-            .map(|(c, _)| format!("x.{c} = k.{c}", c = quote_ident(c)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        // The rows to delete are found through the table's key index, whatever the table's
+        // size: the keys come as an array (`= ANY`, an index scan, in the generic plan a
+        // function runs after its fifth call as in a custom one), not as a join the planner
+        // may turn into a scan of the table. A composite key is looked up by its first column
+        // and matched on all of them.
+        let from_journal = format!("FROM {s}.journal j WHERE j.token = tok AND j.relid = {oid}");
+        let (first, first_ty) = &key[0];
+        // `ty` is the server's own `format_type` output.
+        let mut condition = format!(
+            "x.{} = ANY (ARRAY(SELECT j.pk[1]::{first_ty} {from_journal}))",
+            quote_ident(first)
+        );
+        if key.len() > 1 {
+            let columns = key
+                .iter()
+                .map(|(c, _)| format!("x.{}", quote_ident(c)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let values = key
+                .iter()
+                .enumerate()
+                .map(|(i, (_, ty))| format!("j.pk[{}]::{ty}", i + 1))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = write!(
+                condition,
+                " AND ({columns}) IN (SELECT {values} {from_journal})"
+            );
+        }
         // One function per table, compiled only in a session that deletes from it: a test
         // process, whose session starts cold, compiles what its test wrote and nothing more.
         // `ns_clean` calls it by a static statement, planned once per session when first run.
@@ -169,8 +184,7 @@ pub async fn prepare(conn: &mut PgConnection, schema: &Schema) -> Result<()> {
             sql,
             "CREATE FUNCTION {s}.{d}(tok text) RETURNS void LANGUAGE plpgsql AS $f$\n\
              BEGIN\n\
-             \x20 DELETE FROM {t} x USING (SELECT {select} FROM {s}.journal j \
-             WHERE j.token = tok AND j.relid = {oid}) k WHERE {join};\n\
+             \x20 DELETE FROM {t} x WHERE {condition};\n\
              END\n$f$;",
         );
         let _ = writeln!(
