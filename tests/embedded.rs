@@ -363,3 +363,93 @@ async fn url_servers_commit_without_waiting_for_the_disk_unless_the_url_says() {
     let mut conn = server.connect().await.expect("connect");
     assert_eq!(show(&mut conn, "synchronous_commit").await, "local");
 }
+
+/// A child for [`a_killed_server_fails_its_tests_with_a_note_and_the_next_run_restarts_it`]:
+/// says it runs (a file beside the cluster), then waits for the server to be killed under it.
+#[seedbed::test(migrations = false)]
+#[ignore = "a child: run in a process of its own by the test that kills its server"]
+async fn child_outlives_its_server(pool: sqlx::PgPool) {
+    let ready = std::path::PathBuf::from(std::env::var("SEEDBED_HOME").expect("SEEDBED_HOME"))
+        .join("child-ready");
+    std::fs::write(&ready, "").expect("write the ready file");
+    for _ in 0..100 {
+        sqlx::query("SELECT 1").execute(&pool).await.expect("query");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_killed_server_fails_its_tests_with_a_note_and_the_next_run_restarts_it() {
+    let base = PrivateBase::new("killed-under-tests");
+    let first = embedded::ensure(&base.config()).await.expect("start");
+    let child = std::process::Command::new(std::env::current_exe().expect("exe"))
+        .args([
+            "child_outlives_its_server",
+            "--exact",
+            "--include-ignored",
+            "--test-threads",
+            "1",
+        ])
+        .env("SEEDBED_HOME", &base.dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("SEEDBED_DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the child");
+    let ready = base.dir.join("child-ready");
+    let waited = std::time::Instant::now();
+    while !ready.exists() {
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "the child never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    kill(first.pid, "KILL");
+    assert!(wait_gone(first.pid, Duration::from_secs(10)));
+    let out = child.wait_with_output().expect("wait for the child");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "the child passed:\n{text}");
+    assert!(
+        text.contains(&format!(
+            "the embedded PostgreSQL server (pid {}) is gone",
+            first.pid
+        )),
+        "{text}"
+    );
+    // The next run starts it again.
+    let second = embedded::ensure(&base.config()).await.expect("restart");
+    assert_ne!(second.pid, first.pid);
+    assert_eq!(base.postmasters(), vec![second.pid]);
+}
+
+#[tokio::test]
+async fn a_full_disk_names_the_directory_and_seedbed_home() {
+    // A 2 MiB tmpfs: too small for a cluster.
+    let base = PrivateBase::new("full-disk");
+    std::fs::create_dir_all(&base.dir).expect("mount point");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&base.dir)
+        .output()
+        .expect("run mount");
+    assert!(
+        mounted.status.success(),
+        "this test mounts a small tmpfs (as root, which CI is): {}",
+        String::from_utf8_lossy(&mounted.stderr)
+    );
+    let result = embedded::ensure(&base.config()).await;
+    let _ = std::process::Command::new("umount").arg(&base.dir).status();
+    let err = result.expect_err("a cluster does not fit in 2 MiB");
+    let text = err.to_string();
+    assert!(
+        text.contains("is full") && text.contains("SEEDBED_HOME"),
+        "{text}"
+    );
+    assert!(text.contains(&*base.dir.to_string_lossy()), "{text}");
+}

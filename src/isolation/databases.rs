@@ -312,9 +312,7 @@ async fn build_locked(
     marker::write(conn, name, &mark).await?;
 
     let applied = async {
-        let mut db = PgConnection::connect_with(&server.database_options(name))
-            .await
-            .map_err(Error::db(format!("connecting to new database {name}")))?;
+        let mut db = server.open(&server.database_options(name)).await?;
         let mut result = migrations.apply(&mut db).await;
         for fixture in build.fixtures {
             if result.is_ok() {

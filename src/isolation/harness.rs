@@ -319,10 +319,15 @@ where
         }
         let db = match args.isolation(own_connections).acquire_on::<DB>().await {
             Ok(db) => db,
-            Err(e) => panic!(
-                "seedbed: cannot prepare the database for {}: {e}",
-                args.path
-            ),
+            Err(e) => {
+                let note = server_fault(&e.to_string())
+                    .map(|n| format!("\n{n}"))
+                    .unwrap_or_default();
+                panic!(
+                    "seedbed: cannot prepare the database for {}: {e}{note}",
+                    args.path
+                )
+            }
         };
         let keep = db.handle();
         let ctx = Arc::clone(db.context());
@@ -408,6 +413,9 @@ fn failure_block<DB: Isolated>(
     if let Some(e) = isolation_error {
         out.push_str(&format!("isolation: {e}\n"));
     }
+    if let Some(note) = server_fault(failure) {
+        out.push_str(&format!("server:   {note}\n"));
+    }
     if db.is_some_and(|d| d.strategy() == Strategy::Rollback)
         && (failure.contains("PoolTimedOut") || failure.contains("pool timed out"))
     {
@@ -440,6 +448,12 @@ fn failure_block<DB: Isolated>(
     }
     out.push_str("──────────────────────────────");
     out
+}
+
+/// What the server itself did to a failed test, if anything (see
+/// [`Server::fault_note`](crate::server::Server::fault_note)).
+fn server_fault(failure: &str) -> Option<String> {
+    crate::backend::postgres::server::Server::resolved()?.fault_note(failure)
 }
 
 /// What the failure block says about the state the failed test left: where it is kept and the

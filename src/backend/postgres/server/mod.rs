@@ -46,6 +46,15 @@ use tokio::sync::OnceCell;
 pub use self::embedded::{EmbeddedConfig, EmbeddedServer};
 use crate::error::{Error, Result};
 
+/// How long seedbed waits for a server that has no connection to spare (`too many clients`).
+pub const SERVER_FULL_WAIT: Duration = Duration::from_secs(120);
+
+/// Whether a connection was refused because the server has none to spare (`53300`, too many
+/// connections) or is starting (`57P03`): worth waiting for.
+fn is_server_full(code: Option<&str>) -> bool {
+    matches!(code, Some("53300" | "57P03"))
+}
+
 /// How long seedbed keeps trying to reach a configured server before giving up
 /// (`SEEDBED_CONNECT_TIMEOUT`, in seconds, overrides it).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -124,6 +133,32 @@ impl Server {
         RESOLVED
             .get()
             .ok_or_else(|| Error::Internal("the process's server could not be installed".into()))
+    }
+
+    /// The process's server if it has been resolved (never resolves it).
+    pub(crate) fn resolved() -> Option<&'static Server> {
+        RESOLVED.get()
+    }
+
+    /// What to tell a user whose test failed because of the server itself: the embedded server
+    /// is gone (killed or crashed while tests ran), or the disk under it is full. `failure` is
+    /// the test's failure message. `None` when neither applies.
+    pub fn fault_note(&self, failure: &str) -> Option<String> {
+        let Origin::Embedded(running) = &self.origin else {
+            return None;
+        };
+        if !os::process_alive(running.pid) {
+            return Some(format!(
+                "the embedded PostgreSQL server (pid {}) is gone: it was killed or crashed while \
+                 the tests ran. The next test process starts it again, and the first test of the \
+                 next run sweeps what the dead tests left",
+                running.pid
+            ));
+        }
+        if is_disk_full(failure) {
+            return Some(disk_full_note(&running.data_dir));
+        }
+        None
     }
 
     /// Resolves the server from the environment, without caching, and connects to it once.
@@ -288,12 +323,39 @@ impl Server {
     /// let conn = server.open(&server.database_options("postgres")).await?;
     /// # Ok(()) }
     /// ```
+    ///
+    /// A server that has no connection to spare (`too many clients`, more test processes at once
+    /// than its `max_connections` allows for seedbed's own connections) is waited for, up to
+    /// [`SERVER_FULL_WAIT`], as a test waits for connection budget.
     pub async fn open(&self, options: &PgConnectOptions) -> Result<PgConnection> {
         let database = options.get_database().unwrap_or("postgres").to_string();
         if self.version_num.get().is_some() {
-            return PgConnection::connect_with(options)
-                .await
-                .map_err(Error::db(format!("connecting to database {database}")));
+            let started = Instant::now();
+            let mut delay = Duration::from_millis(20);
+            loop {
+                match PgConnection::connect_with(options).await {
+                    Err(sqlx::Error::Database(e))
+                        if is_server_full(e.code().as_deref())
+                            && started.elapsed() + delay < SERVER_FULL_WAIT =>
+                    {
+                        if started.elapsed() < Duration::from_secs(10)
+                            && started.elapsed() + delay >= Duration::from_secs(10)
+                        {
+                            tracing::warn!(
+                                "waiting for a free connection of the server ({}): more test \
+                                 processes run at once than its max_connections allows",
+                                e.message()
+                            );
+                        }
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_millis(500));
+                    }
+                    other => {
+                        return other
+                            .map_err(Error::db(format!("connecting to database {database}")));
+                    }
+                }
+            }
         }
         let var = match &self.origin {
             Origin::Url { var } => *var,
@@ -359,12 +421,18 @@ async fn check(
     };
     let port = options.get_port();
     let mut delay = Duration::from_millis(50);
+    // A server that answers but has no connection to spare is waited for longer.
+    let mut timeout = timeout;
     loop {
         let remaining = timeout.saturating_sub(started.elapsed());
         let attempt = tokio::time::timeout(remaining, PgConnection::connect_with(options)).await;
         let reason = match attempt {
             Ok(Ok(conn)) => return Ok(conn),
             Ok(Err(sqlx::Error::Io(e))) => e.to_string(),
+            Ok(Err(sqlx::Error::Database(e))) if is_server_full(e.code().as_deref()) => {
+                timeout = timeout.max(SERVER_FULL_WAIT);
+                e.message().to_string()
+            }
             Ok(Err(e)) => {
                 return Err(Error::Database {
                     context: format!("connecting to PostgreSQL at {host}:{port} (from {var})"),
@@ -385,6 +453,22 @@ async fn check(
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(1));
     }
+}
+
+/// Whether a message says a disk is full (the server's `could not extend file …: No space left
+/// on device`, SQLSTATE 53100, or an OS error from initdb or a copy).
+pub(crate) fn is_disk_full(message: &str) -> bool {
+    message.contains("No space left on device") || message.contains("53100")
+}
+
+/// What to do when the disk under the embedded server's `dir` is full.
+pub(crate) fn disk_full_note(dir: &std::path::Path) -> String {
+    format!(
+        "the disk holding the embedded server's files ({}) is full. On tmpfs (/dev/shm) that is \
+         memory set aside for it: free space there (`seedbed sweep --kept` drops the databases \
+         kept for failed tests), or set SEEDBED_HOME to a directory on a larger disk",
+        dir.display()
+    )
 }
 
 /// Replaces the database (path) of a `postgres://` URL, keeping its query string.
@@ -408,7 +492,17 @@ fn replace_database(url: &str, database: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::replace_database;
+    use super::{disk_full_note, is_disk_full, replace_database};
+
+    #[test]
+    fn a_full_disk_is_recognised_and_named() {
+        assert!(is_disk_full(
+            "could not extend file \"base/16384/16390\": No space left on device"
+        ));
+        assert!(!is_disk_full("relation \"x\" does not exist"));
+        let note = disk_full_note(std::path::Path::new("/dev/shm/seedbed-0/pg15/data"));
+        assert!(note.contains("/dev/shm/seedbed-0/pg15/data") && note.contains("SEEDBED_HOME"));
+    }
 
     #[test]
     fn replaces_the_database_of_a_url() {

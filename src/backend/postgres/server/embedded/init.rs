@@ -38,13 +38,20 @@ pub(super) fn initdb(cluster: &Cluster, bins: &Binaries, user: &ServerUser) -> R
         .map_err(Error::io("cannot run", bins.tool("initdb")))?;
     if !out.status.success() {
         let _ = fs::remove_dir_all(&cluster.data_dir);
+        let output = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stderr).trim(),
+            String::from_utf8_lossy(&out.stdout).trim()
+        );
+        let mut what = format!("initdb failed ({}): {output}", out.status);
+        if super::super::is_disk_full(&output) {
+            what = format!(
+                "{}; initdb said: {output}",
+                super::super::disk_full_note(&cluster.dir)
+            );
+        }
         return Err(Error::Embedded {
-            what: format!(
-                "initdb failed ({}): {}{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim(),
-                String::from_utf8_lossy(&out.stdout).trim()
-            ),
+            what,
             log_tail: None,
         });
     }

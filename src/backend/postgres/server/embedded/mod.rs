@@ -307,7 +307,7 @@ pub async fn ensure(config: &EmbeddedConfig) -> Result<EmbeddedServer> {
     }
 
     let user = ServerUser::detect()?;
-    prepare_dirs(&base, &cluster, &user)?;
+    prepare_dirs(&base, &cluster, &user).map_err(|e| disk_full(e, &cluster))?;
     let _lock = FileLock::acquire(&cluster.lock_file).await?;
 
     if let Some(running) = cluster.read_state()
@@ -325,7 +325,21 @@ pub async fn ensure(config: &EmbeddedConfig) -> Result<EmbeddedServer> {
         return access::secure(&cluster, &user, running, true).await;
     }
     let _ = fs::remove_file(&cluster.state_file);
-    start(&cluster, &bins, &user, &config.settings).await
+    start(&cluster, &bins, &user, &config.settings)
+        .await
+        .map_err(|e| disk_full(e, &cluster))
+}
+
+/// An OS error writing the cluster's files (its directories, state, secret, settings) because
+/// the disk is full, said so.
+fn disk_full(e: Error, cluster: &Cluster) -> Error {
+    match e {
+        Error::Io { .. } if super::is_disk_full(&e.to_string()) => Error::Embedded {
+            what: format!("{}: {e}", super::disk_full_note(&cluster.dir)),
+            log_tail: None,
+        },
+        other => other,
+    }
 }
 
 /// The running embedded server, if there is one; never starts it.
@@ -524,12 +538,17 @@ async fn start(
             return access::secure(cluster, user, server, false).await;
         }
         let log = cluster.log_tail().unwrap_or_default();
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        let what = if super::is_disk_full(&log) || super::is_disk_full(&stderr) {
+            format!(
+                "pg_ctl start failed: {}",
+                super::disk_full_note(&cluster.dir)
+            )
+        } else {
+            format!("pg_ctl start failed ({}): {stderr}", out.status)
+        };
         last_error = Some(Error::Embedded {
-            what: format!(
-                "pg_ctl start failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
+            what,
             log_tail: Some(log.clone()),
         });
         // Another program took the port between our check and the server's bind: try another.
