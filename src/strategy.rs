@@ -167,6 +167,40 @@ pub fn suite_default(root: &Path) -> Result<Option<(Strategy, String)>> {
     Ok(None)
 }
 
+/// The suite's test role: `role = "…"` in `seedbed.toml` at the crate root, or in
+/// `[package.metadata.seedbed]` of its `Cargo.toml` (see
+/// [`Isolation::role`](crate::Isolation::role)).
+///
+/// ```no_run
+/// # fn demo() -> Result<(), seedbed::Error> {
+/// let role = seedbed::strategy::suite_role(env!("CARGO_MANIFEST_DIR").as_ref())?;
+/// # Ok(()) }
+/// ```
+pub fn suite_role(root: &Path) -> Result<Option<String>> {
+    let own = root.join("seedbed.toml");
+    let (value, file) = if let Some(table) = read_toml(&own)? {
+        (table.get("role").cloned(), own)
+    } else {
+        let manifest = root.join("Cargo.toml");
+        let value = read_toml(&manifest)?.and_then(|t| {
+            t.get("package")?
+                .get("metadata")?
+                .get("seedbed")?
+                .get("role")
+                .cloned()
+        });
+        (value, manifest)
+    };
+    match value {
+        None => Ok(None),
+        Some(toml::Value::String(s)) if !s.trim().is_empty() => Ok(Some(s)),
+        Some(_) => Err(Error::Config(format!(
+            "{}: role must be the name of a database role, as a string",
+            file.display()
+        ))),
+    }
+}
+
 fn read_toml(path: &Path) -> Result<Option<toml::Table>> {
     match std::fs::read_to_string(path) {
         Ok(text) => text

@@ -335,11 +335,11 @@ mod under_namespace {
 macro_rules! test_through_a_macro {
     ($name:ident, $migrations:literal, $strategy:literal, $timeout:literal, $fixture:literal) => {
         #[seedbed::test(
-                                                            migrations = $migrations,
-                                                            strategy = $strategy,
-                                                            statement_timeout = $timeout,
-                                                            fixtures($fixture)
-                                                        )]
+                                                                    migrations = $migrations,
+                                                                    strategy = $strategy,
+                                                                    statement_timeout = $timeout,
+                                                                    fixtures($fixture)
+                                                                )]
         async fn $name(db: TestDb) {
             assert_eq!(db.strategy(), Strategy::Truncate);
             let slug: String = sqlx::query_scalar("SELECT slug FROM organizations")
@@ -370,11 +370,11 @@ test_through_a_macro!(
 macro_rules! test_with_expressions {
     ($name:ident, $migrations:expr, $reset:expr, $threads:expr) => {
         #[seedbed::test(
-                                                            migrations = $migrations,
-                                                            reset_sequences = $reset,
-                                                            flavor = "multi_thread",
-                                                            worker_threads = $threads
-                                                        )]
+                                                                    migrations = $migrations,
+                                                                    reset_sequences = $reset,
+                                                                    flavor = "multi_thread",
+                                                                    worker_threads = $threads
+                                                                )]
         async fn $name(pool: PgPool) {
             let tables: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' \

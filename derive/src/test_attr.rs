@@ -22,6 +22,8 @@ struct Args {
     worker_threads: Option<(usize, Span)>,
     statement_timeout_ms: Option<u64>,
     lock_timeout_ms: Option<u64>,
+    /// `role = "…"`: the role the test's connections act as.
+    role: Option<String>,
     reset_sequences: bool,
     /// `namespace = "schema"`.
     schema_mode: bool,
@@ -125,6 +127,10 @@ fn expand_fn(args: TokenStream, input: &syn::ItemFn) -> syn::Result<TokenStream>
     let worker_threads = opt(args.worker_threads.map(|(n, _)| n));
     let statement_timeout = opt(args.statement_timeout_ms);
     let lock_timeout = opt(args.lock_timeout_ms);
+    let role = match &args.role {
+        Some(r) => quote!(::core::option::Option::Some(#r)),
+        None => quote!(::core::option::Option::None),
+    };
     let reset_sequences = args.reset_sequences;
     let schema_mode = args.schema_mode;
     let keep_rows = args.keep_rows;
@@ -204,6 +210,7 @@ fn expand_fn(args: TokenStream, input: &syn::ItemFn) -> syn::Result<TokenStream>
             args.worker_threads = #worker_threads;
             args.statement_timeout_ms = #statement_timeout;
             args.lock_timeout_ms = #lock_timeout;
+            args.role = #role;
             args.reset_sequences = #reset_sequences;
             args.schema_mode = #schema_mode;
             args.keep_rows = #keep_rows;
@@ -401,6 +408,17 @@ fn parse_args(tokens: TokenStream) -> syn::Result<Args> {
                     args.lock_timeout_ms = Some(duration_ms(&nv.value)?);
                     args.needs_db.get_or_insert(span);
                 }
+                ("role", Meta::NameValue(nv)) => {
+                    let s = lit_str(&nv.value, "the name of a database role")?;
+                    if s.value().trim().is_empty() {
+                        return Err(syn::Error::new_spanned(
+                            &nv.value,
+                            "role must name a database role (the test's connections act as it)",
+                        ));
+                    }
+                    args.role = Some(s.value());
+                    args.needs_db.get_or_insert(span);
+                }
                 ("namespace", Meta::NameValue(nv)) => {
                     let s = lit_str(&nv.value, "\"data\" or \"schema\"")?;
                     args.schema_mode = match s.value().as_str() {
@@ -497,7 +515,8 @@ fn parse_args(tokens: TokenStream) -> syn::Result<Args> {
                         span,
                         "unknown argument: #[seedbed::test] takes strategy = \"…\", flavor = \
                          \"multi_thread\", worker_threads = N, statement_timeout = \"30s\", \
-                         lock_timeout = \"5s\", reset_sequences, namespace = \"schema\", \
+                         lock_timeout = \"5s\", role = \"app\", reset_sequences, \
+                         namespace = \"schema\", \
                          cleanup = \"none\", migrations = \"dir\" | false, \
                          migrator = \"path::TO_MIGRATOR\", fixtures(\"name\", …)",
                     ));

@@ -82,6 +82,8 @@ pub struct Isolation {
     pub(super) own_connections: bool,
     pub(super) template: TemplateOptions,
     pub(super) namespace: NamespaceOptions,
+    /// The role the test's connections act as (`None`: the connecting user).
+    pub(super) role: Option<String>,
 }
 
 impl Isolation {
@@ -113,6 +115,7 @@ impl Isolation {
             own_connections: false,
             template: TemplateOptions::new(),
             namespace: NamespaceOptions::default(),
+            role: None,
         }
     }
 
@@ -176,6 +179,70 @@ impl Isolation {
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = timeout;
         self
+    }
+
+    /// The test's connections act as `role`, a role without superuser (created, without login,
+    /// if it does not exist) rather than as the user seedbed connects as: row-level security,
+    /// grants and `SECURITY DEFINER` functions apply as they do to the application. Migrations
+    /// and fixtures still run as the connecting user, and grant the role what it needs, as the
+    /// application's migrations do. The suite default is `role = "…"` in `seedbed.toml`;
+    /// `#[seedbed::test(role = "…")]` sets it per test. PostgreSQL only.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seedbed::Error> {
+    /// use seedbed::prelude::*;
+    /// let db: TestDb = Isolation::new(Strategy::Rollback).role("app_user").acquire().await?;
+    /// let who: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(&db.pool()).await?;
+    /// assert_eq!(who, "app_user");
+    /// db.finish().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn role(mut self, role: impl Into<String>) -> Self {
+        self.role = Some(role.into());
+        self
+    }
+
+    /// The role this builder's tests act as: [`role`](Self::role), else the suite's
+    /// (`seedbed.toml`), else none.
+    pub(super) fn resolve_role(&self) -> Result<Option<String>> {
+        if let Some(role) = &self.role {
+            return Ok(Some(role.clone()));
+        }
+        match &self.crate_root {
+            Some(root) => strategy::suite_role(root),
+            None => Ok(None),
+        }
+    }
+
+    /// Refuses a role where seedbed cannot make its connections act as it.
+    pub(super) fn check_role_applies(&self, strategy: Strategy) -> Result<()> {
+        if self.database.is_some() {
+            return Err(Error::Config(
+                "role = … acts on the databases seedbed builds (granted what its own tables need \
+                 from the role); it cannot be combined with a database named with .database(…)"
+                    .into(),
+            ));
+        }
+        if strategy == Strategy::Namespace && self.namespace.mode == NamespaceMode::Schema {
+            return Err(Error::Config(
+                "role = … is not available with namespace = \"schema\": use the data mode or \
+                 another strategy"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `SET ROLE` for the test's role, run on its connections once seedbed's own work at the
+    /// start of the test is done (`SET LOCAL ROLE` under Rollback, whose transaction ends it).
+    pub(super) fn set_role(&self, local: bool) -> Option<String> {
+        self.role.as_ref().map(|role| {
+            format!(
+                "SET {}ROLE {}",
+                if local { "LOCAL " } else { "" },
+                crate::sql::quote_ident(role)
+            )
+        })
     }
 
     /// How long Rollback's one-connection pool lets a second checkout wait (default 5 s).
@@ -365,6 +432,7 @@ impl Isolation {
                 fixtures: &[],
                 seal: false,
                 journal: false,
+                role: self.role.as_deref(),
             },
             // Truncate empties its copies after every test: their tables note what was written.
             "truncate" => databases::Build {
@@ -374,6 +442,7 @@ impl Isolation {
                 fixtures: &[],
                 seal: false,
                 journal: false,
+                role: self.role.as_deref(),
             },
             // Fixtures are part of the shared database (one per migrations and fixture set),
             // loaded once, without a token: every test that names them shares them, read-only.
@@ -384,10 +453,14 @@ impl Isolation {
                 fixtures: &self.fixtures,
                 seal: false,
                 journal: true,
+                role: self.role.as_deref(),
             },
             // A template's clones are emptied and given to the next test when it changed no
             // schema (see template::recycle).
-            _ => databases::Build::template(&self.fixtures),
+            _ => databases::Build {
+                role: self.role.as_deref(),
+                ..databases::Build::template(&self.fixtures)
+            },
         }
     }
 

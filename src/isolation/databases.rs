@@ -75,6 +75,7 @@ pub async fn ensure_with(
             fixtures: &[],
             seal: false,
             journal: false,
+            role: None,
         },
     )
     .await
@@ -97,6 +98,9 @@ pub struct Build<'a> {
     pub seal: bool,
     /// Install Namespace's journal (see [`journal`](crate::backend::postgres::journal)).
     pub journal: bool,
+    /// The role tests act as: granted what seedbed's own tables need from it (the triggers
+    /// that note writes and journal rows run as the test's role). Part of the name.
+    pub role: Option<&'a str>,
 }
 
 impl<'a> Build<'a> {
@@ -118,6 +122,7 @@ impl<'a> Build<'a> {
             fixtures,
             seal: true,
             journal: false,
+            role: None,
         }
     }
 
@@ -141,6 +146,9 @@ impl<'a> Build<'a> {
         }
         if self.seal {
             identity.push_str(&format!(":sealed-v{TEMPLATE_VERSION}"));
+        }
+        if let Some(role) = self.role {
+            identity.push_str(&format!(":role:{role}"));
         }
         for fixture in self.fixtures {
             identity.push_str(&format!(
@@ -249,6 +257,23 @@ pub(crate) fn is_missing_database(err: &Error) -> bool {
     )
 }
 
+/// Lets `role` use seedbed's own tables in the database `conn` is connected to: the triggers
+/// that note what a test wrote (and Namespace's journal) run as the test's role.
+async fn grant_seedbed_schema(conn: &mut PgConnection, role: &str) -> Result<()> {
+    let schema = quote_ident(crate::backend::postgres::clean::SCHEMA);
+    let role = quote_ident(role);
+    let sql = format!(
+        "GRANT USAGE ON SCHEMA {schema} TO {role}; \
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}; \
+         GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {schema} TO {role}"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(conn)
+        .await
+        .map_err(Error::db(format!("granting role {role} seedbed's tables")))?;
+    Ok(())
+}
+
 /// Whether `err` says the database refuses new connections (`ALTER DATABASE … ALLOW_CONNECTIONS
 /// false`: a Truncate database being kept for a failed test).
 pub(crate) fn is_closed_database(err: &Error) -> bool {
@@ -333,6 +358,9 @@ async fn build_locked(
                 }
                 if build.journal {
                     crate::backend::postgres::journal::prepare(&mut db, &schema).await?;
+                }
+                if let Some(role) = build.role {
+                    grant_seedbed_schema(&mut db, role).await?;
                 }
                 mark_ready_inside(&mut db).await?;
                 // A template's clones are given to the next test when their test changed no

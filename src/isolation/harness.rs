@@ -63,6 +63,8 @@ pub struct TestArgs {
     pub statement_timeout_ms: Option<u64>,
     /// `lock_timeout` in milliseconds.
     pub lock_timeout_ms: Option<u64>,
+    /// The role the test's connections act as (`role = "…"`).
+    pub role: Option<&'static str>,
     /// Truncate: reset sequences.
     pub reset_sequences: bool,
     /// Namespace: a schema per test.
@@ -84,6 +86,7 @@ impl TestArgs {
             worker_threads: None,
             statement_timeout_ms: None,
             lock_timeout_ms: None,
+            role: None,
             reset_sequences: false,
             schema_mode: false,
             keep_rows: false,
@@ -112,6 +115,9 @@ impl TestArgs {
         }
         if let Some(ms) = self.lock_timeout_ms {
             iso = iso.lock_timeout(Duration::from_millis(ms));
+        }
+        if let Some(role) = self.role {
+            iso = iso.role(role);
         }
         iso
     }

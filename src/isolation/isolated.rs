@@ -31,10 +31,15 @@ pub trait Isolated: Backend {
 }
 
 impl Isolated for Postgres {
-    async fn acquire_test_db(iso: Isolation) -> Result<TestDb<Postgres>> {
+    async fn acquire_test_db(mut iso: Isolation) -> Result<TestDb<Postgres>> {
         let (name, strategy, ctx_builder, base_seed) = iso.start()?;
         // Not connected to yet: the first connection the strategy needs reaches it.
         let server = Server::get().await?;
+        iso.role = iso.resolve_role()?;
+        if let Some(role) = &iso.role {
+            iso.check_role_applies(strategy)?;
+            super::role::ensure(server, role).await?;
+        }
         let acquired = super::strategies::acquire(strategy, &iso, server, &name, base_seed).await?;
         let ctx_builder = match &acquired.token {
             Some(token) => ctx_builder.token(token.clone()),

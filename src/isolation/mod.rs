@@ -15,6 +15,7 @@ mod isolated;
 mod migrations;
 mod options;
 mod pool;
+mod role;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod strategies;

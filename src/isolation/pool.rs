@@ -407,7 +407,7 @@ impl SharedPool {
         Result<()>,
         Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>,
     ) {
-        const RESET: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
+        const RESET: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; SET ROLE NONE; RESET ALL; \
                              UNLISTEN *; DISCARD TEMP; DISCARD SEQUENCES";
         const UNLOCK: &str = "SELECT pg_advisory_unlock_all()";
         self.set_session(None);
@@ -452,8 +452,7 @@ impl SharedPool {
         Option<Vec<i64>>,
         Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>,
     ) {
-        const RESET: &str =
-            "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; DISCARD TEMP";
+        const RESET: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; SET ROLE NONE; RESET ALL; UNLISTEN *; DISCARD TEMP";
         self.set_session(None);
         let mut conns = conns;
         let (Some(query), Some(mut first)) = (query, conns.pop()) else {

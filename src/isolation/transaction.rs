@@ -280,6 +280,7 @@ impl RollbackPool {
         &self,
         app_name: &str,
         fixtures: &[String],
+        set_role: Option<&str>,
         claim: &TokenClaim<'_>,
         check: bool,
     ) -> Result<Started> {
@@ -344,6 +345,12 @@ impl RollbackPool {
             conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone())))
                 .await
                 .map_err(Error::db("applying a fixture"))?;
+        }
+        // The test's role (`SET LOCAL ROLE`), once the fixtures ran as the connecting user.
+        if let Some(set_role) = set_role {
+            conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(set_role.to_string())))
+                .await
+                .map_err(Error::db("acting as the test's role"))?;
         }
         // Back in the pool before the hooks work for the test: from the next checkout on, each
         // runs in a savepoint of its own.

@@ -49,6 +49,12 @@ struct Acquired {
 
 pub(super) async fn acquire(iso: Isolation) -> Result<TestDb<Sqlite>> {
     let (name, strategy, ctx_builder, base_seed) = iso.start()?;
+    if let Some(role) = &iso.role {
+        return Err(Error::Config(format!(
+            "role = \"{role}\" makes a PostgreSQL test act as a database role; SQLite has no \
+             roles: remove it from this test"
+        )));
+    }
     if iso.database.is_some() {
         return Err(Error::Config(
             "`.database(…)` names an existing PostgreSQL database; on SQLite seedbed makes its \

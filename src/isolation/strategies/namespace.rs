@@ -176,6 +176,10 @@ impl Isolation {
             if self.database.is_some() {
                 run_fixtures(&shared.pool, &self.fixtures).await?;
             }
+            if let Some(set_role) = self.set_role(false) {
+                super::truncate::act_as_role(&shared, &set_for(&token), &set_role, &database)
+                    .await?;
+            }
             Ok(token)
         }
         .await;

@@ -84,7 +84,11 @@ impl Isolate<Postgres> for Rollback {
                 test: test_name,
                 base_seed,
             };
-            match rp.start(&app_name, &iso.fixtures, &claim, check).await {
+            let set_role = iso.set_role(true);
+            match rp
+                .start(&app_name, &iso.fixtures, set_role.as_deref(), &claim, check)
+                .await
+            {
                 Ok(Started::Running { state, token }) => {
                     if check {
                         VERIFIED.insert(&database);

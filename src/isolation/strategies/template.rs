@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::Postgres;
+use sqlx::postgres::PgConnectOptions;
 
 use super::super::TemplateOptions;
 use super::super::budget;
@@ -68,9 +69,11 @@ impl Isolate<Postgres> for Template {
             .as_ref()
             .filter(|_| engine::adopted())
             .map(|name| {
-                let options = iso
-                    .connect_options(server, name)
-                    .application_name(&app_name);
+                let options = with_role(
+                    iso,
+                    iso.connect_options(server, name)
+                        .application_name(&app_name),
+                );
                 budgeted_pool(server, iso.max_connections).connect_lazy_with(options)
             });
         let claiming = clones::acquire(
@@ -132,13 +135,16 @@ impl Isolate<Postgres> for Template {
             // This process opened the spare's pool ahead of time: the test starts with its
             // connection open, once it carries the test's settings.
             (None, Some(p)) if iso.max_connections == clones::DEFAULT_POOL_CONNECTIONS => {
-                let set = format!(
+                let mut set = format!(
                     "SET application_name = {}; SET statement_timeout = {}; \
                      SET lock_timeout = {}",
                     quote_literal(&app_name),
                     quote_literal(&millis(iso.statement_timeout)),
                     quote_literal(&millis(iso.lock_timeout)),
                 );
+                if let Some(set_role) = iso.set_role(false) {
+                    set = format!("{set}; {set_role}");
+                }
                 // Applied by the pool's next checkout, the test's first query.
                 p.apply(set);
                 drop(p.budget);
@@ -149,9 +155,11 @@ impl Isolate<Postgres> for Template {
                 if let Some(p) = other {
                     clones::discard_ahead(p).await;
                 }
-                let options = iso
-                    .connect_options(server, &database)
-                    .application_name(&app_name);
+                let options = with_role(
+                    iso,
+                    iso.connect_options(server, &database)
+                        .application_name(&app_name),
+                );
                 budgeted_pool(server, iso.max_connections).connect_lazy_with(options)
             }
         };
@@ -164,6 +172,7 @@ impl Isolate<Postgres> for Template {
                 test: test_name.to_string(),
                 spares,
                 recycle,
+                role: iso.role.is_some(),
                 _budget: budget,
             }),
             token: None,
@@ -182,6 +191,8 @@ struct Held {
     spares: i64,
     /// A passing test's clone goes back to the pool (else it is dropped).
     recycle: bool,
+    /// The test's connections acted as a role of its own: emptying acts as the connecting user.
+    role: bool,
     /// The budget of a pool opened ahead by this process (given back with the strategy's state).
     _budget: Option<budget::Reservation>,
 }
@@ -195,6 +206,7 @@ impl Ending<Postgres> for Held {
             test,
             spares,
             recycle,
+            role,
             _budget,
         } = *self;
         if outcome != Outcome::Passed {
@@ -207,7 +219,12 @@ impl Ending<Postgres> for Held {
         let emptied = async {
             recycle
                 && match all_connections(&inner.pool).await {
-                    Some(conns) if !conns.is_empty() => clones::empty(conns).await,
+                    Some(mut conns) if !conns.is_empty() => {
+                        if role && !act_as_connecting_user(&mut conns[0]).await {
+                            return false;
+                        }
+                        clones::empty(conns).await
+                    }
                     Some(_) => match inner.pool.acquire().await {
                         Ok(conn) => clones::empty(vec![conn]).await,
                         Err(_) => false,
@@ -249,4 +266,22 @@ impl Ending<Postgres> for Held {
             let _ = clones::release(server, &database, false, &test).await;
         });
     }
+}
+
+/// `options` for a connection that acts as the test's role from its start (the startup
+/// packet's `role`), when it has one.
+fn with_role(iso: &Isolation, options: PgConnectOptions) -> PgConnectOptions {
+    match &iso.role {
+        Some(role) => options.options([("role", role.as_str())]),
+        None => options,
+    }
+}
+
+/// Makes a connection that acted as the test's role act as the connecting user again, for
+/// emptying the clone.
+async fn act_as_connecting_user(conn: &mut sqlx::pool::PoolConnection<Postgres>) -> bool {
+    sqlx::raw_sql("SET ROLE NONE")
+        .execute(&mut **conn)
+        .await
+        .is_ok()
 }

@@ -84,7 +84,12 @@ impl Isolate<Postgres> for Truncate {
                 cleaned?;
             }
             lease.begin_test();
-            run_fixtures(&shared.pool, &iso.fixtures).await
+            run_fixtures(&shared.pool, &iso.fixtures).await?;
+            // The test's role, once seedbed's own work and the fixtures are done.
+            if let Some(set_role) = iso.set_role(false) {
+                act_as_role(&shared, &set, &set_role, &database).await?;
+            }
+            Ok(())
         }
         .await;
         match started {
@@ -351,5 +356,23 @@ async fn keep_failed(
         .map_or(slot.as_str(), |(base, _)| base);
     let kept = slots::keep_failed(inner.server, &slot, base, inner.ctx.name()).await?;
     inner.keep(Kept::Database(kept));
+    Ok(())
+}
+
+/// Makes every connection of the test's pool act as the test's role (`set_role`), and the ones
+/// it opens later too (after the session settings `set`).
+pub(super) async fn act_as_role(
+    shared: &SharedPool,
+    set: &str,
+    set_role: &str,
+    database: &str,
+) -> Result<()> {
+    if !shared.on_every_connection(set_role).await {
+        return Err(Error::Connection {
+            database: database.to_string(),
+            message: "it failed to act as the test's role".into(),
+        });
+    }
+    shared.set_session(Some(&format!("{set}; {set_role}")));
     Ok(())
 }
