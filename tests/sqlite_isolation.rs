@@ -398,6 +398,54 @@ async fn template_keeps_a_failing_tests_copy() {
 }
 
 #[tokio::test]
+async fn truncate_keeps_a_failing_tests_database_and_takes_another() {
+    let dir = <Sqlite as seedbed::backend::Provision>::server()
+        .await
+        .unwrap();
+    let db = iso(Strategy::Truncate)
+        .test_name("sqlite::truncate_kept")
+        .acquire_on::<Sqlite>()
+        .await
+        .unwrap();
+    let slot = db.database().to_string();
+    insert_user(&db.pool(), "truncate-kept@example.test").await;
+    let handle = db.clone_handle();
+    db.finish_with(seedbed::isolation::Outcome::Failed)
+        .await
+        .unwrap();
+    let Some(seedbed::isolation::Kept::Database(kept)) = handle.kept_state() else {
+        panic!("kept: {:?}", handle.kept_state());
+    };
+    assert_ne!(kept, slot, "moved out of the Truncate slots");
+    let file = dir.file(&kept).unwrap();
+    let url = handle.url().expect("the kept database's URL");
+    assert!(url.contains(&kept), "{url}");
+    let pool = SqlitePool::connect_with(SqliteConnectOptions::new().filename(&file))
+        .await
+        .unwrap();
+    assert_eq!(count(&pool, "users").await, 1, "with what the test wrote");
+    pool.close().await;
+    // The next Truncate test starts empty, on a slot made again from the image.
+    let next = iso(Strategy::Truncate)
+        .test_name("sqlite::truncate_kept_next")
+        .acquire_on::<Sqlite>()
+        .await
+        .unwrap();
+    assert_eq!(count(&next.pool(), "users").await, 0);
+    next.finish().await.unwrap();
+    // Kept as Template keeps its copies (which `sweep --kept` removes, as the test above shows):
+    // an ordinary sweep leaves it.
+    let marker = std::fs::read_to_string(dir.path().join(format!("{kept}.marker"))).unwrap();
+    assert!(marker.contains("kind=kept"), "{marker}");
+    seedbed::isolation::maintenance::sweep_sqlite(dir, false)
+        .await
+        .unwrap();
+    assert!(file.is_file(), "kept past an ordinary sweep");
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_file(dir.path().join(format!("{kept}.marker")));
+}
+
+#[tokio::test]
 async fn namespace_removes_only_the_tests_own_rows() {
     let a = iso(Strategy::Namespace)
         .test_name("ns::a")

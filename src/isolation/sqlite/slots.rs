@@ -28,7 +28,7 @@ use sqlx_core::transaction::TransactionManager;
 
 use super::super::engine::KeyedOnce;
 use super::super::strategies::Ending;
-use super::super::testdb::{Inner, Outcome};
+use super::super::testdb::{Inner, Kept, Outcome};
 use super::super::transaction::Violation;
 use super::image;
 use super::{Acquired, Isolation, PoolSettings, run_fixtures};
@@ -330,7 +330,7 @@ const EXPLAIN_ROLLBACK: &str = "the code under test ended the test's transaction
 
 #[async_trait]
 impl Ending<Sqlite> for Leased {
-    async fn finish(self: Box<Self>, _inner: &Inner<Sqlite>, _outcome: Outcome) -> Result<()> {
+    async fn finish(self: Box<Self>, inner: &Inner<Sqlite>, outcome: Outcome) -> Result<()> {
         let slot = self
             .slot
             .lock()
@@ -340,6 +340,11 @@ impl Ending<Sqlite> for Leased {
             return Ok(());
         };
         match slot.kind {
+            Kind::Truncate if outcome != Outcome::Passed => {
+                let kept = keep_failed(inner.server, slot, inner.ctx.name()).await?;
+                inner.keep(Kept::Database(kept));
+                Ok(())
+            }
             Kind::Truncate => {
                 clean(&slot, self.reset_sequences).await?;
                 give_back(slot).await;
@@ -348,6 +353,32 @@ impl Ending<Sqlite> for Leased {
             Kind::Rollback => finish_rollback(slot).await,
         }
     }
+}
+
+/// Keeps the database of a failed Truncate test as the test left it: its pool closed (SQLite
+/// folds the WAL into the file), the file moved, under the slot's lease, to a name of the copies
+/// Template keeps for failed tests and marked kept for `test` (`seedbed sweep --sqlite --kept`
+/// removes it), and the slot's own files removed, so its next user makes it again from the
+/// image. Returns the kept database's name.
+async fn keep_failed(dir: &Directory, slot: Slot, test: &str) -> Result<String> {
+    super::close(&slot.pool).await;
+    let kept = super::template::unique_name();
+    let from = dir.file(&slot.name)?;
+    let to = dir.file(&kept)?;
+    std::fs::rename(&from, &to).map_err(Error::io("keeping the failed test's database", &from))?;
+    let marked = admin::write_marker(
+        dir,
+        &kept,
+        &Marker::new("kept")
+            .with("test", test)
+            .with("from", &slot.name),
+    );
+    let removed = admin::drop_database(dir, &slot.name);
+    let _ = std::fs::remove_file(&slot.inuse);
+    slot.lease.release();
+    marked?;
+    removed?;
+    Ok(kept)
 }
 
 async fn finish_rollback(slot: Slot) -> Result<()> {

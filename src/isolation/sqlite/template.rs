@@ -156,7 +156,7 @@ fn recycle(key: String, replica: Replica) {
 }
 
 /// A name no other test, in this process or another, has.
-fn unique_name() -> String {
+pub(super) fn unique_name() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()
