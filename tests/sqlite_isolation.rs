@@ -361,44 +361,10 @@ async fn template_empties_a_passing_tests_copy_for_the_next_test() {
     fresh.finish().await.unwrap();
 }
 
-#[tokio::test]
-async fn template_keeps_a_failing_tests_copy() {
-    let dir = <Sqlite as seedbed::backend::Provision>::server()
-        .await
-        .unwrap();
-    let db = iso(Strategy::Template)
-        .acquire_on::<Sqlite>()
-        .await
-        .unwrap();
-    let file = dir.file(db.database()).unwrap();
-    let name = db.database().to_string();
-    insert_user(&db.pool(), "look@example.test").await;
-    let handle = db;
-    handle
-        .finish_with(seedbed::isolation::Outcome::Failed)
-        .await
-        .unwrap();
-    assert!(file.is_file(), "a failing test's copy is kept");
-    let kept = SqlitePool::connect_with(SqliteConnectOptions::new().filename(&file))
-        .await
-        .unwrap();
-    assert_eq!(count(&kept, "users").await, 1, "with what the test wrote");
-    kept.close().await;
-    // A sweep leaves it; a sweep of kept copies removes it.
-    seedbed::isolation::maintenance::sweep_sqlite(dir, false)
-        .await
-        .unwrap();
-    assert!(file.is_file(), "kept past an ordinary sweep");
-    let swept = seedbed::isolation::maintenance::sweep_sqlite(dir, true)
-        .await
-        .unwrap();
-    assert!(swept.clones.contains(&name), "{swept:?}");
-    assert!(!file.exists());
-    assert!(!dir.path().join(format!("{name}.marker")).exists());
-}
-
-#[tokio::test]
-async fn truncate_keeps_a_failing_tests_database_and_takes_another() {
+/// A failed Truncate test's database is kept (moved out of the slots) and the next test gets
+/// an empty one; an ordinary sweep leaves it. Returns its file.
+#[allow(clippy::unwrap_used, reason = "test helper: its failure is the test's")]
+async fn truncate_keeps_a_failing_tests_database() -> std::path::PathBuf {
     let dir = <Sqlite as seedbed::backend::Provision>::server()
         .await
         .unwrap();
@@ -433,16 +399,122 @@ async fn truncate_keeps_a_failing_tests_database_and_takes_another() {
         .unwrap();
     assert_eq!(count(&next.pool(), "users").await, 0);
     next.finish().await.unwrap();
-    // Kept as Template keeps its copies (which `sweep --kept` removes, as the test above shows):
-    // an ordinary sweep leaves it.
     let marker = std::fs::read_to_string(dir.path().join(format!("{kept}.marker"))).unwrap();
     assert!(marker.contains("kind=kept"), "{marker}");
     seedbed::isolation::maintenance::sweep_sqlite(dir, false)
         .await
         .unwrap();
     assert!(file.is_file(), "kept past an ordinary sweep");
-    let _ = std::fs::remove_file(&file);
-    let _ = std::fs::remove_file(dir.path().join(format!("{kept}.marker")));
+    file
+}
+
+/// A failed Namespace test's rows stay under a token no test claims; an ordinary sweep leaves
+/// them. Returns the shared database's file and the row's email.
+#[allow(clippy::unwrap_used, reason = "test helper: its failure is the test's")]
+async fn namespace_keeps_a_failing_tests_rows() -> (std::path::PathBuf, String) {
+    let dir = <Sqlite as seedbed::backend::Provision>::server()
+        .await
+        .unwrap();
+    let db = iso(Strategy::Namespace)
+        .test_name("sqlite::namespace_kept")
+        .acquire_on::<Sqlite>()
+        .await
+        .unwrap();
+    let token = db.token().to_string();
+    let email = format!("ns-kept-{token}@example.test");
+    insert_user(&db.pool(), &email).await;
+    let shared = db.database().to_string();
+    let handle = db.clone_handle();
+    db.finish_with(seedbed::isolation::Outcome::Failed)
+        .await
+        .unwrap();
+    assert_eq!(
+        handle.kept_state(),
+        Some(seedbed::isolation::Kept::Rows {
+            database: shared.clone(),
+            token: format!("kept:{token}")
+        })
+    );
+    let file = dir.file(&shared).unwrap();
+    assert_eq!(users_with(&file, &email).await, 1, "the row stays");
+    // The same test again takes another token; an ordinary sweep leaves the kept rows.
+    let again = iso(Strategy::Namespace)
+        .test_name("sqlite::namespace_kept")
+        .acquire_on::<Sqlite>()
+        .await
+        .unwrap();
+    assert_ne!(again.token(), token);
+    again.finish().await.unwrap();
+    seedbed::isolation::maintenance::sweep_sqlite(dir, false)
+        .await
+        .unwrap();
+    assert_eq!(users_with(&file, &email).await, 1, "kept past a sweep");
+    (file, email)
+}
+
+#[allow(clippy::unwrap_used, reason = "test helper: its failure is the test's")]
+async fn users_with(file: &std::path::Path, email: &str) -> i64 {
+    let pool = SqlitePool::connect_with(SqliteConnectOptions::new().filename(file))
+        .await
+        .unwrap();
+    let n = sqlx::query_scalar("SELECT count(*) FROM users WHERE email = ?")
+        .bind(email)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    n
+}
+
+/// Failed tests keep their state under Template, Truncate and Namespace; `sweep --kept` removes
+/// all of it. One test, so no other test sweeps what it looks at.
+#[tokio::test]
+async fn failed_tests_keep_their_state_until_sweep_kept() {
+    let truncate_file = truncate_keeps_a_failing_tests_database().await;
+    let (shared, email) = namespace_keeps_a_failing_tests_rows().await;
+    template_keeps_a_failing_tests_copy().await;
+    assert!(!truncate_file.exists(), "swept with the kept copies");
+    assert_eq!(
+        users_with(&shared, &email).await,
+        0,
+        "the kept rows went with `sweep --kept`"
+    );
+}
+
+#[allow(clippy::unwrap_used, reason = "test helper: its failure is the test's")]
+async fn template_keeps_a_failing_tests_copy() {
+    let dir = <Sqlite as seedbed::backend::Provision>::server()
+        .await
+        .unwrap();
+    let db = iso(Strategy::Template)
+        .acquire_on::<Sqlite>()
+        .await
+        .unwrap();
+    let file = dir.file(db.database()).unwrap();
+    let name = db.database().to_string();
+    insert_user(&db.pool(), "look@example.test").await;
+    let handle = db;
+    handle
+        .finish_with(seedbed::isolation::Outcome::Failed)
+        .await
+        .unwrap();
+    assert!(file.is_file(), "a failing test's copy is kept");
+    let kept = SqlitePool::connect_with(SqliteConnectOptions::new().filename(&file))
+        .await
+        .unwrap();
+    assert_eq!(count(&kept, "users").await, 1, "with what the test wrote");
+    kept.close().await;
+    // A sweep leaves it; a sweep of kept copies removes it.
+    seedbed::isolation::maintenance::sweep_sqlite(dir, false)
+        .await
+        .unwrap();
+    assert!(file.is_file(), "kept past an ordinary sweep");
+    let swept = seedbed::isolation::maintenance::sweep_sqlite(dir, true)
+        .await
+        .unwrap();
+    assert!(swept.clones.contains(&name), "{swept:?}");
+    assert!(!file.exists());
+    assert!(!dir.path().join(format!("{name}.marker")).exists());
 }
 
 #[tokio::test]

@@ -472,21 +472,42 @@ fn kept_lines<DB: Isolated>(db: &TestDb<DB>, args: &TestArgs, short: &str) -> St
     match db.kept_state() {
         Some(Kept::Database(name)) => {
             let url = db.url().unwrap_or_else(|| name.clone());
+            let tools = if url.starts_with("sqlite:") {
+                "`seedbed sweep --sqlite --kept` removes it"
+            } else {
+                "`seedbed list` shows it, `seedbed sweep --kept` removes it"
+            };
             format!(
-                "kept:     database {name}, as the test left it (`seedbed list` shows it, \
-                 `seedbed sweep --kept` removes it)\n\
+                "kept:     database {name}, as the test left it ({tools})\n\
                  open it:  {}\n",
                 open(&url)
             )
         }
         Some(Kept::Rows { database, token }) => {
             let url = db.url().unwrap_or_else(|| database.clone());
+            let (list, sweep) = if url.starts_with("sqlite:") {
+                (
+                    format!("SELECT tbl, rid FROM seedbed_journal WHERE token = '{token}'"),
+                    "seedbed sweep --sqlite --kept",
+                )
+            } else {
+                (
+                    format!(
+                        "SELECT relid::regclass AS table_name, pk FROM seedbed.journal \
+                         WHERE token = '{token}'"
+                    ),
+                    "seedbed sweep --kept",
+                )
+            };
             format!(
                 "kept:     the test's rows in {database}, journaled under token {token} \
-                 (`seedbed sweep --kept` removes them)\n\
-                 list them: {} -c \"SELECT relid::regclass AS table_name, pk FROM \
-                 seedbed.journal WHERE token = '{token}'\"\n",
-                open(&url)
+                 (`{sweep}` removes them)\n\
+                 list them: {} \"{list}\"\n",
+                if url.starts_with("sqlite:") {
+                    open(&url)
+                } else {
+                    format!("{} -c", open(&url))
+                }
             )
         }
         None if db.strategy() == Strategy::Rollback => {

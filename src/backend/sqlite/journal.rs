@@ -209,8 +209,36 @@ pub(crate) async fn forget(conn: &mut SqliteConnection, token: &str) -> Result<(
     Ok(())
 }
 
+/// The journal token a failed test's rows are kept under: no test holds it, and the sweeper
+/// leaves it until `seedbed sweep --sqlite --kept`.
+pub(crate) fn kept_token(token: &str) -> String {
+    format!("{KEPT_PREFIX}{token}")
+}
+
+const KEPT_PREFIX: &str = "kept:";
+
+/// Keeps the rows journaled under `key` (a failed test's) under [`kept_token`]`(token)`;
+/// returns whether there were any.
+pub(crate) async fn keep(conn: &mut SqliteConnection, key: &str, token: &str) -> Result<bool> {
+    let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE OR REPLACE {} SET token = ? WHERE token = ?",
+        quote_ident(JOURNAL)
+    )))
+    .bind(kept_token(token))
+    .bind(key)
+    .execute(conn)
+    .await
+    .map_err(Error::db("keeping a failed test's rows"))?;
+    Ok(done.rows_affected() > 0)
+}
+
 /// Removes the rows of tokens whose process is gone (its token lock is free).
 pub(crate) async fn sweep(conn: &mut SqliteConnection) -> Result<Vec<String>> {
+    sweep_with(conn, false).await
+}
+
+/// [`sweep`], and with `kept` the rows kept for failed tests too.
+pub(crate) async fn sweep_with(conn: &mut SqliteConnection, kept: bool) -> Result<Vec<String>> {
     let dir = Directory::get().await?;
     let tokens: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT DISTINCT token FROM {} WHERE token <> ''",
@@ -224,6 +252,13 @@ pub(crate) async fn sweep(conn: &mut SqliteConnection) -> Result<Vec<String>> {
         let name = token_lock(&token);
         // Held while the rows go, so no test takes the token meanwhile.
         if token == REMOVAL_KEY {
+            continue;
+        }
+        if token.starts_with(KEPT_PREFIX) {
+            if kept {
+                clean(conn, &token).await?;
+                swept.push(token);
+            }
             continue;
         }
         if let Some(lock) = super::coord::try_take(dir, &name, crate::backend::LockMode::Exclusive)?

@@ -16,7 +16,7 @@ use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool};
 
 use super::super::engine::KeyedOnce;
 use super::super::strategies::Ending;
-use super::super::testdb::{Inner, Outcome};
+use super::super::testdb::{Inner, Kept, Outcome};
 use super::image;
 use super::{Acquired, Isolation, PoolSettings};
 use crate::backend::LockMode;
@@ -203,10 +203,21 @@ impl Remover {
     }
 }
 
+/// The prefix of the file that marks a token a failed test's rows are kept under (until
+/// `seedbed sweep --sqlite --kept`): no later test claims it.
+pub(super) const KEPT_MARK: &str = "kept-token-";
+
+fn kept_mark(dir: &Directory, token: &str) -> std::path::PathBuf {
+    dir.path().join(format!("{KEPT_MARK}{token}"))
+}
+
 /// The first token derived from the test's name and seed that no running test holds, held.
 fn claim(dir: &Directory, test: &str, base_seed: u64) -> Result<(String, coord::Lock)> {
     for attempt in 0..1000 {
         let token = crate::context::token_for(test, base_seed, attempt);
+        if kept_mark(dir, &token).exists() {
+            continue;
+        }
         if let Some(lock) = coord::try_take(dir, &journal::token_lock(&token), LockMode::Exclusive)?
         {
             return Ok((token, lock));
@@ -228,8 +239,9 @@ struct Rows {
 
 #[async_trait]
 impl Ending<Sqlite> for Rows {
-    async fn finish(self: Box<Self>, inner: &Inner<Sqlite>, _outcome: Outcome) -> Result<()> {
+    async fn finish(self: Box<Self>, inner: &Inner<Sqlite>, outcome: Outcome) -> Result<()> {
         let dir = inner.server;
+        let failed = outcome != Outcome::Passed && !self.keep;
         let journaled = self
             .journaled
             .lock()
@@ -250,6 +262,22 @@ impl Ending<Sqlite> for Rows {
         let mut guard = remover.conn.lock().await;
         let done = match remover.open(&mut guard).await {
             Ok(conn) if self.keep => journal::forget(conn, &journaled.key).await,
+            // A failed test's rows stay, under a token no test claims.
+            Ok(conn) if failed => match journal::keep(conn, &journaled.key, &self.token).await {
+                Ok(true) => {
+                    let mark = kept_mark(dir, &self.token);
+                    std::fs::write(&mark, inner.ctx.name())
+                        .map_err(Error::io("marking a kept test token", &mark))
+                        .map(|()| {
+                            inner.keep(Kept::Rows {
+                                database: inner.database.clone(),
+                                token: journal::kept_token(&self.token),
+                            })
+                        })
+                }
+                Ok(false) => Ok(()),
+                Err(e) => Err(e),
+            },
             Ok(conn) => journal::clean(conn, &journaled.key).await,
             Err(e) => Err(e),
         };

@@ -68,8 +68,19 @@ pub async fn sweep(dir: &Directory, kept: bool) -> Result<SqliteSwept> {
             && admin::read_marker(dir, shared)?.is_some()
         {
             let mut conn = dir.connect(shared).await?;
-            swept.tokens.extend(journal::sweep(&mut conn).await?);
+            swept
+                .tokens
+                .extend(journal::sweep_with(&mut conn, kept).await?);
             let _ = conn.close().await;
+        }
+    }
+    if kept {
+        // The marks that kept failed tests' tokens from being claimed again.
+        for file in names
+            .iter()
+            .filter(|f| f.starts_with(super::namespace::KEPT_MARK))
+        {
+            let _ = std::fs::remove_file(dir.path().join(file));
         }
     }
     Ok(swept)
