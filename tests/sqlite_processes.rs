@@ -113,6 +113,36 @@ fn spawn_many(test: &str) {
     }
 }
 
+/// Under Namespace, every process names the same fixture, whose row has a fixed key (a unique
+/// email): it is part of the shared database, loaded once, seen once by each test.
+#[seedbed::test(
+    strategy = "namespace",
+    migrations = "tests/sqlite_migrations",
+    fixtures("fixtures/sqlite/users.sql")
+)]
+async fn one_process_with_a_shared_fixture(db: TestDb<Sqlite>) {
+    let fixture = "SELECT count(*) FROM users WHERE email = 'fixture@example.test'";
+    let count = |pool: sqlx::SqlitePool| async move {
+        sqlx::query_scalar::<_, i64>(fixture)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(count(db.pool()).await, 1);
+    sqlx::query("INSERT INTO users (email, role_id) VALUES (?, 1)")
+        .bind(format!("fx-{}@example.test", db.token()))
+        .execute(&db.pool())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(count(db.pool()).await, 1, "the fixture was loaded again");
+}
+
+#[test]
+fn processes_at_once_under_namespace_share_their_fixtures() {
+    spawn_many("one_process_with_a_shared_fixture");
+}
+
 #[test]
 fn processes_at_once_under_rollback_do_not_see_each_other() {
     spawn_many("rollback::one_process");

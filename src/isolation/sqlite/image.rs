@@ -52,13 +52,16 @@ impl Kind {
     }
 }
 
-/// The name of the image of `kind` for `iso`'s migrations (and fixtures, for Template), built
+/// The name of the image of `kind` for `iso`'s migrations (and fixtures, for Template and the
+/// shared database), built
 /// and ready.
 pub(super) async fn ready(iso: &Isolation, dir: &'static Directory, kind: Kind) -> Result<String> {
     static BUILT: std::sync::OnceLock<KeyedOnce<String>> = std::sync::OnceLock::new();
     let migrations = iso.migrations_resolved().await?;
     let mut identity = format!("{IMAGE_VERSION}:{}:{}", kind.tag(), migrations.checksum());
-    if matches!(kind, Kind::Template | Kind::TemplateOnce) {
+    // Fixtures are part of Template's images, and of the shared database, which the Namespace
+    // tests that name them share, read-only.
+    if matches!(kind, Kind::Template | Kind::TemplateOnce | Kind::Shared) {
         for fixture in &iso.fixtures {
             identity.push_str(&format!(":{:016x}", stable_hash(fixture)));
         }
@@ -129,6 +132,8 @@ async fn fill(iso: &Isolation, dir: &Directory, name: &str, kind: Kind) -> Resul
             <Sqlite as Clean>::prepare(&mut conn, &schema, false).await?;
         }
         Kind::Shared => {
+            // Loaded once, before the journal: no test owns (or removes) their rows.
+            super::run_fixtures(&mut conn, &iso.fixtures).await?;
             sqlx::raw_sql("PRAGMA journal_mode = WAL")
                 .execute(&mut conn)
                 .await

@@ -74,14 +74,7 @@ pub(super) async fn acquire(
         Some(journaled) => journaled,
         None => open(dir, &database, &remover, settings).await?,
     };
-    if !iso.fixtures.is_empty() {
-        let mut conn = journaled
-            .pool
-            .acquire()
-            .await
-            .map_err(Error::db("connecting to the shared database"))?;
-        super::run_fixtures(&mut conn, &iso.fixtures).await?;
-    }
+    // The fixtures are part of the shared database (see `image::ready`).
     Ok(Acquired {
         database,
         pool: journaled.pool.clone(),
