@@ -42,13 +42,17 @@ else
     url=$(cd ../.. && cargo run -q -p seedbed-cli -- server start | sed -n 's/^DATABASE_URL=//p')
     where="the embedded server ($url)"
 fi
-base=${url%/*}
-floor_url="$base/seedbed_nextest_floor"
+# The URL's query (the embedded server's socket, `?host=…`) stays on every URL made from it.
+query=""
+case $url in *\?*) query="?${url#*\?}" ;; esac
+base=${url%%\?*}
+base=${base%/*}
+floor_url="$base/seedbed_nextest_floor$query"
 [ "${BACKEND:-postgres}" = sqlite ] || floor_env=(FLOOR_DATABASE_URL="$floor_url")
 
 # The floor's database: the reference schema, migrated once.
-if [ "${BACKEND:-postgres}" != sqlite ] && ! psql "$base/postgres" -Atqc "SELECT 1 FROM pg_database WHERE datname = 'seedbed_nextest_floor'" | grep -q 1; then
-    psql "$base/postgres" -qc "CREATE DATABASE seedbed_nextest_floor" >/dev/null
+if [ "${BACKEND:-postgres}" != sqlite ] && ! psql "$base/postgres$query" -Atqc "SELECT 1 FROM pg_database WHERE datname = 'seedbed_nextest_floor'" | grep -q 1; then
+    psql "$base/postgres$query" -qc "CREATE DATABASE seedbed_nextest_floor" >/dev/null
     for f in ../../migrations/*.sql; do psql "$floor_url" -qf "$f" >/dev/null; done
 fi
 

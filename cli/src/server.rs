@@ -7,7 +7,8 @@ use seedbed::server::embedded::{self, EmbeddedConfig};
 
 #[derive(Subcommand)]
 pub(crate) enum Action {
-    /// Start the embedded server (or find it running) and print its DATABASE_URL.
+    /// Start the embedded server (or find it running) and print its DATABASE_URL (through its
+    /// socket; the TCP URL goes to stderr).
     Start,
     /// Say whether the embedded server runs, and print its DATABASE_URL if it does.
     Status,
@@ -28,7 +29,7 @@ pub(crate) async fn run(action: Action) -> Result<(), seedbed::Error> {
                 server.data_dir.display(),
                 started.elapsed().as_secs_f64() * 1e3
             );
-            println!("DATABASE_URL={}", server.url("postgres"));
+            print_urls(&server);
         }
         Action::Status => match embedded::status(&config).await? {
             Some(server) => {
@@ -38,7 +39,7 @@ pub(crate) async fn run(action: Action) -> Result<(), seedbed::Error> {
                     server.pid,
                     server.data_dir.display()
                 );
-                println!("DATABASE_URL={}", server.url("postgres"));
+                print_urls(&server);
             }
             None => eprintln!("embedded PostgreSQL is not running"),
         },
@@ -51,4 +52,15 @@ pub(crate) async fn run(action: Action) -> Result<(), seedbed::Error> {
         }
     }
     Ok(())
+}
+
+/// The URL to export (through the Unix socket, which skips the password exchange that costs
+/// tens of milliseconds per connection in a debug build), and on stderr the TCP one, for a
+/// container or a tool that cannot reach the socket. Both carry the cluster's password.
+fn print_urls(server: &embedded::EmbeddedServer) {
+    eprintln!(
+        "over TCP (from a container, say): {}",
+        server.url("postgres")
+    );
+    println!("DATABASE_URL={}", server.socket_url("postgres"));
 }
