@@ -542,6 +542,21 @@ impl<T> FreeList<T> {
         Some(items.swap_remove(i).1)
     }
 
+    /// Takes every one kept under a key that starts with `prefix`.
+    pub(crate) fn take_prefixed(&self, prefix: &str) -> Vec<T> {
+        let mut items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut taken = Vec::new();
+        let mut i = 0;
+        while i < items.len() {
+            if items[i].0.starts_with(prefix) {
+                taken.push(items.swap_remove(i).1);
+            } else {
+                i += 1;
+            }
+        }
+        taken
+    }
+
     /// Takes every one kept.
     pub(crate) fn take_all(&self) -> Vec<T> {
         let mut items = self.items.lock().unwrap_or_else(PoisonError::into_inner);

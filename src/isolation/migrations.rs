@@ -399,12 +399,15 @@ impl MigrationConnection for sqlx::PgConnection {
             .map_err(Error::db("reading the schema migrations are recorded in"))?;
         let schema = schema.ok_or_else(|| Error::Migration {
             migration: "set".into(),
-            message: "no schema of search_path exists to record migrations in".into(),
+            message: "search_path names no schema that exists, so there is nowhere to record \
+                      migrations: create the schema, or set search_path for the connecting user"
+                .into(),
         })?;
+        // sqlx writes the name into its SQL unquoted, where the server folds it to lower case.
         Ok(format!(
             "{}.{}",
             crate::sql::quote_ident(&schema),
-            crate::sql::quote_ident(name)
+            crate::sql::quote_ident(&name.to_lowercase())
         ))
     }
 

@@ -558,6 +558,15 @@ pub(crate) fn forget_kept_pools() {
 
 /// Closes the pools kept for the next test (Rollback's and the others') and gives their budget
 /// back now (a reservation found the budget spent); returns how many slots it gave back.
+/// Closes the pools this process keeps idle to `database` (other tests' of the same slot, with
+/// other settings): nothing of the process may stay connected to a database being kept for a
+/// failed test.
+pub(super) async fn close_kept_pools_of(database: &str) {
+    for kept in SHARED_POOLS.take_prefixed(&format!("{database}|")) {
+        kept.discard().await;
+    }
+}
+
 pub(super) fn evict_kept_pools() -> std::pin::Pin<Box<dyn Future<Output = usize> + Send + 'static>>
 {
     Box::pin(async {

@@ -137,8 +137,12 @@ fn claim_statement(key: &str, mark: bool) -> String {
           WHERE datname = current_database()), false"
             .to_string()
     };
+    // A database closed to new connections is being kept for a failed test: a session that
+    // connected just before it was closed must not take its lease once its keeper lets go.
     format!(
-        "WITH l AS MATERIALIZED (SELECT pg_try_advisory_lock({key}) AS got){taken} \
+        "WITH l AS MATERIALIZED (SELECT CASE WHEN (SELECT datallowconn FROM pg_database \
+                                  WHERE datname = current_database()) \
+                             THEN pg_try_advisory_lock({key}) ELSE false END AS got){taken} \
          SELECT (SELECT got FROM l), {emptied}, {ours}"
     )
 }
@@ -289,6 +293,10 @@ pub(crate) async fn create_slot(
         .await?;
         let result = async {
             let conn = guard.connection();
+            // A slot a dead process left closed is one the set can use again.
+            if let Some(name) = reopen_stale(conn, &base).await?.into_iter().next() {
+                return Ok(Some(name));
+            }
             let existing = list_slots(conn, &base).await?;
             // Only the slots numbered up to the most count: those a larger
             // SEEDBED_TRUNCATE_DATABASES made earlier are still used, but do not keep the ones
@@ -470,15 +478,71 @@ pub(crate) async fn give_up(lease: Lease) {
     }
 }
 
-/// Closes the slot `slot`, whose lease this process holds, to new connections: a failed test's
-/// state is about to be kept, and no other process may claim it once the lease goes.
-pub(crate) async fn close_for_keeping(server: &'static Server, slot: &str) -> Result<()> {
-    let slot = slot.to_string();
+/// Closes the slot `slot` of `base`, whose lease this process holds, to new connections: a
+/// failed test's state is about to be kept, and no other process may claim it once the lease
+/// goes. Its marker says since when, so a slot whose keeper died before renaming it is opened
+/// again (see [`reopen_stale`]).
+pub(crate) async fn close_for_keeping(
+    server: &'static Server,
+    slot: &str,
+    base: &str,
+) -> Result<()> {
+    let (slot, base) = (slot.to_string(), base.to_string());
     engine::control()
         .with(server, move |conn| {
-            Box::pin(async move { registry::allow_connections(conn, &slot, false).await })
+            Box::pin(async move {
+                let mark = Marker::new(SLOT_KIND)
+                    .with("base", base.as_str())
+                    .with("closed_at", unix_seconds().to_string().as_str());
+                marker::write(conn, &slot, &mark).await?;
+                registry::allow_connections(conn, &slot, false).await
+            })
         })
         .await
+}
+
+/// How long a slot may stay closed for keeping before it is taken for abandoned.
+const CLOSED_FOR: u64 = 60;
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Opens again the slots of `base` closed for keeping a failed test's state more than a minute
+/// ago and never renamed (their keeper died between the two): they hold that test's rows, and
+/// are emptied before their next test. Returns their names.
+async fn reopen_stale(conn: &mut PgConnection, base: &str) -> Result<Vec<String>> {
+    let closed: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT datname::text, shobj_description(oid, 'pg_database') FROM pg_database \
+         WHERE starts_with(datname, $1) AND NOT datallowconn",
+    )
+    .bind(format!("{base}_"))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(Error::db(format!(
+        "looking for closed Truncate databases of {base}"
+    )))?;
+    let mut reopened = Vec::new();
+    for (name, comment) in closed {
+        let Some(mark) = comment.as_deref().and_then(Marker::parse) else {
+            continue;
+        };
+        let stale = mark.kind == SLOT_KIND
+            && mark.get("base") == Some(base)
+            && mark
+                .get("closed_at")
+                .and_then(|t| t.parse::<u64>().ok())
+                .is_some_and(|t| unix_seconds().saturating_sub(t) > CLOSED_FOR);
+        if stale {
+            marker::write(conn, &name, &Marker::new(SLOT_KIND).with("base", base)).await?;
+            registry::allow_connections(conn, &name, true).await?;
+            tracing::info!("opened again {name}, closed by a process that died keeping it");
+            reopened.push(name);
+        }
+    }
+    Ok(reopened)
 }
 
 /// Keeps the database `slot`, which a failed test left as it was and [`close_for_keeping`]
@@ -521,6 +585,12 @@ pub(crate) async fn keep_failed(
                 }
                 .await;
                 if kept.is_err() {
+                    let _ = marker::write(
+                        conn,
+                        &slot,
+                        &Marker::new(SLOT_KIND).with("base", base.as_str()),
+                    )
+                    .await;
                     let _ = registry::allow_connections(conn, &slot, true).await;
                 }
                 kept

@@ -350,7 +350,10 @@ impl RollbackPool {
         if let Some(set_role) = set_role {
             conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(set_role.to_string())))
                 .await
-                .map_err(Error::db("acting as the test's role"))?;
+                .map_err(Error::db(
+                    "acting as the test's role (the user seedbed connects as must be a member of \
+                     it: `GRANT <role> TO <user>`)",
+                ))?;
         }
         // Back in the pool before the hooks work for the test: from the next checkout on, each
         // runs in a savepoint of its own.

@@ -366,6 +366,17 @@ async fn keep_failed(dir: &Directory, slot: Slot, test: &str) -> Result<String> 
     let from = dir.file(&slot.name)?;
     let to = dir.file(&kept)?;
     std::fs::rename(&from, &to).map_err(Error::io("keeping the failed test's database", &from))?;
+    // A log the close could not fold into the file (a connection the test kept) goes with it:
+    // SQLite finds a database's log by its name.
+    let wal = |path: &std::path::Path| {
+        let mut name = path.as_os_str().to_owned();
+        name.push("-wal");
+        std::path::PathBuf::from(name)
+    };
+    if wal(&from).exists() {
+        std::fs::rename(wal(&from), wal(&to))
+            .map_err(Error::io("keeping the failed test's log", wal(&from)))?;
+    }
     let marked = admin::write_marker(
         dir,
         &kept,

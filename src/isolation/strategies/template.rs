@@ -226,7 +226,10 @@ impl Ending<Postgres> for Held {
                         clones::empty(conns).await
                     }
                     Some(_) => match inner.pool.acquire().await {
-                        Ok(conn) => clones::empty(vec![conn]).await,
+                        Ok(mut conn) => {
+                            (!role || act_as_connecting_user(&mut conn).await)
+                                && clones::empty(vec![conn]).await
+                        }
                         Err(_) => false,
                     },
                     None => false,

@@ -342,18 +342,19 @@ async fn keep_failed(
         return Ok(());
     }
     let slot = lease.slot.database.clone();
+    let base = slot
+        .rsplit_once('_')
+        .map_or(slot.as_str(), |(base, _)| base);
     // No other process may claim it once its lease goes with the connections below.
-    if let Err(e) = slots::close_for_keeping(inner.server, &slot).await {
+    if let Err(e) = slots::close_for_keeping(inner.server, &slot, base).await {
         pool.discard().await;
         return Err(e);
     }
     // Nothing of the process stays connected to it: the test's connections (one of which holds
     // the lease in a process that runs one test) and the one that holds the lease otherwise.
     pool.discard().await;
+    super::super::pool::close_kept_pools_of(&slot).await;
     slots::give_up(lease).await;
-    let base = slot
-        .rsplit_once('_')
-        .map_or(slot.as_str(), |(base, _)| base);
     let kept = slots::keep_failed(inner.server, &slot, base, inner.ctx.name()).await?;
     inner.keep(Kept::Database(kept));
     Ok(())
@@ -370,7 +371,10 @@ pub(super) async fn act_as_role(
     if !shared.on_every_connection(set_role).await {
         return Err(Error::Connection {
             database: database.to_string(),
-            message: "it failed to act as the test's role".into(),
+            message: format!(
+                "it could not act as the test's role (`{set_role}`): the user seedbed connects \
+                 as must be a member of the role (`GRANT <role> TO <user>`)"
+            ),
         });
     }
     shared.set_session(Some(&format!("{set}; {set_role}")));

@@ -50,9 +50,14 @@ use crate::error::{Error, Result};
 pub const SERVER_FULL_WAIT: Duration = Duration::from_secs(120);
 
 /// Whether a connection was refused because the server has none to spare (`53300`, too many
-/// connections) or is starting (`57P03`): worth waiting for.
-fn is_server_full(code: Option<&str>) -> bool {
-    matches!(code, Some("53300" | "57P03"))
+/// connections) or is starting up (`57P03` says so; one shutting down gives the same code and
+/// is not waited for): worth waiting for.
+fn is_server_full(code: Option<&str>, message: &str) -> bool {
+    match code {
+        Some("53300") => true,
+        Some("57P03") => message.contains("starting up"),
+        _ => false,
+    }
 }
 
 /// How long seedbed keeps trying to reach a configured server before giving up
@@ -335,7 +340,7 @@ impl Server {
             loop {
                 match PgConnection::connect_with(options).await {
                     Err(sqlx::Error::Database(e))
-                        if is_server_full(e.code().as_deref())
+                        if is_server_full(e.code().as_deref(), e.message())
                             && started.elapsed() + delay < SERVER_FULL_WAIT =>
                     {
                         if started.elapsed() < Duration::from_secs(10)
@@ -429,7 +434,9 @@ async fn check(
         let reason = match attempt {
             Ok(Ok(conn)) => return Ok(conn),
             Ok(Err(sqlx::Error::Io(e))) => e.to_string(),
-            Ok(Err(sqlx::Error::Database(e))) if is_server_full(e.code().as_deref()) => {
+            Ok(Err(sqlx::Error::Database(e)))
+                if is_server_full(e.code().as_deref(), e.message()) =>
+            {
                 timeout = timeout.max(SERVER_FULL_WAIT);
                 e.message().to_string()
             }
@@ -458,7 +465,7 @@ async fn check(
 /// Whether a message says a disk is full (the server's `could not extend file …: No space left
 /// on device`, SQLSTATE 53100, or an OS error from initdb or a copy).
 pub(crate) fn is_disk_full(message: &str) -> bool {
-    message.contains("No space left on device") || message.contains("53100")
+    message.contains("No space left on device")
 }
 
 /// What to do when the disk under the embedded server's `dir` is full.

@@ -85,7 +85,8 @@ pub(super) async fn secure(
         })?;
     // The server hashes it (SCRAM, `password_encryption`); the statement is not logged.
     let set = format!(
-        "SET log_statement = 'none'; ALTER ROLE {} PASSWORD {}",
+        "SET log_statement = 'none'; SET password_encryption = 'scram-sha-256'; \
+         ALTER ROLE {} PASSWORD {}",
         crate::sql::quote_ident(SUPERUSER),
         crate::sql::quote_literal(&server.password),
     );

@@ -157,6 +157,10 @@ impl EmbeddedServer {
     /// # Ok(()) }
     /// ```
     pub fn url(&self, database: &str) -> String {
+        if self.password.is_empty() {
+            // A cluster not secured yet (found by `status`, which changes nothing).
+            return format!("postgres://{SUPERUSER}@127.0.0.1:{}/{database}", self.port);
+        }
         format!(
             "postgres://{SUPERUSER}:{}@127.0.0.1:{}/{database}",
             self.password, self.port
