@@ -188,6 +188,11 @@ impl Isolation {
     /// application's migrations do. The suite default is `role = "…"` in `seedbed.toml`;
     /// `#[seedbed::test(role = "…")]` sets it per test. PostgreSQL only.
     ///
+    /// The test's pool (and `PgPool`, `PoolConnection` arguments) act as the role under every
+    /// strategy; a pool the test builds itself from `db.connect_options()` or `db.url()` acts as
+    /// it under Template (the role is in the connection's startup options) and otherwise connects
+    /// as the connecting user, so such code should `SET ROLE` itself.
+    ///
     /// ```no_run
     /// # async fn demo() -> Result<(), seedbed::Error> {
     /// use seedbed::prelude::*;
