@@ -75,21 +75,50 @@ pub struct DbLock {
 
 impl DbLock {
     /// Waits at most `timeout` for the lock.
+    ///
+    /// A wait longer than a moment (another process building a database, say) lets go of its
+    /// connection between tries: on a server with few connections to spare, processes waiting
+    /// for a lock must not hold the connections its holder needs to finish.
     pub async fn acquire(
         server: &Server,
         name: &str,
         mode: LockMode,
         timeout: Duration,
     ) -> Result<DbLock> {
-        let mut conn = server.connect().await?;
-        // A build can keep the lock's connection idle for as long as its migrations take.
-        server.hold_session(&mut conn).await?;
-        lock_on(&mut conn, name, mode, timeout).await?;
-        Ok(DbLock {
-            conn,
-            name: name.to_string(),
-            mode,
-        })
+        /// How long one connection keeps trying before it is closed for a pause.
+        const HELD_TRIES: Duration = Duration::from_millis(250);
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let mut conn = server.connect().await?;
+            // A build can keep the lock's connection idle for as long as its migrations take.
+            server.hold_session(&mut conn).await?;
+            let remaining = timeout.saturating_sub(started.elapsed());
+            match lock_on(&mut conn, name, mode, remaining.min(HELD_TRIES)).await {
+                Ok(()) => {
+                    return Ok(DbLock {
+                        conn,
+                        name: name.to_string(),
+                        mode,
+                    });
+                }
+                Err(Error::Timeout { what, .. }) => {
+                    let _ = conn.close().await;
+                    if started.elapsed() + pause >= timeout {
+                        return Err(Error::Timeout {
+                            what,
+                            waited: started.elapsed(),
+                        });
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                Err(e) => {
+                    let _ = conn.close().await;
+                    return Err(e);
+                }
+            }
+        }
     }
 
     /// Takes the lock if it is free, without waiting.

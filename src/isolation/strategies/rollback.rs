@@ -102,8 +102,10 @@ impl Isolate<Postgres> for Rollback {
                     });
                 }
                 Ok(Started::NotReady) if attempts < 3 => {
-                    // Being built by another process, or left half-built: wait for it, or build.
-                    ROLLBACK_POOLS.put(&key, rp);
+                    // Being built by another process, or left half-built: wait for it, or build,
+                    // without holding a connection the builder may need.
+                    rp.close().await;
+                    drop(rp);
                     iso.migrated(server, "rollback").await?;
                 }
                 Ok(Started::NotReady) => {
