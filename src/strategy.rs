@@ -177,6 +177,27 @@ pub fn suite_default(root: &Path) -> Result<Option<(Strategy, String)>> {
 /// # Ok(()) }
 /// ```
 pub fn suite_role(root: &Path) -> Result<Option<String>> {
+    // Read once per process and crate: every test asks.
+    static READ: std::sync::Mutex<
+        Option<std::collections::HashMap<std::path::PathBuf, Option<String>>>,
+    > = std::sync::Mutex::new(None);
+    if let Some(known) = READ
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .as_ref()
+        .and_then(|m| m.get(root))
+    {
+        return Ok(known.clone());
+    }
+    let role = read_suite_role(root)?;
+    READ.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get_or_insert_with(Default::default)
+        .insert(root.to_path_buf(), role.clone());
+    Ok(role)
+}
+
+fn read_suite_role(root: &Path) -> Result<Option<String>> {
     let own = root.join("seedbed.toml");
     let (value, file) = if let Some(table) = read_toml(&own)? {
         (table.get("role").cloned(), own)
