@@ -8,27 +8,12 @@
     reason = "test code: a failed expectation is a failed test"
 )]
 
-use std::process::Command;
+mod common;
 
+use common::seedbed;
 use seedbed::isolation::{Kept, Outcome};
 use seedbed::{Isolation, Strategy};
 use sqlx::{Connection, PgConnection};
-
-fn seedbed(url: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_seedbed"))
-        .args(args)
-        .env("SEEDBED_DATABASE_URL", url)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 async fn count(url: &str, sql: &str) -> i64 {
     let mut conn = PgConnection::connect(url).await.unwrap();

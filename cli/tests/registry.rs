@@ -6,26 +6,11 @@
     reason = "test code: a failed expectation is a failed test"
 )]
 
-use std::process::Command;
+mod common;
 
+use common::seedbed;
 use seedbed::isolation::Outcome;
 use seedbed::{Isolation, Strategy};
-
-fn seedbed(url: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_seedbed"))
-        .args(args)
-        .env("SEEDBED_DATABASE_URL", url)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 #[tokio::test]
 async fn list_shows_a_kept_database_and_sweep_kept_removes_it() {
@@ -90,7 +75,7 @@ async fn sweep_sqlite_kept_removes_a_kept_copy() {
     )
     .unwrap();
     let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_seedbed"))
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_seedbed"))
             .args(args)
             .env_remove("SEEDBED_SQLITE_DIR")
             .output()

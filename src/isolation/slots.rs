@@ -514,18 +514,11 @@ fn unix_seconds() -> u64 {
 /// ago and never renamed (their keeper died between the two): they hold that test's rows, and
 /// are emptied before their next test. Returns their names.
 async fn reopen_stale(conn: &mut PgConnection, base: &str) -> Result<Vec<String>> {
-    let closed: Vec<(String, Option<String>)> = sqlx::query_as(
-        "SELECT datname::text, shobj_description(oid, 'pg_database') FROM pg_database \
-         WHERE starts_with(datname, $1) AND NOT datallowconn",
-    )
-    .bind(format!("{base}_"))
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(Error::db(format!(
-        "looking for closed Truncate databases of {base}"
-    )))?;
     let mut reopened = Vec::new();
-    for (name, comment) in closed {
+    for (name, comment, open) in named_like_slots(conn, base).await? {
+        if open {
+            continue;
+        }
         let Some(mark) = comment.as_deref().and_then(Marker::parse) else {
             continue;
         };
@@ -675,26 +668,35 @@ fn slot_name(base: &str, n: usize) -> String {
 
 /// The slots of `base` on the server, by their markers, in order.
 async fn list_slots(conn: &mut PgConnection, base: &str) -> Result<Vec<String>> {
-    let names: Vec<(String, Option<String>)> = sqlx::query_as(
-        "SELECT datname::text, shobj_description(oid, 'pg_database') FROM pg_database \
-         WHERE starts_with(datname, $1) ORDER BY datname",
-    )
-    .bind(format!("{base}_"))
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(Error::db(format!(
-        "listing the Truncate databases of {base}"
-    )))?;
-    Ok(names
+    Ok(named_like_slots(conn, base)
+        .await?
         .into_iter()
-        .filter(|(_, comment)| {
+        .filter(|(_, comment, _)| {
             comment
                 .as_deref()
                 .and_then(Marker::parse)
                 .is_some_and(|m| m.kind == SLOT_KIND && m.get("base") == Some(base))
         })
-        .map(|(name, _)| name)
+        .map(|(name, _, _)| name)
         .collect())
+}
+
+/// The databases named like the slots of `base`, in order: name, comment (the marker) and
+/// whether they accept connections.
+async fn named_like_slots(
+    conn: &mut PgConnection,
+    base: &str,
+) -> Result<Vec<(String, Option<String>, bool)>> {
+    sqlx::query_as(
+        "SELECT datname::text, shobj_description(oid, 'pg_database'), datallowconn \
+         FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname",
+    )
+    .bind(format!("{base}_"))
+    .fetch_all(conn)
+    .await
+    .map_err(Error::db(format!(
+        "listing the Truncate databases of {base}"
+    )))
 }
 
 /// Connects to a slot (or, with `base == name`, a database the user named) and takes its lease

@@ -235,13 +235,28 @@ pub async fn begin_build(
     template: &str,
     test: Option<&str>,
 ) -> Result<()> {
-    let owner = Owner::current();
     let sql = format!(
         "WITH lease AS (SELECT pg_advisory_lock({}))
          INSERT INTO seedbed.databases (name, kind, state, template, run_id, host, pid, test)
          SELECT $1, $2, 'building', $3, $4, $5, $6, $7 FROM lease",
         lease_key("$1::text")
     );
+    insert_row(conn, sql, name, kind, template, test)
+        .await
+        .map_err(Error::db(format!("registering test database {name}")))
+}
+
+/// Runs `sql`, an insert of the registry row of `name` with the parameters `$1` … `$7` (name,
+/// kind, template, and this process's run, host and pid, then the test).
+async fn insert_row(
+    conn: &mut PgConnection,
+    sql: String,
+    name: &str,
+    kind: &str,
+    template: &str,
+    test: Option<&str>,
+) -> std::result::Result<(), sqlx::Error> {
+    let owner = Owner::current();
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(name)
         .bind(kind)
@@ -252,8 +267,7 @@ pub async fn begin_build(
         .bind(test)
         .execute(conn)
         .await
-        .map_err(Error::db(format!("registering test database {name}")))?;
-    Ok(())
+        .map(|_| ())
 }
 
 /// Renames the database `from` to `name` and records it as kept for `test` (its `kind`, and the
@@ -271,21 +285,18 @@ pub(crate) async fn record_kept(
     marker: &crate::backend::postgres::marker::Marker,
 ) -> Result<()> {
     use sqlx::Connection as _;
-    let owner = Owner::current();
     let context = format!("keeping database {from} as {name}");
     let mut tx = conn.begin().await.map_err(Error::db(context.clone()))?;
-    sqlx::query(
+    insert_row(
+        &mut tx,
         "INSERT INTO seedbed.databases (name, kind, state, template, run_id, host, pid, test) \
-         VALUES ($1, $2, 'kept', $3, $4, $5, $6, $7)",
+         VALUES ($1, $2, 'kept', $3, $4, $5, $6, $7)"
+            .into(),
+        name,
+        kind,
+        template,
+        Some(test),
     )
-    .bind(name)
-    .bind(kind)
-    .bind(template)
-    .bind(&owner.run_id)
-    .bind(&owner.host)
-    .bind(i32::try_from(owner.pid).unwrap_or(i32::MAX))
-    .bind(test)
-    .execute(&mut *tx)
     .await
     .map_err(Error::db(context.clone()))?;
     let rename = format!(
