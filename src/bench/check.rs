@@ -29,6 +29,8 @@ pub(crate) enum Pattern {
     Regex(String),
     /// A `LIKE` pattern (`~~`, `~~*`).
     Like(String),
+    /// A SQLite `GLOB` pattern.
+    Glob(String),
 }
 
 /// What the checks ask of one column.
@@ -45,6 +47,9 @@ pub(crate) struct ColumnRules {
     /// Values not allowed.
     pub(crate) not_in: Vec<String>,
     pub(crate) patterns: Vec<Pattern>,
+    /// The only characters allowed (a bracket expression's body, `a-z0-9-`): what SQLite's
+    /// `x NOT GLOB '*[^a-z0-9-]*'` says.
+    pub(crate) chars: Option<String>,
     /// `Some(true)`: must be NULL; `Some(false)`: must not be.
     pub(crate) null: Option<bool>,
     /// Checks mentioning the column that were not (fully) understood.
@@ -168,6 +173,9 @@ impl TableRules {
             }
             mine.not_in.extend(r.not_in);
             mine.patterns.extend(r.patterns);
+            if r.chars.is_some() {
+                mine.chars = r.chars;
+            }
             if r.null.is_some() {
                 mine.null = r.null;
             }
@@ -286,6 +294,30 @@ impl TableRules {
                     Pattern::Regex(k.text)
                 };
                 self.columns.entry(c).or_default().patterns.push(pattern);
+                true
+            }
+            "glob" => {
+                let (Some(c), Some(k)) = (col_ref(lhs, column), constant(rhs)) else {
+                    return false;
+                };
+                let rules = self.columns.entry(c).or_default();
+                rules.patterns.push(Pattern::Glob(k.text));
+                true
+            }
+            "!glob" => {
+                let Some(c) = col_ref(lhs, column) else {
+                    return false;
+                };
+                // `NOT GLOB '*[^set]*'`: every character is in the set.
+                if let Some(k) = constant(rhs)
+                    && let Some(set) = k
+                        .text
+                        .strip_prefix("*[^")
+                        .and_then(|rest| rest.strip_suffix("]*"))
+                        .filter(|set| !set.is_empty() && !set.contains(']'))
+                {
+                    self.columns.entry(c).or_default().chars = Some(set.to_string());
+                }
                 true
             }
             // Values are unlikely to match a pattern they must not; the probe checks.

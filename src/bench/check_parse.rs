@@ -268,6 +268,9 @@ impl Parser {
 
     fn comparison(&mut self) -> Result<Expr, String> {
         let lhs = self.additive()?;
+        if let Some(e) = self.keyword_comparison(&lhs)? {
+            return Ok(e);
+        }
         let op = match self.peek() {
             Some(Tok::Op(op))
                 if COMPARISONS.contains(&op.as_str())
@@ -296,6 +299,70 @@ impl Parser {
         }
         let rhs = self.additive()?;
         Ok(Expr::Bin(op, Box::new(lhs), Box::new(rhs)))
+    }
+
+    /// The comparisons written with keywords, as SQLite keeps a table's checks in the text they
+    /// were written in: `x [NOT] IN (…)` (read as `= ANY`/`<> ALL`), `x [NOT] BETWEEN a AND b`,
+    /// `x [NOT] GLOB '…'` and `x [NOT] LIKE '…'`. `None` when none follows `lhs`.
+    fn keyword_comparison(&mut self, lhs: &Expr) -> Result<Option<Expr>, String> {
+        let start = self.pos;
+        let negated = self.keyword("NOT");
+        if negated {
+            self.pos += 1;
+        }
+        let e = if self.keyword("IN") {
+            self.pos += 1;
+            self.expect(Tok::LParen)?;
+            let mut items = Vec::new();
+            if self.peek() != Some(&Tok::RParen) {
+                loop {
+                    items.push(self.additive()?);
+                    if self.peek() == Some(&Tok::Comma) {
+                        self.pos += 1;
+                    } else {
+                        break;
+                    }
+                }
+            }
+            self.expect(Tok::RParen)?;
+            Expr::Any {
+                op: if negated { "<>" } else { "=" }.into(),
+                all: negated,
+                lhs: Box::new(lhs.clone()),
+                rhs: Box::new(Expr::Array(items)),
+            }
+        } else if self.keyword("BETWEEN") {
+            self.pos += 1;
+            let low = self.additive()?;
+            if !self.keyword("AND") {
+                return Err("expected AND in BETWEEN".into());
+            }
+            self.pos += 1;
+            let high = self.additive()?;
+            let range = Expr::And(vec![
+                Expr::Bin(">=".into(), Box::new(lhs.clone()), Box::new(low)),
+                Expr::Bin("<=".into(), Box::new(lhs.clone()), Box::new(high)),
+            ]);
+            if negated {
+                Expr::Not(Box::new(range))
+            } else {
+                range
+            }
+        } else if self.keyword("GLOB") || self.keyword("LIKE") {
+            let op = match (self.keyword("GLOB"), negated) {
+                (true, false) => "glob",
+                (true, true) => "!glob",
+                (false, false) => "~~",
+                (false, true) => "!~~",
+            };
+            self.pos += 1;
+            let rhs = self.additive()?;
+            Expr::Bin(op.into(), Box::new(lhs.clone()), Box::new(rhs))
+        } else {
+            self.pos = start;
+            return Ok(None);
+        };
+        Ok(Some(e))
     }
 
     fn additive(&mut self) -> Result<Expr, String> {

@@ -90,3 +90,40 @@ fn marks_what_it_cannot_read() {
     let t = rules(&["CHECK (CASE WHEN a THEN b END)"], &[]);
     assert!(t.columns.values().any(|c| !c.opaque.is_empty()));
 }
+
+#[test]
+fn reads_the_checks_sqlite_keeps_as_written() {
+    let t = rules(
+        &[
+            "digest IN ('never', 'daily', 'weekly')",
+            "flag IN (0, 1)",
+            "kind NOT IN ('x', 'y')",
+            "length(key) BETWEEN 2 AND 10",
+            "n BETWEEN -5 AND 5",
+            "slug GLOB '[a-z0-9]*' AND slug NOT GLOB '*[^a-z0-9-]*'",
+            "ip <> '' AND ip NOT GLOB '*[^0-9A-Fa-f.:/]*'",
+            "code LIKE 'A%'",
+        ],
+        &[],
+    );
+    assert_eq!(
+        t.column("digest").unwrap().one_of.as_deref().unwrap(),
+        ["never", "daily", "weekly"]
+    );
+    assert_eq!(t.column("flag").unwrap().one_of.as_deref().unwrap(), ["0", "1"]);
+    assert_eq!(t.column("kind").unwrap().not_in, ["x", "y"]);
+    let key = t.column("key").unwrap();
+    assert_eq!((key.min_len, key.max_len), (Some(2), Some(10)));
+    let n = t.column("n").unwrap();
+    assert_eq!(n.lower.as_ref().unwrap().0.number, Some(-5.0));
+    assert_eq!(n.upper.as_ref().unwrap().0.number, Some(5.0));
+    let slug = t.column("slug").unwrap();
+    assert_eq!(slug.patterns, [Pattern::Glob("[a-z0-9]*".into())]);
+    assert_eq!(slug.chars.as_deref(), Some("a-z0-9-"));
+    assert_eq!(t.column("ip").unwrap().chars.as_deref(), Some("0-9A-Fa-f.:/"));
+    assert_eq!(
+        t.column("code").unwrap().patterns,
+        [Pattern::Like("A%".into())]
+    );
+    assert!(t.columns.values().all(|c| c.opaque.is_empty()), "{t:?}");
+}

@@ -376,6 +376,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn globs_become_regexes_whose_values_match_them() {
+        use crate::bench::pattern::Regex;
+        let cases = [
+            ("[a-z0-9]*", Some("a-z0-9-"), "^[a-z0-9][a-z0-9-]*$"),
+            ("?*@?*", None, "^[a-z0-9][a-z0-9]*@[a-z0-9][a-z0-9]*$"),
+            ("[A-Z]*", Some("A-Z0-9"), "^[A-Z][A-Z0-9]*$"),
+            ("a.b+[^x]", None, "^a\\.b\\+[^x]$"),
+        ];
+        let mut rng = BuildRng::seed_from_u64(7);
+        for (glob, chars, regex) in cases {
+            assert_eq!(build::glob_regex(glob, chars), regex);
+            let re = Regex::parse(regex).unwrap();
+            for _ in 0..20 {
+                let s = re.generate_within(&mut rng, 2, Some(10), true).unwrap();
+                assert!((2..=10).contains(&s.chars().count()), "{glob}: {s}");
+                assert!(!s.contains(' '), "{glob}: {s}");
+            }
+        }
+    }
+
+    #[test]
     fn text_fits_its_bounds_and_stays_unique() {
         let mut rng = BuildRng::seed_from_u64(1);
         let a = text(&mut rng, 1295, 0, Some(3));

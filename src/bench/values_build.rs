@@ -136,7 +136,15 @@ impl Gen {
                 ));
             }
             // The first pattern decides; the probe tells whether the others accept its values.
-            match rules.patterns.first() {
+            // SQLite's GLOBs, and the characters its checks allow, as a regular expression.
+            let glob = match (rules.patterns.first(), &rules.chars) {
+                (Some(Pattern::Glob(g)), chars) => {
+                    Some(Pattern::Regex(glob_regex(g, chars.as_deref())))
+                }
+                (None, Some(chars)) => Some(Pattern::Regex(format!("^[{chars}]+$"))),
+                _ => None,
+            };
+            match glob.as_ref().or(rules.patterns.first()) {
                 Some(Pattern::Regex(r)) => {
                     let re = Regex::parse(r)
                         .map_err(|e| format!("cannot make values matching {r:?}: {e}"))?;
@@ -153,7 +161,7 @@ impl Gen {
                         max_len,
                     });
                 }
-                None => {}
+                Some(Pattern::Glob(_)) | None => {}
             }
             return Ok(Gen::Text { min_len, max_len });
         }
@@ -215,6 +223,53 @@ impl Gen {
             other => return Err(format!("seedbed cannot generate values of type {other}")),
         })
     }
+}
+
+/// The regular expression a SQLite `GLOB` pattern stands for, anchored at both ends. Its
+/// wildcards (`*`, `?`) take characters from `chars` (a bracket body) when the checks limit them,
+/// else lowercase letters and digits.
+pub(crate) fn glob_regex(glob: &str, chars: Option<&str>) -> String {
+    let any = format!("[{}]", chars.unwrap_or("a-z0-9"));
+    let mut out = String::from("^");
+    let mut it = glob.chars().peekable();
+    while let Some(c) = it.next() {
+        match c {
+            '*' => {
+                out.push_str(&any);
+                out.push('*');
+            }
+            '?' => out.push_str(&any),
+            '[' => {
+                out.push('[');
+                if it.peek() == Some(&'^') {
+                    it.next();
+                    out.push('^');
+                }
+                // A `]` first in the brackets is one of its characters.
+                if it.peek() == Some(&']') {
+                    it.next();
+                    out.push_str("\\]");
+                }
+                for d in it.by_ref() {
+                    if d == ']' {
+                        break;
+                    }
+                    if d == '\\' {
+                        out.push('\\');
+                    }
+                    out.push(d);
+                }
+                out.push(']');
+            }
+            c if "\\.+(){}|$^".contains(c) => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('$');
+    out
 }
 
 fn number(c: &Option<(Const, bool)>) -> Option<(f64, bool)> {
