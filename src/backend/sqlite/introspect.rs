@@ -2,9 +2,9 @@
 //! `sqlite_schema`, columns from `pragma_table_xinfo`, keys from `pragma_index_list` and
 //! `pragma_index_info`, foreign keys from `pragma_foreign_key_list`.
 //!
-//! What SQLite's catalog does not say is left out: CHECK constraints (they live in the table's
-//! SQL text only), whether a foreign key is deferrable (taken as not), and the expression of a
-//! generated column.
+//! CHECK constraints live in the table's SQL text only: they are read from it as written (their
+//! text between the parentheses). What SQLite's catalog does not say is left out: whether a
+//! foreign key is deferrable (taken as not), and the expression of a generated column.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +13,7 @@ use sqlx::{Sqlite, SqliteConnection};
 use crate::backend::Introspect;
 use crate::error::{Error, Result};
 use crate::schema::{
-    Column, ColumnDefault, FkAction, ForeignKey, Schema, Table, TableKind, UniqueKey, View,
+    Check, Column, ColumnDefault, FkAction, ForeignKey, Schema, Table, TableKind, UniqueKey, View,
 };
 use crate::sql::{QualifiedName, quote_ident};
 
@@ -59,15 +59,15 @@ impl Introspect for Sqlite {
 async fn read_schema(conn: &mut SqliteConnection, schema: &str, out: &mut Schema) -> Result<()> {
     let context = || format!("reading the schema of SQLite database {schema}");
     let sql = format!(
-        "SELECT rowid, type, name FROM {}.sqlite_schema \
+        "SELECT rowid, type, name, coalesce(sql, '') FROM {}.sqlite_schema \
          WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
         quote_ident(schema)
     );
-    let relations: Vec<(i64, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let relations: Vec<(i64, String, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .fetch_all(&mut *conn)
         .await
         .map_err(Error::db(context()))?;
-    for (rowid, kind, name) in relations {
+    for (rowid, kind, name, create) in relations {
         let qualified = QualifiedName::new(schema, &name);
         if kind == "view" {
             out.views.push(View {
@@ -159,6 +159,7 @@ async fn read_schema(conn: &mut SqliteConnection, schema: &str, out: &mut Schema
                 nullable,
             });
         }
+        let checks = checks(&create, &name, &columns);
         out.tables.push(Table {
             name: qualified,
             oid: rowid,
@@ -166,7 +167,7 @@ async fn read_schema(conn: &mut SqliteConnection, schema: &str, out: &mut Schema
             columns,
             primary_key,
             unique_keys,
-            checks: Vec::new(),
+            checks,
         });
     }
     Ok(())
@@ -216,5 +217,187 @@ fn action(on_delete: &str) -> FkAction {
         "SET DEFAULT" => FkAction::SetDefault,
         "RESTRICT" => FkAction::Restrict,
         _ => FkAction::NoAction,
+    }
+}
+
+/// The CHECK constraints of a `CREATE TABLE` statement, column and table constraints alike, in
+/// the order written: `CHECK (<expression>)` as written, named by their `CONSTRAINT` clause or
+/// `<table>_check<n>`.
+fn checks(create: &str, table: &str, columns: &[Column]) -> Vec<Check> {
+    let chars: Vec<char> = create.chars().collect();
+    let mut out = Vec::new();
+    let mut words: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\'' | '"' | '`' | '[' => {
+                let close = if c == '[' { ']' } else { c };
+                let start = i + 1;
+                i = start;
+                while i < chars.len() {
+                    if chars[i] == close {
+                        if close != ']' && chars.get(i + 1) == Some(&close) {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+                if c != '\'' {
+                    let ident: String = chars[start..i.min(chars.len())].iter().collect();
+                    words.push(ident.replace(&format!("{close}{close}"), &close.to_string()));
+                }
+                i += 1;
+            }
+            '-' if chars.get(i + 1) == Some(&'-') => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+            }
+            '/' if chars.get(i + 1) == Some(&'*') => {
+                i += 2;
+                while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
+                    i += 1;
+                }
+                i += 2;
+            }
+            c if c.is_alphanumeric() || c == '_' => {
+                let start = i;
+                while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
+                    i += 1;
+                }
+                let word: String = chars[start..i].iter().collect();
+                if word.eq_ignore_ascii_case("check") {
+                    let mut j = i;
+                    while j < chars.len() && chars[j].is_whitespace() {
+                        j += 1;
+                    }
+                    if chars.get(j) == Some(&'(')
+                        && let Some(end) = closing_paren(&chars, j)
+                    {
+                        let expression: String = chars[j + 1..end].iter().collect();
+                        let expression = expression.trim().to_string();
+                        let named = match words.as_slice() {
+                            [.., keyword, name] if keyword.eq_ignore_ascii_case("constraint") => {
+                                Some(name.clone())
+                            }
+                            _ => None,
+                        };
+                        let name =
+                            named.unwrap_or_else(|| format!("{table}_check{}", out.len() + 1));
+                        let mentioned = mentioned_columns(&expression, columns);
+                        out.push(Check {
+                            name,
+                            definition: format!("CHECK ({expression})"),
+                            columns: mentioned,
+                        });
+                        i = end + 1;
+                        words.clear();
+                        continue;
+                    }
+                }
+                words.push(word);
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}
+
+/// The position of the parenthesis that closes the one at `open`, strings and quoted names
+/// skipped.
+fn closing_paren(chars: &[char], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    for (k, &c) in chars.iter().enumerate().skip(open) {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '\'' | '"' | '`' => quote = Some(c),
+                '[' => quote = Some(']'),
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(k);
+                    }
+                }
+                _ => {}
+            },
+        }
+    }
+    None
+}
+
+/// The table's columns an expression names (a word or quoted name equal to one).
+fn mentioned_columns(expression: &str, columns: &[Column]) -> Vec<String> {
+    let words: Vec<&str> = expression
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    columns
+        .iter()
+        .filter(|c| {
+            words.iter().any(|w| w.eq_ignore_ascii_case(&c.name))
+                || expression.contains(&format!("\"{}\"", c.name))
+        })
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(name: &str) -> Column {
+        Column {
+            name: name.into(),
+            sql_type: "text".into(),
+            type_name: "text".into(),
+            type_schema: "main".into(),
+            type_kind: 'b',
+            domain_base: None,
+            enum_labels: Vec::new(),
+            not_null: true,
+            default: ColumnDefault::None,
+            position: 1,
+        }
+    }
+
+    #[test]
+    fn checks_are_read_from_the_create_statement() {
+        let create = "CREATE TABLE \"Odd\" (\n\
+            id INTEGER PRIMARY KEY,\n\
+            -- a comment with CHECK (nothing) in it\n\
+            slug TEXT NOT NULL CHECK (slug GLOB '[a-z]*' AND slug <> ')'),\n\
+            \"check\" TEXT DEFAULT 'CHECK (no)',\n\
+            n INTEGER CONSTRAINT n_positive CHECK(n > 0),\n\
+            CHECK ((\"check\" IS NULL) OR length(\"check\") <= 3)\n\
+        )";
+        let columns = ["id", "slug", "check", "n"].map(column);
+        let found = checks(create, "Odd", &columns);
+        let summary: Vec<(&str, &str, Vec<String>)> = found
+            .iter()
+            .map(|c| (c.name.as_str(), c.definition.as_str(), c.columns.clone()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (
+                    "Odd_check1",
+                    "CHECK (slug GLOB '[a-z]*' AND slug <> ')')",
+                    vec!["slug".to_string()]
+                ),
+                ("n_positive", "CHECK (n > 0)", vec!["n".to_string()]),
+                (
+                    "Odd_check3",
+                    "CHECK ((\"check\" IS NULL) OR length(\"check\") <= 3)",
+                    vec!["check".to_string()]
+                ),
+            ]
+        );
     }
 }
