@@ -37,7 +37,7 @@ use sqlx::types::JsonValue;
 use sqlx::{Connection, PgConnection};
 
 use super::Target;
-use super::rows::RowPlan;
+use super::rows::{RowPlan, RowWriter};
 use crate::backend::postgres::admin;
 use crate::backend::postgres::server::Server;
 use crate::error::{Error, Result};
@@ -326,9 +326,21 @@ pub async fn run_child(
     plan.interleave(spec.test as u64, spec.tests as u64)?;
     let seed = super::runner::test_seed(spec.seed, spec.test);
     let tables = plan.choose_tables(spec.tables, seed);
+    let url = std::env::var("SEEDBED_DATABASE_URL").ok();
+    #[cfg(feature = "sqlite")]
+    if url.as_deref().is_some_and(|u| u.starts_with("sqlite:")) {
+        let (database, overhead, writes) =
+            sqlite_child(spec, program, &plan, &tables, seed).await?;
+        return Ok(ChildReport {
+            database,
+            overhead,
+            writes,
+            total: started.elapsed(),
+        });
+    }
     let (database, overhead, writes) = match &spec.kind {
         ChildKind::Floor { database } => {
-            let url = std::env::var("SEEDBED_DATABASE_URL").map_err(|_| {
+            let url = url.ok_or_else(|| {
                 Error::Config(
                     "the floor test process reads its server from SEEDBED_DATABASE_URL, which is \
                      not set"
@@ -350,7 +362,7 @@ pub async fn run_child(
                 .map_err(Error::db(format!("BEGIN on {database}")))?;
             let ready = t.elapsed();
             let w = Instant::now();
-            plan.fill(&mut tx, &tables, spec.rows, seed).await?;
+            plan.fill(&mut *tx, &tables, spec.rows, seed).await?;
             let writes = w.elapsed();
             let e = Instant::now();
             tx.rollback()
@@ -360,39 +372,8 @@ pub async fn run_child(
             (database.clone(), ready + e.elapsed(), writes)
         }
         ChildKind::Target(Target::Strategy(strategy)) => {
-            // One test in this process, as `#[seedbed::test]` runs under nextest: the engine
-            // works on this runtime.
-            crate::isolation::engine::adopt_test_runtime();
-            let t = Instant::now();
-            let db = Isolation::new(*strategy)
-                .migration_source(spec.migration_source(program))
-                .test_name(format!("seedbed_bench::{strategy}::process_{}", spec.test))
-                .seed(spec.seed)
-                .acquire()
-                .await?;
-            let database = db.database().to_string();
-            let pool = db.pool();
-            let mut conn = pool
-                .acquire()
-                .await
-                .map_err(Error::db(format!("connecting to {database}")))?;
-            sqlx::raw_sql("SELECT 1")
-                .execute(&mut *conn)
-                .await
-                .map_err(Error::db(format!("the first query on {database}")))?;
-            let ready = t.elapsed();
-            let w = Instant::now();
-            let filled = plan.fill(&mut conn, &tables, spec.rows, seed).await;
-            let writes = w.elapsed();
-            drop(conn);
-            let e = Instant::now();
-            let finished = db.finish().await;
-            let end = e.elapsed();
-            // As `#[seedbed::test]` does before its process may exit.
-            crate::isolation::engine::settle(std::time::Duration::from_secs(60)).await;
-            filled?;
-            finished?;
-            (database, ready + end, writes)
+            let db = child_isolation(spec, program, *strategy).acquire().await?;
+            strategy_child(db, &plan, &tables, spec.rows, seed).await?
         }
         ChildKind::Target(Target::Baseline) => {
             baseline(spec, program, &plan, &tables, seed).await?
@@ -406,6 +387,110 @@ pub async fn run_child(
     })
 }
 
+/// The isolation of a strategy's test process. One test in this process, as
+/// `#[seedbed::test]` runs under nextest: the engine works on this runtime.
+fn child_isolation(
+    spec: &ChildSpec,
+    program: MigrationSource,
+    strategy: crate::isolation::Strategy,
+) -> Isolation {
+    crate::isolation::engine::adopt_test_runtime();
+    Isolation::new(strategy)
+        .migration_source(spec.migration_source(program))
+        .test_name(format!("seedbed_bench::{strategy}::process_{}", spec.test))
+        .seed(spec.seed)
+}
+
+/// A strategy's test once its database is acquired: a first query, the writes, finish, and
+/// the wait `#[seedbed::test]` makes before its process exits.
+async fn strategy_child<DB: crate::backend::Backend>(
+    db: crate::TestDb<DB>,
+    plan: &RowPlan,
+    tables: &[QualifiedName],
+    rows: usize,
+    seed: u64,
+) -> Result<(String, Duration, Duration)>
+where
+    DB::Connection: RowWriter,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    let t = Instant::now();
+    let database = db.database().to_string();
+    let pool = db.pool();
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(Error::db(format!("connecting to {database}")))?;
+    sqlx::raw_sql("SELECT 1")
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::db(format!("the first query on {database}")))?;
+    let ready = t.elapsed();
+    let w = Instant::now();
+    let filled = plan.fill(&mut *conn, tables, rows, seed).await;
+    let writes = w.elapsed();
+    drop(conn);
+    let e = Instant::now();
+    let finished = db.finish().await;
+    let end = e.elapsed();
+    crate::isolation::engine::settle(std::time::Duration::from_secs(60)).await;
+    filled?;
+    finished?;
+    Ok((database, ready + end, writes))
+}
+
+/// A test process on SQLite (`SEEDBED_DATABASE_URL` is a `sqlite:` URL, `SEEDBED_SQLITE_DIR`
+/// the run's directory).
+#[cfg(feature = "sqlite")]
+async fn sqlite_child(
+    spec: &ChildSpec,
+    program: MigrationSource,
+    plan: &RowPlan,
+    tables: &[QualifiedName],
+    seed: u64,
+) -> Result<(String, Duration, Duration)> {
+    use super::host::sqlite;
+    let dir = crate::backend::sqlite::Directory::get().await?;
+    match &spec.kind {
+        ChildKind::Floor { database } => {
+            let slot = std::env::var("NEXTEST_TEST_GLOBAL_SLOT")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let database = sqlite::floor_database(database, slot);
+            let (ready, writes, end) =
+                sqlite::floor(dir, &database, plan, tables, spec.rows, seed).await?;
+            Ok((database, ready + end, writes))
+        }
+        ChildKind::Target(Target::Strategy(strategy)) => {
+            let db = child_isolation(spec, program, *strategy)
+                .acquire_on::<sqlx::Sqlite>()
+                .await?;
+            strategy_child(db, plan, tables, spec.rows, seed).await
+        }
+        ChildKind::Target(Target::Baseline) => {
+            let migrations = child_migrations(spec, program).await?;
+            let name = format!("seedbed_bench_b_{}_{}", std::process::id(), spec.test);
+            let (ready, writes, end) =
+                sqlite::baseline(dir, &name, &migrations, async |conn| {
+                    plan.fill(conn, tables, spec.rows, seed).await.map(|_| ())
+                })
+                .await?;
+            Ok((name, ready + end, writes))
+        }
+    }
+}
+
+/// The migrations of a test process, read as `#[sqlx::test]` reads them.
+async fn child_migrations(spec: &ChildSpec, program: MigrationSource) -> Result<Migrations> {
+    Ok(match spec.migration_source(program) {
+        MigrationSource::Dir(dir) => Migrations::from_dir(dir).await?,
+        MigrationSource::Migrator(m) => Migrations::from_migrator(m),
+        MigrationSource::Default => Migrations::from_dir("migrations").await?,
+        MigrationSource::None => Migrations::none(),
+    })
+}
+
 /// What `#[sqlx::test]` does in a test process: connect to the server, create a database, run
 /// every migration on it, write, drop it.
 async fn baseline(
@@ -416,12 +501,7 @@ async fn baseline(
     seed: u64,
 ) -> Result<(String, Duration, Duration)> {
     let t = Instant::now();
-    let migrations = match spec.migration_source(program) {
-        MigrationSource::Dir(dir) => Migrations::from_dir(dir).await?,
-        MigrationSource::Migrator(m) => Migrations::from_migrator(m),
-        MigrationSource::Default => Migrations::from_dir("migrations").await?,
-        MigrationSource::None => Migrations::none(),
-    };
+    let migrations = child_migrations(spec, program).await?;
     let server = Server::resolve().await?;
     let mut admin = server.connect().await?;
     let name = format!("seedbed_bench_b_{}_{}", std::process::id(), spec.test);

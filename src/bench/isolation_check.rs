@@ -216,6 +216,128 @@ async fn check_database(
     result
 }
 
+/// What the freshly migrated SQLite database `conn` has open holds (seedbed's own tables left
+/// out).
+#[cfg(feature = "sqlite")]
+pub(crate) async fn expected_sqlite(conn: &mut sqlx::SqliteConnection) -> Result<Expected> {
+    use crate::backend::Introspect;
+    let schemas = <sqlx::Sqlite as Introspect>::user_schemas(conn).await?;
+    let names: Vec<&str> = schemas.iter().map(String::as_str).collect();
+    let schema = <sqlx::Sqlite as Introspect>::introspect(conn, &names).await?;
+    let tables: Vec<QualifiedName> = schema
+        .top_level_tables()
+        .filter(|t| !t.name.name.starts_with("seedbed_"))
+        .map(|t| t.name.clone())
+        .collect();
+    let counts = sqlite_counts(conn, &tables).await?;
+    Ok(Expected {
+        tables,
+        counts,
+        schemas,
+    })
+}
+
+/// `SELECT json_array((SELECT count(*) FROM t1), …)`: every table's rows in one statement.
+#[cfg(feature = "sqlite")]
+async fn sqlite_counts(
+    conn: &mut sqlx::SqliteConnection,
+    tables: &[QualifiedName],
+) -> Result<Vec<i64>> {
+    if tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = String::from("SELECT json_array(");
+    for (i, t) in tables.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        let _ = write!(sql, "(SELECT count(*) FROM {t})");
+    }
+    sql.push(')');
+    let text: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_one(conn)
+        .await
+        .map_err(Error::db("counting rows"))?;
+    let counts: sqlx::types::JsonValue = text.parse().map_err(|e| {
+        Error::Config(format!("SQLite returned row counts seedbed cannot read: {e}"))
+    })?;
+    Ok(counts
+        .as_array()
+        .map(|a| a.iter().map(|n| n.as_i64().unwrap_or(-1)).collect())
+        .unwrap_or_default())
+}
+
+/// The databases (files) of a SQLite directory.
+#[cfg(feature = "sqlite")]
+pub(crate) fn sqlite_database_names(
+    dir: &crate::backend::sqlite::Directory,
+) -> Result<BTreeSet<String>> {
+    let entries =
+        std::fs::read_dir(dir.path()).map_err(Error::io("listing", dir.path().to_path_buf()))?;
+    Ok(entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".db").map(str::to_string)
+        })
+        .collect())
+}
+
+/// [`check`] on SQLite: the files `used` that still exist hold what migrations left, and the
+/// files in `gone` are removed (waiting up to `wait` for them).
+#[cfg(feature = "sqlite")]
+pub(crate) async fn check_sqlite(
+    dir: &crate::backend::sqlite::Directory,
+    expected: &Expected,
+    used: &BTreeSet<String>,
+    gone: &BTreeSet<String>,
+    wait: Duration,
+) -> Result<IsolationCheck> {
+    let mut out = IsolationCheck {
+        databases_gone: gone.len(),
+        ..IsolationCheck::default()
+    };
+    let started = Instant::now();
+    let mut names = sqlite_database_names(dir)?;
+    while gone.iter().any(|g| names.contains(g)) && started.elapsed() < wait {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        names = sqlite_database_names(dir)?;
+    }
+    for name in gone.iter().filter(|g| names.contains(*g)) {
+        out.problems.push(format!(
+            "database {} was left behind (seedbed sweep --sqlite removes it)",
+            dir.url(name)
+        ));
+    }
+    for db in used.iter().filter(|d| names.contains(*d)) {
+        out.databases_checked += 1;
+        let checked = async {
+            let mut conn = dir.connect(db).await?;
+            let now = sqlite_counts(&mut conn, &expected.tables).await;
+            let _ = conn.close().await;
+            now
+        }
+        .await;
+        match checked {
+            Ok(now) => {
+                for ((t, before), after) in expected.tables.iter().zip(&expected.counts).zip(now) {
+                    if after != *before {
+                        out.problems.push(format!(
+                            "{} has {after} rows in {}, migrations leave {before}",
+                            t.name,
+                            dir.url(db)
+                        ));
+                    }
+                }
+            }
+            Err(e) => out
+                .problems
+                .push(format!("could not check database {db}: {e}")),
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -74,10 +74,21 @@ pub(crate) struct Sampler {
     stop: Arc<AtomicBool>,
     peak: Arc<AtomicI64>,
     before: i64,
-    task: tokio::task::JoinHandle<()>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Sampler {
+    /// A sampler that samples nothing: SQLite has no server to count connections on.
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn none() -> Sampler {
+        Sampler {
+            stop: Arc::new(AtomicBool::new(true)),
+            peak: Arc::new(AtomicI64::new(0)),
+            before: 0,
+            task: None,
+        }
+    }
+
     pub(crate) async fn start(server: &Server) -> Result<Sampler> {
         let mut conn = server.connect().await?;
         let before = client_connections(&mut conn).await?;
@@ -99,14 +110,16 @@ impl Sampler {
             stop,
             peak,
             before,
-            task,
+            task: Some(task),
         })
     }
 
     /// Stops sampling; returns how many connections the run added at its peak.
     pub(crate) async fn finish(self) -> i64 {
         self.stop.store(true, Ordering::Relaxed);
-        let _ = self.task.await;
+        if let Some(task) = self.task {
+            let _ = task.await;
+        }
         (self.peak.load(Ordering::Relaxed) - self.before).max(0)
     }
 }

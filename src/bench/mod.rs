@@ -109,6 +109,7 @@
 
 mod check;
 mod child;
+mod host;
 mod isolation_check;
 mod measure;
 mod pattern;
@@ -117,6 +118,7 @@ mod process;
 mod report;
 mod rows;
 mod runner;
+mod runner_env;
 mod values;
 
 use std::fmt;
@@ -129,7 +131,7 @@ pub use self::report::{
     Environment, IsolationCheck, Measurements, OverFloor, ProcessMeasurements, ProcessOutcome,
     ProcessRun, Recommendation, Report, SchemaInfo, SuiteRun, TargetOutcome, TargetResult,
 };
-pub use self::rows::{FillStats, RowPlan, Skipped, insert_sql};
+pub use self::rows::{FillStats, RowPlan, RowWriter, Skipped, insert_sql};
 pub use self::runner::run;
 use crate::error::{Error, Result};
 use crate::isolation::{MigrationSource, Strategy};
@@ -215,6 +217,27 @@ impl FromStr for Target {
     }
 }
 
+/// The database system a benchmark runs on.
+///
+/// ```
+/// use seedbed::bench::{Backend, BenchConfig};
+/// assert_eq!(BenchConfig::default().backend, Backend::Postgres);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// PostgreSQL: the process's server (`SEEDBED_DATABASE_URL`, `DATABASE_URL`, else the
+    /// embedded server, or one installed with
+    /// [`Server::install`](crate::server::Server::install)).
+    #[default]
+    Postgres,
+    /// SQLite (feature `sqlite`): database files in the process's directory
+    /// ([`Directory::get`](crate::backend::sqlite::Directory::get), or one installed with
+    /// [`Directory::install`](crate::backend::sqlite::Directory::install)). The baseline is what
+    /// `#[sqlx::test]` does on SQLite: a new database file and every migration per test.
+    #[cfg(feature = "sqlite")]
+    Sqlite,
+}
+
 /// The process-per-test runs of a benchmark: every test in a process of its own, as
 /// `cargo nextest` runs them.
 ///
@@ -247,6 +270,8 @@ pub struct ProcessConfig {
 /// ```
 #[derive(Debug, Clone)]
 pub struct BenchConfig {
+    /// The database system to run on.
+    pub backend: Backend,
     /// The migrations of the schema (a relative directory is taken from the current directory).
     pub migrations: MigrationSource,
     /// What to measure, in this order.
@@ -270,6 +295,7 @@ pub struct BenchConfig {
 impl Default for BenchConfig {
     fn default() -> Self {
         Self {
+            backend: Backend::Postgres,
             migrations: MigrationSource::Default,
             targets: Target::ALL.to_vec(),
             tests: 100,

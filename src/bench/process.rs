@@ -10,12 +10,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::child::{ChildKind, ChildMigrations, ChildReport, ChildSpec};
-use super::isolation_check::{self, Expected, Registered};
-use super::measure::{Sampler, Summary};
-use super::report::{IsolationCheck, ProcessMeasurements, ProcessOutcome, ProcessRun};
+use super::host::Host;
+use super::isolation_check::{Expected, Registered};
+use super::measure::Summary;
+use super::report::{ProcessMeasurements, ProcessOutcome, ProcessRun};
 use super::rows::RowPlan;
 use super::{Progress, Target};
-use crate::backend::postgres::server::Server;
 use crate::error::{Error, Result};
 use crate::isolation::{MigrationSource, Strategy};
 
@@ -86,8 +86,8 @@ impl Drop for PlanFile {
 /// Everything the test processes of a run share.
 pub(super) struct Children {
     pub(super) command: ChildCommand,
-    /// `SEEDBED_DATABASE_URL` for the processes.
-    pub(super) url: String,
+    /// The environment the processes find the databases by (`SEEDBED_DATABASE_URL`, …).
+    pub(super) env: Vec<(&'static str, String)>,
     pub(super) plan: PlanFile,
     pub(super) migrations: ChildMigrations,
     /// Test processes per target (the setup process not counted).
@@ -102,12 +102,6 @@ pub(super) struct Children {
 struct Sample {
     wall: Duration,
     report: std::result::Result<ChildReport, String>,
-}
-
-/// The URL test processes reach `server` by: for the embedded server, its Unix socket (what
-/// the run's own connections use).
-pub(super) fn url_for_children(server: &Server) -> String {
-    server.url_for(server.maintenance_database())
 }
 
 /// How test processes find the run's migrations.
@@ -155,7 +149,7 @@ impl Children {
             command
                 .args(&this.command.args)
                 .args(spec.to_args())
-                .env("SEEDBED_DATABASE_URL", &this.url)
+                .envs(this.env.iter().map(|(k, v)| (k, v)))
                 .env("NEXTEST_EXECUTION_MODE", "process-per-test")
                 .env("NEXTEST_RUN_ID", run_id())
                 .env("NEXTEST_TEST_GLOBAL_SLOT", slot.to_string())
@@ -289,13 +283,13 @@ impl Children {
     /// unless that is built), the suite, and the isolation check.
     pub(super) async fn target(
         self: &Arc<Self>,
-        server: &'static Server,
+        host: Host,
         target: Target,
         expected: &Expected,
         progress: &dyn Progress,
     ) -> Result<ProcessOutcome> {
         let kind = ChildKind::Target(target);
-        let sampler = Sampler::start(server).await?;
+        let sampler = host.sampler().await?;
         progress.phase(&format!("{target}: setup process"), 1);
         let setup = self.run_one(self.spec(kind.clone(), 0), 0).await;
         progress.test_done();
@@ -326,16 +320,9 @@ impl Children {
         } else {
             Registered::Unchecked
         };
-        let isolation =
-            match isolation_check::check(server, expected, &stay, &gone, DROP_WAIT, registered)
-                .await
-            {
-                Ok(check) => check,
-                Err(e) => IsolationCheck {
-                    problems: vec![format!("the isolation check failed: {e}")],
-                    ..IsolationCheck::default()
-                },
-            };
+        let isolation = host
+            .check(expected, &stay, &gone, DROP_WAIT, registered)
+            .await;
         progress.test_done();
         Ok(ProcessOutcome::Measured(Box::new(ProcessMeasurements {
             setup: setup.wall,

@@ -10,13 +10,16 @@ use crate::isolation::Strategy;
 /// The machine and the server a run measured.
 #[derive(Debug, Clone, Default)]
 pub struct Environment {
-    /// The server's URL (maintenance database), without a password.
+    /// The database system: `PostgreSQL`, or `SQLite`.
+    pub backend: String,
+    /// The server's URL (maintenance database), without a password; on SQLite, the directory of
+    /// the test databases.
     pub server: String,
-    /// `SHOW server_version`.
+    /// `SHOW server_version` (SQLite: `sqlite_version()`).
     pub server_version: String,
     /// Whether it is seedbed's embedded server.
     pub embedded: bool,
-    /// The server's `max_connections`.
+    /// The server's `max_connections` (0 on SQLite, which has no server).
     pub max_connections: i64,
     /// How many connections seedbed's test processes may hold at once (see `SEEDBED_MAX_CONNECTIONS`).
     pub connection_budget: i64,

@@ -13,8 +13,8 @@ use std::fmt;
 use std::sync::atomic::AtomicU64;
 
 use rand::{RngExt, SeedableRng};
+use sqlx::PgConnection;
 use sqlx::types::JsonValue;
-use sqlx::{Connection, PgConnection};
 
 use super::check::TableRules;
 use super::values::Gen;
@@ -33,9 +33,57 @@ use self::plan::{order, plan_table};
 use self::read::{read_domains, read_existing_max, read_prefilled};
 #[path = "rows_fill.rs"]
 mod fill;
+#[cfg(feature = "sqlite")]
+#[path = "rows_sqlite.rs"]
+mod sqlite;
 
 pub use self::fill::insert_sql;
 use self::fill::{explain, rows_error};
+
+pub(crate) mod sealed {
+    /// Keeps [`RowWriter`](super::RowWriter) to the connections seedbed writes on.
+    pub trait Sealed {}
+}
+
+/// A connection the row generator writes on: a `PgConnection`, or (feature `sqlite`) a
+/// `SqliteConnection`. A transaction or a pooled connection gives one with `&mut *tx`.
+///
+/// ```no_run
+/// # async fn demo(plan: &seedbed::bench::RowPlan, pool: &sqlx::PgPool) -> Result<(), seedbed::Error> {
+/// let mut conn = pool.acquire().await.map_err(seedbed::Error::db("connecting"))?;
+/// let tables = plan.choose_tables(4, 7);
+/// plan.fill(&mut *conn, &tables, 20, 7).await?;
+/// # Ok(()) }
+/// ```
+#[async_trait::async_trait]
+pub trait RowWriter: sealed::Sealed + Send {
+    /// Inserts `rows` (JSON objects keyed by column) into `table`, writing `columns`, and returns
+    /// the rows as inserted, with at least the `returning` columns.
+    async fn insert_rows(
+        &mut self,
+        table: &QualifiedName,
+        columns: &[&str],
+        returning: &[&str],
+        rows: Vec<JsonValue>,
+    ) -> std::result::Result<Vec<JsonValue>, sqlx::Error>;
+
+    /// Runs statements without results.
+    async fn execute(&mut self, sql: &'static str) -> std::result::Result<(), sqlx::Error>;
+
+    /// What starts the probe's transaction (constraints checked at once where they can be
+    /// deferred).
+    fn begin_probe(&self) -> &'static str;
+
+    /// Checks what the database defers to the commit (a probe is rolled back, so it never
+    /// commits), after rows were written into `table`.
+    async fn check_written(
+        &mut self,
+        table: &QualifiedName,
+    ) -> std::result::Result<(), sqlx::Error> {
+        let _ = table;
+        Ok(())
+    }
+}
 
 /// The alias of the target table in the generator's `INSERT`s.
 const ALIAS: &str = "seedbed_new";
@@ -167,6 +215,7 @@ pub struct RowPlan {
 }
 
 /// What introspection and the domains say about one table before it is planned.
+#[derive(Clone, Copy)]
 struct Context<'a> {
     schema: &'a Schema,
     domains: &'a HashMap<(String, String), Domain>,
@@ -197,20 +246,30 @@ impl RowPlan {
             prefilled: &prefilled,
             existing_max: &existing_max,
         };
+        RowPlan::plan(conn, &cx, rows).await
+    }
+
+    /// Plans the tables `cx` describes, then probes the plan on `conn`.
+    async fn plan<W: RowWriter + ?Sized>(
+        conn: &mut W,
+        cx: &Context<'_>,
+        rows: usize,
+    ) -> Result<RowPlan> {
+        let (schema, prefilled) = (cx.schema, cx.prefilled);
         let mut skipped = Vec::new();
         let mut planned = Vec::new();
         for table in schema.top_level_tables() {
-            match plan_table(&cx, table) {
+            match plan_table(cx, table) {
                 Ok(p) => planned.push(p),
                 Err(s) => skipped.push(s),
             }
         }
-        let tables = order(&schema, planned, &mut skipped);
+        let tables = order(schema, planned, &mut skipped);
         let mut plan = RowPlan {
             index: HashMap::new(),
             tables,
             skipped,
-            prefilled,
+            prefilled: prefilled.clone(),
             schema_tables: schema.top_level_tables().count(),
             seq: AtomicU64::new(1),
             seq_step: 1,
@@ -349,9 +408,9 @@ impl RowPlan {
     /// Writes `rows` rows into each of `tables` (parents first, whatever order they are given
     /// in), with values drawn from `seed`. Tables this plan cannot fill are left out. A row the
     /// server refuses is [`Error::BenchRows`], naming the table and the constraint.
-    pub async fn fill(
+    pub async fn fill<W: RowWriter + ?Sized>(
         &self,
-        conn: &mut PgConnection,
+        conn: &mut W,
         tables: &[QualifiedName],
         rows: usize,
         seed: u64,
@@ -380,15 +439,30 @@ impl RowPlan {
 
     /// Writes every table once inside a transaction that is rolled back; tables whose rows the
     /// server refuses are moved to `skipped`, with the tables that need them.
-    async fn probe(&mut self, conn: &mut PgConnection, rows: usize) -> Result<()> {
-        let mut tx = conn
-            .begin()
+    async fn probe<W: RowWriter + ?Sized>(&mut self, conn: &mut W, rows: usize) -> Result<()> {
+        let begin = conn.begin_probe();
+        conn.execute(begin)
             .await
             .map_err(Error::db("starting the probe of the generated rows"))?;
-        sqlx::raw_sql("SET CONSTRAINTS ALL IMMEDIATE")
-            .execute(&mut *tx)
+        let probed = self.probe_tables(conn, rows).await;
+        let ended = conn
+            .execute("ROLLBACK")
             .await
-            .map_err(Error::db("starting the probe of the generated rows"))?;
+            .map_err(Error::db("ending the probe of the generated rows"));
+        let (failed, notes) = probed?;
+        ended?;
+        self.tables.retain(|t| !failed.contains(&t.name));
+        self.skipped.extend(notes);
+        self.reindex();
+        Ok(())
+    }
+
+    /// The probe's writes, inside its transaction: the tables that failed, and why.
+    async fn probe_tables<W: RowWriter + ?Sized>(
+        &self,
+        conn: &mut W,
+        rows: usize,
+    ) -> Result<(HashSet<QualifiedName>, Vec<Skipped>)> {
         let mut rng = BuildRng::seed_from_u64(0x5eed);
         let mut written: HashMap<QualifiedName, Vec<JsonValue>> = HashMap::new();
         let mut failed: HashSet<QualifiedName> = HashSet::new();
@@ -407,14 +481,19 @@ impl RowPlan {
                 failed.insert(t.name.clone());
                 continue;
             }
-            sqlx::raw_sql("SAVEPOINT seedbed_probe")
-                .execute(&mut *tx)
+            conn.execute("SAVEPOINT seedbed_probe")
                 .await
                 .map_err(Error::db("probing the generated rows"))?;
-            match self.fill_table(&mut tx, t, rows, &written, &mut rng).await {
-                Ok((inserted, _)) => {
-                    sqlx::raw_sql("RELEASE SAVEPOINT seedbed_probe")
-                        .execute(&mut *tx)
+            let filled = match self.fill_table(conn, t, rows, &written, &mut rng).await {
+                Ok((inserted, _)) => match conn.check_written(&t.name).await {
+                    Ok(()) => Ok(inserted),
+                    Err(e) => Err((e, 0)),
+                },
+                Err(e) => Err(e),
+            };
+            match filled {
+                Ok(inserted) => {
+                    conn.execute("RELEASE SAVEPOINT seedbed_probe")
                         .await
                         .map_err(Error::db("probing the generated rows"))?;
                     if inserted.is_empty() {
@@ -429,8 +508,7 @@ impl RowPlan {
                     written.insert(t.name.clone(), inserted);
                 }
                 Err((e, _)) => {
-                    sqlx::raw_sql("ROLLBACK TO SAVEPOINT seedbed_probe")
-                        .execute(&mut *tx)
+                    conn.execute("ROLLBACK TO SAVEPOINT seedbed_probe")
                         .await
                         .map_err(Error::db("probing the generated rows"))?;
                     let (column, constraint, reason) = explain(&e);
@@ -444,12 +522,6 @@ impl RowPlan {
                 }
             }
         }
-        tx.rollback()
-            .await
-            .map_err(Error::db("ending the probe of the generated rows"))?;
-        self.tables.retain(|t| !failed.contains(&t.name));
-        self.skipped.extend(notes);
-        self.reindex();
-        Ok(())
+        Ok((failed, notes))
     }
 }

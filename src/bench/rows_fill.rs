@@ -8,7 +8,7 @@ use rand::RngExt;
 use sqlx::PgConnection;
 use sqlx::types::JsonValue;
 
-use super::{ALIAS, RowPlan, TablePlan};
+use super::{ALIAS, RowPlan, RowWriter, TablePlan};
 use crate::bench::values::{Draw, Value};
 use crate::error::Error;
 use crate::factory::BuildRng;
@@ -17,9 +17,9 @@ use crate::sql::{QualifiedName, quote_ident, quote_list};
 impl RowPlan {
     /// Writes up to `rows` rows into one table; returns the rows as inserted (JSON objects) and
     /// the number of statements. The error carries the number of rows of the failed statement.
-    pub(super) async fn fill_table(
+    pub(super) async fn fill_table<W: RowWriter + ?Sized>(
         &self,
-        conn: &mut PgConnection,
+        conn: &mut W,
         t: &TablePlan,
         rows: usize,
         written: &HashMap<QualifiedName, Vec<JsonValue>>,
@@ -75,7 +75,7 @@ impl RowPlan {
         let mut statements = 0;
         let mut inserted = Vec::new();
         if !made.is_empty() {
-            inserted = insert(conn, t, made).await.map_err(|e| (e, first))?;
+            inserted = self.insert(conn, t, made).await.map_err(|e| (e, first))?;
             statements += 1;
         }
         if let Some(s) = self_ref
@@ -87,7 +87,10 @@ impl RowPlan {
             for i in first..n {
                 made.push(self.row(t, i, &pools, &radix, Some((s, &parents)), &mut seen, rng));
             }
-            let more = insert(conn, t, made).await.map_err(|e| (e, n - first))?;
+            let more = self
+                .insert(conn, t, made)
+                .await
+                .map_err(|e| (e, n - first))?;
             statements += 1;
             inserted.extend(more);
         }
@@ -200,28 +203,66 @@ pub fn insert_sql(table: &QualifiedName, columns: &[&str]) -> String {
     }
 }
 
-async fn insert(
-    conn: &mut PgConnection,
-    t: &TablePlan,
-    rows: Vec<JsonValue>,
-) -> std::result::Result<Vec<JsonValue>, sqlx::Error> {
-    // The columns any row sets, in table order.
-    let mut columns: Vec<&str> = Vec::new();
-    for fk in &t.fks {
-        for c in &fk.columns {
-            if !columns.contains(&c.as_str()) && rows.iter().any(|r| r.get(c).is_some()) {
-                columns.push(c);
+impl RowPlan {
+    /// Inserts generated rows into `t` and reads back, from each row, the columns some foreign
+    /// key of the plan references (PostgreSQL returns every column).
+    async fn insert<W: RowWriter + ?Sized>(
+        &self,
+        conn: &mut W,
+        t: &TablePlan,
+        rows: Vec<JsonValue>,
+    ) -> std::result::Result<Vec<JsonValue>, sqlx::Error> {
+        // The columns any row sets, in table order.
+        let mut columns: Vec<&str> = Vec::new();
+        for fk in &t.fks {
+            for c in &fk.columns {
+                if !columns.contains(&c.as_str()) && rows.iter().any(|r| r.get(c).is_some()) {
+                    columns.push(c);
+                }
             }
         }
+        for c in &t.columns {
+            columns.push(&c.name);
+        }
+        let mut returning: Vec<&str> = Vec::new();
+        for fk in self.tables.iter().flat_map(|other| &other.fks) {
+            if fk.parent == t.name {
+                for c in &fk.parent_columns {
+                    if !returning.contains(&c.as_str()) {
+                        returning.push(c);
+                    }
+                }
+            }
+        }
+        conn.insert_rows(&t.name, &columns, &returning, rows).await
     }
-    for c in &t.columns {
-        columns.push(&c.name);
+}
+
+impl super::sealed::Sealed for PgConnection {}
+
+#[async_trait::async_trait]
+impl RowWriter for PgConnection {
+    async fn insert_rows(
+        &mut self,
+        table: &QualifiedName,
+        columns: &[&str],
+        _returning: &[&str],
+        rows: Vec<JsonValue>,
+    ) -> std::result::Result<Vec<JsonValue>, sqlx::Error> {
+        let sql = insert_sql(table, columns);
+        sqlx::query_scalar::<_, JsonValue>(sqlx::AssertSqlSafe(sql))
+            .bind(JsonValue::Array(rows))
+            .fetch_all(self)
+            .await
     }
-    let sql = insert_sql(&t.name, &columns);
-    sqlx::query_scalar::<_, JsonValue>(sqlx::AssertSqlSafe(sql))
-        .bind(JsonValue::Array(rows))
-        .fetch_all(conn)
-        .await
+
+    async fn execute(&mut self, sql: &'static str) -> std::result::Result<(), sqlx::Error> {
+        sqlx::raw_sql(sql).execute(self).await.map(|_| ())
+    }
+
+    fn begin_probe(&self) -> &'static str {
+        "BEGIN; SET CONSTRAINTS ALL IMMEDIATE"
+    }
 }
 
 /// The column, the constraint and the message of a refused statement.

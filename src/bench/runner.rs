@@ -9,30 +9,25 @@ use std::time::{Duration, Instant};
 
 use sqlx::{Connection, PgConnection};
 
-use super::isolation_check::{self, Expected, Registered};
-use super::measure::{Sampler, Summary};
-use super::process::{self, Children, PlanFile};
+use super::host::Host;
+use super::isolation_check::{Expected, Registered};
+use super::measure::Summary;
+use super::process::{Children, PlanFile};
 use super::report::{
-    IsolationCheck, Measurements, ProcessOutcome, Report, SchemaInfo, SuiteRun, TargetOutcome,
-    TargetResult,
+    Measurements, ProcessOutcome, Report, SchemaInfo, SuiteRun, TargetOutcome, TargetResult,
 };
-use super::rows::{FillStats, RowPlan};
+use super::rows::{FillStats, RowPlan, RowWriter};
 use super::{BenchConfig, Progress, Target};
 use crate::backend::postgres::admin;
-use crate::backend::postgres::server::Server;
 use crate::error::{Error, Result};
-use crate::isolation::{Isolation, MigrationSource, Migrations, databases};
-#[path = "runner_env.rs"]
-mod env;
-
-use self::env::environment;
+use crate::isolation::{Isolation, MigrationSource, Migrations};
 
 /// How long the isolation check waits for clones dropped in the background.
 const DROP_WAIT: Duration = Duration::from_secs(30);
 
 /// What every test of a run shares.
 struct Shared {
-    server: &'static Server,
+    host: Host,
     plan: RowPlan,
     source: MigrationSource,
     migrations: Migrations,
@@ -61,29 +56,40 @@ pub async fn run(config: &BenchConfig, progress: &dyn Progress) -> Result<Report
     validate(config)?;
     let started = Instant::now();
     let (source, migrations, label) = load_migrations(&config.migrations).await?;
-    let server = Server::resolve().await?;
+    let host = Host::resolve(config.backend).await?;
 
     progress.phase("migrating and planning rows", 1);
-    let plan_db = databases::ensure(server, &migrations, "bench").await?;
-    let mut conn = PgConnection::connect_with(&server.database_options(&plan_db.name))
-        .await
-        .map_err(Error::db(format!("connecting to {}", plan_db.name)))?;
-    let planned = async {
-        let plan = RowPlan::analyze(&mut conn, config.rows).await?;
-        let expected = isolation_check::expected(&mut conn).await?;
-        Ok::<_, Error>((plan, expected))
-    }
-    .await;
-    let _ = conn.close().await;
-    let (plan, expected) = planned?;
-    let plan_database = plan_db.name.clone();
+    let planned = host.plan(&migrations, config.rows).await?;
+    let (plan, expected, plan_database) = (planned.plan, planned.expected, planned.database);
     progress.test_done();
     for s in plan.skipped() {
         progress.note(&format!("skipped {s}"));
     }
+    let floors = config.processes.as_ref().map_or(0, |_| config.jobs);
+    let measured = measure(
+        config,
+        progress,
+        host,
+        (plan, expected, &plan_database),
+        (source, migrations, label),
+    )
+    .await;
+    host.forget_plan(&plan_database, floors);
+    let mut report = measured?;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
 
+/// The run once the rows are planned: the test processes, then the in-process suites.
+async fn measure(
+    config: &BenchConfig,
+    progress: &dyn Progress,
+    host: Host,
+    (plan, expected, plan_database): (RowPlan, Expected, &str),
+    (source, migrations, label): (MigrationSource, Migrations, String),
+) -> Result<Report> {
     let mut report = Report::new(config);
-    report.environment = environment(server).await?;
+    report.environment = host.environment().await?;
     report.schema = SchemaInfo {
         source: label,
         migrations: migrations.len(),
@@ -93,7 +99,7 @@ pub async fn run(config: &BenchConfig, progress: &dyn Progress) -> Result<Report
         skipped: plan.skipped().to_vec(),
     };
     let shared = Arc::new(Shared {
-        server,
+        host,
         plan,
         source,
         migrations,
@@ -114,21 +120,22 @@ pub async fn run(config: &BenchConfig, progress: &dyn Progress) -> Result<Report
     // after the in-process suites it would keep their leases (Truncate's slots), pools and
     // background work (Template's spares), which test processes would wait for or compete with.
     if let Some(processes) = &config.processes {
+        host.prepare_floor(plan_database, config.jobs)?;
         let children = Arc::new(Children {
             command: processes.command.clone(),
-            url: process::url_for_children(server),
+            env: host.child_env(plan_database),
             plan: PlanFile::write(&shared.plan)?,
-            migrations: process::child_migrations(&shared.source),
+            migrations: super::process::child_migrations(&shared.source),
             tests: processes.tests,
             jobs: config.jobs,
             tables: config.tables,
             rows: config.rows,
             seed: config.seed,
         });
-        report.floor = Some(children.floor(&plan_database, progress).await);
+        report.floor = Some(children.floor(plan_database, progress).await);
         for result in &mut report.results {
             let outcome = children
-                .target(server, result.target, &expected, progress)
+                .target(host, result.target, &expected, progress)
                 .await?;
             if let ProcessOutcome::Unavailable(why) = &outcome {
                 progress.note(&format!(
@@ -149,7 +156,6 @@ pub async fn run(config: &BenchConfig, progress: &dyn Progress) -> Result<Report
             result.outcome = Some(outcome);
         }
     }
-    report.elapsed = started.elapsed();
     Ok(report)
 }
 
@@ -172,7 +178,7 @@ fn validate(config: &BenchConfig) -> Result<()> {
         ));
     }
     if let Some(p) = &config.processes {
-        process::validate(p.tests, &p.command)?;
+        super::process::validate(p.tests, &p.command)?;
     }
     if !config.in_process && config.processes.is_none() {
         return Err(Error::Config(
@@ -229,9 +235,9 @@ async fn run_target(
     progress: &dyn Progress,
     expected: &Expected,
 ) -> Result<TargetOutcome> {
-    let server = shared.server;
-    let before = isolation_check::database_names(server).await?;
-    let sampler = Sampler::start(server).await?;
+    let host = shared.host;
+    let before = host.database_names().await?;
+    let sampler = host.sampler().await?;
 
     // The first test builds what the strategy needs once.
     progress.phase(&format!("{target}: setup"), 1);
@@ -258,7 +264,7 @@ async fn run_target(
         }
     };
     close_admin(admin).await;
-    let after = isolation_check::database_names(server).await?;
+    let after = host.database_names().await?;
     // Databases that appeared and stay: what the strategy built once (a template's clones, and the
     // baseline's database, go with their test).
     let must_go = matches!(
@@ -268,7 +274,13 @@ async fn run_target(
     let setup_built = target != Target::Baseline
         && after.difference(&before).any(|n| {
             let own_clone = must_go && Some(n) == first_database.as_ref();
-            !(n.starts_with("seedbed_c_") || own_clone)
+            // PostgreSQL's Template clones, and SQLite's copies and slots, are per test.
+            let per_test = match host {
+                Host::Postgres(_) => n.starts_with("seedbed_c_"),
+                #[cfg(feature = "sqlite")]
+                Host::Sqlite(_) => n.starts_with("seedbed_clone_"),
+            };
+            !(per_test || own_clone)
         });
 
     let mut used: BTreeSet<String> = first_database.into_iter().collect();
@@ -291,26 +303,14 @@ async fn run_target(
     } else {
         (used, BTreeSet::new())
     };
-    let isolation = match isolation_check::check(
-        server,
-        expected,
-        &stay,
-        &gone,
-        DROP_WAIT,
-        if target == Target::Strategy(crate::isolation::Strategy::Template) {
-            Registered::ByThisProcess
-        } else {
-            Registered::Unchecked
-        },
-    )
-    .await
-    {
-        Ok(check) => check,
-        Err(e) => IsolationCheck {
-            problems: vec![format!("the isolation check failed: {e}")],
-            ..IsolationCheck::default()
-        },
+    let registered = if target == Target::Strategy(crate::isolation::Strategy::Template) {
+        Registered::ByThisProcess
+    } else {
+        Registered::Unchecked
     };
+    let isolation = host
+        .check(expected, &stay, &gone, DROP_WAIT, registered)
+        .await;
     progress.test_done();
     Ok(TargetOutcome::Measured(Box::new(Measurements {
         setup: if target == Target::Baseline {
@@ -431,12 +431,35 @@ async fn strategy_test(
     let seed = test_seed(shared.seed, i);
     let tables = shared.plan.choose_tables(shared.tables, seed);
     let started = Instant::now();
-    let db = Isolation::new(strategy)
+    let isolation = Isolation::new(strategy)
         .migration_source(shared.source.clone())
         .test_name(format!("seedbed_bench::{strategy}::test_{i}"))
-        .seed(shared.seed)
-        .acquire()
-        .await?;
+        .seed(shared.seed);
+    match shared.host {
+        Host::Postgres(_) => {
+            let db = isolation.acquire().await?;
+            strategy_body(shared, db, started, &tables, seed).await
+        }
+        #[cfg(feature = "sqlite")]
+        Host::Sqlite(_) => {
+            let db = isolation.acquire_on::<sqlx::Sqlite>().await?;
+            strategy_body(shared, db, started, &tables, seed).await
+        }
+    }
+}
+
+/// A strategy test once its database is acquired: a first query, the writes, finish.
+async fn strategy_body<DB: crate::backend::Backend>(
+    shared: &Shared,
+    db: crate::TestDb<DB>,
+    started: Instant,
+    tables: &[crate::sql::QualifiedName],
+    seed: u64,
+) -> Result<Sample>
+where
+    DB::Connection: RowWriter,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
     let database = db.database().to_string();
     let pool = db.pool();
     let mut clock = Clock::start(started);
@@ -450,7 +473,7 @@ async fn strategy_test(
             .await
             .map_err(Error::db(format!("the first query on {database}")))?;
         let filled = clock
-            .writes(shared.plan.fill(&mut conn, &tables, shared.rows, seed))
+            .writes(shared.plan.fill(&mut *conn, tables, shared.rows, seed))
             .await;
         drop(conn);
         filled
@@ -465,12 +488,17 @@ async fn baseline_test(
     i: usize,
     admin: &mut Option<PgConnection>,
 ) -> Result<Sample> {
+    let server = match shared.host {
+        Host::Postgres(server) => server,
+        #[cfg(feature = "sqlite")]
+        Host::Sqlite(dir) => return sqlite_baseline_test(shared, dir, i).await,
+    };
     let seed = test_seed(shared.seed, i);
     let tables = shared.plan.choose_tables(shared.tables, seed);
     // Like sqlx's test harness, the connection that creates and drops databases stays open.
     let admin = match admin {
         Some(conn) => conn,
-        None => admin.insert(shared.server.connect().await?),
+        None => admin.insert(server.connect().await?),
     };
     let name = format!("seedbed_bench_b_{}_{i}", std::process::id());
     // Left by a crashed run of a process with the same id: not timed.
@@ -479,7 +507,7 @@ async fn baseline_test(
     admin::create_database(admin, &name, None, admin::CloneMethod::Default).await?;
     let mut clock = Clock::start(started);
     let work: Result<()> = async {
-        let mut conn = PgConnection::connect_with(&shared.server.database_options(&name))
+        let mut conn = PgConnection::connect_with(&server.database_options(&name))
             .await
             .map_err(Error::db(format!("connecting to {name}")))?;
         let result = async {
@@ -495,6 +523,40 @@ async fn baseline_test(
     .await;
     let dropped = admin::drop_database(admin, &name);
     Ok(clock.end(name.clone(), work, dropped).await)
+}
+
+/// The baseline on SQLite: a new database file, every migration, the writes, the file removed.
+#[cfg(feature = "sqlite")]
+async fn sqlite_baseline_test(
+    shared: &Shared,
+    dir: &crate::backend::sqlite::Directory,
+    i: usize,
+) -> Result<Sample> {
+    let seed = test_seed(shared.seed, i);
+    let tables = shared.plan.choose_tables(shared.tables, seed);
+    let name = format!("seedbed_bench_b_{}_{i}", std::process::id());
+    let ran = super::host::sqlite::baseline(dir, &name, &shared.migrations, async |conn| {
+        shared
+            .plan
+            .fill(conn, &tables, shared.rows, seed)
+            .await
+            .map(|_| ())
+    })
+    .await;
+    Ok(match ran {
+        Ok((ready, writes, end)) => Sample {
+            overhead: ready + end,
+            body: writes,
+            database: Some(name),
+            error: None,
+        },
+        Err(e) => Sample {
+            overhead: Duration::ZERO,
+            body: Duration::ZERO,
+            database: Some(name),
+            error: Some(e.to_string()),
+        },
+    })
 }
 
 /// The timings of one test: its overhead is everything from `started` to the writes, and the

@@ -7,7 +7,7 @@ use crate::backend::postgres::server::{Origin, Server};
 use crate::bench::report::Environment;
 use crate::error::{Error, Result};
 
-pub(super) async fn environment(server: &'static Server) -> Result<Environment> {
+pub(crate) async fn environment(server: &'static Server) -> Result<Environment> {
     let mut conn = server.connect().await?;
     let row: std::result::Result<(String, i64), sqlx::Error> = sqlx::query_as(
         "SELECT current_setting('server_version'), current_setting('max_connections')::int8",
@@ -19,6 +19,7 @@ pub(super) async fn environment(server: &'static Server) -> Result<Environment> 
         "reading the server's version and max_connections",
     ))?;
     Ok(Environment {
+        backend: "PostgreSQL".into(),
         server: redact(&match server.origin() {
             Origin::Embedded(running) => running.url(server.maintenance_database()),
             Origin::Url { .. } => server.url_for(server.maintenance_database()),
@@ -27,6 +28,33 @@ pub(super) async fn environment(server: &'static Server) -> Result<Environment> 
         embedded: matches!(server.origin(), Origin::Embedded(_)),
         max_connections,
         connection_budget: crate::isolation::budget::size(server).await?,
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        memory_bytes: memory_bytes(),
+        os: os_description(),
+    })
+}
+
+/// The environment of a run on SQLite: the directory of its databases and the library's version.
+#[cfg(feature = "sqlite")]
+pub(crate) async fn sqlite_environment(
+    dir: &crate::backend::sqlite::Directory,
+) -> Result<Environment> {
+    let options = sqlx::sqlite::SqliteConnectOptions::new().in_memory(true);
+    let mut conn = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .map_err(Error::db("opening an in-memory SQLite connection"))?;
+    let version: std::result::Result<String, sqlx::Error> =
+        sqlx::query_scalar("SELECT sqlite_version()")
+            .fetch_one(&mut conn)
+            .await;
+    let _ = conn.close().await;
+    Ok(Environment {
+        backend: "SQLite".into(),
+        server: dir.path().display().to_string(),
+        server_version: version.map_err(Error::db("reading SQLite's version"))?,
+        embedded: false,
+        max_connections: 0,
+        connection_budget: 0,
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         memory_bytes: memory_bytes(),
         os: os_description(),

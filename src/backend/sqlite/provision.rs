@@ -13,6 +13,9 @@ use crate::error::{Error, Result};
 /// The variable that names the directory of seedbed's SQLite databases.
 pub const DIR_VAR: &str = "SEEDBED_SQLITE_DIR";
 
+/// The directory of the process's tests.
+static DIR: OnceCell<Directory> = OnceCell::const_new();
+
 /// How long a connection waits for another writer of the same file before `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -42,11 +45,39 @@ pub struct Directory {
 }
 
 impl Directory {
-    /// The directory of the process's tests, resolved and created once.
+    /// The directory of the process's tests, resolved and created once (or the one
+    /// [`install`](Self::install)ed).
     pub async fn get() -> Result<&'static Directory> {
-        static DIR: OnceCell<Directory> = OnceCell::const_new();
         DIR.get_or_try_init(|| async { Directory::resolve(None) })
             .await
+    }
+
+    /// Makes `dir` the directory of the process's tests, before anything asked for it: for the
+    /// `seedbed` command, which is told where on its command line. Installing the directory the
+    /// process already uses is a no-op; another one is [`Error::Config`].
+    ///
+    /// ```no_run
+    /// # fn demo() -> Result<(), seedbed::Error> {
+    /// use seedbed::backend::sqlite::Directory;
+    /// let dir = Directory::install(Directory::resolve(Some("sqlite://target/app.db"))?)?;
+    /// assert!(dir.path().ends_with("seedbed-sqlite"));
+    /// # Ok(()) }
+    /// ```
+    pub fn install(dir: Directory) -> Result<&'static Directory> {
+        let path = dir.path.clone();
+        let _ = DIR.set(dir);
+        match DIR.get() {
+            Some(installed) if installed.path == path => Ok(installed),
+            Some(installed) => Err(Error::Config(format!(
+                "the SQLite databases of this process are already in {}; cannot move them to {}",
+                installed.path.display(),
+                path.display()
+            ))),
+            None => Err(Error::Config(format!(
+                "cannot install {} as the SQLite database directory",
+                path.display()
+            ))),
+        }
     }
 
     /// The directory tests would use, with `url` (a `sqlite:` URL) in place of the environment's
