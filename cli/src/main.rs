@@ -27,6 +27,10 @@ use clap::{Parser, Subcommand};
 /// `--migrations` directory is given.
 pub(crate) static REFERENCE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
+/// The reference schema adapted to SQLite: the default of `seedbed bench --sqlite`.
+pub(crate) static REFERENCE_SQLITE_MIGRATIONS: sqlx::migrate::Migrator =
+    sqlx::migrate!("../migrations/sqlite");
+
 #[derive(Parser)]
 #[command(
     name = "seedbed",

@@ -52,6 +52,8 @@ pub(crate) struct ColumnRules {
     pub(crate) chars: Option<String>,
     /// `Some(true)`: must be NULL; `Some(false)`: must not be.
     pub(crate) null: Option<bool>,
+    /// The column holds JSON text (SQLite's `json_valid(x)`).
+    pub(crate) json: bool,
     /// Checks mentioning the column that were not (fully) understood.
     pub(crate) opaque: Vec<String>,
 }
@@ -179,6 +181,7 @@ impl TableRules {
             if r.null.is_some() {
                 mine.null = r.null;
             }
+            mine.json |= r.json;
             mine.opaque.extend(r.opaque);
         }
         self.relations.extend(other.relations);
@@ -272,6 +275,15 @@ impl TableRules {
                 }
             }
             Expr::Bin(op, lhs, rhs) => self.comparison(op, lhs, rhs, column),
+            Expr::Func(f, args) if f == "json_valid" && args.len() == 1 => {
+                match col_ref(&args[0], column) {
+                    Some(c) => {
+                        self.columns.entry(c).or_default().json = true;
+                        true
+                    }
+                    None => false,
+                }
+            }
             _ => false,
         }
     }

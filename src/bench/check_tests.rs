@@ -110,7 +110,10 @@ fn reads_the_checks_sqlite_keeps_as_written() {
         t.column("digest").unwrap().one_of.as_deref().unwrap(),
         ["never", "daily", "weekly"]
     );
-    assert_eq!(t.column("flag").unwrap().one_of.as_deref().unwrap(), ["0", "1"]);
+    assert_eq!(
+        t.column("flag").unwrap().one_of.as_deref().unwrap(),
+        ["0", "1"]
+    );
     assert_eq!(t.column("kind").unwrap().not_in, ["x", "y"]);
     let key = t.column("key").unwrap();
     assert_eq!((key.min_len, key.max_len), (Some(2), Some(10)));
@@ -120,7 +123,10 @@ fn reads_the_checks_sqlite_keeps_as_written() {
     let slug = t.column("slug").unwrap();
     assert_eq!(slug.patterns, [Pattern::Glob("[a-z0-9]*".into())]);
     assert_eq!(slug.chars.as_deref(), Some("a-z0-9-"));
-    assert_eq!(t.column("ip").unwrap().chars.as_deref(), Some("0-9A-Fa-f.:/"));
+    assert_eq!(
+        t.column("ip").unwrap().chars.as_deref(),
+        Some("0-9A-Fa-f.:/")
+    );
     assert_eq!(
         t.column("code").unwrap().patterns,
         [Pattern::Like("A%".into())]

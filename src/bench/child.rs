@@ -471,11 +471,10 @@ async fn sqlite_child(
         ChildKind::Target(Target::Baseline) => {
             let migrations = child_migrations(spec, program).await?;
             let name = format!("seedbed_bench_b_{}_{}", std::process::id(), spec.test);
-            let (ready, writes, end) =
-                sqlite::baseline(dir, &name, &migrations, async |conn| {
-                    plan.fill(conn, tables, spec.rows, seed).await.map(|_| ())
-                })
-                .await?;
+            let (ready, writes, end) = sqlite::baseline(dir, &name, &migrations, async |conn| {
+                plan.fill(conn, tables, spec.rows, seed).await.map(|_| ())
+            })
+            .await?;
             Ok((name, ready + end, writes))
         }
     }

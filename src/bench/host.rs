@@ -134,7 +134,7 @@ impl Host {
             }
             #[cfg(feature = "sqlite")]
             Host::Sqlite(dir) => {
-                isolation_check::check_sqlite(dir, expected, stay, gone, wait).await
+                isolation_check::check_sqlite(dir, expected, stay, gone, wait, registered).await
             }
         };
         checked.unwrap_or_else(|e| IsolationCheck {
@@ -185,6 +185,12 @@ pub(crate) mod sqlite {
     use super::*;
     use crate::backend::sqlite::{Directory, admin};
     use crate::sql::QualifiedName;
+
+    /// Whether a table of a SQLite database is the application's: not seedbed's own, nor sqlx's
+    /// record of migrations.
+    pub(crate) fn is_application_table(name: &str) -> bool {
+        !name.starts_with("seedbed_") && name != "_sqlx_migrations"
+    }
 
     /// The database a floor process in `slot` writes into: its own copy of the migrated
     /// database, so that floor processes do not wait for each other's write lock.
@@ -256,11 +262,10 @@ pub(crate) mod sqlite {
         let started = Instant::now();
         admin::create(dir, name).await?;
         let work = async {
-            let mut conn = SqliteConnection::connect_with(
-                &dir.connect_options(name).create_if_missing(false),
-            )
-            .await
-            .map_err(Error::db(format!("opening {}", dir.url(name))))?;
+            let mut conn =
+                SqliteConnection::connect_with(&dir.connect_options(name).create_if_missing(false))
+                    .await
+                    .map_err(Error::db(format!("opening {}", dir.url(name))))?;
             let result = async {
                 migrations.apply(&mut conn).await?;
                 let ready = started.elapsed();

@@ -216,8 +216,8 @@ async fn check_database(
     result
 }
 
-/// What the freshly migrated SQLite database `conn` has open holds (seedbed's own tables left
-/// out).
+/// What the freshly migrated SQLite database `conn` has open holds (seedbed's and sqlx's own
+/// tables left out).
 #[cfg(feature = "sqlite")]
 pub(crate) async fn expected_sqlite(conn: &mut sqlx::SqliteConnection) -> Result<Expected> {
     use crate::backend::Introspect;
@@ -226,7 +226,7 @@ pub(crate) async fn expected_sqlite(conn: &mut sqlx::SqliteConnection) -> Result
     let schema = <sqlx::Sqlite as Introspect>::introspect(conn, &names).await?;
     let tables: Vec<QualifiedName> = schema
         .top_level_tables()
-        .filter(|t| !t.name.name.starts_with("seedbed_"))
+        .filter(|t| super::host::sqlite::is_application_table(&t.name.name))
         .map(|t| t.name.clone())
         .collect();
     let counts = sqlite_counts(conn, &tables).await?;
@@ -259,7 +259,9 @@ async fn sqlite_counts(
         .await
         .map_err(Error::db("counting rows"))?;
     let counts: sqlx::types::JsonValue = text.parse().map_err(|e| {
-        Error::Config(format!("SQLite returned row counts seedbed cannot read: {e}"))
+        Error::Config(format!(
+            "SQLite returned row counts seedbed cannot read: {e}"
+        ))
     })?;
     Ok(counts
         .as_array()
@@ -284,7 +286,9 @@ pub(crate) fn sqlite_database_names(
 }
 
 /// [`check`] on SQLite: the files `used` that still exist hold what migrations left, and the
-/// files in `gone` are removed (waiting up to `wait` for them).
+/// files in `gone` are removed (waiting up to `wait` for them). With
+/// [`Registered::ByThisProcess`], a Template copy of this process that is still there is the
+/// one it keeps for its next Template test (emptied): it is checked, not missed.
 #[cfg(feature = "sqlite")]
 pub(crate) async fn check_sqlite(
     dir: &crate::backend::sqlite::Directory,
@@ -292,18 +296,31 @@ pub(crate) async fn check_sqlite(
     used: &BTreeSet<String>,
     gone: &BTreeSet<String>,
     wait: Duration,
+    registered: Registered,
 ) -> Result<IsolationCheck> {
-    let mut out = IsolationCheck {
-        databases_gone: gone.len(),
-        ..IsolationCheck::default()
-    };
+    let own_copy = format!("seedbed_clone_{}_", std::process::id());
+    let kept_for_next =
+        |name: &String| registered == Registered::ByThisProcess && name.starts_with(&own_copy);
     let started = Instant::now();
     let mut names = sqlite_database_names(dir)?;
-    while gone.iter().any(|g| names.contains(g)) && started.elapsed() < wait {
+    while gone.iter().any(|g| names.contains(g) && !kept_for_next(g)) && started.elapsed() < wait {
         tokio::time::sleep(Duration::from_millis(50)).await;
         names = sqlite_database_names(dir)?;
     }
-    for name in gone.iter().filter(|g| names.contains(*g)) {
+    let recycled: BTreeSet<String> = gone
+        .iter()
+        .filter(|g| names.contains(*g) && kept_for_next(g))
+        .cloned()
+        .collect();
+    let mut out = IsolationCheck {
+        databases_gone: gone.len() - recycled.len(),
+        ..IsolationCheck::default()
+    };
+    let used: BTreeSet<String> = used.union(&recycled).cloned().collect();
+    for name in gone
+        .iter()
+        .filter(|g| names.contains(*g) && !recycled.contains(*g))
+    {
         out.problems.push(format!(
             "database {} was left behind (seedbed sweep --sqlite removes it)",
             dir.url(name)

@@ -6,6 +6,7 @@ use sqlx::{Sqlite, SqliteConnection};
 
 use super::*;
 use crate::backend::Introspect;
+use crate::bench::host::sqlite::is_application_table;
 use crate::sql::{quote_list, quote_literal};
 
 impl RowPlan {
@@ -30,14 +31,17 @@ impl RowPlan {
         let schemas = <Sqlite as Introspect>::user_schemas(conn).await?;
         let names: Vec<&str> = schemas.iter().map(String::as_str).collect();
         let mut schema = <Sqlite as Introspect>::introspect(conn, &names).await?;
-        schema
-            .tables
-            .retain(|t| !t.name.name.starts_with("seedbed_"));
+        schema.tables.retain(|t| is_application_table(&t.name.name));
         schema
             .foreign_keys
-            .retain(|fk| !fk.table.name.starts_with("seedbed_"));
+            .retain(|fk| is_application_table(&fk.table.name));
         for column in schema.tables.iter_mut().flat_map(|t| t.columns.iter_mut()) {
-            let (type_name, sql_type) = generator_type(&column.sql_type);
+            let (mut type_name, sql_type) = generator_type(&column.sql_type);
+            if type_name == "text"
+                && let ColumnDefault::Expr(e) = &column.default
+            {
+                type_name = default_type(e).unwrap_or(type_name);
+            }
             column.type_name = type_name.to_string();
             column.sql_type = sql_type;
         }
@@ -66,8 +70,9 @@ fn generator_type(declared: &str) -> (&'static str, String) {
         "time" => "time",
         "uuid" => "uuid",
         "json" | "jsonb" => "jsonb",
-        "varchar" | "character varying" | "nvarchar" | "varying character"
-        | "native character" => "varchar",
+        "varchar" | "character varying" | "nvarchar" | "varying character" | "native character" => {
+            "varchar"
+        }
         "char" | "character" | "nchar" => "bpchar",
         "decimal" | "numeric" => "numeric",
         "blob" => "bytea",
@@ -78,6 +83,21 @@ fn generator_type(declared: &str) -> (&'static str, String) {
         _ => "text",
     };
     (name, d)
+}
+
+/// The type a text column's default says it holds: dates and times are text on SQLite.
+fn default_type(default: &str) -> Option<&'static str> {
+    let d = default.to_ascii_lowercase();
+    if d.contains("current_date") || d.starts_with("date(") || d.starts_with("(date(") {
+        Some("date")
+    } else if d.contains("current_timestamp")
+        || d.contains("datetime(")
+        || (d.contains("strftime(") && d.contains("'now'"))
+    {
+        Some("timestamptz")
+    } else {
+        None
+    }
 }
 
 /// `json_object('a', "a", …)` over `columns` of `alias` (blobs as hex, which JSON can hold).
@@ -125,11 +145,7 @@ async fn sqlite_prefilled(
     let mut out = HashMap::new();
     for t in schema.top_level_tables() {
         let columns: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
-        let sql = format!(
-            "SELECT {} FROM {} LIMIT ?1",
-            json_object(&columns),
-            t.name
-        );
+        let sql = format!("SELECT {} FROM {} LIMIT ?1", json_object(&columns), t.name);
         let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(PREFILLED_LIMIT)
             .fetch_all(&mut *conn)
@@ -138,10 +154,7 @@ async fn sqlite_prefilled(
                 "reading the rows of {}",
                 t.name.unquoted()
             )))?;
-        let rows: Vec<JsonValue> = rows
-            .iter()
-            .filter_map(|r| r.parse().ok())
-            .collect();
+        let rows: Vec<JsonValue> = rows.iter().filter_map(|r| r.parse().ok()).collect();
         if !rows.is_empty() {
             out.insert(t.name.clone(), rows);
         }
@@ -280,6 +293,12 @@ mod tests {
             assert_eq!(generator_type(declared).0, expected, "{declared}");
         }
         assert_eq!(generator_type("VARCHAR(80)").1, "varchar(80)");
+        assert_eq!(default_type("CURRENT_DATE"), Some("date"));
+        assert_eq!(
+            default_type("(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"),
+            Some("timestamptz")
+        );
+        assert_eq!(default_type("'light'"), None);
     }
 
     #[test]

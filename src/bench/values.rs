@@ -59,6 +59,17 @@ impl Value {
             (Value::Timestamp(a), Value::Timestamp(b)) if (*a < *b) || (strict && a == b) => {
                 *self = Value::Timestamp(*b + Days::hours(step.max(1)));
             }
+            // A column typed as text (SQLite's dates are) after a date or a time: the same kind.
+            (Value::Text(_), Value::Date(b)) => {
+                *self = Value::Date(*b + Days::days(step.max(i64::from(strict))));
+            }
+            (Value::Text(_), Value::Timestamp(b)) => {
+                *self = Value::Timestamp(*b + Days::hours(step.max(1)));
+            }
+            // Text after text: the lesser with a character added sorts after it.
+            (Value::Text(a), Value::Text(b)) if (a < b) || (strict && a == b) => {
+                *self = Value::Text(format!("{b}~"));
+            }
             _ => {}
         }
     }

@@ -51,6 +51,9 @@ impl Gen {
             base_type,
             "text" | "varchar" | "bpchar" | "citext" | "name" | "char"
         );
+        if rules.json && rules.one_of.is_none() {
+            return Ok(Gen::Json);
+        }
         if rules.one_of.is_some() {
             // An explicit list wins over every other way of making values.
             let values = rules.one_of.clone().unwrap_or_default();

@@ -291,7 +291,8 @@ pub(crate) fn draw(report: &Report, path: &Path) -> Result<(), seedbed::Error> {
         .next()
         .unwrap_or(&env.server_version);
     let footer = format!(
-        "median bar, whisker to p95 · {runs} · PostgreSQL {version}{} · {} CPUs · {}",
+        "median bar, whisker to p95 · {runs} · {} {version}{} · {} CPUs · {}",
+        env.backend,
         if env.embedded { " (embedded)" } else { "" },
         env.cpus,
         env.os

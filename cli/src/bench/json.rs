@@ -176,6 +176,7 @@ pub(crate) fn render(r: &Report, model: &str) -> String {
             "process_tests": r.process_tests,
         },
         "environment": {
+            "backend": env.backend,
             "server": env.server,
             "server_version": env.server_version,
             "embedded": env.embedded,

@@ -13,7 +13,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use seedbed::bench::{BenchConfig, ChildCommand, ChildSpec, ProcessConfig, Report, Target};
+use seedbed::bench::{
+    Backend, BenchConfig, ChildCommand, ChildSpec, ProcessConfig, Report, Target,
+};
 use seedbed::isolation::MigrationSource;
 
 /// Test processes per target when `--process-tests` is not given: `--tests`, up to this many.
@@ -45,8 +47,14 @@ impl Model {
 #[derive(Args)]
 pub(crate) struct BenchArgs {
     /// Server to use (default: SEEDBED_DATABASE_URL, DATABASE_URL, else the embedded server).
+    /// A sqlite: URL benches SQLite, with the test databases in seedbed-sqlite beside its file.
     #[arg(long)]
     database_url: Option<String>,
+    /// Bench SQLite: test databases are files in SEEDBED_SQLITE_DIR, else in seedbed-sqlite in
+    /// the target directory (or the system's temporary directory); no server is needed. The
+    /// default migrations are then the reference schema adapted to SQLite.
+    #[arg(long)]
+    sqlite: bool,
     /// Migrations directory (default: the bundled reference schema).
     #[arg(long)]
     migrations: Option<PathBuf>,
@@ -91,6 +99,11 @@ pub(crate) struct BenchArgs {
 pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode, seedbed::Error> {
     // Cheap mistakes first, before any server starts.
     let targets = Target::parse_list(&args.strategies)?;
+    let sqlite = args.sqlite
+        || args
+            .database_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("sqlite:"));
     let migrations = match &args.migrations {
         Some(dir) => {
             // Read now so a missing or unreadable directory is reported at once.
@@ -105,9 +118,14 @@ pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode, seedbed::Error> {
             seedbed::isolation::Migrations::from_dir(dir).await?;
             MigrationSource::Dir(dir.clone())
         }
+        None if sqlite => MigrationSource::Migrator(&crate::REFERENCE_SQLITE_MIGRATIONS),
         None => MigrationSource::Migrator(&crate::REFERENCE_MIGRATIONS),
     };
-    if let Some(url) = &args.database_url {
+    if sqlite {
+        // The isolation engine works on the process's directory: make it this one.
+        let dir = seedbed::backend::sqlite::Directory::resolve(args.database_url.as_deref())?;
+        seedbed::backend::sqlite::Directory::install(dir)?;
+    } else if let Some(url) = &args.database_url {
         // The isolation engine works on the process's server: make it this one.
         let timeout = seedbed::server::connect_timeout()?;
         let server = seedbed::server::Server::from_url_with(url, "--database-url", timeout).await?;
@@ -133,6 +151,11 @@ pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode, seedbed::Error> {
         }
     };
     let config = BenchConfig {
+        backend: if sqlite {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        },
         migrations,
         targets,
         tests: args.tests,
@@ -150,7 +173,11 @@ pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode, seedbed::Error> {
     bar.done();
     let mut report = result?;
     if args.migrations.is_none() {
-        report.schema.source = "bundled reference schema".into();
+        report.schema.source = if sqlite {
+            "bundled reference schema, SQLite".into()
+        } else {
+            "bundled reference schema".into()
+        };
     }
 
     print!("{}", render::render(&report));
@@ -184,12 +211,14 @@ pub(crate) fn child(args: Vec<OsString>, started: Instant) -> ExitCode {
     };
     let result = runtime.block_on(async {
         let spec = ChildSpec::parse(args)?;
-        seedbed::bench::run_child(
-            &spec,
-            MigrationSource::Migrator(&crate::REFERENCE_MIGRATIONS),
-            started,
-        )
-        .await
+        // The bench tells a test process it runs on SQLite by a sqlite: URL.
+        let sqlite = std::env::var("SEEDBED_DATABASE_URL").is_ok_and(|u| u.starts_with("sqlite:"));
+        let reference = if sqlite {
+            &crate::REFERENCE_SQLITE_MIGRATIONS
+        } else {
+            &crate::REFERENCE_MIGRATIONS
+        };
+        seedbed::bench::run_child(&spec, MigrationSource::Migrator(reference), started).await
     });
     match result {
         Ok(report) => {

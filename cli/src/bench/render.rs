@@ -22,15 +22,24 @@ pub(crate) fn render(r: &Report) -> String {
             r.process_tests, r.rows, r.tables, r.jobs, r.seed
         );
     }
-    let _ = writeln!(
-        out,
-        "server:  {} (PostgreSQL {}{}), max_connections {}, seedbed's connection budget {}",
-        env.server,
-        env.server_version,
-        if env.embedded { ", embedded" } else { "" },
-        env.max_connections,
-        env.connection_budget
-    );
+    if env.backend == "SQLite" {
+        let _ = writeln!(
+            out,
+            "sqlite:  {} (SQLite {}): database files, no server",
+            env.server, env.server_version
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "server:  {} ({} {}{}), max_connections {}, seedbed's connection budget {}",
+            env.server,
+            env.backend,
+            env.server_version,
+            if env.embedded { ", embedded" } else { "" },
+            env.max_connections,
+            env.connection_budget
+        );
+    }
     let memory = env
         .memory_bytes
         .map(|b| format!(", {:.1} GiB", b as f64 / (1u64 << 30) as f64))
@@ -157,7 +166,7 @@ fn in_process_block(out: &mut String, r: &Report) {
                     ms(m.serial.wall),
                     ms(m.parallel.wall),
                     setup,
-                    m.peak_connections,
+                    connections(r, m.peak_connections),
                     clean
                 );
             }
@@ -280,7 +289,7 @@ fn processes_block(out: &mut String, r: &Report) {
                     inside(&m.run),
                     ms(m.run.wall),
                     setup,
-                    m.peak_connections,
+                    connections(r, m.peak_connections),
                     clean
                 );
             }
@@ -312,6 +321,15 @@ fn processes_block(out: &mut String, r: &Report) {
 }
 
 /// p50 and p95 per process.
+/// The peak of connections a run added, or `-` on SQLite (no server to count them on).
+fn connections(r: &Report, peak: i64) -> String {
+    if r.environment.backend == "SQLite" {
+        "-".into()
+    } else {
+        peak.to_string()
+    }
+}
+
 fn process_times(p: &ProcessRun) -> String {
     format!("{:>9} {:>9}", ms(p.process.p50), ms(p.process.p95))
 }

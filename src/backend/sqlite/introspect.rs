@@ -111,6 +111,9 @@ async fn read_schema(conn: &mut SqliteConnection, schema: &str, out: &mut Schema
                     (_, None) => ColumnDefault::None,
                 };
                 let type_name = declared.to_ascii_lowercase();
+                // The rowid is never NULL (SQLite assigns one for a NULL), whatever the pragma
+                // says of its alias.
+                let rowid = rowid_alias && primary_key.first() == Some(&column);
                 Column {
                     name: column,
                     sql_type: type_name.clone(),
@@ -119,7 +122,7 @@ async fn read_schema(conn: &mut SqliteConnection, schema: &str, out: &mut Schema
                     type_kind: 'b',
                     domain_base: None,
                     enum_labels: Vec::new(),
-                    not_null: not_null != 0,
+                    not_null: not_null != 0 || rowid,
                     default,
                     position: i16::try_from(cid + 1).unwrap_or(i16::MAX),
                 }
