@@ -91,7 +91,7 @@ async fn fills_every_table_of_the_reference_schema() {
         .await
         .expect("immediate");
     let before = counts(&mut tx, &tables).await;
-    let stats = plan.fill(&mut tx, &tables, 25, 7).await.expect("fill");
+    let stats = plan.fill(&mut *tx, &tables, 25, 7).await.expect("fill");
     let after = counts(&mut tx, &tables).await;
     for t in &tables {
         let name = t.unquoted();
@@ -158,7 +158,7 @@ async fn chosen_tables_bring_the_parents_their_rows_need() {
         assert!(!tables.is_empty());
         let mut tx = conn.begin().await.expect("begin");
         let stats = plan
-            .fill(&mut tx, &tables, 5, seed)
+            .fill(&mut *tx, &tables, 5, seed)
             .await
             .unwrap_or_else(|e| panic!("seed {seed}, tables {tables:?}: {e}"));
         assert!(stats.rows >= tables.len(), "{tables:?}: {stats:?}");
@@ -194,7 +194,7 @@ async fn saved_plans_write_the_same_tables_and_their_parts_never_collide() {
     let mut tx = conn.begin().await.expect("begin");
     for part in 0..2 {
         load(Some(part))
-            .fill(&mut tx, &tables, 10, seed + part)
+            .fill(&mut *tx, &tables, 10, seed + part)
             .await
             .unwrap_or_else(|e| panic!("part {part}: {e}"));
     }
@@ -203,11 +203,11 @@ async fn saved_plans_write_the_same_tables_and_their_parts_never_collide() {
     // Two copies that did not take their parts write the same unique values.
     let mut tx = conn.begin().await.expect("begin");
     load(None)
-        .fill(&mut tx, &tables, 10, seed)
+        .fill(&mut *tx, &tables, 10, seed)
         .await
         .expect("the first copy");
     let err = load(None)
-        .fill(&mut tx, &tables, 10, seed + 1)
+        .fill(&mut *tx, &tables, 10, seed + 1)
         .await
         .expect_err("the same unique values twice");
     assert!(matches!(err, seedbed::Error::BenchRows { .. }), "{err}");
@@ -291,4 +291,59 @@ async fn a_schema_it_cannot_fill_at_all_is_an_error_naming_table_and_column() {
     }
     .drop_it()
     .await;
+}
+
+/// On SQLite, the same application (migrations/sqlite): every table filled, twice, by two
+/// tests' values, with every foreign key holding (deferred ones included) at the commit.
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn fills_every_table_of_the_sqlite_reference_schema() {
+    use sqlx::sqlite::SqliteConnectOptions;
+    let file = std::env::temp_dir().join(format!("seedbed-bench-rows-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&file);
+    let options = SqliteConnectOptions::new()
+        .filename(&file)
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let mut conn = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .expect("a SQLite file");
+    Migrations::from_dir("migrations/sqlite")
+        .await
+        .expect("migrations/sqlite")
+        .apply(&mut conn)
+        .await
+        .expect("migrated");
+    let plan = RowPlan::analyze_sqlite(&mut conn, 25)
+        .await
+        .expect("a plan");
+    assert!(plan.skipped().is_empty(), "skipped: {:#?}", plan.skipped());
+    assert_eq!(plan.schema_tables(), 33);
+    let tables: Vec<QualifiedName> = plan.tables().cloned().collect();
+    let mut tx = conn.begin().await.expect("begin");
+    let first = plan.fill(&mut *tx, &tables, 25, 7).await.expect("fill");
+    let second = plan
+        .fill(&mut *tx, &tables, 25, 8)
+        .await
+        .expect("fill again");
+    assert!(
+        first.rows >= 33 * 20 && second.rows >= 33 * 20,
+        "{first:?} {second:?}"
+    );
+    for t in &tables {
+        let sql = format!("SELECT count(*) FROM {t}");
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut *tx)
+            .await
+            .expect("count");
+        assert!(n >= 2, "{}: {n} rows", t.unquoted());
+    }
+    tx.commit().await.expect("every key holds at the commit");
+    let broken: i64 = sqlx::query_scalar("SELECT count(*) FROM pragma_foreign_key_check")
+        .fetch_one(&mut conn)
+        .await
+        .expect("foreign_key_check");
+    assert_eq!(broken, 0);
+    conn.close().await.expect("close");
+    let _ = std::fs::remove_file(&file);
 }
