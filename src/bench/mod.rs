@@ -45,6 +45,19 @@
 //! run before the in-process suites, while the bench's own process holds nothing of the
 //! isolation engine (its leases, pools and background work would be in their way).
 //!
+//! ## SQLite
+//!
+//! With [`BenchConfig::backend`] set to [`Backend::Sqlite`] (feature `sqlite`; `seedbed bench
+//! --sqlite`, or a `sqlite:` `--database-url`), the same run measures the strategies on SQLite
+//! files in the process's directory ([`Directory`](crate::backend::sqlite::Directory)). The
+//! baseline is what `#[sqlx::test]` does on SQLite: a new database file, every migration, the
+//! file removed. The floor's processes each open a copy of the migrated file of their own
+//! (SQLite lets one writer into a file at a time, and the floor measures a process, not a
+//! queue). SQLite has no server, so no connections are counted; the isolation check counts the
+//! rows of the files the tests used and looks for the files that had to go. Rows are made the
+//! same way: the declared types are read as the generator's ([`RowPlan::analyze_sqlite`]), and
+//! CHECK constraints as the table's SQL text writes them.
+//!
 //! ## How rows are made
 //!
 //! From introspection only, so any schema works without factories:

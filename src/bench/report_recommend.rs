@@ -53,7 +53,7 @@ impl Report {
             .iter()
             .map(|(s, m)| (*s, m.serial.overhead.p50))
             .collect();
-        text.push_str(&caveat(best, &ranked, "per test"));
+        text.push_str(&caveat(best, &ranked, "per test", self.on_sqlite()));
         let excluded: Vec<String> = self
             .results
             .iter()
@@ -126,7 +126,7 @@ impl Report {
             .iter()
             .map(|(s, m)| (*s, m.run.process.p50))
             .collect();
-        text.push_str(&caveat(best, &ranked, "per test process"));
+        text.push_str(&caveat(best, &ranked, "per test process", self.on_sqlite()));
         if let Some(in_process) = self.recommendation() {
             if in_process.strategy == best {
                 text.push_str(" In one process (cargo test) the choice is the same.");
@@ -170,21 +170,33 @@ impl Report {
     }
 }
 
+impl Report {
+    /// Whether the run was on SQLite (no LISTEN there, and Template copies files).
+    fn on_sqlite(&self) -> bool {
+        self.environment.backend == "SQLite"
+    }
+}
+
 /// What to choose instead of `best` for code it cannot contain: the next of `ranked` (correct
 /// strategies, fastest first, with their median) that can.
-fn caveat(best: Strategy, ranked: &[(Strategy, Duration)], unit: &str) -> String {
+fn caveat(best: Strategy, ranked: &[(Strategy, Duration)], unit: &str, sqlite: bool) -> String {
     let alternative = |wanted: &dyn Fn(Strategy) -> bool| {
         ranked
             .iter()
             .find(|(s, _)| *s != best && wanted(*s))
             .map(|(s, p50)| format!("{} ({} {unit})", title(*s), Report::format_duration(*p50)))
     };
+    let escapes = if sqlite {
+        "commits or opens connections"
+    } else {
+        "commits, LISTENs or opens connections"
+    };
     match best {
         Strategy::Rollback => {
             let other = alternative(&|s| matches!(s, Strategy::Template | Strategy::Truncate));
             format!(
-                " It holds each test in one transaction: if your code commits, LISTENs or opens \
-                 connections of its own, choose {} for those tests.",
+                " It holds each test in one transaction: if your code {escapes} of its own, \
+                 choose {} for those tests.",
                 other.unwrap_or_else(|| "Template".into())
             )
         }
@@ -196,8 +208,12 @@ fn caveat(best: Strategy, ranked: &[(Strategy, Duration)], unit: &str) -> String
                 other.unwrap_or_else(|| "Template".into())
             )
         }
-        Strategy::Truncate => " Each test commits for real on a database copy of its own while \
-             it runs, emptied after; code that commits, LISTENs or opens connections is isolated."
+        Strategy::Truncate => format!(
+            " Each test commits for real on a database copy of its own while it runs, emptied \
+             after; code that {escapes} is isolated."
+        ),
+        Strategy::Template if sqlite => " Each test gets a database file of its own, copied \
+             from a migrated image: whatever your code does is isolated."
             .to_string(),
         Strategy::Template => " Each test gets a database of its own, cloned from a migrated \
              template: whatever your code does is isolated."
