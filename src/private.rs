@@ -13,9 +13,9 @@ pub use crate::error::Error;
 pub use crate::factory::plan::{Decoder, ErasedHook, KeyFn, NodeId, Plan, Ref};
 pub use crate::factory::probe::{
     ColumnInto, ColumnMissing, DecoderNone, DecoderRow, FillDefault, FillDummy,
-    FillGeneratedDefault, FillGeneratedDummy, FillGeneratedMissing, FillMissing,
-    PlaceholderDefault, PlaceholderDummy, PlaceholderMissing, Probe, SqliteDecoderNone,
-    SqliteDecoderRow, TokenOther, TokenText,
+    FillGeneratedDefault, FillGeneratedDefaultOrDummy, FillGeneratedDummy, FillGeneratedMissing,
+    FillGeneratedStub, FillMissing, PlaceholderDefault, PlaceholderDummy, PlaceholderMissing,
+    Probe, SqliteDecoderNone, SqliteDecoderRow, TokenOther, TokenText,
 };
 pub use crate::factory::{
     Assoc, Attributes, BuildCtx, Children, Column, Create, DbEnum, Factory, FactoryBuilder, Hooks,

@@ -1,5 +1,6 @@
 //! The state of one build: its sequence number, its random stream and the test's token.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use rand::SeedableRng;
@@ -45,6 +46,49 @@ pub struct BuildCtx {
     n: u64,
     /// Made on first use: a build whose random fields are all overridden pays nothing for it.
     rng: Option<BuildRng>,
+    /// Inside [`stubbed`]: generated fields get stand-in values.
+    stub: bool,
+}
+
+thread_local! {
+    /// Whether builds on this thread are stubbed (see [`stubbed`]).
+    static STUBBING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with every build it makes stubbed, as `build_stubbed()` does: the fields the
+/// database would generate (`#[factory(generated)]`) get plausible stand-ins instead of their
+/// type's default: integer ids from 1001 on (the build's sequence number plus 1000, distinct per
+/// factory in a test), text ids `stub-<n>`, random UUIDs, random times and dates; and the
+/// parents built for unset `belongs_to` associations are stubbed too, so keys point at ids that
+/// look like ids. Nothing touches a database.
+///
+/// ```
+/// use seedbed::factory::{FactoryBuilder, stubbed};
+///
+/// #[derive(Debug, seedbed::Factory)]
+/// #[factory(table = "users")]
+/// pub struct User {
+///     #[factory(generated)]
+///     pub id: i64,
+///     #[factory(default = "Ada")]
+///     pub name: String,
+/// }
+///
+/// assert_eq!(User::factory().build().id, 0);
+/// let stub = stubbed(|| User::factory().build());
+/// assert!(stub.id > 1000);
+/// assert_ne!(User::factory().build_stubbed().id, stub.id);
+/// ```
+pub fn stubbed<R>(f: impl FnOnce() -> R) -> R {
+    /// Puts the previous mode back, however `f` ends.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            STUBBING.with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Restore(STUBBING.with(|s| s.replace(true)));
+    f()
 }
 
 impl BuildCtx {
@@ -57,7 +101,13 @@ impl BuildCtx {
             table,
             n,
             rng: None,
+            stub: STUBBING.with(Cell::get),
         }
+    }
+
+    /// Whether this build is stubbed ([`stubbed`], `build_stubbed()`).
+    pub fn stubbing(&self) -> bool {
+        self.stub
     }
 
     /// The build's sequence number: 1 for the first build of this factory in the test context.

@@ -13,18 +13,20 @@ pub mod plan;
 #[doc(hidden)]
 pub mod probe;
 mod scope;
+mod stub;
 mod table;
 mod unique;
 
 pub use self::assoc::{Assoc, Children, Hooks, IntoAssoc, Node};
 pub use self::attributes::Attributes;
-pub use self::build::{BuildCtx, BuildRng};
+pub use self::build::{BuildCtx, BuildRng, stubbed};
 pub use self::create::{Create, Row, Target};
 pub use self::db_enum::{
     DbEnum, enum_array_type, enum_column_type, enum_null, enum_try_from, enum_value, typed_text,
 };
 pub use self::graph::{Created, Graph};
 pub use self::plan::{BulkInsert, MAX_BIND_PARAMETERS, bulk_insert, rows_per_statement};
+pub use self::stub::StubValue;
 pub use self::table::{Column, Table};
 pub use self::unique::UniqueValue;
 pub use crate::context::{InsertEvent, InsertObserver, InsertStats, StatementKind, TableStats};
@@ -99,6 +101,22 @@ pub trait FactoryBuilder: Sized {
 
     /// Builds one value in memory: overrides as set, every other field from its attribute.
     fn build(self) -> Self::Model;
+
+    /// Builds one value in memory as [`build`](Self::build) does, stubbed ([`stubbed`]): the
+    /// generated fields get distinct, plausible stand-ins ([`StubValue`]: ids from 1001) and
+    /// the parents of unset `belongs_to` associations are stubbed too, so their keys are ids. For
+    /// unit tests of code that reads models, with no database.
+    fn build_stubbed(self) -> Self::Model {
+        stubbed(|| self.build())
+    }
+
+    /// `n` stubbed values ([`build_stubbed`](Self::build_stubbed)) with the same overrides.
+    fn build_stubbed_list(self, n: usize) -> Vec<Self::Model>
+    where
+        Self: Clone,
+    {
+        stubbed(|| self.build_list(n))
+    }
 
     /// Builds `n` values with the same overrides; sequences and fakers advance for each.
     fn build_list(self, n: usize) -> Vec<Self::Model>

@@ -15,7 +15,7 @@ use std::marker::PhantomData;
 use fake::{Dummy, Fake, Faker};
 use sea_query::Value;
 
-use crate::factory::{BuildCtx, UniqueValue};
+use crate::factory::{BuildCtx, StubValue, UniqueValue};
 
 /// A zero-sized stand-in for a field of type `T`, named `F` in error messages.
 pub struct Probe<T, F = ()>(PhantomData<fn() -> (T, F)>);
@@ -119,7 +119,63 @@ impl<T, F> FillMissing<T, F> for Probe<T, F> {
     }
 }
 
-// ---- Generated fields in `build()`: Default first (0, nil), then Dummy. ----
+// ---- Generated fields in `build()`: Default first (0, nil), then Dummy; stubbed builds take
+// stand-ins ([`StubValue`]), else Dummy. ----
+
+/// Fills a generated field: a stand-in when the build is stubbed, else `Default`.
+pub struct ViaStub<T>(PhantomData<fn() -> T>);
+
+impl<T: StubValue + Default> ViaStub<T> {
+    /// The value.
+    #[inline]
+    pub fn value(self, build: &mut BuildCtx) -> T {
+        if build.stubbing() {
+            T::stub(build)
+        } else {
+            T::default()
+        }
+    }
+}
+
+/// Fills a generated field: `Dummy<Faker>` when the build is stubbed (a plausible value, where
+/// `Default` gives 1970 or an empty value), else `Default`.
+pub struct ViaDefaultOrDummy<T>(PhantomData<fn() -> T>);
+
+impl<T: Default + Dummy<Faker>> ViaDefaultOrDummy<T> {
+    /// The value.
+    #[inline]
+    pub fn value(self, build: &mut BuildCtx) -> T {
+        if build.stubbing() {
+            Faker.fake_with_rng(build.rng())
+        } else {
+            T::default()
+        }
+    }
+}
+
+/// Step 0 for generated fields: a [`StubValue`].
+pub trait FillGeneratedStub<T> {
+    /// The strategy.
+    fn fill_generated(&self) -> ViaStub<T>;
+}
+impl<T: StubValue + Default, F> FillGeneratedStub<T> for &&&&Probe<T, F> {
+    #[inline]
+    fn fill_generated(&self) -> ViaStub<T> {
+        ViaStub(PhantomData)
+    }
+}
+
+/// Step 0b for generated fields: `Default`, or `Dummy<Faker>` when stubbed.
+pub trait FillGeneratedDefaultOrDummy<T> {
+    /// The strategy.
+    fn fill_generated(&self) -> ViaDefaultOrDummy<T>;
+}
+impl<T: Default + Dummy<Faker>, F> FillGeneratedDefaultOrDummy<T> for &&&Probe<T, F> {
+    #[inline]
+    fn fill_generated(&self) -> ViaDefaultOrDummy<T> {
+        ViaDefaultOrDummy(PhantomData)
+    }
+}
 
 /// Step 1 for generated fields: `Default`.
 pub trait FillGeneratedDefault<T> {

@@ -189,6 +189,14 @@ fn impls(model: &Model<'_>, names: &Names) -> TokenStream {
             #traits
             #build
 
+            /// Builds one value in memory, stubbed: generated fields (ids) get distinct,
+            /// plausible stand-ins, and the parents of unset associations are stubbed too, so
+            /// their keys are ids (see `seedbed::factory::stubbed`). No database.
+            #[inline]
+            #vis fn build_stubbed(self) -> #model_ident {
+                #private::FactoryBuilder::build_stubbed(self)
+            }
+
             /// Builds one value and returns its column/value pairs: every column but the
             /// generated ones, in field order (factory_bot's `attributes_for`).
             #[inline]
@@ -206,6 +214,12 @@ fn impls(model: &Model<'_>, names: &Names) -> TokenStream {
             #[inline]
             #vis fn build_list(self, n: usize) -> ::std::vec::Vec<#model_ident> {
                 #private::FactoryBuilder::build_list(self, n)
+            }
+
+            /// Builds `n` stubbed values (see `build_stubbed`) with the same overrides.
+            #[inline]
+            #vis fn build_stubbed_list(self, n: usize) -> ::std::vec::Vec<#model_ident> {
+                #private::FactoryBuilder::build_stubbed_list(self, n)
             }
 
             /// Builds `n` values, letting `each` adjust the builder of the `i`-th (from 0).
@@ -693,9 +707,10 @@ fn field_step(field: &Field<'_>, names: &Names, fields_var: Option<&TokenStream>
                 {
                     #[allow(unused_imports)]
                     use #private::{
-                        FillGeneratedDefault as _, FillGeneratedDummy as _, FillGeneratedMissing as _,
+                        FillGeneratedDefault as _, FillGeneratedDefaultOrDummy as _,
+                        FillGeneratedDummy as _, FillGeneratedMissing as _, FillGeneratedStub as _,
                     };
-                    (&&&#private::Probe::<#ty>::new().field::<#marker>())
+                    (&&&&&#private::Probe::<#ty>::new().field::<#marker>())
                         .fill_generated()
                         .value(&mut #build)
                 }
