@@ -10,6 +10,7 @@ pub use crate::backend::{Backend, Decoders, Dialect};
 pub use crate::context::{SeedRng, TestContext};
 
 pub use crate::error::Error;
+pub use crate::factory::lint::{__lint_begin, __lint_end, __lint_step};
 pub use crate::factory::plan::{Decoder, ErasedHook, KeyFn, NodeId, Plan, Ref};
 pub use crate::factory::probe::{
     ColumnInto, ColumnMissing, DecoderNone, DecoderRow, FillDefault, FillDummy,

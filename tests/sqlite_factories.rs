@@ -268,3 +268,42 @@ async fn a_struct_that_drifted_from_its_table_is_a_schema_mismatch() {
     };
     assert!(what.contains("motto") && what.contains("orgs"), "{what}");
 }
+
+/// A factory whose trait `blank` breaks the name's CHECK.
+#[allow(dead_code, reason = "read back only when the insert passes")]
+#[derive(Debug, Clone, sqlx::FromRow, Factory)]
+#[factory(table = "orgs", traits(blank(name = "")))]
+struct CheckedOrg {
+    #[factory(generated)]
+    id: i64,
+    #[factory(sequence = "checked-{n}")]
+    slug: String,
+    #[factory(default = "Acme")]
+    name: String,
+}
+
+#[tokio::test]
+async fn lint_names_drift_and_broken_checks_and_leaves_nothing() {
+    let pool = database().await;
+    let report = seedbed::lint!(&pool, Org, Member, DriftedOrg, CheckedOrg)
+        .await
+        .unwrap();
+    assert_eq!(report.checked, 5, "{report}");
+    let lines: Vec<String> = report.failures.iter().map(ToString::to_string).collect();
+    assert_eq!(lines.len(), 2, "{report}");
+    assert!(
+        lines[0].starts_with("DriftedOrg (table orgs): ") && lines[0].contains("motto"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with("CheckedOrg with trait blank (table orgs): ")
+            && lines[1].contains("CHECK"),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(
+        (count(&pool, "orgs").await, count(&pool, "members").await),
+        (0, 0)
+    );
+}

@@ -240,6 +240,22 @@ pub enum Error {
         message: String,
     },
 
+    /// `seedbed::lint!` found factories the database refuses.
+    #[error(
+        "seedbed::lint!: {failed} of {checked} factory variants could not be created:\n{report}\n\
+         Each line names the factory, the trait and what the database refused: make the struct \
+         match the migrations (#[factory(column = …)], #[factory(skip)]), or the trait's values \
+         satisfy the constraint"
+    )]
+    Lint {
+        /// Variants refused.
+        failed: usize,
+        /// Variants created.
+        checked: usize,
+        /// One line per failure.
+        report: String,
+    },
+
     // ---- The strategy benchmark (src/bench/, `seedbed bench`). ----
     /// `seedbed bench` can write rows into no table of the schema, so it has nothing to measure.
     #[error(

@@ -8,6 +8,7 @@ mod db_enum;
 mod errors;
 mod graph;
 mod insert;
+pub(crate) mod lint;
 #[doc(hidden)]
 pub mod plan;
 #[doc(hidden)]
@@ -25,6 +26,7 @@ pub use self::db_enum::{
     DbEnum, enum_array_type, enum_column_type, enum_null, enum_try_from, enum_value, typed_text,
 };
 pub use self::graph::{Created, Graph};
+pub use self::lint::{LintFailure, LintReport};
 pub use self::plan::{BulkInsert, MAX_BIND_PARAMETERS, bulk_insert, rows_per_statement};
 pub use self::stub::StubValue;
 pub use self::table::{Column, Table};
@@ -88,6 +90,13 @@ pub trait Factory: Sized {
     #[doc(hidden)]
     fn __decoders() -> Option<plan::Decoder> {
         None
+    }
+
+    /// The builders [`lint!`](crate::lint) creates: the factory as it is, then once per trait of
+    /// `#[factory(traits(…))]`, named.
+    #[doc(hidden)]
+    fn __variants() -> Vec<(&'static str, Self::Builder)> {
+        vec![("default", Self::factory())]
     }
 }
 

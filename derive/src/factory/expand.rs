@@ -121,6 +121,8 @@ fn non_lazy<'m, 'a>(model: &'m Model<'a>) -> impl Iterator<Item = &'m Field<'a>>
 }
 
 fn impls(model: &Model<'_>, names: &Names) -> TokenStream {
+    let variant_names = model.traits.iter().map(|d| d.name.to_string());
+    let variant_calls = model.traits.iter().map(|d| &d.name);
     let private = &names.private;
     let builder = &names.builder;
     let model_ident = model.ident;
@@ -283,6 +285,13 @@ fn impls(model: &Model<'_>, names: &Names) -> TokenStream {
             #[inline]
             fn __decoders() -> ::core::option::Option<#private::Decoders> {
                 #decoders
+            }
+
+            fn __variants() -> ::std::vec::Vec<(&'static str, #builder)> {
+                ::std::vec![
+                    ("default", #model_ident::factory()),
+                    #((#variant_names, #model_ident::factory().#variant_calls()),)*
+                ]
             }
         }
 
