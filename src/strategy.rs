@@ -177,37 +177,43 @@ pub fn suite_default(root: &Path) -> Result<Option<(Strategy, String)>> {
 /// # Ok(()) }
 /// ```
 pub fn suite_role(root: &Path) -> Result<Option<String>> {
-    // Read once per process and crate: every test asks.
-    static READ: std::sync::Mutex<
-        Option<std::collections::HashMap<std::path::PathBuf, Option<String>>>,
-    > = std::sync::Mutex::new(None);
+    suite_string(root, "role", "the name of a database role")
+}
+
+/// A string setting of the suite: `key = "…"` in `seedbed.toml` at the crate root, or in
+/// `[package.metadata.seedbed]` of its `Cargo.toml`; read once per process, crate and key (every
+/// test asks). `what` says what the value must be, for the error a non-string gets.
+pub(crate) fn suite_string(root: &Path, key: &'static str, what: &str) -> Result<Option<String>> {
+    type Known = std::collections::HashMap<(std::path::PathBuf, &'static str), Option<String>>;
+    static READ: std::sync::Mutex<Option<Known>> = std::sync::Mutex::new(None);
+    let cache_key = (root.to_path_buf(), key);
     if let Some(known) = READ
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .as_ref()
-        .and_then(|m| m.get(root))
+        .and_then(|m| m.get(&cache_key))
     {
         return Ok(known.clone());
     }
-    let role = read_suite_role(root)?;
+    let value = read_suite_string(root, key, what)?;
     READ.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .get_or_insert_with(Default::default)
-        .insert(root.to_path_buf(), role.clone());
-    Ok(role)
+        .insert(cache_key, value.clone());
+    Ok(value)
 }
 
-fn read_suite_role(root: &Path) -> Result<Option<String>> {
+fn read_suite_string(root: &Path, key: &str, what: &str) -> Result<Option<String>> {
     let own = root.join("seedbed.toml");
     let (value, file) = if let Some(table) = read_toml(&own)? {
-        (table.get("role").cloned(), own)
+        (table.get(key).cloned(), own)
     } else {
         let manifest = root.join("Cargo.toml");
         let value = read_toml(&manifest)?.and_then(|t| {
             t.get("package")?
                 .get("metadata")?
                 .get("seedbed")?
-                .get("role")
+                .get(key)
                 .cloned()
         });
         (value, manifest)
@@ -216,7 +222,7 @@ fn read_suite_role(root: &Path) -> Result<Option<String>> {
         None => Ok(None),
         Some(toml::Value::String(s)) if !s.trim().is_empty() => Ok(Some(s)),
         Some(_) => Err(Error::Config(format!(
-            "{}: role must be the name of a database role, as a string",
+            "{}: {key} must be {what}, as a string",
             file.display()
         ))),
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use seedbed::context::TestContext;
-use seedbed::factory::{FactoryBuilder, stubbed};
+use seedbed::factory::stubbed;
 use seedbed::prelude::*;
 use uuid::Uuid;
 

@@ -50,7 +50,7 @@ pub(crate) mod sealed {
 ///
 /// ```no_run
 /// # async fn demo(plan: &seedbed::bench::RowPlan, pool: &sqlx::PgPool) -> Result<(), seedbed::Error> {
-/// let mut conn = pool.acquire().await.map_err(seedbed::Error::db("connecting"))?;
+/// let mut conn = pool.acquire().await?;
 /// let tables = plan.choose_tables(4, 7);
 /// plan.fill(&mut *conn, &tables, 20, 7).await?;
 /// # Ok(()) }
@@ -194,7 +194,7 @@ pub(super) struct TablePlan {
 /// }
 /// let tables = plan.choose_tables(4, 42); // four tables along the foreign-key graph
 /// let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-/// let stats = plan.fill(&mut tx, &tables, 20, 42).await?;
+/// let stats = plan.fill(&mut *tx, &tables, 20, 42).await?;
 /// println!("{} rows in {} statements", stats.rows, stats.statements);
 /// # Ok(()) }
 /// ```

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rand::SeedableRng;
 
 use crate::context::TestContext;
-use crate::factory::{Table, UniqueValue};
+use crate::factory::{Locale, Table, UniqueValue};
 
 /// One build of one factory, as the generated `build()` sees it: the context it runs in, the
 /// build's sequence number `n`, and the build's own random stream.
@@ -103,6 +103,12 @@ impl BuildCtx {
             rng: None,
             stub: STUBBING.with(Cell::get),
         }
+    }
+
+    /// The suite's faker locale for the crate at `root` ([`Locale::suite`]); English when its
+    /// setting cannot be read (the test's start reports that).
+    pub fn locale(&self, root: &str) -> Locale {
+        Locale::suite(std::path::Path::new(root)).unwrap_or_default()
     }
 
     /// Whether this build is stubbed ([`stubbed`], `build_stubbed()`).

@@ -9,6 +9,7 @@ mod errors;
 mod graph;
 mod insert;
 pub(crate) mod lint;
+mod locale;
 #[doc(hidden)]
 pub mod plan;
 #[doc(hidden)]
@@ -27,6 +28,7 @@ pub use self::db_enum::{
 };
 pub use self::graph::{Created, Graph};
 pub use self::lint::{LintFailure, LintReport};
+pub use self::locale::{LOCALE_VAR, Locale};
 pub use self::plan::{BulkInsert, MAX_BIND_PARAMETERS, bulk_insert, rows_per_statement};
 pub use self::stub::StubValue;
 pub use self::table::{Column, Table};

@@ -214,7 +214,12 @@ impl Isolation {
             return Ok(Some(role.clone()));
         }
         match &self.crate_root {
-            Some(root) => strategy::suite_role(root),
+            Some(root) => {
+                // The suite's settings are read here, at the test's start, so a bad one fails
+                // the test with its message: the faker locale's too, which builds cannot report.
+                crate::factory::Locale::suite(root)?;
+                strategy::suite_role(root)
+            }
             None => Ok(None),
         }
     }

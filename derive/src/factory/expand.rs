@@ -611,6 +611,70 @@ fn build_fn(model: &Model<'_>, names: &Names) -> TokenStream {
     }
 }
 
+/// The locales of the `fake` crate: seedbed's `Locale` variant and fake's constant.
+const LOCALES: [(&str, &str); 14] = [
+    ("En", "EN"),
+    ("FrFr", "FR_FR"),
+    ("ZhTw", "ZH_TW"),
+    ("ZhCn", "ZH_CN"),
+    ("ArSa", "AR_SA"),
+    ("JaJp", "JA_JP"),
+    ("PtBr", "PT_BR"),
+    ("PtPt", "PT_PT"),
+    ("DeDe", "DE_DE"),
+    ("ItIt", "IT_IT"),
+    ("CyGb", "CY_GB"),
+    ("NlNl", "NL_NL"),
+    ("TrTr", "TR_TR"),
+    ("FaIr", "FA_IR"),
+];
+
+/// Whether a faker expression names `locale` as a value (not as a field, method or path
+/// segment): `raw::Name(locale)`, `raw::Words(locale, 1..3)`.
+fn names_locale(tokens: &TokenStream) -> bool {
+    let mut found = false;
+    visit_locale(tokens.clone(), &mut |_| {
+        found = true;
+        None
+    });
+    found
+}
+
+/// `tokens` with every `locale` value replaced by `with`.
+fn replace_locale(tokens: TokenStream, with: &TokenStream) -> TokenStream {
+    visit_locale(tokens, &mut |_| Some(with.clone()))
+}
+
+/// Walks `tokens`, calling `f` on each `locale` that stands alone (not after `.` or `::`), and
+/// putting what it returns in its place.
+fn visit_locale(
+    tokens: TokenStream,
+    f: &mut dyn FnMut(&proc_macro2::Ident) -> Option<TokenStream>,
+) -> TokenStream {
+    use proc_macro2::{Group, TokenTree};
+    let mut out = TokenStream::new();
+    let mut after_path_or_dot = false;
+    for tree in tokens {
+        let next_after =
+            matches!(&tree, TokenTree::Punct(p) if p.as_char() == '.' || p.as_char() == ':');
+        match tree {
+            TokenTree::Ident(ident) if ident == "locale" && !after_path_or_dot => match f(&ident) {
+                Some(replacement) => out.extend(replacement),
+                None => out.extend([TokenTree::Ident(ident)]),
+            },
+            TokenTree::Group(group) => {
+                let inner = visit_locale(group.stream(), f);
+                let mut replaced = Group::new(group.delimiter(), inner);
+                replaced.set_span(group.span());
+                out.extend([TokenTree::Group(replaced)]);
+            }
+            other => out.extend([other]),
+        }
+        after_path_or_dot = next_after;
+    }
+    out
+}
+
 /// `let __seedbed_f_x: T = match self.x { Some(v) => v, None => <source> };`
 fn field_step(field: &Field<'_>, names: &Names, fields_var: Option<&TokenStream>) -> TokenStream {
     let private = &names.private;
@@ -657,6 +721,27 @@ fn field_step(field: &Field<'_>, names: &Names, fields_var: Option<&TokenStream>
 
     let mut value = match field.source() {
         Source::Default(expr) => typed_value(expr, Some(ty)),
+        Source::Faker(expr) if names_locale(&quote!(#expr)) => {
+            // `locale` in the faker stands for the suite's locale: one arm per locale of fake.
+            let span = expr.span();
+            let arms = LOCALES.iter().map(|(variant, constant)| {
+                let variant = format_ident!("{}", variant);
+                let constant = format_ident!("{}", constant);
+                let with =
+                    replace_locale(quote!(#expr), &quote!(#private::fake::locales::#constant));
+                quote_spanned! {span=>
+                    #private::Locale::#variant => #private::fake::Fake::fake_with_rng::<#ty, _>(
+                        &(#with),
+                        #build.rng(),
+                    ),
+                }
+            });
+            quote_spanned! {span=>
+                match #build.locale(::core::env!("CARGO_MANIFEST_DIR")) {
+                    #(#arms)*
+                }
+            }
+        }
         Source::Faker(expr) => {
             let span = expr.span();
             quote_spanned! {span=>
