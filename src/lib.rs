@@ -28,6 +28,8 @@ pub mod error;
 pub mod factory;
 #[cfg(feature = "postgres")]
 pub mod isolation;
+#[cfg(feature = "postgres")]
+pub(crate) mod rowgen;
 pub mod schema;
 /// Where the PostgreSQL server comes from (the backend's [`server`](backend::postgres::server)).
 #[cfg(feature = "postgres")]

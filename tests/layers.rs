@@ -20,8 +20,9 @@ const LAYERS: &[&[&str]] = &[
     &["context"],
     // The isolation engine: strategies, TestDb, the harness.
     &["isolation"],
-    // Factories, which write through TestDb.
-    &["factory"],
+    // Factories, which write through TestDb, and the row generator (rows from the schema
+    // alone: `db.rows`, and the benchmark's suites).
+    &["factory", "rowgen"],
     // The strategy benchmark, which runs everything above.
     &["bench"],
 ];

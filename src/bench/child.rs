@@ -37,11 +37,11 @@ use sqlx::types::JsonValue;
 use sqlx::{Connection, PgConnection};
 
 use super::Target;
-use super::rows::{RowPlan, RowWriter};
 use crate::backend::postgres::admin;
 use crate::backend::postgres::server::Server;
 use crate::error::{Error, Result};
 use crate::isolation::{Isolation, MigrationSource, Migrations};
+use crate::rowgen::rows::{RowPlan, RowWriter};
 use crate::sql::QualifiedName;
 
 /// The start of the line a test process prints its [`ChildReport`] on.

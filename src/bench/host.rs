@@ -11,11 +11,11 @@ use sqlx::{Connection, PgConnection};
 use super::isolation_check::{self, Expected, Registered};
 use super::measure::Sampler;
 use super::report::{Environment, IsolationCheck};
-use super::rows::RowPlan;
 use super::{Backend, runner_env};
 use crate::backend::postgres::server::Server;
 use crate::error::{Error, Result};
 use crate::isolation::{Migrations, databases};
+use crate::rowgen::rows::RowPlan;
 
 /// The databases of a run.
 #[derive(Debug, Clone, Copy)]
@@ -185,12 +185,6 @@ pub(crate) mod sqlite {
     use super::*;
     use crate::backend::sqlite::{Directory, admin};
     use crate::sql::QualifiedName;
-
-    /// Whether a table of a SQLite database is the application's: not seedbed's own, nor sqlx's
-    /// record of migrations.
-    pub(crate) fn is_application_table(name: &str) -> bool {
-        !name.starts_with("seedbed_") && name != "_sqlx_migrations"
-    }
 
     /// The database a floor process in `slot` writes into: its own copy of the migrated
     /// database, so that floor processes do not wait for each other's write lock.

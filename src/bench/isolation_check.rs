@@ -226,7 +226,7 @@ pub(crate) async fn expected_sqlite(conn: &mut sqlx::SqliteConnection) -> Result
     let schema = <sqlx::Sqlite as Introspect>::introspect(conn, &names).await?;
     let tables: Vec<QualifiedName> = schema
         .top_level_tables()
-        .filter(|t| super::host::sqlite::is_application_table(&t.name.name))
+        .filter(|t| crate::rowgen::rows::sqlite::is_application_table(&t.name.name))
         .map(|t| t.name.clone())
         .collect();
     let counts = sqlite_counts(conn, &tables).await?;

@@ -120,19 +120,15 @@
 //! # Ok(()) }
 //! ```
 
-mod check;
 mod child;
 mod host;
 mod isolation_check;
 mod measure;
-mod pattern;
 mod plan_file;
 mod process;
 mod report;
-mod rows;
 mod runner;
 mod runner_env;
-mod values;
 
 use std::fmt;
 use std::str::FromStr;
@@ -144,10 +140,10 @@ pub use self::report::{
     Environment, IsolationCheck, Measurements, OverFloor, ProcessMeasurements, ProcessOutcome,
     ProcessRun, Recommendation, Report, SchemaInfo, SuiteRun, TargetOutcome, TargetResult,
 };
-pub use self::rows::{FillStats, RowPlan, RowWriter, Skipped, insert_sql};
 pub use self::runner::run;
 use crate::error::{Error, Result};
 use crate::isolation::{MigrationSource, Strategy};
+pub use crate::rowgen::rows::{FillStats, RowPlan, RowWriter, Skipped, insert_sql};
 
 /// What a suite runs under: a strategy, or the baseline.
 ///

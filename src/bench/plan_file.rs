@@ -14,10 +14,10 @@ use std::sync::atomic::{AtomicI64, AtomicU64};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::types::JsonValue;
 
-use super::pattern::Regex;
-use super::rows::{ColumnPlan, FkPlan, RowPlan, Skipped, TablePlan};
-use super::values::Gen;
 use crate::error::{Error, Result};
+use crate::rowgen::pattern::Regex;
+use crate::rowgen::rows::{ColumnPlan, FkPlan, RowPlan, Skipped, TablePlan};
+use crate::rowgen::values::Gen;
 use crate::sql::QualifiedName;
 
 /// What the file says it is.
@@ -537,6 +537,7 @@ impl RowPlan {
             schema_tables: usize_field(v, "schema_tables")?,
             seq: AtomicU64::new(seq),
             seq_step,
+            all_columns: HashMap::new(),
         };
         plan.reindex();
         Ok(plan)

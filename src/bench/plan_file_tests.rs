@@ -97,6 +97,7 @@ fn plan_with(values: Vec<Gen>) -> RowPlan {
         skipped: Vec::new(),
         prefilled: HashMap::new(),
         schema_tables: 1,
+        all_columns: HashMap::new(),
         seq: AtomicU64::new(10),
         seq_step: 1,
     };
@@ -110,8 +111,8 @@ fn plan_with(values: Vec<Gen>) -> RowPlan {
 fn interleaved_copies_never_draw_the_same_unique_value() {
     use rand::SeedableRng;
 
-    use super::super::values::Draw;
     use crate::factory::BuildRng;
+    use crate::rowgen::values::Draw;
 
     let unique_int = || Gen::Int {
         lo: 1,
@@ -134,7 +135,7 @@ fn interleaved_copies_never_draw_the_same_unique_value() {
             let value = plan.tables[0].columns[0]
                 .values
                 .draw(&mut Draw { rng: &mut rng, seq });
-            let super::super::values::Value::Int(n) = value else {
+            let crate::rowgen::values::Value::Int(n) = value else {
                 panic!("an integer");
             };
             drawn.push((seq, n));

@@ -14,10 +14,10 @@ use super::host::Host;
 use super::isolation_check::{Expected, Registered};
 use super::measure::Summary;
 use super::report::{ProcessMeasurements, ProcessOutcome, ProcessRun};
-use super::rows::RowPlan;
 use super::{Progress, Target};
 use crate::error::{Error, Result};
 use crate::isolation::{MigrationSource, Strategy};
+use crate::rowgen::rows::RowPlan;
 
 /// How long the isolation check of a process run waits for databases to go: the processes have
 /// exited, so only statements the server is still finishing can drop one.

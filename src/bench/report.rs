@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use super::measure::Summary;
-use super::rows::Skipped;
 use super::{BenchConfig, Target};
 use crate::isolation::Strategy;
+use crate::rowgen::rows::Skipped;
 
 /// The machine and the server a run measured.
 #[derive(Debug, Clone, Default)]

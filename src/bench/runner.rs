@@ -16,11 +16,11 @@ use super::process::{Children, PlanFile};
 use super::report::{
     Measurements, ProcessOutcome, Report, SchemaInfo, SuiteRun, TargetOutcome, TargetResult,
 };
-use super::rows::{FillStats, RowPlan, RowWriter};
 use super::{BenchConfig, Progress, Target};
 use crate::backend::postgres::admin;
 use crate::error::{Error, Result};
 use crate::isolation::{Isolation, MigrationSource, Migrations};
+use crate::rowgen::rows::{FillStats, RowPlan, RowWriter};
 
 /// How long the isolation check waits for clones dropped in the background.
 const DROP_WAIT: Duration = Duration::from_secs(30);

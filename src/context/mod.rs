@@ -31,8 +31,10 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
 
+mod locale;
 pub(crate) mod state;
 
+pub use self::locale::{LOCALE_VAR, Locale};
 pub use self::state::{InsertEvent, InsertObserver, InsertStats, StatementKind, TableStats};
 pub use crate::util::hash::{stable_hash, stable_hash_bytes};
 

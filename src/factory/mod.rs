@@ -9,11 +9,11 @@ mod errors;
 mod graph;
 mod insert;
 pub(crate) mod lint;
-mod locale;
 #[doc(hidden)]
 pub mod plan;
 #[doc(hidden)]
 pub mod probe;
+mod rows;
 mod scope;
 mod stub;
 mod table;
@@ -28,12 +28,13 @@ pub use self::db_enum::{
 };
 pub use self::graph::{Created, Graph};
 pub use self::lint::{LintFailure, LintReport};
-pub use self::locale::{LOCALE_VAR, Locale};
 pub use self::plan::{BulkInsert, MAX_BIND_PARAMETERS, bulk_insert, rows_per_statement};
+pub use self::rows::{Rows, SchemaRows};
 pub use self::stub::StubValue;
 pub use self::table::{Column, Table};
 pub use self::unique::UniqueValue;
 pub use crate::context::{InsertEvent, InsertObserver, InsertStats, StatementKind, TableStats};
+pub use crate::context::{LOCALE_VAR, Locale};
 pub use crate::error::{ConstraintKind, ConstraintViolation};
 
 /// The fake crate, for fakers in attributes without depending on it yourself:

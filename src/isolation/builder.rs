@@ -217,7 +217,7 @@ impl Isolation {
             Some(root) => {
                 // The suite's settings are read here, at the test's start, so a bad one fails
                 // the test with its message: the faker locale's too, which builds cannot report.
-                crate::factory::Locale::suite(root)?;
+                crate::context::Locale::suite(root)?;
                 strategy::suite_role(root)
             }
             None => Ok(None),

@@ -5,8 +5,8 @@ use std::sync::atomic::AtomicI64;
 use chrono::{DateTime, Duration as Days, TimeZone, Utc};
 
 use super::{Gen, epoch_date, parse_date, type_modifier};
-use crate::bench::check::{ColumnRules, Const, Pattern};
-use crate::bench::pattern::Regex;
+use crate::rowgen::check::{ColumnRules, Const, Pattern};
+use crate::rowgen::pattern::Regex;
 use crate::schema::Column;
 
 impl Gen {

@@ -6,7 +6,7 @@ use sqlx::{Sqlite, SqliteConnection};
 
 use super::*;
 use crate::backend::Introspect;
-use crate::bench::host::sqlite::is_application_table;
+
 use crate::sql::{quote_list, quote_literal};
 
 impl RowPlan {
@@ -28,6 +28,15 @@ impl RowPlan {
     /// # Ok(()) }
     /// ```
     pub async fn analyze_sqlite(conn: &mut SqliteConnection, rows: usize) -> Result<RowPlan> {
+        RowPlan::analyze_sqlite_with(conn, Some(rows)).await
+    }
+
+    /// [`analyze_sqlite`](Self::analyze_sqlite), probing only when `probe` says how many rows
+    /// per table.
+    pub(crate) async fn analyze_sqlite_with(
+        conn: &mut SqliteConnection,
+        probe: Option<usize>,
+    ) -> Result<RowPlan> {
         let schemas = <Sqlite as Introspect>::user_schemas(conn).await?;
         let names: Vec<&str> = schemas.iter().map(String::as_str).collect();
         let mut schema = <Sqlite as Introspect>::introspect(conn, &names).await?;
@@ -54,8 +63,14 @@ impl RowPlan {
             prefilled: &prefilled,
             existing_max: &existing_max,
         };
-        RowPlan::plan(conn, &cx, rows).await
+        RowPlan::plan(conn, &cx, probe).await
     }
+}
+
+/// Whether a table of a SQLite database is the application's: not seedbed's own, nor sqlx's
+/// record of migrations.
+pub(crate) fn is_application_table(name: &str) -> bool {
+    !name.starts_with("seedbed_") && name != "_sqlx_migrations"
 }
 
 /// The generator's type for a SQLite declared type, and the declared type as the generator reads
@@ -169,34 +184,21 @@ async fn sqlite_existing_max(
     prefilled: &HashMap<QualifiedName, Vec<JsonValue>>,
 ) -> Result<HashMap<(QualifiedName, String), i64>> {
     let mut out = HashMap::new();
-    for t in schema.top_level_tables() {
-        if !prefilled.contains_key(&t.name) {
-            continue;
-        }
-        let keyed: BTreeSet<&String> = t
-            .primary_key
-            .iter()
-            .chain(t.unique_keys.iter().flat_map(|k| k.columns.iter()))
-            .collect();
-        for c in keyed {
-            if t.column(c).is_none_or(|col| col.type_name != "int8") {
-                continue;
-            }
-            let sql = format!(
-                "SELECT max(CAST({} AS INTEGER)) FROM {}",
-                quote_ident(c),
-                t.name
-            );
-            let max: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(Error::db(format!(
-                    "reading the largest {c} of {}",
-                    t.name.unquoted()
-                )))?;
-            if let Some(m) = max {
-                out.insert((t.name.clone(), c.clone()), m);
-            }
+    for (t, c) in read::keyed_integer_columns(schema, prefilled) {
+        let sql = format!(
+            "SELECT max(CAST({} AS INTEGER)) FROM {}",
+            quote_ident(c),
+            t.name
+        );
+        let max: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(Error::db(format!(
+                "reading the largest {c} of {}",
+                t.name.unquoted()
+            )))?;
+        if let Some(m) = max {
+            out.insert((t.name.clone(), c.clone()), m);
         }
     }
     Ok(out)

@@ -179,7 +179,7 @@ struct Parser {
     pos: usize,
 }
 
-pub(super) const COMPARISONS: [&str; 7] = ["=", "<>", "!=", "<", "<=", ">", ">="];
+pub(crate) const COMPARISONS: [&str; 7] = ["=", "<>", "!=", "<", "<=", ">", ">="];
 const TYPE_WORDS: [&str; 6] = ["varying", "precision", "with", "without", "time", "zone"];
 
 impl Parser {

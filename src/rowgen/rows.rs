@@ -35,7 +35,7 @@ use self::read::{read_domains, read_existing_max, read_prefilled};
 mod fill;
 #[cfg(feature = "sqlite")]
 #[path = "rows_sqlite.rs"]
-mod sqlite;
+pub(crate) mod sqlite;
 
 pub use self::fill::insert_sql;
 use self::fill::{explain, rows_error};
@@ -148,41 +148,41 @@ pub struct FillStats {
 }
 
 #[derive(Debug)]
-pub(super) struct ColumnPlan {
-    pub(super) name: String,
-    pub(super) values: Gen,
+pub(crate) struct ColumnPlan {
+    pub(crate) name: String,
+    pub(crate) values: Gen,
     /// In a primary key or unique key: a value drawn twice for one table in one test is drawn
     /// again.
-    pub(super) unique: bool,
+    pub(crate) unique: bool,
 }
 
 #[derive(Debug, Clone)]
-pub(super) struct FkPlan {
-    pub(super) name: String,
-    pub(super) columns: Vec<String>,
-    pub(super) parent: QualifiedName,
-    pub(super) parent_columns: Vec<String>,
+pub(crate) struct FkPlan {
+    pub(crate) name: String,
+    pub(crate) columns: Vec<String>,
+    pub(crate) parent: QualifiedName,
+    pub(crate) parent_columns: Vec<String>,
     /// NOT NULL: a row cannot be written without a parent.
-    pub(super) required: bool,
-    pub(super) self_reference: bool,
+    pub(crate) required: bool,
+    pub(crate) self_reference: bool,
 }
 
 #[derive(Debug)]
-pub(super) struct TablePlan {
-    pub(super) name: QualifiedName,
-    pub(super) columns: Vec<ColumnPlan>,
-    pub(super) fks: Vec<FkPlan>,
+pub(crate) struct TablePlan {
+    pub(crate) name: QualifiedName,
+    pub(crate) columns: Vec<ColumnPlan>,
+    pub(crate) fks: Vec<FkPlan>,
     /// `(greater, lesser, strict)`, indexes into `columns`.
-    pub(super) relations: Vec<(usize, usize, bool)>,
+    pub(crate) relations: Vec<(usize, usize, bool)>,
     /// Unique keys made only of foreign-key columns, as indexes into `fks`: their parents must be
     /// combined without repeating a combination.
-    pub(super) fk_groups: Vec<Vec<usize>>,
+    pub(crate) fk_groups: Vec<Vec<usize>>,
     /// Parents that must be written in the same test (NOT NULL keys to tables migrations left
     /// empty).
-    pub(super) requires: Vec<QualifiedName>,
+    pub(crate) requires: Vec<QualifiedName>,
 }
 
-/// How to write rows into the tables of one schema, planned as [`crate::bench`] describes.
+/// How to write rows into the tables of one schema, planned as [`crate::bench`]'s docs describe.
 ///
 /// ```no_run
 /// # async fn demo(conn: &mut sqlx::PgConnection) -> Result<(), seedbed::Error> {
@@ -201,17 +201,20 @@ pub(super) struct TablePlan {
 #[derive(Debug)]
 pub struct RowPlan {
     /// Fillable tables, parents before children.
-    pub(super) tables: Vec<TablePlan>,
-    pub(super) index: HashMap<QualifiedName, usize>,
-    pub(super) skipped: Vec<Skipped>,
-    pub(super) prefilled: HashMap<QualifiedName, Vec<JsonValue>>,
+    pub(crate) tables: Vec<TablePlan>,
+    pub(crate) index: HashMap<QualifiedName, usize>,
+    pub(crate) skipped: Vec<Skipped>,
+    pub(crate) prefilled: HashMap<QualifiedName, Vec<JsonValue>>,
     /// Top-level tables of the schema.
-    pub(super) schema_tables: usize,
+    pub(crate) schema_tables: usize,
     /// A number unique in the run for every value drawn.
-    pub(super) seq: AtomicU64,
+    pub(crate) seq: AtomicU64,
     /// How far `seq` moves per value: 1, or the number of plans drawing in turns (see
     /// [`interleave`](Self::interleave)).
-    pub(super) seq_step: u64,
+    pub(crate) seq_step: u64,
+    /// Every column of each table, where the plan was made from the schema (not a saved plan):
+    /// what SQLite returns of the rows [`TestDb::rows`](crate::TestDb::rows) writes.
+    pub(crate) all_columns: HashMap<QualifiedName, Vec<String>>,
 }
 
 /// What introspection and the domains say about one table before it is planned.
@@ -236,6 +239,14 @@ impl RowPlan {
     /// table in a transaction it rolls back. Tables it cannot fill are in
     /// [`skipped`](Self::skipped); none at all is [`Error::BenchSchema`].
     pub async fn analyze(conn: &mut PgConnection, rows: usize) -> Result<RowPlan> {
+        RowPlan::analyze_postgres(conn, Some(rows)).await
+    }
+
+    /// [`analyze`](Self::analyze), probing only when `probe` says how many rows per table.
+    pub(crate) async fn analyze_postgres(
+        conn: &mut PgConnection,
+        probe: Option<usize>,
+    ) -> Result<RowPlan> {
         let schema = clean::read_schema(conn).await?;
         let domains = read_domains(conn).await?;
         let prefilled = read_prefilled(conn, &schema).await?;
@@ -246,14 +257,15 @@ impl RowPlan {
             prefilled: &prefilled,
             existing_max: &existing_max,
         };
-        RowPlan::plan(conn, &cx, rows).await
+        RowPlan::plan(conn, &cx, probe).await
     }
 
-    /// Plans the tables `cx` describes, then probes the plan on `conn`.
+    /// Plans the tables `cx` describes, then probes the plan on `conn` with `probe` rows per
+    /// table, when asked.
     async fn plan<W: RowWriter + ?Sized>(
         conn: &mut W,
         cx: &Context<'_>,
-        rows: usize,
+        probe: Option<usize>,
     ) -> Result<RowPlan> {
         let (schema, prefilled) = (cx.schema, cx.prefilled);
         let mut skipped = Vec::new();
@@ -273,9 +285,18 @@ impl RowPlan {
             schema_tables: schema.top_level_tables().count(),
             seq: AtomicU64::new(1),
             seq_step: 1,
+            all_columns: schema
+                .top_level_tables()
+                .map(|t| {
+                    let names = t.columns.iter().map(|c| c.name.clone()).collect();
+                    (t.name.clone(), names)
+                })
+                .collect(),
         };
         plan.reindex();
-        plan.probe(conn, rows.max(1)).await?;
+        if let Some(rows) = probe {
+            plan.probe(conn, rows.max(1)).await?;
+        }
         if plan.tables.is_empty() {
             let reasons: Vec<String> = plan.skipped.iter().map(|s| format!("  {s}")).collect();
             return Err(Error::BenchSchema {
@@ -289,7 +310,7 @@ impl RowPlan {
         Ok(plan)
     }
 
-    pub(super) fn reindex(&mut self) {
+    pub(crate) fn reindex(&mut self) {
         self.index = self
             .tables
             .iter()
@@ -389,7 +410,7 @@ impl RowPlan {
     }
 
     /// A table and every table it needs, transitively.
-    fn closure(&self, start: usize) -> BTreeSet<usize> {
+    pub(crate) fn closure(&self, start: usize) -> BTreeSet<usize> {
         let mut out = BTreeSet::new();
         let mut stack = vec![start];
         while let Some(i) = stack.pop() {
@@ -421,20 +442,44 @@ impl RowPlan {
             .collect();
         order.sort_unstable();
         order.dedup();
+        let counts: Vec<(usize, usize)> = order.into_iter().map(|i| (i, rows)).collect();
+        let (stats, _) = self.fill_counts(conn, &counts, &[], seed).await?;
+        Ok(stats)
+    }
+
+    /// Writes `rows` rows into each table of `counts` (indexes into the plan, parents first);
+    /// the last table's rows take the column values of `overrides`. Returns the statistics and
+    /// the last table's rows as inserted.
+    pub(crate) async fn fill_counts<W: RowWriter + ?Sized>(
+        &self,
+        conn: &mut W,
+        counts: &[(usize, usize)],
+        overrides: &[(String, JsonValue)],
+        seed: u64,
+    ) -> Result<(FillStats, Vec<JsonValue>)> {
         let mut rng = BuildRng::seed_from_u64(seed);
         let mut written: HashMap<QualifiedName, Vec<JsonValue>> = HashMap::new();
         let mut stats = FillStats::default();
-        for i in order {
+        let mut last = Vec::new();
+        for (k, &(i, rows)) in counts.iter().enumerate() {
             let t = &self.tables[i];
+            let set = if k + 1 == counts.len() {
+                overrides
+            } else {
+                &[]
+            };
             let (inserted, statements) = self
-                .fill_table(conn, t, rows, &written, &mut rng)
+                .fill_table(conn, t, rows, &written, set, &mut rng)
                 .await
                 .map_err(|(e, n)| rows_error(t, n, e))?;
             stats.rows += inserted.len();
             stats.statements += statements;
+            if k + 1 == counts.len() {
+                last = inserted.clone();
+            }
             written.insert(t.name.clone(), inserted);
         }
-        Ok(stats)
+        Ok((stats, last))
     }
 
     /// Writes every table once inside a transaction that is rolled back; tables whose rows the
@@ -484,7 +529,10 @@ impl RowPlan {
             conn.execute("SAVEPOINT seedbed_probe")
                 .await
                 .map_err(Error::db("probing the generated rows"))?;
-            let filled = match self.fill_table(conn, t, rows, &written, &mut rng).await {
+            let filled = match self
+                .fill_table(conn, t, rows, &written, &[], &mut rng)
+                .await
+            {
                 Ok((inserted, _)) => match conn.check_written(&t.name).await {
                     Ok(()) => Ok(inserted),
                     Err(e) => Err((e, 0)),

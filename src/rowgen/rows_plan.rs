@@ -4,7 +4,7 @@
 use super::*;
 
 /// Plans one table, or says why it cannot be filled.
-pub(super) fn plan_table(
+pub(crate) fn plan_table(
     cx: &Context<'_>,
     table: &Table,
 ) -> std::result::Result<TablePlan, Skipped> {
@@ -232,7 +232,7 @@ pub(super) fn plan_table(
 
 /// Orders tables parents first (required parents strictly, the rest as the foreign-key graph's
 /// insertion order has them); tables on a cycle of NOT NULL keys are skipped.
-pub(super) fn order(
+pub(crate) fn order(
     schema: &Schema,
     planned: Vec<TablePlan>,
     skipped: &mut Vec<Skipped>,

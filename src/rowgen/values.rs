@@ -388,7 +388,7 @@ mod tests {
 
     #[test]
     fn globs_become_regexes_whose_values_match_them() {
-        use crate::bench::pattern::Regex;
+        use crate::rowgen::pattern::Regex;
         let cases = [
             ("[a-z0-9]*", Some("a-z0-9-"), "^[a-z0-9][a-z0-9-]*$"),
             ("?*@?*", None, "^[a-z0-9][a-z0-9]*@[a-z0-9][a-z0-9]*$"),

@@ -3,7 +3,7 @@
 
 use super::*;
 
-pub(super) async fn read_domains(
+pub(crate) async fn read_domains(
     conn: &mut PgConnection,
 ) -> Result<HashMap<(String, String), Domain>> {
     type Row = (
@@ -47,7 +47,7 @@ pub(super) async fn read_domains(
 }
 
 /// Rows migrations inserted, per table (at most [`PREFILLED_LIMIT`] each).
-pub(super) async fn read_prefilled(
+pub(crate) async fn read_prefilled(
     conn: &mut PgConnection,
     schema: &Schema,
 ) -> Result<HashMap<QualifiedName, Vec<JsonValue>>> {
@@ -75,12 +75,35 @@ pub(super) async fn read_prefilled(
 
 /// The largest value of each unique integer column of the tables migrations filled, so generated
 /// keys start above them.
-pub(super) async fn read_existing_max(
+pub(crate) async fn read_existing_max(
     conn: &mut PgConnection,
     schema: &Schema,
     prefilled: &HashMap<QualifiedName, Vec<JsonValue>>,
 ) -> Result<HashMap<(QualifiedName, String), i64>> {
     let mut out = HashMap::new();
+    for (t, c) in keyed_integer_columns(schema, prefilled) {
+        let sql = format!("SELECT max({})::int8 FROM {}", quote_ident(c), t.name);
+        let max: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(Error::db(format!(
+                "reading the largest {c} of {}",
+                t.name.unquoted()
+            )))?;
+        if let Some(m) = max {
+            out.insert((t.name.clone(), c.clone()), m);
+        }
+    }
+    Ok(out)
+}
+
+/// The integer columns of a primary or unique key, in the tables migrations filled: generated
+/// keys there start above the largest value.
+pub(crate) fn keyed_integer_columns<'s>(
+    schema: &'s Schema,
+    prefilled: &HashMap<QualifiedName, Vec<JsonValue>>,
+) -> Vec<(&'s Table, &'s String)> {
+    let mut out = Vec::new();
     for t in schema.top_level_tables() {
         if !prefilled.contains_key(&t.name) {
             continue;
@@ -91,22 +114,12 @@ pub(super) async fn read_existing_max(
             .chain(t.unique_keys.iter().flat_map(|k| k.columns.iter()))
             .collect();
         for c in keyed {
-            let Some(col) = t.column(c) else { continue };
-            if !matches!(col.type_name.as_str(), "int2" | "int4" | "int8") {
-                continue;
-            }
-            let sql = format!("SELECT max({})::int8 FROM {}", quote_ident(c), t.name);
-            let max: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(Error::db(format!(
-                    "reading the largest {c} of {}",
-                    t.name.unquoted()
-                )))?;
-            if let Some(m) = max {
-                out.insert((t.name.clone(), c.clone()), m);
+            if t.column(c)
+                .is_some_and(|col| matches!(col.type_name.as_str(), "int2" | "int4" | "int8"))
+            {
+                out.push((t, c));
             }
         }
     }
-    Ok(out)
+    out
 }

@@ -9,20 +9,21 @@ use sqlx::PgConnection;
 use sqlx::types::JsonValue;
 
 use super::{ALIAS, RowPlan, RowWriter, TablePlan};
-use crate::bench::values::{Draw, Value};
 use crate::error::Error;
 use crate::factory::BuildRng;
+use crate::rowgen::values::{Draw, Value};
 use crate::sql::{QualifiedName, quote_ident, quote_list};
 
 impl RowPlan {
     /// Writes up to `rows` rows into one table; returns the rows as inserted (JSON objects) and
     /// the number of statements. The error carries the number of rows of the failed statement.
-    pub(super) async fn fill_table<W: RowWriter + ?Sized>(
+    pub(crate) async fn fill_table<W: RowWriter + ?Sized>(
         &self,
         conn: &mut W,
         t: &TablePlan,
         rows: usize,
         written: &HashMap<QualifiedName, Vec<JsonValue>>,
+        overrides: &[(String, JsonValue)],
         rng: &mut BuildRng,
     ) -> std::result::Result<(Vec<JsonValue>, usize), (sqlx::Error, usize)> {
         // Parent keys for each foreign key: rows this test wrote, else rows migrations wrote.
@@ -72,6 +73,7 @@ impl RowPlan {
         for i in 0..first {
             made.push(self.row(t, i, &pools, &radix, None, &mut seen, rng));
         }
+        set_values(&mut made, overrides);
         let mut statements = 0;
         let mut inserted = Vec::new();
         if !made.is_empty() {
@@ -87,6 +89,7 @@ impl RowPlan {
             for i in first..n {
                 made.push(self.row(t, i, &pools, &radix, Some((s, &parents)), &mut seen, rng));
             }
+            set_values(&mut made, overrides);
             let more = self
                 .insert(conn, t, made)
                 .await
@@ -161,6 +164,20 @@ impl RowPlan {
     }
 }
 
+/// Gives every row the caller's values.
+fn set_values(rows: &mut [JsonValue], values: &[(String, JsonValue)]) {
+    if values.is_empty() {
+        return;
+    }
+    for row in rows {
+        if let Some(obj) = row.as_object_mut() {
+            for (c, v) in values {
+                obj.insert(c.clone(), v.clone());
+            }
+        }
+    }
+}
+
 /// The values of `columns` in each row (rows with a NULL among them left out).
 fn keys_of(rows: &[JsonValue], columns: &[String]) -> Vec<Vec<JsonValue>> {
     rows.iter()
@@ -212,6 +229,18 @@ impl RowPlan {
         t: &TablePlan,
         rows: Vec<JsonValue>,
     ) -> std::result::Result<Vec<JsonValue>, sqlx::Error> {
+        // Columns set by the caller that the plan leaves to the database.
+        let extra: Vec<String> = match rows.first() {
+            Some(JsonValue::Object(first)) => first
+                .keys()
+                .filter(|c| {
+                    !t.columns.iter().any(|p| &p.name == *c)
+                        && !t.fks.iter().any(|fk| fk.columns.contains(c))
+                })
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        };
         // The columns any row sets, in table order.
         let mut columns: Vec<&str> = Vec::new();
         for fk in &t.fks {
@@ -221,10 +250,14 @@ impl RowPlan {
                 }
             }
         }
-        for c in &t.columns {
-            columns.push(&c.name);
+        for c in t.columns.iter().map(|c| &c.name).chain(&extra) {
+            columns.push(c);
         }
-        let mut returning: Vec<&str> = Vec::new();
+        let mut returning: Vec<&str> = self
+            .all_columns
+            .get(&t.name)
+            .map(|all| all.iter().map(String::as_str).collect())
+            .unwrap_or_default();
         for fk in self.tables.iter().flat_map(|other| &other.fks) {
             if fk.parent == t.name {
                 for c in &fk.parent_columns {
@@ -266,7 +299,7 @@ impl RowWriter for PgConnection {
 }
 
 /// The column, the constraint and the message of a refused statement.
-pub(super) fn explain(e: &sqlx::Error) -> (Option<String>, Option<String>, String) {
+pub(crate) fn explain(e: &sqlx::Error) -> (Option<String>, Option<String>, String) {
     match e {
         sqlx::Error::Database(db) => {
             let mut message = db.message().to_string();
@@ -283,7 +316,7 @@ pub(super) fn explain(e: &sqlx::Error) -> (Option<String>, Option<String>, Strin
     }
 }
 
-pub(super) fn rows_error(t: &TablePlan, rows: usize, e: sqlx::Error) -> Error {
+pub(crate) fn rows_error(t: &TablePlan, rows: usize, e: sqlx::Error) -> Error {
     let (column, constraint, message) = explain(&e);
     let message = match column {
         Some(c) => format!("{message} (column {c})"),
