@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::factory::plan::{ErasedHook, Plan, model_decoders};
+use crate::factory::plan::{ErasedHook, HookFuture, Plan, model_decoders};
 use crate::factory::{Create, Factory, FactoryBuilder};
 
 /// The parent of a `belongs_to` association, when it is not given as a key or a created row:
@@ -210,7 +210,7 @@ impl<M> fmt::Debug for Hooks<M> {
 impl<M: Factory + 'static> Hooks<M> {
     /// Adds a hook.
     pub fn push<C: Children>(&mut self, hook: impl Fn(&M) -> C + Send + Sync + 'static) {
-        self.list.push(Arc::new(
+        self.list.push(ErasedHook::Children(Arc::new(
             move |row: &(dyn Any + Send), plan: &mut Plan| match row.downcast_ref::<M>() {
                 Some(model) => hook(model).plan_children(plan),
                 None => Err(Error::Factory {
@@ -218,7 +218,42 @@ impl<M: Factory + 'static> Hooks<M> {
                     message: "an after_create hook received a row of another model".to_string(),
                 }),
             },
-        ));
+        )));
+    }
+
+    /// Adds a hook that runs with the created row and the connection the rows are written on
+    /// (`C`: `PgConnection`, `SqliteConnection`), inside the call's transaction.
+    pub fn push_db<C, F>(&mut self, hook: F)
+    where
+        M: Sync,
+        C: Any + Send,
+        F: for<'c> Fn(&'c M, &'c mut C) -> HookFuture<'c> + Send + Sync + 'static,
+    {
+        let hook = Arc::new(hook);
+        self.list.push(ErasedHook::Database(Arc::new(
+            move |row: &(dyn Any + Send), conn: &mut (dyn Any + Send)| -> HookFuture<'_> {
+                let factory = M::TABLE.factory();
+                let Some(model) = row.downcast_ref::<M>() else {
+                    return Box::pin(std::future::ready(Err(Error::Factory {
+                        factory: factory.to_string(),
+                        message: "an after_create_db hook received a row of another model"
+                            .to_string(),
+                    })));
+                };
+                let Some(conn) = conn.downcast_mut::<C>() else {
+                    return Box::pin(std::future::ready(Err(Error::Factory {
+                        factory: factory.to_string(),
+                        message: format!(
+                            "an after_create_db hook takes a {}, but this factory writes on \
+                             another backend's connection: write the hook for the connection \
+                             of the database you create on",
+                            std::any::type_name::<C>()
+                        ),
+                    })));
+                };
+                hook(model, conn)
+            },
+        )));
     }
 
     /// Whether there are none.

@@ -28,7 +28,9 @@ pub use self::db_enum::{
 };
 pub use self::graph::{Created, Graph};
 pub use self::lint::{LintFailure, LintReport};
-pub use self::plan::{BulkInsert, MAX_BIND_PARAMETERS, bulk_insert, rows_per_statement};
+pub use self::plan::{
+    BulkInsert, HookFuture, MAX_BIND_PARAMETERS, bulk_insert, rows_per_statement,
+};
 pub use self::rows::{Rows, SchemaRows};
 pub use self::stub::StubValue;
 pub use self::table::{Column, Table};

@@ -417,6 +417,28 @@ fn setters(model: &Model<'_>, names: &Names) -> TokenStream {
             self.__seedbed_after.push(hook);
             self
         }
+
+        /// Adds an `after_create_db` hook: it receives each created row and the connection the
+        /// rows are written on (`&mut PgConnection`, `&mut SqliteConnection`), inside the call's
+        /// transaction, and returns a boxed future: insert join rows, call a procedure, create
+        /// more rows with factories (`.create(&mut *conn)`). Its error fails the call, and
+        /// nothing it wrote stays.
+        #[inline]
+        #vis fn after_create_db<__SeedbedConn, __SeedbedHook>(mut self, hook: __SeedbedHook) -> Self
+        where
+            #model_ident: ::core::marker::Sync,
+            __SeedbedConn: ::core::any::Any + ::core::marker::Send,
+            __SeedbedHook: for<'c> ::core::ops::Fn(
+                    &'c #model_ident,
+                    &'c mut __SeedbedConn,
+                ) -> #private::HookFuture<'c>
+                + ::core::marker::Send
+                + ::core::marker::Sync
+                + 'static,
+        {
+            self.__seedbed_after.push_db(hook);
+            self
+        }
     };
     let transients = model.transients.iter().map(|t| {
         let ident = &t.name;

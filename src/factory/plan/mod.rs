@@ -47,9 +47,30 @@ pub type Decoder = Decoders;
 /// value of the child; `None` when the box holds another type.
 pub type KeyFn = fn(&(dyn Any + Send)) -> Option<Value>;
 
-/// An `after_create` hook, type-erased: receives the created row and the plan to add children to.
+/// An `after_create` hook, type-erased.
 #[doc(hidden)]
-pub type ErasedHook = Arc<dyn Fn(&(dyn Any + Send), &mut Plan) -> Result<()> + Send + Sync>;
+#[derive(Clone)]
+pub enum ErasedHook {
+    /// Receives the created row and the plan to add children to.
+    Children(ChildrenHook),
+    /// Receives the created row and the connection the plan writes on, once the rows of its
+    /// wave are written.
+    Database(DbHook),
+}
+
+/// An `after_create` hook, type-erased: the created row to the children it plans.
+#[doc(hidden)]
+pub type ChildrenHook = Arc<dyn Fn(&(dyn Any + Send), &mut Plan) -> Result<()> + Send + Sync>;
+
+/// What an `after_create_db` hook returns: a future borrowing the row and the connection.
+pub type HookFuture<'c> = std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + 'c>>;
+
+/// An `after_create_db` hook, type-erased: the row and the connection as `Any`, downcast by the
+/// hook to the model and the connection type it was written for.
+#[doc(hidden)]
+pub type DbHook = Arc<
+    dyn for<'c> Fn(&'c (dyn Any + Send), &'c mut (dyn Any + Send)) -> HookFuture<'c> + Send + Sync,
+>;
 
 /// The decoders of a created model `M`: PostgreSQL's, and those `#[derive(Factory)]` found for
 /// the other backends.
@@ -372,10 +393,46 @@ impl Plan {
     async fn run<DB: Dialect>(&mut self, conn: &mut DB::Connection) -> Result<()> {
         loop {
             self.insert_pending::<DB>(conn).await?;
+            self.run_db_hooks::<DB>(conn).await?;
             if !self.run_hooks()? {
                 return Ok(());
             }
         }
+    }
+
+    /// Runs the `after_create_db` hooks of written rows, in the order the rows were planned,
+    /// on the plan's connection (inside its transaction).
+    async fn run_db_hooks<DB: Dialect>(&mut self, conn: &mut DB::Connection) -> Result<()> {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].state != NodeState::Inserted {
+                continue;
+            }
+            let (db_hooks, rest): (Vec<ErasedHook>, Vec<ErasedHook>) =
+                std::mem::take(&mut self.nodes[i].hooks)
+                    .into_iter()
+                    .partition(|h| matches!(h, ErasedHook::Database(_)));
+            self.nodes[i].hooks = rest;
+            if db_hooks.is_empty() {
+                continue;
+            }
+            let Some(result) = self.nodes[i].result.take() else {
+                continue;
+            };
+            let mut ran = Ok(());
+            for hook in &db_hooks {
+                if let ErasedHook::Database(hook) = hook {
+                    let erased: &mut (dyn Any + Send) = &mut *conn;
+                    let fut = hook(result.as_ref(), erased);
+                    ran = Arc::clone(&self.ctx).scope(fut).await;
+                    if ran.is_err() {
+                        break;
+                    }
+                }
+            }
+            self.nodes[i].result = Some(result);
+            ran?;
+        }
+        Ok(())
     }
 
     /// Runs the `after_create` hooks of written rows; whether they added rows.
@@ -391,9 +448,10 @@ impl Plan {
             };
             let ctx = Arc::clone(&self.ctx);
             let outcome = ctx.sync_scope(|| {
-                hooks
-                    .iter()
-                    .try_for_each(|hook| hook(result.as_ref(), self))
+                hooks.iter().try_for_each(|hook| match hook {
+                    ErasedHook::Children(hook) => hook(result.as_ref(), self),
+                    ErasedHook::Database(_) => Ok(()),
+                })
             });
             self.nodes[i].result = Some(result);
             outcome?;
