@@ -87,3 +87,38 @@ async fn a_hook_for_another_backend_is_named(db: TestDb) -> Result {
     assert_eq!(count(&db, "SELECT count(*) FROM organizations").await, 0);
     Ok(())
 }
+
+/// Many-to-many in one call: the join model's `has_many`, each link given a builder (or a row)
+/// for the other side. One issue, three new admin users and three links; then links to rows
+/// that exist.
+#[seedbed::test]
+async fn many_to_many_through_the_join_model_in_one_call(db: TestDb) -> Result {
+    let issue = Issue::factory()
+        .with_watchers_each(3, |_, link| link.user(User::factory().admin()))
+        .create(&db)
+        .await?;
+    let watchers: Vec<(i64, bool)> = sqlx::query_as(
+        "SELECT u.id, u.is_admin FROM issue_watchers w JOIN users u ON u.id = w.user_id \
+         WHERE w.issue_id = $1",
+    )
+    .bind(issue.id)
+    .fetch_all(&db.pool())
+    .await?;
+    assert_eq!(watchers.len(), 3);
+    assert!(watchers.iter().all(|(_, admin)| *admin));
+
+    let people = User::factory().create_list(&db, 2).await?;
+    let ids_of_people: Vec<i64> = people.iter().map(|u| u.id).collect();
+    let issue = Issue::factory()
+        .with_watchers_each(2, move |i, link| link.user_id(ids_of_people[i]))
+        .create(&db)
+        .await?;
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT user_id FROM issue_watchers WHERE issue_id = $1 ORDER BY user_id",
+    )
+    .bind(issue.id)
+    .fetch_all(&db.pool())
+    .await?;
+    assert_eq!(ids, people.iter().map(|u| u.id).collect::<Vec<_>>());
+    Ok(())
+}
