@@ -44,6 +44,28 @@ const _: () = {
             self.__seedbed_after.push(hook);
             self
         }
+        /// Adds an `after_create_db` hook: it receives each created row and the connection the
+        /// rows are written on (`&mut PgConnection`, `&mut SqliteConnection`), inside the call's
+        /// transaction, and returns a boxed future: insert join rows, call a procedure, create
+        /// more rows with factories (`.create(&mut *conn)`). Its error fails the call, and
+        /// nothing it wrote stays.
+        #[inline]
+        pub fn after_create_db<__SeedbedConn, __SeedbedHook>(
+            mut self,
+            hook: __SeedbedHook,
+        ) -> Self
+        where
+            Tag: ::core::marker::Sync,
+            __SeedbedConn: ::core::any::Any + ::core::marker::Send,
+            __SeedbedHook: for<'c> ::core::ops::Fn(
+                    &'c Tag,
+                    &'c mut __SeedbedConn,
+                ) -> ::seedbed::__private::HookFuture<'c> + ::core::marker::Send
+                + ::core::marker::Sync + 'static,
+        {
+            self.__seedbed_after.push_db(hook);
+            self
+        }
         /// Builds the value in memory: overrides as set, every other field from its attribute,
         /// drawing on the current test context (sequence number, random stream, token).
         pub fn build(self) -> Tag {
@@ -68,6 +90,13 @@ const _: () = {
             let mut __seedbed_model = Tag { name: __seedbed_f_name };
             __seedbed_model
         }
+        /// Builds one value in memory, stubbed: generated fields (ids) get distinct,
+        /// plausible stand-ins, and the parents of unset associations are stubbed too, so
+        /// their keys are ids (see `seedbed::factory::stubbed`). No database.
+        #[inline]
+        pub fn build_stubbed(self) -> Tag {
+            ::seedbed::__private::FactoryBuilder::build_stubbed(self)
+        }
         /// Builds one value and returns its column/value pairs: every column but the
         /// generated ones, in field order (factory_bot's `attributes_for`).
         #[inline]
@@ -84,6 +113,11 @@ const _: () = {
         #[inline]
         pub fn build_list(self, n: usize) -> ::std::vec::Vec<Tag> {
             ::seedbed::__private::FactoryBuilder::build_list(self, n)
+        }
+        /// Builds `n` stubbed values (see `build_stubbed`) with the same overrides.
+        #[inline]
+        pub fn build_stubbed_list(self, n: usize) -> ::std::vec::Vec<Tag> {
+            ::seedbed::__private::FactoryBuilder::build_stubbed_list(self, n)
         }
         /// Builds `n` values, letting `each` adjust the builder of the `i`-th (from 0).
         #[inline]
@@ -174,6 +208,9 @@ const _: () = {
                     (&&::seedbed::__private::Probe::<Tag>::new()).sqlite_decoder(),
                 )
             }
+        }
+        fn __variants() -> ::std::vec::Vec<(&'static str, TagFactory)> {
+            ::std::vec![("default", Tag::factory()),]
         }
     }
     #[automatically_derived]
