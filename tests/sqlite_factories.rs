@@ -307,3 +307,29 @@ async fn lint_names_drift_and_broken_checks_and_leaves_nothing() {
         (0, 0)
     );
 }
+
+#[tokio::test]
+async fn after_create_db_writes_on_the_sqlite_connection() {
+    let pool = database().await;
+    let orgs = Org::factory()
+        .after_create_db(|org: &Org, conn: &mut sqlx::SqliteConnection| {
+            Box::pin(async move {
+                Member::factory().org_ref(org).create(&mut *conn).await?;
+                sqlx::query("UPDATE orgs SET name = 'Hooked' WHERE id = ?")
+                    .bind(org.id)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .create_list(&pool, 2)
+        .await
+        .unwrap();
+    assert_eq!(orgs.len(), 2);
+    assert_eq!(count(&pool, "members").await, 2);
+    let hooked: i64 = sqlx::query_scalar("SELECT count(*) FROM orgs WHERE name = 'Hooked'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(hooked, 2);
+}
