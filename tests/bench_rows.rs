@@ -347,3 +347,29 @@ async fn fills_every_table_of_the_sqlite_reference_schema() {
     conn.close().await.expect("close");
     let _ = std::fs::remove_file(&file);
 }
+
+/// The probe inside a caller's transaction is a savepoint: what the caller wrote before stays,
+/// and its commit keeps it.
+#[tokio::test]
+async fn analyzing_inside_a_transaction_keeps_the_callers_writes() {
+    let scratch = Scratch::new(
+        "probe_tx",
+        "CREATE TABLE kinds (id int PRIMARY KEY, name text NOT NULL);",
+    )
+    .await;
+    let mut scratch = scratch;
+    let mut tx = scratch.conn.begin().await.expect("begin");
+    sqlx::raw_sql("INSERT INTO kinds VALUES (1, 'kept')")
+        .execute(&mut *tx)
+        .await
+        .expect("insert");
+    let plan = RowPlan::analyze(&mut tx, 3).await.expect("a plan");
+    assert_eq!(plan.tables().count(), 1);
+    tx.commit().await.expect("commit");
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM kinds WHERE name = 'kept'")
+        .fetch_one(&mut scratch.conn)
+        .await
+        .expect("count");
+    assert_eq!(kept, 1);
+    scratch.drop_it().await;
+}

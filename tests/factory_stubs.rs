@@ -120,3 +120,26 @@ fn plain_builds_are_unchanged_and_stubs_are_reproducible() {
     assert_eq!(Org::factory().build().id, 0);
     assert!(stubbed(|| Org::factory().build()).id > 1000);
 }
+
+#[derive(Debug, Clone, Factory)]
+#[factory(table = "notes")]
+struct Note {
+    #[factory(generated)]
+    id: Option<i64>,
+    #[factory(default = "hi")]
+    text: String,
+}
+
+#[test]
+fn an_optional_generated_id_is_some_when_stubbed() {
+    in_test("stubs::option", 4, || {
+        assert_eq!(Note::factory().build().id, None);
+        let ids: HashSet<i64> = Note::factory()
+            .build_stubbed_list(100)
+            .iter()
+            .map(|n| n.id.unwrap())
+            .collect();
+        assert_eq!(ids.len(), 100);
+        assert!(ids.iter().all(|&id| id > 1000));
+    });
+}

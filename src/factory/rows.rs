@@ -128,9 +128,10 @@ where
         // the database.
         let ctx = self.db.context();
         let call = ctx.next_sequence_by_hash(crate::util::hash::stable_hash("seedbed::rows"));
-        let token = crate::util::hash::stable_hash(ctx.token()) % 100;
+        // A wide range per test (its token) and per call: 2^20 values per call, 2^12 calls.
+        let token = crate::util::hash::stable_hash(ctx.token()) & 0xF_FFFF;
         plan.seq.store(
-            token * 100_000_000 + call * 100_000,
+            (token << 32) | ((call & 0xFFF) << 20),
             std::sync::atomic::Ordering::Relaxed,
         );
         let seed = ctx.seed() ^ crate::util::hash::stable_hash(&self.table) ^ call;
@@ -140,6 +141,15 @@ where
         let (_, rows) = plan
             .fill_counts(&mut *tx, &counts, &self.values, seed)
             .await?;
+        if rows.len() != n {
+            return Err(Error::Config(format!(
+                "db.rows could make {} of the {n} rows asked of {}: its keys are made of \
+                 foreign keys, and the rows they can point at allow no more combinations \
+                 (create more parent rows first, or set the key columns)",
+                rows.len(),
+                target.unquoted()
+            )));
+        }
         tx.commit()
             .await
             .map_err(Error::db("committing the rows of db.rows"))?;

@@ -58,6 +58,12 @@ macro_rules! integer_stubs {
 
 integer_stubs!(i16, i32, i64, u16, u32, u64);
 
+impl<T: StubValue> StubValue for Option<T> {
+    fn stub(build: &mut BuildCtx) -> Self {
+        Some(T::stub(build))
+    }
+}
+
 impl StubValue for String {
     fn stub(build: &mut BuildCtx) -> Self {
         format!("stub-{}", build.n())

@@ -210,16 +210,16 @@ impl Isolation {
     /// The role this builder's tests act as: [`role`](Self::role), else the suite's
     /// (`seedbed.toml`), else none.
     pub(super) fn resolve_role(&self) -> Result<Option<String>> {
+        // The suite's settings are read here, at the test's start, so a bad one fails the test
+        // with its message: the faker locale's too, which builds cannot report.
+        if let Some(root) = &self.crate_root {
+            crate::context::Locale::suite(root)?;
+        }
         if let Some(role) = &self.role {
             return Ok(Some(role.clone()));
         }
         match &self.crate_root {
-            Some(root) => {
-                // The suite's settings are read here, at the test's start, so a bad one fails
-                // the test with its message: the faker locale's too, which builds cannot report.
-                crate::context::Locale::suite(root)?;
-                strategy::suite_role(root)
-            }
+            Some(root) => strategy::suite_role(root),
             None => Ok(None),
         }
     }

@@ -329,8 +329,10 @@ impl TableRules {
                         .filter(|set| !set.is_empty() && !set.contains(']'))
                 {
                     self.columns.entry(c).or_default().chars = Some(set.to_string());
+                    return true;
                 }
-                true
+                // Other patterns a value must not match: left to the probe.
+                false
             }
             // Values are unlikely to match a pattern they must not; the probe checks.
             "!~" | "!~*" | "!~~" | "!~~*" => col_ref(lhs, column).is_some(),

@@ -70,9 +70,9 @@ pub trait RowWriter: sealed::Sealed + Send {
     /// Runs statements without results.
     async fn execute(&mut self, sql: &'static str) -> std::result::Result<(), sqlx::Error>;
 
-    /// What starts the probe's transaction (constraints checked at once where they can be
-    /// deferred).
-    fn begin_probe(&self) -> &'static str;
+    /// What the probe runs first in its transaction: constraints checked at once where they
+    /// can be deferred.
+    fn probe_setup(&self) -> Option<&'static str>;
 
     /// Checks what the database defers to the commit (a probe is rolled back, so it never
     /// commits), after rows were written into `table`.
@@ -262,11 +262,11 @@ impl RowPlan {
 
     /// Plans the tables `cx` describes, then probes the plan on `conn` with `probe` rows per
     /// table, when asked.
-    async fn plan<W: RowWriter + ?Sized>(
-        conn: &mut W,
-        cx: &Context<'_>,
-        probe: Option<usize>,
-    ) -> Result<RowPlan> {
+    async fn plan<W>(conn: &mut W, cx: &Context<'_>, probe: Option<usize>) -> Result<RowPlan>
+    where
+        W: RowWriter + sqlx::Connection,
+        W::Database: sqlx::Database<Connection = W>,
+    {
         let (schema, prefilled) = (cx.schema, cx.prefilled);
         let mut skipped = Vec::new();
         let mut planned = Vec::new();
@@ -484,18 +484,25 @@ impl RowPlan {
 
     /// Writes every table once inside a transaction that is rolled back; tables whose rows the
     /// server refuses are moved to `skipped`, with the tables that need them.
-    async fn probe<W: RowWriter + ?Sized>(&mut self, conn: &mut W, rows: usize) -> Result<()> {
-        let begin = conn.begin_probe();
-        conn.execute(begin)
+    async fn probe<W>(&mut self, conn: &mut W, rows: usize) -> Result<()>
+    where
+        W: RowWriter + sqlx::Connection,
+        W::Database: sqlx::Database<Connection = W>,
+    {
+        // A transaction of its own, or a savepoint in the caller's; rolled back when dropped on
+        // an error path.
+        let mut tx = sqlx::Connection::begin(conn)
             .await
             .map_err(Error::db("starting the probe of the generated rows"))?;
-        let probed = self.probe_tables(conn, rows).await;
-        let ended = conn
-            .execute("ROLLBACK")
+        if let Some(setup) = tx.probe_setup() {
+            tx.execute(setup)
+                .await
+                .map_err(Error::db("starting the probe of the generated rows"))?;
+        }
+        let (failed, notes) = self.probe_tables(&mut *tx, rows).await?;
+        tx.rollback()
             .await
-            .map_err(Error::db("ending the probe of the generated rows"));
-        let (failed, notes) = probed?;
-        ended?;
+            .map_err(Error::db("ending the probe of the generated rows"))?;
         self.tables.retain(|t| !failed.contains(&t.name));
         self.skipped.extend(notes);
         self.reindex();

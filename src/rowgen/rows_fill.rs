@@ -293,8 +293,8 @@ impl RowWriter for PgConnection {
         sqlx::raw_sql(sql).execute(self).await.map(|_| ())
     }
 
-    fn begin_probe(&self) -> &'static str {
-        "BEGIN; SET CONSTRAINTS ALL IMMEDIATE"
+    fn probe_setup(&self) -> Option<&'static str> {
+        Some("SET CONSTRAINTS ALL IMMEDIATE")
     }
 }
 

@@ -44,6 +44,10 @@ impl Value {
     }
 
     /// Makes `self` greater than (or equal to) `lesser`, when both are of an ordered kind.
+    #[allow(
+        clippy::collapsible_match,
+        reason = "numbers already in order must stop at their arm, not reach the text arm"
+    )]
     pub(crate) fn order_after(&mut self, lesser: &Value, strict: bool, rng: &mut BuildRng) {
         let step = rng.random_range(i64::from(strict)..=30);
         match (&*self, lesser) {
@@ -65,6 +69,18 @@ impl Value {
             }
             (Value::Text(_), Value::Timestamp(b)) => {
                 *self = Value::Timestamp(*b + Days::hours(step.max(1)));
+            }
+            // Numbers written as text (numeric): ordered as numbers, keeping the lesser's
+            // decimals. Not collapsed into the guard: numbers already in order must not fall
+            // through to the text arm, which compares them as strings.
+            (Value::Text(a), Value::Text(b))
+                if let (Ok(x), Ok(y)) = (a.trim().parse::<f64>(), b.trim().parse::<f64>()) =>
+            {
+                if x < y || (strict && x == y) {
+                    let decimals = b.split_once('.').map_or(0, |(_, d)| d.len());
+                    let next = y + step.max(1) as f64;
+                    *self = Value::Text(format!("{next:.decimals$}"));
+                }
             }
             // Text after text: the lesser with a character added sorts after it.
             (Value::Text(a), Value::Text(b)) if (a < b) || (strict && a == b) => {
@@ -385,6 +401,20 @@ mod tests {
     use rand::SeedableRng;
 
     use super::*;
+
+    #[test]
+    fn numbers_written_as_text_are_ordered_as_numbers() {
+        let mut rng = BuildRng::seed_from_u64(3);
+        let mut greater = Value::Text("9.50".into());
+        greater.order_after(&Value::Text("10.00".into()), true, &mut rng);
+        let Value::Text(t) = &greater else {
+            panic!("{greater:?}")
+        };
+        assert!(t.parse::<f64>().unwrap() > 10.0 && t.split_once('.').unwrap().1.len() == 2);
+        let mut text = Value::Text("apple".into());
+        text.order_after(&Value::Text("banana".into()), false, &mut rng);
+        assert_eq!(text, Value::Text("banana~".into()));
+    }
 
     #[test]
     fn globs_become_regexes_whose_values_match_them() {

@@ -816,7 +816,6 @@ fn field_step(field: &Field<'_>, names: &Names, fields_var: Option<&TokenStream>
                 #private::lazy::<_, #ty>(&#view, #expr)
             }
         }
-        Source::Auto if field.is_option() => quote!(::core::option::Option::None),
         Source::Auto if field.is_generated() => {
             let span = field.ident.span();
             quote_spanned! {span=>
@@ -832,6 +831,7 @@ fn field_step(field: &Field<'_>, names: &Names, fields_var: Option<&TokenStream>
                 }
             }
         }
+        Source::Auto if field.is_option() => quote!(::core::option::Option::None),
         Source::Auto => {
             let span = field.ident.span();
             quote_spanned! {span=>
