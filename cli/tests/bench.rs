@@ -5,35 +5,12 @@
     reason = "test helpers: their failure is the test's"
 )]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
-/// A directory of its own under the system's temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("seedbed-cli-bench-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-
-    /// A migrations directory with one migration.
-    fn migrations(&self, sql: &str) -> PathBuf {
-        let dir = self.0.join("migrations");
-        std::fs::create_dir_all(&dir).expect("migrations dir");
-        std::fs::write(dir.join("20240101000000_schema.sql"), sql).expect("migration");
-        dir
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::TempDir;
 
 fn bench(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_seedbed"))
@@ -74,8 +51,8 @@ CREATE TABLE bench_cli_wishes (
 
 #[test]
 fn writes_a_table_a_recommendation_a_json_report_and_a_chart() {
-    let tmp = TempDir::new("report");
-    let migrations = tmp.migrations(SHOP);
+    let tmp = TempDir::new("bench-report");
+    let migrations = tmp.migrations(&[SHOP]);
     let out_dir = tmp.0.join("out");
     let out = bench(&[
         "--migrations",
@@ -180,8 +157,8 @@ fn writes_a_table_a_recommendation_a_json_report_and_a_chart() {
 
 /// A small run on `SHOP` with `args`; its stdout and bench.json.
 fn small_run(name: &str, args: &[&str]) -> (String, serde_json::Value) {
-    let tmp = TempDir::new(name);
-    let migrations = tmp.migrations(SHOP);
+    let tmp = TempDir::new(&format!("bench-{name}"));
+    let migrations = tmp.migrations(&[SHOP]);
     let out_dir = tmp.0.join("out");
     let mut all = vec![
         "--migrations",
@@ -312,7 +289,7 @@ fn an_unknown_strategy_is_named() {
 
 #[test]
 fn a_missing_or_unreadable_migrations_directory_is_named() {
-    let tmp = TempDir::new("missing");
+    let tmp = TempDir::new("bench-missing");
     let missing = tmp.0.join("no-such-dir");
     let out = bench(&["--migrations", path(&missing)]);
     assert!(!out.status.success());
@@ -351,9 +328,9 @@ fn a_missing_or_unreadable_migrations_directory_is_named() {
 
 #[test]
 fn a_failing_migration_is_named_with_the_servers_message() {
-    let tmp = TempDir::new("failing");
+    let tmp = TempDir::new("bench-failing");
     let migrations =
-        tmp.migrations("CREATE TABLE bench_cli_broken (id int PRIMARY KEY, x no_such_type);");
+        tmp.migrations(&["CREATE TABLE bench_cli_broken (id int PRIMARY KEY, x no_such_type);"]);
     let out = bench(&["--migrations", path(&migrations), "--tests", "1"]);
     assert!(!out.status.success());
     let err = stderr(&out);
@@ -385,11 +362,9 @@ fn an_unreachable_server_is_named_with_its_host_and_port() {
 
 #[test]
 fn a_schema_it_cannot_fill_names_the_table_and_the_column() {
-    let tmp = TempDir::new("unfillable");
-    let migrations = tmp.migrations(
-        "CREATE TYPE bench_cli_pair AS (a int, b int);
-         CREATE TABLE bench_cli_pairs (id int PRIMARY KEY, pair bench_cli_pair NOT NULL);",
-    );
+    let tmp = TempDir::new("bench-unfillable");
+    let migrations = tmp.migrations(&["CREATE TYPE bench_cli_pair AS (a int, b int);
+         CREATE TABLE bench_cli_pairs (id int PRIMARY KEY, pair bench_cli_pair NOT NULL);"]);
     let out = bench(&["--migrations", path(&migrations), "--tests", "1"]);
     assert!(!out.status.success());
     let err = stderr(&out);

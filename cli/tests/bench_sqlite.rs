@@ -7,40 +7,12 @@
     reason = "test helpers: their failure is the test's"
 )]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
-/// A directory of its own under the system's temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "seedbed-cli-bench-sqlite-{name}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-
-    /// A migrations directory with these migrations, in order.
-    fn migrations(&self, files: &[&str]) -> PathBuf {
-        let dir = self.0.join("migrations");
-        std::fs::create_dir_all(&dir).expect("migrations dir");
-        for (i, sql) in files.iter().enumerate() {
-            std::fs::write(dir.join(format!("2024010100000{}_step.sql", i + 1)), sql)
-                .expect("migration");
-        }
-        dir
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::TempDir;
 
 /// `seedbed <args>`, with SQLite's databases in `sqlite_dir` when given.
 fn seedbed(args: &[&str], sqlite_dir: Option<&Path>) -> Output {
@@ -101,7 +73,7 @@ fn assert_all_measured(json: &serde_json::Value, tests: u64, processes: u64) {
 
 #[test]
 fn benches_the_sqlite_reference_schema_with_no_server_and_leaves_nothing_behind() {
-    let tmp = TempDir::new("reference");
+    let tmp = TempDir::new("bench-sqlite-reference");
     let dir = tmp.0.join("databases");
     let out_dir = tmp.0.join("out");
     let out = seedbed(
@@ -200,7 +172,7 @@ CREATE TABLE wishes (
 
 #[test]
 fn benches_a_users_schema_beside_a_sqlite_url() {
-    let tmp = TempDir::new("url");
+    let tmp = TempDir::new("bench-sqlite-url");
     let migrations = tmp.migrations(&[SHOP]);
     let url = format!("sqlite://{}", tmp.0.join("app.db").display());
     let out_dir = tmp.0.join("out");
@@ -246,7 +218,7 @@ fn benches_a_users_schema_beside_a_sqlite_url() {
 
 #[test]
 fn a_sqlite_url_in_a_missing_directory_is_named() {
-    let tmp = TempDir::new("missing");
+    let tmp = TempDir::new("bench-sqlite-missing");
     let url = format!("sqlite://{}", tmp.0.join("nowhere/app.db").display());
     let out = seedbed(&["bench", "--database-url", &url, "--tests", "1"], None);
     let printed = text(&out);
@@ -263,7 +235,7 @@ fn a_sqlite_url_in_a_missing_directory_is_named() {
 
 #[test]
 fn a_failing_migration_is_named_by_its_file_and_leaves_no_database() {
-    let tmp = TempDir::new("broken");
+    let tmp = TempDir::new("bench-sqlite-broken");
     let migrations = tmp.migrations(&[
         "CREATE TABLE a (id INTEGER PRIMARY KEY);",
         "CREATE TABLE b (id INTEGER PRIMARY KEY, a_id INTEGER REFERENCES a (id));\n\
@@ -283,7 +255,7 @@ fn a_failing_migration_is_named_by_its_file_and_leaves_no_database() {
     );
     let printed = text(&out);
     assert!(!out.status.success(), "{printed}");
-    assert!(printed.contains("20240101000002_step.sql"), "{printed}");
+    assert!(printed.contains("20240101000001_schema.sql"), "{printed}");
     assert!(printed.contains("no such table: nowhere"), "{printed}");
     assert_eq!(databases(&dir), Vec::<String>::new());
 }

@@ -417,14 +417,7 @@ where
     let t = Instant::now();
     let database = db.database().to_string();
     let pool = db.pool();
-    let mut conn = pool
-        .acquire()
-        .await
-        .map_err(Error::db(format!("connecting to {database}")))?;
-    sqlx::raw_sql("SELECT 1")
-        .execute(&mut *conn)
-        .await
-        .map_err(Error::db(format!("the first query on {database}")))?;
+    let mut conn = super::runner::first_connection(&pool, &database).await?;
     let ready = t.elapsed();
     let w = Instant::now();
     let filled = plan.fill(&mut *conn, tables, rows, seed).await;

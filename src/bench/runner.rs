@@ -448,6 +448,26 @@ async fn strategy_test(
     }
 }
 
+/// A connection of a strategy test's pool, after its first query: what a test waits for before
+/// its own work.
+pub(super) async fn first_connection<DB: crate::backend::Backend>(
+    pool: &sqlx::Pool<DB>,
+    database: &str,
+) -> Result<sqlx::pool::PoolConnection<DB>>
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(Error::db(format!("connecting to {database}")))?;
+    sqlx::raw_sql("SELECT 1")
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::db(format!("the first query on {database}")))?;
+    Ok(conn)
+}
+
 /// A strategy test once its database is acquired: a first query, the writes, finish.
 async fn strategy_body<DB: crate::backend::Backend>(
     shared: &Shared,
@@ -464,14 +484,7 @@ where
     let pool = db.pool();
     let mut clock = Clock::start(started);
     let work: Result<()> = async {
-        let mut conn = pool
-            .acquire()
-            .await
-            .map_err(Error::db(format!("connecting to {database}")))?;
-        sqlx::raw_sql("SELECT 1")
-            .execute(&mut *conn)
-            .await
-            .map_err(Error::db(format!("the first query on {database}")))?;
+        let mut conn = first_connection(&pool, &database).await?;
         let filled = clock
             .writes(shared.plan.fill(&mut *conn, tables, shared.rows, seed))
             .await;
