@@ -11,7 +11,9 @@ pub use crate::context::{SeedRng, TestContext};
 
 pub use crate::error::Error;
 pub use crate::factory::lint::{__lint_begin, __lint_end, __lint_step};
-pub use crate::factory::plan::{Decoder, ErasedHook, HookFuture, KeyFn, NodeId, Plan, Ref};
+pub use crate::factory::plan::{
+    AssignFn, Decoder, ErasedHook, HookFuture, KeyFn, NodeId, Plan, Ref,
+};
 pub use crate::factory::probe::{
     ColumnInto, ColumnMissing, DecoderNone, DecoderRow, FillDefault, FillDummy,
     FillGeneratedDefault, FillGeneratedDefaultOrDummy, FillGeneratedDummy, FillGeneratedMissing,

@@ -333,3 +333,30 @@ async fn after_create_db_writes_on_the_sqlite_connection() {
         .unwrap();
     assert_eq!(hooked, 2);
 }
+
+#[tokio::test]
+async fn before_create_db_sets_the_row_on_the_sqlite_connection() {
+    let pool = database().await;
+    let members = Member::factory()
+        .org(Org::factory().name("Globex"))
+        .before_create_db(|member: &mut Member, conn: &mut sqlx::SqliteConnection| {
+            Box::pin(async move {
+                let name: String = sqlx::query_scalar("SELECT name FROM orgs WHERE id = ?")
+                    .bind(member.org_id)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                let local = member.email.split('@').next().unwrap_or_default().to_string();
+                member.email = format!("{local}@{}.example", name.to_lowercase());
+                Ok(())
+            })
+        })
+        .create_list(&pool, 2)
+        .await
+        .unwrap();
+    assert!(
+        members.iter().all(|m| m.email.ends_with("@globex.example")),
+        "{members:?}"
+    );
+    // The builder of the parent is cloned with the list: one Globex per member.
+    assert_eq!(count(&pool, "orgs").await, 2);
+}

@@ -176,8 +176,21 @@ tuple_children!(A, B);
 tuple_children!(A, B, C);
 tuple_children!(A, B, C, D);
 
-/// The `after_create` hooks of a builder: each receives the created row and returns
-/// [`Children`] to create with it.
+/// The error of a database hook written for the connection `C` and run on another backend's.
+fn wrong_connection<C>(factory: &str, kind: &str) -> Error {
+    Error::Factory {
+        factory: factory.to_string(),
+        message: format!(
+            "this {kind} hook takes a {}, but this factory writes on another backend's connection: \
+             write the hook for the connection of the database you create on",
+            std::any::type_name::<C>()
+        ),
+    }
+}
+
+/// The hooks of a builder: `after_create` hooks receive the created row and return
+/// [`Children`] to create with it; `after_create_db` and `before_create_db` hooks also receive
+/// the connection.
 pub struct Hooks<M> {
     list: Vec<ErasedHook>,
     _model: PhantomData<fn(&M)>,
@@ -241,19 +254,52 @@ impl<M: Factory + 'static> Hooks<M> {
                     })));
                 };
                 let Some(conn) = conn.downcast_mut::<C>() else {
-                    return Box::pin(std::future::ready(Err(Error::Factory {
-                        factory: factory.to_string(),
-                        message: format!(
-                            "an after_create_db hook takes a {}, but this factory writes on \
-                             another backend's connection: write the hook for the connection \
-                             of the database you create on",
-                            std::any::type_name::<C>()
-                        ),
-                    })));
+                    return Box::pin(std::future::ready(Err(wrong_connection::<C>(
+                        factory,
+                        "after_create_db",
+                    ))));
                 };
                 hook(model, conn)
             },
         )));
+    }
+
+    /// Adds a hook that runs with the built row, its foreign keys set, and the connection the
+    /// rows are written on (`C`), inside the call's transaction, right before the row's
+    /// `INSERT`: what it changes in the row is what is written.
+    pub fn push_before_db<C, F>(&mut self, hook: F)
+    where
+        M: Send,
+        C: Any + Send,
+        F: for<'c> Fn(&'c mut M, &'c mut C) -> HookFuture<'c> + Send + Sync + 'static,
+    {
+        let hook = Arc::new(hook);
+        self.list.push(ErasedHook::Before(
+            Arc::new(
+                move |row: &mut (dyn Any + Send), conn: &mut (dyn Any + Send)| -> HookFuture<'_> {
+                    let factory = M::TABLE.factory();
+                    let Some(model) = row.downcast_mut::<M>() else {
+                        return Box::pin(std::future::ready(Err(Error::Factory {
+                            factory: factory.to_string(),
+                            message: "a before_create_db hook received a row of another model"
+                                .to_string(),
+                        })));
+                    };
+                    let Some(conn) = conn.downcast_mut::<C>() else {
+                        return Box::pin(std::future::ready(Err(wrong_connection::<C>(
+                            factory,
+                            "before_create_db",
+                        ))));
+                    };
+                    hook(model, conn)
+                },
+            ),
+            |model| {
+                model
+                    .downcast::<M>()
+                    .map(|model| model as Box<dyn Any + Send>)
+            },
+        ));
     }
 
     /// Whether there are none.

@@ -20,6 +20,8 @@ pub(crate) struct Model<'a> {
     pub(crate) transients: Vec<TransientDef>,
     pub(crate) after_build: Vec<Path>,
     pub(crate) after_create: Vec<Path>,
+    pub(crate) after_create_db: Vec<Path>,
+    pub(crate) before_create_db: Vec<Path>,
     pub(crate) has_many: Vec<HasMany>,
     pub(crate) krate: Path,
     /// Where `table` and `schema` were written, for errors about them.
@@ -139,6 +141,8 @@ impl<'a> Model<'a> {
             transients: container.transient.0,
             after_build: container.after_build,
             after_create: container.after_create,
+            after_create_db: container.after_create_db,
+            before_create_db: container.before_create_db,
             has_many: container.has_many.0,
             krate: container
                 .krate

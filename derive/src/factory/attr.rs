@@ -29,6 +29,13 @@ pub(crate) struct ContainerAttrs {
     /// `after_create = path`, repeatable: `fn(&Model) -> impl Children`.
     #[darling(multiple)]
     pub(crate) after_create: Vec<Path>,
+    /// `after_create_db = path`, repeatable: `async fn(&Model, &mut Conn) -> seedbed::Result<()>`.
+    #[darling(multiple)]
+    pub(crate) after_create_db: Vec<Path>,
+    /// `before_create_db = path`, repeatable:
+    /// `async fn(&mut Model, &mut Conn) -> seedbed::Result<()>`.
+    #[darling(multiple)]
+    pub(crate) before_create_db: Vec<Path>,
     /// `has_many(posts(Post, via = author), ...)`.
     #[darling(default)]
     pub(crate) has_many: HasManys,

@@ -439,6 +439,29 @@ fn setters(model: &Model<'_>, names: &Names) -> TokenStream {
             self.__seedbed_after.push_db(hook);
             self
         }
+
+        /// Adds a `before_create_db` hook: it receives each built row, the keys of its
+        /// `belongs_to` parents set, and the connection the rows are written on, inside the
+        /// call's transaction, right before the row's `INSERT`, and returns a boxed future: read
+        /// a value from the database into the row, call a procedure, create rows it needs. What
+        /// it sets on the row is what is written. Its error fails the call, and nothing it wrote
+        /// stays.
+        #[inline]
+        #vis fn before_create_db<__SeedbedConn, __SeedbedHook>(mut self, hook: __SeedbedHook) -> Self
+        where
+            #model_ident: ::core::marker::Send,
+            __SeedbedConn: ::core::any::Any + ::core::marker::Send,
+            __SeedbedHook: for<'c> ::core::ops::Fn(
+                    &'c mut #model_ident,
+                    &'c mut __SeedbedConn,
+                ) -> #private::HookFuture<'c>
+                + ::core::marker::Send
+                + ::core::marker::Sync
+                + 'static,
+        {
+            self.__seedbed_after.push_before_db(hook);
+            self
+        }
     };
     let transients = model.transients.iter().map(|t| {
         let ident = &t.name;
@@ -965,9 +988,22 @@ fn placeholder(field: &Field<'_>, names: &Names) -> TokenStream {
 fn plan_fn(model: &Model<'_>, names: &Names) -> TokenStream {
     let private = &names.private;
     let builder = &names.builder;
-    let model_ident = model.ident;
-    let steps = model.associations().map(|a| plan_step(&a, names));
+    let steps = model.associations().map(|a| plan_step(model, &a, names));
     let after_create = &model.after_create;
+    let after_create_db = model.after_create_db.iter().map(|path| {
+        quote_spanned! {path.span()=>
+            __seedbed_hooks.push_db(|__seedbed_row, __seedbed_conn| {
+                ::std::boxed::Box::pin(#path(__seedbed_row, __seedbed_conn))
+            });
+        }
+    });
+    let before_create_db = model.before_create_db.iter().map(|path| {
+        quote_spanned! {path.span()=>
+            __seedbed_hooks.push_before_db(|__seedbed_row, __seedbed_conn| {
+                ::std::boxed::Box::pin(#path(__seedbed_row, __seedbed_conn))
+            });
+        }
+    });
     quote! {
         fn __plan(
             mut self,
@@ -981,11 +1017,12 @@ fn plan_fn(model: &Model<'_>, names: &Names) -> TokenStream {
             #[allow(unused_mut)]
             let mut __seedbed_hooks = ::core::mem::take(&mut self.__seedbed_after);
             #(__seedbed_hooks.push(#after_create);)*
+            #(#after_create_db)*
+            #(#before_create_db)*
             let __seedbed_model = #builder::build(self);
-            __seedbed_plan.push(
+            __seedbed_plan.push_model(
                 __seedbed_slot,
-                <#model_ident as #private::Factory>::TABLE,
-                #private::Factory::into_attributes(__seedbed_model),
+                __seedbed_model,
                 __seedbed_refs,
                 __seedbed_decode,
                 __seedbed_hooks.into_erased(),
@@ -994,12 +1031,17 @@ fn plan_fn(model: &Model<'_>, names: &Names) -> TokenStream {
     }
 }
 
-fn plan_step(assoc: &super::ast::Association<'_, '_>, names: &Names) -> TokenStream {
+fn plan_step(
+    model: &Model<'_>,
+    assoc: &super::ast::Association<'_, '_>,
+    names: &Names,
+) -> TokenStream {
     let private = &names.private;
     let field = assoc.field.ident;
     let ty = assoc.field.ty;
     let parent = assoc.parent;
     let slot = assoc.slot();
+    let model_ident = model.ident;
     let column = assoc.field.column().unwrap_or_default();
     let optional = assoc.optional();
     let marker = marker(assoc.field);
@@ -1045,7 +1087,17 @@ fn plan_step(assoc: &super::ast::Association<'_, '_>, names: &Names) -> TokenStr
                                 .convert(__seedbed_value)
                         })
                     };
-                __seedbed_refs.push(#private::Ref::new(#column, __seedbed_node, __seedbed_key, #optional));
+                let __seedbed_assign: #private::AssignFn =
+                    |__seedbed_child: &mut (dyn ::core::any::Any + ::core::marker::Send),
+                     __seedbed_row: &(dyn ::core::any::Any + ::core::marker::Send)| {
+                        let __seedbed_parent = __seedbed_row.downcast_ref::<#parent>()?;
+                        __seedbed_child.downcast_mut::<#model_ident>()?.#field = #key;
+                        ::core::option::Option::Some(())
+                    };
+                __seedbed_refs.push(
+                    #private::Ref::new(#column, __seedbed_node, __seedbed_key, #optional)
+                        .assigning(__seedbed_assign),
+                );
                 self.#field = ::core::option::Option::Some(#placeholder);
             }
         }

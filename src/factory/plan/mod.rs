@@ -47,16 +47,32 @@ pub type Decoder = Decoders;
 /// value of the child; `None` when the box holds another type.
 pub type KeyFn = fn(&(dyn Any + Send)) -> Option<Value>;
 
-/// An `after_create` hook, type-erased.
+/// Sets a child's foreign-key field from its created parent (both boxed as `Any`); `None` when
+/// a box holds another type.
+pub type AssignFn = fn(&mut (dyn Any + Send), &(dyn Any + Send)) -> Option<()>;
+
+/// A model's column/value pairs, from the model boxed as `Any`; `None` for another type.
+type AttributesFn = fn(Box<dyn Any + Send>) -> Option<Attributes>;
+
+/// A hook of a builder, type-erased.
 #[doc(hidden)]
 #[derive(Clone)]
 pub enum ErasedHook {
-    /// Receives the created row and the plan to add children to.
+    /// `after_create`: receives the created row and the plan to add children to.
     Children(ChildrenHook),
-    /// Receives the created row and the connection the plan writes on, once the rows of its
-    /// wave are written.
+    /// `after_create_db`: receives the created row and the connection the plan writes on, once
+    /// the rows of its wave are written.
     Database(DbHook),
+    /// `before_create_db`: receives the built row, its foreign keys set, and the connection,
+    /// right before the row's `INSERT`.
+    Before(BeforeHook, KeepFn),
 }
+
+/// Boxes a model of the hook's type as `Send` to keep it in the plan (a `before_create_db` hook
+/// needs a `Send` model; a model without one need not be): the box back when it holds another
+/// type.
+#[doc(hidden)]
+pub type KeepFn = fn(Box<dyn Any>) -> std::result::Result<Box<dyn Any + Send>, Box<dyn Any>>;
 
 /// An `after_create` hook, type-erased: the created row to the children it plans.
 #[doc(hidden)]
@@ -70,6 +86,15 @@ pub type HookFuture<'c> = std::pin::Pin<Box<dyn Future<Output = Result<()>> + Se
 #[doc(hidden)]
 pub type DbHook = Arc<
     dyn for<'c> Fn(&'c (dyn Any + Send), &'c mut (dyn Any + Send)) -> HookFuture<'c> + Send + Sync,
+>;
+
+/// A `before_create_db` hook, type-erased: the built model and the connection as `Any`,
+/// downcast by the hook.
+#[doc(hidden)]
+pub type BeforeHook = Arc<
+    dyn for<'c> Fn(&'c mut (dyn Any + Send), &'c mut (dyn Any + Send)) -> HookFuture<'c>
+        + Send
+        + Sync,
 >;
 
 /// The decoders of a created model `M`: PostgreSQL's, and those `#[derive(Factory)]` found for
@@ -100,6 +125,7 @@ pub struct Ref {
     column: &'static str,
     target: NodeId,
     key: KeyFn,
+    assign: Option<AssignFn>,
     nullable: bool,
 }
 
@@ -111,17 +137,28 @@ impl Ref {
             column,
             target,
             key,
+            assign: None,
             nullable,
         }
+    }
+
+    /// Also sets the model's field from the created parent (`assign`), so that a
+    /// `before_create_db` hook sees the key.
+    pub fn assigning(mut self, assign: AssignFn) -> Self {
+        self.assign = Some(assign);
+        self
     }
 }
 
 #[derive(Debug)]
 struct PendingRef {
+    /// The column's position in the node's values (`usize::MAX` until a node kept as a model
+    /// has its attributes).
     index: usize,
     column: &'static str,
     target: NodeId,
     key: KeyFn,
+    assign: Option<AssignFn>,
     nullable: bool,
     /// Written as NULL now, set by an UPDATE later (a broken cycle).
     deferred: bool,
@@ -146,6 +183,9 @@ struct PlanNode {
     result: Option<Box<dyn Any + Send>>,
     /// Where the written row is (the backend's locator), read when an UPDATE must find it again.
     location: Option<Vec<Value>>,
+    /// The built model, kept until its `before_create_db` hooks have run (then `columns` and
+    /// `values` are its attributes).
+    model: Option<(Box<dyn Any + Send>, AttributesFn)>,
 }
 
 /// The rows one `create` call writes, and the order to write them in. Built by the generated
@@ -193,6 +233,7 @@ impl Plan {
                 state: NodeState::Reserved,
                 result: None,
                 location: None,
+                model: None,
             });
         }
         plan
@@ -279,34 +320,74 @@ impl Plan {
             columns.push(column);
             values.push(value);
         }
-        let mut pending = Vec::with_capacity(refs.len());
-        for r in refs {
-            let Some(index) = columns.iter().position(|c| *c == r.column) else {
-                return Err(Error::Factory {
-                    factory: table.factory().to_string(),
-                    message: format!("the association's column `{}` is not a column", r.column),
-                });
-            };
-            pending.push(PendingRef {
-                index,
-                column: r.column,
-                target: r.target,
-                key: r.key,
-                nullable: r.nullable,
-                deferred: false,
-            });
-        }
-        let node = PlanNode {
-            table,
-            columns,
-            values,
-            refs: pending,
-            decode,
-            hooks,
-            state: NodeState::Pending,
-            result: None,
-            location: None,
+        let mut pending = pending_refs(refs);
+        locate_refs(table, &columns, &mut pending)?;
+        self.place(
+            slot,
+            PlanNode {
+                table,
+                columns,
+                values,
+                refs: pending,
+                decode,
+                hooks,
+                state: NodeState::Pending,
+                result: None,
+                location: None,
+                model: None,
+            },
+        )
+    }
+
+    /// Adds the row of `model` as [`push`](Self::push) does; a model with `before_create_db`
+    /// hooks is kept as it is until they have run, right before its `INSERT`.
+    pub fn push_model<M: Factory + 'static>(
+        &mut self,
+        slot: Option<NodeId>,
+        model: M,
+        refs: Vec<Ref>,
+        decode: Decoder,
+        hooks: Vec<ErasedHook>,
+    ) -> Result<NodeId> {
+        let keep = hooks.iter().find_map(|hook| match hook {
+            ErasedHook::Before(_, keep) => Some(*keep),
+            _ => None,
+        });
+        let Some(keep) = keep else {
+            return self.push(slot, M::TABLE, model.into_attributes(), refs, decode, hooks);
         };
+        let Ok(model) = keep(Box::new(model)) else {
+            return Err(Error::Factory {
+                factory: M::TABLE.factory().to_string(),
+                message: "a before_create_db hook was added for another model".to_string(),
+            });
+        };
+        let attributes: AttributesFn = |model| {
+            model
+                .downcast::<M>()
+                .ok()
+                .map(|model| model.into_attributes())
+        };
+        self.place(
+            slot,
+            PlanNode {
+                table: M::TABLE,
+                columns: Vec::new(),
+                values: Vec::new(),
+                refs: pending_refs(refs),
+                decode,
+                hooks,
+                state: NodeState::Pending,
+                result: None,
+                location: None,
+                model: Some((model, attributes)),
+            },
+        )
+    }
+
+    /// Puts `node` into `slot` (a graph's reserved node), or at the end.
+    fn place(&mut self, slot: Option<NodeId>, node: PlanNode) -> Result<NodeId> {
+        let table = node.table;
         match slot {
             Some(NodeId(i)) if self.nodes.get(i).map(|n| n.state) == Some(NodeState::Reserved) => {
                 self.nodes[i] = node;
@@ -450,7 +531,7 @@ impl Plan {
             let outcome = ctx.sync_scope(|| {
                 hooks.iter().try_for_each(|hook| match hook {
                     ErasedHook::Children(hook) => hook(result.as_ref(), self),
-                    ErasedHook::Database(_) => Ok(()),
+                    ErasedHook::Database(_) | ErasedHook::Before(..) => Ok(()),
                 })
             });
             self.nodes[i].result = Some(result);
@@ -622,6 +703,39 @@ impl Plan {
                 ),
             })
     }
+}
+
+/// The references of a new node, their columns not located yet.
+fn pending_refs(refs: Vec<Ref>) -> Vec<PendingRef> {
+    refs.into_iter()
+        .map(|r| PendingRef {
+            index: usize::MAX,
+            column: r.column,
+            target: r.target,
+            key: r.key,
+            assign: r.assign,
+            nullable: r.nullable,
+            deferred: false,
+        })
+        .collect()
+}
+
+/// Finds each reference's column among the node's `columns`.
+fn locate_refs(
+    table: &'static Table,
+    columns: &[&'static str],
+    refs: &mut [PendingRef],
+) -> Result<()> {
+    for r in refs {
+        let Some(index) = columns.iter().position(|c| *c == r.column) else {
+            return Err(Error::Factory {
+                factory: table.factory().to_string(),
+                message: format!("the association's column `{}` is not a column", r.column),
+            });
+        };
+        r.index = index;
+    }
+    Ok(())
 }
 
 /// A placeholder for the nodes a graph reserves before describing them.

@@ -4,7 +4,10 @@
 use sea_query::{Alias, Expr, Query};
 use sea_query_sqlx::SqlxBinder;
 
-use super::{NodeState, Plan};
+use std::any::Any;
+use std::sync::Arc;
+
+use super::{ErasedHook, NodeState, Plan, locate_refs};
 use crate::backend::{DecodeFn, Decoders, Dialect};
 use crate::context::state::{InsertEvent, StatementKind};
 use crate::error::{Error, Result};
@@ -23,6 +26,7 @@ impl Plan {
         let Some(&first) = nodes.first() else {
             return Ok(());
         };
+        self.run_before_hooks::<DB>(conn, nodes).await?;
         let table = self.nodes[first].table;
         let columns = self.nodes[first].columns.clone();
         for chunk in nodes.chunks(rows_within(DB::MAX_BIND_PARAMETERS, columns.len())) {
@@ -76,6 +80,68 @@ impl Plan {
                 }
                 node.state = NodeState::Inserted;
             }
+        }
+        Ok(())
+    }
+
+    /// Runs the `before_create_db` hooks of the batch's rows kept as models, in the order the
+    /// rows were planned: the foreign keys of parents written earlier are set first, and the
+    /// model becomes the node's columns and values after its hooks.
+    async fn run_before_hooks<DB: Dialect>(
+        &mut self,
+        conn: &mut DB::Connection,
+        nodes: &[usize],
+    ) -> Result<()> {
+        for &i in nodes {
+            let Some((mut model, attributes)) = self.nodes[i].model.take() else {
+                continue;
+            };
+            let table = self.nodes[i].table;
+            for r in self.nodes[i].refs.iter().filter(|r| !r.deferred) {
+                let Some(assign) = r.assign else {
+                    continue;
+                };
+                let parent = self.nodes[r.target.0].result.as_deref();
+                if parent
+                    .and_then(|parent| assign(model.as_mut(), parent))
+                    .is_none()
+                {
+                    return Err(Error::Factory {
+                        factory: table.factory().to_string(),
+                        message: format!(
+                            "the key for column `{}` could not be read from the {} row it \
+                             references",
+                            r.column,
+                            display_table(self.nodes[r.target.0].table)
+                        ),
+                    });
+                }
+            }
+            let (before, rest): (Vec<ErasedHook>, Vec<ErasedHook>) =
+                std::mem::take(&mut self.nodes[i].hooks)
+                    .into_iter()
+                    .partition(|h| matches!(h, ErasedHook::Before(..)));
+            self.nodes[i].hooks = rest;
+            for hook in &before {
+                if let ErasedHook::Before(hook, _) = hook {
+                    let erased: &mut (dyn Any + Send) = &mut *conn;
+                    let fut = hook(model.as_mut(), erased);
+                    Arc::clone(&self.ctx).scope(fut).await?;
+                }
+            }
+            let Some(attributes) = attributes(model) else {
+                return Err(Error::Factory {
+                    factory: table.factory().to_string(),
+                    message: "a row kept for its before_create_db hooks is of another model"
+                        .to_string(),
+                });
+            };
+            let node = &mut self.nodes[i];
+            for (column, value) in attributes {
+                node.columns.push(column);
+                node.values.push(value);
+            }
+            locate_refs(table, &node.columns, &mut node.refs)?;
         }
         Ok(())
     }
