@@ -22,8 +22,8 @@ pub use crate::factory::probe::{
 };
 pub use crate::factory::{
     Assoc, Attributes, BuildCtx, Children, Column, Create, DbEnum, Factory, FactoryBuilder, Hooks,
-    IntoAssoc, Locale, Row, Table, Target, UniqueValue, enum_array_type, enum_column_type,
-    enum_null, enum_try_from, enum_value,
+    IntoAssoc, Locale, Polymorphic, Row, Table, Target, UniqueValue, enum_array_type,
+    enum_column_type, enum_null, enum_try_from, enum_value,
 };
 
 pub use crate::isolation::harness::{

@@ -345,7 +345,12 @@ async fn before_create_db_sets_the_row_on_the_sqlite_connection() {
                     .bind(member.org_id)
                     .fetch_one(&mut *conn)
                     .await?;
-                let local = member.email.split('@').next().unwrap_or_default().to_string();
+                let local = member
+                    .email
+                    .split('@')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
                 member.email = format!("{local}@{}.example", name.to_lowercase());
                 Ok(())
             })

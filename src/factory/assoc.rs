@@ -6,8 +6,11 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use crate::backend::Decoders;
 use crate::error::{Error, Result};
-use crate::factory::plan::{ErasedHook, HookFuture, Plan, model_decoders};
+use crate::factory::plan::{
+    AssignFn, ErasedHook, HookFuture, KeyFn, NodeId, Plan, Ref, model_decoders,
+};
 use crate::factory::{Create, Factory, FactoryBuilder};
 
 /// The parent of a `belongs_to` association, when it is not given as a key or a created row:
@@ -77,6 +80,102 @@ impl<M: Factory> IntoAssoc<M> for Node<M> {
 impl<M: Factory> IntoAssoc<M> for &Node<M> {
     fn into_assoc(self) -> Assoc<M> {
         Assoc::Node(*self)
+    }
+}
+
+/// The parent of a polymorphic association (`#[factory(polymorphic(…))]`): a model of any of
+/// the association's types, given as a builder or a graph node, with the name its type column
+/// takes and how to read its key. `T` is the type of the key field. Made by the generated
+/// setter; not something tests build by hand.
+#[doc(hidden)]
+pub struct Polymorphic<T> {
+    type_name: &'static str,
+    plan: PlanParent,
+    /// Builds the parent in memory and reads its key (`None` for a graph node).
+    build: Option<Arc<dyn Fn() -> T + Send + Sync>>,
+    key: KeyFn,
+    assign: AssignFn,
+}
+
+/// Plans the parent of a polymorphic association: its node.
+type PlanParent = Arc<dyn Fn(&mut Plan) -> Result<NodeId> + Send + Sync>;
+
+impl<T> Polymorphic<T> {
+    /// The parent `assoc` of model `P`, whose type column takes `type_name`; `key_of` reads the
+    /// key field's value from a `P`, `key` and `assign` read it from the created row (as a
+    /// column value, and into the child's field).
+    pub fn new<P>(
+        type_name: &'static str,
+        assoc: Assoc<P>,
+        decoders: Option<Decoders>,
+        key_of: fn(&P) -> T,
+        key: KeyFn,
+        assign: AssignFn,
+    ) -> Self
+    where
+        T: 'static,
+        P: Factory + 'static,
+        P::Builder: Clone + Send + Sync + 'static,
+    {
+        let (plan, build): (PlanParent, _) = match assoc {
+            Assoc::Factory(builder) => {
+                let for_build = builder.clone();
+                let build: Arc<dyn Fn() -> T + Send + Sync> =
+                    Arc::new(move || key_of(&(*for_build).clone().build()));
+                (
+                    Arc::new(move |plan: &mut Plan| plan.plan((*builder).clone(), decoders)),
+                    Some(build),
+                )
+            }
+            Assoc::Node(node) => (Arc::new(move |plan: &mut Plan| plan.node(&node)), None),
+        };
+        Self {
+            type_name,
+            plan,
+            build,
+            key,
+            assign,
+        }
+    }
+
+    /// What the type column takes.
+    pub fn type_name(&self) -> &'static str {
+        self.type_name
+    }
+
+    /// Plans the parent, and the reference the child's key column takes from it.
+    pub fn plan(&self, plan: &mut Plan, column: &'static str, nullable: bool) -> Result<Ref> {
+        let node = (self.plan)(plan)?;
+        Ok(Ref::new(column, node, self.key, nullable).assigning(self.assign))
+    }
+
+    /// The key of the parent built in memory (`None` for a graph node, whose key is known only
+    /// once it is created).
+    pub fn build_key(&self) -> Option<T> {
+        self.build.as_ref().map(|build| build())
+    }
+}
+
+impl<T> Clone for Polymorphic<T> {
+    fn clone(&self) -> Self {
+        Self {
+            type_name: self.type_name,
+            plan: Arc::clone(&self.plan),
+            build: self.build.clone(),
+            key: self.key,
+            assign: self.assign,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Polymorphic<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let source = if self.build.is_some() {
+            "Factory"
+        } else {
+            "Node"
+        };
+        write!(f, "Polymorphic::{source}({})", self.type_name)
     }
 }
 

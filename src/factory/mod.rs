@@ -19,7 +19,7 @@ mod stub;
 mod table;
 mod unique;
 
-pub use self::assoc::{Assoc, Children, Hooks, IntoAssoc, Node};
+pub use self::assoc::{Assoc, Children, Hooks, IntoAssoc, Node, Polymorphic};
 pub use self::attributes::Attributes;
 pub use self::build::{BuildCtx, BuildRng, stubbed};
 pub use self::create::{Create, Row, Target};

@@ -7,7 +7,9 @@ use proc_macro2::Span;
 use syn::ext::IdentExt;
 use syn::{Data, DeriveInput, Expr, Fields, Ident, LitStr, Path, Type, Visibility};
 
-use super::attr::{ContainerAttrs, FieldAttrs, HasMany, Sequence, TraitDef, TransientDef};
+use super::attr::{
+    ContainerAttrs, FieldAttrs, HasMany, PolymorphicType, Sequence, TraitDef, TransientDef,
+};
 
 /// A struct deriving `Factory`.
 pub(crate) struct Model<'a> {
@@ -156,6 +158,16 @@ impl<'a> Model<'a> {
         self.fields.iter().filter_map(Field::association)
     }
 
+    /// The `polymorphic` fields, as associations.
+    pub(crate) fn polymorphics(&self) -> impl Iterator<Item = PolyAssociation<'_, 'a>> {
+        self.fields.iter().filter_map(Field::polymorphic)
+    }
+
+    /// The polymorphic association whose type field is `field`, if one is.
+    pub(crate) fn typed_by(&self, field: &Field<'_>) -> Option<PolyAssociation<'_, 'a>> {
+        self.polymorphics().find(|p| p.is_type_field(field))
+    }
+
     /// Whether any field is `lazy` (the build then goes through the `…FactoryFields` struct).
     pub(crate) fn has_lazy(&self) -> bool {
         self.fields.iter().any(|f| f.attrs.lazy.is_some())
@@ -190,7 +202,80 @@ impl Association<'_, '_> {
     }
 }
 
+/// A `polymorphic` field: a key to a row of one of several models, whose type another field
+/// names.
+pub(crate) struct PolyAssociation<'m, 'a> {
+    pub(crate) field: &'m Field<'a>,
+    pub(crate) types: &'m [PolymorphicType],
+    /// The field holding the parent's type.
+    pub(crate) type_field: Ident,
+    /// The parents' field the key is (`id` by default).
+    pub(crate) references: Ident,
+    /// The setters' name: the field's name without `_id`.
+    pub(crate) name: Ident,
+}
+
+impl PolyAssociation<'_, '_> {
+    /// Whether `field` is the association's type field.
+    pub(crate) fn is_type_field(&self, field: &Field<'_>) -> bool {
+        self.type_field.unraw() == field.name
+    }
+
+    /// The builder slot holding the parent.
+    pub(crate) fn slot(&self) -> Ident {
+        quote::format_ident!("__seedbed_p_{}", self.name)
+    }
+
+    /// The `…_ref` setter.
+    pub(crate) fn ref_setter(&self) -> Ident {
+        quote::format_ident!("{}_ref", self.name)
+    }
+
+    /// The trait the parents' models implement.
+    pub(crate) fn parent_trait(&self, model: &Ident) -> Ident {
+        use heck::ToUpperCamelCase;
+        quote::format_ident!(
+            "__Seedbed{}{}Parent",
+            model.unraw().to_string(),
+            self.name.to_string().to_upper_camel_case()
+        )
+    }
+
+    /// The local holding the type the builder gives the type field (`None`: its own source).
+    pub(crate) fn type_local(&self) -> Ident {
+        quote::format_ident!("__seedbed_pt_{}", self.name)
+    }
+
+    /// Whether the key may be NULL (an `Option` field): then no parent is created by default.
+    pub(crate) fn optional(&self) -> bool {
+        self.field.is_option()
+    }
+}
+
 impl<'a> Field<'a> {
+    /// The association of a `polymorphic` field.
+    pub(crate) fn polymorphic(&self) -> Option<PolyAssociation<'_, 'a>> {
+        let poly = self.attrs.polymorphic.as_ref()?;
+        let base = match self.name.strip_suffix("_id") {
+            Some(base) if syn::parse_str::<Ident>(base).is_ok() => base,
+            _ => &self.name,
+        };
+        Some(PolyAssociation {
+            field: self,
+            types: &poly.types,
+            type_field: poly
+                .type_field
+                .clone()
+                .unwrap_or_else(|| Ident::new(&format!("{base}_type"), self.ident.span())),
+            references: self
+                .attrs
+                .references
+                .clone()
+                .unwrap_or_else(|| Ident::new("id", Span::call_site())),
+            name: Ident::new(base, self.ident.span()),
+        })
+    }
+
     /// The association of a `belongs_to` field.
     pub(crate) fn association(&self) -> Option<Association<'_, 'a>> {
         let parent = self.attrs.belongs_to.as_ref()?;

@@ -68,6 +68,99 @@ pub(crate) struct FieldAttrs {
     pub(crate) belongs_to: Option<Path>,
     /// `references = id`: the parent's field the key is (default `id`).
     pub(crate) references: Option<Ident>,
+    /// `polymorphic(types(Post, Issue = "issue"), type_field = subject_type)`: a key to a row of
+    /// any of several models, whose type the field `type_field` names.
+    pub(crate) polymorphic: Option<Polymorphic>,
+}
+
+/// A `polymorphic(…)` value.
+#[derive(Debug)]
+pub(crate) struct Polymorphic {
+    /// Where `polymorphic` was written.
+    pub(crate) span: Span,
+    /// The parents' models and what the type field takes for each; the first is created when
+    /// none is given.
+    pub(crate) types: Vec<PolymorphicType>,
+    /// The field holding the parent's type.
+    pub(crate) type_field: Option<Ident>,
+}
+
+/// One parent model of a polymorphic association.
+#[derive(Debug)]
+pub(crate) struct PolymorphicType {
+    pub(crate) model: Path,
+    /// `= "name"`: what the type field takes; the model's name when absent.
+    pub(crate) name: Option<LitStr>,
+}
+
+impl PolymorphicType {
+    /// What the type field takes for this model.
+    pub(crate) fn type_name(&self) -> String {
+        match &self.name {
+            Some(name) => name.value(),
+            None => self
+                .model
+                .segments
+                .last()
+                .map(|segment| segment.ident.to_string())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl FromMeta for Polymorphic {
+    fn from_meta(item: &Meta) -> darling::Result<Self> {
+        let example = "polymorphic(types(Post, Issue), type_field = subject_type)";
+        let list = require_list(item, example)?;
+        let mut types: Option<Vec<PolymorphicType>> = None;
+        let mut type_field: Option<Ident> = None;
+        list.parse_args_with(|input: ParseStream<'_>| {
+            while !input.is_empty() {
+                let key: Ident = input.parse()?;
+                if key == "types" {
+                    let content;
+                    syn::parenthesized!(content in input);
+                    let parsed =
+                        Punctuated::<PolymorphicType, Token![,]>::parse_terminated(&content)?;
+                    types = Some(parsed.into_iter().collect());
+                } else if key == "type_field" {
+                    input.parse::<Token![=]>()?;
+                    type_field = Some(input.parse()?);
+                } else {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        format!(
+                            "unknown `{key}` in `polymorphic`: it takes `types(…)` (the parents' \
+                             models) and `type_field = field` (`{example}`)"
+                        ),
+                    ));
+                }
+                if !input.is_empty() {
+                    input.parse::<Token![,]>()?;
+                }
+            }
+            Ok(())
+        })
+        .map_err(darling::Error::from)?;
+        Ok(Polymorphic {
+            span: item.span(),
+            types: types.unwrap_or_default(),
+            type_field,
+        })
+    }
+}
+
+impl Parse for PolymorphicType {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let model: Path = input.parse()?;
+        let name = if input.peek(Token![=]) {
+            input.parse::<Token![=]>()?;
+            Some(input.parse()?)
+        } else {
+            None
+        };
+        Ok(PolymorphicType { model, name })
+    }
 }
 
 /// A `sequence = …` value.

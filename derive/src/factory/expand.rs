@@ -7,7 +7,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Expr, Ident, Type};
 
-use super::ast::{Field, Model, Source, scan_format};
+use super::ast::{Field, Model, PolyAssociation, Source, scan_format};
 use super::attr::Sequence;
 
 /// The whole expansion of a valid model.
@@ -71,6 +71,11 @@ fn builder_struct(model: &Model<'_>, names: &Names) -> TokenStream {
         let parent = a.parent;
         quote!(#slot: ::core::option::Option<#private::Assoc<#parent>>)
     });
+    let poly_slots = model.polymorphics().map(|p| {
+        let slot = p.slot();
+        let ty = p.field.ty;
+        quote!(#slot: ::core::option::Option<#private::Polymorphic<#ty>>)
+    });
     quote! {
         #[doc = #doc]
         #[must_use = "a factory builds nothing until `.build()`"]
@@ -78,6 +83,7 @@ fn builder_struct(model: &Model<'_>, names: &Names) -> TokenStream {
             #(#slots,)*
             #(#transient_slots,)*
             #(#assoc_slots,)*
+            #(#poly_slots,)*
             __seedbed_after: #private::Hooks<#model_ident>,
         }
     }
@@ -155,13 +161,16 @@ fn impls(model: &Model<'_>, names: &Names) -> TokenStream {
     let extra_slots: Vec<Ident> = model
         .associations()
         .map(|a| a.slot())
+        .chain(model.polymorphics().map(|p| p.slot()))
         .chain(std::iter::once(format_ident!("__seedbed_after")))
         .collect();
     let extra_names: Vec<String> = model
         .associations()
         .map(|a| a.name.to_string())
+        .chain(model.polymorphics().map(|p| p.name.to_string()))
         .chain(std::iter::once("after_create".to_string()))
         .collect();
+    let parent_traits = parent_traits(model, names);
     let plan = plan_fn(model, names);
     let persistence = persistence(model, names);
     let builder_name = builder.to_string();
@@ -172,6 +181,7 @@ fn impls(model: &Model<'_>, names: &Names) -> TokenStream {
 
     quote! {
         #markers
+        #parent_traits
 
         #[automatically_derived]
         impl #model_ident {
@@ -344,20 +354,28 @@ fn setters(model: &Model<'_>, names: &Names) -> TokenStream {
             Source::Auto => "instead of a generated value",
         };
         let assoc = f.association();
-        let what = match &assoc {
-            Some(a) => format!(
+        let what = match (&assoc, f.polymorphic()) {
+            (Some(a), _) => format!(
                 "the key of its `{}` association, instead of creating one",
                 a.name
             ),
-            None => what.to_string(),
+            (None, Some(p)) => format!(
+                "the key of its polymorphic `{}` association, instead of creating one; set \
+                 `{}` too",
+                p.name, p.type_field
+            ),
+            (None, None) => what.to_string(),
         };
         let doc = format!(" Sets `{}` ({what}). The last write wins.", f.name);
         let field_docs: Vec<_> = f.docs().collect();
         let separator = (!field_docs.is_empty()).then(|| quote!(#[doc = ""]));
-        let clear = assoc.as_ref().map(|a| {
-            let slot = a.slot();
-            quote!(self.#slot = ::core::option::Option::None;)
-        });
+        let poly = f.polymorphic();
+        let clear = assoc
+            .as_ref()
+            .map(|a| a.slot())
+            .or_else(|| poly.as_ref().map(|p| p.slot()))
+            .map(|slot| quote!(self.#slot = ::core::option::Option::None;));
+        let poly_setters = poly.as_ref().map(|p| poly_setters(model, p, names));
         let assoc_setters = assoc.as_ref().map(|a| {
             let name = &a.name;
             let ref_setter = a.ref_setter();
@@ -403,6 +421,7 @@ fn setters(model: &Model<'_>, names: &Names) -> TokenStream {
             }
 
             #assoc_setters
+            #poly_setters
         }
     });
     let after_create = quote! {
@@ -598,8 +617,33 @@ fn build_fn(model: &Model<'_>, names: &Names) -> TokenStream {
         }
     }
 
+    for poly in model.polymorphics() {
+        let type_local = poly.type_local();
+        let field = poly.field.ident;
+        let poly_slot = poly.slot();
+        let parent_trait = poly.parent_trait(model.ident);
+        let unset = match poly.types.first() {
+            Some(default) if !poly.optional() => {
+                let default = &default.model;
+                quote!(::core::option::Option::Some(<#default as #parent_trait>::__TYPE))
+            }
+            _ => quote!(::core::option::Option::None),
+        };
+        steps.push(quote! {
+            let #type_local: ::core::option::Option<&'static str> = if self.#field.is_some() {
+                ::core::option::Option::None
+            } else {
+                match &self.#poly_slot {
+                    ::core::option::Option::Some(__seedbed_parent) => {
+                        ::core::option::Option::Some(__seedbed_parent.type_name())
+                    }
+                    ::core::option::Option::None => #unset,
+                }
+            };
+        });
+    }
     for field in non_lazy(model) {
-        steps.push(field_step(field, names, None));
+        steps.push(field_step(model, field, names, None));
     }
 
     let assemble = if has_lazy {
@@ -617,7 +661,7 @@ fn build_fn(model: &Model<'_>, names: &Names) -> TokenStream {
             .fields
             .iter()
             .filter(|f| f.attrs.lazy.is_some())
-            .map(|f| field_step(f, names, Some(&fields_var)));
+            .map(|f| field_step(model, f, names, Some(&fields_var)));
         quote! {
             let #fields_var = #fields_ident {
                 #(#members: #locals,)*
@@ -721,13 +765,51 @@ fn visit_locale(
 }
 
 /// `let __seedbed_f_x: T = match self.x { Some(v) => v, None => <source> };`
-fn field_step(field: &Field<'_>, names: &Names, fields_var: Option<&TokenStream>) -> TokenStream {
+fn field_step(
+    model: &Model<'_>,
+    field: &Field<'_>,
+    names: &Names,
+    fields_var: Option<&TokenStream>,
+) -> TokenStream {
     let private = &names.private;
     let slot = field.ident;
     let ty = field.ty;
     let local = local(field);
     let build = quote!(__seedbed_build);
     let marker = marker(field);
+
+    if let Some(poly) = field.polymorphic() {
+        let poly_slot = poly.slot();
+        let placeholder = placeholder(field, names);
+        let unset = if poly.optional() {
+            quote!(::core::option::Option::None)
+        } else {
+            let parent_trait = poly.parent_trait(model.ident);
+            let default = poly.types.first().map(|t| &t.model);
+            quote! {
+                match #build.context().reused::<#default, #ty>(<#default as #parent_trait>::__key) {
+                    ::core::option::Option::Some(value) => value,
+                    ::core::option::Option::None => <#default as #parent_trait>::__key(
+                        &#private::FactoryBuilder::build(<#default as #private::Factory>::factory()),
+                    ),
+                }
+            }
+        };
+        return quote! {
+            let #local: #ty = match self.#slot {
+                ::core::option::Option::Some(value) => value,
+                ::core::option::Option::None => match self.#poly_slot {
+                    ::core::option::Option::Some(__seedbed_parent) => {
+                        match __seedbed_parent.build_key() {
+                            ::core::option::Option::Some(value) => value,
+                            ::core::option::Option::None => #placeholder,
+                        }
+                    }
+                    ::core::option::Option::None => #unset,
+                },
+            };
+        };
+    }
 
     if let Some(assoc) = field.association() {
         let parent = assoc.parent;
@@ -879,6 +961,20 @@ fn field_step(field: &Field<'_>, names: &Names, fields_var: Option<&TokenStream>
         };
     }
 
+    if let Some(poly) = model.typed_by(field) {
+        // The type field of a polymorphic association: the type of the parent the builder
+        // gives, else its own value.
+        let type_local = poly.type_local();
+        value = quote! {
+            match #type_local {
+                ::core::option::Option::Some(__seedbed_type) => ::core::convert::Into::<#ty>::into(
+                    ::std::string::String::from(__seedbed_type),
+                ),
+                ::core::option::Option::None => #value,
+            }
+        };
+    }
+
     quote! {
         let #local: #ty = match self.#slot {
             ::core::option::Option::Some(value) => value,
@@ -984,11 +1080,167 @@ fn placeholder(field: &Field<'_>, names: &Names) -> TokenStream {
     }
 }
 
+/// The type field of `poly` (validation made sure there is one).
+fn type_field<'m, 'a>(
+    model: &'m Model<'a>,
+    poly: &PolyAssociation<'_, '_>,
+) -> Option<&'m Field<'a>> {
+    model.fields.iter().find(|f| poly.is_type_field(f))
+}
+
+/// Per polymorphic association, a trait its parents' models implement: the name the type field
+/// takes, the key, and how to read the created row back. A model not listed is refused where
+/// it is passed, with a note saying where to list it.
+fn parent_traits(model: &Model<'_>, names: &Names) -> TokenStream {
+    let private = &names.private;
+    let vis = model.vis;
+    let model_ident = model.ident;
+    let traits = model.polymorphics().map(|poly| {
+        let parent_trait = poly.parent_trait(model_ident);
+        let ty = poly.field.ty;
+        let name = &poly.name;
+        let field = &poly.field.name;
+        let message = format!(
+            "`{{Self}}` is not one of the parents of `{model_ident}`'s polymorphic association \
+             `{name}`"
+        );
+        let note =
+            format!("list it in `#[factory(polymorphic(types(…)))]` on `{model_ident}::{field}`");
+        let impls = poly.types.iter().map(|t| {
+            let parent = &t.model;
+            let type_name = t.type_name();
+            let references = &poly.references;
+            let span = references.span();
+            let key = quote_spanned! {span=>
+                ::core::convert::Into::<#ty>::into(::core::clone::Clone::clone(&self.#references))
+            };
+            let decoders = decoders_of(parent, private);
+            quote_spanned! {parent.span()=>
+                #[automatically_derived]
+                impl #parent_trait for #parent {
+                    const __TYPE: &'static str = #type_name;
+
+                    #[inline]
+                    fn __key(&self) -> #ty {
+                        #key
+                    }
+
+                    #[inline]
+                    fn __decoders() -> ::core::option::Option<#private::Decoders> {
+                        #decoders
+                    }
+                }
+            }
+        });
+        quote! {
+            #[doc(hidden)]
+            #[diagnostic::on_unimplemented(message = #message, note = #note)]
+            #vis trait #parent_trait: #private::Factory + 'static {
+                /// What the type field takes for this parent.
+                const __TYPE: &'static str;
+                /// The key the child's field takes.
+                fn __key(&self) -> #ty;
+                /// How to read a created row of this parent back.
+                fn __decoders() -> ::core::option::Option<#private::Decoders>;
+            }
+            #(#impls)*
+        }
+    });
+    quote!(#(#traits)*)
+}
+
+/// The setters of a polymorphic association: `.name(builder or node)` and `.name_ref(&row)`, for
+/// a parent of any of its types.
+fn poly_setters(model: &Model<'_>, poly: &PolyAssociation<'_, '_>, names: &Names) -> TokenStream {
+    let private = &names.private;
+    let vis = model.vis;
+    let model_ident = model.ident;
+    let name = &poly.name;
+    let ref_setter = poly.ref_setter();
+    let slot = poly.slot();
+    let field = poly.field.ident;
+    let parent_trait = poly.parent_trait(model_ident);
+    let type_ident = type_field(model, poly).map_or(&poly.type_field, |f| f.ident);
+    let type_ty = type_field(model, poly).map(|f| f.ty);
+    let ref_fns = ref_fns(
+        model,
+        poly.field,
+        &quote!(__SeedbedParent),
+        &quote!(<__SeedbedParent as #parent_trait>::__key(__seedbed_parent)),
+        names,
+    );
+    let types = poly
+        .types
+        .iter()
+        .map(|t| {
+            let model = &t.model;
+            format!("`{}`", quote!(#model).to_string().replace(' ', ""))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let doc = format!(
+        " Sets the polymorphic `{name}` association from a builder of the parent (created with \
+         this row, or built under `build()`) or from a graph node: a model of {types}. \
+         `{type_ident}` takes its type name. The last write wins."
+    );
+    let ref_doc = format!(
+        " Sets the polymorphic `{name}` association to an existing row of {types}: `{}` takes \
+         its key and `{type_ident}` its type name. The last write wins.",
+        poly.field.name
+    );
+    quote! {
+        #[doc = #doc]
+        #[inline]
+        #vis fn #name<__SeedbedParent>(
+            mut self,
+            parent: impl #private::IntoAssoc<__SeedbedParent>,
+        ) -> Self
+        where
+            __SeedbedParent: #parent_trait,
+            <__SeedbedParent as #private::Factory>::Builder: ::core::clone::Clone
+                + ::core::marker::Send
+                + ::core::marker::Sync
+                + 'static,
+        {
+            #ref_fns
+            self.#slot = ::core::option::Option::Some(#private::Polymorphic::new(
+                <__SeedbedParent as #parent_trait>::__TYPE,
+                #private::IntoAssoc::into_assoc(parent),
+                <__SeedbedParent as #parent_trait>::__decoders(),
+                <__SeedbedParent as #parent_trait>::__key,
+                __seedbed_key,
+                __seedbed_assign,
+            ));
+            self.#field = ::core::option::Option::None;
+            self
+        }
+
+        #[doc = #ref_doc]
+        #[inline]
+        #vis fn #ref_setter<__SeedbedParent: #parent_trait>(
+            mut self,
+            parent: &__SeedbedParent,
+        ) -> Self {
+            self.#field = ::core::option::Option::Some(
+                <__SeedbedParent as #parent_trait>::__key(parent),
+            );
+            self.#type_ident = ::core::option::Option::Some(::core::convert::Into::<#type_ty>::into(
+                ::std::string::String::from(<__SeedbedParent as #parent_trait>::__TYPE),
+            ));
+            self.#slot = ::core::option::Option::None;
+            self
+        }
+    }
+}
+
 /// `FactoryBuilder::__plan`: the row and the parents its associations need, added to a plan.
 fn plan_fn(model: &Model<'_>, names: &Names) -> TokenStream {
     let private = &names.private;
     let builder = &names.builder;
     let steps = model.associations().map(|a| plan_step(model, &a, names));
+    let poly_steps = model
+        .polymorphics()
+        .map(|p| poly_plan_step(model, &p, names));
     let after_create = &model.after_create;
     let after_create_db = model.after_create_db.iter().map(|path| {
         quote_spanned! {path.span()=>
@@ -1014,6 +1266,7 @@ fn plan_fn(model: &Model<'_>, names: &Names) -> TokenStream {
             #[allow(unused_mut)]
             let mut __seedbed_refs: ::std::vec::Vec<#private::Ref> = ::std::vec::Vec::new();
             #(#steps)*
+            #(#poly_steps)*
             #[allow(unused_mut)]
             let mut __seedbed_hooks = ::core::mem::take(&mut self.__seedbed_after);
             #(__seedbed_hooks.push(#after_create);)*
@@ -1041,11 +1294,10 @@ fn plan_step(
     let ty = assoc.field.ty;
     let parent = assoc.parent;
     let slot = assoc.slot();
-    let model_ident = model.ident;
     let column = assoc.field.column().unwrap_or_default();
     let optional = assoc.optional();
-    let marker = marker(assoc.field);
     let key = key_expr(assoc, &quote!(__seedbed_parent));
+    let ref_fns = ref_fns(model, assoc.field, &quote!(#parent), &key, names);
     let placeholder = placeholder(assoc.field, names);
     let decoder = decoders_of(parent, &names.private);
     let unset = if optional {
@@ -1075,30 +1327,119 @@ fn plan_step(
                 ::core::option::Option::None => #unset,
             };
             if let ::core::option::Option::Some(__seedbed_node) = __seedbed_node {
-                let __seedbed_key: #private::KeyFn =
-                    |__seedbed_row: &(dyn ::core::any::Any + ::core::marker::Send)| {
-                        let __seedbed_parent = __seedbed_row.downcast_ref::<#parent>()?;
-                        let __seedbed_value: #ty = #key;
-                        ::core::option::Option::Some({
-                            #[allow(unused_imports)]
-                            use #private::{ColumnInto as _, ColumnMissing as _};
-                            (&&#private::Probe::<#ty>::new().field::<#marker>())
-                                .column()
-                                .convert(__seedbed_value)
-                        })
-                    };
-                let __seedbed_assign: #private::AssignFn =
-                    |__seedbed_child: &mut (dyn ::core::any::Any + ::core::marker::Send),
-                     __seedbed_row: &(dyn ::core::any::Any + ::core::marker::Send)| {
-                        let __seedbed_parent = __seedbed_row.downcast_ref::<#parent>()?;
-                        __seedbed_child.downcast_mut::<#model_ident>()?.#field = #key;
-                        ::core::option::Option::Some(())
-                    };
+                #ref_fns
                 __seedbed_refs.push(
                     #private::Ref::new(#column, __seedbed_node, __seedbed_key, #optional)
                         .assigning(__seedbed_assign),
                 );
                 self.#field = ::core::option::Option::Some(#placeholder);
+            }
+        }
+    }
+}
+
+/// `__seedbed_key` and `__seedbed_assign`: read the key of a created `parent` row (`key`, an
+/// expression of `__seedbed_parent`) as the column value of `field`, and into the child's field.
+fn ref_fns(
+    model: &Model<'_>,
+    field: &Field<'_>,
+    parent: &TokenStream,
+    key: &TokenStream,
+    names: &Names,
+) -> TokenStream {
+    let private = &names.private;
+    let model_ident = model.ident;
+    let ident = field.ident;
+    let ty = field.ty;
+    let marker = marker(field);
+    quote! {
+        let __seedbed_key: #private::KeyFn =
+            |__seedbed_row: &(dyn ::core::any::Any + ::core::marker::Send)| {
+                let __seedbed_parent = __seedbed_row.downcast_ref::<#parent>()?;
+                let __seedbed_value: #ty = #key;
+                ::core::option::Option::Some({
+                    #[allow(unused_imports)]
+                    use #private::{ColumnInto as _, ColumnMissing as _};
+                    (&&#private::Probe::<#ty>::new().field::<#marker>())
+                        .column()
+                        .convert(__seedbed_value)
+                })
+            };
+        let __seedbed_assign: #private::AssignFn =
+            |__seedbed_child: &mut (dyn ::core::any::Any + ::core::marker::Send),
+             __seedbed_row: &(dyn ::core::any::Any + ::core::marker::Send)| {
+                let __seedbed_parent = __seedbed_row.downcast_ref::<#parent>()?;
+                __seedbed_child.downcast_mut::<#model_ident>()?.#ident = #key;
+                ::core::option::Option::Some(())
+            };
+    }
+}
+
+/// The parent of a polymorphic association, planned: the one given, else (for a required key)
+/// the first type's, reused or created; the type field takes its type name.
+fn poly_plan_step(model: &Model<'_>, poly: &PolyAssociation<'_, '_>, names: &Names) -> TokenStream {
+    let private = &names.private;
+    let field = poly.field.ident;
+    let ty = poly.field.ty;
+    let slot = poly.slot();
+    let column = poly.field.column().unwrap_or_default();
+    let optional = poly.optional();
+    let placeholder = placeholder(poly.field, names);
+    let parent_trait = poly.parent_trait(model.ident);
+    let type_ident = type_field(model, poly).map_or(&poly.type_field, |f| f.ident);
+    let type_ty = type_field(model, poly).map(|f| f.ty);
+    let set_type = quote! {
+        if self.#type_ident.is_none() {
+            self.#type_ident = ::core::option::Option::Some(::core::convert::Into::<#type_ty>::into(
+                ::std::string::String::from(__seedbed_type),
+            ));
+        }
+    };
+    let unset = match poly.types.first() {
+        Some(default) if !optional => {
+            let default = &default.model;
+            let decoders = decoders_of(default, private);
+            let ref_fns = ref_fns(
+                model,
+                poly.field,
+                &quote!(#default),
+                &quote!(<#default as #parent_trait>::__key(__seedbed_parent)),
+                names,
+            );
+            quote! {
+                let __seedbed_type = <#default as #parent_trait>::__TYPE;
+                #set_type
+                match __seedbed_plan.context().reused::<#default, #ty>(<#default as #parent_trait>::__key) {
+                    ::core::option::Option::Some(value) => {
+                        self.#field = ::core::option::Option::Some(value);
+                    }
+                    ::core::option::Option::None => {
+                        let __seedbed_node = __seedbed_plan
+                            .plan(<#default as #private::Factory>::factory(), #decoders)?;
+                        #ref_fns
+                        __seedbed_refs.push(
+                            #private::Ref::new(#column, __seedbed_node, __seedbed_key, false)
+                                .assigning(__seedbed_assign),
+                        );
+                        self.#field = ::core::option::Option::Some(#placeholder);
+                    }
+                }
+            }
+        }
+        _ => TokenStream::new(),
+    };
+    quote! {
+        if self.#field.is_none() {
+            match self.#slot.take() {
+                ::core::option::Option::Some(__seedbed_parent) => {
+                    let __seedbed_type = __seedbed_parent.type_name();
+                    #set_type
+                    __seedbed_refs.push(__seedbed_parent.plan(__seedbed_plan, #column, #optional)?);
+                    self.#field = ::core::option::Option::Some(#placeholder);
+                }
+                ::core::option::Option::None => {
+                    #unset
+                }
             }
         }
     }

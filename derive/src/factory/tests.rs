@@ -126,3 +126,20 @@ fn associations_has_many_and_after_create() {
         },
     );
 }
+
+#[test]
+fn polymorphic_model() {
+    snapshot(
+        "polymorphic",
+        syn::parse_quote! {
+            #[factory(table = "comments", before_create_db = stamp, after_create_db = notify)]
+            pub struct Comment {
+                #[factory(generated)]
+                pub id: i64,
+                #[factory(polymorphic(types(Article, Video = "video")))]
+                pub commentable_id: i64,
+                pub commentable_type: String,
+            }
+        },
+    );
+}

@@ -7,7 +7,7 @@ use proc_macro2::Span;
 use syn::spanned::Spanned;
 use syn::{Expr, Ident};
 
-use super::ast::{Field, Model, scan_format};
+use super::ast::{Field, Model, PolyAssociation, scan_format};
 use super::attr::Sequence;
 
 /// Builder methods a field, transient or trait cannot be named after (the persistence half adds
@@ -360,19 +360,36 @@ fn check_associations(model: &Model<'_>, errors: &mut Errors) {
     for t in &model.traits {
         taken.insert(syn::ext::IdentExt::unraw(&t.name).to_string(), "trait");
     }
+    let mut type_fields: HashMap<String, String> = HashMap::new();
     for field in &model.fields {
         let a = &field.attrs;
-        let Some(parent) = &a.belongs_to else {
-            if let Some(references) = &a.references {
+        let kind = match (&a.belongs_to, &a.polymorphic) {
+            (Some(parent), Some(_)) => {
                 errors.push(
-                    references.span(),
+                    parent.span(),
                     format!(
-                        "`references` needs `belongs_to` on field `{}`: it names the parent's key",
+                        "field `{}` has both `belongs_to` and `polymorphic`: a key to one model is \
+                         `belongs_to`, a key to any of several is `polymorphic(types(…))`",
                         field.name
                     ),
                 );
+                continue;
             }
-            continue;
+            (Some(_), None) => "belongs_to",
+            (None, Some(_)) => "polymorphic",
+            (None, None) => {
+                if let Some(references) = &a.references {
+                    errors.push(
+                        references.span(),
+                        format!(
+                            "`references` needs `belongs_to` or `polymorphic` on field `{}`: it \
+                             names the parent's key",
+                            field.name
+                        ),
+                    );
+                }
+                continue;
+            }
         };
         let name = &field.name;
         let conflicts = [
@@ -392,8 +409,8 @@ fn check_associations(model: &Model<'_>, errors: &mut Errors) {
                 errors.push(
                     span,
                     format!(
-                        "`{what}` conflicts with `belongs_to` on field `{name}`: the value of a \
-                         `belongs_to` field is its parent's key"
+                        "`{what}` conflicts with `{kind}` on field `{name}`: the value of a \
+                         `{kind}` field is its parent's key"
                     ),
                 );
             }
@@ -403,7 +420,7 @@ fn check_associations(model: &Model<'_>, errors: &mut Errors) {
             errors.push(
                 field.ident.span(),
                 format!(
-                    "a `belongs_to` field is named after its association plus `_id`: rename \
+                    "a `{kind}` field is named after its association plus `_id`: rename \
                      `{name}` (e.g. `{name}_id`, keeping the column with `#[factory(column = \
                      \"{name}\")]`), so the setters `.{name}(…)` and `.{name}_ref(&…)` do not clash \
                      with the field's own"
@@ -411,37 +428,45 @@ fn check_associations(model: &Model<'_>, errors: &mut Errors) {
             );
             continue;
         }
-        let is_self = parent.is_ident("Self") || parent.is_ident(model.ident);
-        if is_self && !field.is_option() {
-            errors.push(
-                parent.span(),
-                format!(
-                    "field `{name}` references the model itself and is required: creating one \
-                     would create parents forever. Make it an `Option` (a nullable column)"
-                ),
-            );
+        if let Some(parent) = &a.belongs_to {
+            let is_self = parent.is_ident("Self") || parent.is_ident(model.ident);
+            if is_self && !field.is_option() {
+                errors.push(
+                    parent.span(),
+                    format!(
+                        "field `{name}` references the model itself and is required: creating one \
+                         would create parents forever. Make it an `Option` (a nullable column)"
+                    ),
+                );
+            }
         }
-        if let Some(assoc) = field.association() {
-            for setter in [assoc.name.to_string(), assoc.ref_setter().to_string()] {
-                if let Some(kind) = taken.get(&setter) {
-                    errors.push(
-                        field.ident.span(),
-                        format!(
-                            "the association of field `{name}` has a setter `{setter}`, which is \
-                             the name of a {kind}: rename one of them"
-                        ),
-                    );
-                } else if RESERVED.contains(&setter.as_str()) {
-                    errors.push(
-                        field.ident.span(),
-                        format!(
-                            "the association of field `{name}` would get a setter `{setter}`, named \
-                             like the factory's own: rename the field"
-                        ),
-                    );
-                } else {
-                    taken.insert(setter, "association setter");
-                }
+        if let Some(poly) = field.polymorphic() {
+            check_polymorphic(model, &poly, &mut type_fields, errors);
+        }
+        let setters = match (field.association(), field.polymorphic()) {
+            (Some(assoc), _) => [assoc.name.to_string(), assoc.ref_setter().to_string()],
+            (None, Some(poly)) => [poly.name.to_string(), poly.ref_setter().to_string()],
+            (None, None) => continue,
+        };
+        for setter in setters {
+            if let Some(kind) = taken.get(&setter) {
+                errors.push(
+                    field.ident.span(),
+                    format!(
+                        "the association of field `{name}` has a setter `{setter}`, which is \
+                         the name of a {kind}: rename one of them"
+                    ),
+                );
+            } else if RESERVED.contains(&setter.as_str()) {
+                errors.push(
+                    field.ident.span(),
+                    format!(
+                        "the association of field `{name}` would get a setter `{setter}`, named \
+                         like the factory's own: rename the field"
+                    ),
+                );
+            } else {
+                taken.insert(setter, "association setter");
             }
         }
     }
@@ -459,5 +484,94 @@ fn check_associations(model: &Model<'_>, errors: &mut Errors) {
                 taken.insert(method, "has_many method");
             }
         }
+    }
+}
+
+/// A `polymorphic` field: at least one type, distinct type names, and a type field that is a
+/// plain field of the model serving this association alone.
+fn check_polymorphic(
+    model: &Model<'_>,
+    poly: &PolyAssociation<'_, '_>,
+    type_fields: &mut HashMap<String, String>,
+    errors: &mut Errors,
+) {
+    let name = &poly.field.name;
+    let span = poly
+        .field
+        .attrs
+        .polymorphic
+        .as_ref()
+        .map_or_else(|| poly.field.ident.span(), |p| p.span);
+    if poly.types.is_empty() {
+        errors.push(
+            span,
+            format!(
+                "`polymorphic` on field `{name}` lists no parent: name their models, \
+                 `polymorphic(types(Post, Issue))` (the first is created when none is given)"
+            ),
+        );
+    }
+    let mut seen: HashMap<String, Span> = HashMap::new();
+    for t in poly.types {
+        let type_name = t.type_name();
+        if seen.insert(type_name.clone(), t.model.span()).is_some() {
+            errors.push(
+                t.model.span(),
+                format!(
+                    "two parents of `{name}` take the type name \"{type_name}\": give one another \
+                     (`Model = \"name\"`)"
+                ),
+            );
+        }
+    }
+    let wanted = poly.type_field.to_string();
+    let Some(type_field) = model.fields.iter().find(|f| poly.is_type_field(f)) else {
+        let known: Vec<&str> = model
+            .fields
+            .iter()
+            .filter(|f| f.ident != poly.field.ident)
+            .map(|f| f.name.as_str())
+            .collect();
+        let hint = closest(&wanted, &known)
+            .map(|c| format!(" (did you mean `{c}`?)"))
+            .unwrap_or_default();
+        errors.push(
+            poly.type_field.span(),
+            format!(
+                "the polymorphic association of `{name}` keeps its parent's type in field \
+                 `{wanted}`, which `{}` lacks{hint}: add it, or name it with `type_field = …`",
+                model.ident
+            ),
+        );
+        return;
+    };
+    let a = &type_field.attrs;
+    let refused = [
+        ("`generated`", a.generated.is_present()),
+        ("`skip`", a.skip.is_present()),
+        ("`lazy`", a.lazy.is_some()),
+        ("`belongs_to`", a.belongs_to.is_some()),
+        ("`polymorphic`", a.polymorphic.is_some()),
+        ("the key field itself", type_field.ident == poly.field.ident),
+    ];
+    for (what, is) in refused {
+        if is {
+            errors.push(
+                poly.type_field.span(),
+                format!(
+                    "the type field of `{name}`, `{wanted}`, is {what}: it must be a plain field \
+                     the factory writes the parent's type name into"
+                ),
+            );
+        }
+    }
+    if let Some(other) = type_fields.insert(wanted.clone(), name.clone()) {
+        errors.push(
+            poly.type_field.span(),
+            format!(
+                "`{wanted}` is the type field of both `{other}` and `{name}`: each polymorphic \
+                 association needs its own"
+            ),
+        );
     }
 }

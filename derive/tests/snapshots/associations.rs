@@ -154,6 +154,29 @@ const _: () = {
             self.__seedbed_after.push_db(hook);
             self
         }
+        /// Adds a `before_create_db` hook: it receives each built row, the keys of its
+        /// `belongs_to` parents set, and the connection the rows are written on, inside the
+        /// call's transaction, right before the row's `INSERT`, and returns a boxed future: read
+        /// a value from the database into the row, call a procedure, create rows it needs. What
+        /// it sets on the row is what is written. Its error fails the call, and nothing it wrote
+        /// stays.
+        #[inline]
+        pub fn before_create_db<__SeedbedConn, __SeedbedHook>(
+            mut self,
+            hook: __SeedbedHook,
+        ) -> Self
+        where
+            Post: ::core::marker::Send,
+            __SeedbedConn: ::core::any::Any + ::core::marker::Send,
+            __SeedbedHook: for<'c> ::core::ops::Fn(
+                    &'c mut Post,
+                    &'c mut __SeedbedConn,
+                ) -> ::seedbed::__private::HookFuture<'c> + ::core::marker::Send
+                + ::core::marker::Sync + 'static,
+        {
+            self.__seedbed_after.push_before_db(hook);
+            self
+        }
         /// Builds the value in memory: overrides as set, every other field from its attribute,
         /// drawing on the current test context (sequence number, random stream, token).
         pub fn build(self) -> Post {
@@ -565,14 +588,25 @@ const _: () = {
                                 .convert(__seedbed_value)
                         })
                     };
+                    let __seedbed_assign: ::seedbed::__private::AssignFn = |
+                        __seedbed_child: &mut (dyn ::core::any::Any + ::core::marker::Send),
+                        __seedbed_row: &(dyn ::core::any::Any + ::core::marker::Send)|
+                    {
+                        let __seedbed_parent = __seedbed_row.downcast_ref::<User>()?;
+                        __seedbed_child.downcast_mut::<Post>()?.author_id = ::core::convert::Into::<
+                            i64,
+                        >::into(::core::clone::Clone::clone(&(__seedbed_parent).id));
+                        ::core::option::Option::Some(())
+                    };
                     __seedbed_refs
                         .push(
                             ::seedbed::__private::Ref::new(
-                                "author_id",
-                                __seedbed_node,
-                                __seedbed_key,
-                                false,
-                            ),
+                                    "author_id",
+                                    __seedbed_node,
+                                    __seedbed_key,
+                                    false,
+                                )
+                                .assigning(__seedbed_assign),
                         );
                     self.author_id = ::core::option::Option::Some({
                         #[allow(unused_imports)]
@@ -638,14 +672,25 @@ const _: () = {
                                 .convert(__seedbed_value)
                         })
                     };
+                    let __seedbed_assign: ::seedbed::__private::AssignFn = |
+                        __seedbed_child: &mut (dyn ::core::any::Any + ::core::marker::Send),
+                        __seedbed_row: &(dyn ::core::any::Any + ::core::marker::Send)|
+                    {
+                        let __seedbed_parent = __seedbed_row.downcast_ref::<Post>()?;
+                        __seedbed_child.downcast_mut::<Post>()?.reply_to_id = ::core::convert::Into::<
+                            Option<i64>,
+                        >::into(::core::clone::Clone::clone(&(__seedbed_parent).id));
+                        ::core::option::Option::Some(())
+                    };
                     __seedbed_refs
                         .push(
                             ::seedbed::__private::Ref::new(
-                                "reply_to_id",
-                                __seedbed_node,
-                                __seedbed_key,
-                                true,
-                            ),
+                                    "reply_to_id",
+                                    __seedbed_node,
+                                    __seedbed_key,
+                                    true,
+                                )
+                                .assigning(__seedbed_assign),
                         );
                     self.reply_to_id = ::core::option::Option::Some(
                         ::core::option::Option::None,
@@ -657,10 +702,9 @@ const _: () = {
             __seedbed_hooks.push(notify);
             let __seedbed_model = PostFactory::build(self);
             __seedbed_plan
-                .push(
+                .push_model(
                     __seedbed_slot,
-                    <Post as ::seedbed::__private::Factory>::TABLE,
-                    ::seedbed::__private::Factory::into_attributes(__seedbed_model),
+                    __seedbed_model,
                     __seedbed_refs,
                     __seedbed_decode,
                     __seedbed_hooks.into_erased(),

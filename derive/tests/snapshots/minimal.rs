@@ -66,6 +66,29 @@ const _: () = {
             self.__seedbed_after.push_db(hook);
             self
         }
+        /// Adds a `before_create_db` hook: it receives each built row, the keys of its
+        /// `belongs_to` parents set, and the connection the rows are written on, inside the
+        /// call's transaction, right before the row's `INSERT`, and returns a boxed future: read
+        /// a value from the database into the row, call a procedure, create rows it needs. What
+        /// it sets on the row is what is written. Its error fails the call, and nothing it wrote
+        /// stays.
+        #[inline]
+        pub fn before_create_db<__SeedbedConn, __SeedbedHook>(
+            mut self,
+            hook: __SeedbedHook,
+        ) -> Self
+        where
+            Tag: ::core::marker::Send,
+            __SeedbedConn: ::core::any::Any + ::core::marker::Send,
+            __SeedbedHook: for<'c> ::core::ops::Fn(
+                    &'c mut Tag,
+                    &'c mut __SeedbedConn,
+                ) -> ::seedbed::__private::HookFuture<'c> + ::core::marker::Send
+                + ::core::marker::Sync + 'static,
+        {
+            self.__seedbed_after.push_before_db(hook);
+            self
+        }
         /// Builds the value in memory: overrides as set, every other field from its attribute,
         /// drawing on the current test context (sequence number, random stream, token).
         pub fn build(self) -> Tag {
@@ -235,10 +258,9 @@ const _: () = {
             let mut __seedbed_hooks = ::core::mem::take(&mut self.__seedbed_after);
             let __seedbed_model = TagFactory::build(self);
             __seedbed_plan
-                .push(
+                .push_model(
                     __seedbed_slot,
-                    <Tag as ::seedbed::__private::Factory>::TABLE,
-                    ::seedbed::__private::Factory::into_attributes(__seedbed_model),
+                    __seedbed_model,
                     __seedbed_refs,
                     __seedbed_decode,
                     __seedbed_hooks.into_erased(),
