@@ -41,7 +41,9 @@ pub fn derive_db_enum(input: TokenStream) -> TokenStream {
 /// `worker_threads = N`, `statement_timeout = "30s"`, `lock_timeout = "5s"`,
 /// `reset_sequences`, and those of `#[sqlx::test]`: `migrations = "dir" | false`,
 /// `migrator = "path::TO_MIGRATOR"`, `fixtures("a", "b")`,
-/// `fixtures(path = "dir", scripts("a"))`. See `seedbed::isolation`.
+/// `fixtures(path = "dir", scripts("a"))`; and `migrations = path::to::fn` for a function
+/// returning `seedbed::isolation::Migrations` (another migration tool, plain `.sql` files). See
+/// `seedbed::isolation`.
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     test_attr::expand(args.into(), item.into()).into()

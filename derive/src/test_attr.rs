@@ -3,7 +3,8 @@
 //!
 //! It accepts everything `#[sqlx::test]` 0.9 accepts, with the same meaning (`migrations = false`,
 //! `migrations = "path"`, `migrator = "path::TO_MIGRATOR"`, `fixtures(…)`, defaults from
-//! `sqlx.toml`), plus `strategy`, `flavor`, `worker_threads`, `statement_timeout`,
+//! `sqlx.toml`), plus `migrations = path::to::fn` (a function returning `Migrations`),
+//! `strategy`, `flavor`, `worker_threads`, `statement_timeout`,
 //! `lock_timeout` and `reset_sequences`.
 
 use proc_macro2::{Span, TokenStream};
@@ -44,6 +45,8 @@ enum Migrations {
     Disabled,
     Dir(LitStr),
     Migrator(syn::Path),
+    /// `migrations = path::to::fn`: a function returning `Migrations` (or a `Result` of them).
+    Function(syn::Path),
 }
 
 /// Expands the attribute; errors become `compile_error!` beside the unchanged function, so one
@@ -287,6 +290,14 @@ fn migrations_tokens(m: &Migrations, takes_db: bool) -> syn::Result<TokenStream>
         Migrations::Migrator(path) => {
             quote!(::seedbed::__private::MigrationSource::Migrator(&#path))
         }
+        Migrations::Function(path) => {
+            let span = syn::spanned::Spanned::span(path);
+            quote::quote_spanned! {span=>
+                ::seedbed::__private::MigrationSource::Custom(|| {
+                    ::seedbed::__private::IntoMigrations::into_migrations(#path())
+                })
+            }
+        }
         Migrations::Dir(lit) => {
             let resolved = crate_path(&lit.value());
             if let Some(resolved) = &resolved
@@ -497,10 +508,15 @@ fn parse_args(tokens: TokenStream) -> syn::Result<Args> {
                             Expr::Lit(ExprLit {
                                 lit: Lit::Str(s), ..
                             }) => Migrations::Dir(s.clone()),
+                            Expr::Path(path) if path.qself.is_none() => {
+                                Migrations::Function(path.path.clone())
+                            }
                             other => {
                                 return Err(syn::Error::new_spanned(
                                     other,
-                                    "expected a directory as a string, or `false`",
+                                    "expected a directory as a string, `false`, or the path of a \
+                                     function returning `seedbed::isolation::Migrations` \
+                                     (`migrations = schema::migrations`)",
                                 ));
                             }
                         }

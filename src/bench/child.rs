@@ -478,6 +478,7 @@ async fn child_migrations(spec: &ChildSpec, program: MigrationSource) -> Result<
     Ok(match spec.migration_source(program) {
         MigrationSource::Dir(dir) => Migrations::from_dir(dir).await?,
         MigrationSource::Migrator(m) => Migrations::from_migrator(m),
+        MigrationSource::Custom(make) => make()?,
         MigrationSource::Default => Migrations::from_dir("migrations").await?,
         MigrationSource::None => Migrations::none(),
     })
@@ -510,7 +511,9 @@ async fn baseline(
             .await
             .map_err(Error::db(format!("connecting to {name}")))?;
         let result = async {
-            migrations.apply(&mut conn).await?;
+            migrations
+                .apply_at(&mut conn, &server.url_for(&name))
+                .await?;
             let ready = t.elapsed();
             let w = Instant::now();
             plan.fill(&mut conn, tables, spec.rows, seed).await?;

@@ -203,7 +203,7 @@ pub(crate) mod sqlite {
         let planned = async {
             let mut conn = dir.connect(&database).await?;
             let planned = async {
-                migrations.apply(&mut conn).await?;
+                migrations.apply_at(&mut conn, &dir.url(&database)).await?;
                 let plan = RowPlan::analyze_sqlite(&mut conn, rows).await?;
                 let expected = isolation_check::expected_sqlite(&mut conn).await?;
                 Ok::<_, Error>((plan, expected))
@@ -261,7 +261,7 @@ pub(crate) mod sqlite {
                     .await
                     .map_err(Error::db(format!("opening {}", dir.url(name))))?;
             let result = async {
-                migrations.apply(&mut conn).await?;
+                migrations.apply_at(&mut conn, &dir.url(name)).await?;
                 let ready = started.elapsed();
                 let w = Instant::now();
                 write(&mut conn).await?;

@@ -220,6 +220,11 @@ async fn load_migrations(
             Migrations::from_migrator(m),
             "embedded migrations".into(),
         )),
+        MigrationSource::Custom(make) => Ok((
+            MigrationSource::Custom(*make),
+            make()?,
+            "custom migrations".into(),
+        )),
         MigrationSource::None => Ok((
             MigrationSource::None,
             Migrations::none(),
@@ -524,7 +529,10 @@ async fn baseline_test(
             .await
             .map_err(Error::db(format!("connecting to {name}")))?;
         let result = async {
-            shared.migrations.apply(&mut conn).await?;
+            shared
+                .migrations
+                .apply_at(&mut conn, &server.url_for(&name))
+                .await?;
             clock
                 .writes(shared.plan.fill(&mut conn, &tables, shared.rows, seed))
                 .await

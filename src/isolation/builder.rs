@@ -43,8 +43,30 @@ pub enum MigrationSource {
     Dir(PathBuf),
     /// Migrations embedded with `sqlx::migrate!()`.
     Migrator(&'static Migrator),
+    /// Migrations a function of yours makes: [`Migrations::custom`] (another migration tool) or
+    /// [`Migrations::plain_dir`] (plain `.sql` files). Called once per process.
+    Custom(fn() -> Result<Migrations>),
     /// None: the test starts from an empty database.
     None,
+}
+
+/// What a function named in `#[seedbed::test(migrations = path)]` may return: [`Migrations`],
+/// or a `Result` of them.
+pub trait IntoMigrations {
+    /// The migrations, or why there are none.
+    fn into_migrations(self) -> Result<Migrations>;
+}
+
+impl IntoMigrations for Migrations {
+    fn into_migrations(self) -> Result<Migrations> {
+        Ok(self)
+    }
+}
+
+impl IntoMigrations for Result<Migrations> {
+    fn into_migrations(self) -> Result<Migrations> {
+        self
+    }
 }
 
 /// Acquires a [`TestDb`] without the `#[seedbed::test]` macro (rstest, test-context, a custom
@@ -134,6 +156,30 @@ impl Isolation {
     /// Migrations embedded with `sqlx::migrate!()`.
     pub fn migrator(mut self, migrator: &'static Migrator) -> Self {
         self.migrations = MigrationSource::Migrator(migrator);
+        self
+    }
+
+    /// Migrations a function makes: [`Migrations::custom`] for another migration tool,
+    /// [`Migrations::plain_dir`] for plain `.sql` files. It is called once per process, and
+    /// the database it builds is reused by its checksum.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seedbed::Error> {
+    /// use seedbed::prelude::*;
+    /// use seedbed::isolation::Migrations;
+    ///
+    /// fn schema() -> Result<Migrations, seedbed::Error> {
+    ///     Migrations::plain_dir("db/schema")
+    /// }
+    ///
+    /// let db: TestDb = Isolation::new(Strategy::Template)
+    ///     .migrations_from(schema)
+    ///     .acquire()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn migrations_from(mut self, make: fn() -> Result<Migrations>) -> Self {
+        self.migrations = MigrationSource::Custom(make);
         self
     }
 
@@ -416,6 +462,10 @@ impl Isolation {
             MigrationSource::Migrator(m) => {
                 let key = format!("migrator:{:p}", *m);
                 engine::migrations(&key, async { Ok(Migrations::from_migrator(m)) }).await
+            }
+            MigrationSource::Custom(make) => {
+                let key = format!("custom:{:p}", *make as *const ());
+                engine::migrations(&key, async { make() }).await
             }
             MigrationSource::None => Ok(Arc::new(Migrations::none())),
         }

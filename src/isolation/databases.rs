@@ -338,7 +338,7 @@ async fn build_locked(
 
     let applied = async {
         let mut db = server.open(&server.database_options(name)).await?;
-        let mut result = migrations.apply(&mut db).await;
+        let mut result = migrations.apply_at(&mut db, &server.url_for(name)).await;
         for fixture in build.fixtures {
             if result.is_ok() {
                 result = sqlx::raw_sql(sqlx::AssertSqlSafe(fixture.clone()))

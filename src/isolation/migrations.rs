@@ -1,13 +1,47 @@
 //! A set of migrations (sqlx's format: `migrations/<VERSION>_<DESCRIPTION>.sql`), its checksum,
 //! and applying it with errors that name the file and the server's message.
 
+use std::any::Any;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sqlx::migrate::{MigrateError, Migrator};
 
 use crate::error::{Error, Result};
 use crate::util::hash::stable_hash_bytes;
+
+mod plain;
+
+use self::plain::PlainMigration;
+
+/// What a custom migration returns: a boxed future borrowing the connection and the URL.
+pub type MigrateFuture<'c> = std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + 'c>>;
+
+/// A custom migration, type-erased: the connection as `Any`, downcast to the one it was written
+/// for, and the database's URL.
+type CustomFn =
+    Arc<dyn for<'c> Fn(&'c mut (dyn Any + Send), &'c str) -> MigrateFuture<'c> + Send + Sync>;
+
+/// What builds the schema.
+enum Kind {
+    /// sqlx's migrations (a directory, or `migrate!()`), recorded in `_sqlx_migrations`.
+    Sqlx,
+    /// Plain `.sql` files, applied in order and recorded nowhere.
+    Plain(Vec<PlainMigration>),
+    /// A function of the user's: another migration tool, a shell command.
+    Custom { name: String, apply: CustomFn },
+}
+
+impl std::fmt::Debug for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Kind::Sqlx => f.write_str("Sqlx"),
+            Kind::Plain(files) => f.debug_tuple("Plain").field(&files.len()).finish(),
+            Kind::Custom { name, .. } => f.debug_struct("Custom").field("name", name).finish(),
+        }
+    }
+}
 
 /// Migrations to apply to every database seedbed prepares for tests.
 ///
@@ -27,6 +61,7 @@ pub struct Migrations {
     checksum: String,
     /// How many up migrations there are.
     count: usize,
+    kind: Kind,
 }
 
 impl Migrations {
@@ -100,6 +135,7 @@ impl Migrations {
                     dir: Some(dir),
                     checksum: checksum.to_string(),
                     count,
+                    kind: Kind::Sqlx,
                 });
             }
         }
@@ -131,6 +167,120 @@ impl Migrations {
         Self::build(None, None)
     }
 
+    /// Plain `.sql` files in `dir`, applied in order with no table recording them: a schema
+    /// kept outside any migration tool, or the directory of a tool whose files are plain SQL
+    /// (Flyway's `V2__notes.sql`, golang-migrate's `1_init.up.sql`, dbmate's `-- migrate:up`
+    /// sections).
+    ///
+    /// - Every `*.sql` file but `*.down.sql` is an up migration.
+    /// - Files go in the order of the number their name starts with, after an optional `V`
+    ///   (`V2__…` before `V10__…`), then by name; files with no number come last.
+    /// - A file with `-- migrate:up` and `-- migrate:down` contributes its up section.
+    /// - Each file runs in a transaction, unless it starts with `-- no-transaction`, and the
+    ///   session is reset after it, as for sqlx's migrations.
+    ///
+    /// The checksum covers the files' names and contents, so a changed file means a new
+    /// database.
+    ///
+    /// ```no_run
+    /// # fn demo() -> Result<(), seedbed::Error> {
+    /// use seedbed::isolation::Migrations;
+    /// let schema = Migrations::plain_dir("db/schema")?;
+    /// println!("{} files, checksum {}", schema.len(), schema.checksum());
+    /// # Ok(()) }
+    /// ```
+    pub fn plain_dir(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        let files = plain::read_dir(&dir)?;
+        let mut bytes = b"plain\0".to_vec();
+        for file in &files {
+            let name = file
+                .file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned());
+            bytes.extend_from_slice(name.unwrap_or_default().as_bytes());
+            bytes.push(0);
+            bytes.push(u8::from(file.no_tx));
+            bytes.extend_from_slice(file.sql.as_bytes());
+            bytes.push(0);
+        }
+        Ok(Self {
+            migrator: tokio::sync::OnceCell::new_with(Some(None)),
+            dir: Some(dir),
+            checksum: format!("{:016x}", stable_hash_bytes(&bytes)),
+            count: files.len(),
+            kind: Kind::Plain(files),
+        })
+    }
+
+    /// Migrations run by a function of yours: another migration tool (refinery,
+    /// sea-orm-migration, diesel_migrations, a shell command), given the connection `C` the
+    /// database is built on (`PgConnection`, `SqliteConnection`) and the database's URL, for
+    /// tools that connect themselves.
+    ///
+    /// `checksum` identifies the schema the function builds, with `name`: a database built
+    /// with one checksum is reused by every test and process that asks for the same one, as
+    /// for sqlx's migrations. Change it whenever the migrations change: a version constant,
+    /// or [`checksum_files`] of the directory the tool reads.
+    ///
+    /// The function runs once per database seedbed builds; it must not assume the database is
+    /// the one in `DATABASE_URL`. Its error is reported as a failed migration named `name`.
+    ///
+    /// ```no_run
+    /// # fn demo() -> Result<(), seedbed::Error> {
+    /// use seedbed::isolation::{Migrations, checksum_files};
+    /// use sqlx::PgConnection;
+    ///
+    /// let schema = Migrations::custom(
+    ///     "refinery",
+    ///     checksum_files("db/refinery")?,
+    ///     |conn: &mut PgConnection, _url: &str| {
+    ///         Box::pin(async move {
+    ///             sqlx::raw_sql("CREATE TABLE accounts (id bigint PRIMARY KEY)")
+    ///                 .execute(&mut *conn)
+    ///                 .await?;
+    ///             Ok(())
+    ///         })
+    ///     },
+    /// );
+    /// assert_eq!(schema.len(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn custom<C, F>(name: impl Into<String>, checksum: impl AsRef<str>, apply: F) -> Self
+    where
+        C: MigrationConnection + Any,
+        F: for<'c> Fn(&'c mut C, &'c str) -> MigrateFuture<'c> + Send + Sync + 'static,
+    {
+        let name = name.into();
+        let mut bytes = b"custom\0".to_vec();
+        bytes.extend_from_slice(name.as_bytes());
+        bytes.push(0);
+        bytes.extend_from_slice(checksum.as_ref().as_bytes());
+        let label = name.clone();
+        let apply: CustomFn = Arc::new(
+            move |conn: &mut (dyn Any + Send), url: &str| -> MigrateFuture<'_> {
+                match conn.downcast_mut::<C>() {
+                    Some(conn) => apply(conn, url),
+                    None => Box::pin(std::future::ready(Err(Error::Migration {
+                        migration: format!("custom migrations `{label}`"),
+                        message: format!(
+                            "they take a {}, but the database is built on another backend's \
+                             connection: write them for the backend of the test",
+                            std::any::type_name::<C>()
+                        ),
+                    }))),
+                }
+            },
+        );
+        Self {
+            migrator: tokio::sync::OnceCell::new_with(Some(None)),
+            dir: None,
+            checksum: format!("{:016x}", stable_hash_bytes(&bytes)),
+            count: 1,
+            kind: Kind::Custom { name, apply },
+        }
+    }
+
     fn build(migrator: Option<Migrator>, dir: Option<PathBuf>) -> Self {
         let (checksum, count) = identity(migrator.as_ref());
         Self {
@@ -138,6 +288,7 @@ impl Migrations {
             dir,
             checksum,
             count,
+            kind: Kind::Sqlx,
         }
     }
 
@@ -214,6 +365,44 @@ impl Migrations {
     /// # Ok(()) }
     /// ```
     pub async fn apply<C: MigrationConnection>(&self, conn: &mut C) -> Result<()> {
+        self.apply_with(conn, None).await
+    }
+
+    /// Applies the migrations as [`apply`](Self::apply) does, telling [custom
+    /// migrations](Self::custom) the database's `url` (which they need when they connect
+    /// themselves; [`apply`](Self::apply) fails on them).
+    pub async fn apply_at<C: MigrationConnection>(&self, conn: &mut C, url: &str) -> Result<()> {
+        self.apply_with(conn, Some(url)).await
+    }
+
+    async fn apply_with<C: MigrationConnection>(
+        &self,
+        conn: &mut C,
+        url: Option<&str>,
+    ) -> Result<()> {
+        match &self.kind {
+            Kind::Sqlx => {}
+            Kind::Plain(files) => return self.apply_plain(files, conn).await,
+            Kind::Custom { name, apply } => {
+                let Some(url) = url else {
+                    return Err(Error::Migration {
+                        migration: format!("custom migrations `{name}`"),
+                        message: "custom migrations are given the database's URL: apply them \
+                                  with Migrations::apply_at(conn, url)"
+                            .into(),
+                    });
+                };
+                let erased: &mut (dyn Any + Send) = &mut *conn;
+                apply(erased, url).await.map_err(|e| match e {
+                    e @ Error::Migration { .. } => e,
+                    other => Error::Migration {
+                        migration: format!("custom migrations `{name}`"),
+                        message: other.to_string(),
+                    },
+                })?;
+                return conn.reset_session().await;
+            }
+        }
         let Some(migrator) = self.migrator().await? else {
             return Ok(());
         };
@@ -229,6 +418,29 @@ impl Migrations {
         } else {
             result
         }
+    }
+
+    /// Each plain file in order, in a transaction unless it says `-- no-transaction`, the
+    /// session reset after it; a failure names the file and where in it the server points.
+    async fn apply_plain<C: MigrationConnection>(
+        &self,
+        files: &[PlainMigration],
+        conn: &mut C,
+    ) -> Result<()> {
+        for file in files {
+            if let Err(source) = conn.execute_script(&file.sql, !file.no_tx).await {
+                let mut migration = file.file.display().to_string();
+                let mut message = server_message(&source);
+                if let Some(position) = C::error_position(&source) {
+                    let (line, column, text) = locate(&file.sql, position);
+                    migration = format!("{migration}, line {line}, column {column}");
+                    message = format!("{message}\n  {line} | {text}");
+                }
+                return Err(Error::Migration { migration, message });
+            }
+            conn.reset_session().await?;
+        }
+        Ok(())
     }
 
     /// What `Migrator::run` does, with the session reset after each migration.
@@ -364,7 +576,7 @@ fn locate(sql: &str, position: usize) -> (usize, usize, String) {
 
 /// A connection [`Migrations::apply`] runs on: `PgConnection`, and `SqliteConnection` with the
 /// `sqlite` feature. Implemented by seedbed alone.
-pub trait MigrationConnection: sqlx::migrate::Migrate + Send + sealed::Sealed {
+pub trait MigrationConnection: sqlx::migrate::Migrate + Send + sealed::Sealed + 'static {
     /// The migrations table, named so a migration that changes `search_path` still finds it.
     #[doc(hidden)]
     fn migrations_table(&mut self, name: &str) -> impl Future<Output = Result<String>> + Send;
@@ -376,6 +588,29 @@ pub trait MigrationConnection: sqlx::migrate::Migrate + Send + sealed::Sealed {
     /// Where in its statement text the server says an error is (1-based, in characters).
     #[doc(hidden)]
     fn error_position(err: &sqlx::Error) -> Option<usize>;
+
+    /// Runs a script of statements, in a transaction when `transaction` is set.
+    #[doc(hidden)]
+    fn execute_script(
+        &mut self,
+        sql: &str,
+        transaction: bool,
+    ) -> impl Future<Output = std::result::Result<(), sqlx::Error>> + Send;
+}
+
+/// Runs `sql` on `conn`, inside a transaction that is committed when `transaction` is set.
+macro_rules! execute_script {
+    ($conn:expr, $sql:expr, $transaction:expr) => {{
+        use sqlx::Connection as _;
+        let sql = sqlx::AssertSqlSafe($sql.to_string());
+        if $transaction {
+            let mut tx = $conn.begin().await?;
+            sqlx::raw_sql(sql).execute(&mut *tx).await?;
+            tx.commit().await
+        } else {
+            sqlx::raw_sql(sql).execute(&mut *$conn).await.map(|_| ())
+        }
+    }};
 }
 
 mod sealed {
@@ -419,6 +654,14 @@ impl MigrationConnection for sqlx::PgConnection {
         Ok(())
     }
 
+    async fn execute_script(
+        &mut self,
+        sql: &str,
+        transaction: bool,
+    ) -> std::result::Result<(), sqlx::Error> {
+        execute_script!(self, sql, transaction)
+    }
+
     fn error_position(err: &sqlx::Error) -> Option<usize> {
         use sqlx::postgres::{PgDatabaseError, PgErrorPosition};
         let pg = err
@@ -444,6 +687,54 @@ impl MigrationConnection for sqlx::SqliteConnection {
     fn error_position(_err: &sqlx::Error) -> Option<usize> {
         None
     }
+
+    async fn execute_script(
+        &mut self,
+        sql: &str,
+        transaction: bool,
+    ) -> std::result::Result<(), sqlx::Error> {
+        execute_script!(self, sql, transaction)
+    }
+}
+
+/// A checksum of every file under `dir` (names and contents, subdirectories included), for
+/// [`Migrations::custom`] when the tool reads its migrations from a directory: a changed,
+/// added or removed file gives a new checksum.
+///
+/// ```no_run
+/// # fn demo() -> Result<(), seedbed::Error> {
+/// let checksum = seedbed::isolation::checksum_files("migrations/diesel")?;
+/// assert_eq!(checksum.len(), 16);
+/// # Ok(()) }
+/// ```
+pub fn checksum_files(dir: impl AsRef<Path>) -> Result<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                walk(root, &path, out)?;
+            } else {
+                let name = path.strip_prefix(root).unwrap_or(&path);
+                out.push((name.to_string_lossy().into_owned(), std::fs::read(&path)?));
+            }
+        }
+        Ok(())
+    }
+    let dir = dir.as_ref();
+    let mut files = Vec::new();
+    walk(dir, dir, &mut files).map_err(|e| Error::Migrations {
+        path: dir.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    files.sort();
+    let mut bytes = Vec::new();
+    for (name, content) in files {
+        bytes.extend_from_slice(name.as_bytes());
+        bytes.push(0);
+        bytes.extend_from_slice(&(content.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&content);
+    }
+    Ok(format!("{:016x}", stable_hash_bytes(&bytes)))
 }
 
 /// The checksum and count of the up migrations (version, content, `no_tx`).

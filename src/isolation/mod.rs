@@ -49,11 +49,11 @@ pub mod maintenance {
 }
 
 pub use self::builder::{
-    DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT, Isolation,
-    MigrationSource,
+    DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT, IntoMigrations,
+    Isolation, MigrationSource,
 };
 pub use self::isolated::Isolated;
-pub use self::migrations::{MigrationConnection, Migrations};
+pub use self::migrations::{MigrateFuture, MigrationConnection, Migrations, checksum_files};
 pub use self::options::{
     DataMode, NamespaceMode, NamespaceOptions, SchemaMode, TemplateOptions, TruncateOptions,
 };

@@ -306,7 +306,8 @@ async fn migrate_into(
         .await
         .map_err(Error::db(format!("creating schema {schema}")))?;
         let before = relations_outside(&mut conn, schema).await?;
-        migrations.apply(&mut conn).await?;
+        let url = server.url_for_schema(database, schema);
+        migrations.apply_at(&mut conn, &url).await?;
         let after = relations_outside(&mut conn, schema).await?;
         let named: Vec<String> = after.difference(&before).cloned().collect();
         if !named.is_empty() {

@@ -119,7 +119,7 @@ async fn build(
 async fn fill(iso: &Isolation, dir: &Directory, name: &str, kind: Kind) -> Result<()> {
     let migrations = iso.migrations_resolved().await?;
     let mut conn = dir.connect(name).await?;
-    migrations.apply(&mut conn).await?;
+    migrations.apply_at(&mut conn, &dir.url(name)).await?;
     match kind {
         Kind::TemplateOnce => super::run_fixtures(&mut conn, &iso.fixtures).await?,
         Kind::Plain => {}

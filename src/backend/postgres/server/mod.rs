@@ -299,6 +299,23 @@ impl Server {
         }
     }
 
+    /// A URL for `database` whose sessions have `search_path` set to `schema` (libpq's
+    /// `options` parameter), for tools that build a schema of their own connections.
+    pub fn url_for_schema(&self, database: &str, schema: &str) -> String {
+        let url = self.url_for(database);
+        let encoded: String = format!("-c search_path={schema}")
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    char::from(b).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let separator = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{separator}options={encoded}")
+    }
+
     /// Whether a connection to the server has been made (its version is known).
     pub fn reached(&self) -> bool {
         self.version_num.get().is_some()

@@ -1,0 +1,2 @@
+-- A down migration: never applied.
+DROP TABLE notes;
