@@ -51,6 +51,11 @@ pub use seedbed_derive::{DbEnum, Factory};
 #[cfg(all(feature = "derive", feature = "postgres"))]
 pub use seedbed_derive::test;
 
+/// `#[seedbed::seed]`: suite data written once into the database every strategy starts from.
+/// See [`isolation::Seed`].
+#[cfg(all(feature = "derive", feature = "postgres"))]
+pub use seedbed_derive::seed;
+
 #[cfg(feature = "postgres")]
 #[doc(hidden)]
 #[path = "private.rs"]

@@ -29,7 +29,8 @@ pub use crate::factory::{
 pub use crate::isolation::harness::{
     Flavor, TestArgs, TestFixture, TestFn, TestTermination, assert_test_fn,
 };
-pub use crate::isolation::{IntoMigrations, MigrationSource, Strategy};
+pub use crate::isolation::seed_result;
+pub use crate::isolation::{IntoMigrations, MigrateFuture, MigrationSource, Seed, Strategy};
 pub use sea_query::value::postgres_array::NotU8;
 
 // The closures' argument and result types are given, so they are inferred: `|f| 3` fills an

@@ -4,6 +4,7 @@
 
 mod db_enum;
 mod factory;
+mod seed_attr;
 mod test_attr;
 
 use proc_macro::TokenStream;
@@ -47,4 +48,14 @@ pub fn derive_db_enum(input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     test_attr::expand(args.into(), item.into()).into()
+}
+
+/// Makes an async function suite data: `#[seedbed::seed] async fn plans(conn: &mut PgConnection)
+/// -> Result<(), E>` becomes a `static plans: seedbed::isolation::Seed`, written once into the
+/// database every strategy starts from when a test names it (`#[seedbed::test(seed = plans)]`).
+/// Its identity is its path and a hash of its code; `#[seedbed::seed(version = "2")]` adds a
+/// version to bump when what it reads changed. See `seedbed::isolation::Seed`.
+#[proc_macro_attribute]
+pub fn seed(args: TokenStream, item: TokenStream) -> TokenStream {
+    seed_attr::expand(args.into(), item.into()).into()
 }

@@ -34,6 +34,8 @@ struct Args {
     cleanup_span: Option<proc_macro2::Span>,
     migrations: Migrations,
     fixtures: Vec<(String, Span)>,
+    /// `seed = path`: a `#[seedbed::seed]` static.
+    seed: Option<syn::Path>,
     /// The first argument that needs a database, for the error on a test that takes none.
     needs_db: Option<Span>,
 }
@@ -166,6 +168,12 @@ fn expand_fn(args: TokenStream, input: &syn::ItemFn) -> syn::Result<TokenStream>
         strategy
     };
     let migrations = migrations_tokens(&args.migrations, takes_db)?;
+    let seed = match &args.seed {
+        Some(path) => quote_spanned! {path.span()=>
+            ::core::option::Option::Some(&#path)
+        },
+        None => quote!(::core::option::Option::None),
+    };
     let fixtures = args.fixtures.iter().map(|(path, span)| {
         quote_spanned! {*span=>
             ::seedbed::__private::TestFixture { path: #path, contents: include_str!(#path) }
@@ -209,6 +217,7 @@ fn expand_fn(args: TokenStream, input: &syn::ItemFn) -> syn::Result<TokenStream>
             args.strategy = #strategy;
             args.migrations = #migrations;
             args.fixtures = &[#(#fixtures),*];
+            args.seed = #seed;
             args.flavor = #flavor;
             args.worker_threads = #worker_threads;
             args.statement_timeout_ms = #statement_timeout;
@@ -522,6 +531,28 @@ fn parse_args(tokens: TokenStream) -> syn::Result<Args> {
                         }
                     };
                 }
+                ("seed", Meta::NameValue(nv)) => {
+                    if args.seed.is_some() {
+                        return Err(syn::Error::new_spanned(
+                            &meta,
+                            "cannot have more than one `seed`",
+                        ));
+                    }
+                    args.needs_db.get_or_insert(span);
+                    args.seed = Some(match literal(&nv.value) {
+                        Expr::Path(path) if path.qself.is_none() => path.path.clone(),
+                        Expr::Lit(ExprLit {
+                            lit: Lit::Str(s), ..
+                        }) => s.parse()?,
+                        other => {
+                            return Err(syn::Error::new_spanned(
+                                other,
+                                "expected the path of a `#[seedbed::seed]` function: \
+                                 `seed = seeds::plans`",
+                            ));
+                        }
+                    });
+                }
                 ("fixtures", Meta::List(list)) => {
                     args.needs_db.get_or_insert(span);
                     parse_fixtures(list, &mut args.fixtures)?;
@@ -533,8 +564,9 @@ fn parse_args(tokens: TokenStream) -> syn::Result<Args> {
                          \"multi_thread\", worker_threads = N, statement_timeout = \"30s\", \
                          lock_timeout = \"5s\", role = \"app\", reset_sequences, \
                          namespace = \"schema\", \
-                         cleanup = \"none\", migrations = \"dir\" | false, \
-                         migrator = \"path::TO_MIGRATOR\", fixtures(\"name\", …)",
+                         cleanup = \"none\", migrations = \"dir\" | false | path::to::fn, \
+                         migrator = \"path::TO_MIGRATOR\", seed = path::to::seed, \
+                         fixtures(\"name\", …)",
                     ));
                 }
             }

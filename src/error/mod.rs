@@ -117,6 +117,15 @@ pub enum Error {
         message: String,
     },
 
+    /// A suite seed (`#[seedbed::seed]`) failed; nothing it wrote stays.
+    #[error("seed {seed} failed: {message}")]
+    Seed {
+        /// The seed's path.
+        seed: String,
+        /// What went wrong.
+        message: String,
+    },
+
     /// The migrations directory could not be read.
     #[error("cannot read migrations from {}: {reason}", path.display())]
     Migrations {

@@ -15,6 +15,7 @@ use super::isolated::Isolated;
 use super::migrations::Migrations;
 use super::options::{NamespaceMode, NamespaceOptions, TemplateOptions, TruncateOptions};
 use super::pool::SharedPool;
+use super::seed::Seed;
 use super::slots::{self, Lease};
 use super::strategies::Ending;
 use super::testdb::TestDb;
@@ -90,6 +91,8 @@ impl IntoMigrations for Result<Migrations> {
 pub struct Isolation {
     pub(super) strategy: Option<Strategy>,
     pub(super) migrations: MigrationSource,
+    /// Suite data written once after the migrations.
+    pub(super) seed_data: Option<&'static Seed>,
     pub(super) fixtures: Vec<String>,
     pub(super) test_name: Option<String>,
     pub(super) crate_root: Option<PathBuf>,
@@ -123,6 +126,7 @@ impl Isolation {
         Self {
             strategy: None,
             migrations: MigrationSource::Default,
+            seed_data: None,
             fixtures: Vec::new(),
             test_name: None,
             crate_root: std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from),
@@ -180,6 +184,33 @@ impl Isolation {
     /// ```
     pub fn migrations_from(mut self, make: fn() -> Result<Migrations>) -> Self {
         self.migrations = MigrationSource::Custom(make);
+        self
+    }
+
+    /// Suite data ([`Seed`], from `#[seedbed::seed]`) written once after the migrations into the
+    /// database every strategy starts from, and part of its checksum.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seedbed::Error> {
+    /// use seedbed::prelude::*;
+    /// use sqlx::PgConnection;
+    ///
+    /// #[seedbed::seed]
+    /// async fn lookup_rows(conn: &mut PgConnection) -> Result<(), seedbed::Error> {
+    ///     sqlx::query("INSERT INTO plans (id, code, monthly_cents) VALUES (10, 'enterprise', 9900)")
+    ///         .execute(&mut *conn)
+    ///         .await?;
+    ///     Ok(())
+    /// }
+    ///
+    /// let db: TestDb = Isolation::new(Strategy::Template)
+    ///     .seed_data(&lookup_rows)
+    ///     .acquire()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn seed_data(mut self, seed: &'static Seed) -> Self {
+        self.seed_data = Some(seed);
         self
     }
 
@@ -444,6 +475,21 @@ impl Isolation {
     }
 
     pub(super) async fn migrations_resolved(&self) -> Result<Arc<Migrations>> {
+        let migrations = self.schema_migrations().await?;
+        match self.seed_data {
+            None => Ok(migrations),
+            Some(seed) => {
+                let key = format!("{}+{}", migrations.checksum(), seed.checksum_part());
+                engine::migrations(&key, async {
+                    Ok(migrations.as_ref().clone().with_seed(seed))
+                })
+                .await
+            }
+        }
+    }
+
+    /// The migrations alone, without the seed.
+    async fn schema_migrations(&self) -> Result<Arc<Migrations>> {
         match &self.migrations {
             MigrationSource::Default => {
                 let dir = self.crate_root.as_ref().map(|r| r.join("migrations"));

@@ -55,6 +55,8 @@ pub struct TestArgs {
     pub migrations: MigrationSource,
     /// Fixture scripts, in order.
     pub fixtures: &'static [TestFixture],
+    /// Suite data written once after the migrations (`seed = path`).
+    pub seed: Option<&'static crate::isolation::Seed>,
     /// Runtime flavor.
     pub flavor: Flavor,
     /// Worker threads of a multi-threaded runtime.
@@ -82,6 +84,7 @@ impl TestArgs {
             strategy: None,
             migrations: MigrationSource::Default,
             fixtures: &[],
+            seed: None,
             flavor: Flavor::CurrentThread,
             worker_threads: None,
             statement_timeout_ms: None,
@@ -118,6 +121,9 @@ impl TestArgs {
         }
         if let Some(role) = self.role {
             iso = iso.role(role);
+        }
+        if let Some(seed) = self.seed {
+            iso = iso.seed_data(seed);
         }
         iso
     }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use sqlx::migrate::{MigrateError, Migrator};
 
 use crate::error::{Error, Result};
+use crate::isolation::Seed;
 use crate::util::hash::stable_hash_bytes;
 
 mod plain;
@@ -24,6 +25,7 @@ type CustomFn =
     Arc<dyn for<'c> Fn(&'c mut (dyn Any + Send), &'c str) -> MigrateFuture<'c> + Send + Sync>;
 
 /// What builds the schema.
+#[derive(Clone)]
 enum Kind {
     /// sqlx's migrations (a directory, or `migrate!()`), recorded in `_sqlx_migrations`.
     Sqlx,
@@ -62,6 +64,27 @@ pub struct Migrations {
     /// How many up migrations there are.
     count: usize,
     kind: Kind,
+    /// Suite data written after the migrations, and the checksum of the migrations alone.
+    seed: Option<(&'static Seed, String)>,
+}
+
+impl Clone for Migrations {
+    fn clone(&self) -> Self {
+        let migrator = match self.migrator.get() {
+            Some(loaded) => {
+                tokio::sync::OnceCell::new_with(Some(loaded.as_ref().map(copy_migrator)))
+            }
+            None => tokio::sync::OnceCell::new(),
+        };
+        Self {
+            migrator,
+            dir: self.dir.clone(),
+            checksum: self.checksum.clone(),
+            count: self.count,
+            kind: self.kind.clone(),
+            seed: self.seed.clone(),
+        }
+    }
 }
 
 impl Migrations {
@@ -136,6 +159,7 @@ impl Migrations {
                     checksum: checksum.to_string(),
                     count,
                     kind: Kind::Sqlx,
+                    seed: None,
                 });
             }
         }
@@ -153,13 +177,31 @@ impl Migrations {
 
     /// Migrations embedded with `sqlx::migrate!()`.
     pub fn from_migrator(migrator: &Migrator) -> Self {
-        let mut copy = Migrator::with_migrations(migrator.iter().cloned().collect());
-        // What `sqlx.toml` may have set for `migrate!()`.
-        copy.table_name = migrator.table_name.clone();
-        copy.create_schemas = migrator.create_schemas.clone();
-        copy.ignore_missing = migrator.ignore_missing;
-        copy.locking = migrator.locking;
-        Self::build(Some(copy), None)
+        Self::build(Some(copy_migrator(migrator)), None)
+    }
+
+    /// These migrations followed by the suite data `seed` (see [`Seed`]): a new checksum, so
+    /// the seeded database is a database of its own.
+    pub fn with_seed(mut self, seed: &'static Seed) -> Self {
+        let schema = self.schema_checksum().to_string();
+        self.checksum = format!(
+            "{:016x}",
+            stable_hash_bytes(format!("{schema}:{}", seed.checksum_part()).as_bytes())
+        );
+        self.seed = Some((seed, schema));
+        self
+    }
+
+    /// The suite data written after the migrations, if any.
+    pub fn seed(&self) -> Option<&'static Seed> {
+        self.seed.as_ref().map(|(seed, _)| *seed)
+    }
+
+    /// The checksum of the migrations alone, without the seed.
+    fn schema_checksum(&self) -> &str {
+        self.seed
+            .as_ref()
+            .map_or(self.checksum.as_str(), |(_, schema)| schema.as_str())
     }
 
     /// No migrations: the database starts empty.
@@ -210,6 +252,7 @@ impl Migrations {
             checksum: format!("{:016x}", stable_hash_bytes(&bytes)),
             count: files.len(),
             kind: Kind::Plain(files),
+            seed: None,
         })
     }
 
@@ -278,6 +321,7 @@ impl Migrations {
             checksum: format!("{:016x}", stable_hash_bytes(&bytes)),
             count: 1,
             kind: Kind::Custom { name, apply },
+            seed: None,
         }
     }
 
@@ -289,6 +333,7 @@ impl Migrations {
             checksum,
             count,
             kind: Kind::Sqlx,
+            seed: None,
         }
     }
 
@@ -308,7 +353,7 @@ impl Migrations {
                             path: dir.clone(),
                             reason: e.to_string(),
                         })?;
-                if identity(Some(&migrator)).0 != self.checksum {
+                if identity(Some(&migrator)).0 != self.schema_checksum() {
                     return Err(Error::Migrations {
                         path: dir.clone(),
                         reason: "the migrations changed while the tests ran; run them again".into(),
@@ -376,6 +421,20 @@ impl Migrations {
     }
 
     async fn apply_with<C: MigrationConnection>(
+        &self,
+        conn: &mut C,
+        url: Option<&str>,
+    ) -> Result<()> {
+        self.apply_schema(conn, url).await?;
+        if let Some(seed) = self.seed() {
+            let erased: &mut (dyn Any + Send) = &mut *conn;
+            seed.run(erased).await?;
+            conn.reset_session().await?;
+        }
+        Ok(())
+    }
+
+    async fn apply_schema<C: MigrationConnection>(
         &self,
         conn: &mut C,
         url: Option<&str>,
@@ -695,6 +754,16 @@ impl MigrationConnection for sqlx::SqliteConnection {
     ) -> std::result::Result<(), sqlx::Error> {
         execute_script!(self, sql, transaction)
     }
+}
+
+/// A copy of `migrator`, with what `sqlx.toml` may have set for `migrate!()`.
+fn copy_migrator(migrator: &Migrator) -> Migrator {
+    let mut copy = Migrator::with_migrations(migrator.iter().cloned().collect());
+    copy.table_name = migrator.table_name.clone();
+    copy.create_schemas = migrator.create_schemas.clone();
+    copy.ignore_missing = migrator.ignore_missing;
+    copy.locking = migrator.locking;
+    copy
 }
 
 /// A checksum of every file under `dir` (names and contents, subdirectories included), for

@@ -16,6 +16,7 @@ mod migrations;
 mod options;
 mod pool;
 mod role;
+mod seed;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod strategies;
@@ -57,5 +58,8 @@ pub use self::migrations::{MigrateFuture, MigrationConnection, Migrations, check
 pub use self::options::{
     DataMode, NamespaceMode, NamespaceOptions, SchemaMode, TemplateOptions, TruncateOptions,
 };
+#[doc(hidden)]
+pub use self::seed::seed_result;
+pub use self::seed::{Seed, SeedFn};
 pub use self::testdb::{Kept, Outcome, TestDb};
 pub use crate::strategy::{Strategy, StrategySource};

@@ -1,0 +1,126 @@
+//! Suite data: rows written once into the database every strategy starts from
+//! ([`Seed`], made by `#[seedbed::seed]`).
+
+use std::any::Any;
+use std::sync::Arc;
+
+use crate::context::TestContext;
+use crate::error::{Error, Result};
+use crate::isolation::MigrateFuture;
+use crate::util::hash::stable_hash_bytes;
+
+/// The version of how seeds are run (their context, their tokens).
+const RUN_VERSION: u32 = 1;
+
+/// Runs a seed on the connection it was written for (downcast from `Any`).
+pub type SeedFn = for<'c> fn(&'c mut (dyn Any + Send)) -> MigrateFuture<'c>;
+
+/// Data written once per suite into the database every strategy starts from, after the
+/// migrations: Template clones it, Rollback and Truncate share it (Truncate puts its rows back
+/// as it does the rows migrations insert), Namespace shares it read-only.
+///
+/// Made by `#[seedbed::seed]` on an `async fn(&mut PgConnection) -> Result<(), E>` (or
+/// `&mut SqliteConnection`), which becomes a `static` of this type to name in
+/// `#[seedbed::test(seed = path)]` or [`Isolation::seed_data`](crate::Isolation::seed_data). Its identity
+/// (the function's path and a hash of its code, plus an optional `version`) is part of the
+/// database's checksum: a changed seed builds a new database. Factories in it draw from a
+/// random stream fixed by that identity, so the rows are the same every time it runs, and their
+/// sequence and unique values carry the seed's own token (`org-1-k3x9q2`), so the tests'
+/// sequences, which start at 1, never collide with them.
+///
+/// ```no_run
+/// use seedbed::prelude::*;
+/// use sqlx::PgConnection;
+///
+/// #[seedbed::seed]
+/// async fn plans(conn: &mut PgConnection) -> Result<(), seedbed::Error> {
+///     sqlx::query("INSERT INTO plans (id, code, monthly_cents) VALUES (10, 'enterprise', 9900)")
+///         .execute(&mut *conn)
+///         .await?;
+///     Ok(())
+/// }
+///
+/// #[seedbed::test(seed = plans)]
+/// async fn sees_the_plans(db: TestDb) -> Result<(), seedbed::Error> {
+///     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM plans WHERE id = 10")
+///         .fetch_one(&db.pool())
+///         .await?;
+///     assert_eq!(n, 1);
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Seed {
+    name: &'static str,
+    identity: &'static str,
+    run: SeedFn,
+}
+
+impl Seed {
+    /// A seed named `name` (its path), whose rows `run` writes; `identity` changes whenever
+    /// they do (`#[seedbed::seed]` hashes the function's code, plus its `version`).
+    pub const fn new(name: &'static str, identity: &'static str, run: SeedFn) -> Self {
+        Self {
+            name,
+            identity,
+            run,
+        }
+    }
+
+    /// The seed's name: the path of its function.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// What identifies the rows it writes.
+    pub fn identity(&self) -> &'static str {
+        self.identity
+    }
+
+    /// What the seed adds to a database's checksum: its name and identity, and the version of
+    /// how seeds are run (a change there builds the seeded databases again).
+    pub(crate) fn checksum_part(&self) -> String {
+        format!("seed-v{RUN_VERSION}:{}:{}", self.name, self.identity)
+    }
+
+    /// Writes the seed's rows on `conn`, its factories drawing from a random stream fixed by
+    /// the seed's identity. Its sequence and unique values carry a token of its own (as a
+    /// test's do when it shares its database), so the tests' sequences, which start at 1 again,
+    /// never meet them.
+    pub(crate) async fn run(&self, conn: &mut (dyn Any + Send)) -> Result<()> {
+        let stream = stable_hash_bytes(self.checksum_part().as_bytes());
+        let ctx = Arc::new(
+            TestContext::builder(self.name)
+                .seed(stream)
+                .shares_database(true)
+                .build(),
+        );
+        ctx.scope((self.run)(conn)).await.map_err(|e| match e {
+            e @ Error::Seed { .. } => e,
+            other => Error::Seed {
+                seed: self.name.to_string(),
+                message: other.to_string(),
+            },
+        })
+    }
+
+    /// The error of a seed written for the connection `C`, run on another backend's.
+    #[doc(hidden)]
+    pub fn wrong_connection<C>(name: &'static str) -> Error {
+        Error::Seed {
+            seed: name.to_string(),
+            message: format!(
+                "it takes a {}, but the test's database is on another backend: write the seed \
+                 for the connection of the test's backend",
+                std::any::type_name::<C>()
+            ),
+        }
+    }
+}
+
+/// What a seed function may return: `Result<(), E>` for any error that converts into
+/// [`Error`] (`sqlx::Error`, `seedbed::Error`).
+#[doc(hidden)]
+pub fn seed_result<E: Into<Error>>(result: std::result::Result<(), E>) -> Result<()> {
+    result.map_err(Into::into)
+}
