@@ -197,7 +197,7 @@ impl Isolation {
     ///
     /// #[seedbed::seed]
     /// async fn lookup_rows(conn: &mut PgConnection) -> Result<(), seedbed::Error> {
-    ///     sqlx::query("INSERT INTO plans (id, code, monthly_cents) VALUES (10, 'enterprise', 9900)")
+    ///     sqlx::query("INSERT INTO plans (id, code, monthly_cents) VALUES (10, 'scale', 9900)")
     ///         .execute(&mut *conn)
     ///         .await?;
     ///     Ok(())

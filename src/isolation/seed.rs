@@ -34,7 +34,7 @@ pub type SeedFn = for<'c> fn(&'c mut (dyn Any + Send)) -> MigrateFuture<'c>;
 ///
 /// #[seedbed::seed]
 /// async fn plans(conn: &mut PgConnection) -> Result<(), seedbed::Error> {
-///     sqlx::query("INSERT INTO plans (id, code, monthly_cents) VALUES (10, 'enterprise', 9900)")
+///     sqlx::query("INSERT INTO plans (id, code, monthly_cents) VALUES (10, 'scale', 9900)")
 ///         .execute(&mut *conn)
 ///         .await?;
 ///     Ok(())
