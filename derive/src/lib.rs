@@ -43,7 +43,9 @@ pub fn derive_db_enum(input: TokenStream) -> TokenStream {
 /// `reset_sequences`, and those of `#[sqlx::test]`: `migrations = "dir" | false`,
 /// `migrator = "path::TO_MIGRATOR"`, `fixtures("a", "b")`,
 /// `fixtures(path = "dir", scripts("a"))`; and `migrations = path::to::fn` for a function
-/// returning `seedbed::isolation::Migrations` (another migration tool, plain `.sql` files). See
+/// returning `seedbed::isolation::Migrations` (another migration tool, plain `.sql` files);
+/// `seed = path` (a `#[seedbed::seed]` function); `database = "existing"` and
+/// `allow_unmarked_database` (isolation inside an existing database, no CREATE DATABASE). See
 /// `seedbed::isolation`.
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {

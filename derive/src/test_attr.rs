@@ -36,6 +36,10 @@ struct Args {
     fixtures: Vec<(String, Span)>,
     /// `seed = path`: a `#[seedbed::seed]` static.
     seed: Option<syn::Path>,
+    /// `database = "…"`: an existing database to isolate in, and where it was written.
+    database: Option<(String, Span)>,
+    /// `allow_unmarked_database`: use `database` though seedbed did not create it.
+    allow_unmarked: bool,
     /// The first argument that needs a database, for the error on a test that takes none.
     needs_db: Option<Span>,
 }
@@ -137,6 +141,27 @@ fn expand_fn(args: TokenStream, input: &syn::ItemFn) -> syn::Result<TokenStream>
         None => quote!(::core::option::Option::None),
     };
     let reset_sequences = args.reset_sequences;
+    if let Some((name, span)) = &args.strategy
+        && name == "template"
+        && args.database.is_some()
+    {
+        return Err(syn::Error::new(
+            *span,
+            "Template clones databases it creates; with `database = \"…\"` (no CREATE DATABASE), \
+             use strategy = \"rollback\", \"namespace\" or \"truncate\"",
+        ));
+    }
+    if args.allow_unmarked && args.database.is_none() {
+        return Err(syn::Error::new(
+            Span::call_site(),
+            "`allow_unmarked_database` applies to a database named with `database = \"…\"`",
+        ));
+    }
+    let database = match &args.database {
+        Some((name, _)) => quote!(::core::option::Option::Some(#name)),
+        None => quote!(::core::option::Option::None),
+    };
+    let allow_unmarked = args.allow_unmarked;
     let schema_mode = args.schema_mode;
     let keep_rows = args.keep_rows;
     for (flag, what) in [(schema_mode, "namespace"), (keep_rows, "cleanup")] {
@@ -218,6 +243,8 @@ fn expand_fn(args: TokenStream, input: &syn::ItemFn) -> syn::Result<TokenStream>
             args.migrations = #migrations;
             args.fixtures = &[#(#fixtures),*];
             args.seed = #seed;
+            args.database = #database;
+            args.allow_unmarked_database = #allow_unmarked;
             args.flavor = #flavor;
             args.worker_threads = #worker_threads;
             args.statement_timeout_ms = #statement_timeout;
@@ -439,6 +466,22 @@ fn parse_args(tokens: TokenStream) -> syn::Result<Args> {
                     args.role = Some(s.value());
                     args.needs_db.get_or_insert(span);
                 }
+                ("database", Meta::NameValue(nv)) => {
+                    let s = lit_str(&nv.value, "the name of an existing database")?;
+                    if s.value().trim().is_empty() {
+                        return Err(syn::Error::new_spanned(
+                            &nv.value,
+                            "database must name an existing database (the tests isolate inside \
+                             it, with no CREATE DATABASE)",
+                        ));
+                    }
+                    args.database = Some((s.value(), s.span()));
+                    args.needs_db.get_or_insert(span);
+                }
+                ("allow_unmarked_database", Meta::Path(_)) => {
+                    args.allow_unmarked = true;
+                    args.needs_db.get_or_insert(span);
+                }
                 ("namespace", Meta::NameValue(nv)) => {
                     let s = lit_str(&nv.value, "\"data\" or \"schema\"")?;
                     args.schema_mode = match s.value().as_str() {
@@ -566,6 +609,7 @@ fn parse_args(tokens: TokenStream) -> syn::Result<Args> {
                          namespace = \"schema\", \
                          cleanup = \"none\", migrations = \"dir\" | false | path::to::fn, \
                          migrator = \"path::TO_MIGRATOR\", seed = path::to::seed, \
+                         database = \"existing\", allow_unmarked_database, \
                          fixtures(\"name\", …)",
                     ));
                 }

@@ -57,6 +57,10 @@ pub struct TestArgs {
     pub fixtures: &'static [TestFixture],
     /// Suite data written once after the migrations (`seed = path`).
     pub seed: Option<&'static crate::isolation::Seed>,
+    /// An existing database to isolate in (`database = "…"`): no CREATE DATABASE.
+    pub database: Option<&'static str>,
+    /// Use `database` though seedbed did not create it (`allow_unmarked_database`).
+    pub allow_unmarked_database: bool,
     /// Runtime flavor.
     pub flavor: Flavor,
     /// Worker threads of a multi-threaded runtime.
@@ -85,6 +89,8 @@ impl TestArgs {
             migrations: MigrationSource::Default,
             fixtures: &[],
             seed: None,
+            database: None,
+            allow_unmarked_database: false,
             flavor: Flavor::CurrentThread,
             worker_threads: None,
             statement_timeout_ms: None,
@@ -124,6 +130,11 @@ impl TestArgs {
         }
         if let Some(seed) = self.seed {
             iso = iso.seed_data(seed);
+        }
+        if let Some(database) = self.database {
+            iso = iso
+                .database(database)
+                .allow_unmarked_database(self.allow_unmarked_database);
         }
         iso
     }

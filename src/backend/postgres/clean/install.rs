@@ -60,7 +60,7 @@ async fn prepare_with(conn: &mut PgConnection, schema: &Schema, track: bool) -> 
     // dynamic SQL because a sequence's state is only reachable through its name.
     let _ = writeln!(
         sql,
-        "CREATE SCHEMA {s};\n\
+        "CREATE SCHEMA IF NOT EXISTS {s};\n\
          CREATE TABLE {s}.dirty (relid oid NOT NULL);\n\
          CREATE UNLOGGED TABLE {s}.clean_mark (at timestamptz NOT NULL DEFAULT now());\n\
          CREATE FUNCTION {s}.mark_dirty() RETURNS trigger LANGUAGE plpgsql AS $f$\n\
