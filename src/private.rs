@@ -27,11 +27,15 @@ pub use crate::factory::{
 };
 
 pub use crate::isolation::harness::{
-    Flavor, TestArgs, TestFixture, TestFn, TestTermination, assert_test_fn,
+    Flavor, NamedDatabase, TestArgs, TestFixture, TestFn, TestTermination, acquire_any,
+    assert_test_fn,
 };
 pub use crate::isolation::seed_result;
 pub use crate::isolation::{IntoMigrations, MigrateFuture, MigrationSource, Seed, Strategy};
 pub use sea_query::value::postgres_array::NotU8;
+pub use sqlx::Postgres;
+#[cfg(feature = "sqlite")]
+pub use sqlx::Sqlite;
 
 // The closures' argument and result types are given, so they are inferred: `|f| 3` fills an
 // `i16`, `|n| n as i32` an `i32`, and a mismatch is reported on the closure.

@@ -61,7 +61,13 @@ macro_rules! sees_the_seed {
             #[seedbed::test(strategy = $strategy, seed = catalog)]
             async fn $name(db: TestDb) -> Result {
                 let (orgs, admins, plan) = seeded(&db).await;
-                assert_eq!((orgs, admins), (SEEDED_ORGS, 1));
+                assert_eq!(admins, 1);
+                if $writes {
+                    assert_eq!(orgs, SEEDED_ORGS);
+                } else {
+                    // Namespace's tests share the database at once: others' rows may be there.
+                    assert!(orgs >= SEEDED_ORGS, "{orgs}");
+                }
                 assert!(plan.ends_with(" (seeded)"), "{plan}");
                 Organization::factory().create(&db).await?;
                 if $writes {

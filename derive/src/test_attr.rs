@@ -36,12 +36,22 @@ struct Args {
     fixtures: Vec<(String, Span)>,
     /// `seed = path`: a `#[seedbed::seed]` static.
     seed: Option<syn::Path>,
+    /// `databases(main = "…", audit = "…")`.
+    databases: Option<Vec<NamedDb>>,
     /// `database = "…"`: an existing database to isolate in, and where it was written.
     database: Option<(String, Span)>,
     /// `allow_unmarked_database`: use `database` though seedbed did not create it.
     allow_unmarked: bool,
     /// The first argument that needs a database, for the error on a test that takes none.
     needs_db: Option<Span>,
+}
+
+/// One of `databases(…)`.
+struct NamedDb {
+    name: syn::Ident,
+    migrations: Migrations,
+    /// `sqlite` or `postgres` when given.
+    backend: Option<&'static str>,
 }
 
 #[derive(Default)]
@@ -80,7 +90,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 fn expand_fn(args: TokenStream, input: &syn::ItemFn) -> syn::Result<TokenStream> {
-    let args = parse_args(args)?;
+    let mut args = parse_args(args)?;
     check_signature(input)?;
 
     let inputs = &input.sig.inputs;
@@ -192,7 +202,47 @@ fn expand_fn(args: TokenStream, input: &syn::ItemFn) -> syn::Result<TokenStream>
     } else {
         strategy
     };
+    if let Some(first) = args.databases.as_mut().and_then(|d| d.first_mut()) {
+        args.migrations = std::mem::take(&mut first.migrations);
+    }
     let migrations = migrations_tokens(&args.migrations, takes_db)?;
+    let databases = match &args.databases {
+        Some(list) => {
+            let own = list.first().map(|d| d.name.to_string()).unwrap_or_default();
+            let others = list
+                .iter()
+                .skip(1)
+                .map(|d| {
+                    let name = d.name.to_string();
+                    let migrations = migrations_tokens(&d.migrations, true)?;
+                    let backend = match d.backend {
+                        Some("sqlite") => quote!(::core::option::Option::Some(
+                            ::seedbed::__private::acquire_any::<::seedbed::__private::Sqlite>
+                        )),
+                        Some(_) => quote!(::core::option::Option::Some(
+                            ::seedbed::__private::acquire_any::<::seedbed::__private::Postgres>
+                        )),
+                        None => quote!(::core::option::Option::None),
+                    };
+                    Ok(quote! {
+                        ::seedbed::__private::NamedDatabase {
+                            name: #name,
+                            migrations: || #migrations,
+                            backend: #backend,
+                        }
+                    })
+                })
+                .collect::<syn::Result<Vec<_>>>()?;
+            quote! {
+                ::core::option::Option::Some((#own, {
+                    const __SEEDBED_DATABASES: &[::seedbed::__private::NamedDatabase] =
+                        &[#(#others),*];
+                    __SEEDBED_DATABASES
+                }))
+            }
+        }
+        None => quote!(::core::option::Option::None),
+    };
     let seed = match &args.seed {
         Some(path) => quote_spanned! {path.span()=>
             ::core::option::Option::Some(&#path)
@@ -244,6 +294,7 @@ fn expand_fn(args: TokenStream, input: &syn::ItemFn) -> syn::Result<TokenStream>
             args.fixtures = &[#(#fixtures),*];
             args.seed = #seed;
             args.database = #database;
+            args.databases = #databases;
             args.allow_unmarked_database = #allow_unmarked;
             args.flavor = #flavor;
             args.worker_threads = #worker_threads;
@@ -541,38 +592,31 @@ fn parse_args(tokens: TokenStream) -> syn::Result<Args> {
                     }
                     seen_migrations = true;
                     args.needs_db.get_or_insert(span);
+                    if args.databases.is_some() {
+                        return Err(syn::Error::new_spanned(
+                            &meta,
+                            "the migrations of the test's own database are the first of \
+                             `databases(…)`: leave out `migrations`",
+                        ));
+                    }
                     args.migrations = if key == "migrator" {
                         let s = lit_str(&nv.value, "a path to a static Migrator, as a string")?;
                         Migrations::Migrator(s.parse()?)
                     } else {
-                        match literal(&nv.value) {
-                            Expr::Lit(ExprLit {
-                                lit: Lit::Bool(b), ..
-                            }) if !b.value => Migrations::Disabled,
-                            Expr::Lit(ExprLit {
-                                lit: Lit::Bool(b), ..
-                            }) => {
-                                return Err(syn::Error::new_spanned(
-                                    b,
-                                    "`migrations = true` is redundant: migrations run by default",
-                                ));
-                            }
-                            Expr::Lit(ExprLit {
-                                lit: Lit::Str(s), ..
-                            }) => Migrations::Dir(s.clone()),
-                            Expr::Path(path) if path.qself.is_none() => {
-                                Migrations::Function(path.path.clone())
-                            }
-                            other => {
-                                return Err(syn::Error::new_spanned(
-                                    other,
-                                    "expected a directory as a string, `false`, or the path of a \
-                                     function returning `seedbed::isolation::Migrations` \
-                                     (`migrations = schema::migrations`)",
-                                ));
-                            }
-                        }
+                        migrations_value(&nv.value)?
                     };
+                }
+                ("databases", Meta::List(list)) => {
+                    if seen_migrations {
+                        return Err(syn::Error::new_spanned(
+                            &meta,
+                            "the migrations of the test's own database are the first of \
+                             `databases(…)`: leave out `migrations`",
+                        ));
+                    }
+                    args.needs_db.get_or_insert(span);
+                    let entries = parse_databases(list)?;
+                    args.databases = Some(entries);
                 }
                 ("seed", Meta::NameValue(nv)) => {
                     if args.seed.is_some() {
@@ -610,6 +654,7 @@ fn parse_args(tokens: TokenStream) -> syn::Result<Args> {
                          cleanup = \"none\", migrations = \"dir\" | false | path::to::fn, \
                          migrator = \"path::TO_MIGRATOR\", seed = path::to::seed, \
                          database = \"existing\", allow_unmarked_database, \
+                         databases(main = \"dir\", other = \"dir\" | sqlite(\"dir\")), \
                          fixtures(\"name\", …)",
                     ));
                 }
@@ -636,6 +681,107 @@ fn parse_args(tokens: TokenStream) -> syn::Result<Args> {
 
 /// `expr` without the invisible groups a `macro_rules!` metavariable (`$lit:literal`,
 /// `$e:expr`) wraps around what it passes on, so a literal given through a macro is the literal.
+/// A `migrations = …` value: a directory, `false`, or a function's path.
+fn migrations_value(value: &Expr) -> syn::Result<Migrations> {
+    Ok(match literal(value) {
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(b), ..
+        }) if !b.value => Migrations::Disabled,
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(b), ..
+        }) => {
+            return Err(syn::Error::new_spanned(
+                b,
+                "`migrations = true` is redundant: migrations run by default",
+            ));
+        }
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Migrations::Dir(s.clone()),
+        Expr::Path(path) if path.qself.is_none() => Migrations::Function(path.path.clone()),
+        other => {
+            return Err(syn::Error::new_spanned(
+                other,
+                "expected a directory as a string, `false`, or the path of a function \
+                 returning `seedbed::isolation::Migrations` (`migrations = schema::migrations`)",
+            ));
+        }
+    })
+}
+
+/// `databases(main = "migrations", audit = "migrations/audit", cache = sqlite("…"))`: each
+/// name with its migrations and, for another backend, that backend.
+fn parse_databases(list: &syn::MetaList) -> syn::Result<Vec<NamedDb>> {
+    let metas = list.parse_args_with(Punctuated::<Meta, syn::Token![,]>::parse_terminated)?;
+    let mut out: Vec<NamedDb> = Vec::new();
+    for meta in metas {
+        let Meta::NameValue(nv) = &meta else {
+            return Err(syn::Error::new_spanned(
+                &meta,
+                "expected `name = \"migrations dir\"`: `databases(main = \"migrations\", audit = \
+                 \"migrations/audit\")`",
+            ));
+        };
+        let Some(name) = nv.path.get_ident() else {
+            return Err(syn::Error::new_spanned(
+                &nv.path,
+                "expected a database name",
+            ));
+        };
+        if out.iter().any(|d| d.name == *name) {
+            return Err(syn::Error::new_spanned(
+                name,
+                format!("two databases are named `{name}`"),
+            ));
+        }
+        let (backend, value) = match literal(&nv.value) {
+            Expr::Call(call) => {
+                let backend = match &*call.func {
+                    Expr::Path(p) if p.path.is_ident("sqlite") => "sqlite",
+                    Expr::Path(p) if p.path.is_ident("postgres") => "postgres",
+                    other => {
+                        return Err(syn::Error::new_spanned(
+                            other,
+                            "expected `sqlite(\"dir\")` or `postgres(\"dir\")` for a database on \
+                             another backend than the test's",
+                        ));
+                    }
+                };
+                let (Some(arg), 1) = (call.args.first(), call.args.len()) else {
+                    return Err(syn::Error::new_spanned(
+                        call,
+                        format!("expected one argument: `{backend}(\"migrations dir\")`"),
+                    ));
+                };
+                (Some((backend, call.func.span())), arg.clone())
+            }
+            other => (None, other.clone()),
+        };
+        if out.is_empty()
+            && let Some((_, span)) = backend
+        {
+            return Err(syn::Error::new(
+                span,
+                "the first of `databases(…)` is the test's own database, on the backend of the \
+                 test's parameter: name another database's backend, not this one's",
+            ));
+        }
+        out.push(NamedDb {
+            name: name.clone(),
+            migrations: migrations_value(&value)?,
+            backend: backend.map(|(b, _)| b),
+        });
+    }
+    if out.len() < 2 {
+        return Err(syn::Error::new_spanned(
+            list,
+            "`databases(…)` names the test's own database first, then at least one other: \
+             `databases(main = \"migrations\", audit = \"migrations/audit\")`",
+        ));
+    }
+    Ok(out)
+}
+
 fn literal(mut expr: &Expr) -> &Expr {
     while let Expr::Group(g) = expr {
         expr = &g.expr;

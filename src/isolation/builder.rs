@@ -16,6 +16,7 @@ use super::migrations::Migrations;
 use super::options::{NamespaceMode, NamespaceOptions, TemplateOptions, TruncateOptions};
 use super::pool::SharedPool;
 use super::seed::Seed;
+use super::several::{AlsoDb, Others, acquire_any};
 use super::slots::{self, Lease};
 use super::strategies::Ending;
 use super::testdb::TestDb;
@@ -109,6 +110,10 @@ pub struct Isolation {
     pub(super) namespace: NamespaceOptions,
     /// The role the test's connections act as (`None`: the connecting user).
     pub(super) role: Option<String>,
+    /// The test's other databases.
+    pub(super) also: Vec<AlsoDb>,
+    /// The name the test's own database answers to beside them.
+    pub(super) own_name: Option<String>,
 }
 
 impl Isolation {
@@ -142,6 +147,8 @@ impl Isolation {
             template: TemplateOptions::new(),
             namespace: NamespaceOptions::default(),
             role: None,
+            also: Vec::new(),
+            own_name: None,
         }
     }
 
@@ -457,8 +464,58 @@ impl Isolation {
     /// db.finish().await?;
     /// # Ok(()) }
     /// ```
-    pub async fn acquire_on<DB: Isolated>(self) -> Result<TestDb<DB>> {
-        DB::acquire_test_db(self).await
+    pub async fn acquire_on<DB: Isolated>(mut self) -> Result<TestDb<DB>> {
+        let also = std::mem::take(&mut self.also);
+        let own_name = self.own_name.take();
+        let db = DB::acquire_test_db(self).await?;
+        if !also.is_empty() || own_name.is_some() {
+            // On an error the test's own database is dropped, and cleaned as any dropped one.
+            let others = Others::acquire::<DB>(own_name, also).await?;
+            let _ = db.inner.others.set(others);
+        }
+        Ok(db)
+    }
+
+    /// Another database for the test, on the test's backend, acquired with it as `other` says
+    /// (its own migrations; the strategy is usually the test's) and ended with it; the test
+    /// reaches it with [`TestDb::named`]. What `databases(…)` in `#[seedbed::test]` does.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seedbed::Error> {
+    /// use seedbed::prelude::*;
+    ///
+    /// let db: TestDb = Isolation::new(Strategy::Rollback)
+    ///     .migrations("migrations")
+    ///     .also("audit", Isolation::new(Strategy::Rollback).migrations("migrations/audit"))
+    ///     .acquire()
+    ///     .await?;
+    /// let audit: &TestDb = db.named("audit")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn also(mut self, name: impl Into<String>, other: Isolation) -> Self {
+        self.also.push(AlsoDb {
+            name: name.into(),
+            iso: Box::new(other),
+            acquire: None,
+        });
+        self
+    }
+
+    /// [`also`](Self::also) on the backend `X`, which may differ from the test's (a SQLite
+    /// database beside a PostgreSQL one); the test reaches it with [`TestDb::named_on`].
+    pub fn also_on<X: Isolated>(mut self, name: impl Into<String>, other: Isolation) -> Self {
+        self.also.push(AlsoDb {
+            name: name.into(),
+            iso: Box::new(other),
+            acquire: Some(acquire_any::<X>),
+        });
+        self
+    }
+
+    /// The name the test's own database answers to in [`TestDb::named`], beside the others.
+    pub fn own_name(mut self, name: impl Into<String>) -> Self {
+        self.own_name = Some(name.into());
+        self
     }
 
     /// The test's name, its strategy, and its context's builder.

@@ -59,6 +59,9 @@ pub struct TestArgs {
     pub seed: Option<&'static crate::isolation::Seed>,
     /// An existing database to isolate in (`database = "…"`): no CREATE DATABASE.
     pub database: Option<&'static str>,
+    /// `databases(main = "…", audit = "…")`: the name of the test's own database (the first),
+    /// and the others.
+    pub databases: Option<(&'static str, &'static [NamedDatabase])>,
     /// Use `database` though seedbed did not create it (`allow_unmarked_database`).
     pub allow_unmarked_database: bool,
     /// Runtime flavor.
@@ -90,6 +93,7 @@ impl TestArgs {
             fixtures: &[],
             seed: None,
             database: None,
+            databases: None,
             allow_unmarked_database: false,
             flavor: Flavor::CurrentThread,
             worker_threads: None,
@@ -103,6 +107,28 @@ impl TestArgs {
     }
 
     fn isolation(&self, own_connections: bool) -> Isolation {
+        let mut iso = self.base_isolation(own_connections);
+        if let Some((own, others)) = self.databases {
+            iso = iso.own_name(own);
+            for other in others {
+                let mut this = self
+                    .base_isolation(own_connections)
+                    .migration_source((other.migrations)())
+                    .test_name(format!("{}[{}]", self.path, other.name));
+                this.fixtures.clear();
+                this.seed_data = None;
+                this.database = None;
+                iso.also.push(super::several::AlsoDb {
+                    name: other.name.to_string(),
+                    iso: Box::new(this),
+                    acquire: other.backend,
+                });
+            }
+        }
+        iso
+    }
+
+    fn base_isolation(&self, own_connections: bool) -> Isolation {
         let mut iso = Isolation::configured()
             .strategy(self.strategy)
             .crate_root(self.crate_root)
@@ -324,6 +350,19 @@ where
     }
 }
 
+/// Another database of a test, named in `databases(…)`.
+#[derive(Debug)]
+pub struct NamedDatabase {
+    /// Its name, for `TestDb::named`.
+    pub name: &'static str,
+    /// Its migrations.
+    pub migrations: fn() -> MigrationSource,
+    /// Its backend, when it is not the test's own (`sqlite("…")`).
+    pub backend: Option<AcquireAny>,
+}
+
+pub use super::several::{AcquireAny, AcquiringAny, AnyTestDb, acquire_any};
+
 /// Checks at compile time that a test function has a supported form.
 pub fn assert_test_fn<F: TestFn>(_f: F) {}
 
@@ -427,6 +466,7 @@ fn failure_block<DB: Isolated>(
             out.push_str(&format!("url:      {url}\n"));
         }
         out.push_str(&kept_lines(db, args, short));
+        out.push_str(&db.describe_others());
     }
     out.push_str(&format!(
         "seed:     {seed} (re-run with the same data: SEEDBED_SEED={seed} cargo test {short})\n",

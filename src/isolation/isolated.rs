@@ -27,7 +27,7 @@ pub trait Isolated: Backend {
     /// Acquires the test's database state as `iso` says. Call
     /// [`Isolation::acquire_on`](super::Isolation::acquire_on) instead.
     #[doc(hidden)]
-    fn acquire_test_db(iso: Isolation) -> impl Future<Output = Result<TestDb<Self>>>;
+    fn acquire_test_db(iso: Isolation) -> impl Future<Output = Result<TestDb<Self>>> + Send;
 }
 
 impl Isolated for Postgres {
@@ -54,6 +54,7 @@ impl Isolated for Postgres {
                 server,
                 state: std::sync::Mutex::new(Some(acquired.state)),
                 kept: std::sync::Mutex::new(None),
+                others: std::sync::OnceLock::new(),
             }),
         })
     }

@@ -17,6 +17,7 @@ mod options;
 mod pool;
 mod role;
 mod seed;
+mod several;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod strategies;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use sqlx::{Pool, Postgres};
 
+use super::several::{NO_OTHERS, Others};
 use super::strategies::Ending;
 use crate::backend::Backend;
 use crate::context::TestContext;
@@ -47,6 +48,8 @@ pub(super) struct Inner<DB: Backend> {
     pub(super) state: std::sync::Mutex<Option<Box<dyn Ending<DB>>>>,
     /// What a failed test left for inspection, if anything.
     pub(super) kept: std::sync::Mutex<Option<Kept>>,
+    /// The test's other databases, if it has any.
+    pub(super) others: std::sync::OnceLock<Others>,
 }
 
 /// What a failed test left for inspection ([`TestDb::kept_state`]); `seedbed list` shows it and
@@ -100,6 +103,40 @@ impl<DB: Backend> TestDb<DB> {
     /// The name of the database the test runs on.
     pub fn database(&self) -> &str {
         &self.inner.database
+    }
+
+    /// Another database of the test, on the same backend, by the name it has in
+    /// `#[seedbed::test(databases(…))]` (or [`Isolation::also`](super::Isolation::also)); the
+    /// test's own database answers to its name too. Each is isolated by the test's strategy and
+    /// ended with it.
+    ///
+    /// ```no_run
+    /// use seedbed::prelude::*;
+    ///
+    /// #[seedbed::test(databases(main = "migrations", audit = "tests/single_schema_migrations"))]
+    /// async fn writes_both(db: TestDb) -> Result<(), seedbed::Error> {
+    ///     let audit = db.named("audit")?;
+    ///     sqlx::query("INSERT INTO accounts (email) VALUES ('signup@example.com')")
+    ///         .execute(&audit.pool())
+    ///         .await?;
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn named(&self, name: &str) -> Result<&TestDb<DB>> {
+        self.named_on::<DB>(name)
+    }
+
+    /// Another database of the test on the backend `X`, which may differ from the test's own:
+    /// `db.named_on::<sqlx::Sqlite>("cache")` for `cache = sqlite("migrations/cache")` in
+    /// `databases(…)`.
+    pub fn named_on<X: Backend>(&self, name: &str) -> Result<&TestDb<X>> {
+        let others = self.inner.others.get();
+        if others.and_then(|o| o.main.as_deref()) == Some(name)
+            && let Some(own) = (self as &dyn std::any::Any).downcast_ref::<TestDb<X>>()
+        {
+            return Ok(own);
+        }
+        others.unwrap_or(&NO_OTHERS).get::<X>(name)
     }
 
     /// Whether a failed test's state was kept for inspection (Template, Truncate, Namespace):
@@ -184,10 +221,24 @@ impl<DB: Backend> TestDb<DB> {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        let Some(state) = state else {
-            return Ok(());
+        let own = match state {
+            Some(state) => state.finish(&self.inner, outcome).await,
+            None => Ok(()),
         };
-        state.finish(&self.inner, outcome).await
+        let others = match self.inner.others.get() {
+            Some(others) => others.finish(outcome).await,
+            None => Ok(()),
+        };
+        own.and(others)
+    }
+
+    /// Lines naming the test's other databases, for a failed test's report.
+    pub(super) fn describe_others(&self) -> String {
+        self.inner
+            .others
+            .get()
+            .map(Others::describe)
+            .unwrap_or_default()
     }
 }
 

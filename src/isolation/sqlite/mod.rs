@@ -101,6 +101,7 @@ pub(super) async fn acquire(iso: Isolation) -> Result<TestDb<Sqlite>> {
             server: dir,
             state: std::sync::Mutex::new(Some(acquired.state)),
             kept: std::sync::Mutex::new(None),
+            others: std::sync::OnceLock::new(),
         }),
     })
 }
