@@ -169,6 +169,62 @@ async fn every_namespace_schema_is_seeded() -> Result {
     Ok(())
 }
 
+/// A suite names its seed in `seedbed.toml`: a SQL file, run once after the migrations for every
+/// test of the crate that names no seed of its own.
+#[tokio::test]
+async fn the_suite_seed_is_a_sql_file_named_in_seedbed_toml() -> Result {
+    let root = std::env::temp_dir().join(format!("seedbed-suite-seed-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("seedbed.toml"), "seed = \"seed.sql\"\n").unwrap();
+    std::fs::write(
+        root.join("seed.sql"),
+        "INSERT INTO organizations (name, slug) VALUES ('From the suite', 'suite-seed');\n",
+    )
+    .unwrap();
+    let migrations = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+    let db: TestDb = Isolation::new(Strategy::Template)
+        .crate_root(&root)
+        .migrations(migrations)
+        .acquire()
+        .await?;
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM organizations WHERE slug = 'suite-seed'")
+        .fetch_one(&db.pool())
+        .await?;
+    assert_eq!(n, 1);
+    db.finish().await?;
+
+    // A test's own seed takes its place.
+    let db: TestDb = Isolation::new(Strategy::Template)
+        .crate_root(&root)
+        .migrations(migrations)
+        .seed_data(&catalog)
+        .acquire()
+        .await?;
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM organizations WHERE slug = 'suite-seed'")
+        .fetch_one(&db.pool())
+        .await?;
+    assert_eq!(n, 0);
+    db.finish().await?;
+
+    std::fs::write(root.join("seedbed.toml"), "seed = \"missing.sql\"\n").unwrap();
+    let other_root = root.join("other");
+    std::fs::create_dir_all(&other_root).unwrap();
+    std::fs::write(other_root.join("seedbed.toml"), "seed = \"missing.sql\"\n").unwrap();
+    let err = Isolation::new(Strategy::Template)
+        .crate_root(&other_root)
+        .migrations(migrations)
+        .acquire()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("missing.sql") && err.contains("cannot read"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+    Ok(())
+}
+
 #[seedbed::seed(version = 2)]
 async fn catalog_v2(conn: &mut PgConnection) -> Result {
     User::factory().create(&mut *conn).await?;

@@ -533,7 +533,10 @@ impl Isolation {
 
     pub(super) async fn migrations_resolved(&self) -> Result<Arc<Migrations>> {
         let migrations = self.schema_migrations().await?;
-        match self.seed_data {
+        match self
+            .seed_data
+            .map_or_else(|| self.suite_seed(), |seed| Ok(Some(seed)))?
+        {
             None => Ok(migrations),
             Some(seed) => {
                 let key = format!("{}+{}", migrations.checksum(), seed.checksum_part());
@@ -542,6 +545,22 @@ impl Isolation {
                 })
                 .await
             }
+        }
+    }
+
+    /// The suite's seed: a SQL script named by `seed = "…"` in the crate's `seedbed.toml` (or
+    /// `[package.metadata.seedbed]`), relative to the crate root.
+    fn suite_seed(&self) -> Result<Option<&'static Seed>> {
+        let Some(root) = &self.crate_root else {
+            return Ok(None);
+        };
+        match crate::strategy::suite_string(
+            root,
+            "seed",
+            "a SQL file run once after the migrations",
+        )? {
+            Some(path) => Seed::sql_file(root.join(path)).map(Some),
+            None => Ok(None),
         }
     }
 

@@ -427,8 +427,7 @@ impl Migrations {
     ) -> Result<()> {
         self.apply_schema(conn, url).await?;
         if let Some(seed) = self.seed() {
-            let erased: &mut (dyn Any + Send) = &mut *conn;
-            seed.run(erased).await?;
+            seed.run(conn).await?;
             conn.reset_session().await?;
         }
         Ok(())

@@ -2,11 +2,13 @@
 //! ([`Seed`], made by `#[seedbed::seed]`).
 
 use std::any::Any;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::context::TestContext;
 use crate::error::{Error, Result};
-use crate::isolation::MigrateFuture;
+use crate::isolation::{MigrateFuture, MigrationConnection};
 use crate::util::hash::stable_hash_bytes;
 
 /// The version of how seeds are run (their context, their tokens).
@@ -53,7 +55,16 @@ pub type SeedFn = for<'c> fn(&'c mut (dyn Any + Send)) -> MigrateFuture<'c>;
 pub struct Seed {
     name: &'static str,
     identity: &'static str,
-    run: SeedFn,
+    run: SeedRun,
+}
+
+/// What writes a seed's rows.
+#[derive(Debug)]
+enum SeedRun {
+    /// A `#[seedbed::seed]` function.
+    Fn(SeedFn),
+    /// A SQL script (`seed = "…"` in `seedbed.toml`).
+    Sql(&'static str),
 }
 
 impl Seed {
@@ -63,8 +74,40 @@ impl Seed {
         Self {
             name,
             identity,
-            run,
+            run: SeedRun::Fn(run),
         }
+    }
+
+    /// A seed that runs the SQL script at `path` (in one transaction), identified by the
+    /// script's content: what `seed = "tests/seed.sql"` in `seedbed.toml` names for a whole
+    /// suite. Read once per process and path.
+    ///
+    /// ```no_run
+    /// # fn demo() -> Result<(), seedbed::Error> {
+    /// let seed = seedbed::isolation::Seed::sql_file("tests/seed.sql")?;
+    /// assert!(seed.name().ends_with("seed.sql"));
+    /// # Ok(()) }
+    /// ```
+    pub fn sql_file(path: impl AsRef<Path>) -> Result<&'static Seed> {
+        type Known = HashMap<PathBuf, &'static Seed>;
+        static READ: Mutex<Option<Known>> = Mutex::new(None);
+        let path = path.as_ref().to_path_buf();
+        let mut known = READ.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(seed) = known.as_ref().and_then(|k| k.get(&path)) {
+            return Ok(seed);
+        }
+        let sql = std::fs::read_to_string(&path).map_err(|e| Error::Seed {
+            seed: path.display().to_string(),
+            message: format!("cannot read the seed's SQL: {e}"),
+        })?;
+        let identity = format!("sql:{:016x}", stable_hash_bytes(sql.as_bytes()));
+        let seed: &'static Seed = Box::leak(Box::new(Seed {
+            name: Box::leak(path.display().to_string().into_boxed_str()),
+            identity: Box::leak(identity.into_boxed_str()),
+            run: SeedRun::Sql(Box::leak(sql.into_boxed_str())),
+        }));
+        known.get_or_insert_with(HashMap::new).insert(path, seed);
+        Ok(seed)
     }
 
     /// The seed's name: the path of its function.
@@ -87,7 +130,7 @@ impl Seed {
     /// the seed's identity. Its sequence and unique values carry a token of its own (as a
     /// test's do when it shares its database), so the tests' sequences, which start at 1 again,
     /// never meet them.
-    pub(crate) async fn run(&self, conn: &mut (dyn Any + Send)) -> Result<()> {
+    pub(crate) async fn run<C: MigrationConnection>(&self, conn: &mut C) -> Result<()> {
         let stream = stable_hash_bytes(self.checksum_part().as_bytes());
         let ctx = Arc::new(
             TestContext::builder(self.name)
@@ -95,7 +138,19 @@ impl Seed {
                 .shares_database(true)
                 .build(),
         );
-        ctx.scope((self.run)(conn)).await.map_err(|e| match e {
+        let run = async {
+            match &self.run {
+                SeedRun::Fn(run) => {
+                    let erased: &mut (dyn Any + Send) = &mut *conn;
+                    run(erased).await
+                }
+                SeedRun::Sql(sql) => conn
+                    .execute_script(sql, true)
+                    .await
+                    .map_err(Error::db("running the seed's SQL")),
+            }
+        };
+        ctx.scope(run).await.map_err(|e| match e {
             e @ Error::Seed { .. } => e,
             other => Error::Seed {
                 seed: self.name.to_string(),
