@@ -8,6 +8,9 @@
 //! - `seed_10000_users/seeded_template`: each test acquires a Template clone of the database
 //!   seeded once by `#[seedbed::seed]` (built before the first sample, not timed), reads the
 //!   count, finishes.
+//! - `seed_10000_users/seeded_template_warm`: the same, with 100 ms between tests (not timed),
+//!   as a suite whose tests do work gives Template's warm pool time to make the next clone
+//!   ready.
 //! - `seed_10000_users/seeded_rollback`: the same seed, shared under Rollback.
 //!
 //! A test is timed whole: acquire, its work, finish. Each variant prints the median of its
@@ -111,10 +114,21 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("seed_10000_users");
     group.sample_size(10);
     let mut medians = Vec::new();
-    for (name, strategy, seeded) in [
-        ("seeding_per_test", Strategy::Rollback, false),
-        ("seeded_template", Strategy::Template, true),
-        ("seeded_rollback", Strategy::Rollback, true),
+    for (name, strategy, seeded, pause) in [
+        (
+            "seeding_per_test",
+            Strategy::Rollback,
+            false,
+            Duration::ZERO,
+        ),
+        ("seeded_template", Strategy::Template, true, Duration::ZERO),
+        (
+            "seeded_template_warm",
+            Strategy::Template,
+            true,
+            Duration::from_millis(100),
+        ),
+        ("seeded_rollback", Strategy::Rollback, true, Duration::ZERO),
     ] {
         let times = Arc::new(Mutex::new(Vec::new()));
         let recorded = Arc::clone(&times);
@@ -124,6 +138,7 @@ fn bench(c: &mut Criterion) {
                 async move {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
+                        tokio::time::sleep(pause).await;
                         let elapsed = one_test(strategy, seeded).await;
                         recorded.lock().unwrap().push(elapsed);
                         total += elapsed;

@@ -27,15 +27,23 @@ pub use crate::factory::{
 };
 
 pub use crate::isolation::harness::{
-    Flavor, NamedDatabase, TestArgs, TestFixture, TestFn, TestTermination, acquire_any,
-    assert_test_fn,
+    AcquiringAny, Flavor, NamedDatabase, TestArgs, TestFixture, TestFn, TestTermination,
+    acquire_any, assert_test_fn,
 };
 pub use crate::isolation::seed_result;
 pub use crate::isolation::{IntoMigrations, MigrateFuture, MigrationSource, Seed, Strategy};
 pub use sea_query::value::postgres_array::NotU8;
-pub use sqlx::Postgres;
+
+/// Acquires another database of a test on PostgreSQL (`postgres("…")` in `databases(…)`).
+pub fn acquire_on_postgres(iso: crate::isolation::Isolation) -> AcquiringAny {
+    acquire_any::<sqlx::Postgres>(iso)
+}
+
+/// Acquires another database of a test on SQLite (`sqlite("…")` in `databases(…)`).
 #[cfg(feature = "sqlite")]
-pub use sqlx::Sqlite;
+pub fn acquire_on_sqlite(iso: crate::isolation::Isolation) -> AcquiringAny {
+    acquire_any::<sqlx::Sqlite>(iso)
+}
 
 // The closures' argument and result types are given, so they are inferred: `|f| 3` fills an
 // `i16`, `|n| n as i32` an `i32`, and a mismatch is reported on the closure.

@@ -164,14 +164,15 @@ async fn a_before_hook_sees_its_parents_key_and_sets_the_row(db: TestDb) -> Resu
     Ok(())
 }
 
-/// A `before_create_db` hook may write rows the row needs (here: its parent, by hand), and its
-/// error undoes everything the call wrote, the parents included.
+/// A `before_create_db` hook may write rows the row needs (here: its parent, by hand) and point
+/// the row's key at them, even over a parent the builder was given; its error undoes everything
+/// the call wrote, the parents included.
 #[seedbed::test]
 async fn a_before_hook_writes_what_the_row_needs_and_its_error_undoes_the_call(
     db: TestDb,
 ) -> Result {
     let team = Team::factory()
-        .organization_id(0_i64)
+        .organization(Organization::factory().slug("replaced"))
         .before_create_db(|team: &mut Team, conn: &mut PgConnection| {
             Box::pin(async move {
                 team.organization_id = sqlx::query_scalar(
@@ -203,14 +204,15 @@ async fn a_before_hook_writes_what_the_row_needs_and_its_error_undoes_the_call(
         .unwrap_err()
         .to_string();
     assert!(err.contains("division by zero"), "{err}");
-    // The organization the failed call created first is gone with it.
-    assert_eq!(count(&db, "SELECT count(*) FROM organizations").await, 1);
+    // The organization the failed call created first is gone with it; the first call's two
+    // (the builder's, and the hook's the team points at) stay.
+    assert_eq!(count(&db, "SELECT count(*) FROM organizations").await, 2);
     assert_eq!(count(&db, "SELECT count(*) FROM teams").await, 1);
     Ok(())
 }
 
 /// Hooks named in the struct's attribute are plain `async fn`s, run for every builder of the
-/// model, before those added to a builder.
+/// model, after those added to a builder.
 #[derive(Debug, Clone, sqlx::FromRow, seedbed::Factory)]
 #[factory(
     table = "organizations",

@@ -204,6 +204,21 @@ async fn a_before_hook_sees_the_parents_key(db: TestDb) -> Result {
 fn build_and_build_stubbed() {
     let comment = Comment::factory().commentable(Video::factory()).build();
     assert_eq!(comment.commentable_type, "video");
+    // The last write wins, the type with the key.
+    let article = Article::factory().build_stubbed();
+    let comment = Comment::factory()
+        .commentable_ref(&article)
+        .commentable(Video::factory())
+        .build();
+    assert_eq!(comment.commentable_type, "video");
+    let comment = Comment::factory()
+        .commentable(Video::factory())
+        .commentable_ref(&article)
+        .build();
+    assert_eq!(
+        (comment.commentable_type.as_str(), comment.commentable_id),
+        ("Article", article.id)
+    );
     let default = Comment::factory().build();
     assert_eq!(default.commentable_type, "Article");
     let tagging = Tagging::factory().build();

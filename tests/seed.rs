@@ -21,6 +21,10 @@ const SEEDED_ORGS: i64 = 3;
 /// admin, plus a row by SQL.
 #[seedbed::seed]
 async fn catalog(conn: &mut PgConnection) -> Result {
+    catalog_rows(conn).await
+}
+
+async fn catalog_rows(conn: &mut PgConnection) -> Result {
     Organization::factory()
         .create_list(&mut *conn, SEEDED_ORGS as usize)
         .await?;
@@ -93,12 +97,19 @@ sees_the_seed! {
     seeded_under_namespace_again: "namespace", false;
 }
 
+/// The catalog again, under another name: a database of its own, which only the test below
+/// takes, so it finds the database it cleaned.
+#[seedbed::seed]
+async fn catalog_for_truncate(conn: &mut PgConnection) -> Result {
+    catalog_rows(conn).await
+}
+
 /// Truncate puts the seeded rows back after a test deleted them, as it does the rows
 /// migrations insert: the second test on the same database finds them all.
 #[tokio::test]
 async fn truncate_restores_the_seeded_rows() -> Result {
     let first: TestDb = Isolation::new(Strategy::Truncate)
-        .seed_data(&catalog)
+        .seed_data(&catalog_for_truncate)
         .acquire()
         .await?;
     let database = first.url();
@@ -111,7 +122,7 @@ async fn truncate_restores_the_seeded_rows() -> Result {
     first.finish().await?;
 
     let second: TestDb = Isolation::new(Strategy::Truncate)
-        .seed_data(&catalog)
+        .seed_data(&catalog_for_truncate)
         .acquire()
         .await?;
     assert_eq!(second.url(), database, "the same database, cleaned");

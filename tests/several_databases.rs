@@ -81,30 +81,32 @@ under_every_strategy! {
     two_databases_under_namespace_again: "namespace", false;
 }
 
-/// Ending the test ends every database: what Truncate's audit database received is gone when
-/// the next test takes it.
+/// Ending the test ends every database: what Truncate's audit database received is gone once
+/// the test finished, seen through a connection of its own.
 #[tokio::test]
 async fn finishing_the_test_cleans_every_database() -> Result {
-    for round in 0..2 {
-        let db: TestDb = Isolation::new(Strategy::Truncate)
-            .migrations("migrations")
-            .own_name("main")
-            .also(
-                "audit",
-                Isolation::new(Strategy::Truncate).migrations("tests/single_schema_migrations"),
-            )
-            .acquire()
-            .await?;
-        let audit = db.named("audit")?;
-        let before: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts")
-            .fetch_one(&audit.pool())
-            .await?;
-        assert_eq!(before, 0, "round {round}: the audit database starts empty");
-        sqlx::query("INSERT INTO accounts (email) VALUES ('kept?@example.com')")
-            .execute(&audit.pool())
-            .await?;
-        db.finish().await?;
-    }
+    let db: TestDb = Isolation::new(Strategy::Truncate)
+        .migrations("migrations")
+        .own_name("main")
+        .also(
+            "audit",
+            Isolation::new(Strategy::Truncate).migrations("tests/single_schema_migrations"),
+        )
+        .acquire()
+        .await?;
+    let audit = db.named("audit")?;
+    let url = audit.url().expect("a Truncate database has a URL");
+    sqlx::query("INSERT INTO accounts (email) VALUES ('gone@example.com')")
+        .execute(&audit.pool())
+        .await?;
+    db.finish().await?;
+
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await?;
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts")
+        .fetch_one(&mut conn)
+        .await?;
+    assert_eq!(left, 0, "finishing the test emptied its audit database");
+    sqlx::Connection::close(conn).await?;
     Ok(())
 }
 

@@ -161,6 +161,27 @@ fn expand_fn(args: TokenStream, input: &syn::ItemFn) -> syn::Result<TokenStream>
              use strategy = \"rollback\", \"namespace\" or \"truncate\"",
         ));
     }
+    if let Some((_, span)) = &args.database {
+        let conflict = if args.seed.is_some() {
+            Some("`seed`")
+        } else if args.databases.is_some() {
+            Some("`databases(…)`")
+        } else if !matches!(args.migrations, Migrations::Inferred | Migrations::Disabled) {
+            Some("`migrations`")
+        } else {
+            None
+        };
+        if let Some(what) = conflict {
+            return Err(syn::Error::new(
+                *span,
+                format!(
+                    "`database = \"…\"` isolates inside a database that exists already, with its \
+                     schema and data: seedbed builds nothing in it, so {what} does not apply. \
+                     Leave one of them out"
+                ),
+            ));
+        }
+    }
     if args.allow_unmarked && args.database.is_none() {
         return Err(syn::Error::new(
             Span::call_site(),
@@ -217,10 +238,10 @@ fn expand_fn(args: TokenStream, input: &syn::ItemFn) -> syn::Result<TokenStream>
                     let migrations = migrations_tokens(&d.migrations, true)?;
                     let backend = match d.backend {
                         Some("sqlite") => quote!(::core::option::Option::Some(
-                            ::seedbed::__private::acquire_any::<::seedbed::__private::Sqlite>
+                            ::seedbed::__private::acquire_on_sqlite
                         )),
                         Some(_) => quote!(::core::option::Option::Some(
-                            ::seedbed::__private::acquire_any::<::seedbed::__private::Postgres>
+                            ::seedbed::__private::acquire_on_postgres
                         )),
                         None => quote!(::core::option::Option::None),
                     };
@@ -379,10 +400,12 @@ fn migrations_tokens(m: &Migrations, takes_db: bool) -> syn::Result<TokenStream>
         }
         Migrations::Function(path) => {
             let span = syn::spanned::Spanned::span(path);
+            let name = quote!(#path).to_string().replace(' ', "");
             quote::quote_spanned! {span=>
-                ::seedbed::__private::MigrationSource::Custom(|| {
-                    ::seedbed::__private::IntoMigrations::into_migrations(#path())
-                })
+                ::seedbed::__private::MigrationSource::Named(
+                    ::core::concat!(::core::module_path!(), "::", #name),
+                    || ::seedbed::__private::IntoMigrations::into_migrations(#path()),
+                )
             }
         }
         Migrations::Dir(lit) => {
@@ -679,8 +702,6 @@ fn parse_args(tokens: TokenStream) -> syn::Result<Args> {
     }
 }
 
-/// `expr` without the invisible groups a `macro_rules!` metavariable (`$lit:literal`,
-/// `$e:expr`) wraps around what it passes on, so a literal given through a macro is the literal.
 /// A `migrations = …` value: a directory, `false`, or a function's path.
 fn migrations_value(value: &Expr) -> syn::Result<Migrations> {
     Ok(match literal(value) {
@@ -782,6 +803,8 @@ fn parse_databases(list: &syn::MetaList) -> syn::Result<Vec<NamedDb>> {
     Ok(out)
 }
 
+/// `expr` without the invisible groups a `macro_rules!` metavariable (`$lit:literal`,
+/// `$e:expr`) wraps around what it passes on, so a literal given through a macro is the literal.
 fn literal(mut expr: &Expr) -> &Expr {
     while let Expr::Group(g) = expr {
         expr = &g.expr;

@@ -478,7 +478,7 @@ async fn child_migrations(spec: &ChildSpec, program: MigrationSource) -> Result<
     Ok(match spec.migration_source(program) {
         MigrationSource::Dir(dir) => Migrations::from_dir(dir).await?,
         MigrationSource::Migrator(m) => Migrations::from_migrator(m),
-        MigrationSource::Custom(make) => make()?,
+        MigrationSource::Custom(make) | MigrationSource::Named(_, make) => make()?,
         MigrationSource::Default => Migrations::from_dir("migrations").await?,
         MigrationSource::None => Migrations::none(),
     })

@@ -109,9 +109,10 @@ pub(super) fn child_migrations(source: &MigrationSource) -> ChildMigrations {
     match source {
         MigrationSource::Dir(dir) => ChildMigrations::Dir(dir.clone()),
         MigrationSource::None => ChildMigrations::None,
-        MigrationSource::Default | MigrationSource::Migrator(_) | MigrationSource::Custom(_) => {
-            ChildMigrations::Program
-        }
+        MigrationSource::Default
+        | MigrationSource::Migrator(_)
+        | MigrationSource::Custom(_)
+        | MigrationSource::Named(..) => ChildMigrations::Program,
     }
 }
 

@@ -220,6 +220,11 @@ async fn load_migrations(
             Migrations::from_migrator(m),
             "embedded migrations".into(),
         )),
+        MigrationSource::Named(name, make) => Ok((
+            MigrationSource::Named(name, *make),
+            make()?,
+            format!("migrations of {name}"),
+        )),
         MigrationSource::Custom(make) => Ok((
             MigrationSource::Custom(*make),
             make()?,

@@ -48,8 +48,23 @@ pub enum MigrationSource {
     /// Migrations a function of yours makes: [`Migrations::custom`] (another migration tool) or
     /// [`Migrations::plain_dir`] (plain `.sql` files). Called once per process.
     Custom(fn() -> Result<Migrations>),
+    /// [`Custom`](Self::Custom), known by a name (the function's path, from
+    /// `#[seedbed::test(migrations = path)]`): called once per process and name.
+    #[doc(hidden)]
+    Named(&'static str, fn() -> Result<Migrations>),
     /// None: the test starts from an empty database.
     None,
+}
+
+/// Which seed a test's database gets.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum SeedChoice {
+    /// The suite's, if `seedbed.toml` names one.
+    Suite,
+    /// None at all.
+    None,
+    /// This one.
+    Given(&'static Seed),
 }
 
 /// What a function named in `#[seedbed::test(migrations = path)]` may return: [`Migrations`],
@@ -93,7 +108,7 @@ pub struct Isolation {
     pub(super) strategy: Option<Strategy>,
     pub(super) migrations: MigrationSource,
     /// Suite data written once after the migrations.
-    pub(super) seed_data: Option<&'static Seed>,
+    pub(super) seed_data: SeedChoice,
     pub(super) fixtures: Vec<String>,
     pub(super) test_name: Option<String>,
     pub(super) crate_root: Option<PathBuf>,
@@ -131,7 +146,7 @@ impl Isolation {
         Self {
             strategy: None,
             migrations: MigrationSource::Default,
-            seed_data: None,
+            seed_data: SeedChoice::Suite,
             fixtures: Vec::new(),
             test_name: None,
             crate_root: std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from),
@@ -217,7 +232,14 @@ impl Isolation {
     /// # Ok(()) }
     /// ```
     pub fn seed_data(mut self, seed: &'static Seed) -> Self {
-        self.seed_data = Some(seed);
+        self.seed_data = SeedChoice::Given(seed);
+        self
+    }
+
+    /// No seed, not even the suite's (`seed = "…"` in `seedbed.toml`): for a database whose
+    /// schema is not the one the suite seed writes into.
+    pub fn without_seed(mut self) -> Self {
+        self.seed_data = SeedChoice::None;
         self
     }
 
@@ -478,7 +500,13 @@ impl Isolation {
 
     /// Another database for the test, on the test's backend, acquired with it as `other` says
     /// (its own migrations; the strategy is usually the test's) and ended with it; the test
-    /// reaches it with [`TestDb::named`]. What `databases(…)` in `#[seedbed::test]` does.
+    /// reaches it with [`TestDb::named`]. What `databases(…)` in `#[seedbed::test]` does. The
+    /// suite's seed (`seedbed.toml`) is not written into it.
+    ///
+    /// The databases are acquired one after the other while the first ones are held: under
+    /// Truncate, two databases of one test with the same migrations take two of the strategy's
+    /// databases at once, so give the set room for twice the tests that run at once
+    /// ([`TruncateOptions`](super::TruncateOptions)).
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), seedbed::Error> {
@@ -495,7 +523,7 @@ impl Isolation {
     pub fn also(mut self, name: impl Into<String>, other: Isolation) -> Self {
         self.also.push(AlsoDb {
             name: name.into(),
-            iso: Box::new(other),
+            iso: Box::new(other.other_database()),
             acquire: None,
         });
         self
@@ -506,9 +534,18 @@ impl Isolation {
     pub fn also_on<X: Isolated>(mut self, name: impl Into<String>, other: Isolation) -> Self {
         self.also.push(AlsoDb {
             name: name.into(),
-            iso: Box::new(other),
+            iso: Box::new(other.other_database()),
             acquire: Some(acquire_any::<X>),
         });
+        self
+    }
+
+    /// As another database of a test: the suite's seed (`seedbed.toml`) is for the test's own
+    /// database, whose schema it was written for; a seed given to this one stays.
+    pub(super) fn other_database(mut self) -> Self {
+        if matches!(self.seed_data, SeedChoice::Suite) {
+            self.seed_data = SeedChoice::None;
+        }
         self
     }
 
@@ -533,10 +570,14 @@ impl Isolation {
 
     pub(super) async fn migrations_resolved(&self) -> Result<Arc<Migrations>> {
         let migrations = self.schema_migrations().await?;
-        match self
-            .seed_data
-            .map_or_else(|| self.suite_seed(), |seed| Ok(Some(seed)))?
-        {
+        let seed = match self.seed_data {
+            SeedChoice::Given(seed) => Some(seed),
+            SeedChoice::None => None,
+            // An empty database (no migrations) has nowhere for the suite's rows to go.
+            SeedChoice::Suite if matches!(self.migrations, MigrationSource::None) => None,
+            SeedChoice::Suite => self.suite_seed()?,
+        };
+        match seed {
             None => Ok(migrations),
             Some(seed) => {
                 let key = format!("{}+{}", migrations.checksum(), seed.checksum_part());
@@ -559,7 +600,7 @@ impl Isolation {
             "seed",
             "a SQL file run once after the migrations",
         )? {
-            Some(path) => Seed::sql_file(root.join(path)).map(Some),
+            Some(path) => Seed::sql_file_named(&root.join(&path), &path).map(Some),
             None => Ok(None),
         }
     }
@@ -588,6 +629,9 @@ impl Isolation {
             MigrationSource::Custom(make) => {
                 let key = format!("custom:{:p}", *make as *const ());
                 engine::migrations(&key, async { make() }).await
+            }
+            MigrationSource::Named(name, make) => {
+                engine::migrations(&format!("named:{name}"), async { make() }).await
             }
             MigrationSource::None => Ok(Arc::new(Migrations::none())),
         }
@@ -776,7 +820,8 @@ pub(super) fn refuse_unmarked_namespace(db: &str) -> Error {
         database: db.to_string(),
         message: "refusing to use it for Namespace: seedbed did not create it, and Namespace \
          adds a journal trigger to each of its tables. Let seedbed create its test databases \
-         (leave out .database(…)), or allow it with .allow_unmarked_database(true)"
+         (leave out .database(…)), or allow it with .allow_unmarked_database(true) \
+         (allow_unmarked_database in #[seedbed::test])"
             .into(),
     }
 }
@@ -789,7 +834,8 @@ pub(super) fn refuse_unmarked_truncate(db: &str) -> Error {
             "refusing to use it for Truncate: seedbed did not create it, and Truncate \
          deletes every row in it after each test. Let seedbed create its test databases (leave \
          out .database(…)), or, if `{db}` holds nothing you want to keep, allow it with \
-         .allow_unmarked_database(true)"
+         .allow_unmarked_database(true) \
+         (allow_unmarked_database in #[seedbed::test])"
         ),
     }
 }

@@ -116,11 +116,10 @@ impl TestArgs {
                     .migration_source((other.migrations)())
                     .test_name(format!("{}[{}]", self.path, other.name));
                 this.fixtures.clear();
-                this.seed_data = None;
                 this.database = None;
                 iso.also.push(super::several::AlsoDb {
                     name: other.name.to_string(),
-                    iso: Box::new(this),
+                    iso: Box::new(this.other_database().without_seed()),
                     acquire: other.backend,
                 });
             }

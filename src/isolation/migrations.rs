@@ -214,10 +214,13 @@ impl Migrations {
     /// (Flyway's `V2__notes.sql`, golang-migrate's `1_init.up.sql`, dbmate's `-- migrate:up`
     /// sections).
     ///
-    /// - Every `*.sql` file but `*.down.sql` is an up migration.
-    /// - Files go in the order of the number their name starts with, after an optional `V`
-    ///   (`V2__…` before `V10__…`), then by name; files with no number come last.
-    /// - A file with `-- migrate:up` and `-- migrate:down` contributes its up section.
+    /// - Every `*.sql` file is an up migration, but `*.down.sql` and Flyway's undo files
+    ///   (`U2__…`) and callbacks (`beforeMigrate.sql`, …).
+    /// - Files go in the order of the version their name starts with, after an optional `V`
+    ///   (`V2__…` before `V10__…`, `V1.9` before `V1.10`), then by name; files with no version
+    ///   come last.
+    /// - A file with `-- migrate:up` and `-- migrate:down` contributes its up section, outside a
+    ///   transaction when the up line says `transaction:false`.
     /// - Each file runs in a transaction, unless it starts with `-- no-transaction`, and the
     ///   session is reset after it, as for sqlx's migrations.
     ///
@@ -267,7 +270,10 @@ impl Migrations {
     /// or [`checksum_files`] of the directory the tool reads.
     ///
     /// The function runs once per database seedbed builds; it must not assume the database is
-    /// the one in `DATABASE_URL`. Its error is reported as a failed migration named `name`.
+    /// the one in `DATABASE_URL`. Close every connection it opens before it returns (a pool:
+    /// `pool.close().await`): Template copies the database next, which PostgreSQL refuses while
+    /// another session is connected to it. Its error is reported as a failed migration named
+    /// `name`.
     ///
     /// ```no_run
     /// # fn demo() -> Result<(), seedbed::Error> {
@@ -765,7 +771,8 @@ fn copy_migrator(migrator: &Migrator) -> Migrator {
     copy
 }
 
-/// A checksum of every file under `dir` (names and contents, subdirectories included), for
+/// A checksum of every file under `dir` (names and contents, subdirectories included; hidden
+/// files, backups ending in `~` and links to directories left out), for
 /// [`Migrations::custom`] when the tool reads its migrations from a directory: a changed,
 /// added or removed file gives a new checksum.
 ///
@@ -778,10 +785,17 @@ fn copy_migrator(migrator: &Migrator) -> Migrator {
 pub fn checksum_files(dir: impl AsRef<Path>) -> Result<String> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) -> std::io::Result<()> {
         for entry in std::fs::read_dir(dir)? {
-            let path = entry?.path();
-            if path.is_dir() {
+            let entry = entry?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // Editors' and systems' files (`.swp`, `.DS_Store`, `file~`) are not migrations.
+            if name.starts_with('.') || name.ends_with('~') {
+                continue;
+            }
+            // A directory is walked, a link to one is not (a link loop would never end).
+            if entry.file_type()?.is_dir() {
                 walk(root, &path, out)?;
-            } else {
+            } else if path.is_file() {
                 let name = path.strip_prefix(root).unwrap_or(&path);
                 out.push((name.to_string_lossy().into_owned(), std::fs::read(&path)?));
             }

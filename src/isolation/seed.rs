@@ -89,9 +89,16 @@ impl Seed {
     /// # Ok(()) }
     /// ```
     pub fn sql_file(path: impl AsRef<Path>) -> Result<&'static Seed> {
+        let path = path.as_ref();
+        Self::sql_file_named(path, &path.display().to_string())
+    }
+
+    /// [`sql_file`](Self::sql_file), named `name` (the path as the suite gave it, relative to
+    /// the crate root: the same seed in every checkout).
+    pub(crate) fn sql_file_named(path: &Path, name: &str) -> Result<&'static Seed> {
         type Known = HashMap<PathBuf, &'static Seed>;
         static READ: Mutex<Option<Known>> = Mutex::new(None);
-        let path = path.as_ref().to_path_buf();
+        let path = path.to_path_buf();
         let mut known = READ.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(seed) = known.as_ref().and_then(|k| k.get(&path)) {
             return Ok(seed);
@@ -102,7 +109,7 @@ impl Seed {
         })?;
         let identity = format!("sql:{:016x}", stable_hash_bytes(sql.as_bytes()));
         let seed: &'static Seed = Box::leak(Box::new(Seed {
-            name: Box::leak(path.display().to_string().into_boxed_str()),
+            name: Box::leak(name.to_string().into_boxed_str()),
             identity: Box::leak(identity.into_boxed_str()),
             run: SeedRun::Sql(Box::leak(sql.into_boxed_str())),
         }));

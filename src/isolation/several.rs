@@ -100,11 +100,14 @@ impl Others {
         let mut list = Vec::with_capacity(also.len());
         for other in also {
             let acquire = other.acquire.unwrap_or(acquire_any::<DB>);
-            let db = acquire(*other.iso).await.map_err(|e| {
-                Error::Config(format!(
-                    "cannot prepare the test's database `{}`: {e}",
+            // A configuration error names the database; the others (a failed migration, a
+            // missing extension) keep their kind and name their file.
+            let db = acquire(*other.iso).await.map_err(|e| match e {
+                Error::Config(message) => Error::Config(format!(
+                    "cannot prepare the test's database `{}`: {message}",
                     other.name
-                ))
+                )),
+                other => other,
             })?;
             list.push((other.name, db));
         }

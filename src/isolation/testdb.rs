@@ -131,10 +131,17 @@ impl<DB: Backend> TestDb<DB> {
     /// `databases(…)`.
     pub fn named_on<X: Backend>(&self, name: &str) -> Result<&TestDb<X>> {
         let others = self.inner.others.get();
-        if others.and_then(|o| o.main.as_deref()) == Some(name)
-            && let Some(own) = (self as &dyn std::any::Any).downcast_ref::<TestDb<X>>()
-        {
-            return Ok(own);
+        if others.and_then(|o| o.main.as_deref()) == Some(name) {
+            return (self as &dyn std::any::Any)
+                .downcast_ref::<TestDb<X>>()
+                .ok_or_else(|| {
+                    crate::error::Error::Config(format!(
+                        "the test's own database `{name}` is on {}, not on {}: ask for it with \
+                         named(\"{name}\")",
+                        std::any::type_name::<DB>(),
+                        std::any::type_name::<X>()
+                    ))
+                });
         }
         others.unwrap_or(&NO_OTHERS).get::<X>(name)
     }

@@ -1212,6 +1212,7 @@ fn poly_setters(model: &Model<'_>, poly: &PolyAssociation<'_, '_>, names: &Names
                 __seedbed_assign,
             ));
             self.#field = ::core::option::Option::None;
+            self.#type_ident = ::core::option::Option::None;
             self
         }
 

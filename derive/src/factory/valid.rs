@@ -22,6 +22,10 @@ pub(crate) const RESERVED: &[&str] = &[
     "create_list_with",
     "factory",
     "after_create",
+    "after_create_db",
+    "before_create_db",
+    "build_stubbed",
+    "build_stubbed_list",
 ];
 
 /// Checks the model; all problems at once.
@@ -545,6 +549,28 @@ fn check_polymorphic(
         );
         return;
     };
+    if poly.field.is_option() && !type_field.is_option() {
+        errors.push(
+            poly.type_field.span(),
+            format!(
+                "`{name}` is an `Option` (the association may be NULL), so its type field \
+                 `{wanted}` must be one too: with no parent, both are NULL"
+            ),
+        );
+    }
+    if let Some(first) = poly.types.first()
+        && !poly.field.is_option()
+        && (first.model.is_ident("Self") || first.model.is_ident(model.ident))
+    {
+        errors.push(
+            first.model.span(),
+            format!(
+                "the first parent of `{name}` is created when none is given, and it is the model \
+                 itself: creating one would create parents forever. List another model first, or \
+                 make `{name}` an `Option`"
+            ),
+        );
+    }
     let a = &type_field.attrs;
     let refused = [
         ("`generated`", a.generated.is_present()),

@@ -157,6 +157,7 @@ const _: () = {
                 ),
             );
             self.commentable_id = ::core::option::Option::None;
+            self.commentable_type = ::core::option::Option::None;
             self
         }
         /// Sets the polymorphic `commentable` association to an existing row of `Article`, `Video`: `commentable_id` takes its key and `commentable_type` its type name. The last write wins.

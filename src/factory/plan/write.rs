@@ -141,6 +141,9 @@ impl Plan {
                 node.columns.push(column);
                 node.values.push(value);
             }
+            // The keys set on the model are written as the hooks left them (a hook may point the
+            // row at another parent); a reference deferred to break a cycle is set later.
+            node.refs.retain(|r| r.deferred || r.assign.is_none());
             locate_refs(table, &node.columns, &mut node.refs)?;
         }
         Ok(())

@@ -303,7 +303,7 @@ impl Server {
     /// `options` parameter), for tools that build a schema of their own connections.
     pub fn url_for_schema(&self, database: &str, schema: &str) -> String {
         let url = self.url_for(database);
-        let encoded: String = format!("-c search_path={schema}")
+        let encoded: String = format!("-c search_path={}", crate::sql::quote_ident(schema))
             .bytes()
             .map(|b| match b {
                 b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
