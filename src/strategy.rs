@@ -1,9 +1,11 @@
 //! [`Strategy`]: how a test's database state is kept from every other test's, and how the
 //! strategy for a test is chosen.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::error::{Error, Result};
 
@@ -228,15 +230,42 @@ fn read_suite_string(root: &Path, key: &str, what: &str) -> Result<Option<String
     }
 }
 
-fn read_toml(path: &Path) -> Result<Option<toml::Table>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => text
-            .parse::<toml::Table>()
-            .map(Some)
-            .map_err(|e| Error::Config(format!("{} is not valid TOML: {e}", path.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io("cannot read", path)(e)),
+/// The TOML file at `path`, parsed once per process and version of the file (its size and
+/// modification time): every test asks for the suite's strategy, and parsing a crate's
+/// `Cargo.toml` in a debug build costs about a millisecond, as much as a Rollback test.
+fn read_toml(path: &Path) -> Result<Option<Arc<toml::Table>>> {
+    type Version = (u64, Option<std::time::SystemTime>);
+    type Parsed = HashMap<PathBuf, (Version, Arc<toml::Table>)>;
+    static PARSED: Mutex<Option<Parsed>> = Mutex::new(None);
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("cannot read", path)(e)),
+    };
+    let version: Version = (meta.len(), meta.modified().ok());
+    if let Some((_, table)) = PARSED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .and_then(|parsed| parsed.get(path))
+        .filter(|(seen, _)| *seen == version)
+    {
+        return Ok(Some(Arc::clone(table)));
     }
+    let table = match std::fs::read_to_string(path) {
+        Ok(text) => Arc::new(
+            text.parse::<toml::Table>()
+                .map_err(|e| Error::Config(format!("{} is not valid TOML: {e}", path.display())))?,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("cannot read", path)(e)),
+    };
+    PARSED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get_or_insert_with(HashMap::new)
+        .insert(path.to_path_buf(), (version, Arc::clone(&table)));
+    Ok(Some(table))
 }
 
 fn strategy_value(value: &toml::Value, file: &Path) -> Result<Strategy> {
