@@ -410,7 +410,11 @@ mod tests {
         let Value::Text(t) = &greater else {
             panic!("{greater:?}")
         };
-        assert!(t.parse::<f64>().unwrap() > 10.0 && t.split_once('.').unwrap().1.len() == 2);
+        assert!(
+            t.parse::<f64>().is_ok_and(|v| v > 10.0)
+                && t.split_once('.').is_some_and(|(_, cents)| cents.len() == 2),
+            "{t}"
+        );
         let mut text = Value::Text("apple".into());
         text.order_after(&Value::Text("banana".into()), false, &mut rng);
         assert_eq!(text, Value::Text("banana~".into()));
