@@ -27,6 +27,41 @@ pub fn quote_ident(ident: &str) -> String {
     out
 }
 
+/// Quotes a MySQL or MariaDB identifier: wraps it in backticks and doubles any backtick inside.
+/// Every name the MySQL backend writes into SQL goes through it.
+///
+/// ```
+/// use seedbed::sql::quote_mysql_ident;
+/// assert_eq!(quote_mysql_ident("users"), "`users`");
+/// assert_eq!(quote_mysql_ident("we`ird"), "`we``ird`");
+/// ```
+pub fn quote_mysql_ident(ident: &str) -> String {
+    let mut out = String::with_capacity(ident.len() + 2);
+    out.push('`');
+    for c in ident.chars() {
+        if c == '`' {
+            out.push('`');
+        }
+        out.push(c);
+    }
+    out.push('`');
+    out
+}
+
+/// A list of MySQL identifiers, each quoted by [`quote_mysql_ident`], joined by `, `.
+///
+/// ```
+/// use seedbed::sql::quote_mysql_list;
+/// assert_eq!(quote_mysql_list(["a", "b c"]), "`a`, `b c`");
+/// ```
+pub fn quote_mysql_list<'a>(idents: impl IntoIterator<Item = &'a str>) -> String {
+    idents
+        .into_iter()
+        .map(quote_mysql_ident)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Quotes a string literal for the few statements that cannot take bind parameters
 /// (`COMMENT ON`, `SET`).
 ///

@@ -20,6 +20,8 @@ pub struct Decoders {
     pub(crate) postgres: Option<DecodeFn<sqlx::Postgres>>,
     #[cfg(feature = "sqlite")]
     pub(crate) sqlite: Option<DecodeFn<sqlx::Sqlite>>,
+    #[cfg(feature = "mysql")]
+    pub(crate) mysql: Option<DecodeFn<sqlx::MySql>>,
 }
 
 impl Decoders {
@@ -34,6 +36,8 @@ impl Decoders {
                 postgres: a.postgres.or(b.postgres),
                 #[cfg(feature = "sqlite")]
                 sqlite: a.sqlite.or(b.sqlite),
+                #[cfg(feature = "mysql")]
+                mysql: a.mysql.or(b.mysql),
             }),
         }
     }
@@ -46,6 +50,8 @@ impl std::fmt::Debug for Decoders {
         out.field("postgres", &self.postgres.is_some());
         #[cfg(feature = "sqlite")]
         out.field("sqlite", &self.sqlite.is_some());
+        #[cfg(feature = "mysql")]
+        out.field("mysql", &self.mysql.is_some());
         out.finish()
     }
 }

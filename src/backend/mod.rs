@@ -27,6 +27,8 @@ mod introspect;
 mod journal;
 mod provision;
 
+#[cfg(feature = "mysql")]
+pub mod mysql;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "sqlite")]

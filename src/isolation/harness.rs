@@ -221,9 +221,9 @@ impl<T, E: Debug> TestTermination for Result<T, E> {
     note = "it may take nothing, `seedbed::TestDb`, `sqlx::PgPool`, \
             `sqlx::pool::PoolConnection<sqlx::Postgres>`, \
             `(sqlx::postgres::PgPoolOptions, sqlx::postgres::PgConnectOptions)` or \
-            `sqlx::postgres::PgConnectOptions` (with the `sqlite` feature, the same forms for \
-            SQLite: `seedbed::TestDb<sqlx::Sqlite>`, `sqlx::SqlitePool`, …), and return `()` or \
-            a `Result`"
+            `sqlx::postgres::PgConnectOptions` (with the `sqlite` or `mysql` feature, the same \
+            forms for SQLite or MySQL: `seedbed::TestDb<sqlx::Sqlite>`, `sqlx::MySqlPool`, …), \
+            and return `()` or a `Result`"
 )]
 pub trait TestFn {
     /// What the test returns.
@@ -312,6 +312,13 @@ test_fn_forms!(
     sqlx::SqlitePool,
     sqlx::sqlite::SqlitePoolOptions,
     sqlx::sqlite::SqliteConnectOptions
+);
+#[cfg(feature = "mysql")]
+test_fn_forms!(
+    sqlx::MySql,
+    sqlx::MySqlPool,
+    sqlx::mysql::MySqlPoolOptions,
+    sqlx::mysql::MySqlConnectOptions
 );
 
 impl<Fut> TestFn for fn() -> Fut

@@ -13,8 +13,8 @@ use crate::backend::Backend;
 use crate::backend::postgres::server::Server;
 use crate::error::Result;
 
-/// A backend the isolation engine starts tests on: `sqlx::Postgres`, and `sqlx::Sqlite` with
-/// the `sqlite` feature. Implemented by seedbed's backends only ([`Backend`] is sealed).
+/// A backend the isolation engine starts tests on: `sqlx::Postgres`, `sqlx::Sqlite` with the
+/// `sqlite` feature, and `sqlx::MySql` with the `mysql` feature. Implemented by seedbed's backends only ([`Backend`] is sealed).
 ///
 /// ```
 /// # #[cfg(feature = "sqlite")] {
@@ -64,5 +64,12 @@ impl Isolated for Postgres {
 impl Isolated for sqlx::Sqlite {
     async fn acquire_test_db(iso: Isolation) -> Result<TestDb<sqlx::Sqlite>> {
         super::sqlite::acquire(iso).await
+    }
+}
+
+#[cfg(feature = "mysql")]
+impl Isolated for sqlx::MySql {
+    async fn acquire_test_db(iso: Isolation) -> Result<TestDb<sqlx::MySql>> {
+        super::mysql::acquire(iso).await
     }
 }

@@ -683,6 +683,8 @@ mod sealed {
     impl Sealed for sqlx::PgConnection {}
     #[cfg(feature = "sqlite")]
     impl Sealed for sqlx::SqliteConnection {}
+    #[cfg(feature = "mysql")]
+    impl Sealed for sqlx::MySqlConnection {}
 }
 
 #[cfg(feature = "postgres")]
@@ -745,6 +747,36 @@ impl MigrationConnection for sqlx::SqliteConnection {
     }
 
     async fn reset_session(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn error_position(_err: &sqlx::Error) -> Option<usize> {
+        None
+    }
+
+    async fn execute_script(
+        &mut self,
+        sql: &str,
+        transaction: bool,
+    ) -> std::result::Result<(), sqlx::Error> {
+        execute_script!(self, sql, transaction)
+    }
+}
+
+/// MySQL commits DDL as it runs, so a migration's transaction holds its data changes alone: a
+/// migration that fails halfway leaves its DDL applied (seedbed drops the database it was
+/// building).
+#[cfg(feature = "mysql")]
+impl MigrationConnection for sqlx::MySqlConnection {
+    async fn migrations_table(&mut self, name: &str) -> Result<String> {
+        Ok(name.to_string())
+    }
+
+    async fn reset_session(&mut self) -> Result<()> {
+        sqlx::raw_sql("SET SESSION FOREIGN_KEY_CHECKS = 1, SESSION UNIQUE_CHECKS = 1")
+            .execute(&mut *self)
+            .await
+            .map_err(Error::db("resetting the session after a migration"))?;
         Ok(())
     }
 

@@ -13,6 +13,8 @@ pub(crate) mod engine;
 pub mod harness;
 mod isolated;
 mod migrations;
+#[cfg(feature = "mysql")]
+mod mysql;
 mod options;
 mod pool;
 mod role;

@@ -1,0 +1,386 @@
+//! Databases on MySQL: created and dropped by name, cloned by replaying the template's
+//! definitions, and marked in seedbed's own database.
+//!
+//! MySQL has no database comments (MariaDB's are not in MySQL), so a database's [`Marker`] is a
+//! row of `seedbed.markers`, removed with the database. A marker whose database is gone is
+//! ignored.
+//!
+//! A clone replays the template's tables (`SHOW CREATE TABLE`, auto-increment counters
+//! included), copies their rows, then its views, triggers and routines, with foreign-key checks
+//! off. Events are not copied.
+
+use sqlx::{Executor, MySqlConnection, Row};
+
+use super::server::error_number;
+use crate::backend::Marker;
+use crate::error::{Error, Result};
+use crate::sql::{quote_mysql_ident as q, quote_mysql_list};
+
+/// seedbed's own database on a MySQL server.
+pub(crate) const ADMIN_DATABASE: &str = "seedbed";
+
+/// Prefix of the tables seedbed adds to a database it prepares (the cleaner's baselines, the
+/// row journal): introspection and clones leave them out.
+pub(crate) const INTERNAL_PREFIX: &str = "seedbed__";
+
+/// Makes seedbed's own database and its marker table.
+pub(crate) async fn ensure_admin(conn: &mut MySqlConnection) -> Result<()> {
+    let sql = format!(
+        "CREATE DATABASE IF NOT EXISTS {db} CHARACTER SET utf8mb4; \
+         CREATE TABLE IF NOT EXISTS {db}.markers (\
+             name VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PRIMARY KEY, \
+             marker TEXT NOT NULL) ENGINE=InnoDB",
+        db = q(ADMIN_DATABASE)
+    );
+    match sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(conn).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(create_error(ADMIN_DATABASE, e)),
+    }
+}
+
+/// A failed `CREATE DATABASE` told as what to do.
+pub(crate) fn create_error(database: &str, e: sqlx::Error) -> Error {
+    match error_number(&e) {
+        Some(1044 | 1045 | 1142 | 1227) => Error::CreateDatabase {
+            database: database.to_string(),
+            message: format!(
+                "the server's user may not create databases ({e}). seedbed makes a database \
+                 per strategy and keeps its markers in `seedbed`: use a user that may (root on a \
+                 test server), or GRANT ALL PRIVILEGES ON `seedbed%`.* TO the user"
+            ),
+        },
+        _ => Error::Database {
+            context: format!("creating MySQL database {database}"),
+            source: e,
+        },
+    }
+}
+
+pub(crate) async fn exists(conn: &mut MySqlConnection, name: &str) -> Result<bool> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+    )
+    .bind(name)
+    .fetch_one(conn)
+    .await
+    .map_err(Error::db(format!("looking for MySQL database {name}")))?;
+    Ok(n > 0)
+}
+
+pub(crate) async fn create(conn: &mut MySqlConnection, name: &str) -> Result<()> {
+    let sql = format!("CREATE DATABASE {} CHARACTER SET utf8mb4", q(name));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(conn)
+        .await
+        .map_err(|e| create_error(name, e))?;
+    Ok(())
+}
+
+/// Drops `name` and its marker, ending the sessions that use it first (a session in a
+/// transaction on one of its tables would hold the drop until it ended).
+pub(crate) async fn drop_database(conn: &mut MySqlConnection, name: &str) -> Result<()> {
+    let context = || format!("dropping MySQL database {name}");
+    let sessions: Vec<i64> = sqlx::query_scalar(
+        "SELECT CAST(ID AS SIGNED) FROM information_schema.PROCESSLIST \
+         WHERE DB = ? AND ID <> CONNECTION_ID()",
+    )
+    .bind(name)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(Error::db(context()))?;
+    for id in sessions {
+        // Gone already is as good.
+        let _ = conn
+            .execute(sqlx::AssertSqlSafe(format!("KILL CONNECTION {id}")))
+            .await;
+    }
+    let sql = format!("DROP DATABASE IF EXISTS {}", q(name));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::db(context()))?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM {}.markers WHERE name = ?",
+        q(ADMIN_DATABASE)
+    )))
+    .bind(name)
+    .execute(conn)
+    .await
+    .map_err(Error::db(context()))?;
+    Ok(())
+}
+
+pub(crate) async fn read_marker(
+    conn: &mut MySqlConnection,
+    database: &str,
+) -> Result<Option<Marker>> {
+    let sql = format!(
+        "SELECT m.marker FROM {}.markers m \
+         JOIN information_schema.SCHEMATA s ON s.SCHEMA_NAME = m.name WHERE m.name = ?",
+        q(ADMIN_DATABASE)
+    );
+    let text: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(database)
+        .fetch_optional(conn)
+        .await
+        .map_err(Error::db(format!(
+            "reading the marker of MySQL database {database}"
+        )))?;
+    Ok(text.as_deref().and_then(Marker::parse))
+}
+
+pub(crate) async fn write_marker(
+    conn: &mut MySqlConnection,
+    database: &str,
+    marker: &Marker,
+) -> Result<()> {
+    let sql = format!(
+        "INSERT INTO {}.markers (name, marker) VALUES (?, ?) \
+         ON DUPLICATE KEY UPDATE marker = VALUES(marker)",
+        q(ADMIN_DATABASE)
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(database)
+        .bind(marker.to_comment())
+        .execute(conn)
+        .await
+        .map_err(Error::db(format!("marking MySQL database {database}")))?;
+    Ok(())
+}
+
+/// Creates `name` as a copy of `template`: its tables with their rows and counters, its views,
+/// triggers and routines. On failure nothing is left.
+pub(crate) async fn clone(conn: &mut MySqlConnection, name: &str, template: &str) -> Result<()> {
+    create(conn, name).await?;
+    let copied = copy_into(conn, name, template).await;
+    if let Err(e) = copied {
+        let _ = drop_database(conn, name).await;
+        return Err(e);
+    }
+    Ok(())
+}
+
+async fn copy_into(conn: &mut MySqlConnection, name: &str, template: &str) -> Result<()> {
+    let context = || format!("copying MySQL database {template} into {name}");
+    let relations: Vec<(String, String)> = sqlx::query_as(
+        "SELECT CAST(TABLE_NAME AS CHAR), CAST(TABLE_TYPE AS CHAR) FROM information_schema.TABLES \
+         WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME",
+    )
+    .bind(template)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(Error::db(context()))?;
+    let mut script = format!("USE {}; SET SESSION FOREIGN_KEY_CHECKS = 0;", q(name));
+    let mut views = Vec::new();
+    for (table, kind) in &relations {
+        if kind == "VIEW" {
+            views.push(table.clone());
+            continue;
+        }
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SHOW CREATE TABLE {}.{}",
+            q(template),
+            q(table)
+        )))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(Error::db(context()))?;
+        let create: String = text_column(&row, 1).map_err(Error::db(context()))?;
+        script.push_str(&create);
+        script.push(';');
+        let columns: Vec<String> = sqlx::query_scalar(
+            "SELECT CAST(COLUMN_NAME AS CHAR) FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+             AND COALESCE(GENERATION_EXPRESSION, '') = '' \
+             ORDER BY ORDINAL_POSITION",
+        )
+        .bind(template)
+        .bind(table)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(Error::db(context()))?;
+        let list = quote_mysql_list(columns.iter().map(String::as_str));
+        script.push_str(&format!(
+            "INSERT INTO {} ({list}) SELECT {list} FROM {}.{};",
+            q(table),
+            q(template),
+            q(table)
+        ));
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(script))
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::db(context()))?;
+    // Views may read each other: each is created once the ones it reads exist.
+    let mut pending = views;
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut failed = Vec::new();
+        let mut last_error = None;
+        for view in pending {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SHOW CREATE VIEW {}.{}",
+                q(template),
+                q(&view)
+            )))
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(Error::db(context()))?;
+            let create: String = text_column(&row, 1).map_err(Error::db(context()))?;
+            // The stored definition names the template's database: the copy reads its own.
+            let create = create.replace(&format!("{}.", q(template)), &format!("{}.", q(name)));
+            if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+                .execute(&mut *conn)
+                .await
+            {
+                failed.push(view);
+                last_error = Some(e);
+            }
+        }
+        if let Some(e) = last_error
+            && failed.len() == before
+        {
+            // No view of this round was created: none ever will be.
+            return Err(Error::db(context())(e));
+        }
+        pending = failed;
+    }
+    copy_triggers(conn, name, template).await?;
+    copy_routines(conn, name, template).await?;
+    sqlx::raw_sql("SET SESSION FOREIGN_KEY_CHECKS = 1")
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::db(context()))?;
+    Ok(())
+}
+
+async fn copy_triggers(conn: &mut MySqlConnection, name: &str, template: &str) -> Result<()> {
+    let context = || format!("copying the triggers of MySQL database {template}");
+    let triggers: Vec<(String, String, String, String, String)> = sqlx::query_as(
+        "SELECT CAST(TRIGGER_NAME AS CHAR), CAST(ACTION_TIMING AS CHAR), \
+         CAST(EVENT_MANIPULATION AS CHAR), CAST(EVENT_OBJECT_TABLE AS CHAR), \
+         CAST(ACTION_STATEMENT AS CHAR) FROM information_schema.TRIGGERS \
+         WHERE TRIGGER_SCHEMA = ? ORDER BY EVENT_OBJECT_TABLE, ACTION_ORDER",
+    )
+    .bind(template)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(Error::db(context()))?;
+    for (trigger, timing, event, table, body) in triggers {
+        if trigger.starts_with(INTERNAL_PREFIX) {
+            continue;
+        }
+        let sql = format!(
+            "CREATE TRIGGER {db}.{t} {timing} {event} ON {db}.{table} FOR EACH ROW {body}",
+            db = q(name),
+            t = q(&trigger),
+            timing = keyword(&timing, &["BEFORE", "AFTER"])?,
+            event = keyword(&event, &["INSERT", "UPDATE", "DELETE"])?,
+            table = q(&table),
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::db(context()))?;
+    }
+    Ok(())
+}
+
+async fn copy_routines(conn: &mut MySqlConnection, name: &str, template: &str) -> Result<()> {
+    let context = || format!("copying the routines of MySQL database {template}");
+    let routines: Vec<(String, String)> = sqlx::query_as(
+        "SELECT CAST(ROUTINE_NAME AS CHAR), CAST(ROUTINE_TYPE AS CHAR) \
+         FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?",
+    )
+    .bind(template)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(Error::db(context()))?;
+    if routines.is_empty() {
+        return Ok(());
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("USE {}", q(name))))
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::db(context()))?;
+    for (routine, kind) in routines {
+        let kind = keyword(&kind, &["PROCEDURE", "FUNCTION"])?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SHOW CREATE {kind} {}.{}",
+            q(template),
+            q(&routine)
+        )))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(Error::db(context()))?;
+        let create: Option<String> = text_column(&row, 2).map_err(Error::db(context()))?;
+        let Some(create) = create else {
+            return Err(Error::CreateDatabase {
+                database: name.to_string(),
+                message: format!(
+                    "the server hides the definition of {kind} {routine} from this user: grant \
+                     it SHOW_ROUTINE (MySQL) or SELECT on mysql.proc (MariaDB)"
+                ),
+            });
+        };
+        sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::db(context()))?;
+    }
+    Ok(())
+}
+
+/// `word` when it is one of `allowed` (catalog text written back into SQL).
+fn keyword<'a>(word: &str, allowed: &[&'a str]) -> Result<&'a str> {
+    allowed
+        .iter()
+        .find(|a| a.eq_ignore_ascii_case(word))
+        .copied()
+        .ok_or_else(|| Error::Internal(format!("unexpected catalog keyword `{word}`")))
+}
+
+/// A text column that MySQL may send as binary (`SHOW CREATE …` on some versions).
+fn text_column<T: FromText>(
+    row: &sqlx::mysql::MySqlRow,
+    index: usize,
+) -> std::result::Result<T, sqlx::Error> {
+    T::from_row(row, index)
+}
+
+trait FromText: Sized {
+    fn from_row(
+        row: &sqlx::mysql::MySqlRow,
+        index: usize,
+    ) -> std::result::Result<Self, sqlx::Error>;
+}
+
+impl FromText for String {
+    fn from_row(
+        row: &sqlx::mysql::MySqlRow,
+        index: usize,
+    ) -> std::result::Result<Self, sqlx::Error> {
+        match row.try_get::<String, _>(index) {
+            Ok(s) => Ok(s),
+            Err(_) => {
+                let bytes: Vec<u8> = row.try_get(index)?;
+                Ok(String::from_utf8_lossy(&bytes).into_owned())
+            }
+        }
+    }
+}
+
+impl FromText for Option<String> {
+    fn from_row(
+        row: &sqlx::mysql::MySqlRow,
+        index: usize,
+    ) -> std::result::Result<Self, sqlx::Error> {
+        match row.try_get::<Option<String>, _>(index) {
+            Ok(s) => Ok(s),
+            Err(_) => {
+                let bytes: Option<Vec<u8>> = row.try_get(index)?;
+                Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
+            }
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Factories' statements on MySQL: sea-query's MySQL builder, multi-row `VALUES` within the
+//! protocol's 65,535 bind parameters, and failures read from MySQL's error numbers and messages
+//! (the same on MySQL 8 and MariaDB, but for a failed `CHECK`: 3819 on MySQL, 4025 on MariaDB).
+
+use std::any::Any;
+
+use sea_query::{Expr, Value};
+use sqlx::mysql::{MySqlArguments, MySqlRow};
+use sqlx::{MySql, MySqlConnection};
+
+use super::server::error_number;
+use crate::backend::{DecodeFn, Decoders, Dialect, FailureKind, StatementFailure};
+use crate::error::ConstraintKind;
+
+impl Dialect for MySql {
+    type QueryBuilder = sea_query::MysqlQueryBuilder;
+
+    const MAX_BIND_PARAMETERS: usize = 65_535;
+    const ARRAY_COLUMNS: bool = false;
+
+    fn arguments(values: sea_query_sqlx::SqlxValues) -> MySqlArguments {
+        sqlx::IntoArguments::<MySql>::into_arguments(values)
+    }
+
+    fn bind_arrays(_arrays: Vec<Vec<Value>>) -> std::result::Result<MySqlArguments, String> {
+        Err("MySQL has no array parameters".into())
+    }
+
+    async fn fetch_all(
+        conn: &mut MySqlConnection,
+        sql: String,
+        args: MySqlArguments,
+    ) -> std::result::Result<Vec<MySqlRow>, sqlx::Error> {
+        sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+            .fetch_all(conn)
+            .await
+    }
+
+    fn decoder(decoders: &Decoders) -> Option<DecodeFn<MySql>> {
+        decoders.mysql
+    }
+
+    fn decoders<M>() -> Decoders
+    where
+        M: for<'r> sqlx::FromRow<'r, MySqlRow> + Send + 'static,
+    {
+        #[allow(
+            clippy::needless_update,
+            reason = "the other backends' entries exist with their features only"
+        )]
+        Decoders {
+            mysql: Some(|row| M::from_row(row).map(|m| Box::new(m) as Box<dyn Any + Send>)),
+            ..Decoders::default()
+        }
+    }
+
+    /// MySQL returns no rows from an `INSERT`: a row is found again by its primary key, which
+    /// the factory reads back.
+    fn locator_returning() -> Vec<Expr> {
+        Vec::new()
+    }
+
+    fn read_locator(_row: &MySqlRow) -> std::result::Result<Vec<Value>, sqlx::Error> {
+        Ok(Vec::new())
+    }
+
+    fn at_locator(_location: &[Value]) -> sea_query::Condition {
+        sea_query::Condition::all().add(Expr::val(false))
+    }
+
+    fn failure(error: &sqlx::Error) -> Option<StatementFailure> {
+        let db = error.as_database_error()?;
+        let message = db.message().to_string();
+        let number = error_number(error);
+        let kind = match number {
+            Some(1062 | 1586) => FailureKind::Constraint(ConstraintKind::Unique),
+            Some(1451 | 1452 | 1216 | 1217) => FailureKind::Constraint(ConstraintKind::ForeignKey),
+            Some(1048 | 1364) => FailureKind::Constraint(ConstraintKind::NotNull),
+            Some(3819 | 4025) => FailureKind::Constraint(ConstraintKind::Check),
+            Some(1146) => FailureKind::UndefinedTable,
+            Some(1054) => FailureKind::UndefinedColumn,
+            _ => FailureKind::Other,
+        };
+        let (table, constraint, column) = subject(&kind, &message);
+        Some(StatementFailure {
+            kind,
+            schema: None,
+            table,
+            constraint,
+            data_type: None,
+            column,
+            detail: None,
+            message,
+        })
+    }
+}
+
+/// The table, constraint and column a MySQL message names.
+fn subject(kind: &FailureKind, message: &str) -> (Option<String>, Option<String>, Option<String>) {
+    let quoted: Vec<&str> = message.split(['\'', '`']).skip(1).step_by(2).collect();
+    match kind {
+        // "Duplicate entry 'a@b' for key 'users.email'" (MySQL 8 qualifies the key).
+        FailureKind::Constraint(ConstraintKind::Unique) => {
+            let key = quoted.get(1).map(|k| k.to_string());
+            match key.as_deref().and_then(|k| k.split_once('.')) {
+                Some((t, k)) => (Some(t.to_string()), Some(k.to_string()), None),
+                None => (None, key, None),
+            }
+        }
+        // "Cannot add or update a child row: a foreign key constraint fails (`db`.`posts`,
+        // CONSTRAINT `posts_user_fk` FOREIGN KEY (`user_id`) REFERENCES `users` (`id`))"
+        FailureKind::Constraint(ConstraintKind::ForeignKey) => {
+            let constraint = message
+                .split("CONSTRAINT `")
+                .nth(1)
+                .and_then(|rest| rest.split('`').next())
+                .map(str::to_string);
+            let table = message
+                .split("`.`")
+                .nth(1)
+                .and_then(|rest| rest.split('`').next())
+                .map(str::to_string);
+            let column = message
+                .split("FOREIGN KEY (`")
+                .nth(1)
+                .and_then(|rest| rest.split('`').next())
+                .map(str::to_string);
+            (table, constraint, column)
+        }
+        // "Column 'email' cannot be null", "Field 'email' doesn't have a default value"
+        FailureKind::Constraint(ConstraintKind::NotNull) => {
+            (None, None, quoted.first().map(|c| c.to_string()))
+        }
+        // "Check constraint 'positive_amount' is violated" / "CONSTRAINT `x` failed for `db`.`t`"
+        FailureKind::Constraint(ConstraintKind::Check) => {
+            let table = message
+                .split("`.`")
+                .nth(1)
+                .and_then(|rest| rest.split('`').next())
+                .map(str::to_string);
+            (table, quoted.first().map(|c| c.to_string()), None)
+        }
+        // "Unknown column 'foo' in 'field list'"
+        FailureKind::UndefinedColumn => (None, None, quoted.first().map(|c| c.to_string())),
+        FailureKind::UndefinedTable => (
+            quoted
+                .first()
+                .map(|t| t.rsplit('.').next().unwrap_or(t).to_string()),
+            None,
+            None,
+        ),
+        _ => (None, None, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_their_subjects() {
+        let unique = FailureKind::Constraint(ConstraintKind::Unique);
+        assert_eq!(
+            subject(&unique, "Duplicate entry 'a@b.c' for key 'users.email'"),
+            (Some("users".into()), Some("email".into()), None)
+        );
+        assert_eq!(
+            subject(&unique, "Duplicate entry 'a@b.c' for key 'email'"),
+            (None, Some("email".into()), None)
+        );
+        let fk = FailureKind::Constraint(ConstraintKind::ForeignKey);
+        assert_eq!(
+            subject(
+                &fk,
+                "Cannot add or update a child row: a foreign key constraint fails (`app`.`posts`, \
+                 CONSTRAINT `posts_user_fk` FOREIGN KEY (`user_id`) REFERENCES `users` (`id`))"
+            ),
+            (
+                Some("posts".into()),
+                Some("posts_user_fk".into()),
+                Some("user_id".into())
+            )
+        );
+        let check = FailureKind::Constraint(ConstraintKind::Check);
+        assert_eq!(
+            subject(&check, "CONSTRAINT `positive` failed for `app`.`invoices`"),
+            (Some("invoices".into()), Some("positive".into()), None)
+        );
+    }
+}

@@ -1,0 +1,252 @@
+//! Namespace's row journal on MySQL: an `AFTER INSERT` row trigger on every table records the
+//! key of each row a connection carrying a token inserts, in `seedbed__journal`, under the
+//! session variable `@seedbed_token`. A test's pool sets the variable on each of its
+//! connections; rows written on any other connection are not recorded (and stay).
+//!
+//! A test holds the named lock `tok:<token>` while it runs; the sweep removes the rows of tokens
+//! whose lock no session holds (a process that died), except tokens kept for inspection.
+//!
+//! Triggers: MySQL 8 and MariaDB 10.2.3+ allow several per table and event, so the application's
+//! own `AFTER INSERT` triggers keep working. A table without a primary key is journaled by all
+//! its columns.
+
+use sqlx::{MySql, MySqlConnection};
+
+use super::admin::INTERNAL_PREFIX;
+use super::coord;
+use crate::backend::Journal;
+use crate::error::{Error, Result};
+use crate::schema::{ColumnDefault, Schema};
+use crate::sql::quote_mysql_ident as q;
+
+/// The session variable that carries a test's token.
+pub const TOKEN_VARIABLE: &str = "@seedbed_token";
+
+const JOURNAL: &str = "seedbed__journal";
+const TABLES: &str = "seedbed__journal_tables";
+const KEPT: &str = "seedbed__journal_kept";
+
+/// The lock a test holds while its token is live.
+pub(crate) fn token_lock(token: &str) -> String {
+    format!("tok:{token}")
+}
+
+impl Journal for MySql {
+    const TOKEN_SETTING: &'static str = TOKEN_VARIABLE;
+
+    async fn install(conn: &mut MySqlConnection, schema: &Schema) -> Result<()> {
+        let context = || "installing Namespace's row journal".to_string();
+        let setup = format!(
+            "CREATE TABLE {j} (token VARCHAR(64) NOT NULL, tid INT NOT NULL, pk TEXT NOT NULL, \
+               KEY (token, tid)) ENGINE=InnoDB; \
+             CREATE TABLE {t} (tid INT PRIMARY KEY, name VARCHAR(64) NOT NULL, \
+               columns TEXT NOT NULL, keyed BOOL NOT NULL) ENGINE=InnoDB; \
+             CREATE TABLE {k} (token VARCHAR(64) PRIMARY KEY) ENGINE=InnoDB",
+            j = q(JOURNAL),
+            t = q(TABLES),
+            k = q(KEPT),
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(setup))
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::db(context()))?;
+        for (tid, table) in schema.tables.iter().enumerate() {
+            let name = &table.name.name;
+            let columns: Vec<&str> = if table.primary_key.is_empty() {
+                table
+                    .columns
+                    .iter()
+                    .filter(|c| !matches!(c.default, ColumnDefault::Generated(_)))
+                    .map(|c| c.name.as_str())
+                    .collect()
+            } else {
+                table.primary_key.iter().map(String::as_str).collect()
+            };
+            let values = columns
+                .iter()
+                .map(|c| format!("NEW.{}", q(c)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {} (tid, name, columns, keyed) VALUES (?, ?, ?, ?)",
+                q(TABLES)
+            )))
+            .bind(i64::try_from(tid).unwrap_or(i64::MAX))
+            .bind(name)
+            .bind(columns.join("\n"))
+            .bind(!table.primary_key.is_empty())
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::db(context()))?;
+            let trigger = format!(
+                "CREATE TRIGGER {trigger} AFTER INSERT ON {table} FOR EACH ROW \
+                 INSERT INTO {j} (token, tid, pk) SELECT {TOKEN_VARIABLE}, {tid}, \
+                 CAST(JSON_ARRAY({values}) AS CHAR) FROM DUAL WHERE {TOKEN_VARIABLE} IS NOT NULL",
+                trigger = q(&format!("{INTERNAL_PREFIX}j{tid}")),
+                table = q(name),
+                j = q(JOURNAL),
+            );
+            sqlx::raw_sql(sqlx::AssertSqlSafe(trigger))
+                .execute(&mut *conn)
+                .await
+                .map_err(Error::db(format!("journaling the rows of {name}")))?;
+        }
+        Ok(())
+    }
+
+    async fn is_installed(conn: &mut MySqlConnection) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+        )
+        .bind(JOURNAL)
+        .fetch_one(conn)
+        .await
+        .map_err(Error::db("looking for Namespace's row journal"))?;
+        Ok(n > 0)
+    }
+
+    async fn clean(conn: &mut MySqlConnection, token: &str) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            match clean_once(conn, token).await {
+                // Tests removing rows at once may deadlock on InnoDB's row locks: the loser's
+                // transaction is rolled back whole and runs again.
+                Err(e) if attempt < 5 && matches!(super::error_number(&e), Some(1213 | 1205)) => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(5 * attempt)).await;
+                }
+                Err(e) => {
+                    return Err(Error::db(format!("removing the rows of token {token}"))(e));
+                }
+                Ok(()) => return Ok(()),
+            }
+        }
+    }
+
+    async fn forget(conn: &mut MySqlConnection, token: &str) -> Result<()> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {} WHERE token = ?",
+            q(JOURNAL)
+        )))
+        .bind(token)
+        .execute(conn)
+        .await
+        .map_err(Error::db(format!("forgetting the rows of token {token}")))?;
+        Ok(())
+    }
+
+    async fn sweep(conn: &mut MySqlConnection) -> Result<Vec<String>> {
+        let tokens: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT DISTINCT token FROM {} WHERE token NOT IN (SELECT token FROM {})",
+            q(JOURNAL),
+            q(KEPT)
+        )))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(Error::db("listing the tokens in Namespace's journal"))?;
+        let mut swept = Vec::new();
+        for token in tokens {
+            if !coord::is_taken(conn, &token_lock(&token)).await? {
+                <MySql as Journal>::clean(conn, &token).await?;
+                swept.push(token);
+            }
+        }
+        Ok(swept)
+    }
+}
+
+/// Moves the rows recorded under `key` to `token` (a failed test's) and keeps them from the
+/// sweep, for inspection; `seedbed sweep --kept` removes them.
+pub(crate) async fn hand_over(conn: &mut MySqlConnection, key: &str, token: &str) -> Result<()> {
+    let context = || format!("keeping the rows of token {token}");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT IGNORE INTO {} (token) VALUES (?)",
+        q(KEPT)
+    )))
+    .bind(token)
+    .execute(&mut *conn)
+    .await
+    .map_err(Error::db(context()))?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE {} SET token = ? WHERE token = ?",
+        q(JOURNAL)
+    )))
+    .bind(token)
+    .bind(key)
+    .execute(conn)
+    .await
+    .map_err(Error::db(context()))?;
+    Ok(())
+}
+
+/// One attempt at removing the rows of `token`, children and parents alike (foreign-key checks
+/// off: every row removed is the test's), in one transaction.
+async fn clean_once(
+    conn: &mut MySqlConnection,
+    token: &str,
+) -> std::result::Result<(), sqlx::Error> {
+    let tables: Vec<(String, String, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT t.name, t.columns, t.keyed FROM {t} t \
+         WHERE t.tid IN (SELECT j.tid FROM {j} j WHERE j.token = ?)",
+        t = q(TABLES),
+        j = q(JOURNAL)
+    )))
+    .bind(token)
+    .fetch_all(&mut *conn)
+    .await?;
+    // Read committed: a delete locks the rows it removes, not the gaps around the rows it reads.
+    sqlx::raw_sql(
+        "SET SESSION FOREIGN_KEY_CHECKS = 0; \
+         SET TRANSACTION ISOLATION LEVEL READ COMMITTED; START TRANSACTION",
+    )
+    .execute(&mut *conn)
+    .await?;
+    let deleted = async {
+        for (name, columns, keyed) in &tables {
+            // A key column is never NULL: `=` lets the delete use the key's index.
+            let op = if *keyed { "=" } else { "<=>" };
+            let on = columns
+                .split('\n')
+                .enumerate()
+                .map(|(i, c)| {
+                    let item = format!("JSON_EXTRACT(j.pk, '$[{i}]')");
+                    format!(
+                        "r.{} {op} IF(JSON_TYPE({item}) = 'NULL', NULL, JSON_UNQUOTE({item}))",
+                        q(c)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let sql = format!(
+                "DELETE r FROM {j} j JOIN {t} r ON {on} WHERE j.token = ? \
+                 AND j.tid = (SELECT tid FROM {tables} WHERE name = ?)",
+                j = q(JOURNAL),
+                t = q(name),
+                tables = q(TABLES),
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(token)
+                .bind(name)
+                .execute(&mut *conn)
+                .await?;
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {} WHERE token = ?",
+            q(JOURNAL)
+        )))
+        .bind(token)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::raw_sql("COMMIT; SET SESSION FOREIGN_KEY_CHECKS = 1")
+            .execute(&mut *conn)
+            .await
+    }
+    .await;
+    if deleted.is_err() {
+        let _ = sqlx::raw_sql("ROLLBACK; SET SESSION FOREIGN_KEY_CHECKS = 1")
+            .execute(&mut *conn)
+            .await;
+    }
+    deleted.map(|_| ())
+}

@@ -1,0 +1,297 @@
+//! Where the MySQL (or MariaDB) server comes from.
+//!
+//! In order:
+//!
+//! 1. `SEEDBED_MYSQL_URL`, if set: a `mysql://` (or `mariadb://`) URL; `embedded` forces the
+//!    embedded server. A suite with PostgreSQL and MySQL tests names each server by its own
+//!    variable.
+//! 2. `SEEDBED_DATABASE_URL`, then `DATABASE_URL`, when it is a `mysql://` or `mariadb://` URL
+//!    (a `postgres://` one is PostgreSQL's, and skipped here), as `#[sqlx::test]` users expect.
+//! 3. The **embedded server** ([`embedded`](super::embedded)): MariaDB's or MySQL's binaries on
+//!    this machine, a data directory per OS user and server version, durability off, started once
+//!    and shared by every test process.
+//!
+//! The URL's database, if it names one, is where seedbed's maintenance connections start; seedbed
+//! keeps what it records (database markers) in a database of its own, `seedbed`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), seedbed::Error> {
+//! let server = seedbed::backend::mysql::MySqlServer::resolve().await?;
+//! println!("MySQL tests run against {} ({})", server.url_for("app"), server.flavor()?);
+//! # Ok(()) }
+//! ```
+
+use std::str::FromStr;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError};
+use sqlx::{Connection, MySqlConnection};
+use tokio::sync::OnceCell;
+
+use crate::error::{Error, Result};
+
+/// The variable that names the MySQL server for seedbed alone.
+pub const URL_VAR: &str = "SEEDBED_MYSQL_URL";
+
+/// How long seedbed tries to reach a server named by URL.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Which server answers: the two differ in `RETURNING`, in how a failed `CHECK` is reported and
+/// in a few catalog columns, which seedbed handles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// MariaDB (10.6 and later).
+    MariaDb,
+    /// MySQL (8.0 and later).
+    MySql,
+}
+
+impl std::fmt::Display for Flavor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Flavor::MariaDb => "MariaDB",
+            Flavor::MySql => "MySQL",
+        })
+    }
+}
+
+/// A resolved MySQL or MariaDB server: how to reach it, and what it is once reached.
+#[derive(Debug)]
+pub struct MySqlServer {
+    /// Where the URL came from (`SEEDBED_MYSQL_URL`, `DATABASE_URL`, `embedded`, `code`).
+    origin: &'static str,
+    /// The URL as given (or made for the embedded server).
+    url: String,
+    options: MySqlConnectOptions,
+    /// The server's flavor and version, read on the first connection.
+    version: OnceLock<(Flavor, String)>,
+    /// `seedbed`'s own database made, once per process.
+    admin_ready: OnceCell<()>,
+}
+
+impl MySqlServer {
+    /// The server every MySQL test of this process uses, resolved once.
+    pub(crate) async fn get() -> Result<&'static MySqlServer> {
+        static SERVER: OnceCell<MySqlServer> = OnceCell::const_new();
+        SERVER.get_or_try_init(Self::resolve).await
+    }
+
+    /// Resolves the server from the environment (see the module's documentation) and checks
+    /// that it answers.
+    pub async fn resolve() -> Result<MySqlServer> {
+        let server = Self::unverified()?;
+        let mut conn = server.connect_maintenance().await?;
+        server.read_version(&mut conn).await?;
+        let _ = conn.close().await;
+        Ok(server)
+    }
+
+    fn unverified() -> Result<MySqlServer> {
+        if let Ok(value) = std::env::var(URL_VAR) {
+            let value = value.trim();
+            if value == "embedded" {
+                return super::embedded::server();
+            }
+            if !value.is_empty() {
+                return Self::parse(value, URL_VAR);
+            }
+        }
+        for var in ["SEEDBED_DATABASE_URL", "DATABASE_URL"] {
+            if let Ok(value) = std::env::var(var)
+                && is_mysql_url(value.trim())
+            {
+                return Self::parse(value.trim(), var);
+            }
+        }
+        super::embedded::server()
+    }
+
+    /// A server at `url` (`mysql://user:password@host:port[/database]`), not yet reached.
+    pub fn from_url(url: &str) -> Result<MySqlServer> {
+        Self::parse(url, "code")
+    }
+
+    pub(crate) fn parse(url: &str, origin: &'static str) -> Result<MySqlServer> {
+        if !is_mysql_url(url) {
+            return Err(Error::Config(format!(
+                "{origin} must be a mysql:// or mariadb:// URL for a MySQL test, got `{}://…`",
+                url.split("://").next().unwrap_or(url)
+            )));
+        }
+        let normalized = match url.strip_prefix("mariadb://") {
+            Some(rest) => format!("mysql://{rest}"),
+            None => url.to_string(),
+        };
+        let options = MySqlConnectOptions::from_str(&normalized)
+            .map_err(|e| Error::Config(format!("{origin} is not a valid MySQL URL: {e}")))?;
+        Ok(MySqlServer {
+            origin,
+            url: normalized,
+            options,
+            version: OnceLock::new(),
+            admin_ready: OnceCell::new(),
+        })
+    }
+
+    /// Where the URL came from.
+    pub fn origin(&self) -> &'static str {
+        self.origin
+    }
+
+    /// The server's flavor, once it was reached.
+    pub fn flavor(&self) -> Result<Flavor> {
+        self.version
+            .get()
+            .map(|(f, _)| *f)
+            .ok_or_else(|| Error::Internal("the MySQL server was not reached yet".into()))
+    }
+
+    /// The server's version text (`10.11.19-MariaDB-…`, `8.4.3`), once it was reached.
+    pub fn version(&self) -> Option<&str> {
+        self.version.get().map(|(_, v)| v.as_str())
+    }
+
+    /// Connect options for `database`.
+    pub fn options_for(&self, database: &str) -> MySqlConnectOptions {
+        self.options.clone().database(database)
+    }
+
+    /// A URL of `database` on this server.
+    pub fn url_for(&self, database: &str) -> String {
+        with_database(&self.url, database)
+    }
+
+    /// A maintenance connection: no database of seedbed's, `seedbed`'s own database made.
+    pub(crate) async fn maintenance(&self) -> Result<MySqlConnection> {
+        let mut conn = self.connect_maintenance().await?;
+        if self.version.get().is_none() {
+            self.read_version(&mut conn).await?;
+        }
+        self.admin_ready
+            .get_or_try_init(|| super::admin::ensure_admin(&mut conn))
+            .await?;
+        Ok(conn)
+    }
+
+    async fn read_version(&self, conn: &mut MySqlConnection) -> Result<()> {
+        let version: String = sqlx::query_scalar("SELECT CAST(VERSION() AS CHAR)")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(Error::db("reading the MySQL server's version"))?;
+        let flavor = if version.to_ascii_lowercase().contains("mariadb") {
+            Flavor::MariaDb
+        } else {
+            Flavor::MySql
+        };
+        let _ = self.version.set((flavor, version));
+        Ok(())
+    }
+
+    /// Connects with the URL's own options, waiting for a server that is starting.
+    async fn connect_maintenance(&self) -> Result<MySqlConnection> {
+        let started = Instant::now();
+        loop {
+            match MySqlConnection::connect_with(&self.options).await {
+                Ok(conn) => return Ok(conn),
+                Err(e) => {
+                    let refused = matches!(&e, sqlx::Error::Io(_));
+                    if refused && started.elapsed() < CONNECT_TIMEOUT {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                    return Err(self.explain(e, started.elapsed()));
+                }
+            }
+        }
+    }
+
+    /// A connection failure told as what to do.
+    pub(crate) fn explain(&self, e: sqlx::Error, waited: Duration) -> Error {
+        let fix = match self.origin {
+            "embedded" => "`seedbed server status --mysql` shows the embedded server".to_string(),
+            "code" => "check the URL given".to_string(),
+            var => format!("check {var}, or unset it to use seedbed's embedded server"),
+        };
+        let user = self.options.get_username();
+        let message = match error_number(&e) {
+            Some(1045) => format!(
+                "the server refused user `{user}`: wrong user name or password ({e}). Put the \
+                 right ones in the URL; {fix}"
+            ),
+            Some(1049) => format!(
+                "the database the URL names does not exist ({e}). seedbed needs none: remove it \
+                 from the URL (mysql://user@host:port), or create it; {fix}"
+            ),
+            Some(1044) => format!(
+                "user `{user}` may not use the database the URL names ({e}): remove it from the \
+                 URL, or grant access to it; {fix}"
+            ),
+            _ => match &e {
+                sqlx::Error::Io(_) => format!(
+                    "cannot reach MySQL at {}:{} (waited {waited:?}): {e}. Is the server \
+                     running? {fix}",
+                    self.options.get_host(),
+                    self.options.get_port()
+                ),
+                _ => format!("{e}; {fix}"),
+            },
+        };
+        Error::Connection {
+            database: self.url_for("").trim_end_matches('/').to_string(),
+            message,
+        }
+    }
+}
+
+/// Whether `url` names a MySQL or MariaDB server.
+fn is_mysql_url(url: &str) -> bool {
+    url.starts_with("mysql://") || url.starts_with("mariadb://")
+}
+
+/// The MySQL error number of `e`, when the server sent one.
+pub(crate) fn error_number(e: &sqlx::Error) -> Option<u16> {
+    e.as_database_error()?
+        .try_downcast_ref::<MySqlDatabaseError>()
+        .map(MySqlDatabaseError::number)
+}
+
+/// `url` with its path (the database) replaced by `database`, its query kept.
+fn with_database(url: &str, database: &str) -> String {
+    let scheme_end = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?']).map_or(url.len(), |i| scheme_end + i);
+    let query = url[authority_end..]
+        .find('?')
+        .map(|i| &url[authority_end + i..])
+        .unwrap_or("");
+    format!("{}/{database}{query}", &url[..authority_end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_replaced_in_urls() {
+        assert_eq!(
+            with_database("mysql://root@127.0.0.1:3306", "app"),
+            "mysql://root@127.0.0.1:3306/app"
+        );
+        assert_eq!(
+            with_database("mysql://u:p@h/old?ssl-mode=disabled", "new"),
+            "mysql://u:p@h/new?ssl-mode=disabled"
+        );
+        assert_eq!(with_database("mysql://h?x=1", "d"), "mysql://h/d?x=1");
+    }
+
+    #[test]
+    fn other_schemes_are_refused_naming_the_variable() {
+        let err = MySqlServer::parse("postgres://localhost/x", "SEEDBED_MYSQL_URL")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("SEEDBED_MYSQL_URL"), "{err}");
+        assert!(MySqlServer::parse("mariadb://root@localhost:3306", "code").is_ok());
+    }
+}

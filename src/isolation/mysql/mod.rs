@@ -1,0 +1,270 @@
+//! The four strategies on MySQL and MariaDB, where DDL commits and there are no template
+//! databases:
+//!
+//! - **Rollback**: a test leases a *slot* (a copy of the migrated database no other test uses
+//!   while a named lock is held) and runs in one InnoDB transaction on its one connection; the
+//!   code's `begin`/`commit` become savepoints. A statement that commits implicitly (DDL,
+//!   `LOCK TABLES`, a raw `BEGIN` or `COMMIT`) or a raw `ROLLBACK` is detected at the end: the
+//!   test fails naming the strategy that contains it, and the slot is dropped.
+//! - **Truncate**: a test leases a slot and empties the tables it wrote at its end
+//!   ([`Clean`](crate::backend::Clean)).
+//! - **Template**: a test leases a database of its own, a copy of the migrated database with the
+//!   fixtures, taken from a set made ahead (by replaying the template's definitions and copying
+//!   its rows) and recycled: when the test passes and its schema is unchanged, the copy is emptied
+//!   back to the template's rows and serves the next test; when the test changed the schema, the
+//!   copy is dropped.
+//! - **Namespace**: one shared database; each connection of the test's pool records the rows it
+//!   inserts under a key ([`Journal`](crate::backend::Journal)), removed at the test's end.
+//!
+//! A process keeps the slots and pools its finished tests gave back for its next tests. Leases
+//! are named locks held by a connection: a process killed mid-test loses them with its
+//! connections, and the next holder of its slot empties it first.
+
+mod image;
+mod namespace;
+mod slots;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::{MySql, MySqlPool};
+
+use super::builder::Isolation;
+use super::options::NamespaceMode;
+use super::strategies::Ending;
+use super::testdb::{Inner, TestDb};
+use crate::backend::mysql::{Flavor, MySqlServer};
+use crate::error::{Error, Result};
+use crate::strategy::Strategy;
+
+/// What a MySQL strategy gives the test.
+struct Acquired {
+    database: String,
+    pool: MySqlPool,
+    state: Box<dyn Ending<MySql>>,
+    /// The token the test's context carries, when the strategy claimed one.
+    token: Option<String>,
+}
+
+pub(super) async fn acquire(iso: Isolation) -> Result<TestDb<MySql>> {
+    let (name, strategy, ctx_builder, base_seed) = iso.start()?;
+    if let Some(role) = &iso.role {
+        return Err(Error::Config(format!(
+            "role = \"{role}\" makes a PostgreSQL test act as a database role; seedbed does not \
+             switch MySQL users: remove it from this test"
+        )));
+    }
+    if iso.database.is_some() {
+        return Err(Error::Config(
+            "`.database(…)` names an existing PostgreSQL database; on MySQL seedbed makes its \
+             own databases: remove it"
+                .into(),
+        ));
+    }
+    if iso.own_connections && strategy == Strategy::Namespace {
+        return Err(Error::Config(
+            "Namespace on MySQL records a test's rows through the connections of the pool it \
+             hands the test (a MySQL URL cannot carry the session variable); a test that builds \
+             its own pool from connect options writes around it. Use strategy = \"template\" \
+             or \"truncate\""
+                .into(),
+        ));
+    }
+    if strategy == Strategy::Rollback && iso.own_connections {
+        return Err(Error::Config(
+            "Rollback holds a test in one transaction on the one connection of the pool it hands \
+             the test; a test that builds its own pool from connect options writes around it. \
+             Use strategy = \"template\" or \"truncate\""
+                .into(),
+        ));
+    }
+    let server = MySqlServer::get().await?;
+    let acquired = match strategy {
+        Strategy::Rollback => slots::acquire(&iso, server, slots::Kind::Rollback).await?,
+        Strategy::Truncate => slots::acquire(&iso, server, slots::Kind::Truncate).await?,
+        Strategy::Template => slots::acquire(&iso, server, slots::Kind::Template).await?,
+        Strategy::Namespace => {
+            if iso.namespace.mode() == NamespaceMode::Schema {
+                return Err(Error::Config(
+                    "MySQL has no schemas inside a database, so Namespace's schema mode cannot \
+                     run on it: use namespace's data mode, or strategy = \"template\" for a \
+                     database of the test's own"
+                        .into(),
+                ));
+            }
+            namespace::acquire(&iso, server, &name, base_seed).await?
+        }
+    };
+    let ctx_builder = match &acquired.token {
+        Some(token) => ctx_builder.token(token.clone()),
+        None => ctx_builder,
+    };
+    Ok(TestDb {
+        inner: Arc::new(Inner {
+            strategy,
+            pool: acquired.pool,
+            ctx: Arc::new(ctx_builder.build()),
+            database: acquired.database,
+            server,
+            state: std::sync::Mutex::new(Some(acquired.state)),
+            kept: std::sync::Mutex::new(None),
+            others: std::sync::OnceLock::new(),
+        }),
+    })
+}
+
+/// When a kept pool's connections were opened, so that none opened on a finished test's runtime
+/// serves a later test: every `#[seedbed::test]` runs on a runtime of its own, and a connection
+/// dies with the runtime it was opened on. A pool's first connection is opened on the engine
+/// runtime, which lives as long as the process; those a test opens while it runs serve that test
+/// alone.
+#[derive(Debug)]
+struct Freshness {
+    /// When the pool's engine-opened connections were opened (before this, any connection may
+    /// serve).
+    warmed: std::sync::Mutex<std::time::Instant>,
+    /// When the current test started (after this, connections are the current test's).
+    test_started: std::sync::Mutex<std::time::Instant>,
+}
+
+impl Freshness {
+    fn new() -> Arc<Self> {
+        let now = std::time::Instant::now();
+        Arc::new(Self {
+            warmed: std::sync::Mutex::new(now),
+            test_started: std::sync::Mutex::new(now),
+        })
+    }
+
+    fn mark(cell: &std::sync::Mutex<std::time::Instant>) {
+        *cell
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = std::time::Instant::now();
+    }
+
+    /// The pool's connections opened so far were opened on the engine runtime.
+    fn warmed(&self) {
+        Self::mark(&self.warmed);
+    }
+
+    /// A test starts using the pool.
+    fn test_started(&self) {
+        Self::mark(&self.test_started);
+    }
+
+    /// Whether a connection `age` old may serve now.
+    fn serves(&self, age: Duration) -> bool {
+        let read = |cell: &std::sync::Mutex<std::time::Instant>| {
+            *cell
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let Some(opened) = std::time::Instant::now().checked_sub(age) else {
+            return true;
+        };
+        opened <= read(&self.warmed) || opened >= read(&self.test_started)
+    }
+}
+
+/// What a test's pool is opened with: a pool a process keeps serves only tests that would open
+/// the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PoolSettings {
+    max_connections: u32,
+    acquire_timeout: Duration,
+    statement_timeout: Duration,
+    lock_timeout: Duration,
+}
+
+impl PoolSettings {
+    fn of(iso: &Isolation) -> Self {
+        Self {
+            max_connections: iso.max_connections,
+            acquire_timeout: iso.acquire_timeout,
+            statement_timeout: iso.statement_timeout,
+            lock_timeout: iso.lock_timeout,
+        }
+    }
+
+    /// The session settings each test connection starts with: the statement and lock timeouts.
+    fn session_sql(&self, server: &MySqlServer) -> String {
+        // Whole seconds, at least one: InnoDB's lock wait is counted in seconds.
+        let lock = self.lock_timeout.as_secs().max(1);
+        let statement = match server.flavor() {
+            Ok(Flavor::MariaDb) => format!(
+                "SET SESSION max_statement_time = {:.3};",
+                self.statement_timeout.as_secs_f64()
+            ),
+            // MySQL bounds SELECTs alone.
+            _ => format!(
+                "SET SESSION max_execution_time = {};",
+                self.statement_timeout.as_millis()
+            ),
+        };
+        format!("SET SESSION innodb_lock_wait_timeout = {lock}; {statement}")
+    }
+
+    /// The test's pool options, with at most `max` connections, opened as asked and kept.
+    fn pool_options(&self, max: u32) -> MySqlPoolOptions {
+        MySqlPoolOptions::new()
+            .max_connections(max)
+            .min_connections(0)
+            .acquire_timeout(self.acquire_timeout)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .test_before_acquire(false)
+    }
+
+    /// The test's pool on `options`, each connection set up by `session_sql` and `extra`, and
+    /// served while `fresh` says it may.
+    fn pool(
+        &self,
+        server: &MySqlServer,
+        options: MySqlConnectOptions,
+        max: u32,
+        extra: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+        fresh: &Arc<Freshness>,
+    ) -> MySqlPool {
+        let setup = Arc::new(self.session_sql(server));
+        let fresh = Arc::clone(fresh);
+        self.pool_options(max)
+            .before_acquire(move |_conn, meta| {
+                let serves = fresh.serves(meta.age);
+                Box::pin(async move { Ok(serves) })
+            })
+            .after_connect(move |conn, _| {
+                let mut sql = setup.as_str().to_string();
+                if let Some(extra) = &extra {
+                    sql.push_str(&extra());
+                }
+                Box::pin(async move {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .connect_lazy_with(options)
+    }
+}
+
+/// Closes `pool`, waiting at most a few seconds for connections a test still holds.
+async fn close(pool: &MySqlPool) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), pool.close()).await;
+}
+
+/// Runs the attribute's fixtures on `conn`, named by position when one fails.
+async fn run_fixtures(conn: &mut sqlx::MySqlConnection, fixtures: &[String]) -> Result<()> {
+    for (i, sql) in fixtures.iter().enumerate() {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::db(format!(
+                "applying fixture {} of {}",
+                i + 1,
+                fixtures.len()
+            )))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! Namespace on MySQL: one shared database with the row journal. A process's pool carries a
+//! *key* (`@seedbed_token` on each of its connections) that the journal records the pool's
+//! inserted rows under; the key's lock is held while the pool lives. At a test's end the rows
+//! under the key are removed; a failed test's are moved under its token and kept.
+
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use async_trait::async_trait;
+use sqlx::{Connection, MySql, MySqlConnection, MySqlPool};
+
+use super::super::engine;
+use super::super::strategies::Ending;
+use super::super::testdb::{Inner, Kept, Outcome};
+use super::image;
+use super::{Acquired, Freshness, Isolation, PoolSettings, close};
+use crate::backend::Journal;
+use crate::backend::mysql::{MySqlServer, coord, journal};
+use crate::error::{Error, Result};
+
+#[derive(Debug)]
+struct Journaled {
+    database: String,
+    settings: PoolSettings,
+    key: String,
+    /// Connected to the shared database; holds the key's lock; removes the key's rows.
+    holder: MySqlConnection,
+    pool: MySqlPool,
+    fresh: Arc<Freshness>,
+}
+
+fn idle() -> &'static Mutex<Vec<Journaled>> {
+    static IDLE: OnceLock<Mutex<Vec<Journaled>>> = OnceLock::new();
+    IDLE.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+pub(super) async fn acquire(
+    iso: &Isolation,
+    server: &'static MySqlServer,
+    test: &str,
+    base_seed: u64,
+) -> Result<Acquired> {
+    let database = image::ready(iso, server, image::Kind::Shared).await?;
+    let settings = PoolSettings::of(iso);
+    let kept = {
+        let mut idle = idle().lock().unwrap_or_else(PoisonError::into_inner);
+        let found = idle
+            .iter()
+            .position(|j| j.database == database && j.settings == settings);
+        found.map(|i| idle.swap_remove(i))
+    };
+    let journaled = match kept {
+        Some(journaled) => journaled,
+        None => engine::run(open(server, database.clone(), settings)).await?,
+    };
+    journaled.fresh.test_started();
+    let token = crate::context::token_for(test, base_seed, 0);
+    Ok(Acquired {
+        database,
+        pool: journaled.pool.clone(),
+        token: Some(token.clone()),
+        state: Box::new(Rows {
+            token,
+            keep: iso.namespace.keep_rows,
+            journaled: Mutex::new(Some(journaled)),
+        }),
+    })
+}
+
+/// Opens a pool with a key of its own (the first free), sweeping what dead tests left first.
+async fn open(
+    server: &'static MySqlServer,
+    database: String,
+    settings: PoolSettings,
+) -> Result<Journaled> {
+    let database = database.as_str();
+    let mut holder = MySqlConnection::connect_with(&server.options_for(database))
+        .await
+        .map_err(|e| server.explain(e, std::time::Duration::ZERO))?;
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    if SWEPT.get().is_none() {
+        if let Err(e) = <MySql as Journal>::sweep(&mut holder).await {
+            // What dead tests left stays for a later sweep; this test can run.
+            tracing::warn!(error = %e, "sweeping the shared MySQL database");
+        }
+        let _ = SWEPT.set(());
+    }
+    let mut key = None;
+    for n in 0..10_000 {
+        let candidate = format!("k{n}");
+        if coord::try_take(&mut holder, &journal::token_lock(&candidate)).await? {
+            key = Some(candidate);
+            break;
+        }
+    }
+    let key = key.ok_or_else(|| Error::Internal("no free journal key among 10000".into()))?;
+    // Rows a dead process left under the key go before the key serves again.
+    <MySql as Journal>::clean(&mut holder, &key).await?;
+    // The key is made here of a letter and digits: safe as a literal.
+    let set = Arc::new(format!("SET {} = '{key}';", journal::TOKEN_VARIABLE));
+    let extra: Arc<dyn Fn() -> String + Send + Sync> = Arc::new(move || set.as_str().to_string());
+    let fresh = Freshness::new();
+    let pool = settings.pool(
+        server,
+        server.options_for(database),
+        settings.max_connections,
+        Some(extra),
+        &fresh,
+    );
+    // Its first connection opens here, on the engine runtime: it serves the process's tests.
+    let mut first = pool.acquire().await.map_err(Error::db(format!(
+        "connecting to {}",
+        server.url_for(database)
+    )))?;
+    first.return_to_pool().await;
+    fresh.warmed();
+    Ok(Journaled {
+        database: database.to_string(),
+        settings,
+        key,
+        holder,
+        pool,
+        fresh,
+    })
+}
+
+/// The test's rows, until its end.
+#[derive(Debug)]
+struct Rows {
+    token: String,
+    keep: bool,
+    journaled: Mutex<Option<Journaled>>,
+}
+
+#[async_trait]
+impl Ending<MySql> for Rows {
+    async fn finish(self: Box<Self>, inner: &Inner<MySql>, outcome: Outcome) -> Result<()> {
+        let journaled = self
+            .journaled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(mut journaled) = journaled else {
+            return Ok(());
+        };
+        let ended = if self.keep {
+            <MySql as Journal>::forget(&mut journaled.holder, &journaled.key).await
+        } else if outcome != Outcome::Passed {
+            let moved =
+                journal::hand_over(&mut journaled.holder, &journaled.key, &self.token).await;
+            if moved.is_ok() {
+                inner.keep(Kept::Rows {
+                    database: journaled.database.clone(),
+                    token: self.token.clone(),
+                });
+            }
+            moved
+        } else {
+            <MySql as Journal>::clean(&mut journaled.holder, &journaled.key).await
+        };
+        match ended {
+            Ok(()) => {
+                idle()
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(journaled);
+                Ok(())
+            }
+            Err(e) => {
+                close(&journaled.pool).await;
+                let _ = journaled.holder.close().await;
+                Err(e)
+            }
+        }
+    }
+}

@@ -1,0 +1,498 @@
+//! Rollback, Truncate and Template on MySQL: a test leases a *slot*, a copy of a migrated
+//! database that no other test (thread, process or host) uses while the lease, a named lock held
+//! by a connection of the leasing process, is held.
+//!
+//! - Truncate empties what the test wrote at its end.
+//! - Rollback runs the test in one transaction and rolls it back. Its one connection has a
+//!   `TEMPORARY` InnoDB table holding one row written inside the test's transaction: at the end,
+//!   the row is gone if a raw `ROLLBACK` ended the transaction midway, and still there after the
+//!   rollback if something committed it (DDL, `LOCK TABLES`, a raw `BEGIN` or `COMMIT`).
+//!   Either fails the test; the slot, which may hold what was committed, is dropped.
+//! - Template's slots are copies of the template (migrations and fixtures): when the test passes
+//!   with the schema as the template has it, the copy is emptied back to the template's rows
+//!   and recycled; when the schema changed, it is dropped.
+//!
+//! A process keeps the slots its finished tests gave back, their connections open, for its next
+//! tests. A slot leased anew is emptied first: its last holder may have died mid-test.
+//! A failed test's Truncate or Template database is kept (its marker says so) and no test takes
+//! it until `seedbed sweep --kept` removes it.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use async_trait::async_trait;
+use sqlx::{Connection, MySql, MySqlConnection, MySqlPool};
+use sqlx_core::transaction::TransactionManager;
+
+use super::super::engine;
+use super::super::engine::KeyedOnce;
+use super::super::strategies::Ending;
+use super::super::testdb::{Inner, Outcome};
+use super::image;
+use super::{Acquired, Freshness, Isolation, PoolSettings, close, run_fixtures};
+use crate::backend::mysql::{MySqlPlan, MySqlServer, admin, coord};
+use crate::backend::{Clean, Marker};
+use crate::error::{Error, Result};
+use crate::sql::quote_mysql_ident as q;
+use crate::strategy::Strategy;
+
+type Tm = <MySql as sqlx::Database>::TransactionManager;
+
+/// The table Rollback's probe row lives in, one per connection.
+const PROBE: &str = "seedbed__tx";
+
+/// Which strategy holds the slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Rollback,
+    Truncate,
+    Template,
+}
+
+impl Kind {
+    fn strategy(self) -> Strategy {
+        match self {
+            Kind::Rollback => Strategy::Rollback,
+            Kind::Truncate => Strategy::Truncate,
+            Kind::Template => Strategy::Template,
+        }
+    }
+}
+
+/// A leased slot with its pool.
+#[derive(Debug)]
+struct Slot {
+    name: String,
+    image: String,
+    settings: PoolSettings,
+    kind: Kind,
+    /// Holds the lease (a named lock) while the slot is this process's.
+    holder: MySqlConnection,
+    pool: MySqlPool,
+    fresh: Arc<Freshness>,
+    /// Connections the pool opened (Rollback: one, or the test's was lost).
+    connections: Arc<AtomicU32>,
+    /// Rollback: the connection is in a transaction begun for the next test.
+    begun: bool,
+}
+
+fn idle() -> &'static Mutex<Vec<Slot>> {
+    static IDLE: OnceLock<Mutex<Vec<Slot>>> = OnceLock::new();
+    IDLE.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+/// The cleaner's plan, read once per image.
+async fn plan(slot: &Slot) -> Result<Arc<MySqlPlan>> {
+    static PLANS: OnceLock<KeyedOnce<Arc<MySqlPlan>>> = OnceLock::new();
+    PLANS
+        .get_or_init(KeyedOnce::new)
+        .get_or_try_init(&slot.image, async {
+            let mut conn = slot
+                .pool
+                .acquire()
+                .await
+                .map_err(Error::db("reading the cleaner's plan"))?;
+            Ok(Arc::new(<MySql as Clean>::plan(&mut conn).await?))
+        })
+        .await
+}
+
+/// The image's schema fingerprint, read once per image.
+async fn image_fingerprint(conn: &mut MySqlConnection, image: &str) -> Result<String> {
+    static PRINTS: OnceLock<KeyedOnce<String>> = OnceLock::new();
+    PRINTS
+        .get_or_init(KeyedOnce::new)
+        .get_or_try_init(image, fingerprint(conn, image))
+        .await
+}
+
+/// A digest of `database`'s definitions: tables, columns, keys, constraints, triggers, routines.
+async fn fingerprint(conn: &mut MySqlConnection, database: &str) -> Result<String> {
+    let part = |table: &str, columns: &str, schema_column: &str| {
+        format!(
+            "(SELECT CONCAT(COUNT(*), ':', COALESCE(SUM(CRC32(CONCAT_WS('|', {columns}))), 0)) \
+             FROM information_schema.{table} WHERE {schema_column} = ?)"
+        )
+    };
+    let sql = format!(
+        "SELECT CAST(CONCAT_WS('/', {}, {}, {}, {}, {}, {}) AS CHAR)",
+        part("TABLES", "TABLE_NAME, TABLE_TYPE", "TABLE_SCHEMA"),
+        part(
+            "COLUMNS",
+            "TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COALESCE(COLUMN_DEFAULT, '~'), \
+             EXTRA, ORDINAL_POSITION",
+            "TABLE_SCHEMA"
+        ),
+        part(
+            "STATISTICS",
+            "TABLE_NAME, INDEX_NAME, COALESCE(COLUMN_NAME, '~'), NON_UNIQUE, SEQ_IN_INDEX",
+            "TABLE_SCHEMA"
+        ),
+        part(
+            "TABLE_CONSTRAINTS",
+            "TABLE_NAME, CONSTRAINT_NAME, CONSTRAINT_TYPE",
+            "CONSTRAINT_SCHEMA"
+        ),
+        part(
+            "TRIGGERS",
+            "TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION",
+            "TRIGGER_SCHEMA"
+        ),
+        part("ROUTINES", "ROUTINE_NAME, ROUTINE_TYPE", "ROUTINE_SCHEMA"),
+    );
+    let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
+    for _ in 0..6 {
+        query = query.bind(database);
+    }
+    let print: Option<String> = query
+        .fetch_one(conn)
+        .await
+        .map_err(Error::db(format!("reading the definitions of {database}")))?;
+    Ok(print.unwrap_or_default())
+}
+
+pub(super) async fn acquire(
+    iso: &Isolation,
+    server: &'static MySqlServer,
+    kind: Kind,
+) -> Result<Acquired> {
+    let image_kind = match kind {
+        Kind::Template => image::Kind::Template,
+        Kind::Rollback | Kind::Truncate => image::Kind::Slots,
+    };
+    let image = image::ready(iso, server, image_kind).await?;
+    let settings = PoolSettings::of(iso);
+    let kept = {
+        let mut idle = idle().lock().unwrap_or_else(PoisonError::into_inner);
+        let found = idle
+            .iter()
+            .position(|s| s.image == image && s.kind == kind && s.settings == settings);
+        found.map(|i| idle.swap_remove(i))
+    };
+    let mut slot = match kept {
+        Some(slot) => slot,
+        None => engine::run(lease(server, image.clone(), kind, settings)).await?,
+    };
+    slot.fresh.test_started();
+    let reset = kind != Kind::Rollback && iso.truncate.reset_sequences;
+    let ready = match kind {
+        // A slot given back by the last Rollback test is in a transaction begun for this one.
+        Kind::Rollback => slot.begun && iso.fixtures.is_empty(),
+        Kind::Truncate => iso.fixtures.is_empty() && !reset,
+        // The fixtures are in the template.
+        Kind::Template => !reset,
+    };
+    if !ready {
+        let prepared = prepare(&mut slot, iso, kind, reset).await;
+        if let Err(e) = prepared {
+            give_back(slot).await;
+            return Err(e);
+        }
+    }
+    let database = slot.name.clone();
+    let pool = slot.pool.clone();
+    let reset_sequences = iso.truncate.reset_sequences;
+    Ok(Acquired {
+        database,
+        pool,
+        token: None,
+        state: Box::new(Leased {
+            slot: Mutex::new(Some(slot)),
+            reset_sequences,
+        }),
+    })
+}
+
+/// Readies a slot for the test: Rollback's transaction begun, counters reset, fixtures run.
+async fn prepare(slot: &mut Slot, iso: &Isolation, kind: Kind, reset: bool) -> Result<()> {
+    let plan = if reset { Some(plan(slot).await?) } else { None };
+    let mut conn = slot.pool.acquire().await.map_err(Error::db(format!(
+        "connecting to test database {}",
+        slot.name
+    )))?;
+    if kind == Kind::Rollback && !slot.begun {
+        begin(&mut conn).await?;
+        slot.begun = true;
+    }
+    if let Some(plan) = plan {
+        crate::backend::mysql::reset_counters(&mut conn, &plan).await?;
+    }
+    if kind != Kind::Template {
+        run_fixtures(&mut conn, &iso.fixtures).await?;
+    }
+    conn.return_to_pool().await;
+    Ok(())
+}
+
+/// Begins the test's transaction and writes its probe row in it.
+async fn begin(conn: &mut MySqlConnection) -> Result<()> {
+    Tm::begin(conn, None)
+        .await
+        .map_err(Error::db("starting the test's transaction"))?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {} VALUES (1)",
+        q(PROBE)
+    )))
+    .execute(&mut *conn)
+    .await
+    .map_err(Error::db("starting the test's transaction"))?;
+    Ok(())
+}
+
+/// How many probe rows `conn` sees.
+async fn probe_rows(conn: &mut MySqlConnection) -> std::result::Result<i64, sqlx::Error> {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM {}",
+        q(PROBE)
+    )))
+    .fetch_one(conn)
+    .await
+}
+
+/// Leases the first free slot of `image`, made from the image if it does not exist yet, and
+/// emptied (its last holder may have died mid-test).
+async fn lease(
+    server: &'static MySqlServer,
+    image: String,
+    kind: Kind,
+    settings: PoolSettings,
+) -> Result<Slot> {
+    let image = image.as_str();
+    let mut holder = server.maintenance().await?;
+    for n in 0..10_000 {
+        let name = format!("{image}_{n}");
+        let lease = format!("lease:{name}");
+        if !coord::try_take(&mut holder, &lease).await? {
+            continue;
+        }
+        let marker = admin::read_marker(&mut holder, &name).await?;
+        let state = marker.as_ref().and_then(|m| m.get("state"));
+        if state == Some("kept") {
+            coord::give_back(&mut holder, &lease).await?;
+            continue;
+        }
+        let current = marker.as_ref().and_then(|m| m.get("image")) == Some(image);
+        if !(state == Some("ready") && current) {
+            admin::drop_database(&mut holder, &name).await?;
+            admin::clone(&mut holder, &name, image).await?;
+            let marker = Marker::new("slot")
+                .with("image", image)
+                .with("state", "ready");
+            admin::write_marker(&mut holder, &name, &marker).await?;
+        }
+        let connections = Arc::new(AtomicU32::new(0));
+        let fresh = Freshness::new();
+        let options = server.options_for(&name);
+        let pool = match kind {
+            Kind::Rollback => {
+                let counter = Arc::clone(&connections);
+                let extra: Arc<dyn Fn() -> String + Send + Sync> = Arc::new(move || {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    format!("CREATE TEMPORARY TABLE {} (x INT) ENGINE=InnoDB;", q(PROBE))
+                });
+                settings.pool(server, options, 1, Some(extra), &fresh)
+            }
+            Kind::Truncate | Kind::Template => {
+                settings.pool(server, options, settings.max_connections, None, &fresh)
+            }
+        };
+        let slot = Slot {
+            name,
+            image: image.to_string(),
+            settings,
+            kind,
+            holder,
+            pool,
+            fresh,
+            connections,
+            begun: false,
+        };
+        // Its first connection opens here, on the engine runtime: it serves the process's tests.
+        let cleaned = clean(&slot, false).await;
+        slot.fresh.warmed();
+        return match cleaned {
+            Ok(()) => Ok(slot),
+            Err(e) => {
+                give_back(slot).await;
+                Err(e)
+            }
+        };
+    }
+    Err(Error::Internal(format!(
+        "no free slot among 10000 of {image}"
+    )))
+}
+
+/// Empties the slot, the template's (or migrations') rows put back.
+async fn clean(slot: &Slot, reset_sequences: bool) -> Result<()> {
+    let plan = plan(slot).await?;
+    let mut conn = slot
+        .pool
+        .acquire()
+        .await
+        .map_err(Error::db("connecting to empty the test database"))?;
+    <MySql as Clean>::clean(&mut conn, &plan, reset_sequences).await?;
+    conn.return_to_pool().await;
+    Ok(())
+}
+
+/// Gives a slot up: its pool closed, its lease freed.
+async fn give_back(slot: Slot) {
+    close(&slot.pool).await;
+    let _ = slot.holder.close().await;
+}
+
+/// Drops a slot that may hold what a test committed, then gives it up.
+async fn discard(mut slot: Slot) -> Result<()> {
+    close(&slot.pool).await;
+    let dropped = admin::drop_database(&mut slot.holder, &slot.name).await;
+    let _ = slot.holder.close().await;
+    dropped
+}
+
+/// A test's leased slot, until its end.
+#[derive(Debug)]
+struct Leased {
+    slot: Mutex<Option<Slot>>,
+    reset_sequences: bool,
+}
+
+const EXPLAIN_ROLLBACK: &str = "the code under test ended the test's transaction with a raw \
+    ROLLBACK: what it wrote before was rolled back midway, and what it wrote after was \
+    committed. Code that ends transactions itself needs a database of its own: use strategy = \
+    \"truncate\" (or \"template\")";
+
+const EXPLAIN_LOST: &str = "the test's connection was closed midway and another opened: what \
+    the code wrote after that was committed. Code that closes or detaches connections needs a \
+    database of its own: use strategy = \"truncate\" (or \"template\")";
+
+fn explain_commit(ddl: bool) -> String {
+    if ddl {
+        "the code under test ran DDL (CREATE, ALTER, DROP, TRUNCATE, RENAME…), which MySQL \
+         commits implicitly: it changed the schema and committed what the test had written. A \
+         test that changes the schema needs a database of its own: use strategy = \"template\""
+            .to_string()
+    } else {
+        "the code under test committed the test's transaction (a raw COMMIT or BEGIN, LOCK \
+         TABLES, or another statement MySQL commits implicitly): what it wrote was committed. \
+         Code that commits needs a database of its own: use strategy = \"truncate\" (or \
+         \"template\")"
+            .to_string()
+    }
+}
+
+#[async_trait]
+impl Ending<MySql> for Leased {
+    async fn finish(self: Box<Self>, inner: &Inner<MySql>, outcome: Outcome) -> Result<()> {
+        let slot = self
+            .slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(slot) = slot else {
+            return Ok(());
+        };
+        match slot.kind {
+            Kind::Rollback => finish_rollback(slot).await,
+            Kind::Truncate | Kind::Template => {
+                finish_owned(slot, inner, outcome, self.reset_sequences).await
+            }
+        }
+    }
+}
+
+async fn finish_rollback(mut slot: Slot) -> Result<()> {
+    let mut conn = match slot.pool.acquire().await {
+        Ok(conn) => conn,
+        Err(e) => {
+            discard(slot).await?;
+            return Err(Error::db("ending the test's transaction")(e));
+        }
+    };
+    let lost = slot.connections.load(Ordering::SeqCst) != 1;
+    let before = probe_rows(&mut conn).await;
+    let rolled = Tm::rollback(&mut conn).await;
+    let breach = match (lost, before, rolled) {
+        (true, _, _) => Some(EXPLAIN_LOST.to_string()),
+        (_, Err(e), _) | (_, _, Err(e)) => {
+            drop(conn);
+            discard(slot).await?;
+            return Err(Error::db("ending the test's transaction")(e));
+        }
+        (false, Ok(0), Ok(())) => Some(EXPLAIN_ROLLBACK.to_string()),
+        (false, Ok(_), Ok(())) => {
+            // Begun for the next test; a probe row from before means it was committed.
+            begin(&mut conn).await?;
+            let after = probe_rows(&mut conn)
+                .await
+                .map_err(Error::db("ending the test's transaction"))?;
+            if after == 1 {
+                None
+            } else {
+                let print = fingerprint(&mut conn, &slot.name).await?;
+                let ddl = print != image_fingerprint(&mut slot.holder, &slot.image).await?;
+                Some(explain_commit(ddl))
+            }
+        }
+    };
+    match breach {
+        None => {
+            conn.return_to_pool().await;
+            slot.begun = true;
+            idle()
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(slot);
+            Ok(())
+        }
+        Some(message) => {
+            drop(conn);
+            discard(slot).await?;
+            Err(Error::Isolation {
+                strategy: Strategy::Rollback,
+                message,
+            })
+        }
+    }
+}
+
+async fn finish_owned(
+    mut slot: Slot,
+    inner: &Inner<MySql>,
+    outcome: Outcome,
+    reset_sequences: bool,
+) -> Result<()> {
+    if outcome != Outcome::Passed {
+        // Kept for inspection: no test leases it until `seedbed sweep --kept` removes it.
+        close(&slot.pool).await;
+        let marker = Marker::new("slot")
+            .with("image", &slot.image)
+            .with("state", "kept")
+            .with("strategy", slot.kind.strategy().to_string());
+        let marked = admin::write_marker(&mut slot.holder, &slot.name, &marker).await;
+        let _ = slot.holder.close().await;
+        marked?;
+        inner.mark_kept();
+        return Ok(());
+    }
+    if slot.kind == Kind::Template {
+        let print = fingerprint(&mut slot.holder, &slot.name).await?;
+        if print != image_fingerprint(&mut slot.holder, &slot.image).await? {
+            // The test changed the schema: the copy cannot be emptied back to the template.
+            return discard(slot).await;
+        }
+    }
+    match clean(&slot, reset_sequences).await {
+        Ok(()) => {
+            idle()
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(slot);
+            Ok(())
+        }
+        Err(e) => {
+            discard(slot).await?;
+            Err(e)
+        }
+    }
+}
