@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! seedbed bench [--strategies …]     compare the isolation strategies on your schema
-//! seedbed server start|status|stop   manage the embedded PostgreSQL server
+//! seedbed server start|status|stop   manage the embedded PostgreSQL server (--mysql: MySQL's)
 //! seedbed schema [--migrations DIR]  migrate a database and show its tables in deletion order
 //! seedbed list                       the test databases seedbed made, with their state
 //! seedbed sweep [--kept] [--sqlite]  drop what dead test processes left (and kept databases)
@@ -51,7 +51,8 @@ enum Command {
     /// isolation check; prints a table and a recommendation for each, writes bench.json and
     /// bench.svg into --out.
     Bench(bench::BenchArgs),
-    /// Manage the embedded PostgreSQL server (started on demand by tests, shared by all of them).
+    /// Manage the embedded PostgreSQL server, or with --mysql the embedded MySQL (MariaDB) server
+    /// (started on demand by tests, shared by all of them).
     Server {
         #[command(subcommand)]
         action: server::Action,

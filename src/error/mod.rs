@@ -82,6 +82,15 @@ pub enum Error {
         log_tail: Option<String>,
     },
 
+    /// The embedded MySQL (MariaDB) server could not be found, set up or started.
+    #[error("embedded MySQL server: {what}{}", log_tail.as_deref().map(|t| format!("\n--- server log ---\n{t}")).unwrap_or_default())]
+    EmbeddedMySql {
+        /// What failed, and what to do.
+        what: String,
+        /// The last lines of the server's error log, when there is one.
+        log_tail: Option<String>,
+    },
+
     /// A filesystem operation failed.
     #[error("{action} {}: {source}", path.display())]
     Io {

@@ -3,3 +3,4 @@
 
 pub(crate) mod env;
 pub(crate) mod hash;
+pub(crate) mod os;

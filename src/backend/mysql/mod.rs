@@ -34,7 +34,7 @@
 internal!(admin, coord, journal);
 mod clean;
 mod dialect;
-mod embedded;
+pub mod embedded;
 mod introspect;
 mod server;
 

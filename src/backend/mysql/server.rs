@@ -80,18 +80,18 @@ impl MySqlServer {
     /// Resolves the server from the environment (see the module's documentation) and checks
     /// that it answers.
     pub async fn resolve() -> Result<MySqlServer> {
-        let server = Self::unverified()?;
+        let server = Self::unverified().await?;
         let mut conn = server.connect_maintenance().await?;
         server.read_version(&mut conn).await?;
         let _ = conn.close().await;
         Ok(server)
     }
 
-    fn unverified() -> Result<MySqlServer> {
+    async fn unverified() -> Result<MySqlServer> {
         if let Ok(value) = std::env::var(URL_VAR) {
             let value = value.trim();
             if value == "embedded" {
-                return super::embedded::server();
+                return super::embedded::server().await;
             }
             if !value.is_empty() {
                 return Self::parse(value, URL_VAR);
@@ -104,7 +104,18 @@ impl MySqlServer {
                 return Self::parse(value.trim(), var);
             }
         }
-        super::embedded::server()
+        super::embedded::server().await
+    }
+
+    /// The embedded server `running`, reached through its socket.
+    pub(crate) fn from_embedded(running: &super::embedded::EmbeddedMySql) -> MySqlServer {
+        MySqlServer {
+            origin: "embedded",
+            url: running.url(""),
+            options: running.connect_options(""),
+            version: OnceLock::new(),
+            admin_ready: OnceCell::new(),
+        }
     }
 
     /// A server at `url` (`mysql://user:password@host:port[/database]`), not yet reached.

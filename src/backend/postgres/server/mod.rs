@@ -32,7 +32,7 @@ pub mod binaries;
 #[allow(unreachable_pub, dead_code)]
 pub(crate) mod binaries;
 pub mod embedded;
-pub(crate) mod os;
+pub(crate) use crate::util::os;
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};

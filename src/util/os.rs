@@ -1,5 +1,5 @@
-//! Operating-system details of the embedded server: which account runs it, where it lives,
-//! whether a process is alive.
+//! Operating-system details of the embedded servers (PostgreSQL's, MySQL's): which account runs
+//! them, where they live, whether a process is alive.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,24 +26,40 @@ impl ServerUser {
     /// containers), the server runs as an unprivileged account: `SEEDBED_SERVER_USER` if set,
     /// else `postgres`.
     pub(crate) fn detect() -> Result<Self> {
+        Self::detect_for(
+            "SEEDBED_SERVER_USER",
+            "postgres",
+            "PostgreSQL",
+            "postgresql",
+        )
+    }
+
+    /// The account a server runs as when seedbed runs as root: the one `variable` names, else
+    /// `default` (the account `package` creates); `product` names the server in messages.
+    pub(crate) fn detect_for(
+        variable: &str,
+        default: &str,
+        product: &str,
+        package: &str,
+    ) -> Result<Self> {
         if current_euid() != 0 {
             return Ok(Self { switch_to: None });
         }
-        let name = std::env::var("SEEDBED_SERVER_USER").unwrap_or_else(|_| "postgres".into());
+        let name = std::env::var(variable).unwrap_or_else(|_| default.into());
         let account = lookup_account(&name).ok_or_else(|| Error::Embedded {
             what: format!(
-                "running as root, and PostgreSQL refuses to run as root, so seedbed runs its server \
+                "running as root, and {product} should not run as root, so seedbed runs its server \
                  as an unprivileged account, but there is no account `{name}`. Create one \
-                 (`useradd --system postgres`; installing the postgresql package does this) or set \
-                 SEEDBED_SERVER_USER to an existing unprivileged account"
+                 (`useradd --system {default}`; installing the {package} package does this) or set \
+                 {variable} to an existing unprivileged account"
             ),
             log_tail: None,
         })?;
         if account.uid == 0 {
             return Err(Error::Embedded {
                 what: format!(
-                    "SEEDBED_SERVER_USER names `{name}`, which is root; PostgreSQL refuses to run \
-                     as root: name an unprivileged account"
+                    "{variable} names `{name}`, which is root; {product} should not run as root: \
+                     name an unprivileged account"
                 ),
                 log_tail: None,
             });
