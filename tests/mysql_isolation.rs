@@ -110,10 +110,10 @@ macro_rules! every_form {
             }
 
             #[seedbed::test(
-                                        strategy = $strategy,
-                                        migrations = "tests/mysql_migrations",
-                                        fixtures(path = "fixtures/mysql", scripts("users"))
-                                    )]
+                                                strategy = $strategy,
+                                                migrations = "tests/mysql_migrations",
+                                                fixtures(path = "fixtures/mysql", scripts("users"))
+                                            )]
             async fn fixtures(pool: MySqlPool) {
                 let role: i32 = sqlx::query_scalar(
                     "SELECT role_id FROM users WHERE email = 'fixture@example.test'",

@@ -5,7 +5,7 @@
 //! seedbed server start|status|stop   manage the embedded PostgreSQL server (--mysql: MySQL's)
 //! seedbed schema [--migrations DIR]  migrate a database and show its tables in deletion order
 //! seedbed list                       the test databases seedbed made, with their state
-//! seedbed sweep [--kept] [--sqlite]  drop what dead test processes left (and kept databases)
+//! seedbed sweep [--kept] [--sqlite|--mysql]  drop what dead test processes left (and kept databases)
 //! ```
 //!
 //! `seedbed __bench-child …` (hidden) is one test process of `seedbed bench`'s
@@ -87,6 +87,10 @@ enum Command {
         /// seedbed-sqlite) instead of a PostgreSQL server.
         #[arg(long)]
         sqlite: bool,
+        /// Sweep the MySQL server (SEEDBED_MYSQL_URL, a mysql:// DATABASE_URL, else the embedded
+        /// one) instead of a PostgreSQL server; a mysql:// --database-url does the same.
+        #[arg(long)]
+        mysql: bool,
     },
     /// One test process of `seedbed bench`'s process-per-test runs (started by the bench
     /// itself, with arguments it makes).
@@ -132,7 +136,20 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Sweep {
             database_url,
             kept,
+            mysql,
+            ..
+        } if mysql
+            || database_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("mysql:") || u.starts_with("mariadb:")) =>
+        {
+            registry::sweep_mysql(database_url, kept).await
+        }
+        Command::Sweep {
+            database_url,
+            kept,
             sqlite,
+            ..
         } if sqlite
             || database_url
                 .as_deref()

@@ -123,3 +123,30 @@ pub(crate) async fn sweep_sqlite(
     }
     Ok(())
 }
+
+/// `seedbed sweep --mysql`: the MySQL server's slots no running test holds, emptied; the rows of
+/// dead Namespace keys removed; with `--kept`, what failed tests kept.
+pub(crate) async fn sweep_mysql(
+    database_url: Option<String>,
+    kept: bool,
+) -> Result<(), seedbed::Error> {
+    use seedbed::backend::mysql::MySqlServer;
+    let server = match database_url {
+        Some(url) => MySqlServer::from_url(&url).await?,
+        None => MySqlServer::resolve().await?,
+    };
+    let swept = maintenance::sweep_mysql(&server, kept).await?;
+    println!(
+        "on {}: emptied {} slot(s), dropped {} kept database(s) and {} an older seedbed built, \
+         removed the rows of {} dead Namespace key(s) or kept token(s)",
+        server.url_for("").trim_end_matches('/'),
+        swept.slots.len(),
+        swept.kept.len(),
+        swept.outdated.len(),
+        swept.tokens.len()
+    );
+    for name in swept.slots.iter().chain(&swept.kept).chain(&swept.outdated) {
+        println!("  {name}");
+    }
+    Ok(())
+}

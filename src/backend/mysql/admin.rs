@@ -148,6 +148,23 @@ pub(crate) async fn write_marker(
     Ok(())
 }
 
+/// The databases whose marker says seedbed made them, with their markers.
+pub(crate) async fn list(conn: &mut MySqlConnection) -> Result<Vec<(String, Marker)>> {
+    let sql = format!(
+        "SELECT m.name, m.marker FROM {}.markers m \
+         JOIN information_schema.SCHEMATA s ON s.SCHEMA_NAME = m.name ORDER BY m.name",
+        q(ADMIN_DATABASE)
+    );
+    let rows: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .fetch_all(conn)
+        .await
+        .map_err(Error::db("listing seedbed's MySQL databases"))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(name, text)| Marker::parse(&text).map(|m| (name, m)))
+        .collect())
+}
+
 /// Creates `name` as a copy of `template`: its tables with their rows and counters, its views,
 /// triggers and routines. On failure nothing is left.
 pub(crate) async fn clone(conn: &mut MySqlConnection, name: &str, template: &str) -> Result<()> {

@@ -746,12 +746,43 @@ async fn secure(layout: &Layout, server: EmbeddedMySql) -> Result<EmbeddedMySql>
     // parameters).
     let sql = format!(
         "ALTER USER 'root'@'localhost' IDENTIFIED BY '{password}'; \
-         CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '{password}'; \
+         CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; \
+         ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY '{password}'; \
          GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION; \
-         DROP USER IF EXISTS ''@'localhost'; \
-         FLUSH PRIVILEGES"
+         DROP USER IF EXISTS ''@'localhost'"
     );
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| layout.fail(format!("securing the new server: {e}")))?;
+    // Every other account the installer made (root@::1, root@<host name>, anonymous ones) goes:
+    // root reaches the server through the socket or 127.0.0.1 alone.
+    let others: Vec<(String, String)> = sqlx::query_as(
+        "SELECT CAST(User AS CHAR), CAST(Host AS CHAR) FROM mysql.user \
+         WHERE NOT (User = 'root' AND Host IN ('localhost', '127.0.0.1')) \
+         AND User IN ('root', '')",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .map_err(|e| layout.fail(format!("securing the new server: {e}")))?;
+    let plain = |s: &str| {
+        s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '%'))
+    };
+    for (user, host) in others {
+        // Names the installer made (a host name, `::1`): checked, then written as literals
+        // (account names take no parameters).
+        if !(plain(&user) && plain(&host)) {
+            continue;
+        }
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP USER IF EXISTS '{user}'@'{host}'"
+        )))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| layout.fail(format!("securing the new server: {e}")))?;
+    }
+    sqlx::raw_sql("FLUSH PRIVILEGES")
         .execute(&mut conn)
         .await
         .map_err(|e| layout.fail(format!("securing the new server: {e}")))?;

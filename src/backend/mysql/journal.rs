@@ -250,3 +250,20 @@ async fn clean_once(
     }
     deleted.map(|_| ())
 }
+
+/// Lets the sweep take the rows kept for failed tests: returns their tokens.
+pub(crate) async fn release_kept(conn: &mut MySqlConnection) -> Result<Vec<String>> {
+    let context = "releasing the rows kept for failed tests";
+    let tokens: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT token FROM {}",
+        q(KEPT)
+    )))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(Error::db(context))?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DELETE FROM {}", q(KEPT))))
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::db(context))?;
+    Ok(tokens)
+}

@@ -118,9 +118,22 @@ impl MySqlServer {
         }
     }
 
-    /// A server at `url` (`mysql://user:password@host:port[/database]`), not yet reached.
-    pub fn from_url(url: &str) -> Result<MySqlServer> {
-        Self::parse(url, "code")
+    /// The server at `url` (`mysql://user:password@host:port[/database]`), reached, with
+    /// seedbed's own database made: a wrong password, an unknown database or a user that may not
+    /// create databases is an error that says what to do.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seedbed::Error> {
+    /// use seedbed::backend::mysql::MySqlServer;
+    /// let server = MySqlServer::from_url("mysql://root@127.0.0.1:3306").await?;
+    /// println!("{} {}", server.flavor()?, server.version().unwrap_or("?"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn from_url(url: &str) -> Result<MySqlServer> {
+        let server = Self::parse(url, "code")?;
+        let conn = server.maintenance().await?;
+        let _ = conn.close().await;
+        Ok(server)
     }
 
     pub(crate) fn parse(url: &str, origin: &'static str) -> Result<MySqlServer> {

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::util::hash::stable_hash;
 
 /// What seedbed puts in a database beyond the migrations changes with this version.
-const IMAGE_VERSION: &str = "v2";
+pub(super) const IMAGE_VERSION: &str = "v3";
 
 /// How long a process waits for another to finish building a database.
 const BUILD_WAIT: Duration = Duration::from_secs(600);
@@ -35,7 +35,7 @@ impl Kind {
     fn tag(self) -> &'static str {
         match self {
             Kind::Template => "tpl",
-            Kind::Slots => "slot",
+            Kind::Slots => "base",
             Kind::Shared => "ns",
         }
     }
@@ -100,6 +100,7 @@ async fn build(
         return Err(e);
     }
     let marker = Marker::new(kind.tag())
+        .with("version", IMAGE_VERSION)
         .with("checksum", checksum)
         .with("state", "ready");
     admin::write_marker(conn, name, &marker).await

@@ -23,6 +23,9 @@
 mod image;
 mod namespace;
 mod slots;
+mod sweep;
+
+pub use self::sweep::{MySqlSwept, sweep};
 
 use std::sync::Arc;
 use std::time::Duration;

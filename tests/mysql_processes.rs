@@ -1,0 +1,322 @@
+//! MySQL isolation between processes, as `cargo nextest` runs tests: the test binary spawns
+//! copies of itself, 8 at once, each running one test; a test process killed with SIGKILL
+//! mid-test leaves nothing that the sweep does not remove; and bad server input (a wrong
+//! password, an unknown database, a user that may not create databases) is an error that says
+//! what to do.
+
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test code: a failed expectation is a failed test"
+)]
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use seedbed::TestDb;
+use seedbed::backend::Provision;
+use seedbed::backend::mysql::MySqlServer;
+use seedbed::sql::quote_mysql_ident;
+use sqlx::{Connection, MySql, MySqlConnection};
+
+const PROCESSES: usize = 8;
+/// Set in a child that is to be killed: where it says it is ready.
+const READY_VAR: &str = "SEEDBED_TEST_KILL_READY";
+
+/// What one test in one process does: writes a row only it knows, waits for the others to have
+/// written theirs, and must see only its own (under Namespace, only its own among its rows).
+async fn write_wait_and_look(db: TestDb<MySql>) {
+    let me = format!("proc-{}@example.test", std::process::id());
+    let pool = db.pool();
+    sqlx::query("INSERT INTO users (email) VALUES (?)")
+        .bind(&me)
+        .execute(&pool)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen: Vec<String> =
+        sqlx::query_scalar("SELECT email FROM users WHERE email LIKE 'proc-%' ORDER BY 1")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    if db.strategy() == seedbed::Strategy::Namespace {
+        assert!(seen.contains(&me), "its own row: {seen:?}");
+    } else {
+        assert_eq!(seen, vec![me], "a process saw another process's rows");
+    }
+}
+
+/// What a test to be killed does: writes, says where, and waits to be killed (on its own, with
+/// no one to kill it, it returns at once: an ordinary test).
+async fn write_and_wait_to_be_killed(db: TestDb<MySql>) {
+    let Ok(ready) = std::env::var(READY_VAR) else {
+        return;
+    };
+    let email = format!("killed-{}@example.test", db.token());
+    sqlx::query("INSERT INTO users (email) VALUES (?)")
+        .bind(&email)
+        .execute(&db.pool())
+        .await
+        .unwrap();
+    std::fs::write(&ready, format!("{}\n{email}", db.database())).unwrap();
+    tokio::time::sleep(Duration::from_secs(120)).await;
+}
+
+macro_rules! child_tests {
+    ($module:ident, $strategy:literal) => {
+        mod $module {
+            use super::*;
+
+            #[seedbed::test(strategy = $strategy, migrations = "tests/mysql_migrations")]
+            async fn one_process(db: TestDb<MySql>) {
+                write_wait_and_look(db).await;
+            }
+
+            #[seedbed::test(strategy = $strategy, migrations = "tests/mysql_migrations")]
+            async fn killed(db: TestDb<MySql>) {
+                write_and_wait_to_be_killed(db).await;
+            }
+        }
+    };
+}
+
+child_tests!(rollback, "rollback");
+child_tests!(truncate, "truncate");
+child_tests!(template, "template");
+child_tests!(namespace, "namespace");
+
+fn spawn(test: &str, ready: Option<&Path>) -> Child {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([test, "--exact", "--test-threads", "1"])
+        .env_remove("NEXTEST_RUN_ID")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(ready) = ready {
+        cmd.env(READY_VAR, ready);
+    }
+    cmd.spawn().unwrap()
+}
+
+fn spawn_many(test: &str) {
+    let children: Vec<_> = (0..PROCESSES).map(|_| spawn(test, None)).collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "a child process failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("1 passed"),
+            "the child ran no test:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn processes_at_once_under_rollback_do_not_see_each_other() {
+    spawn_many("rollback::one_process");
+}
+
+#[test]
+fn processes_at_once_under_truncate_do_not_see_each_other() {
+    spawn_many("truncate::one_process");
+}
+
+#[test]
+fn processes_at_once_under_template_do_not_see_each_other() {
+    spawn_many("template::one_process");
+}
+
+#[test]
+fn processes_at_once_under_namespace_see_their_own_rows() {
+    spawn_many("namespace::one_process");
+}
+
+// ---- kill -9 ----
+
+async fn admin() -> MySqlConnection {
+    let server = <MySql as Provision>::server().await.unwrap();
+    MySqlConnection::connect_with(&<MySql as Provision>::connect_options(server, "seedbed"))
+        .await
+        .unwrap()
+}
+
+async fn rows(database: &str, email: &str) -> i64 {
+    let mut conn = admin().await;
+    let sql = format!(
+        "SELECT COUNT(*) FROM {}.users WHERE email = ?",
+        quote_mysql_ident(database)
+    );
+    let n = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(email)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let _ = conn.close().await;
+    n
+}
+
+/// Runs `test` in a child, kills it (SIGKILL) once it has written, and returns its database,
+/// the row it wrote, and whether the row was there (committed) as it died.
+async fn kill_mid_test(test: &str) -> (String, String, i64) {
+    let ready = std::env::temp_dir().join(format!(
+        "seedbed-mysql-kill-{}-{}",
+        std::process::id(),
+        test.replace("::", "-")
+    ));
+    let _ = std::fs::remove_file(&ready);
+    let mut child = spawn(test, Some(&ready));
+    let start = Instant::now();
+    while !ready.exists() || std::fs::read_to_string(&ready).unwrap().lines().count() < 2 {
+        if let Ok(Some(status)) = child.try_wait() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "the child ended ({status}) before it was killed:\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the child never got ready"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let said = std::fs::read_to_string(&ready).unwrap();
+    std::fs::remove_file(&ready).unwrap();
+    let mut lines = said.lines();
+    let database = lines.next().unwrap().to_string();
+    let email = lines.next().unwrap().to_string();
+    let before = rows(&database, &email).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    (database, email, before)
+}
+
+/// Sweeps until `done` holds (the server notices a killed process's connections closing a
+/// moment after it dies, and frees its locks then).
+async fn sweep_until(mut done: impl AsyncFnMut() -> bool) {
+    let server = <MySql as Provision>::server().await.unwrap();
+    let start = Instant::now();
+    loop {
+        seedbed::isolation::maintenance::sweep_mysql(server, false)
+            .await
+            .unwrap();
+        if done().await {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the sweep never removed what the killed process left"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_killed_rollback_test_leaves_nothing() {
+    let (database, email, before) = kill_mid_test("rollback::killed").await;
+    assert_eq!(before, 0, "the row was never committed");
+    // The server rolls the dead session's transaction back: nothing to sweep.
+    assert_eq!(rows(&database, &email).await, 0);
+}
+
+#[tokio::test]
+async fn a_killed_truncate_test_leaves_its_slot_empty() {
+    let (database, email, before) = kill_mid_test("truncate::killed").await;
+    assert_eq!(before, 1, "the row was committed as the process died");
+    sweep_until(async || rows(&database, &email).await == 0).await;
+}
+
+#[tokio::test]
+async fn a_killed_template_test_leaves_its_copy_empty() {
+    let (database, email, before) = kill_mid_test("template::killed").await;
+    assert_eq!(before, 1, "the row was committed as the process died");
+    sweep_until(async || rows(&database, &email).await == 0).await;
+}
+
+#[tokio::test]
+async fn a_killed_namespace_test_leaves_no_rows() {
+    let (database, email, before) = kill_mid_test("namespace::killed").await;
+    assert_eq!(before, 1, "the row was committed as the process died");
+    sweep_until(async || rows(&database, &email).await == 0).await;
+}
+
+// ---- bad input ----
+
+/// `host:port` of the server the tests use, and root's password there (the embedded server's
+/// is random; the service's is empty).
+async fn address() -> (String, String) {
+    let server = <MySql as Provision>::server().await.unwrap();
+    let url = server.url_for("");
+    let after_at = url.rsplit_once('@').unwrap().1;
+    let address = after_at.split('/').next().unwrap().to_string();
+    let credentials = url.split("://").nth(1).unwrap().split('@').next().unwrap();
+    let password = credentials
+        .split_once(':')
+        .map(|(_, p)| p.to_string())
+        .unwrap_or_default();
+    (address, password)
+}
+
+async fn error_for(url: &str) -> String {
+    MySqlServer::from_url(url)
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| panic!("{url} was accepted"))
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_named_with_what_to_do() {
+    let (address, _) = address().await;
+    let err = error_for(&format!("mysql://root:not-the-password@{address}")).await;
+    assert!(err.contains("wrong user name or password"), "{err}");
+}
+
+#[tokio::test]
+async fn an_unknown_database_is_named_with_what_to_do() {
+    let (address, password) = address().await;
+    let err = error_for(&format!(
+        "mysql://root:{password}@{address}/seedbed_no_such_database"
+    ))
+    .await;
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(err.contains("remove it from the URL"), "{err}");
+}
+
+#[tokio::test]
+async fn a_user_that_may_not_create_databases_is_told_what_to_grant() {
+    let (address, _) = address().await;
+    let mut admin = admin().await;
+    sqlx::raw_sql(
+        "CREATE USER IF NOT EXISTS 'seedbed_no_create'@'127.0.0.1' IDENTIFIED BY 'pw'; \
+         CREATE USER IF NOT EXISTS 'seedbed_no_create'@'localhost' IDENTIFIED BY 'pw'",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let err = MySqlServer::from_url(&format!("mysql://seedbed_no_create:pw@{address}"))
+        .await
+        .err()
+        .expect("a user without CREATE is refused");
+    assert!(
+        matches!(err, seedbed::Error::CreateDatabase { .. }),
+        "{err}"
+    );
+    let text = err.to_string();
+    sqlx::raw_sql(
+        "DROP USER IF EXISTS 'seedbed_no_create'@'127.0.0.1'; \
+         DROP USER IF EXISTS 'seedbed_no_create'@'localhost'",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    assert!(
+        text.contains("GRANT ALL PRIVILEGES ON `seedbed%`"),
+        "{text}"
+    );
+}
