@@ -301,8 +301,7 @@ async fn a_user_that_may_not_create_databases_is_told_what_to_grant() {
     .unwrap();
     let err = MySqlServer::from_url(&format!("mysql://seedbed_no_create:pw@{address}"))
         .await
-        .err()
-        .expect("a user without CREATE is refused");
+        .expect_err("a user without CREATE is refused");
     assert!(
         matches!(err, seedbed::Error::CreateDatabase { .. }),
         "{err}"
