@@ -17,8 +17,9 @@ pub use crate::factory::plan::{
 pub use crate::factory::probe::{
     ColumnInto, ColumnMissing, DecoderNone, DecoderRow, FillDefault, FillDummy,
     FillGeneratedDefault, FillGeneratedDefaultOrDummy, FillGeneratedDummy, FillGeneratedMissing,
-    FillGeneratedStub, FillMissing, PlaceholderDefault, PlaceholderDummy, PlaceholderMissing,
-    Probe, SqliteDecoderNone, SqliteDecoderRow, TokenOther, TokenText,
+    FillGeneratedStub, FillMissing, MySqlDecoderNone, MySqlDecoderRow, PlaceholderDefault,
+    PlaceholderDummy, PlaceholderMissing, Probe, SqliteDecoderNone, SqliteDecoderRow, TokenOther,
+    TokenText,
 };
 pub use crate::factory::{
     Assoc, Attributes, BuildCtx, Children, Column, Create, DbEnum, Factory, FactoryBuilder, Hooks,

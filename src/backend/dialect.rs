@@ -90,6 +90,22 @@ pub enum FailureKind {
     Other,
 }
 
+/// What a factory's multi-row `INSERT` writes, for a backend whose statements return no rows
+/// ([`Dialect::insert_returning`]).
+#[derive(Debug, Clone)]
+pub struct InsertShape<'a> {
+    /// The table's schema, when the model names one.
+    pub schema: Option<&'a str>,
+    /// The table.
+    pub table: &'a str,
+    /// The columns to read back, in the model's order.
+    pub columns: Vec<&'a str>,
+    /// The columns the database assigns (`#[factory(generated)]`).
+    pub generated: Vec<&'a str>,
+    /// How many rows the statement inserts.
+    pub rows: usize,
+}
+
 /// How factories write on a backend.
 pub trait Dialect: sqlx::Database {
     /// sea-query's builder for the backend's SQL.
@@ -116,6 +132,19 @@ pub trait Dialect: sqlx::Database {
         sql: String,
         args: Self::Arguments,
     ) -> impl Future<Output = std::result::Result<Vec<Self::Row>, sqlx::Error>> + Send + 'c;
+
+    /// Runs a multi-row `INSERT` built by [`QueryBuilder`](Self::QueryBuilder) with a
+    /// `RETURNING` clause, and returns the rows it wrote. By default the statement returns them;
+    /// a backend whose builder leaves `RETURNING` out reads them back its own way.
+    fn insert_returning<'c>(
+        conn: &'c mut Self::Connection,
+        sql: String,
+        args: Self::Arguments,
+        shape: InsertShape<'c>,
+    ) -> impl Future<Output = std::result::Result<Vec<Self::Row>, sqlx::Error>> + Send + 'c {
+        let _ = shape;
+        Self::fetch_all(conn, sql, args)
+    }
 
     /// This backend's entry of `decoders`.
     fn decoder(decoders: &Decoders) -> Option<DecodeFn<Self>>;

@@ -110,6 +110,17 @@ impl<'a> Target<'a, sqlx::Sqlite> for &'a mut sqlx::SqliteConnection {
     }
 }
 
+#[cfg(feature = "mysql")]
+impl<'a> Target<'a, sqlx::MySql> for &'a mut sqlx::MySqlConnection {
+    fn __context(&self) -> Arc<TestContext> {
+        TestContext::current()
+    }
+
+    fn __connection(self) -> impl Future<Output = Result<Conn<'a, sqlx::MySql>>> + Send + 'a {
+        std::future::ready(Ok(Conn::Borrowed(self)))
+    }
+}
+
 impl<'a, 't, DB: Dialect> Target<'a, DB> for &'a mut Transaction<'t, DB> {
     fn __context(&self) -> Arc<TestContext> {
         TestContext::current()

@@ -376,6 +376,31 @@ impl<M, F> SqliteDecoderNone for Probe<M, F> {
     }
 }
 
+/// The same for MySQL rows: the model reads them.
+pub trait MySqlDecoderRow {
+    /// The decoder.
+    fn mysql_decoder(&self) -> Option<crate::factory::plan::Decoder>;
+}
+#[cfg(feature = "mysql")]
+impl<M: crate::factory::Row<sqlx::MySql>, F> MySqlDecoderRow for &Probe<M, F> {
+    #[inline]
+    fn mysql_decoder(&self) -> Option<crate::factory::plan::Decoder> {
+        Some(crate::factory::plan::decoder::<M, sqlx::MySql>())
+    }
+}
+
+/// It does not (or seedbed was built without MySQL).
+pub trait MySqlDecoderNone {
+    /// No decoder.
+    fn mysql_decoder(&self) -> Option<crate::factory::plan::Decoder>;
+}
+impl<M, F> MySqlDecoderNone for Probe<M, F> {
+    #[inline]
+    fn mysql_decoder(&self) -> Option<crate::factory::plan::Decoder> {
+        None
+    }
+}
+
 // ---- A placeholder for a foreign key the plan fills in later: Default, else a fixed Dummy. ----
 
 /// A placeholder value, made by a function.

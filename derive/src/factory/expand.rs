@@ -1589,9 +1589,14 @@ fn decoders_of(model: &impl quote::ToTokens, private: &TokenStream) -> TokenStre
             use #private::{DecoderNone as _, DecoderRow as _};
             #[allow(unused_imports)]
             use #private::{SqliteDecoderNone as _, SqliteDecoderRow as _};
+            #[allow(unused_imports)]
+            use #private::{MySqlDecoderNone as _, MySqlDecoderRow as _};
             #private::Decoders::join(
-                (&&#private::Probe::<#model>::new()).decoder(),
-                (&&#private::Probe::<#model>::new()).sqlite_decoder(),
+                #private::Decoders::join(
+                    (&&#private::Probe::<#model>::new()).decoder(),
+                    (&&#private::Probe::<#model>::new()).sqlite_decoder(),
+                ),
+                (&&#private::Probe::<#model>::new()).mysql_decoder(),
             )
         }
     }

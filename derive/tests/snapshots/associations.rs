@@ -471,9 +471,14 @@ const _: () = {
                 use ::seedbed::__private::{
                     SqliteDecoderNone as _, SqliteDecoderRow as _,
                 };
+                #[allow(unused_imports)]
+                use ::seedbed::__private::{MySqlDecoderNone as _, MySqlDecoderRow as _};
                 ::seedbed::__private::Decoders::join(
-                    (&&::seedbed::__private::Probe::<Post>::new()).decoder(),
-                    (&&::seedbed::__private::Probe::<Post>::new()).sqlite_decoder(),
+                    ::seedbed::__private::Decoders::join(
+                        (&&::seedbed::__private::Probe::<Post>::new()).decoder(),
+                        (&&::seedbed::__private::Probe::<Post>::new()).sqlite_decoder(),
+                    ),
+                    (&&::seedbed::__private::Probe::<Post>::new()).mysql_decoder(),
                 )
             }
         }
@@ -517,10 +522,18 @@ const _: () = {
                                         use ::seedbed::__private::{
                                             SqliteDecoderNone as _, SqliteDecoderRow as _,
                                         };
+                                        #[allow(unused_imports)]
+                                        use ::seedbed::__private::{
+                                            MySqlDecoderNone as _, MySqlDecoderRow as _,
+                                        };
                                         ::seedbed::__private::Decoders::join(
-                                            (&&::seedbed::__private::Probe::<User>::new()).decoder(),
+                                            ::seedbed::__private::Decoders::join(
+                                                (&&::seedbed::__private::Probe::<User>::new()).decoder(),
+                                                (&&::seedbed::__private::Probe::<User>::new())
+                                                    .sqlite_decoder(),
+                                            ),
                                             (&&::seedbed::__private::Probe::<User>::new())
-                                                .sqlite_decoder(),
+                                                .mysql_decoder(),
                                         )
                                     },
                                 )?,
@@ -557,10 +570,18 @@ const _: () = {
                                                 use ::seedbed::__private::{
                                                     SqliteDecoderNone as _, SqliteDecoderRow as _,
                                                 };
+                                                #[allow(unused_imports)]
+                                                use ::seedbed::__private::{
+                                                    MySqlDecoderNone as _, MySqlDecoderRow as _,
+                                                };
                                                 ::seedbed::__private::Decoders::join(
-                                                    (&&::seedbed::__private::Probe::<User>::new()).decoder(),
+                                                    ::seedbed::__private::Decoders::join(
+                                                        (&&::seedbed::__private::Probe::<User>::new()).decoder(),
+                                                        (&&::seedbed::__private::Probe::<User>::new())
+                                                            .sqlite_decoder(),
+                                                    ),
                                                     (&&::seedbed::__private::Probe::<User>::new())
-                                                        .sqlite_decoder(),
+                                                        .mysql_decoder(),
                                                 )
                                             },
                                         )?,
@@ -639,10 +660,18 @@ const _: () = {
                                         use ::seedbed::__private::{
                                             SqliteDecoderNone as _, SqliteDecoderRow as _,
                                         };
+                                        #[allow(unused_imports)]
+                                        use ::seedbed::__private::{
+                                            MySqlDecoderNone as _, MySqlDecoderRow as _,
+                                        };
                                         ::seedbed::__private::Decoders::join(
-                                            (&&::seedbed::__private::Probe::<Post>::new()).decoder(),
+                                            ::seedbed::__private::Decoders::join(
+                                                (&&::seedbed::__private::Probe::<Post>::new()).decoder(),
+                                                (&&::seedbed::__private::Probe::<Post>::new())
+                                                    .sqlite_decoder(),
+                                            ),
                                             (&&::seedbed::__private::Probe::<Post>::new())
-                                                .sqlite_decoder(),
+                                                .mysql_decoder(),
                                         )
                                     },
                                 )?,

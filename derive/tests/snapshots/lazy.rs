@@ -408,10 +408,16 @@ const _: () = {
                 use ::seedbed::__private::{
                     SqliteDecoderNone as _, SqliteDecoderRow as _,
                 };
+                #[allow(unused_imports)]
+                use ::seedbed::__private::{MySqlDecoderNone as _, MySqlDecoderRow as _};
                 ::seedbed::__private::Decoders::join(
-                    (&&::seedbed::__private::Probe::<Subscription>::new()).decoder(),
+                    ::seedbed::__private::Decoders::join(
+                        (&&::seedbed::__private::Probe::<Subscription>::new()).decoder(),
+                        (&&::seedbed::__private::Probe::<Subscription>::new())
+                            .sqlite_decoder(),
+                    ),
                     (&&::seedbed::__private::Probe::<Subscription>::new())
-                        .sqlite_decoder(),
+                        .mysql_decoder(),
                 )
             }
         }

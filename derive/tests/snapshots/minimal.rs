@@ -226,9 +226,14 @@ const _: () = {
                 use ::seedbed::__private::{
                     SqliteDecoderNone as _, SqliteDecoderRow as _,
                 };
+                #[allow(unused_imports)]
+                use ::seedbed::__private::{MySqlDecoderNone as _, MySqlDecoderRow as _};
                 ::seedbed::__private::Decoders::join(
-                    (&&::seedbed::__private::Probe::<Tag>::new()).decoder(),
-                    (&&::seedbed::__private::Probe::<Tag>::new()).sqlite_decoder(),
+                    ::seedbed::__private::Decoders::join(
+                        (&&::seedbed::__private::Probe::<Tag>::new()).decoder(),
+                        (&&::seedbed::__private::Probe::<Tag>::new()).sqlite_decoder(),
+                    ),
+                    (&&::seedbed::__private::Probe::<Tag>::new()).mysql_decoder(),
                 )
             }
         }

@@ -48,9 +48,15 @@ const _: () = {
                 use ::seedbed::__private::{
                     SqliteDecoderNone as _, SqliteDecoderRow as _,
                 };
+                #[allow(unused_imports)]
+                use ::seedbed::__private::{MySqlDecoderNone as _, MySqlDecoderRow as _};
                 ::seedbed::__private::Decoders::join(
-                    (&&::seedbed::__private::Probe::<Article>::new()).decoder(),
-                    (&&::seedbed::__private::Probe::<Article>::new()).sqlite_decoder(),
+                    ::seedbed::__private::Decoders::join(
+                        (&&::seedbed::__private::Probe::<Article>::new()).decoder(),
+                        (&&::seedbed::__private::Probe::<Article>::new())
+                            .sqlite_decoder(),
+                    ),
+                    (&&::seedbed::__private::Probe::<Article>::new()).mysql_decoder(),
                 )
             }
         }
@@ -71,9 +77,14 @@ const _: () = {
                 use ::seedbed::__private::{
                     SqliteDecoderNone as _, SqliteDecoderRow as _,
                 };
+                #[allow(unused_imports)]
+                use ::seedbed::__private::{MySqlDecoderNone as _, MySqlDecoderRow as _};
                 ::seedbed::__private::Decoders::join(
-                    (&&::seedbed::__private::Probe::<Video>::new()).decoder(),
-                    (&&::seedbed::__private::Probe::<Video>::new()).sqlite_decoder(),
+                    ::seedbed::__private::Decoders::join(
+                        (&&::seedbed::__private::Probe::<Video>::new()).decoder(),
+                        (&&::seedbed::__private::Probe::<Video>::new()).sqlite_decoder(),
+                    ),
+                    (&&::seedbed::__private::Probe::<Video>::new()).mysql_decoder(),
                 )
             }
         }
@@ -515,9 +526,15 @@ const _: () = {
                 use ::seedbed::__private::{
                     SqliteDecoderNone as _, SqliteDecoderRow as _,
                 };
+                #[allow(unused_imports)]
+                use ::seedbed::__private::{MySqlDecoderNone as _, MySqlDecoderRow as _};
                 ::seedbed::__private::Decoders::join(
-                    (&&::seedbed::__private::Probe::<Comment>::new()).decoder(),
-                    (&&::seedbed::__private::Probe::<Comment>::new()).sqlite_decoder(),
+                    ::seedbed::__private::Decoders::join(
+                        (&&::seedbed::__private::Probe::<Comment>::new()).decoder(),
+                        (&&::seedbed::__private::Probe::<Comment>::new())
+                            .sqlite_decoder(),
+                    ),
+                    (&&::seedbed::__private::Probe::<Comment>::new()).mysql_decoder(),
                 )
             }
         }
@@ -603,10 +620,18 @@ const _: () = {
                                             use ::seedbed::__private::{
                                                 SqliteDecoderNone as _, SqliteDecoderRow as _,
                                             };
+                                            #[allow(unused_imports)]
+                                            use ::seedbed::__private::{
+                                                MySqlDecoderNone as _, MySqlDecoderRow as _,
+                                            };
                                             ::seedbed::__private::Decoders::join(
-                                                (&&::seedbed::__private::Probe::<Article>::new()).decoder(),
+                                                ::seedbed::__private::Decoders::join(
+                                                    (&&::seedbed::__private::Probe::<Article>::new()).decoder(),
+                                                    (&&::seedbed::__private::Probe::<Article>::new())
+                                                        .sqlite_decoder(),
+                                                ),
                                                 (&&::seedbed::__private::Probe::<Article>::new())
-                                                    .sqlite_decoder(),
+                                                    .mysql_decoder(),
                                             )
                                         },
                                     )?;

@@ -513,9 +513,14 @@ const _: () = {
                 use ::seedbed::__private::{
                     SqliteDecoderNone as _, SqliteDecoderRow as _,
                 };
+                #[allow(unused_imports)]
+                use ::seedbed::__private::{MySqlDecoderNone as _, MySqlDecoderRow as _};
                 ::seedbed::__private::Decoders::join(
-                    (&&::seedbed::__private::Probe::<User>::new()).decoder(),
-                    (&&::seedbed::__private::Probe::<User>::new()).sqlite_decoder(),
+                    ::seedbed::__private::Decoders::join(
+                        (&&::seedbed::__private::Probe::<User>::new()).decoder(),
+                        (&&::seedbed::__private::Probe::<User>::new()).sqlite_decoder(),
+                    ),
+                    (&&::seedbed::__private::Probe::<User>::new()).mysql_decoder(),
                 )
             }
         }

@@ -8,9 +8,10 @@ use sea_query::{Expr, Value};
 use sqlx::mysql::{MySqlArguments, MySqlRow};
 use sqlx::{MySql, MySqlConnection};
 
-use super::server::error_number;
-use crate::backend::{DecodeFn, Decoders, Dialect, FailureKind, StatementFailure};
+use super::server::{Flavor, error_number};
+use crate::backend::{DecodeFn, Decoders, Dialect, FailureKind, InsertShape, StatementFailure};
 use crate::error::ConstraintKind;
+use crate::sql::{quote_mysql_ident as q, quote_mysql_list};
 
 impl Dialect for MySql {
     type QueryBuilder = sea_query::MysqlQueryBuilder;
@@ -32,6 +33,54 @@ impl Dialect for MySql {
         args: MySqlArguments,
     ) -> std::result::Result<Vec<MySqlRow>, sqlx::Error> {
         sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+            .fetch_all(conn)
+            .await
+    }
+
+    /// MariaDB returns the rows from the statement (`INSERT … RETURNING`, 10.5 and later). MySQL
+    /// returns none: the rows are read back by their `AUTO_INCREMENT` key, from
+    /// `LAST_INSERT_ID()` (the first key the statement assigned) on, since InnoDB gives the rows
+    /// of one multi-row `INSERT` consecutive keys. On MySQL a model's table needs such a key,
+    /// marked `#[factory(generated)]`.
+    async fn insert_returning(
+        conn: &mut MySqlConnection,
+        sql: String,
+        args: MySqlArguments,
+        shape: InsertShape<'_>,
+    ) -> std::result::Result<Vec<MySqlRow>, sqlx::Error> {
+        let table = match shape.schema {
+            Some(schema) => format!("{}.{}", q(schema), q(shape.table)),
+            None => q(shape.table),
+        };
+        let columns = quote_mysql_list(shape.columns.iter().copied());
+        if flavor(conn).await? == Flavor::MariaDb {
+            return Self::fetch_all(conn, format!("{sql} RETURNING {columns}"), args).await;
+        }
+        let [key] = shape.generated.as_slice() else {
+            return Err(sqlx::Error::Protocol(format!(
+                "MySQL returns no rows from an INSERT, so seedbed reads them back by their                  AUTO_INCREMENT key, and table {} has {} column(s) marked                  #[factory(generated)] where one such key is needed (MariaDB returns rows                  itself)",
+                shape.table,
+                shape.generated.len()
+            )));
+        };
+        let done = sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+            .execute(&mut *conn)
+            .await?;
+        let first = done.last_insert_id();
+        if first == 0 {
+            return Err(sqlx::Error::Protocol(format!(
+                "the INSERT into {} assigned no AUTO_INCREMENT key to read its rows back by:                  is `{key}` an AUTO_INCREMENT column?",
+                shape.table
+            )));
+        }
+        let last = first + done.rows_affected().saturating_sub(1);
+        let select = format!(
+            "SELECT {columns} FROM {table} WHERE {k} BETWEEN ? AND ? ORDER BY {k}",
+            k = q(key)
+        );
+        sqlx::query(sqlx::AssertSqlSafe(select))
+            .bind(first)
+            .bind(last)
             .fetch_all(conn)
             .await
     }
@@ -93,6 +142,24 @@ impl Dialect for MySql {
             message,
         })
     }
+}
+
+/// The flavor of the server factories write to, asked once per process (a process's MySQL tests
+/// use one server).
+async fn flavor(conn: &mut MySqlConnection) -> std::result::Result<Flavor, sqlx::Error> {
+    static FLAVOR: std::sync::OnceLock<Flavor> = std::sync::OnceLock::new();
+    if let Some(flavor) = FLAVOR.get() {
+        return Ok(*flavor);
+    }
+    let version: String = sqlx::query_scalar("SELECT CAST(VERSION() AS CHAR)")
+        .fetch_one(conn)
+        .await?;
+    let flavor = if version.to_ascii_lowercase().contains("mariadb") {
+        Flavor::MariaDb
+    } else {
+        Flavor::MySql
+    };
+    Ok(*FLAVOR.get_or_init(|| flavor))
 }
 
 /// The table, constraint and column a MySQL message names.

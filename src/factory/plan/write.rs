@@ -46,6 +46,18 @@ impl Plan {
                     message: format!("building the INSERT: {e}"),
                 }
             })?;
+            if locate && DB::locator_returning().is_empty() {
+                return Err(Error::Factory {
+                    factory: table.factory().to_string(),
+                    message: format!(
+                        "closing a foreign-key cycle through {} means finding its rows again \
+                         after the INSERT, which seedbed does not do on {}: create one side \
+                         first, then set the key that closes the cycle with an UPDATE",
+                        display_table(table),
+                        std::any::type_name::<DB>()
+                    ),
+                });
+            }
             statement.returning(returning::<DB>(table, locate));
             let (sql, values) = statement.build_sqlx(DB::QueryBuilder::default());
             let values = match arrays {
@@ -55,7 +67,19 @@ impl Plan {
                 })?,
                 None => DB::arguments(values),
             };
-            let rows = DB::fetch_all(&mut *conn, sql, values)
+            let shape = crate::backend::InsertShape {
+                schema: table.schema(),
+                table: table.name(),
+                columns: table.columns().iter().map(|c| c.name()).collect(),
+                generated: table
+                    .columns()
+                    .iter()
+                    .filter(|c| c.is_generated())
+                    .map(|c| c.name())
+                    .collect(),
+                rows: chunk.len(),
+            };
+            let rows = DB::insert_returning(&mut *conn, sql, values, shape)
                 .await
                 .map_err(|e| statement_error::<DB>(e, table))?;
             self.record(table, rows.len(), StatementKind::Insert);

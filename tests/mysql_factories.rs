@@ -1,0 +1,180 @@
+//! Factories on MySQL and MariaDB (feature `mysql`): `create` reading back what the database
+//! assigned (keys, defaults), `create_list` of 10,000 rows in multi-row INSERTs, associations,
+//! a caller's transaction, constraint errors that name table and constraint, and a foreign-key
+//! cycle refused with what to do.
+//!
+//! On MariaDB rows come back from `INSERT … RETURNING`; on MySQL they are read back by their
+//! `AUTO_INCREMENT` keys.
+
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test code: a failed expectation is a failed test"
+)]
+
+use seedbed::factory::{ConstraintKind, Graph};
+use seedbed::prelude::*;
+use sqlx::types::chrono::{DateTime, Utc};
+use sqlx::{MySql, MySqlPool};
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Factory)]
+#[factory(table = "orgs")]
+struct Org {
+    #[factory(generated)]
+    id: i64,
+    #[factory(sequence = "org-{n}")]
+    slug: String,
+    #[factory(default = "Acme")]
+    name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Factory)]
+#[factory(table = "members")]
+struct Member {
+    #[factory(generated)]
+    id: i64,
+    #[factory(belongs_to = Org)]
+    org_id: i64,
+    #[factory(sequence = "member{n}@example.com")]
+    email: String,
+    #[factory(default = false)]
+    admin: bool,
+    #[factory(generated)]
+    plan: String,
+    #[factory(generated)]
+    joined: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Factory)]
+#[factory(table = "boards")]
+struct Board {
+    #[factory(generated)]
+    id: i64,
+    #[factory(default = "Sprint")]
+    name: String,
+    #[factory(belongs_to = BoardColumn)]
+    default_column_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Factory)]
+#[factory(table = "board_columns")]
+struct BoardColumn {
+    #[factory(generated)]
+    id: i64,
+    #[factory(belongs_to = Board)]
+    board_id: i64,
+    #[factory(default = "Todo")]
+    name: String,
+}
+
+async fn count(pool: &MySqlPool, table: &str) -> i64 {
+    let sql = format!(
+        "SELECT COUNT(*) FROM {}",
+        seedbed::sql::quote_mysql_ident(table)
+    );
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[seedbed::test(strategy = "template", migrations = "tests/mysql_factory_migrations")]
+async fn create_reads_back_keys_and_defaults(db: TestDb<MySql>) {
+    let member = Member::factory().create(&db).await.unwrap();
+    assert!(member.id > 0);
+    assert!(member.org_id > 0, "its org was created first");
+    assert_eq!(member.plan, "free", "the column default, read back");
+    assert!(
+        member.joined.timestamp() > 0,
+        "CURRENT_TIMESTAMP, read back"
+    );
+    let org: String = sqlx::query_scalar("SELECT slug FROM orgs WHERE id = ?")
+        .bind(member.org_id)
+        .fetch_one(&db.pool())
+        .await
+        .unwrap();
+    assert!(org.starts_with("org-"), "{org}");
+}
+
+#[seedbed::test(strategy = "template", migrations = "tests/mysql_factory_migrations")]
+async fn create_list_of_ten_thousand_rows(db: TestDb<MySql>) {
+    let org = Org::factory().create(&db).await.unwrap();
+    let members = Member::factory()
+        .org_id(org.id)
+        .create_list(&db, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(members.len(), 10_000);
+    let mut ids: Vec<i64> = members.iter().map(|m| m.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 10_000, "every row read back once");
+    assert!(members.iter().all(|m| m.org_id == org.id));
+    assert_eq!(count(&db.pool(), "members").await, 10_000);
+    // Read back in the order written: the n-th model is the n-th row.
+    let first: String = sqlx::query_scalar("SELECT email FROM members WHERE id = ?")
+        .bind(members[0].id)
+        .fetch_one(&db.pool())
+        .await
+        .unwrap();
+    assert_eq!(first, members[0].email);
+}
+
+#[seedbed::test(strategy = "rollback", migrations = "tests/mysql_factory_migrations")]
+async fn create_in_the_callers_transaction(pool: MySqlPool) {
+    let mut tx = pool.begin().await.unwrap();
+    let org = Org::factory().create(&mut *tx).await.unwrap();
+    tx.rollback().await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orgs WHERE id = ?")
+        .bind(org.id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "rolled back with the caller's transaction");
+}
+
+#[seedbed::test(strategy = "truncate", migrations = "tests/mysql_factory_migrations")]
+async fn a_duplicate_names_table_and_constraint(db: TestDb<MySql>) {
+    Org::factory().slug("taken").create(&db).await.unwrap();
+    let err = Org::factory().slug("taken").create(&db).await.unwrap_err();
+    let seedbed::Error::ConstraintViolation(violation) = &err else {
+        panic!("not a constraint violation: {err}");
+    };
+    assert_eq!(violation.kind, ConstraintKind::Unique, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("orgs"), "{text}");
+    assert!(text.contains("orgs_slug_key"), "{text}");
+    assert!(text.contains("taken"), "{text}");
+}
+
+#[seedbed::test(strategy = "truncate", migrations = "tests/mysql_factory_migrations")]
+async fn a_failed_check_names_its_constraint(db: TestDb<MySql>) {
+    let err = Org::factory().name("").create(&db).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(&err, seedbed::Error::ConstraintViolation(v) if v.kind == ConstraintKind::Check),
+        "{text}"
+    );
+    assert!(text.contains("orgs_name_present"), "{text}");
+}
+
+#[seedbed::test(strategy = "truncate", migrations = "tests/mysql_factory_migrations")]
+async fn a_foreign_key_cycle_is_refused_with_what_to_do(db: TestDb<MySql>) {
+    // Without a cycle, both directions work: a column on a new board, a board with a new default
+    // column.
+    BoardColumn::factory().create(&db).await.unwrap();
+    Board::factory()
+        .default_column(BoardColumn::factory())
+        .create(&db)
+        .await
+        .unwrap();
+    // A board whose default column is one of its own columns: closing that cycle means finding
+    // the board again after its INSERT.
+    let mut graph = Graph::new();
+    let board = graph.add(Board::factory().name("Sprint 1"));
+    let column = graph.add(BoardColumn::factory().board(board));
+    graph.update(&board, |b| b.default_column(column));
+    let err = graph.create(&db).await.unwrap_err().to_string();
+    assert!(err.contains("foreign-key cycle"), "{err}");
+    assert!(err.contains("UPDATE"), "{err}");
+}
