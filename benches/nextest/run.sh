@@ -8,6 +8,8 @@
 #   TLS=1 benches/nextest/run.sh                     # the test crate built with sqlx's rustls TLS
 #   SKIP_DROP=1 benches/nextest/run.sh               # without the template-drop comparison
 #   BACKEND=sqlite benches/nextest/run.sh            # the suite on SQLite (tests/sqlite_suite.rs)
+#   BACKEND=mysql benches/nextest/run.sh             # on MySQL (tests/mysql_suite.rs): the server
+#                                                    # SEEDBED_MYSQL_URL names, else the embedded one
 #
 # The floor opens one connection to an already migrated database, BEGIN, the same two inserts,
 # ROLLBACK: the least a test process that talks to the server can cost. #[sqlx::test] and the
@@ -35,6 +37,17 @@ if [ "${BACKEND:-postgres}" = sqlite ]; then
     floor_env=(FLOOR_SQLITE_FILE="$floor_file")
     where="SQLite files under $CARGO_TARGET_DIR"
     url=""
+elif [ "${BACKEND:-postgres}" = mysql ]; then
+    features+=(--features mysql)
+    tests=(--test mysql_suite)
+    SKIP_DROP=1
+    if [ -n "${SEEDBED_MYSQL_URL:-}" ]; then
+        url=$SEEDBED_MYSQL_URL
+        where="SEEDBED_MYSQL_URL ($url)"
+    else
+        url=$(cd ../.. && cargo run -q -p seedbed-cli -- server start --mysql | sed -n 's/^SEEDBED_MYSQL_URL=//p')
+        where="the embedded MySQL server ($url)"
+    fi
 elif [ -n "${DATABASE_URL:-}" ]; then
     url=$DATABASE_URL
     where="DATABASE_URL ($url)"
@@ -46,12 +59,25 @@ fi
 query=""
 case $url in *\?*) query="?${url#*\?}" ;; esac
 base=${url%%\?*}
-base=${base%/*}
+base=${base%/}
+[ "${BACKEND:-postgres}" = mysql ] || base=${base%/*}
+case $base in mysql://*/*) base=${base%/*} ;; esac
 floor_url="$base/seedbed_nextest_floor$query"
 [ "${BACKEND:-postgres}" = sqlite ] || floor_env=(FLOOR_DATABASE_URL="$floor_url")
 
 # The floor's database: the reference schema, migrated once.
-if [ "${BACKEND:-postgres}" != sqlite ] && ! psql "$base/postgres$query" -Atqc "SELECT 1 FROM pg_database WHERE datname = 'seedbed_nextest_floor'" | grep -q 1; then
+if [ "${BACKEND:-postgres}" = mysql ]; then
+    # The mariadb (or mysql) client, from the URL's parts.
+    creds=${base#mysql://}; creds=${creds%@*}
+    hostport=${base##*@}
+    my=(mariadb -u"${creds%%:*}" -h"${hostport%:*}" -P"${hostport##*:}")
+    case $creds in *:*) my+=(-p"${creds#*:}") ;; esac
+    command -v mariadb >/dev/null || my[0]=mysql
+    if ! "${my[@]}" -Nse "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'seedbed_nextest_floor'" | grep -q 1; then
+        "${my[@]}" -e "CREATE DATABASE seedbed_nextest_floor CHARACTER SET utf8mb4"
+        for f in ../../migrations/mysql/*.sql; do "${my[@]}" seedbed_nextest_floor < "$f"; done
+    fi
+elif [ "${BACKEND:-postgres}" != sqlite ] && ! psql "$base/postgres$query" -Atqc "SELECT 1 FROM pg_database WHERE datname = 'seedbed_nextest_floor'" | grep -q 1; then
     psql "$base/postgres$query" -qc "CREATE DATABASE seedbed_nextest_floor" >/dev/null
     for f in ../../migrations/*.sql; do psql "$floor_url" -qf "$f" >/dev/null; done
 fi
@@ -68,7 +94,9 @@ variants=(floor rollback truncate namespace template sqlx)
 after=(template-drop)
 declare -A suite per_test
 run_strategy() {
-    if [ -n "${DATABASE_URL:-}" ]; then
+    if [ "${BACKEND:-postgres}" = mysql ]; then
+        SEEDBED_MYSQL_URL=$url SEEDBED_STRATEGY=$1 cargo nextest run --no-fail-fast "${features[@]}" "${tests[@]}" 2>&1
+    elif [ -n "${DATABASE_URL:-}" ]; then
         SEEDBED_STRATEGY=$1 cargo nextest run --no-fail-fast "${features[@]}" "${tests[@]}" 2>&1
     else
         env -u DATABASE_URL SEEDBED_STRATEGY=$1 cargo nextest run --no-fail-fast "${features[@]}" "${tests[@]}" 2>&1

@@ -1,15 +1,15 @@
 //! The backend seam: what seedbed needs from a database engine, one trait per concern, and
 //! [`Backend`], which ties them to the engine's sqlx database type.
 //!
-//! | concern | trait | PostgreSQL | SQLite |
-//! |---|---|---|---|
-//! | where the server comes from | [`Provision`] | a URL, or the embedded cluster (`postgres::server`) | a directory of database files |
-//! | create, clone, drop, markers | [`Admin`] | `CREATE DATABASE … TEMPLATE`, the database's comment | files, copies, a marker file |
-//! | locks between processes and hosts | [`Coord`] | session advisory locks, one key scheme | OS file locks |
-//! | tables, columns, keys | [`Introspect`] | `pg_catalog` | `sqlite_schema` and pragmas |
-//! | emptying a database | [`Clean`] | dirty-table triggers, ordered `DELETE` | one statement running a trigger |
-//! | Namespace's row journal | [`Journal`] | statement triggers with transition tables | per-connection `TEMP` triggers |
-//! | factories' statements | [`Dialect`] | sea-query's PostgreSQL builder, arrays, `RETURNING` | sea-query's SQLite builder, `RETURNING` |
+//! | concern | trait | PostgreSQL | SQLite | MySQL |
+//! |---|---|---|---|---|
+//! | where the server comes from | [`Provision`] | a URL, or the embedded cluster (`postgres::server`) | a directory of database files | a URL, or the embedded server (`mysql::embedded`) |
+//! | create, clone, drop, markers | [`Admin`] | `CREATE DATABASE … TEMPLATE`, the database's comment | files, copies, a marker file | `CREATE DATABASE`, definitions replayed, `seedbed.markers` |
+//! | locks between processes and hosts | [`Coord`] | session advisory locks, one key scheme | OS file locks | named locks (`GET_LOCK`) |
+//! | tables, columns, keys | [`Introspect`] | `pg_catalog` | `sqlite_schema` and pragmas | `information_schema` |
+//! | emptying a database | [`Clean`] | dirty-table triggers, ordered `DELETE` | one statement running a trigger | one probe statement, `DELETE` without key checks |
+//! | Namespace's row journal | [`Journal`] | statement triggers with transition tables | per-connection `TEMP` triggers | `AFTER INSERT` row triggers, a session variable |
+//! | factories' statements | [`Dialect`] | sea-query's PostgreSQL builder, arrays, `RETURNING` | sea-query's SQLite builder, `RETURNING` | sea-query's MySQL builder, `RETURNING` (MariaDB) or `LAST_INSERT_ID()` |
 //!
 //! A backend is the sqlx database type (`sqlx::Postgres`) implementing every trait; the test
 //! handle is generic over it (`TestDb<DB = Postgres>`), so a test names its
@@ -66,7 +66,7 @@ mod sealed {
 
 /// A database engine seedbed isolates tests on: its sqlx database type with every concern
 /// implemented. Implemented by seedbed's backends only: `sqlx::Postgres` with the `postgres`
-/// feature, `sqlx::Sqlite` with the `sqlite` feature.
+/// feature, `sqlx::Sqlite` with the `sqlite` feature, `sqlx::MySql` with the `mysql` feature.
 ///
 /// ```
 /// # #[cfg(feature = "postgres")] {

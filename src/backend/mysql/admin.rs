@@ -56,7 +56,8 @@ pub(crate) fn create_error(database: &str, e: sqlx::Error) -> Error {
     }
 }
 
-pub(crate) async fn exists(conn: &mut MySqlConnection, name: &str) -> Result<bool> {
+/// Whether the database `name` exists.
+pub async fn exists(conn: &mut MySqlConnection, name: &str) -> Result<bool> {
     let n: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
     )
@@ -67,7 +68,8 @@ pub(crate) async fn exists(conn: &mut MySqlConnection, name: &str) -> Result<boo
     Ok(n > 0)
 }
 
-pub(crate) async fn create(conn: &mut MySqlConnection, name: &str) -> Result<()> {
+/// Creates the empty database `name` (utf8mb4); a missing privilege says what to grant.
+pub async fn create(conn: &mut MySqlConnection, name: &str) -> Result<()> {
     let sql = format!("CREATE DATABASE {} CHARACTER SET utf8mb4", q(name));
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
         .execute(conn)
@@ -78,7 +80,7 @@ pub(crate) async fn create(conn: &mut MySqlConnection, name: &str) -> Result<()>
 
 /// Drops `name` and its marker, ending the sessions that use it first (a session in a
 /// transaction on one of its tables would hold the drop until it ended).
-pub(crate) async fn drop_database(conn: &mut MySqlConnection, name: &str) -> Result<()> {
+pub async fn drop_database(conn: &mut MySqlConnection, name: &str) -> Result<()> {
     let context = || format!("dropping MySQL database {name}");
     let sessions: Vec<i64> = sqlx::query_scalar(
         "SELECT CAST(ID AS SIGNED) FROM information_schema.PROCESSLIST \
@@ -110,7 +112,8 @@ pub(crate) async fn drop_database(conn: &mut MySqlConnection, name: &str) -> Res
     Ok(())
 }
 
-pub(crate) async fn read_marker(
+/// The marker of `database` (`None`: no such database, or not seedbed's).
+pub async fn read_marker(
     conn: &mut MySqlConnection,
     database: &str,
 ) -> Result<Option<Marker>> {
@@ -129,7 +132,8 @@ pub(crate) async fn read_marker(
     Ok(text.as_deref().and_then(Marker::parse))
 }
 
-pub(crate) async fn write_marker(
+/// Writes (or replaces) the marker of `database`.
+pub async fn write_marker(
     conn: &mut MySqlConnection,
     database: &str,
     marker: &Marker,
@@ -149,7 +153,7 @@ pub(crate) async fn write_marker(
 }
 
 /// The databases whose marker says seedbed made them, with their markers.
-pub(crate) async fn list(conn: &mut MySqlConnection) -> Result<Vec<(String, Marker)>> {
+pub async fn list(conn: &mut MySqlConnection) -> Result<Vec<(String, Marker)>> {
     let sql = format!(
         "SELECT m.name, m.marker FROM {}.markers m \
          JOIN information_schema.SCHEMATA s ON s.SCHEMA_NAME = m.name ORDER BY m.name",
@@ -167,7 +171,7 @@ pub(crate) async fn list(conn: &mut MySqlConnection) -> Result<Vec<(String, Mark
 
 /// Creates `name` as a copy of `template`: its tables with their rows and counters, its views,
 /// triggers and routines. On failure nothing is left.
-pub(crate) async fn clone(conn: &mut MySqlConnection, name: &str, template: &str) -> Result<()> {
+pub async fn clone(conn: &mut MySqlConnection, name: &str, template: &str) -> Result<()> {
     create(conn, name).await?;
     let copied = copy_into(conn, name, template).await;
     if let Err(e) = copied {
