@@ -224,9 +224,7 @@ fn template_methods(c: &mut Criterion) {
                 admin::clone(&mut conn, copy, template)
                     .await
                     .expect("clone");
-                admin::drop_database(&mut conn, copy)
-                    .await
-                    .expect("drop");
+                admin::drop_database(&mut conn, copy).await.expect("drop");
             })
         })
     });
@@ -237,9 +235,7 @@ fn template_methods(c: &mut Criterion) {
                 let mut db = connect(server, copy).await;
                 migrator.run(&mut db).await.expect("migrate");
                 db.close().await.expect("close");
-                admin::drop_database(&mut conn, copy)
-                    .await
-                    .expect("drop");
+                admin::drop_database(&mut conn, copy).await.expect("drop");
             })
         })
     });

@@ -48,7 +48,7 @@ impl ServerUser {
         let name = std::env::var(variable).unwrap_or_else(|_| default.into());
         let account = lookup_account(&name).ok_or_else(|| Error::Embedded {
             what: format!(
-                "running as root, and {product} should not run as root, so seedbed runs its server \
+                "running as root, and {product} refuses to run as root, so seedbed runs its server \
                  as an unprivileged account, but there is no account `{name}`. Create one \
                  (`useradd --system {default}`; installing the {package} package does this) or set \
                  {variable} to an existing unprivileged account"
@@ -58,7 +58,7 @@ impl ServerUser {
         if account.uid == 0 {
             return Err(Error::Embedded {
                 what: format!(
-                    "{variable} names `{name}`, which is root; {product} should not run as root: \
+                    "{variable} names `{name}`, which is root; {product} refuses to run as root: \
                      name an unprivileged account"
                 ),
                 log_tail: None,
