@@ -228,6 +228,14 @@ async fn each_strategy_leaves_the_next_test_an_empty_database() {
                 .unwrap();
             let pool = db.pool();
             assert_eq!(count(&pool, "roles").await, 2, "{strategy} round {round}");
+            let role: String = sqlx::query_scalar("SELECT name FROM roles WHERE id = 1")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            assert_eq!(
+                role, "admin",
+                "{strategy} round {round}: the lookup row as migrated"
+            );
             let prefix = format!("{strategy}-%");
             let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE email LIKE ?")
                 .bind(&prefix)
@@ -537,4 +545,88 @@ async fn strategies_refuse_what_they_cannot_do_on_mysql() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("data mode"), "{err}");
+}
+
+#[tokio::test]
+async fn namespace_removes_rows_by_binary_and_large_keys_exactly() {
+    let db = iso(Strategy::Namespace)
+        .test_name("mysql::namespace_keys")
+        .acquire_on::<MySql>()
+        .await
+        .unwrap();
+    let database = db.database().to_string();
+    let pool = db.pool();
+    // Neighbours no test owns, written around the journal (on a connection without a token).
+    let mut admin = admin().await;
+    let table = |t: &str| {
+        format!(
+            "{}.{}",
+            seedbed::sql::quote_mysql_ident(&database),
+            seedbed::sql::quote_mysql_ident(t)
+        )
+    };
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {s} (id, label) VALUES (9007199254740992, 'neighbour') \
+         ON DUPLICATE KEY UPDATE label = 'neighbour'; \
+         INSERT INTO {k} (id, label) VALUES (UNHEX('00000000000000000000000000000001'), 'neighbour') \
+         ON DUPLICATE KEY UPDATE label = 'neighbour'",
+        s = table("snowflakes"),
+        k = table("api_keys"),
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO snowflakes (id, label) VALUES (9007199254740993, 'mine'); \
+         INSERT INTO api_keys (id, label) VALUES (UNHEX(REPLACE(UUID(), '-', '')), 'mine')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    drop(pool);
+    db.finish().await.unwrap();
+    let left: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT label FROM {} UNION ALL SELECT label FROM {}",
+        table("snowflakes"),
+        table("api_keys")
+    )))
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(
+        left.iter().all(|(label,)| label == "neighbour"),
+        "the test's rows are gone: {left:?}"
+    );
+    assert_eq!(left.len(), 2, "the neighbours stay: {left:?}");
+}
+
+#[tokio::test]
+async fn template_puts_back_baseline_rows_that_triggers_wrote() {
+    // The fixtures' post fires the counting trigger: both tables have baseline rows, and
+    // putting the post back fires it again.
+    let mine = || {
+        iso(Strategy::Template)
+            .max_connections(4)
+            .fixture("INSERT INTO users (email, role_id) VALUES ('fixture@example.test', 1)")
+            .fixture(
+                "INSERT INTO posts (user_id, title) SELECT id, 'fixture post' FROM users \
+                 WHERE email = 'fixture@example.test'",
+            )
+    };
+    for round in 0..3 {
+        let db = mine().acquire_on::<MySql>().await.unwrap();
+        let counted: i32 = sqlx::query_scalar(
+            "SELECT c.posts FROM post_counts c JOIN users u ON u.id = c.user_id \
+             WHERE u.email = 'fixture@example.test'",
+        )
+        .fetch_one(&db.pool())
+        .await
+        .unwrap();
+        assert_eq!(counted, 1, "round {round}");
+        sqlx::query("DELETE FROM posts")
+            .execute(&db.pool())
+            .await
+            .unwrap();
+        db.finish().await.unwrap();
+    }
 }

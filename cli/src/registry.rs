@@ -139,7 +139,7 @@ pub(crate) async fn sweep_mysql(
     println!(
         "on {}: emptied {} slot(s), dropped {} kept database(s) and {} an older seedbed built, \
          removed the rows of {} dead Namespace key(s) or kept token(s)",
-        server.url_for("").trim_end_matches('/'),
+        server.display_url("").trim_end_matches('/'),
         swept.slots.len(),
         swept.kept.len(),
         swept.outdated.len(),

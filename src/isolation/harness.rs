@@ -384,6 +384,8 @@ where
     rt.block_on(async move {
         if stale {
             super::pool::forget_kept_pools();
+            #[cfg(feature = "mysql")]
+            super::mysql::forget_kept();
         }
         let db = match args.isolation(own_connections).acquire_on::<DB>().await {
             Ok(db) => db,

@@ -113,10 +113,7 @@ pub async fn drop_database(conn: &mut MySqlConnection, name: &str) -> Result<()>
 }
 
 /// The marker of `database` (`None`: no such database, or not seedbed's).
-pub async fn read_marker(
-    conn: &mut MySqlConnection,
-    database: &str,
-) -> Result<Option<Marker>> {
+pub async fn read_marker(conn: &mut MySqlConnection, database: &str) -> Result<Option<Marker>> {
     let sql = format!(
         "SELECT m.marker FROM {}.markers m \
          JOIN information_schema.SCHEMATA s ON s.SCHEMA_NAME = m.name WHERE m.name = ?",
@@ -281,7 +278,7 @@ async fn copy_triggers(conn: &mut MySqlConnection, name: &str, template: &str) -
         "SELECT CAST(TRIGGER_NAME AS CHAR), CAST(ACTION_TIMING AS CHAR), \
          CAST(EVENT_MANIPULATION AS CHAR), CAST(EVENT_OBJECT_TABLE AS CHAR), \
          CAST(ACTION_STATEMENT AS CHAR) FROM information_schema.TRIGGERS \
-         WHERE TRIGGER_SCHEMA = ? ORDER BY EVENT_OBJECT_TABLE, ACTION_ORDER",
+         WHERE EVENT_OBJECT_SCHEMA = ? ORDER BY EVENT_OBJECT_TABLE, ACTION_ORDER",
     )
     .bind(template)
     .fetch_all(&mut *conn)

@@ -37,9 +37,12 @@ fn shares(name: &str) -> Vec<String> {
 
 /// Takes `key` on `conn`, waiting at most `timeout`; whether it was taken.
 async fn get_lock(conn: &mut MySqlConnection, key: &str, timeout: Duration) -> Result<bool> {
+    // Whole seconds, rounded up: MySQL counts GET_LOCK's timeout in seconds (MariaDB takes
+    // fractions), and a fraction rounded down to 0 would make a wait a busy loop.
+    let seconds = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
     let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
         .bind(key)
-        .bind(timeout.as_secs_f64())
+        .bind(seconds)
         .fetch_one(conn)
         .await
         .map_err(Error::db(format!("taking the lock {key}")))?;
@@ -75,16 +78,6 @@ pub(crate) async fn try_take(conn: &mut MySqlConnection, name: &str) -> Result<b
 /// Releases the lease `name` held on `conn`.
 pub(crate) async fn give_back(conn: &mut MySqlConnection, name: &str) -> Result<()> {
     release_lock(conn, &key(name)).await
-}
-
-/// Whether any session holds the lease `name`.
-pub(crate) async fn is_taken(conn: &mut MySqlConnection, name: &str) -> Result<bool> {
-    let holder: Option<i64> = sqlx::query_scalar("SELECT CAST(IS_USED_LOCK(?) AS SIGNED)")
-        .bind(key(name))
-        .fetch_one(conn)
-        .await
-        .map_err(Error::db(format!("asking who holds the lock {name}")))?;
-    Ok(holder.is_some())
 }
 
 pub(crate) async fn lock(

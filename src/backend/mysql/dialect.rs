@@ -73,14 +73,23 @@ impl Dialect for MySql {
                 shape.table
             )));
         }
-        let last = first + done.rows_affected().saturating_sub(1);
+        // The statement's keys are consecutive steps of the session's increment (1 unless
+        // replication set another).
+        let step: u64 = sqlx::query_scalar("SELECT CAST(@@auto_increment_increment AS UNSIGNED)")
+            .fetch_one(&mut *conn)
+            .await?;
+        let step = step.max(1);
+        let last = first + done.rows_affected().saturating_sub(1) * step;
         let select = format!(
-            "SELECT {columns} FROM {table} WHERE {k} BETWEEN ? AND ? ORDER BY {k}",
+            "SELECT {columns} FROM {table} WHERE {k} BETWEEN ? AND ? AND ({k} - ?) % ? = 0 \
+             ORDER BY {k}",
             k = q(key)
         );
         sqlx::query(sqlx::AssertSqlSafe(select))
             .bind(first)
             .bind(last)
+            .bind(first)
+            .bind(step)
             .fetch_all(conn)
             .await
     }

@@ -438,9 +438,22 @@ pub async fn ensure() -> Result<EmbeddedMySql> {
     let _lock = FileLock::acquire(&layout.lock_file).await?;
     if let Some(running) = layout.read_state()
         && runs(&running)
-        && probe(&running).await
     {
-        return Ok(running);
+        // Running, but not answering yet (busy, or out of connections): waited for, never
+        // replaced by a second server on the same data directory.
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            if probe(&running).await {
+                return Ok(running);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        return Err(layout.fail(format!(
+            "the server (pid {}) runs but has not answered on {} for 30 s: `seedbed server \
+             stop --mysql` stops it, and the next test starts it again",
+            running.pid,
+            running.socket.display()
+        )));
     }
     let _ = fs::remove_file(&layout.state_file);
     start(&layout, &bins, &user).await
@@ -523,10 +536,10 @@ fn unsupported_platform() -> Result<()> {
 /// Whether the server a state file describes runs, judged without connecting: its process is
 /// alive and is a MySQL server, and its socket exists.
 fn runs(server: &EmbeddedMySql) -> bool {
+    let data_dir = format!("--datadir={}", server.data_dir.display());
     server.socket.exists()
         && os::process_alive(server.pid)
-        && os::process_command_line(server.pid)
-            .is_none_or(|cmd| cmd.contains("mariadbd") || cmd.contains("mysqld"))
+        && os::process_command_line(server.pid).is_none_or(|cmd| cmd.contains(&data_dir))
 }
 
 /// Connects through the socket and checks the server answering there serves this data
@@ -661,13 +674,24 @@ async fn start(layout: &Layout, bins: &Binaries, user: &ServerUser) -> Result<Em
                 break;
             }
             if server.socket.exists() && probe(&server).await {
-                let server = if password.is_empty() {
-                    secure(layout, server).await?
-                } else {
-                    server
+                let ready = async {
+                    let server = if password.is_empty() {
+                        secure(layout, server).await?
+                    } else {
+                        server
+                    };
+                    layout.write_state(&server)?;
+                    Ok::<_, Error>(server)
                 };
-                layout.write_state(&server)?;
-                return Ok(server);
+                return match ready.await {
+                    Ok(server) => Ok(server),
+                    Err(e) => {
+                        // No server runs that no state file names.
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        Err(e)
+                    }
+                };
             }
             if started.elapsed() > START_WAIT {
                 let _ = child.kill();
@@ -791,7 +815,14 @@ async fn secure(layout: &Layout, server: EmbeddedMySql) -> Result<EmbeddedMySql>
     Ok(EmbeddedMySql { password, ..server })
 }
 
+/// Writes the secret whole or not at all (a temporary file renamed over it).
 fn write_secret(path: &Path, password: &str) -> Result<()> {
+    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+    write_private(&tmp, password)?;
+    fs::rename(&tmp, path).map_err(Error::io("cannot write the server's secret", path))
+}
+
+fn write_private(path: &Path, password: &str) -> Result<()> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]

@@ -93,18 +93,7 @@ async fn read_schema(conn: &mut MySqlConnection, schema: &str, out: &mut Schema)
     .fetch_all(&mut *conn)
     .await
     .map_err(Error::db(context()))?;
-    let checks: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT CAST(t.TABLE_NAME AS CHAR), CAST(c.CONSTRAINT_NAME AS CHAR), \
-         CAST(c.CHECK_CLAUSE AS CHAR) FROM information_schema.TABLE_CONSTRAINTS t \
-         JOIN information_schema.CHECK_CONSTRAINTS c \
-           ON c.CONSTRAINT_SCHEMA = t.CONSTRAINT_SCHEMA AND c.CONSTRAINT_NAME = t.CONSTRAINT_NAME \
-         WHERE t.CONSTRAINT_SCHEMA = ? AND t.CONSTRAINT_TYPE = 'CHECK' \
-         ORDER BY t.TABLE_NAME, c.CONSTRAINT_NAME",
-    )
-    .bind(schema)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(Error::db(context()))?;
+    let checks = read_checks(conn, schema).await?;
     let fks: Vec<(String, String, String, String, String, String, String)> = sqlx::query_as(
         "SELECT CAST(k.CONSTRAINT_NAME AS CHAR), CAST(k.TABLE_NAME AS CHAR), \
          CAST(k.COLUMN_NAME AS CHAR), CAST(k.REFERENCED_TABLE_SCHEMA AS CHAR), \
@@ -253,6 +242,41 @@ async fn read_schema(conn: &mut MySqlConnection, schema: &str, out: &mut Schema)
     }
     out.foreign_keys.extend(grouped);
     Ok(())
+}
+
+/// The CHECK constraints of `schema`: table, name, clause. MariaDB names a check per table and
+/// says which in `CHECK_CONSTRAINTS.TABLE_NAME`; MySQL names them per database and has no such
+/// column, so its checks are joined to their tables by name.
+async fn read_checks(
+    conn: &mut MySqlConnection,
+    schema: &str,
+) -> Result<Vec<(String, String, String)>> {
+    let context = || format!("reading the CHECK constraints of MySQL database {schema}");
+    let mariadb = sqlx::query_as(
+        "SELECT CAST(TABLE_NAME AS CHAR), CAST(CONSTRAINT_NAME AS CHAR), \
+         CAST(CHECK_CLAUSE AS CHAR) FROM information_schema.CHECK_CONSTRAINTS \
+         WHERE CONSTRAINT_SCHEMA = ? ORDER BY TABLE_NAME, CONSTRAINT_NAME",
+    )
+    .bind(schema)
+    .fetch_all(&mut *conn)
+    .await;
+    match mariadb {
+        Ok(rows) => Ok(rows),
+        Err(e) if super::error_number(&e) == Some(1054) => sqlx::query_as(
+            "SELECT CAST(t.TABLE_NAME AS CHAR), CAST(c.CONSTRAINT_NAME AS CHAR), \
+             CAST(c.CHECK_CLAUSE AS CHAR) FROM information_schema.TABLE_CONSTRAINTS t \
+             JOIN information_schema.CHECK_CONSTRAINTS c \
+               ON c.CONSTRAINT_SCHEMA = t.CONSTRAINT_SCHEMA \
+              AND c.CONSTRAINT_NAME = t.CONSTRAINT_NAME \
+             WHERE t.TABLE_SCHEMA = ? AND t.CONSTRAINT_TYPE = 'CHECK' \
+             ORDER BY t.TABLE_NAME, c.CONSTRAINT_NAME",
+        )
+        .bind(schema)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(Error::db(context())),
+        Err(e) => Err(Error::db(context())(e)),
+    }
 }
 
 /// The labels of an `enum('a','b')` (or `set(…)`) column type.

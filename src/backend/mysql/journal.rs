@@ -26,6 +26,38 @@ const JOURNAL: &str = "seedbed__journal";
 const TABLES: &str = "seedbed__journal_tables";
 const KEPT: &str = "seedbed__journal_kept";
 
+/// How a column's value is recorded: `i` a signed and `u` an unsigned integer, `b` a binary
+/// string, `s` anything else.
+fn value_kind(type_name: &str, sql_type: &str) -> char {
+    match type_name {
+        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" => {
+            if sql_type.to_ascii_lowercase().contains("unsigned") {
+                'u'
+            } else {
+                'i'
+            }
+        }
+        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "bit" => 'b',
+        _ => 's',
+    }
+}
+
+/// The condition matching a row `r` to the journal row `j` on the recorded column `line`
+/// (`kind\tname`), its value at `index` of the JSON array.
+fn matches(line: &str, index: usize, keyed: bool) -> String {
+    let (kind, column) = line.split_once('\t').unwrap_or(("s", line));
+    let item = format!("JSON_EXTRACT(j.pk, '$[{index}]')");
+    let column = q(column);
+    match kind {
+        "i" => format!("r.{column} = CAST({item} AS SIGNED)"),
+        "u" => format!("r.{column} = CAST({item} AS UNSIGNED)"),
+        "b" => format!("r.{column} = FROM_BASE64(JSON_UNQUOTE({item}))"),
+        // A key column is never NULL: `=` lets the delete use the key's index.
+        _ if keyed => format!("r.{column} = JSON_UNQUOTE({item})"),
+        _ => format!("r.{column} <=> IF(JSON_TYPE({item}) = 'NULL', NULL, JSON_UNQUOTE({item}))"),
+    }
+}
+
 /// The lock a test holds while its token is live.
 pub(crate) fn token_lock(token: &str) -> String {
     format!("tok:{token}")
@@ -52,21 +84,33 @@ impl Journal for MySql {
             .map_err(Error::db(context()))?;
         for (tid, table) in schema.tables.iter().enumerate() {
             let name = &table.name.name;
-            let columns: Vec<&str> = if table.primary_key.is_empty() {
-                table
-                    .columns
-                    .iter()
-                    .filter(|c| !matches!(c.default, ColumnDefault::Generated(_)))
-                    .map(|c| c.name.as_str())
-                    .collect()
-            } else {
-                table.primary_key.iter().map(String::as_str).collect()
-            };
-            let values = columns
+            // Each recorded column with how its value is kept in the JSON array: integers as
+            // numbers (compared as integers, exact past 2^53), binary strings in base64, the
+            // rest as text.
+            let recorded: Vec<(char, &str)> = table
+                .columns
                 .iter()
-                .map(|c| format!("NEW.{}", q(c)))
+                .filter(|c| {
+                    if table.primary_key.is_empty() {
+                        !matches!(c.default, ColumnDefault::Generated(_))
+                    } else {
+                        table.primary_key.contains(&c.name)
+                    }
+                })
+                .map(|c| (value_kind(&c.type_name, &c.sql_type), c.name.as_str()))
+                .collect();
+            let values = recorded
+                .iter()
+                .map(|(kind, c)| match kind {
+                    'b' => format!("TO_BASE64(NEW.{})", q(c)),
+                    _ => format!("NEW.{}", q(c)),
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
+            let columns: Vec<String> = recorded
+                .iter()
+                .map(|(kind, c)| format!("{kind}\t{c}"))
+                .collect();
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO {} (tid, name, columns, keyed) VALUES (?, ?, ?, ?)",
                 q(TABLES)
@@ -147,8 +191,13 @@ impl Journal for MySql {
         .map_err(Error::db("listing the tokens in Namespace's journal"))?;
         let mut swept = Vec::new();
         for token in tokens {
-            if !coord::is_taken(conn, &token_lock(&token)).await? {
-                <MySql as Journal>::clean(conn, &token).await?;
+            // Taken while its rows go: a process that takes the key meanwhile waits for none
+            // of them, and none of its rows are removed.
+            let lock = token_lock(&token);
+            if coord::try_take(conn, &lock).await? {
+                let cleaned = <MySql as Journal>::clean(conn, &token).await;
+                coord::give_back(conn, &lock).await?;
+                cleaned?;
                 swept.push(token);
             }
         }
@@ -186,8 +235,8 @@ async fn clean_once(
     conn: &mut MySqlConnection,
     token: &str,
 ) -> std::result::Result<(), sqlx::Error> {
-    let tables: Vec<(String, String, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT t.name, t.columns, t.keyed FROM {t} t \
+    let tables: Vec<(i32, String, String, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT t.tid, t.name, t.columns, t.keyed FROM {t} t \
          WHERE t.tid IN (SELECT j.tid FROM {j} j WHERE j.token = ?)",
         t = q(TABLES),
         j = q(JOURNAL)
@@ -203,31 +252,21 @@ async fn clean_once(
     .execute(&mut *conn)
     .await?;
     let deleted = async {
-        for (name, columns, keyed) in &tables {
-            // A key column is never NULL: `=` lets the delete use the key's index.
-            let op = if *keyed { "=" } else { "<=>" };
+        for (tid, name, columns, keyed) in &tables {
             let on = columns
                 .split('\n')
                 .enumerate()
-                .map(|(i, c)| {
-                    let item = format!("JSON_EXTRACT(j.pk, '$[{i}]')");
-                    format!(
-                        "r.{} {op} IF(JSON_TYPE({item}) = 'NULL', NULL, JSON_UNQUOTE({item}))",
-                        q(c)
-                    )
-                })
+                .map(|(i, line)| matches(line, i, *keyed))
                 .collect::<Vec<_>>()
                 .join(" AND ");
             let sql = format!(
-                "DELETE r FROM {j} j JOIN {t} r ON {on} WHERE j.token = ? \
-                 AND j.tid = (SELECT tid FROM {tables} WHERE name = ?)",
+                "DELETE r FROM {j} j JOIN {t} r ON {on} WHERE j.token = ? AND j.tid = ?",
                 j = q(JOURNAL),
                 t = q(name),
-                tables = q(TABLES),
             );
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(token)
-                .bind(name)
+                .bind(tid)
                 .execute(&mut *conn)
                 .await?;
         }

@@ -17,7 +17,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), seedbed::Error> {
 //! let server = seedbed::backend::mysql::MySqlServer::resolve().await?;
-//! println!("MySQL tests run against {} ({})", server.url_for("app"), server.flavor()?);
+//! println!("MySQL tests run against {} ({})", server.display_url("app"), server.flavor()?);
 //! # Ok(()) }
 //! ```
 
@@ -186,6 +186,11 @@ impl MySqlServer {
         with_database(&self.url, database)
     }
 
+    /// [`url_for`](Self::url_for) with the password left out, for messages and logs.
+    pub fn display_url(&self, database: &str) -> String {
+        redact(&self.url_for(database))
+    }
+
     /// A maintenance connection: no database of seedbed's, `seedbed`'s own database made.
     pub(crate) async fn maintenance(&self) -> Result<MySqlConnection> {
         let mut conn = self.connect_maintenance().await?;
@@ -262,7 +267,7 @@ impl MySqlServer {
             },
         };
         Error::Connection {
-            database: self.url_for("").trim_end_matches('/').to_string(),
+            database: self.display_url("").trim_end_matches('/').to_string(),
             message,
         }
     }
@@ -278,6 +283,22 @@ pub(crate) fn error_number(e: &sqlx::Error) -> Option<u16> {
     e.as_database_error()?
         .try_downcast_ref::<MySqlDatabaseError>()
         .map(MySqlDatabaseError::number)
+}
+
+/// `url` with its password (if any) replaced by `***`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
 }
 
 /// `url` with its path (the database) replaced by `database`, its query kept.
@@ -307,6 +328,15 @@ mod tests {
             "mysql://u:p@h/new?ssl-mode=disabled"
         );
         assert_eq!(with_database("mysql://h?x=1", "d"), "mysql://h/d?x=1");
+    }
+
+    #[test]
+    fn passwords_are_left_out_of_messages() {
+        assert_eq!(
+            redact("mysql://root:s3cret@127.0.0.1:3306/app?socket=/x"),
+            "mysql://root:***@127.0.0.1:3306/app?socket=/x"
+        );
+        assert_eq!(redact("mysql://root@h/db"), "mysql://root@h/db");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::util::hash::stable_hash;
 
 /// What seedbed puts in a database beyond the migrations changes with this version.
-pub(super) const IMAGE_VERSION: &str = "v3";
+pub(super) const IMAGE_VERSION: &str = "v4";
 
 /// How long a process waits for another to finish building a database.
 const BUILD_WAIT: Duration = Duration::from_secs(600);
@@ -110,7 +110,10 @@ async fn fill(iso: &Isolation, server: &MySqlServer, name: &str, kind: Kind) -> 
     let migrations = iso.migrations_resolved().await?;
     let mut conn = sqlx::MySqlConnection::connect_with(&server.options_for(name))
         .await
-        .map_err(Error::db(format!("connecting to {}", server.url_for(name))))?;
+        .map_err(Error::db(format!(
+            "connecting to {}",
+            server.display_url(name)
+        )))?;
     migrations
         .apply_at(&mut conn, &server.url_for(name))
         .await?;
@@ -129,5 +132,5 @@ async fn fill(iso: &Isolation, server: &MySqlServer, name: &str, kind: Kind) -> 
     }
     conn.close()
         .await
-        .map_err(Error::db(format!("closing {}", server.url_for(name))))
+        .map_err(Error::db(format!("closing {}", server.display_url(name))))
 }

@@ -252,6 +252,14 @@ impl PoolSettings {
     }
 }
 
+/// Forgets the slots and pools this process keeps for its next tests: their connections lived on
+/// a test runtime that has ended (a process that said it runs one test, and runs another).
+/// Dropped, they close, and the server frees their leases.
+pub(super) fn forget_kept() {
+    slots::forget_idle();
+    namespace::forget_idle();
+}
+
 /// Closes `pool`, waiting at most a few seconds for connections a test still holds.
 async fn close(pool: &MySqlPool) {
     let _ = tokio::time::timeout(Duration::from_secs(5), pool.close()).await;

@@ -28,6 +28,13 @@ struct Journaled {
     fresh: Arc<Freshness>,
 }
 
+/// Drops what [`idle`] keeps.
+pub(super) fn forget_idle() {
+    drop(std::mem::take(
+        &mut *idle().lock().unwrap_or_else(PoisonError::into_inner),
+    ));
+}
+
 fn idle() -> &'static Mutex<Vec<Journaled>> {
     static IDLE: OnceLock<Mutex<Vec<Journaled>>> = OnceLock::new();
     IDLE.get_or_init(|| Mutex::new(Vec::new()))
@@ -109,7 +116,7 @@ async fn open(
     // Its first connection opens here, on the engine runtime: it serves the process's tests.
     let mut first = pool.acquire().await.map_err(Error::db(format!(
         "connecting to {}",
-        server.url_for(database)
+        server.display_url(database)
     )))?;
     first.return_to_pool().await;
     fresh.warmed();

@@ -76,6 +76,13 @@ struct Slot {
     begun: bool,
 }
 
+/// Drops what [`idle`] keeps.
+pub(super) fn forget_idle() {
+    drop(std::mem::take(
+        &mut *idle().lock().unwrap_or_else(PoisonError::into_inner),
+    ));
+}
+
 fn idle() -> &'static Mutex<Vec<Slot>> {
     static IDLE: OnceLock<Mutex<Vec<Slot>>> = OnceLock::new();
     IDLE.get_or_init(|| Mutex::new(Vec::new()))
@@ -128,15 +135,17 @@ async fn fingerprint(conn: &mut MySqlConnection, database: &str) -> Result<Strin
             "TABLE_NAME, INDEX_NAME, COALESCE(COLUMN_NAME, '~'), NON_UNIQUE, SEQ_IN_INDEX",
             "TABLE_SCHEMA"
         ),
+        // Filtered by the columns the catalog looks databases up by (TABLE_SCHEMA,
+        // EVENT_OBJECT_SCHEMA): another column makes the server read every database's.
         part(
             "TABLE_CONSTRAINTS",
             "TABLE_NAME, CONSTRAINT_NAME, CONSTRAINT_TYPE",
-            "CONSTRAINT_SCHEMA"
+            "TABLE_SCHEMA"
         ),
         part(
             "TRIGGERS",
             "TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION",
-            "TRIGGER_SCHEMA"
+            "EVENT_OBJECT_SCHEMA"
         ),
         part("ROUTINES", "ROUTINE_NAME, ROUTINE_TYPE", "ROUTINE_SCHEMA"),
     );
@@ -259,6 +268,12 @@ async fn lease(
 ) -> Result<Slot> {
     let image = image.as_str();
     let mut holder = server.maintenance().await?;
+    // The lease lives as long as this connection: the server must not close it for idleness
+    // between tests.
+    sqlx::raw_sql("SET SESSION wait_timeout = 31536000")
+        .execute(&mut holder)
+        .await
+        .map_err(Error::db("keeping the lease's connection open"))?;
     for n in 0..10_000 {
         let name = format!("{image}_{n}");
         let lease = format!("lease:{name}");
@@ -272,7 +287,13 @@ async fn lease(
             continue;
         }
         let current = marker.as_ref().and_then(|m| m.get("image")) == Some(image);
-        if !(state == Some("ready") && current) {
+        // A slot whose last holder changed its schema (and died, or ran DDL under Truncate)
+        // is made again.
+        let same_schema = state == Some("ready")
+            && current
+            && fingerprint(&mut holder, &name).await?
+                == image_fingerprint(&mut holder, image).await?;
+        if !same_schema {
             admin::drop_database(&mut holder, &name).await?;
             admin::clone(&mut holder, &name, image).await?;
             let marker = Marker::new("slot")
@@ -336,6 +357,28 @@ async fn clean(slot: &Slot, reset_sequences: bool) -> Result<()> {
     Ok(())
 }
 
+/// Puts back the session settings a test may have changed on the pool's idle connections
+/// (which serve the next test): foreign-key and unique checks, autocommit.
+async fn reset_sessions(pool: &MySqlPool) -> Result<()> {
+    let mut held = Vec::new();
+    while let Some(conn) = pool.try_acquire() {
+        held.push(conn);
+    }
+    for mut conn in held {
+        let reset =
+            sqlx::raw_sql("SET SESSION foreign_key_checks = 1, unique_checks = 1, autocommit = 1")
+                .execute(&mut *conn)
+                .await;
+        match reset {
+            Ok(_) => conn.return_to_pool().await,
+            // A connection that no longer works (opened on a test's runtime that has ended)
+            // closes: the next test opens another.
+            Err(_) => conn.close_on_drop(),
+        }
+    }
+    Ok(())
+}
+
 /// Gives a slot up: its pool closed, its lease freed.
 async fn give_back(slot: Slot) {
     close(&slot.pool).await;
@@ -357,9 +400,9 @@ struct Leased {
     reset_sequences: bool,
 }
 
-const EXPLAIN_ROLLBACK: &str = "the code under test ended the test's transaction with a raw \
-    ROLLBACK: what it wrote before was rolled back midway, and what it wrote after was \
-    committed. Code that ends transactions itself needs a database of its own: use strategy = \
+const EXPLAIN_ROLLBACK: &str = "the test's transaction ended midway, by a raw ROLLBACK in the \
+    code under test (or a deadlock the server resolved by rolling it back): what it wrote before \
+    was rolled back, and what it wrote after was committed. Code that ends transactions itself needs a database of its own: use strategy = \
     \"truncate\" (or \"template\")";
 
 const EXPLAIN_LOST: &str = "the test's connection was closed midway and another opened: what \
@@ -402,42 +445,8 @@ impl Ending<MySql> for Leased {
 }
 
 async fn finish_rollback(mut slot: Slot) -> Result<()> {
-    let mut conn = match slot.pool.acquire().await {
-        Ok(conn) => conn,
-        Err(e) => {
-            discard(slot).await?;
-            return Err(Error::db("ending the test's transaction")(e));
-        }
-    };
-    let lost = slot.connections.load(Ordering::SeqCst) != 1;
-    let before = probe_rows(&mut conn).await;
-    let rolled = Tm::rollback(&mut conn).await;
-    let breach = match (lost, before, rolled) {
-        (true, _, _) => Some(EXPLAIN_LOST.to_string()),
-        (_, Err(e), _) | (_, _, Err(e)) => {
-            drop(conn);
-            discard(slot).await?;
-            return Err(Error::db("ending the test's transaction")(e));
-        }
-        (false, Ok(0), Ok(())) => Some(EXPLAIN_ROLLBACK.to_string()),
-        (false, Ok(_), Ok(())) => {
-            // Begun for the next test; a probe row from before means it was committed.
-            begin(&mut conn).await?;
-            let after = probe_rows(&mut conn)
-                .await
-                .map_err(Error::db("ending the test's transaction"))?;
-            if after == 1 {
-                None
-            } else {
-                let print = fingerprint(&mut conn, &slot.name).await?;
-                let ddl = print != image_fingerprint(&mut slot.holder, &slot.image).await?;
-                Some(explain_commit(ddl))
-            }
-        }
-    };
-    match breach {
-        None => {
-            conn.return_to_pool().await;
+    match end_rollback(&mut slot).await {
+        Ok(None) => {
             slot.begun = true;
             idle()
                 .lock()
@@ -445,15 +454,75 @@ async fn finish_rollback(mut slot: Slot) -> Result<()> {
                 .push(slot);
             Ok(())
         }
-        Some(message) => {
-            drop(conn);
+        Ok(Some(message)) => {
             discard(slot).await?;
             Err(Error::Isolation {
                 strategy: Strategy::Rollback,
                 message,
             })
         }
+        // The slot may hold what the test committed: it goes.
+        Err(e) => {
+            let _ = discard(slot).await;
+            Err(e)
+        }
     }
+}
+
+/// Rolls the test's transaction back and begins the next test's, with the session settings a
+/// test may have changed put back; says what escaped the transaction, if anything did.
+async fn end_rollback(slot: &mut Slot) -> Result<Option<String>> {
+    let context = "ending the test's transaction";
+    let mut conn = slot.pool.acquire().await.map_err(Error::db(context))?;
+    if slot.connections.load(Ordering::SeqCst) != 1 {
+        return Ok(Some(EXPLAIN_LOST.to_string()));
+    }
+    let (before, after) = if Tm::get_transaction_depth(&conn) == 1 {
+        // One round trip: the probe row as the test's transaction sees it, the rollback, the
+        // next test's transaction begun with its probe row, and the probe rows it sees. sqlx
+        // counts one open transaction before and after.
+        let sql = format!(
+            "SELECT COUNT(*) FROM {p}; ROLLBACK; \
+             SET SESSION foreign_key_checks = 1, unique_checks = 1, autocommit = 1; \
+             BEGIN; INSERT INTO {p} VALUES (1); SELECT COUNT(*) FROM {p}",
+            p = q(PROBE)
+        );
+        let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(Error::db(context))?;
+        let count = |i: usize| -> Result<i64> {
+            let row = rows
+                .get(i)
+                .ok_or_else(|| Error::Internal(format!("{context}: {} rows", rows.len())))?;
+            sqlx::Row::try_get(row, 0).map_err(Error::db(context))
+        };
+        (count(0)?, count(1)?)
+    } else {
+        // Savepoints the code left open: sqlx rolls each back, then the transaction.
+        let before = probe_rows(&mut conn).await.map_err(Error::db(context))?;
+        while Tm::get_transaction_depth(&conn) > 0 {
+            Tm::rollback(&mut conn).await.map_err(Error::db(context))?;
+        }
+        sqlx::raw_sql("SET SESSION foreign_key_checks = 1, unique_checks = 1, autocommit = 1")
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::db(context))?;
+        begin(&mut conn).await?;
+        let after = probe_rows(&mut conn).await.map_err(Error::db(context))?;
+        (before, after)
+    };
+    if before == 0 {
+        return Ok(Some(EXPLAIN_ROLLBACK.to_string()));
+    }
+    if after != 1 {
+        // Read on the holder: some servers list the test connection's TEMPORARY table.
+        let print = fingerprint(&mut slot.holder, &slot.name).await?;
+        let ddl = print != image_fingerprint(&mut slot.holder, &slot.image).await?;
+        return Ok(Some(explain_commit(ddl)));
+    }
+    conn.return_to_pool().await;
+    Ok(None)
 }
 
 async fn finish_owned(
@@ -475,12 +544,14 @@ async fn finish_owned(
         inner.mark_kept();
         return Ok(());
     }
-    if slot.kind == Kind::Template {
-        let print = fingerprint(&mut slot.holder, &slot.name).await?;
-        if print != image_fingerprint(&mut slot.holder, &slot.image).await? {
-            // The test changed the schema: the copy cannot be emptied back to the template.
-            return discard(slot).await;
-        }
+    let print = fingerprint(&mut slot.holder, &slot.name).await?;
+    if print != image_fingerprint(&mut slot.holder, &slot.image).await? {
+        // The test changed the schema: the copy cannot be emptied back to what it was.
+        return discard(slot).await;
+    }
+    if let Err(e) = reset_sessions(&slot.pool).await {
+        let _ = discard(slot).await;
+        return Err(e);
     }
     match clean(&slot, reset_sequences).await {
         Ok(()) => {

@@ -113,7 +113,7 @@ async fn connect(server: &MySqlServer, database: &str) -> Result<MySqlConnection
         .await
         .map_err(Error::db(format!(
             "connecting to {}",
-            server.url_for(database)
+            server.display_url(database)
         )))
 }
 
