@@ -25,9 +25,9 @@ const PASSES: usize = 4;
 pub struct MySqlPlan {
     /// Tables without baseline rows, probed for rows.
     tables: Vec<Table>,
-    /// Tables whose migrations left rows: emptied and restored on every clean.
+    /// Tables whose migrations left rows: put back when they differ from their copy.
     baselines: Vec<(Table, String)>,
-    /// `SELECT` of the indexes (into `tables`) of the tables that have rows.
+    /// `SELECT` of the indexes (into `tables`, then `baselines`) of the tables to clean.
     probe: String,
 }
 
@@ -37,6 +37,10 @@ struct Table {
     /// Columns a row can be written with (generated ones left out).
     insertable: Vec<String>,
     auto_increment: bool,
+    /// A `DELETE` trigger fires on it (deleting its rows may write another table).
+    delete_trigger: bool,
+    /// An `INSERT` trigger fires on it (putting its baseline back may write another table).
+    insert_trigger: bool,
 }
 
 /// The baseline table of `table`.
@@ -86,6 +90,18 @@ impl Clean for MySql {
         .fetch_all(&mut *conn)
         .await
         .map_err(Error::db("reading the cleaner's baselines"))?;
+        let triggers: Vec<(String, String)> = sqlx::query_as(
+            "SELECT CAST(EVENT_OBJECT_TABLE AS CHAR), CAST(EVENT_MANIPULATION AS CHAR) \
+             FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE()",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(Error::db("reading the triggers the cleaner may fire"))?;
+        let fires = |table: &str, event: &str| {
+            triggers
+                .iter()
+                .any(|(t, e)| t == table && e.eq_ignore_ascii_case(event))
+        };
         let mut tables = Vec::new();
         let mut baselines = Vec::new();
         for t in &schema.tables {
@@ -101,6 +117,8 @@ impl Clean for MySql {
                     .columns
                     .iter()
                     .any(|c| c.default == ColumnDefault::IdentityByDefault),
+                delete_trigger: fires(&t.name.name, "DELETE"),
+                insert_trigger: fires(&t.name.name, "INSERT"),
             };
             let copy = baseline_name(&table.name);
             if existing.contains(&copy) {
@@ -179,8 +197,18 @@ impl Clean for MySql {
                     emptied.push(i);
                 }
             }
-            // A DELETE or INSERT trigger may have written a table again (an audit table).
-            dirty = self::dirty(conn, plan).await?;
+            // A DELETE trigger of a table emptied, or an INSERT trigger of a table put back, may
+            // have written a table again (an audit table): looked at again. Otherwise the
+            // tables are as the migrations left them.
+            let fired = dirty.iter().any(|&i| {
+                let table = plan.table(i);
+                table.delete_trigger || (plan.copy(i).is_some() && table.insert_trigger)
+            });
+            dirty = if fired {
+                self::dirty(conn, plan).await?
+            } else {
+                Vec::new()
+            };
         }
         if !dirty.is_empty() {
             let names: Vec<&str> = dirty.iter().map(|&i| plan.table(i).name.as_str()).collect();
