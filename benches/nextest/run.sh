@@ -63,6 +63,9 @@ base=${base%/}
 [ "${BACKEND:-postgres}" = mysql ] || base=${base%/*}
 case $base in mysql://*/*) base=${base%/*} ;; esac
 floor_url="$base/seedbed_nextest_floor$query"
+# #[sqlx::test] on MySQL connects to the URL's database to make its own: it must name one.
+sqlx_url=$url
+[ "${BACKEND:-postgres}" = mysql ] && sqlx_url="$base/mysql$query"
 [ "${BACKEND:-postgres}" = sqlite ] || floor_env=(FLOOR_DATABASE_URL="$floor_url")
 
 # The floor's database: the reference schema, migrated once.
@@ -106,7 +109,7 @@ run() { # variant → "suite_seconds median_test_seconds"
     local v=$1 out
     case $v in
         floor) out=$(env "${floor_env[@]}" cargo nextest run --no-fail-fast "${features[@]}" "${tests[@]}" --features floor 2>&1) ;;
-        sqlx) out=$(DATABASE_URL=${url:-sqlite::memory:} cargo nextest run --no-fail-fast "${features[@]}" "${tests[@]}" --features sqlx-test 2>&1) ;;
+        sqlx) out=$(DATABASE_URL=${sqlx_url:-sqlite::memory:} cargo nextest run --no-fail-fast "${features[@]}" "${tests[@]}" --features sqlx-test 2>&1) ;;
         template-drop) out=$(SEEDBED_TEMPLATE_RECYCLE=0 run_strategy template) ;;
         *) out=$(run_strategy "$v") ;;
     esac
