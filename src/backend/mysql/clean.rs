@@ -75,87 +75,30 @@ impl Clean for MySql {
                     )))?;
             }
         }
-        Ok(())
+        let plan = catalog_plan(conn).await?;
+        store_plan(conn, &plan).await
     }
 
+    /// Read from `seedbed__plan`, which `prepare` wrote (one query, where reading the catalog
+    /// takes several: every test process of `cargo nextest` reads it once); from the catalog
+    /// for a database prepared before the table existed.
     async fn plan(conn: &mut MySqlConnection) -> Result<MySqlPlan> {
-        let schemas = <MySql as crate::backend::Introspect>::user_schemas(&mut *conn).await?;
-        let schemas: Vec<&str> = schemas.iter().map(String::as_str).collect();
-        let schema =
-            <MySql as crate::backend::Introspect>::introspect(&mut *conn, &schemas).await?;
-        let existing: Vec<String> = sqlx::query_scalar(
-            "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES \
-             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'seedbed\\_\\_b\\_%'",
-        )
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(Error::db("reading the cleaner's baselines"))?;
-        let triggers: Vec<(String, String)> = sqlx::query_as(
-            "SELECT CAST(EVENT_OBJECT_TABLE AS CHAR), CAST(EVENT_MANIPULATION AS CHAR) \
-             FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE()",
-        )
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(Error::db("reading the triggers the cleaner may fire"))?;
-        let fires = |table: &str, event: &str| {
-            triggers
-                .iter()
-                .any(|(t, e)| t == table && e.eq_ignore_ascii_case(event))
-        };
-        let mut tables = Vec::new();
-        let mut baselines = Vec::new();
-        for t in &schema.tables {
-            let table = Table {
-                name: t.name.name.clone(),
-                insertable: t
-                    .columns
-                    .iter()
-                    .filter(|c| !matches!(c.default, ColumnDefault::Generated(_)))
-                    .map(|c| c.name.clone())
-                    .collect(),
-                auto_increment: t
-                    .columns
-                    .iter()
-                    .any(|c| c.default == ColumnDefault::IdentityByDefault),
-                delete_trigger: fires(&t.name.name, "DELETE"),
-                insert_trigger: fires(&t.name.name, "INSERT"),
-            };
-            let copy = baseline_name(&table.name);
-            if existing.contains(&copy) {
-                baselines.push((table, copy));
-            } else {
-                tables.push(table);
-            }
+        let stored: std::result::Result<Vec<PlanTuple>, sqlx::Error> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT name, copy, auto_increment, delete_trigger, insert_trigger, columns \
+                 FROM {} ORDER BY position",
+                q(PLAN_TABLE)
+            )))
+            .fetch_all(&mut *conn)
+            .await;
+        match stored {
+            Ok(rows) if !rows.is_empty() => Ok(MySqlPlan::assemble(
+                rows.into_iter().map(into_entry).collect(),
+            )),
+            Ok(_) => catalog_plan(conn).await,
+            Err(e) if super::error_number(&e) == Some(1146) => catalog_plan(conn).await,
+            Err(e) => Err(Error::db("reading the cleaner's plan")(e)),
         }
-        // Tables without baseline rows have rows to remove when they have any; a table with
-        // baseline rows when its rows differ from its copy's (EXCEPT: MariaDB 10.3+, MySQL
-        // 8.0.31+).
-        let mut parts: Vec<String> = tables
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                format!(
-                    "SELECT {i} FROM DUAL WHERE EXISTS (SELECT 1 FROM {})",
-                    q(&t.name)
-                )
-            })
-            .collect();
-        for (j, (table, copy)) in baselines.iter().enumerate() {
-            let list = quote_mysql_list(table.insertable.iter().map(String::as_str));
-            parts.push(format!(
-                "SELECT {i} FROM DUAL WHERE (SELECT COUNT(*) FROM {t}) <> (SELECT COUNT(*) FROM {c}) \
-                 OR EXISTS (SELECT {list} FROM {t} EXCEPT SELECT {list} FROM {c})",
-                i = tables.len() + j,
-                t = q(&table.name),
-                c = q(copy)
-            ));
-        }
-        let probe = parts.join(" UNION ALL ");
-        Ok(MySqlPlan {
-            tables,
-            baselines,
-            probe,
-        })
     }
 
     async fn clean(
@@ -224,7 +167,158 @@ impl Clean for MySql {
     }
 }
 
+async fn catalog_plan(conn: &mut MySqlConnection) -> Result<MySqlPlan> {
+    let schemas = <MySql as crate::backend::Introspect>::user_schemas(&mut *conn).await?;
+    let schemas: Vec<&str> = schemas.iter().map(String::as_str).collect();
+    let schema = <MySql as crate::backend::Introspect>::introspect(&mut *conn, &schemas).await?;
+    let existing: Vec<String> = sqlx::query_scalar(
+        "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES \
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'seedbed\\_\\_b\\_%'",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(Error::db("reading the cleaner's baselines"))?;
+    let triggers: Vec<(String, String)> = sqlx::query_as(
+        "SELECT CAST(EVENT_OBJECT_TABLE AS CHAR), CAST(EVENT_MANIPULATION AS CHAR) \
+         FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE()",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(Error::db("reading the triggers the cleaner may fire"))?;
+    let fires = |table: &str, event: &str| {
+        triggers
+            .iter()
+            .any(|(t, e)| t == table && e.eq_ignore_ascii_case(event))
+    };
+    let mut entries = Vec::new();
+    for t in &schema.tables {
+        let table = Table {
+            name: t.name.name.clone(),
+            insertable: t
+                .columns
+                .iter()
+                .filter(|c| !matches!(c.default, ColumnDefault::Generated(_)))
+                .map(|c| c.name.clone())
+                .collect(),
+            auto_increment: t
+                .columns
+                .iter()
+                .any(|c| c.default == ColumnDefault::IdentityByDefault),
+            delete_trigger: fires(&t.name.name, "DELETE"),
+            insert_trigger: fires(&t.name.name, "INSERT"),
+        };
+        let copy = baseline_name(&table.name);
+        let copy = existing.contains(&copy).then_some(copy);
+        entries.push((table, copy));
+    }
+    Ok(MySqlPlan::assemble(entries))
+}
+
+/// The table `prepare` writes the cleaner's plan to.
+const PLAN_TABLE: &str = "seedbed__plan";
+
+/// A row of [`PLAN_TABLE`]: the table, its baseline copy, whether it has an auto-increment
+/// key, a DELETE trigger, an INSERT trigger, and its insertable columns one per line.
+type PlanTuple = (String, Option<String>, bool, bool, bool, String);
+
+fn into_entry(row: PlanTuple) -> (Table, Option<String>) {
+    let (name, copy, auto_increment, delete_trigger, insert_trigger, columns) = row;
+    let insertable = if columns.is_empty() {
+        Vec::new()
+    } else {
+        columns.split('\n').map(str::to_string).collect()
+    };
+    (
+        Table {
+            name,
+            insertable,
+            auto_increment,
+            delete_trigger,
+            insert_trigger,
+        },
+        copy,
+    )
+}
+
+/// Writes `plan` to [`PLAN_TABLE`] in the database `conn` is on.
+async fn store_plan(conn: &mut MySqlConnection, plan: &MySqlPlan) -> Result<()> {
+    let context = "writing the cleaner's plan";
+    let create = format!(
+        "CREATE TABLE {} (position INT PRIMARY KEY, name VARCHAR(64) NOT NULL, \
+         copy VARCHAR(64) NULL, auto_increment BOOL NOT NULL, delete_trigger BOOL NOT NULL, \
+         insert_trigger BOOL NOT NULL, columns TEXT NOT NULL) ENGINE=InnoDB",
+        q(PLAN_TABLE)
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::db(context))?;
+    let entries = plan
+        .tables
+        .iter()
+        .map(|t| (t, None))
+        .chain(plan.baselines.iter().map(|(t, c)| (t, Some(c.as_str()))));
+    for (position, (table, copy)) in entries.enumerate() {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {} (position, name, copy, auto_increment, delete_trigger, \
+             insert_trigger, columns) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            q(PLAN_TABLE)
+        )))
+        .bind(i64::try_from(position).unwrap_or(i64::MAX))
+        .bind(&table.name)
+        .bind(copy)
+        .bind(table.auto_increment)
+        .bind(table.delete_trigger)
+        .bind(table.insert_trigger)
+        .bind(table.insertable.join("\n"))
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::db(context))?;
+    }
+    Ok(())
+}
+
 impl MySqlPlan {
+    /// The plan of `entries` (each table with its baseline copy, if it has one), with its probe.
+    fn assemble(entries: Vec<(Table, Option<String>)>) -> MySqlPlan {
+        let mut tables = Vec::new();
+        let mut baselines = Vec::new();
+        for (table, copy) in entries {
+            match copy {
+                Some(copy) => baselines.push((table, copy)),
+                None => tables.push(table),
+            }
+        }
+        // Tables without baseline rows have rows to remove when they have any; a table with
+        // baseline rows when its rows differ from its copy's (EXCEPT: MariaDB 10.3+, MySQL
+        // 8.0.31+).
+        let mut parts: Vec<String> = tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                format!(
+                    "SELECT {i} FROM DUAL WHERE EXISTS (SELECT 1 FROM {})",
+                    q(&t.name)
+                )
+            })
+            .collect();
+        for (j, (table, copy)) in baselines.iter().enumerate() {
+            let list = quote_mysql_list(table.insertable.iter().map(String::as_str));
+            parts.push(format!(
+                "SELECT {i} FROM DUAL WHERE (SELECT COUNT(*) FROM {t}) <> (SELECT COUNT(*) FROM {c}) \
+                 OR EXISTS (SELECT {list} FROM {t} EXCEPT SELECT {list} FROM {c})",
+                i = tables.len() + j,
+                t = q(&table.name),
+                c = q(copy)
+            ));
+        }
+        MySqlPlan {
+            tables,
+            baselines,
+            probe: parts.join(" UNION ALL "),
+        }
+    }
+
     /// The table of a probe index: the tables without baselines first, then those with.
     fn table(&self, i: usize) -> &Table {
         match self.tables.get(i) {

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::util::hash::stable_hash;
 
 /// What seedbed puts in a database beyond the migrations changes with this version.
-pub(super) const IMAGE_VERSION: &str = "v4";
+pub(super) const IMAGE_VERSION: &str = "v5";
 
 /// How long a process waits for another to finish building a database.
 const BUILD_WAIT: Duration = Duration::from_secs(600);
@@ -99,9 +99,12 @@ async fn build(
         admin::drop_database(conn, name).await?;
         return Err(e);
     }
+    // Its copies are checked against this: a copy whose schema a test changed is made again.
+    let schema = fingerprint(conn, name).await?;
     let marker = Marker::new(kind.tag())
         .with("version", IMAGE_VERSION)
         .with("checksum", checksum)
+        .with("schema", schema)
         .with("state", "ready");
     admin::write_marker(conn, name, &marker).await
 }
@@ -133,4 +136,54 @@ async fn fill(iso: &Isolation, server: &MySqlServer, name: &str, kind: Kind) -> 
     conn.close()
         .await
         .map_err(Error::db(format!("closing {}", server.display_url(name))))
+}
+
+/// A digest of `database`'s definitions: tables, columns, keys, constraints, triggers, routines.
+pub(super) async fn fingerprint(
+    conn: &mut sqlx::MySqlConnection,
+    database: &str,
+) -> Result<String> {
+    let part = |table: &str, columns: &str, schema_column: &str| {
+        format!(
+            "(SELECT CONCAT(COUNT(*), ':', COALESCE(SUM(CRC32(CONCAT_WS('|', {columns}))), 0)) \
+             FROM information_schema.{table} WHERE {schema_column} = ?)"
+        )
+    };
+    let sql = format!(
+        "SELECT CAST(CONCAT_WS('/', {}, {}, {}, {}, {}, {}) AS CHAR)",
+        part("TABLES", "TABLE_NAME, TABLE_TYPE", "TABLE_SCHEMA"),
+        part(
+            "COLUMNS",
+            "TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COALESCE(COLUMN_DEFAULT, '~'), \
+             EXTRA, ORDINAL_POSITION",
+            "TABLE_SCHEMA"
+        ),
+        part(
+            "STATISTICS",
+            "TABLE_NAME, INDEX_NAME, COALESCE(COLUMN_NAME, '~'), NON_UNIQUE, SEQ_IN_INDEX",
+            "TABLE_SCHEMA"
+        ),
+        // Filtered by the columns the catalog looks databases up by (TABLE_SCHEMA,
+        // EVENT_OBJECT_SCHEMA): another column makes the server read every database's.
+        part(
+            "TABLE_CONSTRAINTS",
+            "TABLE_NAME, CONSTRAINT_NAME, CONSTRAINT_TYPE",
+            "TABLE_SCHEMA"
+        ),
+        part(
+            "TRIGGERS",
+            "TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION",
+            "EVENT_OBJECT_SCHEMA"
+        ),
+        part("ROUTINES", "ROUTINE_NAME, ROUTINE_TYPE", "ROUTINE_SCHEMA"),
+    );
+    let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
+    for _ in 0..6 {
+        query = query.bind(database);
+    }
+    let print: Option<String> = query
+        .fetch_one(conn)
+        .await
+        .map_err(Error::db(format!("reading the definitions of {database}")))?;
+    Ok(print.unwrap_or_default())
 }

@@ -28,7 +28,7 @@ use super::super::engine;
 use super::super::engine::KeyedOnce;
 use super::super::strategies::Ending;
 use super::super::testdb::{Inner, Outcome};
-use super::image;
+use super::image::{self, fingerprint};
 use super::{Acquired, Freshness, Isolation, PoolSettings, close, run_fixtures};
 use crate::backend::mysql::{MySqlPlan, MySqlServer, admin, coord};
 use crate::backend::{Clean, Marker};
@@ -104,60 +104,22 @@ async fn plan(slot: &Slot) -> Result<Arc<MySqlPlan>> {
         .await
 }
 
-/// The image's schema fingerprint, read once per image.
+/// The image's schema fingerprint, read once per image: from its marker (written as it was
+/// built), else from the catalog.
 async fn image_fingerprint(conn: &mut MySqlConnection, image: &str) -> Result<String> {
     static PRINTS: OnceLock<KeyedOnce<String>> = OnceLock::new();
     PRINTS
         .get_or_init(KeyedOnce::new)
-        .get_or_try_init(image, fingerprint(conn, image))
+        .get_or_try_init(image, async {
+            let marked = admin::read_marker(&mut *conn, image)
+                .await?
+                .and_then(|m| m.get("schema").map(str::to_string));
+            match marked {
+                Some(print) => Ok(print),
+                None => fingerprint(conn, image).await,
+            }
+        })
         .await
-}
-
-/// A digest of `database`'s definitions: tables, columns, keys, constraints, triggers, routines.
-async fn fingerprint(conn: &mut MySqlConnection, database: &str) -> Result<String> {
-    let part = |table: &str, columns: &str, schema_column: &str| {
-        format!(
-            "(SELECT CONCAT(COUNT(*), ':', COALESCE(SUM(CRC32(CONCAT_WS('|', {columns}))), 0)) \
-             FROM information_schema.{table} WHERE {schema_column} = ?)"
-        )
-    };
-    let sql = format!(
-        "SELECT CAST(CONCAT_WS('/', {}, {}, {}, {}, {}, {}) AS CHAR)",
-        part("TABLES", "TABLE_NAME, TABLE_TYPE", "TABLE_SCHEMA"),
-        part(
-            "COLUMNS",
-            "TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COALESCE(COLUMN_DEFAULT, '~'), \
-             EXTRA, ORDINAL_POSITION",
-            "TABLE_SCHEMA"
-        ),
-        part(
-            "STATISTICS",
-            "TABLE_NAME, INDEX_NAME, COALESCE(COLUMN_NAME, '~'), NON_UNIQUE, SEQ_IN_INDEX",
-            "TABLE_SCHEMA"
-        ),
-        // Filtered by the columns the catalog looks databases up by (TABLE_SCHEMA,
-        // EVENT_OBJECT_SCHEMA): another column makes the server read every database's.
-        part(
-            "TABLE_CONSTRAINTS",
-            "TABLE_NAME, CONSTRAINT_NAME, CONSTRAINT_TYPE",
-            "TABLE_SCHEMA"
-        ),
-        part(
-            "TRIGGERS",
-            "TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION",
-            "EVENT_OBJECT_SCHEMA"
-        ),
-        part("ROUTINES", "ROUTINE_NAME, ROUTINE_TYPE", "ROUTINE_SCHEMA"),
-    );
-    let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
-    for _ in 0..6 {
-        query = query.bind(database);
-    }
-    let print: Option<String> = query
-        .fetch_one(conn)
-        .await
-        .map_err(Error::db(format!("reading the definitions of {database}")))?;
-    Ok(print.unwrap_or_default())
 }
 
 pub(super) async fn acquire(
