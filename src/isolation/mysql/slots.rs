@@ -74,6 +74,8 @@ struct Slot {
     connections: Arc<AtomicU32>,
     /// Rollback: the connection is in a transaction begun for the next test.
     begun: bool,
+    /// The DDL statements each of the pool's connections (by id) had run at the last test's end.
+    ddl_seen: std::collections::HashMap<u64, u64>,
 }
 
 /// Drops what [`idle`] keeps.
@@ -170,6 +172,7 @@ pub(super) async fn acquire(
         state: Box::new(Leased {
             slot: Mutex::new(Some(slot)),
             reset_sequences,
+            own_connections: iso.own_connections,
         }),
     })
 }
@@ -289,6 +292,7 @@ async fn lease(
             fresh,
             connections,
             begun: false,
+            ddl_seen: std::collections::HashMap::new(),
         };
         // Its first connection opens here, on the engine runtime: it serves the process's tests.
         let cleaned = clean(&slot, false).await;
@@ -319,26 +323,76 @@ async fn clean(slot: &Slot, reset_sequences: bool) -> Result<()> {
     Ok(())
 }
 
+/// The statements whose counters (`Com_*`) say a session changed a schema.
+const DDL_COUNTERS: &str = "'Com_alter_table', 'Com_create_table', 'Com_drop_table', \
+    'Com_rename_table', 'Com_create_index', 'Com_drop_index', 'Com_create_trigger', \
+    'Com_drop_trigger', 'Com_create_view', 'Com_drop_view', 'Com_alter_view', \
+    'Com_create_procedure', 'Com_drop_procedure', 'Com_alter_procedure', 'Com_create_function', \
+    'Com_drop_function', 'Com_alter_function', 'Com_create_db', 'Com_drop_db', 'Com_alter_db', \
+    'Com_create_event', 'Com_drop_event', 'Com_alter_event', 'Com_call_procedure', \
+    'Com_execute_sql'";
+
+/// What the pool's sessions said at a test's end.
+struct Sessions {
+    /// The DDL statements (and procedure calls, which may run DDL) each connection has run.
+    ddl: std::collections::HashMap<u64, u64>,
+    /// Every connection of the pool answered (none busy, none closed as the test ran).
+    complete: bool,
+}
+
 /// Puts back the session settings a test may have changed on the pool's idle connections
-/// (which serve the next test): foreign-key and unique checks, autocommit.
-async fn reset_sessions(pool: &MySqlPool) -> Result<()> {
+/// (which serve the next test): foreign-key and unique checks, autocommit; and reads how many
+/// DDL statements each has run, so that a test that ran none needs no look at the catalog.
+async fn reset_sessions(pool: &MySqlPool) -> Sessions {
+    // The test's last connection may still be on its way back to the pool.
+    let started = std::time::Instant::now();
+    while u32::try_from(pool.num_idle()).is_ok_and(|idle| idle < pool.size())
+        && started.elapsed() < std::time::Duration::from_millis(20)
+    {
+        tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+    }
     let mut held = Vec::new();
     while let Some(conn) = pool.try_acquire() {
         held.push(conn);
     }
+    let mut complete = u32::try_from(held.len()).is_ok_and(|n| n == pool.size());
+    let mut ddl = std::collections::HashMap::new();
+    let sql = format!(
+        "SET SESSION foreign_key_checks = 1, unique_checks = 1, autocommit = 1; \
+         SELECT CAST(CONNECTION_ID() AS UNSIGNED), CAST(0 AS CHAR); \
+         SHOW SESSION STATUS WHERE Variable_name IN ({DDL_COUNTERS})"
+    );
     for mut conn in held {
-        let reset =
-            sqlx::raw_sql("SET SESSION foreign_key_checks = 1, unique_checks = 1, autocommit = 1")
-                .execute(&mut *conn)
-                .await;
-        match reset {
-            Ok(_) => conn.return_to_pool().await,
+        let read = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+            .fetch_all(&mut *conn)
+            .await
+            .and_then(|rows| {
+                let mut rows = rows.iter();
+                let id: u64 = match rows.next() {
+                    Some(row) => sqlx::Row::try_get(row, 0)?,
+                    None => return Err(sqlx::Error::RowNotFound),
+                };
+                let mut total = 0u64;
+                for row in rows {
+                    let value: String = sqlx::Row::try_get(row, 1)?;
+                    total += value.trim().parse::<u64>().unwrap_or(0);
+                }
+                Ok((id, total))
+            });
+        match read {
+            Ok((id, total)) => {
+                ddl.insert(id, total);
+                conn.return_to_pool().await;
+            }
             // A connection that no longer works (opened on a test's runtime that has ended)
             // closes: the next test opens another.
-            Err(_) => conn.close_on_drop(),
+            Err(_) => {
+                complete = false;
+                conn.close_on_drop();
+            }
         }
     }
-    Ok(())
+    Sessions { ddl, complete }
 }
 
 /// Gives a slot up: its pool closed, its lease freed.
@@ -360,6 +414,8 @@ async fn discard(mut slot: Slot) -> Result<()> {
 struct Leased {
     slot: Mutex<Option<Slot>>,
     reset_sequences: bool,
+    /// The test built its own pool from connect options: its sessions cannot be asked.
+    own_connections: bool,
 }
 
 const EXPLAIN_ROLLBACK: &str = "the test's transaction ended midway, by a raw ROLLBACK in the \
@@ -400,7 +456,14 @@ impl Ending<MySql> for Leased {
         match slot.kind {
             Kind::Rollback => finish_rollback(slot).await,
             Kind::Truncate | Kind::Template => {
-                finish_owned(slot, inner, outcome, self.reset_sequences).await
+                finish_owned(
+                    slot,
+                    inner,
+                    outcome,
+                    self.reset_sequences,
+                    self.own_connections,
+                )
+                .await
             }
         }
     }
@@ -492,6 +555,7 @@ async fn finish_owned(
     inner: &Inner<MySql>,
     outcome: Outcome,
     reset_sequences: bool,
+    own_connections: bool,
 ) -> Result<()> {
     if outcome != Outcome::Passed {
         // Kept for inspection: no test leases it until `seedbed sweep --kept` removes it.
@@ -506,15 +570,21 @@ async fn finish_owned(
         inner.mark_kept();
         return Ok(());
     }
-    let print = fingerprint(&mut slot.holder, &slot.name).await?;
-    if print != image_fingerprint(&mut slot.holder, &slot.image).await? {
-        // The test changed the schema: the copy cannot be emptied back to what it was.
-        return discard(slot).await;
+    // The catalog is read only when a session ran DDL (or a procedure), or when a connection
+    // could not say (busy, closed, or the test's own, from connect options).
+    let sessions = reset_sessions(&slot.pool).await;
+    let ran_ddl = sessions
+        .ddl
+        .iter()
+        .any(|(id, n)| *n > slot.ddl_seen.get(id).copied().unwrap_or(0));
+    if ran_ddl || !sessions.complete || own_connections {
+        let print = fingerprint(&mut slot.holder, &slot.name).await?;
+        if print != image_fingerprint(&mut slot.holder, &slot.image).await? {
+            // The test changed the schema: the copy cannot be emptied back to what it was.
+            return discard(slot).await;
+        }
     }
-    if let Err(e) = reset_sessions(&slot.pool).await {
-        let _ = discard(slot).await;
-        return Err(e);
-    }
+    slot.ddl_seen = sessions.ddl;
     match clean(&slot, reset_sequences).await {
         Ok(()) => {
             idle()
