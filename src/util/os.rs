@@ -192,3 +192,57 @@ pub(crate) fn process_command_line(pid: u32) -> Option<String> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     Some(String::from_utf8_lossy(&raw).replace('\0', " "))
 }
+
+/// A free TCP port on 127.0.0.1 for an embedded server to listen on (another program may take it
+/// before the server binds: callers try again).
+pub(crate) fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// An exclusive `flock` on an embedded server's lock file, released on drop (and by the OS if the
+/// process dies): held while a process checks, starts or stops the server.
+#[derive(Debug)]
+pub(crate) struct FileLock {
+    _file: std::fs::File,
+}
+
+impl FileLock {
+    /// Takes the lock on `path`, waiting at most `wait`; `server` names the server in the
+    /// timeout's message.
+    pub(crate) async fn acquire(
+        path: &Path,
+        wait: std::time::Duration,
+        server: &str,
+    ) -> Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(Error::io("cannot open lock file", path))?;
+        let started = std::time::Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Self { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) if started.elapsed() <= wait => {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(Error::Timeout {
+                        what: format!(
+                            "another process holding {} (it is starting or stopping the \
+                             embedded {server} server)",
+                            path.display()
+                        ),
+                        waited: started.elapsed(),
+                    });
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(Error::io("cannot lock", path)(e));
+                }
+            }
+        }
+    }
+}

@@ -31,7 +31,7 @@
 //! (`/usr/sbin`, `/usr/local/mysql/bin`, Homebrew's): `mariadbd` first, then `mysqld`.
 
 use std::fmt::Write as _;
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -42,7 +42,7 @@ use sqlx::{Connection, MySqlConnection};
 
 use super::server::{Flavor, MySqlServer};
 use crate::error::{Error, Result};
-use crate::util::os::{self, ServerUser};
+use crate::util::os::{self, FileLock, ServerUser};
 
 /// How long a process waits for another to finish starting the server, and for a server to
 /// accept connections.
@@ -435,7 +435,7 @@ pub async fn ensure() -> Result<EmbeddedMySql> {
         other => other,
     })?;
     prepare_dirs(&base, &layout, &user)?;
-    let _lock = FileLock::acquire(&layout.lock_file).await?;
+    let _lock = FileLock::acquire(&layout.lock_file, START_WAIT, "MySQL").await?;
     if let Some(running) = layout.read_state()
         && runs(&running)
     {
@@ -478,7 +478,7 @@ pub async fn stop() -> Result<bool> {
     if !layout.dir.exists() {
         return Ok(false);
     }
-    let _lock = FileLock::acquire(&layout.lock_file).await?;
+    let _lock = FileLock::acquire(&layout.lock_file, START_WAIT, "MySQL").await?;
     let Some(running) = layout.read_state().filter(runs) else {
         let _ = fs::remove_file(&layout.state_file);
         return Ok(false);
@@ -838,54 +838,10 @@ fn write_private(path: &Path, password: &str) -> Result<()> {
 }
 
 fn free_port() -> Result<u16> {
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| Error::EmbeddedMySql {
-            what: format!("cannot find a free TCP port on 127.0.0.1: {e}"),
-            log_tail: None,
-        })?;
-    Ok(listener
-        .local_addr()
-        .map_err(Error::io("cannot read the address of", "127.0.0.1:0"))?
-        .port())
-}
-
-/// An exclusive `flock` on the server's lock file, released on drop (and by the OS if the
-/// process dies).
-struct FileLock {
-    _file: File,
-}
-
-impl FileLock {
-    async fn acquire(path: &Path) -> Result<Self> {
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(Error::io("cannot open lock file", path))?;
-        let started = Instant::now();
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(Self { _file: file }),
-                Err(fs::TryLockError::WouldBlock) if started.elapsed() <= START_WAIT => {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                Err(fs::TryLockError::WouldBlock) => {
-                    return Err(Error::Timeout {
-                        what: format!(
-                            "another process holding {} (it is starting or stopping the \
-                             embedded MySQL server)",
-                            path.display()
-                        ),
-                        waited: started.elapsed(),
-                    });
-                }
-                Err(fs::TryLockError::Error(e)) => {
-                    return Err(Error::io("cannot lock", path)(e));
-                }
-            }
-        }
-    }
+    os::free_port().map_err(|e| Error::EmbeddedMySql {
+        what: format!("cannot find a free TCP port on 127.0.0.1: {e}"),
+        log_tail: None,
+    })
 }
 
 #[cfg(test)]

@@ -31,15 +31,15 @@
 //! (trusting every local account) is secured the first time seedbed finds it, running or not.
 
 use std::fmt::Write as _;
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 
 use super::binaries::{Binaries, SearchPaths, discover_cached};
-use super::os::{self, ServerUser};
+use super::os::{self, FileLock, ServerUser};
 use crate::error::{Error, Result};
 
 mod access;
@@ -312,7 +312,7 @@ pub async fn ensure(config: &EmbeddedConfig) -> Result<EmbeddedServer> {
 
     let user = ServerUser::detect()?;
     prepare_dirs(&base, &cluster, &user).map_err(|e| disk_full(e, &cluster))?;
-    let _lock = FileLock::acquire(&cluster.lock_file).await?;
+    let _lock = FileLock::acquire(&cluster.lock_file, LOCK_WAIT, "PostgreSQL").await?;
 
     if let Some(running) = cluster.read_state()
         && probe(&running, &cluster.data_dir).await
@@ -372,7 +372,7 @@ pub async fn stop(config: &EmbeddedConfig) -> Result<bool> {
         return Ok(false);
     }
     let user = ServerUser::detect()?;
-    let _lock = FileLock::acquire(&cluster.lock_file).await?;
+    let _lock = FileLock::acquire(&cluster.lock_file, LOCK_WAIT, "PostgreSQL").await?;
     let was_running = cluster.data_dir.join("postmaster.pid").exists();
     if was_running {
         let out = user
@@ -567,54 +567,10 @@ async fn start(
 }
 
 fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| Error::Embedded {
+    os::free_port().map_err(|e| Error::Embedded {
         what: format!("cannot find a free TCP port on 127.0.0.1: {e}"),
         log_tail: None,
-    })?;
-    let port = listener
-        .local_addr()
-        .map_err(Error::io("cannot read the address of", "127.0.0.1:0"))?
-        .port();
-    Ok(port)
-}
-
-/// An exclusive `flock` on the cluster's lock file, released on drop (and by the OS if the process
-/// dies).
-struct FileLock {
-    _file: File,
-}
-
-impl FileLock {
-    async fn acquire(path: &Path) -> Result<Self> {
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(Error::io("cannot open lock file", path))?;
-        let started = Instant::now();
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(Self { _file: file }),
-                Err(fs::TryLockError::WouldBlock) => {
-                    if started.elapsed() > LOCK_WAIT {
-                        return Err(Error::Timeout {
-                            what: format!(
-                                "another process holding {} (it is starting or stopping the \
-                                 embedded server)",
-                                path.display()
-                            ),
-                            waited: started.elapsed(),
-                        });
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                Err(fs::TryLockError::Error(e)) => {
-                    return Err(Error::io("cannot lock", path)(e));
-                }
-            }
-        }
-    }
+    })
 }
 
 #[cfg(test)]
