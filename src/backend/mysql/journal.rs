@@ -151,21 +151,13 @@ impl Journal for MySql {
     }
 
     async fn clean(conn: &mut MySqlConnection, token: &str) -> Result<()> {
-        let mut attempt = 0;
-        loop {
-            match clean_once(conn, token).await {
-                // Tests removing rows at once may deadlock on InnoDB's row locks: the loser's
-                // transaction is rolled back whole and runs again.
-                Err(e) if attempt < 5 && matches!(super::error_number(&e), Some(1213 | 1205)) => {
-                    attempt += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(5 * attempt)).await;
-                }
-                Err(e) => {
-                    return Err(Error::db(format!("removing the rows of token {token}"))(e));
-                }
-                Ok(()) => return Ok(()),
-            }
-        }
+        let owned = token.to_string();
+        again_on_deadlock(conn, move |conn| {
+            let token = owned.clone();
+            Box::pin(async move { clean_once(conn, &token).await })
+        })
+        .await
+        .map_err(Error::db(format!("removing the rows of token {token}")))
     }
 
     async fn forget(conn: &mut MySqlConnection, token: &str) -> Result<()> {
@@ -208,15 +200,27 @@ impl Journal for MySql {
 /// Moves the rows recorded under `key` to `token` (a failed test's) and keeps them from the
 /// sweep, for inspection; `seedbed sweep --kept` removes them.
 pub(crate) async fn hand_over(conn: &mut MySqlConnection, key: &str, token: &str) -> Result<()> {
-    let context = || format!("keeping the rows of token {token}");
+    let (key_owned, token_owned) = (key.to_string(), token.to_string());
+    again_on_deadlock(conn, move |conn| {
+        let (key, token) = (key_owned.clone(), token_owned.clone());
+        Box::pin(async move { hand_over_once(conn, &key, &token).await })
+    })
+    .await
+    .map_err(Error::db(format!("keeping the rows of token {token}")))
+}
+
+async fn hand_over_once(
+    conn: &mut MySqlConnection,
+    key: &str,
+    token: &str,
+) -> std::result::Result<(), sqlx::Error> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT IGNORE INTO {} (token) VALUES (?)",
         q(KEPT)
     )))
     .bind(token)
     .execute(&mut *conn)
-    .await
-    .map_err(Error::db(context()))?;
+    .await?;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE {} SET token = ? WHERE token = ?",
         q(JOURNAL)
@@ -224,9 +228,31 @@ pub(crate) async fn hand_over(conn: &mut MySqlConnection, key: &str, token: &str
     .bind(token)
     .bind(key)
     .execute(conn)
-    .await
-    .map_err(Error::db(context()))?;
+    .await?;
     Ok(())
+}
+
+/// Runs `once` again (up to 5 more times, a few milliseconds apart) when InnoDB chose it as a
+/// deadlock's victim or it waited too long for a row lock: tests changing the shared journal at
+/// once lock rows of the same index, and the loser's statement is rolled back whole.
+async fn again_on_deadlock<T>(
+    conn: &mut MySqlConnection,
+    mut once: impl for<'a> FnMut(
+        &'a mut MySqlConnection,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = std::result::Result<T, sqlx::Error>> + Send + 'a>,
+    >,
+) -> std::result::Result<T, sqlx::Error> {
+    let mut attempt = 0;
+    loop {
+        match once(&mut *conn).await {
+            Err(e) if attempt < 5 && matches!(super::error_number(&e), Some(1213 | 1205)) => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(5 * attempt)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// One attempt at removing the rows of `token`, children and parents alike (foreign-key checks
