@@ -507,6 +507,15 @@ async fn namespace_removes_the_tests_rows_and_keeps_a_failed_tests() {
         .await
         .unwrap();
     assert_eq!(counts, 0, "rows its trigger wrote too");
+    // Removing the post fired the audit trigger: the audit row is the test's too, and goes.
+    let logged: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM {}.post_log",
+        seedbed::sql::quote_mysql_ident(&database)
+    )))
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(logged, 0, "the audit rows removing the test's rows wrote");
 
     let db = iso(Strategy::Namespace)
         .test_name("mysql::namespace_rows_failed")

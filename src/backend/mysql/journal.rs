@@ -255,65 +255,119 @@ async fn again_on_deadlock<T>(
     }
 }
 
+/// The temporary table a removal reads the token's journal entries from: a `DELETE` that read
+/// `seedbed__journal` itself could not fire a trigger that writes to it (error 1442), and the
+/// application's triggers fire journal triggers (an audit row written when a row goes).
+const MOVED: &str = "seedbed__journal_moved";
+
+/// Rounds of removal at most: rows the application's triggers write while the token's rows go
+/// are the token's too, removed in the next round. Entries left after the last round stay in
+/// the journal under the token, for the sweep.
+const ROUNDS: usize = 8;
+
 /// One attempt at removing the rows of `token`, children and parents alike (foreign-key checks
 /// off: every row removed is the test's), in one transaction.
+///
+/// Each round moves the token's journal entries into a temporary table and deletes the rows
+/// they name. The session records under `token` meanwhile, so the rows the application's own
+/// triggers write as rows go (an audit trail) are journaled and removed in the next round; the
+/// session's own token is given back at the end.
 async fn clean_once(
     conn: &mut MySqlConnection,
     token: &str,
 ) -> std::result::Result<(), sqlx::Error> {
-    let tables: Vec<(i32, String, String, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT t.tid, t.name, t.columns, t.keyed FROM {t} t \
-         WHERE t.tid IN (SELECT j.tid FROM {j} j WHERE j.token = ?)",
-        t = q(TABLES),
-        j = q(JOURNAL)
+    // Read committed: a delete locks the rows it removes, not the gaps around the rows it reads.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SET @seedbed__saved_token = {TOKEN_VARIABLE}, {TOKEN_VARIABLE} = ?"
     )))
     .bind(token)
-    .fetch_all(&mut *conn)
-    .await?;
-    // Read committed: a delete locks the rows it removes, not the gaps around the rows it reads.
-    sqlx::raw_sql(
-        "SET SESSION FOREIGN_KEY_CHECKS = 0; \
-         SET TRANSACTION ISOLATION LEVEL READ COMMITTED; START TRANSACTION",
-    )
     .execute(&mut *conn)
     .await?;
+    let setup = format!(
+        "SET SESSION FOREIGN_KEY_CHECKS = 0; \
+         CREATE TEMPORARY TABLE IF NOT EXISTS {m} (tid INT NOT NULL, pk TEXT NOT NULL, KEY (tid)); \
+         DELETE FROM {m}; \
+         SET TRANSACTION ISOLATION LEVEL READ COMMITTED; START TRANSACTION",
+        m = q(MOVED)
+    );
     let deleted = async {
-        for (tid, name, columns, keyed) in &tables {
-            let on = columns
-                .split('\n')
-                .enumerate()
-                .map(|(i, line)| matches(line, i, *keyed))
-                .collect::<Vec<_>>()
-                .join(" AND ");
-            let sql = format!(
-                "DELETE r FROM {j} j JOIN {t} r ON {on} WHERE j.token = ? AND j.tid = ?",
-                j = q(JOURNAL),
-                t = q(name),
-            );
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(token)
-                .bind(tid)
-                .execute(&mut *conn)
-                .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(setup)).execute(&mut *conn).await?;
+        for _ in 0..ROUNDS {
+            if !clean_round(conn, token).await? {
+                break;
+            }
         }
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM {} WHERE token = ?",
-            q(JOURNAL)
-        )))
-        .bind(token)
-        .execute(&mut *conn)
-        .await?;
-        sqlx::raw_sql("COMMIT; SET SESSION FOREIGN_KEY_CHECKS = 1")
-            .execute(&mut *conn)
-            .await
+        sqlx::raw_sql("COMMIT").execute(&mut *conn).await
     }
     .await;
     if deleted.is_err() {
-        let _ = sqlx::raw_sql("ROLLBACK; SET SESSION FOREIGN_KEY_CHECKS = 1")
-            .execute(&mut *conn)
-            .await;
+        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
     }
-    deleted.map(|_| ())
+    let restored = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SET SESSION FOREIGN_KEY_CHECKS = 1, {TOKEN_VARIABLE} = @seedbed__saved_token; \
+         DROP TEMPORARY TABLE IF EXISTS {}",
+        q(MOVED)
+    )))
+    .execute(&mut *conn)
+    .await;
+    deleted?;
+    restored.map(|_| ())
+}
+
+/// One round of [`clean_once`]: moves the token's journal entries out and deletes their rows.
+/// Returns whether there were any.
+async fn clean_round(
+    conn: &mut MySqlConnection,
+    token: &str,
+) -> std::result::Result<bool, sqlx::Error> {
+    let moved = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {m} (tid, pk) SELECT tid, pk FROM {j} WHERE token = ?",
+        m = q(MOVED),
+        j = q(JOURNAL)
+    )))
+    .bind(token)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if moved == 0 {
+        return Ok(false);
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM {} WHERE token = ?",
+        q(JOURNAL)
+    )))
+    .bind(token)
+    .execute(&mut *conn)
+    .await?;
+    let tables: Vec<(i32, String, String, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT t.tid, t.name, t.columns, t.keyed FROM {t} t \
+         WHERE t.tid IN (SELECT m.tid FROM {m} m)",
+        t = q(TABLES),
+        m = q(MOVED)
+    )))
+    .fetch_all(&mut *conn)
+    .await?;
+    for (tid, name, columns, keyed) in &tables {
+        let on = columns
+            .split('\n')
+            .enumerate()
+            .map(|(i, line)| matches(line, i, *keyed))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let sql = format!(
+            "DELETE r FROM {m} j JOIN {t} r ON {on} WHERE j.tid = ?",
+            m = q(MOVED),
+            t = q(name),
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tid)
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DELETE FROM {}", q(MOVED))))
+        .execute(&mut *conn)
+        .await?;
+    Ok(true)
 }
 
 /// Lets the sweep take the rows kept for failed tests: returns their tokens.
