@@ -1,7 +1,7 @@
 //! Factories on MySQL and MariaDB (feature `mysql`): `create` reading back what the database
 //! assigned (keys, defaults), `create_list` of 10,000 rows in multi-row INSERTs, associations,
 //! a caller's transaction, constraint errors that name table and constraint, and a foreign-key
-//! cycle refused with what to do.
+//! cycle refused with what to do; `db.rows` filling a table from the schema alone.
 //!
 //! On MariaDB rows come back from `INSERT … RETURNING`; on MySQL they are read back by their
 //! `AUTO_INCREMENT` keys.
@@ -177,4 +177,35 @@ async fn a_foreign_key_cycle_is_refused_with_what_to_do(db: TestDb<MySql>) {
     let err = graph.create(&db).await.unwrap_err().to_string();
     assert!(err.contains("foreign-key cycle"), "{err}");
     assert!(err.contains("UPDATE"), "{err}");
+}
+
+/// `db.rows` on MySQL: rows for a table without a model struct, from the schema alone (its
+/// ENUM labels, unique keys, defaults), with the parents they need created first.
+#[seedbed::test(strategy = "template", migrations = "tests/mysql_factory_migrations")]
+async fn rows_from_the_schema_alone(db: TestDb<MySql>) {
+    let members = db
+        .rows("members")
+        .set("plan", "pro")
+        .create(12)
+        .await
+        .unwrap();
+    assert_eq!(members.len(), 12);
+    for m in &members {
+        assert_eq!(m["plan"], "pro", "{m}");
+        assert!(m["id"].as_i64().is_some_and(|id| id > 0), "{m}");
+        assert!(m["email"].as_str().is_some_and(|e| !e.is_empty()), "{m}");
+    }
+    let pool = db.pool();
+    assert_eq!(count(&pool, "members").await, 12);
+    assert!(
+        count(&pool, "orgs").await >= 1,
+        "the parents were created first"
+    );
+    let pro: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE plan = 'pro'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(pro, 12);
+    let err = db.rows("no_such_table").create(1).await.unwrap_err();
+    assert!(err.to_string().contains("no_such_table"), "{err}");
 }

@@ -10,7 +10,8 @@ use crate::isolation::TestDb;
 use crate::rowgen::rows::{RowPlan, RowWriter};
 use crate::sql::QualifiedName;
 
-/// The backends whose schema the row generator reads: PostgreSQL, and SQLite (feature `sqlite`).
+/// The backends whose schema the row generator reads: PostgreSQL, SQLite (feature `sqlite`) and
+/// MySQL or MariaDB (feature `mysql`).
 pub trait SchemaRows: Backend
 where
     Self::Connection: RowWriter,
@@ -30,6 +31,13 @@ impl SchemaRows for sqlx::Postgres {
 impl SchemaRows for sqlx::Sqlite {
     async fn __plan(conn: &mut sqlx::SqliteConnection) -> Result<RowPlan> {
         RowPlan::analyze_sqlite_with(conn, None).await
+    }
+}
+
+#[cfg(feature = "mysql")]
+impl SchemaRows for sqlx::MySql {
+    async fn __plan(conn: &mut sqlx::MySqlConnection) -> Result<RowPlan> {
+        RowPlan::analyze_mysql_with(conn, None).await
     }
 }
 

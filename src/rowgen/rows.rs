@@ -33,6 +33,9 @@ use self::plan::{order, plan_table};
 use self::read::{read_domains, read_existing_max, read_prefilled};
 #[path = "rows_fill.rs"]
 mod fill;
+#[cfg(feature = "mysql")]
+#[path = "rows_mysql.rs"]
+pub(crate) mod mysql;
 #[cfg(feature = "sqlite")]
 #[path = "rows_sqlite.rs"]
 pub(crate) mod sqlite;
@@ -46,7 +49,8 @@ pub(crate) mod sealed {
 }
 
 /// A connection the row generator writes on: a `PgConnection`, or (feature `sqlite`) a
-/// `SqliteConnection`. A transaction or a pooled connection gives one with `&mut *tx`.
+/// `SqliteConnection`, or (feature `mysql`) a `MySqlConnection`. A transaction or a pooled
+/// connection gives one with `&mut *tx`.
 ///
 /// ```no_run
 /// # async fn demo(plan: &seedbed::bench::RowPlan, pool: &sqlx::PgPool) -> Result<(), seedbed::Error> {

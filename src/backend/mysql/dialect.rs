@@ -153,9 +153,9 @@ impl Dialect for MySql {
     }
 }
 
-/// The flavor of the server factories write to, asked once per process (a process's MySQL tests
-/// use one server).
-async fn flavor(conn: &mut MySqlConnection) -> std::result::Result<Flavor, sqlx::Error> {
+/// The flavor of the server factories and the row generator write to, asked once per process (a
+/// process's MySQL tests use one server).
+pub(crate) async fn flavor(conn: &mut MySqlConnection) -> std::result::Result<Flavor, sqlx::Error> {
     static FLAVOR: std::sync::OnceLock<Flavor> = std::sync::OnceLock::new();
     if let Some(flavor) = FLAVOR.get() {
         return Ok(*flavor);

@@ -44,6 +44,10 @@ use sqlx::mysql::MySqlConnectOptions;
 use sqlx::{MySql, MySqlConnection};
 
 pub use self::clean::MySqlPlan;
+// For the row generator (built with `postgres`), which asks whether the server returns rows
+// from an INSERT.
+#[cfg(feature = "postgres")]
+pub(crate) use self::dialect::flavor;
 // For the isolation engine, which builds with the `postgres` feature.
 #[cfg(feature = "postgres")]
 pub(crate) use self::clean::reset_counters;
