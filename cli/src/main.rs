@@ -31,6 +31,10 @@ pub(crate) static REFERENCE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!
 pub(crate) static REFERENCE_SQLITE_MIGRATIONS: sqlx::migrate::Migrator =
     sqlx::migrate!("../migrations/sqlite");
 
+/// The reference schema adapted to MySQL and MariaDB: the default of `seedbed bench --mysql`.
+pub(crate) static REFERENCE_MYSQL_MIGRATIONS: sqlx::migrate::Migrator =
+    sqlx::migrate!("../migrations/mysql");
+
 #[derive(Parser)]
 #[command(
     name = "seedbed",

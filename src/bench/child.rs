@@ -47,6 +47,35 @@ use crate::sql::QualifiedName;
 /// The start of the line a test process prints its [`ChildReport`] on.
 const LINE_PREFIX: &str = "seedbed-bench-child ";
 
+/// The variable that tells a test process of a MySQL run that it runs on MySQL (`mysql`); its
+/// server is then the one `SEEDBED_MYSQL_URL` names.
+#[cfg(feature = "mysql")]
+pub(crate) const BACKEND_VAR: &str = "SEEDBED_BENCH_BACKEND";
+
+/// The database system a test process of the bench runs on, as its environment says: MySQL when
+/// `SEEDBED_BENCH_BACKEND` is `mysql`, SQLite when `SEEDBED_DATABASE_URL` is a `sqlite:` URL,
+/// else PostgreSQL. A program that runs [`run_child`] chooses its own migrations by it.
+///
+/// ```
+/// use seedbed::bench::{Backend, child_backend};
+/// // Nothing in this environment says SQLite or MySQL.
+/// # if std::env::var_os("SEEDBED_BENCH_BACKEND").is_none()
+/// #     && !std::env::var("SEEDBED_DATABASE_URL").is_ok_and(|u| u.starts_with("sqlite:")) {
+/// assert_eq!(child_backend(), Backend::Postgres);
+/// # }
+/// ```
+pub fn child_backend() -> super::Backend {
+    #[cfg(feature = "mysql")]
+    if std::env::var(BACKEND_VAR).is_ok_and(|b| b == "mysql") {
+        return super::Backend::MySql;
+    }
+    #[cfg(feature = "sqlite")]
+    if std::env::var("SEEDBED_DATABASE_URL").is_ok_and(|u| u.starts_with("sqlite:")) {
+        return super::Backend::Sqlite;
+    }
+    super::Backend::Postgres
+}
+
 /// What a test process runs: a target of the run, or the floor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChildKind {
@@ -327,10 +356,19 @@ pub async fn run_child(
     let seed = super::runner::test_seed(spec.seed, spec.test);
     let tables = plan.choose_tables(spec.tables, seed);
     let url = std::env::var("SEEDBED_DATABASE_URL").ok();
-    #[cfg(feature = "sqlite")]
-    if url.as_deref().is_some_and(|u| u.starts_with("sqlite:")) {
-        let (database, overhead, writes) =
-            sqlite_child(spec, program, &plan, &tables, seed).await?;
+    let elsewhere: Option<Result<(String, Duration, Duration)>> = match child_backend() {
+        super::Backend::Postgres => None,
+        #[cfg(feature = "sqlite")]
+        super::Backend::Sqlite => {
+            Some(sqlite_child(spec, program.clone(), &plan, &tables, seed).await)
+        }
+        #[cfg(feature = "mysql")]
+        super::Backend::MySql => {
+            Some(mysql_child(spec, program.clone(), &plan, &tables, seed).await)
+        }
+    };
+    if let Some(ran) = elsewhere {
+        let (database, overhead, writes) = ran?;
         return Ok(ChildReport {
             database,
             overhead,
@@ -469,6 +507,54 @@ async fn sqlite_child(
             })
             .await?;
             Ok((name, ready + end, writes))
+        }
+    }
+}
+
+/// A test process on MySQL (`SEEDBED_BENCH_BACKEND=mysql`, the server in `SEEDBED_MYSQL_URL`).
+#[cfg(feature = "mysql")]
+async fn mysql_child(
+    spec: &ChildSpec,
+    program: MigrationSource,
+    plan: &RowPlan,
+    tables: &[QualifiedName],
+    seed: u64,
+) -> Result<(String, Duration, Duration)> {
+    use super::host::mysql;
+    use crate::backend::mysql::MySqlServer;
+    use sqlx::MySqlConnection;
+    match &spec.kind {
+        ChildKind::Floor { database } => {
+            // As a test process finds it, without a connection of its own.
+            let server = MySqlServer::from_env().await?;
+            let (ready, writes, end) =
+                mysql::floor(&server, database, plan, tables, spec.rows, seed).await?;
+            Ok((database.clone(), ready + end, writes))
+        }
+        ChildKind::Target(Target::Strategy(strategy)) => {
+            let db = child_isolation(spec, program, *strategy)
+                .acquire_on::<sqlx::MySql>()
+                .await?;
+            strategy_child(db, plan, tables, spec.rows, seed).await
+        }
+        ChildKind::Target(Target::Baseline) => {
+            let t = Instant::now();
+            let migrations = child_migrations(spec, program).await?;
+            let server = MySqlServer::from_env().await?;
+            let mut admin = MySqlConnection::connect_with(&server.options())
+                .await
+                .map_err(|e| server.explain(e, Duration::ZERO))?;
+            let name = mysql::baseline_database(std::process::id(), spec.test);
+            let ran = mysql::baseline(&server, &mut admin, &name, &migrations, async |conn| {
+                plan.fill(conn, tables, spec.rows, seed).await.map(|_| ())
+            })
+            .await;
+            let _ = admin.close().await;
+            let (_, writes, _) = ran?;
+            // Everything but the writes, as the PostgreSQL baseline counts it: reading the
+            // migrations, connecting and clearing a database a crashed process left are the
+            // test's too.
+            Ok((name, t.elapsed().saturating_sub(writes), writes))
         }
     }
 }

@@ -1,7 +1,7 @@
-//! Where a run's databases live: a PostgreSQL server, or (feature `sqlite`) a directory of SQLite
-//! files. What differs between the two in a run is here: the database the rows are planned on,
-//! listing databases, counting connections, the isolation check, a baseline test and the
-//! report's environment.
+//! Where a run's databases live: a PostgreSQL server, (feature `sqlite`) a directory of SQLite
+//! files, or (feature `mysql`) a MySQL or MariaDB server. What differs between them in a run is
+//! here: the database the rows are planned on, listing databases, counting connections, the
+//! isolation check, a baseline test and the report's environment.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -23,6 +23,8 @@ pub(crate) enum Host {
     Postgres(&'static Server),
     #[cfg(feature = "sqlite")]
     Sqlite(&'static crate::backend::sqlite::Directory),
+    #[cfg(feature = "mysql")]
+    MySql(&'static crate::backend::mysql::MySqlServer),
 }
 
 /// What planning found: the rows, what a migrated database holds, and the database the floor
@@ -41,6 +43,10 @@ impl Host {
             #[cfg(feature = "sqlite")]
             Backend::Sqlite => Ok(Host::Sqlite(
                 crate::backend::sqlite::Directory::get().await?,
+            )),
+            #[cfg(feature = "mysql")]
+            Backend::MySql => Ok(Host::MySql(
+                crate::backend::mysql::MySqlServer::get().await?,
             )),
         }
     }
@@ -70,6 +76,8 @@ impl Host {
             }
             #[cfg(feature = "sqlite")]
             Host::Sqlite(dir) => sqlite::plan(dir, migrations, rows).await,
+            #[cfg(feature = "mysql")]
+            Host::MySql(server) => mysql::plan(server, migrations, rows).await,
         }
     }
 
@@ -78,12 +86,14 @@ impl Host {
         not(feature = "sqlite"),
         expect(unused_variables, reason = "what SQLite removes")
     )]
-    pub(crate) fn forget_plan(self, database: &str, floors: usize) {
+    pub(crate) async fn forget_plan(self, database: &str, floors: usize) {
         match self {
             // The migrated database is the engine's own, shared with later runs.
             Host::Postgres(_) => {}
             #[cfg(feature = "sqlite")]
             Host::Sqlite(dir) => sqlite::forget_plan(dir, database, floors),
+            #[cfg(feature = "mysql")]
+            Host::MySql(server) => mysql::forget_plan(server, database).await,
         }
     }
 
@@ -98,6 +108,9 @@ impl Host {
             Host::Postgres(_) => Ok(()),
             #[cfg(feature = "sqlite")]
             Host::Sqlite(dir) => sqlite::prepare_floor(dir, database, jobs),
+            // Floor processes write into the migrated database, each in its own transaction.
+            #[cfg(feature = "mysql")]
+            Host::MySql(_) => Ok(()),
         }
     }
 
@@ -107,6 +120,8 @@ impl Host {
             Host::Postgres(server) => isolation_check::database_names(server).await,
             #[cfg(feature = "sqlite")]
             Host::Sqlite(dir) => isolation_check::sqlite_database_names(dir),
+            #[cfg(feature = "mysql")]
+            Host::MySql(server) => mysql::database_names(server).await,
         }
     }
 
@@ -116,6 +131,8 @@ impl Host {
             Host::Postgres(server) => Sampler::start(server).await,
             #[cfg(feature = "sqlite")]
             Host::Sqlite(_) => Ok(Sampler::none()),
+            #[cfg(feature = "mysql")]
+            Host::MySql(server) => Sampler::on(server.maintenance().await?).await,
         }
     }
 
@@ -136,6 +153,9 @@ impl Host {
             Host::Sqlite(dir) => {
                 isolation_check::check_sqlite(dir, expected, stay, gone, wait, registered).await
             }
+            // No registry on MySQL: a lease is a named lock, gone with its session.
+            #[cfg(feature = "mysql")]
+            Host::MySql(server) => mysql::check(server, expected, stay, gone, wait).await,
         };
         checked.unwrap_or_else(|e| IsolationCheck {
             problems: vec![format!("the isolation check failed: {e}")],
@@ -149,6 +169,8 @@ impl Host {
             Host::Postgres(server) => runner_env::environment(server).await,
             #[cfg(feature = "sqlite")]
             Host::Sqlite(dir) => runner_env::sqlite_environment(dir).await,
+            #[cfg(feature = "mysql")]
+            Host::MySql(server) => runner_env::mysql_environment(server).await,
         }
     }
 
@@ -171,9 +193,57 @@ impl Host {
                     dir.path().display().to_string(),
                 ),
             ],
+            // Test processes find the embedded server as a test would (its state file), and a
+            // server named by URL by that URL. The floor's database travels as an argument.
+            #[cfg(feature = "mysql")]
+            Host::MySql(server) => vec![
+                (super::child::BACKEND_VAR, "mysql".to_string()),
+                (
+                    crate::backend::mysql::URL_VAR,
+                    if server.origin() == "embedded" {
+                        "embedded".to_string()
+                    } else {
+                        server.url_for("")
+                    },
+                ),
+            ],
+        }
+    }
+
+    /// Whether the databases `target`'s tests used must be gone after the run: the baseline's,
+    /// and PostgreSQL's and SQLite's Template copies (dropped, or kept for this process's next
+    /// test). MySQL's Template copies are emptied and given to the next test: they stay, and
+    /// are checked.
+    pub(crate) fn must_go(self, target: super::Target) -> bool {
+        match target {
+            super::Target::Baseline => true,
+            super::Target::Strategy(crate::isolation::Strategy::Template) => match self {
+                #[cfg(feature = "mysql")]
+                Host::MySql(_) => false,
+                _ => true,
+            },
+            super::Target::Strategy(_) => false,
+        }
+    }
+
+    /// Whether the database `name` that a strategy's first test made is that test's own (a
+    /// Template clone or a SQLite copy), not something built once for every test.
+    pub(crate) fn per_test_database(self, name: &str) -> bool {
+        match self {
+            Host::Postgres(_) => name.starts_with("seedbed_c_"),
+            #[cfg(feature = "sqlite")]
+            Host::Sqlite(_) => name.starts_with("seedbed_clone_"),
+            // Slots and copies serve test after test.
+            #[cfg(feature = "mysql")]
+            Host::MySql(_) => false,
         }
     }
 }
+
+/// The MySQL side of a run.
+#[cfg(feature = "mysql")]
+#[path = "host_mysql.rs"]
+pub(crate) mod mysql;
 
 /// The SQLite side of a run.
 #[cfg(feature = "sqlite")]

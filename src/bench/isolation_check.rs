@@ -19,9 +19,9 @@ use crate::sql::QualifiedName;
 /// What a database holds right after its migrations.
 #[derive(Debug, Clone)]
 pub(crate) struct Expected {
-    tables: Vec<QualifiedName>,
-    counts: Vec<i64>,
-    schemas: Vec<String>,
+    pub(crate) tables: Vec<QualifiedName>,
+    pub(crate) counts: Vec<i64>,
+    pub(crate) schemas: Vec<String>,
 }
 
 /// `SELECT ARRAY[(SELECT count(*) FROM t1), …]` for every table.

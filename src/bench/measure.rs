@@ -57,14 +57,51 @@ impl Summary {
     }
 }
 
-/// The client connections on the server right now (every database, every user).
-async fn client_connections(conn: &mut PgConnection) -> Result<i64> {
-    sqlx::query_scalar(
-        "SELECT count(*)::int8 FROM pg_stat_activity WHERE backend_type = 'client backend'",
-    )
-    .fetch_one(conn)
-    .await
-    .map_err(Error::db("counting connections in pg_stat_activity"))
+/// A connection that counts the server's client connections (every database, every user).
+#[async_trait::async_trait]
+pub(crate) trait Counter: Send + 'static {
+    /// The client connections on the server right now.
+    async fn client_connections(&mut self) -> Result<i64>;
+    /// Closes the connection.
+    async fn close_counter(self);
+}
+
+#[async_trait::async_trait]
+impl Counter for PgConnection {
+    async fn client_connections(&mut self) -> Result<i64> {
+        sqlx::query_scalar(
+            "SELECT count(*)::int8 FROM pg_stat_activity WHERE backend_type = 'client backend'",
+        )
+        .fetch_one(self)
+        .await
+        .map_err(Error::db("counting connections in pg_stat_activity"))
+    }
+
+    async fn close_counter(self) {
+        let _ = self.close().await;
+    }
+}
+
+#[cfg(feature = "mysql")]
+#[async_trait::async_trait]
+impl Counter for sqlx::MySqlConnection {
+    async fn client_connections(&mut self) -> Result<i64> {
+        // The server's own threads (`Daemon`: the event scheduler, InnoDB's purge on MySQL)
+        // are not clients.
+        sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS SIGNED) FROM information_schema.PROCESSLIST \
+             WHERE COMMAND NOT IN ('Daemon', 'Binlog Dump', 'Binlog Dump GTID')",
+        )
+        .fetch_one(self)
+        .await
+        .map_err(Error::db(
+            "counting connections in information_schema.PROCESSLIST",
+        ))
+    }
+
+    async fn close_counter(self) {
+        let _ = self.close().await;
+    }
 }
 
 /// Samples the server's client connections every few milliseconds while a run goes on; the peak
@@ -90,20 +127,30 @@ impl Sampler {
     }
 
     pub(crate) async fn start(server: &Server) -> Result<Sampler> {
-        let mut conn = server.connect().await?;
-        let before = client_connections(&mut conn).await?;
+        Sampler::on(server.connect().await?).await
+    }
+
+    /// Samples through `conn`, which it closes when it stops.
+    pub(crate) async fn on<C: Counter>(mut conn: C) -> Result<Sampler> {
+        let before = match conn.client_connections().await {
+            Ok(n) => n,
+            Err(e) => {
+                conn.close_counter().await;
+                return Err(e);
+            }
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let peak = Arc::new(AtomicI64::new(before));
         let task = tokio::spawn({
             let (stop, peak) = (Arc::clone(&stop), Arc::clone(&peak));
             async move {
                 while !stop.load(Ordering::Relaxed) {
-                    if let Ok(n) = client_connections(&mut conn).await {
+                    if let Ok(n) = conn.client_connections().await {
                         peak.fetch_max(n, Ordering::Relaxed);
                     }
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                let _ = conn.close().await;
+                conn.close_counter().await;
             }
         });
         Ok(Sampler {

@@ -58,6 +58,20 @@
 //! same way: the declared types are read as the generator's ([`RowPlan::analyze_sqlite`]), and
 //! CHECK constraints as the table's SQL text writes them.
 //!
+//! ## MySQL and MariaDB
+//!
+//! With [`BenchConfig::backend`] set to [`Backend::MySql`] (feature `mysql`; `seedbed bench
+//! --mysql`, or a `mysql://` `--database-url`), the run measures the strategies on the process's
+//! MySQL server. Rows are planned on a database of the run's own
+//! (`seedbed_bench_plan_<pid>`, dropped at the end), where floor processes also write, each in a
+//! transaction it rolls back. The baseline is what `#[sqlx::test]` does on MySQL: `CREATE
+//! DATABASE` on a connection kept open, every migration, the writes, `DROP DATABASE`. Connections
+//! are counted in `information_schema.PROCESSLIST`. Template's copies are emptied and given to
+//! the next test rather than dropped, so the isolation check counts their rows as it does the
+//! other strategies' databases. MySQL's types are read as the generator's (`tinyint(1)` as a
+//! boolean, integer types with their own ranges, `ENUM` and `SET` labels, …;
+//! [`RowPlan::analyze_mysql`]), and CHECK constraints as the server prints them.
+//!
 //! ## How rows are made
 //!
 //! From introspection only, so any schema works without factories:
@@ -133,7 +147,9 @@ mod runner_env;
 use std::fmt;
 use std::str::FromStr;
 
-pub use self::child::{ChildKind, ChildMigrations, ChildReport, ChildSpec, run_child};
+pub use self::child::{
+    ChildKind, ChildMigrations, ChildReport, ChildSpec, child_backend, run_child,
+};
 pub use self::measure::Summary;
 pub use self::process::ChildCommand;
 pub use self::report::{
@@ -245,6 +261,13 @@ pub enum Backend {
     /// `#[sqlx::test]` does on SQLite: a new database file and every migration per test.
     #[cfg(feature = "sqlite")]
     Sqlite,
+    /// MySQL or MariaDB (feature `mysql`): the process's MySQL server (`SEEDBED_MYSQL_URL`, a
+    /// `mysql://` `SEEDBED_DATABASE_URL` or `DATABASE_URL`, else the embedded server, or one
+    /// installed with [`MySqlServer::install`](crate::backend::mysql::MySqlServer::install)).
+    /// The baseline is what `#[sqlx::test]` does on MySQL: `CREATE DATABASE`, every migration,
+    /// `DROP DATABASE` per test.
+    #[cfg(feature = "mysql")]
+    MySql,
 }
 
 /// The process-per-test runs of a benchmark: every test in a process of its own, as

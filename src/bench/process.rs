@@ -309,11 +309,7 @@ impl Children {
         let peak_connections = sampler.finish().await;
 
         progress.phase(&format!("{target}: isolation check (processes)"), 1);
-        let must_go = matches!(
-            target,
-            Target::Baseline | Target::Strategy(Strategy::Template)
-        );
-        let (stay, gone) = if must_go {
+        let (stay, gone) = if host.must_go(target) {
             (BTreeSet::new(), used)
         } else {
             (used, BTreeSet::new())

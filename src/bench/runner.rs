@@ -74,7 +74,7 @@ pub async fn run(config: &BenchConfig, progress: &dyn Progress) -> Result<Report
         (source, migrations, label),
     )
     .await;
-    host.forget_plan(&plan_database, floors);
+    host.forget_plan(&plan_database, floors).await;
     let mut report = measured?;
     report.elapsed = started.elapsed();
     Ok(report)
@@ -251,7 +251,7 @@ async fn run_target(
 
     // The first test builds what the strategy needs once.
     progress.phase(&format!("{target}: setup"), 1);
-    let mut admin = None;
+    let mut admin = Admin::default();
     let started = Instant::now();
     let first = run_test(shared, target, 0, &mut admin).await;
     let setup = started.elapsed();
@@ -277,20 +277,11 @@ async fn run_target(
     let after = host.database_names().await?;
     // Databases that appeared and stay: what the strategy built once (a template's clones, and the
     // baseline's database, go with their test).
-    let must_go = matches!(
-        target,
-        Target::Baseline | Target::Strategy(crate::isolation::Strategy::Template)
-    );
+    let must_go = host.must_go(target);
     let setup_built = target != Target::Baseline
         && after.difference(&before).any(|n| {
             let own_clone = must_go && Some(n) == first_database.as_ref();
-            // PostgreSQL's Template clones, and SQLite's copies and slots, are per test.
-            let per_test = match host {
-                Host::Postgres(_) => n.starts_with("seedbed_c_"),
-                #[cfg(feature = "sqlite")]
-                Host::Sqlite(_) => n.starts_with("seedbed_clone_"),
-            };
-            !(per_test || own_clone)
+            !(host.per_test_database(n) || own_clone)
         });
 
     let mut used: BTreeSet<String> = first_database.into_iter().collect();
@@ -336,8 +327,21 @@ async fn run_target(
     })))
 }
 
-async fn close_admin(admin: Option<PgConnection>) {
-    if let Some(conn) = admin {
+/// The connection a worker's baseline tests create and drop their databases on: like sqlx's
+/// test harness, it stays open from test to test.
+#[derive(Default)]
+struct Admin {
+    postgres: Option<PgConnection>,
+    #[cfg(feature = "mysql")]
+    mysql: Option<sqlx::MySqlConnection>,
+}
+
+async fn close_admin(admin: Admin) {
+    if let Some(conn) = admin.postgres {
+        let _ = conn.close().await;
+    }
+    #[cfg(feature = "mysql")]
+    if let Some(conn) = admin.mysql {
         let _ = conn.close().await;
     }
 }
@@ -366,7 +370,7 @@ async fn run_suite(
     for _ in 0..jobs.min(tests) {
         let (shared, next, tx) = (Arc::clone(shared), Arc::clone(&next), tx.clone());
         workers.push(tokio::spawn(async move {
-            let mut admin = None;
+            let mut admin = Admin::default();
             loop {
                 let k = next.fetch_add(1, Ordering::Relaxed);
                 if k >= tests {
@@ -420,12 +424,7 @@ pub(super) fn test_seed(seed: u64, i: usize) -> u64 {
     z ^ (z >> 31)
 }
 
-async fn run_test(
-    shared: &Shared,
-    target: Target,
-    i: usize,
-    admin: &mut Option<PgConnection>,
-) -> Result<Sample> {
+async fn run_test(shared: &Shared, target: Target, i: usize, admin: &mut Admin) -> Result<Sample> {
     match target {
         Target::Strategy(strategy) => strategy_test(shared, strategy, i).await,
         Target::Baseline => baseline_test(shared, i, admin).await,
@@ -453,6 +452,11 @@ async fn strategy_test(
         #[cfg(feature = "sqlite")]
         Host::Sqlite(_) => {
             let db = isolation.acquire_on::<sqlx::Sqlite>().await?;
+            strategy_body(shared, db, started, &tables, seed).await
+        }
+        #[cfg(feature = "mysql")]
+        Host::MySql(_) => {
+            let db = isolation.acquire_on::<sqlx::MySql>().await?;
             strategy_body(shared, db, started, &tables, seed).await
         }
     }
@@ -506,22 +510,20 @@ where
 }
 
 /// A test as `#[sqlx::test]` runs it: create a database, migrate it, write, drop it.
-async fn baseline_test(
-    shared: &Shared,
-    i: usize,
-    admin: &mut Option<PgConnection>,
-) -> Result<Sample> {
+async fn baseline_test(shared: &Shared, i: usize, admin: &mut Admin) -> Result<Sample> {
     let server = match shared.host {
         Host::Postgres(server) => server,
         #[cfg(feature = "sqlite")]
         Host::Sqlite(dir) => return sqlite_baseline_test(shared, dir, i).await,
+        #[cfg(feature = "mysql")]
+        Host::MySql(server) => return mysql_baseline_test(shared, server, i, admin).await,
     };
     let seed = test_seed(shared.seed, i);
     let tables = shared.plan.choose_tables(shared.tables, seed);
     // Like sqlx's test harness, the connection that creates and drops databases stays open.
-    let admin = match admin {
+    let admin = match &mut admin.postgres {
         Some(conn) => conn,
-        None => admin.insert(server.connect().await?),
+        None => admin.postgres.insert(server.connect().await?),
     };
     let name = format!("seedbed_bench_b_{}_{i}", std::process::id());
     // Left by a crashed run of a process with the same id: not timed.
@@ -569,7 +571,42 @@ async fn sqlite_baseline_test(
             .map(|_| ())
     })
     .await;
-    Ok(match ran {
+    Ok(finished_baseline(name, ran))
+}
+
+/// The baseline on MySQL: `CREATE DATABASE`, every migration, the writes, `DROP DATABASE`, on a
+/// connection kept open between tests.
+#[cfg(feature = "mysql")]
+async fn mysql_baseline_test(
+    shared: &Shared,
+    server: &'static crate::backend::mysql::MySqlServer,
+    i: usize,
+    admin: &mut Admin,
+) -> Result<Sample> {
+    use super::host::mysql;
+    let seed = test_seed(shared.seed, i);
+    let tables = shared.plan.choose_tables(shared.tables, seed);
+    let name = mysql::baseline_database(std::process::id(), i);
+    let conn = match &mut admin.mysql {
+        Some(conn) => conn,
+        None => admin.mysql.insert(server.maintenance().await?),
+    };
+    let ran = mysql::baseline(server, conn, &name, &shared.migrations, async |conn| {
+        shared
+            .plan
+            .fill(conn, &tables, shared.rows, seed)
+            .await
+            .map(|_| ())
+    })
+    .await;
+    Ok(finished_baseline(name, ran))
+}
+
+/// The sample of a baseline test that timed itself: the time until the writes, the writes' and
+/// the ending's.
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
+fn finished_baseline(name: String, ran: Result<(Duration, Duration, Duration)>) -> Sample {
+    match ran {
         Ok((ready, writes, end)) => Sample {
             overhead: ready + end,
             body: writes,
@@ -582,7 +619,7 @@ async fn sqlite_baseline_test(
             database: Some(name),
             error: Some(e.to_string()),
         },
-    })
+    }
 }
 
 /// The timings of one test: its overhead is everything from `started` to the writes, and the

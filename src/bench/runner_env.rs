@@ -61,6 +61,34 @@ pub(crate) async fn sqlite_environment(
     })
 }
 
+/// The environment of a run on MySQL or MariaDB: the server (its password hidden), its flavor,
+/// version and `max_connections`. MySQL has no connection budget of seedbed's: 0.
+#[cfg(feature = "mysql")]
+pub(crate) async fn mysql_environment(
+    server: &'static crate::backend::mysql::MySqlServer,
+) -> Result<Environment> {
+    let mut conn = server.maintenance().await?;
+    let row: std::result::Result<(String, i64), sqlx::Error> =
+        sqlx::query_as("SELECT CAST(VERSION() AS CHAR), CAST(@@max_connections AS SIGNED)")
+            .fetch_one(&mut conn)
+            .await;
+    let _ = conn.close().await;
+    let (server_version, max_connections) = row.map_err(Error::db(
+        "reading the MySQL server's version and max_connections",
+    ))?;
+    Ok(Environment {
+        backend: server.flavor()?.to_string(),
+        server: server.display_url(""),
+        server_version,
+        embedded: server.origin() == "embedded",
+        max_connections,
+        connection_budget: 0,
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        memory_bytes: memory_bytes(),
+        os: os_description(),
+    })
+}
+
 /// A URL with its password replaced by `***`.
 fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {

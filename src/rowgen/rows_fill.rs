@@ -68,7 +68,7 @@ impl RowPlan {
             Some(_) => n.div_ceil(2),
             None => n,
         };
-        let mut seen: Vec<HashSet<String>> = vec![HashSet::new(); t.columns.len()];
+        let mut seen = self.prefilled_values(t);
         let mut made = Vec::with_capacity(n);
         for i in 0..first {
             made.push(self.row(t, i, &pools, &radix, None, &mut seen, rng));
@@ -98,6 +98,28 @@ impl RowPlan {
             inserted.extend(more);
         }
         Ok((inserted, statements))
+    }
+
+    /// The values of `t`'s unique columns in the rows migrations inserted, as a draw is
+    /// compared with them: a generated key never repeats a lookup row's (`'l'` drawn for a
+    /// `VARCHAR(8)` code beside `'s'`, `'m'`, `'l'`). Integer keys start above the largest
+    /// already.
+    fn prefilled_values(&self, t: &TablePlan) -> Vec<HashSet<String>> {
+        let rows = self.prefilled.get(&t.name).map_or(&[][..], Vec::as_slice);
+        t.columns
+            .iter()
+            .map(|c| {
+                if !c.unique {
+                    return HashSet::new();
+                }
+                rows.iter()
+                    .filter_map(|r| match r.get(&c.name)? {
+                        JsonValue::String(s) => Some(format!("{:?}", Value::Text(s.clone()))),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect()
     }
 
     /// Row `i` of a table; `seen` holds the values of its unique columns drawn so far.

@@ -47,14 +47,20 @@ impl Model {
 #[derive(Args)]
 pub(crate) struct BenchArgs {
     /// Server to use (default: SEEDBED_DATABASE_URL, DATABASE_URL, else the embedded server).
-    /// A sqlite: URL benches SQLite, with the test databases in seedbed-sqlite beside its file.
+    /// A sqlite: URL benches SQLite, with the test databases in seedbed-sqlite beside its file;
+    /// a mysql:// (or mariadb://) URL benches that MySQL or MariaDB server.
     #[arg(long)]
     database_url: Option<String>,
     /// Bench SQLite: test databases are files in SEEDBED_SQLITE_DIR, else in seedbed-sqlite in
     /// the target directory (or the system's temporary directory); no server is needed. The
     /// default migrations are then the reference schema adapted to SQLite.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "mysql")]
     sqlite: bool,
+    /// Bench MySQL or MariaDB: the server of SEEDBED_MYSQL_URL, a mysql:// SEEDBED_DATABASE_URL
+    /// or DATABASE_URL, else the embedded MariaDB/MySQL server started from this machine's
+    /// binaries. The default migrations are then the reference schema adapted to MySQL.
+    #[arg(long)]
+    mysql: bool,
     /// Migrations directory (default: the bundled reference schema).
     #[arg(long)]
     migrations: Option<PathBuf>,
@@ -99,11 +105,19 @@ pub(crate) struct BenchArgs {
 pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode, seedbed::Error> {
     // Cheap mistakes first, before any server starts.
     let targets = Target::parse_list(&args.strategies)?;
-    let sqlite = args.sqlite
-        || args
-            .database_url
+    let url_scheme = |schemes: &[&str]| {
+        args.database_url
             .as_deref()
-            .is_some_and(|u| u.starts_with("sqlite:"));
+            .is_some_and(|u| schemes.iter().any(|s| u.starts_with(s)))
+    };
+    let sqlite = args.sqlite || url_scheme(&["sqlite:"]);
+    let mysql = args.mysql || url_scheme(&["mysql:", "mariadb:"]);
+    if sqlite && mysql {
+        return Err(seedbed::Error::Config(
+            "--database-url names one backend and --sqlite/--mysql another: give one of them"
+                .into(),
+        ));
+    }
     let migrations = match &args.migrations {
         Some(dir) => {
             // Read now so a missing or unreadable directory is reported at once.
@@ -119,12 +133,19 @@ pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode, seedbed::Error> {
             MigrationSource::Dir(dir.clone())
         }
         None if sqlite => MigrationSource::Migrator(&crate::REFERENCE_SQLITE_MIGRATIONS),
+        None if mysql => MigrationSource::Migrator(&crate::REFERENCE_MYSQL_MIGRATIONS),
         None => MigrationSource::Migrator(&crate::REFERENCE_MIGRATIONS),
     };
     if sqlite {
         // The isolation engine works on the process's directory: make it this one.
         let dir = seedbed::backend::sqlite::Directory::resolve(args.database_url.as_deref())?;
         seedbed::backend::sqlite::Directory::install(dir)?;
+    } else if mysql {
+        if let Some(url) = &args.database_url {
+            // The isolation engine works on the process's MySQL server: make it this one.
+            let server = seedbed::backend::mysql::MySqlServer::from_url(url).await?;
+            seedbed::backend::mysql::MySqlServer::install(server)?;
+        }
     } else if let Some(url) = &args.database_url {
         // The isolation engine works on the process's server: make it this one.
         let timeout = seedbed::server::connect_timeout()?;
@@ -153,6 +174,8 @@ pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode, seedbed::Error> {
     let config = BenchConfig {
         backend: if sqlite {
             Backend::Sqlite
+        } else if mysql {
+            Backend::MySql
         } else {
             Backend::Postgres
         },
@@ -175,6 +198,8 @@ pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode, seedbed::Error> {
     if args.migrations.is_none() {
         report.schema.source = if sqlite {
             "bundled reference schema, SQLite".into()
+        } else if mysql {
+            "bundled reference schema, MySQL".into()
         } else {
             "bundled reference schema".into()
         };
@@ -211,12 +236,10 @@ pub(crate) fn child(args: Vec<OsString>, started: Instant) -> ExitCode {
     };
     let result = runtime.block_on(async {
         let spec = ChildSpec::parse(args)?;
-        // The bench tells a test process it runs on SQLite by a sqlite: URL.
-        let sqlite = std::env::var("SEEDBED_DATABASE_URL").is_ok_and(|u| u.starts_with("sqlite:"));
-        let reference = if sqlite {
-            &crate::REFERENCE_SQLITE_MIGRATIONS
-        } else {
-            &crate::REFERENCE_MIGRATIONS
+        let reference = match seedbed::bench::child_backend() {
+            Backend::Sqlite => &crate::REFERENCE_SQLITE_MIGRATIONS,
+            Backend::MySql => &crate::REFERENCE_MYSQL_MIGRATIONS,
+            Backend::Postgres => &crate::REFERENCE_MIGRATIONS,
         };
         seedbed::bench::run_child(&spec, MigrationSource::Migrator(reference), started).await
     });

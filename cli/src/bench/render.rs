@@ -31,13 +31,17 @@ pub(crate) fn render(r: &Report) -> String {
     } else {
         let _ = writeln!(
             out,
-            "server:  {} ({} {}{}), max_connections {}, seedbed's connection budget {}",
+            "server:  {} ({} {}{}), max_connections {}, {}",
             env.server,
             env.backend,
             env.server_version,
             if env.embedded { ", embedded" } else { "" },
             env.max_connections,
-            env.connection_budget
+            if env.connection_budget > 0 {
+                format!("seedbed's connection budget {}", env.connection_budget)
+            } else {
+                "no connection budget of seedbed's".to_string()
+            }
         );
     }
     let memory = env
@@ -320,7 +324,6 @@ fn processes_block(out: &mut String, r: &Report) {
     }
 }
 
-/// p50 and p95 per process.
 /// The peak of connections a run added, or `-` on SQLite (no server to count them on).
 fn connections(r: &Report, peak: i64) -> String {
     if r.environment.backend == "SQLite" {
@@ -330,6 +333,7 @@ fn connections(r: &Report, peak: i64) -> String {
     }
 }
 
+/// p50 and p95 per process.
 fn process_times(p: &ProcessRun) -> String {
     format!("{:>9} {:>9}", ms(p.process.p50), ms(p.process.p95))
 }

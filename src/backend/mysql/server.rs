@@ -70,11 +70,38 @@ pub struct MySqlServer {
     admin_ready: OnceCell<()>,
 }
 
+/// The process's server, resolved once (or installed).
+static SERVER: OnceCell<MySqlServer> = OnceCell::const_new();
+
 impl MySqlServer {
     /// The server every MySQL test of this process uses, resolved once.
     pub(crate) async fn get() -> Result<&'static MySqlServer> {
-        static SERVER: OnceCell<MySqlServer> = OnceCell::const_new();
         SERVER.get_or_try_init(Self::resolve).await
+    }
+
+    /// Makes `server` the process's MySQL server, the one every MySQL test database of the
+    /// process is made on, for a program that chooses its server itself (a command taking a
+    /// `--database-url`). It must come before anything resolved the server.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seedbed::Error> {
+    /// use seedbed::backend::mysql::MySqlServer;
+    /// let server = MySqlServer::from_url("mysql://root@db:3306").await?;
+    /// let server = MySqlServer::install(server)?;
+    /// println!("tests run on {}", server.display_url(""));
+    /// # Ok(()) }
+    /// ```
+    pub fn install(server: MySqlServer) -> Result<&'static MySqlServer> {
+        SERVER.set(server).map_err(|_| {
+            Error::Config(
+                "the process's MySQL server was already resolved; install one before any test \
+                 database is acquired"
+                    .into(),
+            )
+        })?;
+        SERVER.get().ok_or_else(|| {
+            Error::Internal("the process's MySQL server could not be installed".into())
+        })
     }
 
     /// Resolves the server from the environment (see the module's documentation) and checks
@@ -85,6 +112,13 @@ impl MySqlServer {
         server.read_version(&mut conn).await?;
         let _ = conn.close().await;
         Ok(server)
+    }
+
+    /// The server the environment names (as [`resolve`](Self::resolve) finds it), without
+    /// connecting to it.
+    #[cfg(feature = "bench")]
+    pub(crate) async fn from_env() -> Result<MySqlServer> {
+        Self::unverified().await
     }
 
     async fn unverified() -> Result<MySqlServer> {
@@ -179,6 +213,12 @@ impl MySqlServer {
     /// Connect options for `database`.
     pub fn options_for(&self, database: &str) -> MySqlConnectOptions {
         self.options.clone().database(database)
+    }
+
+    /// Connect options as the URL gives them (its database, if it names one).
+    #[cfg(feature = "bench")]
+    pub(crate) fn options(&self) -> MySqlConnectOptions {
+        self.options.clone()
     }
 
     /// A URL of `database` on this server.
