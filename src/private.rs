@@ -46,6 +46,12 @@ pub fn acquire_on_sqlite(iso: crate::isolation::Isolation) -> AcquiringAny {
     acquire_any::<sqlx::Sqlite>(iso)
 }
 
+/// Acquires another database of a test on MySQL or MariaDB (`mysql("…")` in `databases(…)`).
+#[cfg(feature = "mysql")]
+pub fn acquire_on_mysql(iso: crate::isolation::Isolation) -> AcquiringAny {
+    acquire_any::<sqlx::MySql>(iso)
+}
+
 // The closures' argument and result types are given, so they are inferred: `|f| 3` fills an
 // `i16`, `|n| n as i32` an `i32`, and a mismatch is reported on the closure.
 

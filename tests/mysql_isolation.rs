@@ -639,3 +639,22 @@ async fn template_puts_back_baseline_rows_that_triggers_wrote() {
         db.finish().await.unwrap();
     }
 }
+
+/// A MySQL database beside a PostgreSQL test's own (`databases(…)`), isolated by the test's
+/// strategy and ended with it.
+#[seedbed::test(
+    strategy = "template",
+    databases(main = "migrations", shop = mysql("tests/mysql_migrations"))
+)]
+async fn a_mysql_database_beside_a_postgres_tests_own(db: TestDb) {
+    let shop = db.named_on::<MySql>("shop").unwrap();
+    let id = insert_user(&shop.pool(), "beside@example.test").await;
+    assert!(id > 0);
+    assert_eq!(count(&shop.pool(), "users").await, 1);
+    let pg: i64 = sqlx::query_scalar("SELECT count(*) FROM organizations")
+        .fetch_one(&db.pool())
+        .await
+        .unwrap();
+    assert_eq!(pg, 0);
+    assert!(db.named_on::<sqlx::Postgres>("shop").is_err());
+}

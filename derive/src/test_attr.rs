@@ -240,6 +240,9 @@ fn expand_fn(args: TokenStream, input: &syn::ItemFn) -> syn::Result<TokenStream>
                         Some("sqlite") => quote!(::core::option::Option::Some(
                             ::seedbed::__private::acquire_on_sqlite
                         )),
+                        Some("mysql") => quote!(::core::option::Option::Some(
+                            ::seedbed::__private::acquire_on_mysql
+                        )),
                         Some(_) => quote!(::core::option::Option::Some(
                             ::seedbed::__private::acquire_on_postgres
                         )),
@@ -677,7 +680,7 @@ fn parse_args(tokens: TokenStream) -> syn::Result<Args> {
                          cleanup = \"none\", migrations = \"dir\" | false | path::to::fn, \
                          migrator = \"path::TO_MIGRATOR\", seed = path::to::seed, \
                          database = \"existing\", allow_unmarked_database, \
-                         databases(main = \"dir\", other = \"dir\" | sqlite(\"dir\")), \
+                         databases(main = \"dir\", other = \"dir\" | sqlite(\"dir\") | mysql(\"dir\")), \
                          fixtures(\"name\", …)",
                     ));
                 }
@@ -730,7 +733,8 @@ fn migrations_value(value: &Expr) -> syn::Result<Migrations> {
     })
 }
 
-/// `databases(main = "migrations", audit = "migrations/audit", cache = sqlite("…"))`: each
+/// `databases(main = "migrations", audit = "migrations/audit", cache = sqlite("…"),
+/// shop = mysql("…"))`: each
 /// name with its migrations and, for another backend, that backend.
 fn parse_databases(list: &syn::MetaList) -> syn::Result<Vec<NamedDb>> {
     let metas = list.parse_args_with(Punctuated::<Meta, syn::Token![,]>::parse_terminated)?;
@@ -760,11 +764,12 @@ fn parse_databases(list: &syn::MetaList) -> syn::Result<Vec<NamedDb>> {
                 let backend = match &*call.func {
                     Expr::Path(p) if p.path.is_ident("sqlite") => "sqlite",
                     Expr::Path(p) if p.path.is_ident("postgres") => "postgres",
+                    Expr::Path(p) if p.path.is_ident("mysql") => "mysql",
                     other => {
                         return Err(syn::Error::new_spanned(
                             other,
-                            "expected `sqlite(\"dir\")` or `postgres(\"dir\")` for a database on \
-                             another backend than the test's",
+                            "expected `sqlite(\"dir\")`, `mysql(\"dir\")` or `postgres(\"dir\")` \
+                             for a database on another backend than the test's",
                         ));
                     }
                 };
