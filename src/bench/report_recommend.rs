@@ -53,7 +53,7 @@ impl Report {
             .iter()
             .map(|(s, m)| (*s, m.serial.overhead.p50))
             .collect();
-        text.push_str(&caveat(best, &ranked, "per test", self.on_sqlite()));
+        text.push_str(&caveat(best, &ranked, "per test", self.backend_kind()));
         let excluded: Vec<String> = self
             .results
             .iter()
@@ -126,7 +126,12 @@ impl Report {
             .iter()
             .map(|(s, m)| (*s, m.run.process.p50))
             .collect();
-        text.push_str(&caveat(best, &ranked, "per test process", self.on_sqlite()));
+        text.push_str(&caveat(
+            best,
+            &ranked,
+            "per test process",
+            self.backend_kind(),
+        ));
         if let Some(in_process) = self.recommendation() {
             if in_process.strategy == best {
                 text.push_str(" In one process (cargo test) the choice is the same.");
@@ -170,26 +175,39 @@ impl Report {
     }
 }
 
+/// What the advice depends on of the database system a run was on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Postgres,
+    /// No LISTEN; Template copies files.
+    Sqlite,
+    /// No LISTEN; DDL commits; Template's copies are emptied and reused.
+    MySql,
+}
+
 impl Report {
-    /// Whether the run was on SQLite (no LISTEN there, and Template copies files).
-    fn on_sqlite(&self) -> bool {
-        self.environment.backend == "SQLite"
+    fn backend_kind(&self) -> Kind {
+        match self.environment.backend.as_str() {
+            "SQLite" => Kind::Sqlite,
+            "MySQL" | "MariaDB" => Kind::MySql,
+            _ => Kind::Postgres,
+        }
     }
 }
 
 /// What to choose instead of `best` for code it cannot contain: the next of `ranked` (correct
 /// strategies, fastest first, with their median) that can.
-fn caveat(best: Strategy, ranked: &[(Strategy, Duration)], unit: &str, sqlite: bool) -> String {
+fn caveat(best: Strategy, ranked: &[(Strategy, Duration)], unit: &str, kind: Kind) -> String {
     let alternative = |wanted: &dyn Fn(Strategy) -> bool| {
         ranked
             .iter()
             .find(|(s, _)| *s != best && wanted(*s))
             .map(|(s, p50)| format!("{} ({} {unit})", title(*s), Report::format_duration(*p50)))
     };
-    let escapes = if sqlite {
-        "commits or opens connections"
-    } else {
-        "commits, LISTENs or opens connections"
+    let escapes = match kind {
+        Kind::Postgres => "commits, LISTENs or opens connections",
+        Kind::Sqlite => "commits or opens connections",
+        Kind::MySql => "commits, runs DDL or opens connections",
     };
     match best {
         Strategy::Rollback => {
@@ -212,8 +230,12 @@ fn caveat(best: Strategy, ranked: &[(Strategy, Duration)], unit: &str, sqlite: b
             " Each test commits for real on a database copy of its own while it runs, emptied \
              after; code that {escapes} is isolated."
         ),
-        Strategy::Template if sqlite => " Each test gets a database file of its own, copied \
-             from a migrated image: whatever your code does is isolated."
+        Strategy::Template if kind == Kind::Sqlite => " Each test gets a database file of its \
+             own, copied from a migrated image: whatever your code does is isolated."
+            .to_string(),
+        Strategy::Template if kind == Kind::MySql => " Each test gets a database of its own, a \
+             copy of the migrated database made ahead and emptied back after a test: whatever \
+             your code does is isolated."
             .to_string(),
         Strategy::Template => " Each test gets a database of its own, cloned from a migrated \
              template: whatever your code does is isolated."
