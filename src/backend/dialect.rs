@@ -154,13 +154,27 @@ pub trait Dialect: sqlx::Database {
     where
         M: for<'r> sqlx::FromRow<'r, Self::Row> + Send + 'static;
 
+    /// Whether an `UPDATE` can return the rows it changed (`UPDATE … RETURNING`); without it
+    /// they are read again by their location.
+    const UPDATE_RETURNING: bool = true;
+
     /// Expressions `RETURNING` adds, after the model's columns, so that a row can be found again
     /// (to set a reference that closes a foreign-key cycle once its target exists).
     fn locator_returning() -> Vec<sea_query::Expr>;
 
+    /// Whether a row of the table `keys` describes can be found again after its `INSERT` (to
+    /// close a foreign-key cycle through it).
+    fn can_locate(keys: &KeyColumns<'_>) -> bool {
+        let _ = keys;
+        true
+    }
+
     /// Reads a row's location from the row [`locator_returning`](Self::locator_returning)'s
-    /// expressions were returned in.
-    fn read_locator(row: &Self::Row) -> std::result::Result<Vec<sea_query::Value>, sqlx::Error>;
+    /// expressions were returned in, with the model's columns (`keys` says which find it).
+    fn read_locator(
+        row: &Self::Row,
+        keys: &KeyColumns<'_>,
+    ) -> std::result::Result<Vec<sea_query::Value>, sqlx::Error>;
 
     /// The condition that selects the row at `location`.
     fn at_locator(location: &[sea_query::Value]) -> sea_query::Condition;
@@ -168,4 +182,22 @@ pub trait Dialect: sqlx::Database {
     /// What a failed statement reported, when the server reported it (`None`: not a database
     /// error, such as a lost connection).
     fn failure(error: &sqlx::Error) -> Option<StatementFailure>;
+}
+
+/// The columns of a factory's table a row can be found again by, as the model declares them:
+/// what a backend without a row address (MySQL) finds a row by after its `INSERT`.
+///
+/// ```
+/// use seedbed::backend::KeyColumns;
+/// let keys = KeyColumns { table: "boards", generated: &["id"], unique: &[] };
+/// assert_eq!(keys.generated, ["id"]);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct KeyColumns<'a> {
+    /// The table's name, for messages.
+    pub table: &'a str,
+    /// The columns marked `#[factory(generated)]` (an `AUTO_INCREMENT` key among them).
+    pub generated: &'a [&'a str],
+    /// The columns marked `#[factory(unique)]`.
+    pub unique: &'a [&'a str],
 }

@@ -37,7 +37,9 @@ pub mod sqlite;
 pub use self::admin::{Admin, Marker};
 pub use self::clean::Clean;
 pub use self::coord::{Coord, LockMode};
-pub use self::dialect::{DecodeFn, Decoders, Dialect, FailureKind, InsertShape, StatementFailure};
+pub use self::dialect::{
+    DecodeFn, Decoders, Dialect, FailureKind, InsertShape, KeyColumns, StatementFailure,
+};
 pub use self::introspect::Introspect;
 pub use self::journal::Journal;
 pub use self::provision::Provision;

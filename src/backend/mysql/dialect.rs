@@ -4,11 +4,13 @@
 
 use std::any::Any;
 
-use sea_query::{Expr, Value};
+use sea_query::{Alias, Expr, Value};
+use sqlx::Row;
 use sqlx::mysql::{MySqlArguments, MySqlRow};
 use sqlx::{MySql, MySqlConnection};
 
 use super::server::{Flavor, error_number};
+use crate::backend::KeyColumns;
 use crate::backend::{DecodeFn, Decoders, Dialect, FailureKind, InsertShape, StatementFailure};
 use crate::error::ConstraintKind;
 use crate::sql::{quote_mysql_ident as q, quote_mysql_list};
@@ -56,12 +58,21 @@ impl Dialect for MySql {
         if flavor(conn).await? == Flavor::MariaDb {
             return Self::fetch_all(conn, format!("{sql} RETURNING {columns}"), args).await;
         }
-        let [key] = shape.generated.as_slice() else {
-            return Err(sqlx::Error::Protocol(format!(
-                "MySQL returns no rows from an INSERT, so seedbed reads them back by their                  AUTO_INCREMENT key, and table {} has {} column(s) marked                  #[factory(generated)] where one such key is needed (MariaDB returns rows                  itself)",
-                shape.table,
-                shape.generated.len()
-            )));
+        let key = match shape.generated.as_slice() {
+            [key] => (*key).to_string(),
+            // Several generated columns (a key and defaults): the catalog says which is the key.
+            _ => auto_increment_column(conn, shape.schema, shape.table)
+                .await?
+                .filter(|k| shape.generated.contains(&k.as_str()))
+                .ok_or_else(|| {
+                    sqlx::Error::Protocol(format!(
+                        "MySQL returns no rows from an INSERT, so seedbed reads them back by \
+                         their AUTO_INCREMENT key, and table {} has no AUTO_INCREMENT column \
+                         among the {} marked #[factory(generated)] (MariaDB returns rows itself)",
+                        shape.table,
+                        shape.generated.len()
+                    ))
+                })?,
         };
         let done = sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
             .execute(&mut *conn)
@@ -69,7 +80,8 @@ impl Dialect for MySql {
         let first = done.last_insert_id();
         if first == 0 {
             return Err(sqlx::Error::Protocol(format!(
-                "the INSERT into {} assigned no AUTO_INCREMENT key to read its rows back by:                  is `{key}` an AUTO_INCREMENT column?",
+                "the INSERT into {} assigned no AUTO_INCREMENT key to read its rows back by: \
+                 is `{key}` an AUTO_INCREMENT column?",
                 shape.table
             )));
         }
@@ -83,7 +95,7 @@ impl Dialect for MySql {
         let select = format!(
             "SELECT {columns} FROM {table} WHERE {k} BETWEEN ? AND ? AND ({k} - ?) % ? = 0 \
              ORDER BY {k}",
-            k = q(key)
+            k = q(&key)
         );
         sqlx::query(sqlx::AssertSqlSafe(select))
             .bind(first)
@@ -112,18 +124,64 @@ impl Dialect for MySql {
         }
     }
 
-    /// MySQL returns no rows from an `INSERT`: a row is found again by its primary key, which
-    /// the factory reads back.
+    /// Neither MySQL nor MariaDB returns rows from an `UPDATE`.
+    const UPDATE_RETURNING: bool = false;
+
+    /// MySQL has no row address: a row is found again by its key, among the model's columns
+    /// read back after the `INSERT` (see [`can_locate`](Dialect::can_locate)).
     fn locator_returning() -> Vec<Expr> {
         Vec::new()
     }
 
-    fn read_locator(_row: &MySqlRow) -> std::result::Result<Vec<Value>, sqlx::Error> {
-        Ok(Vec::new())
+    /// A row is found again by the model's `#[factory(generated)]` columns that hold integers
+    /// (its `AUTO_INCREMENT` key), else by its `#[factory(unique)]` columns: a table with
+    /// neither cannot close a foreign-key cycle.
+    fn can_locate(keys: &KeyColumns<'_>) -> bool {
+        !keys.generated.is_empty() || !keys.unique.is_empty()
     }
 
-    fn at_locator(_location: &[Value]) -> sea_query::Condition {
-        sea_query::Condition::all().add(Expr::val(false))
+    /// The location: the name and value of each column that finds the row, in turn.
+    fn read_locator(
+        row: &MySqlRow,
+        keys: &KeyColumns<'_>,
+    ) -> std::result::Result<Vec<Value>, sqlx::Error> {
+        let mut location = Vec::new();
+        for &c in keys.generated {
+            if let Some(value) = integer(row, c) {
+                location.extend([Value::from(c), value]);
+            }
+        }
+        if location.is_empty() {
+            for &c in keys.unique {
+                let value = any_value(row, c)?;
+                location.extend([Value::from(c), value]);
+            }
+        }
+        if location.is_empty() {
+            return Err(sqlx::Error::Protocol(format!(
+                "a row of {} cannot be found again after its INSERT: it has no integer column \
+                 marked #[factory(generated)] (its AUTO_INCREMENT key) nor one marked \
+                 #[factory(unique)]",
+                keys.table
+            )));
+        }
+        Ok(location)
+    }
+
+    fn at_locator(location: &[Value]) -> sea_query::Condition {
+        let mut condition = sea_query::Condition::all();
+        for pair in location.chunks(2) {
+            if let [Value::String(Some(name)), value] = pair {
+                condition = condition.add(sea_query::ExprTrait::eq(
+                    Expr::col(Alias::new(name.as_str())),
+                    value.clone(),
+                ));
+            } else {
+                // Not a location read_locator made: find nothing rather than the wrong row.
+                return sea_query::Condition::all().add(Expr::val(false));
+            }
+        }
+        condition
     }
 
     fn failure(error: &sqlx::Error) -> Option<StatementFailure> {
@@ -172,6 +230,50 @@ pub(crate) async fn flavor(conn: &mut MySqlConnection) -> std::result::Result<Fl
 }
 
 /// The table, constraint and column a MySQL message names.
+/// The `AUTO_INCREMENT` column of `table` (in `schema`, else the connection's database).
+async fn auto_increment_column(
+    conn: &mut MySqlConnection,
+    schema: Option<&str>,
+    table: &str,
+) -> std::result::Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT CAST(COLUMN_NAME AS CHAR) FROM information_schema.COLUMNS \
+         WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? \
+         AND EXTRA LIKE '%auto_increment%'",
+    )
+    .bind(schema)
+    .bind(table)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The value of `column` in `row` when it is a (signed or unsigned) integer that is not NULL.
+fn integer(row: &MySqlRow, column: &str) -> Option<Value> {
+    if let Ok(Some(i)) = row.try_get::<Option<i64>, _>(column) {
+        return Some(Value::from(i));
+    }
+    match row.try_get::<Option<u64>, _>(column) {
+        Ok(Some(u)) => Some(Value::from(u)),
+        _ => None,
+    }
+}
+
+/// The value of `column` in `row`, as an integer, text or bytes.
+fn any_value(row: &MySqlRow, column: &str) -> std::result::Result<Value, sqlx::Error> {
+    if let Some(v) = integer(row, column) {
+        return Ok(v);
+    }
+    if let Ok(Some(s)) = row.try_get::<Option<String>, _>(column) {
+        return Ok(Value::from(s));
+    }
+    match row.try_get::<Option<Vec<u8>>, _>(column)? {
+        Some(b) => Ok(Value::from(b)),
+        None => Err(sqlx::Error::Protocol(format!(
+            "the unique column {column} is NULL: the row cannot be found again by it"
+        ))),
+    }
+}
+
 fn subject(kind: &FailureKind, message: &str) -> (Option<String>, Option<String>, Option<String>) {
     let quoted: Vec<&str> = message.split(['\'', '`']).skip(1).step_by(2).collect();
     match kind {

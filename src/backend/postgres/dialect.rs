@@ -60,7 +60,10 @@ impl Dialect for Postgres {
         ]
     }
 
-    fn read_locator(row: &PgRow) -> std::result::Result<Vec<Value>, sqlx::Error> {
+    fn read_locator(
+        row: &PgRow,
+        _keys: &crate::backend::KeyColumns<'_>,
+    ) -> std::result::Result<Vec<Value>, sqlx::Error> {
         let oid: i64 = row.try_get("tableoid")?;
         let ctid: String = row.try_get("ctid")?;
         Ok(vec![Value::from(oid), Value::from(ctid)])

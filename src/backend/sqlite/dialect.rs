@@ -59,7 +59,10 @@ impl Dialect for Sqlite {
         vec![Expr::col(Alias::new("rowid"))]
     }
 
-    fn read_locator(row: &SqliteRow) -> std::result::Result<Vec<Value>, sqlx::Error> {
+    fn read_locator(
+        row: &SqliteRow,
+        _keys: &crate::backend::KeyColumns<'_>,
+    ) -> std::result::Result<Vec<Value>, sqlx::Error> {
         // The last column: SQLite names a returned `rowid` after the column that aliases it
         // (`id` for an `INTEGER PRIMARY KEY`).
         let last = row

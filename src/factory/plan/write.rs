@@ -8,7 +8,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use super::{ErasedHook, NodeState, Plan, locate_refs};
-use crate::backend::{DecodeFn, Decoders, Dialect};
+use crate::backend::{DecodeFn, Decoders, Dialect, KeyColumns};
 use crate::context::state::{InsertEvent, StatementKind};
 use crate::error::{Error, Result};
 use crate::factory::Table;
@@ -46,15 +46,22 @@ impl Plan {
                     message: format!("building the INSERT: {e}"),
                 }
             })?;
-            if locate && DB::locator_returning().is_empty() {
+            let (generated, unique) = key_columns(table);
+            let keys = KeyColumns {
+                table: table.name(),
+                generated: &generated,
+                unique: &unique,
+            };
+            if locate && !DB::can_locate(&keys) {
                 return Err(Error::Factory {
                     factory: table.factory().to_string(),
                     message: format!(
                         "closing a foreign-key cycle through {} means finding its rows again \
-                         after the INSERT, which seedbed does not do on {}: create one side \
-                         first, then set the key that closes the cycle with an UPDATE",
+                         after the INSERT, by its key: mark its AUTO_INCREMENT key \
+                         #[factory(generated)] (or a unique column #[factory(unique)]), or \
+                         create one side first and set the key that closes the cycle with an \
+                         UPDATE",
                         display_table(table),
-                        std::any::type_name::<DB>()
                     ),
                 });
             }
@@ -100,7 +107,7 @@ impl Plan {
                 node.result = Some(decode(row).map_err(|e| decode_error(e, table))?);
                 if locate {
                     node.location =
-                        Some(DB::read_locator(row).map_err(|e| decode_error(e, table))?);
+                        Some(DB::read_locator(row, &keys).map_err(|e| decode_error(e, table))?);
                 }
                 node.state = NodeState::Inserted;
             }
@@ -198,11 +205,33 @@ impl Plan {
             update
                 .table(table_ref(table))
                 .values(sets)
-                .cond_where(DB::at_locator(&location))
-                .returning(returning::<DB>(table, false));
+                .cond_where(DB::at_locator(&location));
+            if DB::UPDATE_RETURNING {
+                update.returning(returning::<DB>(table, false));
+            }
             let (sql, values) = update.build_sqlx(DB::QueryBuilder::default());
-            let row = DB::fetch_all(&mut *conn, sql, DB::arguments(values))
-                .await
+            let updated = DB::fetch_all(&mut *conn, sql, DB::arguments(values)).await;
+            let rows = if DB::UPDATE_RETURNING {
+                updated
+            } else {
+                // Read the row again where it is.
+                let mut select = Query::select();
+                select
+                    .exprs(
+                        table
+                            .columns()
+                            .iter()
+                            .map(|c| Expr::col(Alias::new(c.name()))),
+                    )
+                    .from(table_ref(table))
+                    .cond_where(DB::at_locator(&location));
+                let (sql, values) = select.build_sqlx(DB::QueryBuilder::default());
+                match updated {
+                    Ok(_) => DB::fetch_all(&mut *conn, sql, DB::arguments(values)).await,
+                    Err(e) => Err(e),
+                }
+            };
+            let row = rows
                 .and_then(|rows| rows.into_iter().next().ok_or(sqlx::Error::RowNotFound))
                 .map_err(|e| statement_error::<DB>(e, table))?;
             self.record(table, 0, StatementKind::Update);
@@ -243,4 +272,17 @@ pub(super) fn decode_with<DB: Dialect>(
             display_table(table)
         ),
     })
+}
+
+/// The model's `#[factory(generated)]` and `#[factory(unique)]` columns of `table`.
+fn key_columns(table: &Table) -> (Vec<&'static str>, Vec<&'static str>) {
+    let of = |wanted: fn(&crate::factory::Column) -> bool| {
+        table
+            .columns()
+            .iter()
+            .filter(|c| wanted(c))
+            .map(|c| c.name())
+            .collect()
+    };
+    (of(|c| c.is_generated()), of(|c| c.is_unique()))
 }
