@@ -319,3 +319,54 @@ async fn a_user_that_may_not_create_databases_is_told_what_to_grant() {
         "{text}"
     );
 }
+
+/// A server with no connection to spare (here the user's limit, error 1226; `max_connections`
+/// is error 1040) is waited for, not failed on: seedbed connects once a connection is freed.
+#[tokio::test]
+async fn a_server_out_of_connections_is_waited_for() {
+    let (address, _) = address().await;
+    let mut admin = admin().await;
+    sqlx::raw_sql(
+        "CREATE USER IF NOT EXISTS 'seedbed_limited'@'127.0.0.1' IDENTIFIED BY 'pw' \
+           WITH MAX_USER_CONNECTIONS 2; \
+         CREATE USER IF NOT EXISTS 'seedbed_limited'@'localhost' IDENTIFIED BY 'pw' \
+           WITH MAX_USER_CONNECTIONS 2; \
+         GRANT ALL PRIVILEGES ON `seedbed%`.* TO 'seedbed_limited'@'127.0.0.1'; \
+         GRANT ALL PRIVILEGES ON `seedbed%`.* TO 'seedbed_limited'@'localhost'",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let url = format!("mysql://seedbed_limited:pw@{address}");
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(MySqlConnection::connect(&url).await.unwrap());
+    }
+    let refused = MySqlConnection::connect(&url).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("max_user_connections"),
+        "{refused}"
+    );
+    let freed = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        for conn in held {
+            conn.close().await.unwrap();
+        }
+    });
+    let started = std::time::Instant::now();
+    let reached = MySqlServer::from_url(&url).await;
+    let waited = started.elapsed();
+    freed.await.unwrap();
+    sqlx::raw_sql(
+        "DROP USER IF EXISTS 'seedbed_limited'@'127.0.0.1'; \
+         DROP USER IF EXISTS 'seedbed_limited'@'localhost'",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    reached.expect("seedbed waits for a connection to be freed");
+    assert!(
+        waited >= Duration::from_secs(1),
+        "it connected only once one was freed ({waited:?})"
+    );
+}

@@ -33,9 +33,7 @@ pub(crate) fn baseline_database(pid: u32, test: usize) -> String {
 
 /// A connection to `database`.
 pub(crate) async fn connect(server: &MySqlServer, database: &str) -> Result<MySqlConnection> {
-    MySqlConnection::connect_with(&server.options_for(database))
-        .await
-        .map_err(|e| server.explain(e, Duration::ZERO))
+    server.connect_to(database).await
 }
 
 /// Creates and migrates this run's database, plans rows on it and reads what it holds.

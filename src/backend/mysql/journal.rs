@@ -291,7 +291,9 @@ async fn clean_once(
         m = q(MOVED)
     );
     let deleted = async {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(setup)).execute(&mut *conn).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(setup))
+            .execute(&mut *conn)
+            .await?;
         for _ in 0..ROUNDS {
             if !clean_round(conn, token).await? {
                 break;

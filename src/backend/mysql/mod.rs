@@ -52,6 +52,9 @@ pub(crate) use self::dialect::flavor;
 #[cfg(feature = "postgres")]
 pub(crate) use self::clean::reset_counters;
 pub(crate) use self::server::error_number;
+// For the isolation engine, which builds with the `postgres` feature.
+#[cfg(feature = "postgres")]
+pub(crate) use self::server::{FULL_WAIT, is_out_of_connections};
 pub use self::server::{Flavor, MySqlServer, URL_VAR};
 use super::{Admin, Backend, Capabilities, Coord, LockMode, Marker, Provision, sealed};
 use crate::error::Result;

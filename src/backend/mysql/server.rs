@@ -37,6 +37,9 @@ pub const URL_VAR: &str = "SEEDBED_MYSQL_URL";
 /// How long seedbed tries to reach a server named by URL.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long seedbed waits for a server that has no connection to spare.
+pub(crate) const FULL_WAIT: Duration = Duration::from_secs(600);
+
 /// Which server answers: the two differ in `RETURNING`, in how a failed `CHECK` is reported and
 /// in a few catalog columns, which seedbed handles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,19 +262,54 @@ impl MySqlServer {
 
     /// Connects with the URL's own options, waiting for a server that is starting.
     async fn connect_maintenance(&self) -> Result<MySqlConnection> {
+        self.connect_waiting(&self.options).await
+    }
+
+    /// A connection to `database`: [`connect_waiting`](Self::connect_waiting) with
+    /// [`options_for`](Self::options_for).
+    pub(crate) async fn connect_to(&self, database: &str) -> Result<MySqlConnection> {
+        self.connect_waiting(&self.options_for(database)).await
+    }
+
+    /// Connects with `options`, waiting for a server that is starting (up to 10 s) and for one
+    /// that has no connection to spare (errors 1040, 1203, 1226: `max_connections` or the
+    /// user's limit reached, up to 10 minutes; after 10 s a warning says why).
+    pub(crate) async fn connect_waiting(
+        &self,
+        options: &MySqlConnectOptions,
+    ) -> Result<MySqlConnection> {
         let started = Instant::now();
+        let mut full_since: Option<Instant> = None;
+        let mut told = false;
+        let mut delay = Duration::from_millis(10);
         loop {
-            match MySqlConnection::connect_with(&self.options).await {
+            let e = match MySqlConnection::connect_with(options).await {
                 Ok(conn) => return Ok(conn),
-                Err(e) => {
-                    let refused = matches!(&e, sqlx::Error::Io(_));
-                    if refused && started.elapsed() < CONNECT_TIMEOUT {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                    return Err(self.explain(e, started.elapsed()));
-                }
+                Err(e) => e,
+            };
+            if matches!(&e, sqlx::Error::Io(_)) && started.elapsed() < CONNECT_TIMEOUT {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
             }
+            if !is_out_of_connections(&e) {
+                return Err(self.explain(e, started.elapsed()));
+            }
+            let since = *full_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > FULL_WAIT {
+                return Err(self.explain(e, since.elapsed()));
+            }
+            if !told && since.elapsed() > Duration::from_secs(10) {
+                told = true;
+                tracing::warn!(
+                    "waiting for a connection to the MySQL server, which has none to spare \
+                     ({e}): run fewer tests at once (cargo nextest -j, --test-threads) or \
+                     raise max_connections"
+                );
+            }
+            // A jittered wait, so processes waiting together do not retry in step.
+            let jitter = Duration::from_millis(u64::from(std::process::id() % 7));
+            tokio::time::sleep(delay + jitter).await;
+            delay = (delay * 2).min(Duration::from_millis(640));
         }
     }
 
@@ -292,6 +330,11 @@ impl MySqlServer {
                 "the database the URL names does not exist ({e}). seedbed needs none: remove it \
                  from the URL (mysql://user@host:port), or create it; {fix}"
             ),
+            Some(1040 | 1203 | 1226) => format!(
+                "the server had no connection to spare for {waited:?} ({e}): run fewer tests at \
+                 once (cargo nextest -j, --test-threads), or raise the server's \
+                 max_connections (or the user's MAX_USER_CONNECTIONS)"
+            ),
             Some(1044) => format!(
                 "user `{user}` may not use the database the URL names ({e}): remove it from the \
                  URL, or grant access to it; {fix}"
@@ -311,6 +354,12 @@ impl MySqlServer {
             message,
         }
     }
+}
+
+/// Whether the server refused a connection for want of connections: `max_connections` reached
+/// (1040), the users' limit (1203) or this user's (1226). Waited for, not failed on.
+pub(crate) fn is_out_of_connections(e: &sqlx::Error) -> bool {
+    matches!(error_number(e), Some(1040 | 1203 | 1226))
 }
 
 /// Whether `url` names a MySQL or MariaDB server.

@@ -111,12 +111,7 @@ async fn build(
 
 async fn fill(iso: &Isolation, server: &MySqlServer, name: &str, kind: Kind) -> Result<()> {
     let migrations = iso.migrations_resolved().await?;
-    let mut conn = sqlx::MySqlConnection::connect_with(&server.options_for(name))
-        .await
-        .map_err(Error::db(format!(
-            "connecting to {}",
-            server.display_url(name)
-        )))?;
+    let mut conn = server.connect_to(name).await?;
     migrations
         .apply_at(&mut conn, &server.url_for(name))
         .await?;

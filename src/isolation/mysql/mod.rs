@@ -260,6 +260,30 @@ pub(super) fn forget_kept() {
     namespace::forget_idle();
 }
 
+/// A connection of a test's pool, opened by the engine (to ready, end or empty the test's
+/// database), waiting while the server has no connection to spare as
+/// [`MySqlServer::connect_waiting`] does: sqlx's pool fails at once on errors 1040, 1203 and 1226.
+/// The connections a test opens itself from its pool are sqlx's, and fail at once.
+async fn acquire_waiting(
+    pool: &MySqlPool,
+) -> std::result::Result<sqlx::pool::PoolConnection<MySql>, sqlx::Error> {
+    let started = std::time::Instant::now();
+    let mut delay = Duration::from_millis(10);
+    loop {
+        match pool.acquire().await {
+            Err(e)
+                if crate::backend::mysql::is_out_of_connections(&e)
+                    && started.elapsed() < crate::backend::mysql::FULL_WAIT =>
+            {
+                let jitter = Duration::from_millis(u64::from(std::process::id() % 7));
+                tokio::time::sleep(delay + jitter).await;
+                delay = (delay * 2).min(Duration::from_millis(640));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Closes `pool`, waiting at most a few seconds for connections a test still holds.
 async fn close(pool: &MySqlPool) {
     let _ = tokio::time::timeout(Duration::from_secs(5), pool.close()).await;

@@ -12,7 +12,7 @@ use super::super::engine;
 use super::super::strategies::Ending;
 use super::super::testdb::{Inner, Kept, Outcome};
 use super::image;
-use super::{Acquired, Freshness, Isolation, PoolSettings, close};
+use super::{Acquired, Freshness, Isolation, PoolSettings, acquire_waiting, close};
 use crate::backend::Journal;
 use crate::backend::mysql::{MySqlServer, coord, journal};
 use crate::error::{Error, Result};
@@ -80,9 +80,7 @@ async fn open(
     settings: PoolSettings,
 ) -> Result<Journaled> {
     let database = database.as_str();
-    let mut holder = MySqlConnection::connect_with(&server.options_for(database))
-        .await
-        .map_err(|e| server.explain(e, std::time::Duration::ZERO))?;
+    let mut holder = server.connect_to(database).await?;
     static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     if SWEPT.get().is_none() {
         if let Err(e) = <MySql as Journal>::sweep(&mut holder).await {
@@ -114,7 +112,7 @@ async fn open(
         &fresh,
     );
     // Its first connection opens here, on the engine runtime: it serves the process's tests.
-    let mut first = pool.acquire().await.map_err(Error::db(format!(
+    let mut first = acquire_waiting(&pool).await.map_err(Error::db(format!(
         "connecting to {}",
         server.display_url(database)
     )))?;

@@ -29,7 +29,7 @@ use super::super::engine::KeyedOnce;
 use super::super::strategies::Ending;
 use super::super::testdb::{Inner, Outcome};
 use super::image::{self, fingerprint};
-use super::{Acquired, Freshness, Isolation, PoolSettings, close, run_fixtures};
+use super::{Acquired, Freshness, Isolation, PoolSettings, acquire_waiting, close, run_fixtures};
 use crate::backend::mysql::{MySqlPlan, MySqlServer, admin, coord};
 use crate::backend::{Clean, Marker};
 use crate::error::{Error, Result};
@@ -96,9 +96,7 @@ async fn plan(slot: &Slot) -> Result<Arc<MySqlPlan>> {
     PLANS
         .get_or_init(KeyedOnce::new)
         .get_or_try_init(&slot.image, async {
-            let mut conn = slot
-                .pool
-                .acquire()
+            let mut conn = acquire_waiting(&slot.pool)
                 .await
                 .map_err(Error::db("reading the cleaner's plan"))?;
             Ok(Arc::new(<MySql as Clean>::plan(&mut conn).await?))
@@ -180,10 +178,12 @@ pub(super) async fn acquire(
 /// Readies a slot for the test: Rollback's transaction begun, counters reset, fixtures run.
 async fn prepare(slot: &mut Slot, iso: &Isolation, kind: Kind, reset: bool) -> Result<()> {
     let plan = if reset { Some(plan(slot).await?) } else { None };
-    let mut conn = slot.pool.acquire().await.map_err(Error::db(format!(
-        "connecting to test database {}",
-        slot.name
-    )))?;
+    let mut conn = acquire_waiting(&slot.pool)
+        .await
+        .map_err(Error::db(format!(
+            "connecting to test database {}",
+            slot.name
+        )))?;
     if kind == Kind::Rollback && !slot.begun {
         begin(&mut conn).await?;
         slot.begun = true;
@@ -313,9 +313,7 @@ async fn lease(
 /// Empties the slot, the template's (or migrations') rows put back.
 async fn clean(slot: &Slot, reset_sequences: bool) -> Result<()> {
     let plan = plan(slot).await?;
-    let mut conn = slot
-        .pool
-        .acquire()
+    let mut conn = acquire_waiting(&slot.pool)
         .await
         .map_err(Error::db("connecting to empty the test database"))?;
     <MySql as Clean>::clean(&mut conn, &plan, reset_sequences).await?;

@@ -8,7 +8,7 @@ use sqlx::{Connection, MySql, MySqlConnection};
 
 use crate::backend::mysql::{MySqlServer, admin, coord, journal};
 use crate::backend::{Clean, Journal};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// What [`sweep`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -109,12 +109,7 @@ pub async fn sweep(server: &MySqlServer, kept: bool) -> Result<MySqlSwept> {
 }
 
 async fn connect(server: &MySqlServer, database: &str) -> Result<MySqlConnection> {
-    MySqlConnection::connect_with(&server.options_for(database))
-        .await
-        .map_err(Error::db(format!(
-            "connecting to {}",
-            server.display_url(database)
-        )))
+    server.connect_to(database).await
 }
 
 /// Empties the slot `name` (its lease held by the caller).
