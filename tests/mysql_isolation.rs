@@ -460,6 +460,19 @@ async fn a_failed_tests_database_is_kept_and_skipped() {
             "{strategy}: a kept database is not leased"
         );
         assert_eq!(count(&next.pool(), "users").await, 0);
+        // `seedbed list --mysql` shows the kept one, free, and the one a test holds, leased.
+        let server = <MySql as seedbed::backend::Provision>::server()
+            .await
+            .unwrap();
+        let listed = seedbed::isolation::maintenance::list_mysql(server)
+            .await
+            .unwrap();
+        let entry = |n: &str| listed.iter().find(|e| e.name == n).cloned();
+        let kept = entry(&name).expect("the kept database is listed");
+        assert_eq!((kept.kind.as_str(), kept.state.as_str()), ("slot", "kept"));
+        assert!(!kept.leased, "{kept:?}");
+        let held = entry(next.database()).expect("the leased database is listed");
+        assert!(held.leased && held.state == "ready", "{held:?}");
         next.finish().await.unwrap();
         // Still there, with the failed test's row; removed here as `seedbed sweep --kept` would.
         let mut admin = admin().await;

@@ -4,7 +4,7 @@
 //! seedbed bench [--strategies …]     compare the isolation strategies on your schema
 //! seedbed server start|status|stop   manage the embedded PostgreSQL server (--mysql: MySQL's)
 //! seedbed schema [--migrations DIR]  migrate a database and show its tables in deletion order
-//! seedbed list                       the test databases seedbed made, with their state
+//! seedbed list [--mysql]             the test databases seedbed made, with their state
 //! seedbed sweep [--kept] [--sqlite|--mysql]  drop what dead test processes left (and kept databases)
 //! ```
 //!
@@ -73,9 +73,14 @@ enum Command {
     },
     /// List the test databases seedbed made on the server: building, spare, in use or kept.
     List {
-        /// Server to use (default: SEEDBED_DATABASE_URL, DATABASE_URL, else the embedded server).
+        /// Server to use (default: SEEDBED_DATABASE_URL, DATABASE_URL, else the embedded server);
+        /// a mysql:// URL lists that MySQL server.
         #[arg(long)]
         database_url: Option<String>,
+        /// List the MySQL server (SEEDBED_MYSQL_URL, a mysql:// DATABASE_URL, else the embedded
+        /// one) instead of a PostgreSQL server.
+        #[arg(long)]
+        mysql: bool,
     },
     /// Drop the test databases and schemas whose process died (their lease is free), and the rows
     /// Namespace tests of dead processes left; never a running test's.
@@ -136,7 +141,17 @@ async fn run(cli: Cli) -> ExitCode {
             database_url,
             migrations,
         } => schema::run(database_url, migrations).await,
-        Command::List { database_url } => registry::list(database_url).await,
+        Command::List {
+            database_url,
+            mysql,
+        } if mysql
+            || database_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("mysql:") || u.starts_with("mariadb:")) =>
+        {
+            registry::list_mysql(database_url).await
+        }
+        Command::List { database_url, .. } => registry::list(database_url).await,
         Command::Sweep {
             database_url,
             kept,

@@ -150,3 +150,51 @@ pub(crate) async fn sweep_mysql(
     }
     Ok(())
 }
+
+/// `seedbed list --mysql`: the databases seedbed made on the MySQL server, with their state,
+/// whether a test holds them, and what failed tests kept.
+pub(crate) async fn list_mysql(database_url: Option<String>) -> Result<(), seedbed::Error> {
+    use seedbed::backend::mysql::MySqlServer;
+    let server = match database_url {
+        Some(url) => MySqlServer::from_url(&url).await?,
+        None => MySqlServer::resolve().await?,
+    };
+    let entries = maintenance::list_mysql(&server).await?;
+    if entries.is_empty() {
+        println!("no test databases");
+        return Ok(());
+    }
+    println!(
+        "{:<44} {:<5} {:<6} {:<6}",
+        "database", "kind", "state", "leased"
+    );
+    for e in &entries {
+        println!(
+            "{:<44} {:<5} {:<6} {:<6}",
+            e.name,
+            e.kind,
+            e.state,
+            if e.leased { "yes" } else { "no" }
+        );
+    }
+    let kept: Vec<&maintenance::MySqlEntry> =
+        entries.iter().filter(|e| e.state == "kept").collect();
+    if !kept.is_empty() {
+        println!(
+            "\n{} kept for failed tests (connect with the URLs below; `seedbed sweep --mysql --kept` removes them):",
+            kept.len()
+        );
+        for e in kept {
+            println!("  {}", server.display_url(&e.name));
+        }
+    }
+    for e in entries.iter().filter(|e| !e.kept_tokens.is_empty()) {
+        println!(
+            "\n{} Namespace test(s) failed and left their rows in {} (`seedbed sweep --mysql --kept` removes them): tokens {}",
+            e.kept_tokens.len(),
+            e.name,
+            e.kept_tokens.join(", ")
+        );
+    }
+    Ok(())
+}

@@ -187,6 +187,15 @@ async fn benches_the_mysql_reference_schema_and_leaves_nothing_behind() {
     assert_eq!(json["schema"]["tables"], 33, "{json}");
     assert_all_measured(&json, 3, 2);
     assert_eq!(bench_databases(&url).await, Vec::<String>::new());
+
+    // What the strategies built stays for the next run, and `seedbed list --mysql` shows it:
+    // the migrated databases, Namespace's shared one, the slots, none leased any more.
+    let listed = seedbed(&["list", "--mysql"]);
+    let printed = text(&listed);
+    assert!(listed.status.success(), "{printed}");
+    for kind in [" base ", " tpl ", " ns ", " slot "] {
+        assert!(printed.contains(kind), "{kind}: {printed}");
+    }
 }
 
 /// A user's MySQL schema: a lookup table its migration fills, an ENUM, a SET, a CHECK with a

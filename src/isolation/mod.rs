@@ -44,7 +44,7 @@ internal!(clones, databases, registry, schema_pool, slots, transaction);
 pub mod maintenance {
     pub use super::databases::{MigratedDb, ensure as migrated_database};
     #[cfg(feature = "mysql")]
-    pub use super::mysql::{MySqlSwept, sweep as sweep_mysql};
+    pub use super::mysql::{MySqlEntry, MySqlSwept, list as list_mysql, sweep as sweep_mysql};
     pub use super::registry::{Entry, Swept, list, sweep};
     pub use super::schema_pool::sweep_all as sweep_schema_pools;
     #[cfg(feature = "sqlite")]

@@ -75,6 +75,16 @@ pub(crate) async fn try_take(conn: &mut MySqlConnection, name: &str) -> Result<b
     get_lock(conn, &key(name), Duration::ZERO).await
 }
 
+/// Whether some session holds the exclusive lease `name` now.
+pub(crate) async fn is_taken(conn: &mut MySqlConnection, name: &str) -> Result<bool> {
+    let holder: Option<i64> = sqlx::query_scalar("SELECT CAST(IS_USED_LOCK(?) AS SIGNED)")
+        .bind(key(name))
+        .fetch_one(conn)
+        .await
+        .map_err(Error::db(format!("asking who holds the lock {name}")))?;
+    Ok(holder.is_some())
+}
+
 /// Releases the lease `name` held on `conn`.
 pub(crate) async fn give_back(conn: &mut MySqlConnection, name: &str) -> Result<()> {
     release_lock(conn, &key(name)).await

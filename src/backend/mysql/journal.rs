@@ -372,6 +372,17 @@ async fn clean_round(
     Ok(true)
 }
 
+/// The tokens of failed tests whose rows are kept.
+pub(crate) async fn kept_tokens(conn: &mut MySqlConnection) -> Result<Vec<String>> {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT token FROM {} ORDER BY token",
+        q(KEPT)
+    )))
+    .fetch_all(conn)
+    .await
+    .map_err(Error::db("listing the rows kept for failed tests"))
+}
+
 /// Lets the sweep take the rows kept for failed tests: returns their tokens.
 pub(crate) async fn release_kept(conn: &mut MySqlConnection) -> Result<Vec<String>> {
     let context = "releasing the rows kept for failed tests";

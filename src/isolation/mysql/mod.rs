@@ -25,7 +25,7 @@ mod namespace;
 mod slots;
 mod sweep;
 
-pub use self::sweep::{MySqlSwept, sweep};
+pub use self::sweep::{MySqlEntry, MySqlSwept, list, sweep};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -120,3 +120,73 @@ async fn empty(server: &MySqlServer, name: &str) -> Result<()> {
     let _ = conn.close().await;
     Ok(())
 }
+
+/// One database seedbed made on a MySQL server, as `seedbed list --mysql` shows it.
+///
+/// ```
+/// let entry = seedbed::isolation::maintenance::MySqlEntry {
+///     name: "seedbed_tpl_0123456789abcdef_0".into(),
+///     kind: "slot".into(),
+///     state: "kept".into(),
+///     leased: false,
+///     kept_tokens: Vec::new(),
+/// };
+/// assert!(entry.state == "kept" && !entry.leased);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MySqlEntry {
+    /// The database.
+    pub name: String,
+    /// What it is: `base` (the migrated database), `tpl` (a template: migrations and
+    /// fixtures), `ns` (Namespace's shared database), or `slot` (a copy tests lease).
+    pub kind: String,
+    /// A slot's state (`ready`, or `kept` for a failed test), else the database's.
+    pub state: String,
+    /// Whether a test holds it now (its lease is taken).
+    pub leased: bool,
+    /// Namespace's shared database: the tokens of failed tests whose rows are kept.
+    pub kept_tokens: Vec<String>,
+}
+
+/// The databases seedbed made on the MySQL server, with their state and whether a test holds
+/// them now.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), seedbed::Error> {
+/// use seedbed::backend::mysql::MySqlServer;
+///
+/// let server = MySqlServer::resolve().await?;
+/// for entry in seedbed::isolation::maintenance::list_mysql(&server).await? {
+///     println!("{} {} {}", entry.name, entry.kind, entry.state);
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn list(server: &MySqlServer) -> Result<Vec<MySqlEntry>> {
+    let mut conn = server.maintenance().await?;
+    let listed = async {
+        let mut out = Vec::new();
+        for (name, marker) in admin::list(&mut conn).await? {
+            let leased = coord::is_taken(&mut conn, &format!("lease:{name}")).await?;
+            let kind = marker.kind.clone();
+            let kept_tokens = if kind == "ns" {
+                let mut shared = connect(server, &name).await?;
+                let tokens = journal::kept_tokens(&mut shared).await;
+                let _ = shared.close().await;
+                tokens?
+            } else {
+                Vec::new()
+            };
+            out.push(MySqlEntry {
+                state: marker.get("state").unwrap_or("ready").to_string(),
+                name,
+                kind,
+                leased,
+                kept_tokens,
+            });
+        }
+        Ok::<_, crate::error::Error>(out)
+    }
+    .await;
+    let _ = conn.close().await;
+    listed
+}
