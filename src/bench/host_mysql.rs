@@ -21,14 +21,22 @@ use crate::rowgen::rows::RowPlan;
 use crate::rowgen::rows::mysql::is_application_table;
 use crate::sql::{QualifiedName, quote_mysql_ident};
 
-/// The database rows are planned on and floor processes write into: this run's.
-fn plan_database() -> String {
-    format!("seedbed_bench_plan_{}", std::process::id())
+/// A name part no other process on any host shares: the process id and a random number (two
+/// containers on one server can have the same process ids).
+fn run_part() -> String {
+    static NONCE: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let nonce = NONCE.get_or_init(rand::random);
+    format!("{}_{nonce:08x}", std::process::id())
 }
 
-/// The database of baseline test `test` of process `pid`.
-pub(crate) fn baseline_database(pid: u32, test: usize) -> String {
-    format!("seedbed_bench_b_{pid}_{test}")
+/// The database rows are planned on and floor processes write into: this run's.
+fn plan_database() -> String {
+    format!("seedbed_bench_plan_{}", run_part())
+}
+
+/// The database of this process's baseline test `test`.
+pub(crate) fn baseline_database(test: usize) -> String {
+    format!("seedbed_bench_b_{}_{test}", run_part())
 }
 
 /// A connection to `database`.
@@ -172,7 +180,7 @@ pub(super) async fn check(
     };
     for name in gone.iter().filter(|g| names.contains(*g)) {
         out.problems.push(format!(
-            "database {name} was left behind (seedbed sweep --mysql removes it)"
+            "database {name} was left behind (remove it with DROP DATABASE)"
         ));
     }
     for db in used.iter().filter(|d| names.contains(*d)) {
@@ -216,16 +224,24 @@ pub(crate) async fn baseline(
 ) -> Result<(Duration, Duration, Duration)> {
     let create = format!("CREATE DATABASE {}", quote_mysql_ident(name));
     let drop = format!("DROP DATABASE IF EXISTS {}", quote_mysql_ident(name));
-    // Left by a crashed run of a process with the same id: not timed.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(drop.clone()))
-        .execute(&mut *admin)
-        .await
-        .map_err(Error::db(format!("dropping MySQL database {name}")))?;
     let started = Instant::now();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+    let created = sqlx::raw_sql(sqlx::AssertSqlSafe(create.clone()))
         .execute(&mut *admin)
-        .await
-        .map_err(|e| admin::create_error(name, e))?;
+        .await;
+    if let Err(e) = created {
+        // 1007: left by a crashed run of a process with the same name: dropped, made again.
+        if crate::backend::mysql::error_number(&e) != Some(1007) {
+            return Err(admin::create_error(name, e));
+        }
+        sqlx::raw_sql(sqlx::AssertSqlSafe(drop.clone()))
+            .execute(&mut *admin)
+            .await
+            .map_err(Error::db(format!("dropping MySQL database {name}")))?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+            .execute(&mut *admin)
+            .await
+            .map_err(|e| admin::create_error(name, e))?;
+    }
     let work = async {
         let mut conn = connect(server, name).await?;
         let result = async {

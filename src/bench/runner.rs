@@ -586,7 +586,7 @@ async fn mysql_baseline_test(
     use super::host::mysql;
     let seed = test_seed(shared.seed, i);
     let tables = shared.plan.choose_tables(shared.tables, seed);
-    let name = mysql::baseline_database(std::process::id(), i);
+    let name = mysql::baseline_database(i);
     let conn = match &mut admin.mysql {
         Some(conn) => conn,
         None => admin.mysql.insert(server.maintenance().await?),

@@ -114,7 +114,7 @@ impl RowPlan {
                 }
                 rows.iter()
                     .filter_map(|r| match r.get(&c.name)? {
-                        JsonValue::String(s) => Some(format!("{:?}", Value::Text(s.clone()))),
+                        JsonValue::String(s) => Some(seen_key(&Value::Text(s.clone()))),
                         _ => None,
                     })
                     .collect()
@@ -169,7 +169,7 @@ impl RowPlan {
                 let seq = self.seq.fetch_add(self.seq_step, Ordering::Relaxed);
                 let v = c.values.draw(&mut Draw { rng, seq });
                 attempts += 1;
-                if !c.unique || attempts >= 32 || seen.insert(format!("{v:?}")) {
+                if !c.unique || attempts >= 32 || seen.insert(seen_key(&v)) {
                     values.push(v);
                     break;
                 }
@@ -183,6 +183,16 @@ impl RowPlan {
             obj.insert(c.name.clone(), v.into_json());
         }
         row
+    }
+}
+
+/// How a drawn value is told apart from the others of a unique column: text compared as a
+/// case-insensitive collation with trailing spaces ignored would (MySQL's and
+/// MariaDB's default ones), so `'l'` is not drawn beside a lookup row's `'L'`.
+fn seen_key(v: &Value) -> String {
+    match v {
+        Value::Text(s) => format!("{:?}", Value::Text(s.trim_end().to_lowercase())),
+        other => format!("{other:?}"),
     }
 }
 

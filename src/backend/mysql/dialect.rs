@@ -134,8 +134,8 @@ impl Dialect for MySql {
     }
 
     /// A row is found again by the model's `#[factory(generated)]` columns that hold integers
-    /// (its `AUTO_INCREMENT` key), else by its `#[factory(unique)]` columns: a table with
-    /// neither cannot close a foreign-key cycle.
+    /// (its `AUTO_INCREMENT` key among them) and its `#[factory(unique)]` columns, all together:
+    /// a table with neither cannot close a foreign-key cycle.
     fn can_locate(keys: &KeyColumns<'_>) -> bool {
         !keys.generated.is_empty() || !keys.unique.is_empty()
     }
@@ -145,15 +145,16 @@ impl Dialect for MySql {
         row: &MySqlRow,
         keys: &KeyColumns<'_>,
     ) -> std::result::Result<Vec<Value>, sqlx::Error> {
+        // All of them: an integer default (a position, a version) alone would match other rows;
+        // with the AUTO_INCREMENT key or a unique column beside it, one row matches.
         let mut location = Vec::new();
         for &c in keys.generated {
             if let Some(value) = integer(row, c) {
                 location.extend([Value::from(c), value]);
             }
         }
-        if location.is_empty() {
-            for &c in keys.unique {
-                let value = any_value(row, c)?;
+        for &c in keys.unique {
+            if let Some(value) = any_value(row, c)? {
                 location.extend([Value::from(c), value]);
             }
         }
@@ -229,7 +230,6 @@ pub(crate) async fn flavor(conn: &mut MySqlConnection) -> std::result::Result<Fl
     Ok(*FLAVOR.get_or_init(|| flavor))
 }
 
-/// The table, constraint and column a MySQL message names.
 /// The `AUTO_INCREMENT` column of `table` (in `schema`, else the connection's database).
 async fn auto_increment_column(
     conn: &mut MySqlConnection,
@@ -258,22 +258,18 @@ fn integer(row: &MySqlRow, column: &str) -> Option<Value> {
     }
 }
 
-/// The value of `column` in `row`, as an integer, text or bytes.
-fn any_value(row: &MySqlRow, column: &str) -> std::result::Result<Value, sqlx::Error> {
+/// The value of `column` in `row`, as an integer, text or bytes (`None`: NULL).
+fn any_value(row: &MySqlRow, column: &str) -> std::result::Result<Option<Value>, sqlx::Error> {
     if let Some(v) = integer(row, column) {
-        return Ok(v);
+        return Ok(Some(v));
     }
     if let Ok(Some(s)) = row.try_get::<Option<String>, _>(column) {
-        return Ok(Value::from(s));
+        return Ok(Some(Value::from(s)));
     }
-    match row.try_get::<Option<Vec<u8>>, _>(column)? {
-        Some(b) => Ok(Value::from(b)),
-        None => Err(sqlx::Error::Protocol(format!(
-            "the unique column {column} is NULL: the row cannot be found again by it"
-        ))),
-    }
+    Ok(row.try_get::<Option<Vec<u8>>, _>(column)?.map(Value::from))
 }
 
+/// The table, constraint and column a MySQL message names.
 fn subject(kind: &FailureKind, message: &str) -> (Option<String>, Option<String>, Option<String>) {
     let quoted: Vec<&str> = message.split(['\'', '`']).skip(1).step_by(2).collect();
     match kind {

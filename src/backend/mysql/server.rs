@@ -330,7 +330,7 @@ impl MySqlServer {
                 "the database the URL names does not exist ({e}). seedbed needs none: remove it \
                  from the URL (mysql://user@host:port), or create it; {fix}"
             ),
-            Some(1040 | 1203 | 1226) => format!(
+            Some(1040 | 1203) | Some(1226) if is_out_of_connections(&e) => format!(
                 "the server had no connection to spare for {waited:?} ({e}): run fewer tests at \
                  once (cargo nextest -j, --test-threads), or raise the server's \
                  max_connections (or the user's MAX_USER_CONNECTIONS)"
@@ -359,7 +359,12 @@ impl MySqlServer {
 /// Whether the server refused a connection for want of connections: `max_connections` reached
 /// (1040), the users' limit (1203) or this user's (1226). Waited for, not failed on.
 pub(crate) fn is_out_of_connections(e: &sqlx::Error) -> bool {
-    matches!(error_number(e), Some(1040 | 1203 | 1226))
+    match error_number(e) {
+        Some(1040 | 1203) => true,
+        // 1226 is every per-account limit; the hourly ones do not clear in a wait.
+        Some(1226) => e.to_string().contains("max_user_connections"),
+        _ => false,
+    }
 }
 
 /// Whether `url` names a MySQL or MariaDB server.

@@ -208,6 +208,9 @@ impl Plan {
                 .cond_where(DB::at_locator(&location));
             if DB::UPDATE_RETURNING {
                 update.returning(returning::<DB>(table, false));
+            } else {
+                // Found by its key columns: one row, however the location was made.
+                update.limit(1);
             }
             let (sql, values) = update.build_sqlx(DB::QueryBuilder::default());
             let updated = DB::fetch_all(&mut *conn, sql, DB::arguments(values)).await;

@@ -269,12 +269,21 @@ async fn acquire_waiting(
 ) -> std::result::Result<sqlx::pool::PoolConnection<MySql>, sqlx::Error> {
     let started = std::time::Instant::now();
     let mut delay = Duration::from_millis(10);
+    let mut told = false;
     loop {
         match pool.acquire().await {
             Err(e)
                 if crate::backend::mysql::is_out_of_connections(&e)
                     && started.elapsed() < crate::backend::mysql::FULL_WAIT =>
             {
+                if !told && started.elapsed() > Duration::from_secs(10) {
+                    told = true;
+                    tracing::warn!(
+                        "a test's pool waits for a connection to the MySQL server, which has \
+                         none to spare ({e}): run fewer tests at once (cargo nextest -j, \
+                         --test-threads) or raise max_connections"
+                    );
+                }
                 let jitter = Duration::from_millis(u64::from(std::process::id() % 7));
                 tokio::time::sleep(delay + jitter).await;
                 delay = (delay * 2).min(Duration::from_millis(640));

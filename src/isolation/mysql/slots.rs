@@ -496,7 +496,9 @@ async fn finish_rollback(mut slot: Slot) -> Result<()> {
 /// test may have changed put back; says what escaped the transaction, if anything did.
 async fn end_rollback(slot: &mut Slot) -> Result<Option<String>> {
     let context = "ending the test's transaction";
-    let mut conn = slot.pool.acquire().await.map_err(Error::db(context))?;
+    let mut conn = acquire_waiting(&slot.pool)
+        .await
+        .map_err(Error::db(context))?;
     if slot.connections.load(Ordering::SeqCst) != 1 {
         return Ok(Some(EXPLAIN_LOST.to_string()));
     }

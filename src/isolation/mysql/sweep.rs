@@ -168,11 +168,17 @@ pub async fn list(server: &MySqlServer) -> Result<Vec<MySqlEntry>> {
         for (name, marker) in admin::list(&mut conn).await? {
             let leased = coord::is_taken(&mut conn, &format!("lease:{name}")).await?;
             let kind = marker.kind.clone();
+            // A shared database being built, or one an older seedbed made, has no list to read:
+            // it is listed without tokens.
             let kept_tokens = if kind == "ns" {
-                let mut shared = connect(server, &name).await?;
-                let tokens = journal::kept_tokens(&mut shared).await;
-                let _ = shared.close().await;
-                tokens?
+                match connect(server, &name).await {
+                    Ok(mut shared) => {
+                        let tokens = journal::kept_tokens(&mut shared).await;
+                        let _ = shared.close().await;
+                        tokens.unwrap_or_default()
+                    }
+                    Err(_) => Vec::new(),
+                }
             } else {
                 Vec::new()
             };
