@@ -394,20 +394,12 @@ pub async fn run_child(
             let mut conn = PgConnection::connect_with(&options)
                 .await
                 .map_err(Error::db(format!("connecting to {database}")))?;
-            let mut tx = conn
-                .begin()
-                .await
-                .map_err(Error::db(format!("BEGIN on {database}")))?;
-            let ready = t.elapsed();
-            let w = Instant::now();
-            plan.fill(&mut *tx, &tables, spec.rows, seed).await?;
-            let writes = w.elapsed();
-            let e = Instant::now();
-            tx.rollback()
-                .await
-                .map_err(Error::db(format!("ROLLBACK on {database}")))?;
+            let timed =
+                super::runner::floor_on(&mut conn, t, database, &plan, &tables, (spec.rows, seed))
+                    .await;
             let _ = conn.close().await;
-            (database.clone(), ready + e.elapsed(), writes)
+            let (ready, writes, end) = timed?;
+            (database.clone(), ready + end, writes)
         }
         ChildKind::Target(Target::Strategy(strategy)) => {
             let db = child_isolation(spec, program, *strategy).acquire().await?;

@@ -369,19 +369,16 @@ pub(crate) mod sqlite {
         let mut conn = SqliteConnection::connect_with(&options)
             .await
             .map_err(Error::db(format!("opening {}", dir.url(database))))?;
-        let mut tx = conn
-            .begin()
-            .await
-            .map_err(Error::db(format!("BEGIN on {}", dir.url(database))))?;
-        let ready = t.elapsed();
-        let w = Instant::now();
-        plan.fill(&mut *tx, tables, rows, seed).await?;
-        let writes = w.elapsed();
-        let e = Instant::now();
-        tx.rollback()
-            .await
-            .map_err(Error::db(format!("ROLLBACK on {}", dir.url(database))))?;
+        let timed = super::super::runner::floor_on(
+            &mut conn,
+            t,
+            &dir.url(database),
+            plan,
+            tables,
+            (rows, seed),
+        )
+        .await;
         let _ = conn.close().await;
-        Ok((ready, writes, e.elapsed()))
+        timed
     }
 }

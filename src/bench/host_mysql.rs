@@ -281,20 +281,10 @@ pub(crate) async fn floor(
 ) -> Result<(Duration, Duration, Duration)> {
     let t = Instant::now();
     let mut conn = connect(server, database).await?;
-    let mut tx = conn
-        .begin()
-        .await
-        .map_err(Error::db(format!("BEGIN on {database}")))?;
-    let ready = t.elapsed();
-    let w = Instant::now();
-    plan.fill(&mut *tx, tables, rows, seed).await?;
-    let writes = w.elapsed();
-    let e = Instant::now();
-    tx.rollback()
-        .await
-        .map_err(Error::db(format!("ROLLBACK on {database}")))?;
+    let timed =
+        super::super::runner::floor_on(&mut conn, t, database, plan, tables, (rows, seed)).await;
     let _ = conn.close().await;
-    Ok((ready, writes, e.elapsed()))
+    timed
 }
 
 #[cfg(test)]

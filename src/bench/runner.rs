@@ -482,6 +482,36 @@ where
     Ok(conn)
 }
 
+/// The floor's test on `conn`, connected since `started`: `BEGIN`, the writes, `ROLLBACK`.
+/// Returns the time from `started` until the writes, the writes' and the ending's; `database`
+/// names the database in errors.
+pub(super) async fn floor_on<C>(
+    conn: &mut C,
+    started: Instant,
+    database: &str,
+    plan: &RowPlan,
+    tables: &[crate::sql::QualifiedName],
+    (rows, seed): (usize, u64),
+) -> Result<(Duration, Duration, Duration)>
+where
+    C: RowWriter + Connection,
+    C::Database: sqlx::Database<Connection = C>,
+{
+    let mut tx = conn
+        .begin()
+        .await
+        .map_err(Error::db(format!("BEGIN on {database}")))?;
+    let ready = started.elapsed();
+    let w = Instant::now();
+    plan.fill(&mut *tx, tables, rows, seed).await?;
+    let writes = w.elapsed();
+    let e = Instant::now();
+    tx.rollback()
+        .await
+        .map_err(Error::db(format!("ROLLBACK on {database}")))?;
+    Ok((ready, writes, e.elapsed()))
+}
+
 /// A strategy test once its database is acquired: a first query, the writes, finish.
 async fn strategy_body<DB: crate::backend::Backend>(
     shared: &Shared,
