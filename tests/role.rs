@@ -8,13 +8,15 @@ use sqlx::PgPool;
 const MIGRATIONS: &str = "tests/role_migrations";
 
 /// What the role may and may not do; run twice per strategy, so the second run also shows the
-/// first one's rows were removed.
+/// first one's rows were removed. Each test writes notes with a body of its own (`body`): under
+/// Namespace's data mode the tests share one database, and a test running beside this one in
+/// another process sees its notes (same owner) until it ends.
 #[allow(
     clippy::unwrap_used,
     clippy::expect_used,
     reason = "test helper: its failure is the test's"
 )]
-async fn act_as_the_app(pool: &PgPool) {
+async fn act_as_the_app(pool: &PgPool, body: &str) {
     let (user, superuser): (String, String) =
         sqlx::query_as("SELECT current_user::text, current_setting('is_superuser')")
             .fetch_one(pool)
@@ -24,12 +26,19 @@ async fn act_as_the_app(pool: &PgPool) {
     assert_eq!(superuser, "off");
     // Row-level security: somebody else's note is invisible, and so is no note of an earlier
     // test (cleaned).
-    let visible: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
+    let hidden: i64 = sqlx::query_scalar("SELECT count(*) FROM notes WHERE body = 'not yours'")
         .fetch_one(pool)
         .await
         .unwrap();
-    assert_eq!(visible, 0);
-    sqlx::query("INSERT INTO notes (body) VALUES ('mine')")
+    assert_eq!(hidden, 0);
+    let visible: i64 = sqlx::query_scalar("SELECT count(*) FROM notes WHERE body = $1")
+        .bind(body)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(visible, 0, "a note of an earlier test is left");
+    sqlx::query("INSERT INTO notes (body) VALUES ($1)")
+        .bind(body)
         .execute(pool)
         .await
         .unwrap();
@@ -53,7 +62,7 @@ async fn act_as_the_app(pool: &PgPool) {
 
 #[seedbed::test(migrations = "tests/role_migrations", role = "seedbed_app")]
 async fn rollback_acts_as_the_role(pool: PgPool) {
-    act_as_the_app(&pool).await;
+    act_as_the_app(&pool, "rollback").await;
 }
 
 #[seedbed::test(
@@ -62,7 +71,7 @@ async fn rollback_acts_as_the_role(pool: PgPool) {
     strategy = "truncate"
 )]
 async fn truncate_acts_as_the_role(pool: PgPool) {
-    act_as_the_app(&pool).await;
+    act_as_the_app(&pool, "truncate").await;
 }
 
 #[seedbed::test(
@@ -71,7 +80,7 @@ async fn truncate_acts_as_the_role(pool: PgPool) {
     strategy = "template"
 )]
 async fn template_acts_as_the_role(pool: PgPool) {
-    act_as_the_app(&pool).await;
+    act_as_the_app(&pool, "template").await;
 }
 
 #[seedbed::test(
@@ -80,7 +89,7 @@ async fn template_acts_as_the_role(pool: PgPool) {
     strategy = "namespace"
 )]
 async fn namespace_acts_as_the_role(db: TestDb) {
-    act_as_the_app(&db.pool()).await;
+    act_as_the_app(&db.pool(), "namespace").await;
 }
 
 /// Every strategy, twice in a row in one process (the second test finds the first one's rows
@@ -101,7 +110,7 @@ async fn each_strategy_twice_and_with_a_second_connection() {
                 .acquire()
                 .await
                 .expect("acquire");
-            act_as_the_app(&db.pool()).await;
+            act_as_the_app(&db.pool(), "twice").await;
             if strategy != Strategy::Rollback {
                 // A connection the pool opens during the test acts as the role too.
                 let mut a = db.pool().acquire().await.expect("first");
