@@ -1,6 +1,8 @@
 //! MySQL isolation between processes, as `cargo nextest` runs tests: the test binary spawns
 //! copies of itself, 8 at once, each running one test; a test process killed with SIGKILL
-//! mid-test leaves nothing that the sweep does not remove; and bad server input (a wrong
+//! mid-test leaves nothing that the sweep does not remove; a process that ran one test and
+//! passed notes its database clean for the next holder, and one killed mid-test leaves no such
+//! note; and bad server input (a wrong
 //! password, an unknown database, a user that may not create databases) is an error that says
 //! what to do.
 
@@ -80,6 +82,49 @@ macro_rules! child_tests {
         }
     };
 }
+
+/// Set in a child whose test is to say which database it had and what it wrote there.
+const REPORT_VAR: &str = "SEEDBED_TEST_REPORT";
+
+/// Finds no note of an earlier test, writes a note only it knows, says where (when asked), and,
+/// when asked to be killed, waits for it.
+async fn write_a_note(db: TestDb<MySql>) {
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notes")
+        .fetch_one(&db.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "a note of an earlier test is left");
+    let body = format!("note-{}", db.token());
+    sqlx::query("INSERT INTO notes (body) VALUES (?)")
+        .bind(&body)
+        .execute(&db.pool())
+        .await
+        .unwrap();
+    if let Ok(report) = std::env::var(REPORT_VAR) {
+        std::fs::write(&report, format!("{}\n{body}", db.database())).unwrap();
+    }
+    if let Ok(ready) = std::env::var(READY_VAR) {
+        std::fs::write(&ready, format!("{}\n{body}", db.database())).unwrap();
+        tokio::time::sleep(Duration::from_secs(120)).await;
+    }
+}
+
+macro_rules! note_tests {
+    ($module:ident, $strategy:literal) => {
+        mod $module {
+            use super::*;
+
+            #[seedbed::test(strategy = $strategy, migrations = "tests/mysql_note_migrations")]
+            async fn note(db: TestDb<MySql>) {
+                write_a_note(db).await;
+            }
+        }
+    };
+}
+
+note_tests!(note_rollback, "rollback");
+note_tests!(note_truncate, "truncate");
+note_tests!(note_template, "template");
 
 child_tests!(rollback, "rollback");
 child_tests!(truncate, "truncate");
@@ -243,6 +288,173 @@ async fn a_killed_namespace_test_leaves_no_rows() {
     let (database, email, before) = kill_mid_test("namespace::killed").await;
     assert_eq!(before, 1, "the row was committed as the process died");
     sweep_until(async || rows(&database, &email).await == 0).await;
+}
+
+// ---- the clean note ----
+
+/// Whether `database` is noted clean for its next holder.
+async fn noted_clean(database: &str) -> bool {
+    let mut conn = admin().await;
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM seedbed.clean WHERE name = ?")
+        .bind(database)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let _ = conn.close().await;
+    n == 1
+}
+
+/// How many notes `body` names in `database`.
+async fn notes(database: &str, body: &str) -> i64 {
+    let mut conn = admin().await;
+    let sql = format!(
+        "SELECT COUNT(*) FROM {}.notes WHERE body = ?",
+        quote_mysql_ident(database)
+    );
+    let n = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(body)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let _ = conn.close().await;
+    n
+}
+
+/// Waits until no session holds the lease of `database` (the server frees a dead process's locks
+/// a moment after its connections close).
+async fn wait_lease_free(database: &str) {
+    let mut conn = admin().await;
+    let start = Instant::now();
+    loop {
+        let free: Option<i64> = sqlx::query_scalar("SELECT IS_FREE_LOCK(?)")
+            .bind(format!("seedbed:lease:{database}"))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        if free == Some(1) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{database} stays leased"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = conn.close().await;
+}
+
+/// A child process that runs one test as `cargo nextest` runs it (one test, then the process
+/// ends).
+fn spawn_one_test(test: &str, var: &str, path: &Path) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--test-threads", "1"])
+        .env_remove("NEXTEST_RUN_ID")
+        .env("NEXTEST_EXECUTION_MODE", "process-per-test")
+        .env(var, path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Where a child says which database it had and what it wrote: the two lines of `path`, once
+/// both are there.
+fn read_report(path: &Path) -> Option<(String, String)> {
+    let said = std::fs::read_to_string(path).ok()?;
+    let mut lines = said.lines();
+    Some((lines.next()?.to_string(), lines.next()?.to_string()))
+}
+
+/// A passing one-test process notes its database clean, and it is: the next holder takes it
+/// without looking. Then a process killed mid-test on that database: the note went when it
+/// leased the database, and the next holder empties it before its test.
+#[tokio::test]
+async fn a_clean_note_is_left_by_a_passing_process_and_never_by_a_killed_one() {
+    for strategy in ["rollback", "truncate", "template"] {
+        let test = format!("note_{strategy}::note");
+        let report = std::env::temp_dir().join(format!(
+            "seedbed-mysql-note-{}-{strategy}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&report);
+        let out = spawn_one_test(&test, REPORT_VAR, &report)
+            .wait_with_output()
+            .unwrap();
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+            "{test}:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (database, body) = read_report(&report).unwrap();
+        std::fs::remove_file(&report).unwrap();
+        assert!(noted_clean(&database).await, "{strategy}: no note");
+        assert_eq!(
+            notes(&database, &body).await,
+            0,
+            "{strategy}: noted but not clean"
+        );
+
+        // Killed mid-test on the same database (the first of this schema, free again).
+        wait_lease_free(&database).await;
+        let ready = report.with_extension("ready");
+        let _ = std::fs::remove_file(&ready);
+        let mut child = spawn_one_test(&test, READY_VAR, &ready);
+        let start = Instant::now();
+        let (killed_on, killed_body) = loop {
+            if let Some(said) = read_report(&ready) {
+                break said;
+            }
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "{strategy}: the child ended before it was killed"
+            );
+            assert!(start.elapsed() < Duration::from_secs(120), "never ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        std::fs::remove_file(&ready).unwrap();
+        assert_eq!(
+            killed_on, database,
+            "{strategy}: the noted database is taken first"
+        );
+        assert!(!noted_clean(&database).await, "{strategy}: the note stayed");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            !noted_clean(&database).await,
+            "{strategy}: a killed process noted"
+        );
+        let committed = i64::from(strategy != "rollback");
+        assert_eq!(
+            notes(&database, &killed_body).await,
+            committed,
+            "{strategy}"
+        );
+
+        // The next holder finds no note and empties the database before its test.
+        wait_lease_free(&database).await;
+        let _ = std::fs::remove_file(&report);
+        let out = spawn_one_test(&test, REPORT_VAR, &report)
+            .wait_with_output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{test} after the kill:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (next_on, _) = read_report(&report).unwrap();
+        std::fs::remove_file(&report).unwrap();
+        assert_eq!(
+            next_on, database,
+            "{strategy}: the free database is taken first"
+        );
+        assert_eq!(
+            notes(&database, &killed_body).await,
+            0,
+            "{strategy}: not emptied"
+        );
+    }
 }
 
 // ---- bad input ----

@@ -23,26 +23,69 @@ pub(crate) const ADMIN_DATABASE: &str = "seedbed";
 /// row journal): introspection and clones leave them out.
 pub(crate) const INTERNAL_PREFIX: &str = "seedbed__";
 
-/// Makes seedbed's own database and its marker table (asked first: every test process comes
-/// here once).
+/// The table of `seedbed` that notes the databases a test left clean: a `MEMORY` table, written
+/// without a disk write and empty again after the server restarts (when nothing is known).
+const CLEAN_TABLE: &str = "clean";
+
+/// Notes that `database` is as its image made it (no test's rows, the image's schema) for the
+/// next test that leases it, which can then skip looking: written by the holder of its lease as
+/// the process gives it up.
+pub(crate) async fn note_clean(conn: &mut MySqlConnection, database: &str) -> Result<()> {
+    let sql = format!(
+        "INSERT IGNORE INTO {}.{} (name) VALUES (?)",
+        q(ADMIN_DATABASE),
+        q(CLEAN_TABLE)
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(database)
+        .execute(conn)
+        .await
+        .map_err(Error::db(format!("noting MySQL database {database} clean")))?;
+    Ok(())
+}
+
+/// Takes the note [`note_clean`] left on `database`: `true` if it was there. The note goes in the
+/// same statement, so a holder that dies while it uses the database leaves none.
+pub(crate) async fn take_clean(conn: &mut MySqlConnection, database: &str) -> Result<bool> {
+    let sql = format!(
+        "DELETE FROM {}.{} WHERE name = ?",
+        q(ADMIN_DATABASE),
+        q(CLEAN_TABLE)
+    );
+    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(database)
+        .execute(conn)
+        .await
+        .map_err(Error::db(format!(
+            "reading whether MySQL database {database} is clean"
+        )))?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Makes seedbed's own database, its marker table and the table of clean notes (asked first:
+/// every test process comes here once).
 pub(crate) async fn ensure_admin(conn: &mut MySqlConnection) -> Result<()> {
     let made: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM information_schema.TABLES \
-         WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'markers'",
+         WHERE TABLE_SCHEMA = ? AND TABLE_NAME IN ('markers', 'clean')",
     )
     .bind(ADMIN_DATABASE)
     .fetch_one(&mut *conn)
     .await
     .map_err(Error::db("looking for seedbed's database"))?;
-    if made > 0 {
+    if made == 2 {
         return Ok(());
     }
     let sql = format!(
         "CREATE DATABASE IF NOT EXISTS {db} CHARACTER SET utf8mb4; \
          CREATE TABLE IF NOT EXISTS {db}.markers (\
              name VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PRIMARY KEY, \
-             marker TEXT NOT NULL) ENGINE=InnoDB",
-        db = q(ADMIN_DATABASE)
+             marker TEXT NOT NULL) ENGINE=InnoDB; \
+         CREATE TABLE IF NOT EXISTS {db}.{clean} (\
+             name VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PRIMARY KEY) \
+             ENGINE=MEMORY",
+        db = q(ADMIN_DATABASE),
+        clean = q(CLEAN_TABLE)
     );
     match sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(conn).await {
         Ok(_) => Ok(()),

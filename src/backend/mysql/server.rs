@@ -71,6 +71,9 @@ pub struct MySqlServer {
     version: OnceLock<(Flavor, String)>,
     /// `seedbed`'s own database made, once per process.
     admin_ready: OnceCell<()>,
+    /// A maintenance connection given back for the next [`maintenance`](Self::maintenance), in
+    /// a process whose one test's runtime is the only one (see [`park`](Self::park)).
+    parked: std::sync::Mutex<Option<MySqlConnection>>,
 }
 
 /// The process's server, resolved once (or installed).
@@ -113,8 +116,50 @@ impl MySqlServer {
         let server = Self::unverified().await?;
         let mut conn = server.connect_maintenance().await?;
         server.read_version(&mut conn).await?;
-        let _ = conn.close().await;
+        server.park(conn).await;
         Ok(server)
+    }
+
+    /// The process's server, if it was resolved already.
+    pub(crate) fn resolved() -> Option<&'static MySqlServer> {
+        SERVER.get()
+    }
+
+    /// Forgets the parked connection (its runtime ended): dropped, it closes.
+    pub(crate) fn forget_parked(&self) {
+        drop(
+            self.parked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(),
+        );
+    }
+
+    /// Gives back a maintenance connection that is done with (no lock held, no session setting
+    /// changed): in a process that runs one test on the one runtime it has (`cargo nextest`),
+    /// the next [`maintenance`](Self::maintenance) takes it instead of connecting again;
+    /// elsewhere it closes (it may have been opened on a test's runtime, which ends with it).
+    pub(crate) async fn park(&self, conn: MySqlConnection) {
+        #[cfg(feature = "postgres")]
+        let adopted = crate::isolation::engine::adopted();
+        #[cfg(not(feature = "postgres"))]
+        let adopted = false;
+        let conn = if adopted {
+            let mut parked = self
+                .parked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match parked.as_ref() {
+                None => {
+                    *parked = Some(conn);
+                    return;
+                }
+                Some(_) => conn,
+            }
+        } else {
+            conn
+        };
+        let _ = conn.close().await;
     }
 
     /// The server the environment names (as [`resolve`](Self::resolve) finds it), without
@@ -152,6 +197,7 @@ impl MySqlServer {
             options: running.connect_options(""),
             version: OnceLock::new(),
             admin_ready: OnceCell::new(),
+            parked: std::sync::Mutex::new(None),
         }
     }
 
@@ -192,6 +238,7 @@ impl MySqlServer {
             options,
             version: OnceLock::new(),
             admin_ready: OnceCell::new(),
+            parked: std::sync::Mutex::new(None),
         })
     }
 
@@ -236,7 +283,15 @@ impl MySqlServer {
 
     /// A maintenance connection: no database of seedbed's, `seedbed`'s own database made.
     pub(crate) async fn maintenance(&self) -> Result<MySqlConnection> {
-        let mut conn = self.connect_maintenance().await?;
+        let parked = self
+            .parked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let mut conn = match parked {
+            Some(conn) => conn,
+            None => self.connect_maintenance().await?,
+        };
         if self.version.get().is_none() {
             self.read_version(&mut conn).await?;
         }

@@ -63,7 +63,7 @@ pub(super) async fn ready(
         .get_or_try_init(&name, async {
             let mut conn = server.maintenance().await?;
             if is_ready(&mut conn, &name).await? {
-                let _ = conn.close().await;
+                server.park(conn).await;
                 return Ok(name.clone());
             }
             coord::take(&mut conn, &format!("build:{name}"), BUILD_WAIT).await?;

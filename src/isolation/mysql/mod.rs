@@ -252,12 +252,15 @@ impl PoolSettings {
     }
 }
 
-/// Forgets the slots and pools this process keeps for its next tests: their connections lived on
+/// Forgets the slots, pools and parked connection this process keeps for its next tests: their connections lived on
 /// a test runtime that has ended (a process that said it runs one test, and runs another).
 /// Dropped, they close, and the server frees their leases.
 pub(super) fn forget_kept() {
     slots::forget_idle();
     namespace::forget_idle();
+    if let Some(server) = MySqlServer::resolved() {
+        server.forget_parked();
+    }
 }
 
 /// A connection of a test's pool, opened by the engine (to ready, end or empty the test's

@@ -3,17 +3,18 @@
 //! by a connection of the leasing process, is held.
 //!
 //! - Truncate empties what the test wrote at its end.
-//! - Rollback runs the test in one transaction and rolls it back. Its one connection has a
-//!   `TEMPORARY` InnoDB table holding one row written inside the test's transaction: at the end,
-//!   the row is gone if a raw `ROLLBACK` ended the transaction midway, and still there after the
-//!   rollback if something committed it (DDL, `LOCK TABLES`, a raw `BEGIN` or `COMMIT`).
-//!   Either fails the test; the slot, which may hold what was committed, is dropped.
+//! - Rollback runs the test in one transaction and rolls it back. The transaction opens with a
+//!   savepoint of seedbed's, which lives as long as the transaction: at the end it is gone if
+//!   anything ended the transaction midway (DDL, `LOCK TABLES`, a raw `BEGIN`, `COMMIT` or
+//!   `ROLLBACK`, a deadlock). That fails the test; the slot, which may hold what was
+//!   committed, is dropped. A savepoint costs the server no write, where a probe row would.
 //! - Template's slots are copies of the template (migrations and fixtures): when the test passes
 //!   with the schema as the template has it, the copy is emptied back to the template's rows
 //!   and recycled; when the schema changed, it is dropped.
 //!
 //! A process keeps the slots its finished tests gave back, their connections open, for its next
-//! tests. A slot leased anew is emptied first: its last holder may have died mid-test.
+//! tests. A slot leased anew is emptied first (its last holder may have died mid-test), unless
+//! its last holder, a process that ran one test, noted it clean as it gave it up.
 //! A failed test's Truncate or Template database is kept (its marker says so) and no test takes
 //! it until `seedbed sweep --kept` removes it.
 
@@ -38,8 +39,12 @@ use crate::strategy::Strategy;
 
 type Tm = <MySql as sqlx::Database>::TransactionManager;
 
-/// The table Rollback's probe row lives in, one per connection.
+/// The savepoint Rollback's transaction opens with: gone at the end if the transaction ended
+/// midway.
 const PROBE: &str = "seedbed__tx";
+
+/// The server's error when a savepoint does not exist.
+const NO_SAVEPOINT: u16 = 1305;
 
 /// Which strategy holds the slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,12 +183,7 @@ pub(super) async fn acquire(
 /// Readies a slot for the test: Rollback's transaction begun, counters reset, fixtures run.
 async fn prepare(slot: &mut Slot, iso: &Isolation, kind: Kind, reset: bool) -> Result<()> {
     let plan = if reset { Some(plan(slot).await?) } else { None };
-    let mut conn = acquire_waiting(&slot.pool)
-        .await
-        .map_err(Error::db(format!(
-            "connecting to test database {}",
-            slot.name
-        )))?;
+    let mut conn = connection(slot).await?;
     if kind == Kind::Rollback && !slot.begun {
         begin(&mut conn).await?;
         slot.begun = true;
@@ -198,29 +198,22 @@ async fn prepare(slot: &mut Slot, iso: &Isolation, kind: Kind, reset: bool) -> R
     Ok(())
 }
 
-/// Begins the test's transaction and writes its probe row in it.
+/// Begins the test's transaction with its savepoint.
 async fn begin(conn: &mut MySqlConnection) -> Result<()> {
     Tm::begin(conn, None)
         .await
         .map_err(Error::db("starting the test's transaction"))?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO {} VALUES (1)",
-        q(PROBE)
-    )))
-    .execute(&mut *conn)
-    .await
-    .map_err(Error::db("starting the test's transaction"))?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SAVEPOINT {}", q(PROBE))))
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::db("starting the test's transaction"))?;
     Ok(())
 }
 
-/// How many probe rows `conn` sees.
-async fn probe_rows(conn: &mut MySqlConnection) -> std::result::Result<i64, sqlx::Error> {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT COUNT(*) FROM {}",
-        q(PROBE)
-    )))
-    .fetch_one(conn)
-    .await
+/// Whether `e` says the probe savepoint (or a savepoint of the code's, opened after it) is gone:
+/// the transaction ended midway.
+fn ended_midway(e: &sqlx::Error) -> bool {
+    crate::backend::mysql::error_number(e) == Some(NO_SAVEPOINT)
 }
 
 /// Leases the first free slot of `image`, made from the image if it does not exist yet, and
@@ -252,12 +245,18 @@ async fn lease(
             continue;
         }
         let current = marker.as_ref().and_then(|m| m.get("image")) == Some(image);
+        // The last holder noted the slot clean as it gave it up: a process that ended after its
+        // test passed. Without the note (the holder died mid-test, or ran several tests and
+        // exited), the slot is looked at.
+        let noted_clean = admin::take_clean(&mut holder, &name).await?;
         // A slot whose last holder changed its schema (and died, or ran DDL under Truncate)
         // is made again.
         let same_schema = state == Some("ready")
             && current
-            && fingerprint(&mut holder, &name).await?
-                == image_fingerprint(&mut holder, image).await?;
+            && (noted_clean
+                || fingerprint(&mut holder, &name).await?
+                    == image_fingerprint(&mut holder, image).await?);
+        let noted_clean = noted_clean && same_schema;
         if !same_schema {
             admin::drop_database(&mut holder, &name).await?;
             admin::clone(&mut holder, &name, image).await?;
@@ -274,7 +273,7 @@ async fn lease(
                 let counter = Arc::clone(&connections);
                 let extra: Arc<dyn Fn() -> String + Send + Sync> = Arc::new(move || {
                     counter.fetch_add(1, Ordering::SeqCst);
-                    format!("CREATE TEMPORARY TABLE {} (x INT) ENGINE=InnoDB;", q(PROBE))
+                    String::new()
                 });
                 settings.pool(server, options, 1, Some(extra), &fresh)
             }
@@ -295,7 +294,11 @@ async fn lease(
             ddl_seen: std::collections::HashMap::new(),
         };
         // Its first connection opens here, on the engine runtime: it serves the process's tests.
-        let cleaned = clean(&slot, false).await;
+        let cleaned = if noted_clean {
+            warm(&slot).await
+        } else {
+            clean(&slot, false).await
+        };
         slot.fresh.warmed();
         return match cleaned {
             Ok(()) => Ok(slot),
@@ -308,6 +311,33 @@ async fn lease(
     Err(Error::Internal(format!(
         "no free slot among 10000 of {image}"
     )))
+}
+
+/// A connection of the slot's pool, waiting while the server has none to spare.
+async fn connection(slot: &Slot) -> Result<sqlx::pool::PoolConnection<MySql>> {
+    acquire_waiting(&slot.pool).await.map_err(Error::db(format!(
+        "connecting to test database {}",
+        slot.name
+    )))
+}
+
+/// Opens the slot pool's first connection.
+async fn warm(slot: &Slot) -> Result<()> {
+    connection(slot).await?.return_to_pool().await;
+    Ok(())
+}
+
+/// Keeps a slot a test left clean for this process's next test; in a process that runs one
+/// test, notes it clean for the next holder first (the process ends, and the lease with it).
+async fn keep(mut slot: Slot) -> Result<()> {
+    if crate::util::env::one_test_per_process() {
+        admin::note_clean(&mut slot.holder, &slot.name).await?;
+    }
+    idle()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(slot);
+    Ok(())
 }
 
 /// Empties the slot, the template's (or migrations') rows put back.
@@ -416,29 +446,20 @@ struct Leased {
     own_connections: bool,
 }
 
-const EXPLAIN_ROLLBACK: &str = "the test's transaction ended midway, by a raw ROLLBACK in the \
-    code under test (or a deadlock the server resolved by rolling it back): what it wrote before \
-    was rolled back, and what it wrote after was committed. Code that ends transactions itself needs a database of its own: use strategy = \
-    \"truncate\" (or \"template\")";
+const EXPLAIN_ENDED: &str = "the test's transaction ended midway: the code under test \
+    committed it (a raw COMMIT or BEGIN, LOCK TABLES, or another statement MySQL commits \
+    implicitly) or rolled it back (a raw ROLLBACK, or a deadlock the server resolved by rolling \
+    it back), so what it wrote after that was committed. Code that ends transactions itself \
+    needs a database of its own: use strategy = \"truncate\" (or \"template\")";
 
 const EXPLAIN_LOST: &str = "the test's connection was closed midway and another opened: what \
     the code wrote after that was committed. Code that closes or detaches connections needs a \
     database of its own: use strategy = \"truncate\" (or \"template\")";
 
-fn explain_commit(ddl: bool) -> String {
-    if ddl {
-        "the code under test ran DDL (CREATE, ALTER, DROP, TRUNCATE, RENAME…), which MySQL \
-         commits implicitly: it changed the schema and committed what the test had written. A \
-         test that changes the schema needs a database of its own: use strategy = \"template\""
-            .to_string()
-    } else {
-        "the code under test committed the test's transaction (a raw COMMIT or BEGIN, LOCK \
-         TABLES, or another statement MySQL commits implicitly): what it wrote was committed. \
-         Code that commits needs a database of its own: use strategy = \"truncate\" (or \
-         \"template\")"
-            .to_string()
-    }
-}
+const EXPLAIN_DDL: &str = "the code under test ran DDL (CREATE, ALTER, DROP, TRUNCATE, \
+    RENAME…), which MySQL commits implicitly: it changed the schema and committed what the test \
+    had written. A test that changes the schema needs a database of its own: use strategy = \
+    \"template\"";
 
 #[async_trait]
 impl Ending<MySql> for Leased {
@@ -471,11 +492,7 @@ async fn finish_rollback(mut slot: Slot) -> Result<()> {
     match end_rollback(&mut slot).await {
         Ok(None) => {
             slot.begun = true;
-            idle()
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(slot);
-            Ok(())
+            keep(slot).await
         }
         Ok(Some(message)) => {
             discard(slot).await?;
@@ -502,52 +519,43 @@ async fn end_rollback(slot: &mut Slot) -> Result<Option<String>> {
     if slot.connections.load(Ordering::SeqCst) != 1 {
         return Ok(Some(EXPLAIN_LOST.to_string()));
     }
-    let (before, after) = if Tm::get_transaction_depth(&conn) == 1 {
-        // One round trip: the probe row as the test's transaction sees it, the rollback, the
-        // next test's transaction begun with its probe row, and the probe rows it sees. sqlx
-        // counts one open transaction before and after.
-        let sql = format!(
-            "SELECT COUNT(*) FROM {p}; ROLLBACK; \
-             SET SESSION foreign_key_checks = 1, unique_checks = 1, autocommit = 1; \
-             BEGIN; INSERT INTO {p} VALUES (1); SELECT COUNT(*) FROM {p}",
-            p = q(PROBE)
-        );
-        let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(Error::db(context))?;
-        let count = |i: usize| -> Result<i64> {
-            let row = rows
-                .get(i)
-                .ok_or_else(|| Error::Internal(format!("{context}: {} rows", rows.len())))?;
-            sqlx::Row::try_get(row, 0).map_err(Error::db(context))
-        };
-        (count(0)?, count(1)?)
-    } else {
-        // Savepoints the code left open: sqlx rolls each back, then the transaction.
-        let before = probe_rows(&mut conn).await.map_err(Error::db(context))?;
-        while Tm::get_transaction_depth(&conn) > 0 {
-            Tm::rollback(&mut conn).await.map_err(Error::db(context))?;
+    // Savepoints the code left open, rolled back one by one as sqlx counts them: one that is
+    // gone went with the transaction.
+    while Tm::get_transaction_depth(&conn) > 1 {
+        match Tm::rollback(&mut conn).await {
+            Ok(()) => {}
+            Err(e) if ended_midway(&e) => return explain_ended(slot).await.map(Some),
+            Err(e) => return Err(Error::db(context)(e)),
         }
-        sqlx::raw_sql("SET SESSION foreign_key_checks = 1, unique_checks = 1, autocommit = 1")
-            .execute(&mut *conn)
-            .await
-            .map_err(Error::db(context))?;
-        begin(&mut conn).await?;
-        let after = probe_rows(&mut conn).await.map_err(Error::db(context))?;
-        (before, after)
-    };
-    if before == 0 {
-        return Ok(Some(EXPLAIN_ROLLBACK.to_string()));
     }
-    if after != 1 {
-        // Read on the holder: some servers list the test connection's TEMPORARY table.
-        let print = fingerprint(&mut slot.holder, &slot.name).await?;
-        let ddl = print != image_fingerprint(&mut slot.holder, &slot.image).await?;
-        return Ok(Some(explain_commit(ddl)));
+    // One round trip: the probe savepoint checked (an error if the transaction ended), the
+    // rollback, and the next test's transaction begun with its savepoint. sqlx counts one open
+    // transaction before and after.
+    let sql = format!(
+        "RELEASE SAVEPOINT {p}; ROLLBACK; \
+         SET SESSION foreign_key_checks = 1, unique_checks = 1, autocommit = 1; \
+         BEGIN; SAVEPOINT {p}",
+        p = q(PROBE)
+    );
+    match sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut *conn)
+        .await
+    {
+        Ok(_) => {
+            conn.return_to_pool().await;
+            Ok(None)
+        }
+        Err(e) if ended_midway(&e) => explain_ended(slot).await.map(Some),
+        Err(e) => Err(Error::db(context)(e)),
     }
-    conn.return_to_pool().await;
-    Ok(None)
+}
+
+/// Why the test's transaction ended midway: DDL when the slot's schema is no longer the image's.
+async fn explain_ended(slot: &mut Slot) -> Result<String> {
+    // Read on the holder: some servers list the test connection's TEMPORARY tables.
+    let print = fingerprint(&mut slot.holder, &slot.name).await?;
+    let ddl = print != image_fingerprint(&mut slot.holder, &slot.image).await?;
+    Ok(if ddl { EXPLAIN_DDL } else { EXPLAIN_ENDED }.to_string())
 }
 
 async fn finish_owned(
@@ -586,13 +594,7 @@ async fn finish_owned(
     }
     slot.ddl_seen = sessions.ddl;
     match clean(&slot, reset_sequences).await {
-        Ok(()) => {
-            idle()
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(slot);
-            Ok(())
-        }
+        Ok(()) => keep(slot).await,
         Err(e) => {
             discard(slot).await?;
             Err(e)
