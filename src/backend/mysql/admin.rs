@@ -340,7 +340,11 @@ async fn copy_triggers(conn: &mut MySqlConnection, name: &str, template: &str) -
     .await
     .map_err(Error::db(context()))?;
     for (trigger, timing, event, table, body) in triggers {
-        if trigger.starts_with(INTERNAL_PREFIX) {
+        // The cleaner's write triggers are part of the database; the row journal's are not
+        // (it is installed on a shared database, never copied).
+        if trigger.starts_with(INTERNAL_PREFIX)
+            && !trigger.starts_with(super::clean::WRITE_TRIGGER_PREFIX)
+        {
             continue;
         }
         let sql = format!(

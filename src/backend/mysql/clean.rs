@@ -1,12 +1,23 @@
 //! Emptying a MySQL database again (Truncate, and Template's recycled databases).
 //!
 //! `prepare` copies the rows migrations left in a table into a baseline table beside it
-//! (`seedbed__b_<hash>`). A clean asks every other table in one statement whether it has rows,
-//! then, in one transaction with foreign-key checks off (so cycles need no order), `DELETE`s the
-//! tables that do and puts every baseline back. `DELETE` rather than `TRUNCATE`: InnoDB's
+//! (`seedbed__b_<hash>`). A clean finds the tables that differ from their state after the
+//! migrations, then, in one transaction with foreign-key checks off (so cycles need no order),
+//! `DELETE`s them and puts every baseline back. `DELETE` rather than `TRUNCATE`: InnoDB's
 //! `TRUNCATE` drops and re-creates the table, a DDL statement that costs milliseconds per table
 //! where a test's few rows cost microseconds to delete. A `DELETE` trigger that writes another
 //! table is followed: tables that have rows again are emptied in a further pass.
+//!
+//! Finding the tables: a database prepared with `track` notes them as they are written. Each
+//! table without baseline rows has an `AFTER INSERT` trigger that notes its position in
+//! `seedbed__dirty`, a `MEMORY` table (no disk write, no lock held to the end of the writer's
+//! transaction): any session's rows are noted, the test's pool's or a program's it started. Such
+//! a table has no rows after a clean, so every row it has later was inserted, and noted; an
+//! `UPDATE` or `DELETE` can only touch those. The tables with baseline rows (a few lookup
+//! tables) are compared with their copies each time, which also catches what no trigger sees
+//! there: a `TRUNCATE`, a foreign key's cascade. A row of `seedbed__dirty` says the notes are
+//! whole; a `MEMORY` table is empty after the server restarts, and then, as in an untracked
+//! database, one statement asks every table whether it has rows.
 
 use sqlx::{MySql, MySqlConnection};
 
@@ -20,6 +31,17 @@ use crate::util::hash::stable_hash;
 /// How many passes a clean makes for tables that `DELETE` triggers fill again.
 const PASSES: usize = 4;
 
+/// The table a tracked database notes its written tables in.
+const DIRTY_TABLE: &str = "seedbed__dirty";
+
+/// The prefix of the triggers that note written tables: they are part of the database, and a
+/// copy has them too.
+pub(crate) const WRITE_TRIGGER_PREFIX: &str = "seedbed__w";
+
+/// The row of [`DIRTY_TABLE`] that says its notes are whole (the server has not restarted since
+/// they were last emptied).
+const WHOLE: i64 = -1;
+
 /// What the cleaner reads once per database.
 #[derive(Debug, Clone)]
 pub struct MySqlPlan {
@@ -29,6 +51,11 @@ pub struct MySqlPlan {
     baselines: Vec<(Table, String)>,
     /// `SELECT` of the indexes (into `tables`, then `baselines`) of the tables to clean.
     probe: String,
+    /// The tables' inserts are noted in [`DIRTY_TABLE`].
+    tracked: bool,
+    /// `SELECT` of the noted tables' indexes and the baseline tables that differ from their
+    /// copies; [`WHOLE`] when the notes are not whole (a tracked plan).
+    noted_probe: String,
 }
 
 #[derive(Debug, Clone)]
@@ -51,7 +78,9 @@ fn baseline_name(table: &str) -> String {
 impl Clean for MySql {
     type Plan = MySqlPlan;
 
-    async fn prepare(conn: &mut MySqlConnection, schema: &Schema, _track: bool) -> Result<()> {
+    /// With `track`, the tables without baseline rows note their inserts (see the module's
+    /// documentation), so a clean asks no table whether it has rows.
+    async fn prepare(conn: &mut MySqlConnection, schema: &Schema, track: bool) -> Result<()> {
         for table in &schema.tables {
             let name = &table.name.name;
             let has_rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
@@ -75,7 +104,11 @@ impl Clean for MySql {
                     )))?;
             }
         }
-        let plan = catalog_plan(conn).await?;
+        let mut plan = catalog_plan(conn).await?;
+        if track {
+            install_tracking(conn, &plan).await?;
+            plan = MySqlPlan::assemble(plan.into_entries(), true);
+        }
         store_plan(conn, &plan).await
     }
 
@@ -85,16 +118,20 @@ impl Clean for MySql {
     async fn plan(conn: &mut MySqlConnection) -> Result<MySqlPlan> {
         let stored: std::result::Result<Vec<PlanTuple>, sqlx::Error> =
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT name, copy, auto_increment, delete_trigger, insert_trigger, columns \
-                 FROM {} ORDER BY position",
+                "SELECT name, copy, auto_increment, delete_trigger, insert_trigger, columns, \
+                 tracked FROM {} ORDER BY position",
                 q(PLAN_TABLE)
             )))
             .fetch_all(&mut *conn)
             .await;
         match stored {
-            Ok(rows) if !rows.is_empty() => Ok(MySqlPlan::assemble(
-                rows.into_iter().map(into_entry).collect(),
-            )),
+            Ok(rows) if !rows.is_empty() => {
+                let tracked = rows.iter().all(|r| r.6);
+                Ok(MySqlPlan::assemble(
+                    rows.into_iter().map(into_entry).collect(),
+                    tracked,
+                ))
+            }
             Ok(_) => catalog_plan(conn).await,
             Err(e) if super::error_number(&e) == Some(1146) => catalog_plan(conn).await,
             Err(e) => Err(Error::db("reading the cleaner's plan")(e)),
@@ -107,12 +144,25 @@ impl Clean for MySql {
         reset_sequences: bool,
     ) -> Result<usize> {
         let mut emptied: Vec<usize> = Vec::new();
-        let mut dirty = dirty(conn, plan).await?;
+        let (mut dirty, whole) = dirty(conn, plan).await?;
+        if !whole && dirty.is_empty() {
+            // Notes found not whole (the server restarted), and nothing to empty: they are
+            // whole from here on (emptying notes them whole too).
+            note_whole(conn).await?;
+        }
         for _ in 0..PASSES {
             if dirty.is_empty() {
                 break;
             }
             let mut script = String::from("SET SESSION FOREIGN_KEY_CHECKS = 0; START TRANSACTION;");
+            if plan.tracked {
+                // What triggers insert while the tables are emptied is noted afresh (the
+                // cleaner's own DELETEs fire no insert trigger).
+                script.push_str(&format!(
+                    "DELETE FROM {d} WHERE i <> {WHOLE}; INSERT IGNORE INTO {d} VALUES ({WHOLE});",
+                    d = q(DIRTY_TABLE)
+                ));
+            }
             for &i in &dirty {
                 let table = plan.table(i);
                 script.push_str(&format!("DELETE FROM {};", q(&table.name)));
@@ -148,7 +198,7 @@ impl Clean for MySql {
                 table.delete_trigger || (plan.copy(i).is_some() && table.insert_trigger)
             });
             dirty = if fired {
-                self::dirty(conn, plan).await?
+                self::dirty(conn, plan).await?.0
             } else {
                 Vec::new()
             };
@@ -180,7 +230,8 @@ async fn catalog_plan(conn: &mut MySqlConnection) -> Result<MySqlPlan> {
     .map_err(Error::db("reading the cleaner's baselines"))?;
     let triggers: Vec<(String, String)> = sqlx::query_as(
         "SELECT CAST(EVENT_OBJECT_TABLE AS CHAR), CAST(EVENT_MANIPULATION AS CHAR) \
-         FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE()",
+         FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE() \
+         AND TRIGGER_NAME NOT LIKE 'seedbed\\_\\_%'",
     )
     .fetch_all(&mut *conn)
     .await
@@ -211,18 +262,56 @@ async fn catalog_plan(conn: &mut MySqlConnection) -> Result<MySqlPlan> {
         let copy = existing.contains(&copy).then_some(copy);
         entries.push((table, copy));
     }
-    Ok(MySqlPlan::assemble(entries))
+    Ok(MySqlPlan::assemble(entries, false))
+}
+
+/// Makes the tables without baseline rows note their inserts in [`DIRTY_TABLE`], the notes
+/// whole.
+async fn install_tracking(conn: &mut MySqlConnection, plan: &MySqlPlan) -> Result<()> {
+    let d = q(DIRTY_TABLE);
+    let mut statements = vec![format!(
+        "CREATE TABLE {d} (i INT PRIMARY KEY) ENGINE=MEMORY; INSERT INTO {d} VALUES ({WHOLE})"
+    )];
+    for (i, table) in plan.tables.iter().enumerate() {
+        // A compound body (several statements) would need BEGIN … END; this is one.
+        statements.push(format!(
+            "CREATE TRIGGER {trigger} AFTER INSERT ON {t} FOR EACH ROW \
+             INSERT IGNORE INTO {d} VALUES ({i})",
+            trigger = q(&format!("{WRITE_TRIGGER_PREFIX}{i}")),
+            t = q(&table.name),
+        ));
+    }
+    for sql in statements {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::db("making the tables note what tests write to them"))?;
+    }
+    Ok(())
+}
+
+/// Says the notes of [`DIRTY_TABLE`] are whole again.
+async fn note_whole(conn: &mut MySqlConnection) -> Result<()> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT IGNORE INTO {} VALUES ({WHOLE})",
+        q(DIRTY_TABLE)
+    )))
+    .execute(conn)
+    .await
+    .map_err(Error::db("noting the written tables"))?;
+    Ok(())
 }
 
 /// The table `prepare` writes the cleaner's plan to.
 const PLAN_TABLE: &str = "seedbed__plan";
 
 /// A row of [`PLAN_TABLE`]: the table, its baseline copy, whether it has an auto-increment
-/// key, a DELETE trigger, an INSERT trigger, and its insertable columns one per line.
-type PlanTuple = (String, Option<String>, bool, bool, bool, String);
+/// key, a DELETE trigger, an INSERT trigger, its insertable columns one per line, and whether
+/// the database notes its written tables.
+type PlanTuple = (String, Option<String>, bool, bool, bool, String, bool);
 
 fn into_entry(row: PlanTuple) -> (Table, Option<String>) {
-    let (name, copy, auto_increment, delete_trigger, insert_trigger, columns) = row;
+    let (name, copy, auto_increment, delete_trigger, insert_trigger, columns, _) = row;
     let insertable = if columns.is_empty() {
         Vec::new()
     } else {
@@ -246,7 +335,8 @@ async fn store_plan(conn: &mut MySqlConnection, plan: &MySqlPlan) -> Result<()> 
     let create = format!(
         "CREATE TABLE {} (position INT PRIMARY KEY, name VARCHAR(64) NOT NULL, \
          copy VARCHAR(64) NULL, auto_increment BOOL NOT NULL, delete_trigger BOOL NOT NULL, \
-         insert_trigger BOOL NOT NULL, columns TEXT NOT NULL) ENGINE=InnoDB",
+         insert_trigger BOOL NOT NULL, columns TEXT NOT NULL, tracked BOOL NOT NULL) \
+         ENGINE=InnoDB",
         q(PLAN_TABLE)
     );
     sqlx::raw_sql(sqlx::AssertSqlSafe(create))
@@ -261,7 +351,7 @@ async fn store_plan(conn: &mut MySqlConnection, plan: &MySqlPlan) -> Result<()> 
     for (position, (table, copy)) in entries.enumerate() {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO {} (position, name, copy, auto_increment, delete_trigger, \
-             insert_trigger, columns) VALUES (?, ?, ?, ?, ?, ?, ?)",
+             insert_trigger, columns, tracked) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             q(PLAN_TABLE)
         )))
         .bind(i64::try_from(position).unwrap_or(i64::MAX))
@@ -271,6 +361,7 @@ async fn store_plan(conn: &mut MySqlConnection, plan: &MySqlPlan) -> Result<()> 
         .bind(table.delete_trigger)
         .bind(table.insert_trigger)
         .bind(table.insertable.join("\n"))
+        .bind(plan.tracked)
         .execute(&mut *conn)
         .await
         .map_err(Error::db(context))?;
@@ -279,8 +370,9 @@ async fn store_plan(conn: &mut MySqlConnection, plan: &MySqlPlan) -> Result<()> 
 }
 
 impl MySqlPlan {
-    /// The plan of `entries` (each table with its baseline copy, if it has one), with its probe.
-    fn assemble(entries: Vec<(Table, Option<String>)>) -> MySqlPlan {
+    /// The plan of `entries` (each table with its baseline copy, if it has one), with its
+    /// probes; `tracked` when the database notes its written tables.
+    fn assemble(entries: Vec<(Table, Option<String>)>, tracked: bool) -> MySqlPlan {
         let mut tables = Vec::new();
         let mut baselines = Vec::new();
         for (table, copy) in entries {
@@ -301,6 +393,7 @@ impl MySqlPlan {
                 )
             })
             .collect();
+        let mut compared = Vec::new();
         for (j, (table, copy)) in baselines.iter().enumerate() {
             // The row count and the XOR of every row's CRC-32: one scan of each small table, no
             // temporary table (as EXCEPT would make).
@@ -316,18 +409,47 @@ impl MySqlPlan {
                      FROM {from})"
                 )
             };
-            parts.push(format!(
+            compared.push(format!(
                 "SELECT {i} FROM DUAL WHERE {} <> {}",
                 digest(&q(&table.name)),
                 digest(&q(copy)),
                 i = tables.len() + j,
             ));
         }
+        let d = q(DIRTY_TABLE);
+        let noted = [
+            format!("SELECT i FROM {d} WHERE i <> {WHOLE}"),
+            format!(
+                "SELECT {WHOLE} FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM {d} WHERE i = {WHOLE})"
+            ),
+        ];
+        let noted_probe = if tracked {
+            noted
+                .iter()
+                .chain(compared.iter())
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ")
+        } else {
+            String::new()
+        };
+        parts.extend(compared);
         MySqlPlan {
             tables,
             baselines,
             probe: parts.join(" UNION ALL "),
+            tracked,
+            noted_probe,
         }
+    }
+
+    /// The plan's tables, each with its baseline copy, if it has one.
+    fn into_entries(self) -> Vec<(Table, Option<String>)> {
+        self.tables
+            .into_iter()
+            .map(|t| (t, None))
+            .chain(self.baselines.into_iter().map(|(t, c)| (t, Some(c))))
+            .collect()
     }
 
     /// The table of a probe index: the tables without baselines first, then those with.
@@ -372,19 +494,36 @@ async fn reset(conn: &mut MySqlConnection, tables: impl Iterator<Item = &Table>)
     Ok(())
 }
 
-/// The indexes of the plan's tables that have rows.
-async fn dirty(conn: &mut MySqlConnection, plan: &MySqlPlan) -> Result<Vec<usize>> {
+/// The indexes of the plan's tables that differ from their state after the migrations: in a
+/// tracked database, those noted and the baseline tables that differ from their copies; when the
+/// notes are not whole, or the database is not tracked, every table is asked. Also says whether
+/// a tracked database's notes were whole (`true` for an untracked one).
+async fn dirty(conn: &mut MySqlConnection, plan: &MySqlPlan) -> Result<(Vec<usize>, bool)> {
     if plan.probe.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), true));
     }
-    let found: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(plan.probe.clone()))
-        .fetch_all(conn)
-        .await
-        .map_err(Error::db("finding the tables the test wrote"))?;
+    let context = "finding the tables the test wrote";
+    let mut found: Vec<i64> = Vec::new();
+    if plan.tracked {
+        found = sqlx::query_scalar(sqlx::AssertSqlSafe(plan.noted_probe.clone()))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(Error::db(context))?;
+    }
+    let whole = !found.contains(&WHOLE);
+    if !plan.tracked || !whole {
+        found = sqlx::query_scalar(sqlx::AssertSqlSafe(plan.probe.clone()))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(Error::db(context))?;
+    }
     let known = plan.tables.len() + plan.baselines.len();
-    Ok(found
+    let mut dirty: Vec<usize> = found
         .into_iter()
         .filter_map(|i| usize::try_from(i).ok())
         .filter(|&i| i < known)
-        .collect())
+        .collect();
+    dirty.sort_unstable();
+    dirty.dedup();
+    Ok((dirty, whole))
 }
