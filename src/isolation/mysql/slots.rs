@@ -385,28 +385,25 @@ async fn reset_sessions(pool: &MySqlPool) -> Sessions {
     }
     let mut complete = u32::try_from(held.len()).is_ok_and(|n| n == pool.size());
     let mut ddl = std::collections::HashMap::new();
-    let sql = format!(
+    let sql = Arc::new(format!(
         "SET SESSION foreign_key_checks = 1, unique_checks = 1, autocommit = 1; \
          SELECT CAST(CONNECTION_ID() AS UNSIGNED), CAST(0 AS CHAR); \
          SHOW SESSION STATUS WHERE Variable_name IN ({DDL_COUNTERS})"
-    );
+    ));
+    // Each connection at once: one round trip in all.
+    let mut asked = tokio::task::JoinSet::new();
     for mut conn in held {
-        let read = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
-            .fetch_all(&mut *conn)
-            .await
-            .and_then(|rows| {
-                let mut rows = rows.iter();
-                let id: u64 = match rows.next() {
-                    Some(row) => sqlx::Row::try_get(row, 0)?,
-                    None => return Err(sqlx::Error::RowNotFound),
-                };
-                let mut total = 0u64;
-                for row in rows {
-                    let value: String = sqlx::Row::try_get(row, 1)?;
-                    total += value.trim().parse::<u64>().unwrap_or(0);
-                }
-                Ok((id, total))
-            });
+        let sql = Arc::clone(&sql);
+        asked.spawn(async move {
+            let read = read_session(&mut conn, &sql).await;
+            (conn, read)
+        });
+    }
+    while let Some(answer) = asked.join_next().await {
+        let Ok((mut conn, read)) = answer else {
+            complete = false;
+            continue;
+        };
         match read {
             Ok((id, total)) => {
                 ddl.insert(id, total);
@@ -421,6 +418,27 @@ async fn reset_sessions(pool: &MySqlPool) -> Sessions {
         }
     }
     Sessions { ddl, complete }
+}
+
+/// Runs [`reset_sessions`]'s `sql` on `conn`: its id and the DDL statements it has run.
+async fn read_session(
+    conn: &mut MySqlConnection,
+    sql: &str,
+) -> std::result::Result<(u64, u64), sqlx::Error> {
+    let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut rows = rows.iter();
+    let id: u64 = match rows.next() {
+        Some(row) => sqlx::Row::try_get(row, 0)?,
+        None => return Err(sqlx::Error::RowNotFound),
+    };
+    let mut total = 0u64;
+    for row in rows {
+        let value: String = sqlx::Row::try_get(row, 1)?;
+        total += value.trim().parse::<u64>().unwrap_or(0);
+    }
+    Ok((id, total))
 }
 
 /// Gives a slot up: its pool closed, its lease freed.
