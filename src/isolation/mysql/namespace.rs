@@ -109,7 +109,7 @@ async fn open(
         server.options_for(database),
         settings.max_connections,
         Some(extra),
-        &fresh,
+        Some(&fresh),
     );
     // Its first connection opens here, on the engine runtime: it serves the process's tests.
     let mut first = acquire_waiting(&pool).await.map_err(Error::db(format!(
