@@ -347,23 +347,13 @@ async fn keep(mut slot: Slot) -> Result<()> {
 }
 
 /// Empties the slot, the template's (or migrations') rows put back.
+/// The connection is taken from the pool as a test takes one (a connection a finished test's
+/// runtime opened is not handed out), not from those [`reset_sessions`] asked.
 async fn clean(slot: &Slot, reset_sequences: bool) -> Result<()> {
-    clean_on(slot, None, reset_sequences).await
-}
-
-/// [`clean`] on `held`, a connection of the slot's pool already taken, if there is one.
-async fn clean_on(
-    slot: &Slot,
-    held: Option<sqlx::pool::PoolConnection<MySql>>,
-    reset_sequences: bool,
-) -> Result<()> {
     let plan = plan(slot).await?;
-    let mut conn = match held {
-        Some(conn) => conn,
-        None => acquire_waiting(&slot.pool)
-            .await
-            .map_err(Error::db("connecting to empty the test database"))?,
-    };
+    let mut conn = acquire_waiting(&slot.pool)
+        .await
+        .map_err(Error::db("connecting to empty the test database"))?;
     <MySql as Clean>::clean(&mut conn, &plan, reset_sequences).await?;
     conn.return_to_pool().await;
     Ok(())
@@ -384,9 +374,6 @@ struct Sessions {
     ddl: std::collections::HashMap<u64, u64>,
     /// Every connection of the pool answered (none busy, none closed as the test ran).
     complete: bool,
-    /// A connection that answered, kept out of the pool for the cleaning that follows (a
-    /// connection given back is pinged, and taken again).
-    held: Option<sqlx::pool::PoolConnection<MySql>>,
 }
 
 /// Puts back the session settings a test may have changed on the pool's idle connections
@@ -420,7 +407,6 @@ async fn reset_sessions(pool: &MySqlPool) -> Sessions {
             (conn, read)
         });
     }
-    let mut kept = None;
     while let Some(answer) = asked.join_next().await {
         let Ok((mut conn, read)) = answer else {
             complete = false;
@@ -429,11 +415,7 @@ async fn reset_sessions(pool: &MySqlPool) -> Sessions {
         match read {
             Ok((id, total)) => {
                 ddl.insert(id, total);
-                if kept.is_none() {
-                    kept = Some(conn);
-                } else {
-                    conn.return_to_pool().await;
-                }
+                conn.return_to_pool().await;
             }
             // A connection that no longer works (opened on a test's runtime that has ended)
             // closes: the next test opens another.
@@ -443,11 +425,7 @@ async fn reset_sessions(pool: &MySqlPool) -> Sessions {
             }
         }
     }
-    Sessions {
-        ddl,
-        complete,
-        held: kept,
-    }
+    Sessions { ddl, complete }
 }
 
 /// Runs [`reset_sessions`]'s `sql` on `conn`: its id and the DDL statements it has run.
@@ -628,8 +606,7 @@ async fn finish_owned(
     }
     // The catalog is read only when a session ran DDL (or a procedure), or when a connection
     // could not say (busy, closed, or the test's own, from connect options).
-    let mut sessions = reset_sessions(&slot.pool).await;
-    let held = sessions.held.take();
+    let sessions = reset_sessions(&slot.pool).await;
     let ran_ddl = sessions
         .ddl
         .iter()
@@ -638,12 +615,11 @@ async fn finish_owned(
         let print = fingerprint(&mut slot.holder, &slot.name).await?;
         if print != image_fingerprint(&mut slot.holder, &slot.image).await? {
             // The test changed the schema: the copy cannot be emptied back to what it was.
-            drop(held);
             return discard(slot).await;
         }
     }
     slot.ddl_seen = sessions.ddl;
-    match clean_on(&slot, held, reset_sequences).await {
+    match clean(&slot, reset_sequences).await {
         Ok(()) => keep(slot).await,
         Err(e) => {
             discard(slot).await?;
