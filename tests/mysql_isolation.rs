@@ -275,8 +275,8 @@ async fn each_strategy_leaves_the_next_test_an_empty_database() {
 }
 
 /// A connection of the test's own, opened from the database's URL (as a program the test
-/// starts would), writes rows the pool never sees: the tables note them all the same, and
-/// Truncate and Template empty them.
+/// starts would), writes rows the pool never sees: Truncate and Template empty them all the
+/// same.
 #[tokio::test]
 async fn rows_written_outside_the_pool_are_emptied() {
     use sqlx::Connection;
@@ -314,48 +314,6 @@ async fn rows_written_outside_the_pool_are_emptied() {
             db.finish().await.unwrap();
         }
     }
-}
-
-/// The notes of written tables live in a MEMORY table, empty after the server restarts: a clean
-/// that finds them not whole asks every table, empties what the test wrote, and notes them whole
-/// again.
-#[tokio::test]
-async fn lost_notes_of_written_tables_make_the_cleaner_ask_every_table() {
-    let mine = || iso(Strategy::Truncate).max_connections(7);
-    let notes_whole = async |pool: &MySqlPool| -> i64 {
-        sqlx::query_scalar("SELECT COUNT(*) FROM seedbed__dirty WHERE i = -1")
-            .fetch_one(pool)
-            .await
-            .unwrap()
-    };
-    let db = mine().acquire_on::<MySql>().await.unwrap();
-    let name = db.database().to_string();
-    assert_eq!(notes_whole(&db.pool()).await, 1);
-    insert_user(&db.pool(), "restart@example.test").await;
-    // What a restart does to a MEMORY table.
-    sqlx::query("DELETE FROM seedbed__dirty")
-        .execute(&db.pool())
-        .await
-        .unwrap();
-    db.finish().await.unwrap();
-    let next = mine().acquire_on::<MySql>().await.unwrap();
-    assert_eq!(next.database(), name);
-    assert_eq!(
-        count(&next.pool(), "users").await,
-        0,
-        "emptied all the same"
-    );
-    assert_eq!(notes_whole(&next.pool()).await, 1, "whole again");
-    // Lost while nothing was written: noted whole again too.
-    sqlx::query("DELETE FROM seedbed__dirty")
-        .execute(&next.pool())
-        .await
-        .unwrap();
-    next.finish().await.unwrap();
-    let last = mine().acquire_on::<MySql>().await.unwrap();
-    assert_eq!(last.database(), name);
-    assert_eq!(notes_whole(&last.pool()).await, 1);
-    last.finish().await.unwrap();
 }
 
 #[tokio::test]

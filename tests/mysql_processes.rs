@@ -85,6 +85,8 @@ macro_rules! child_tests {
 
 /// Set in a child whose test is to say which database it had and what it wrote there.
 const REPORT_VAR: &str = "SEEDBED_TEST_REPORT";
+/// Set in a child whose test is to leave a connection of its own open as it ends.
+const LEAK_VAR: &str = "SEEDBED_TEST_LEAK_CONNECTION";
 
 /// Finds no note of an earlier test, writes a note only it knows, says where (when asked), and,
 /// when asked to be killed, waits for it.
@@ -100,6 +102,11 @@ async fn write_a_note(db: TestDb<MySql>) {
         .execute(&db.pool())
         .await
         .unwrap();
+    if std::env::var(LEAK_VAR).is_ok() {
+        // A program the test started, still connected as the test ends.
+        let conn = MySqlConnection::connect(&db.url().unwrap()).await.unwrap();
+        std::mem::forget(conn);
+    }
     if let Ok(report) = std::env::var(REPORT_VAR) {
         std::fs::write(&report, format!("{}\n{body}", db.database())).unwrap();
     }
@@ -120,6 +127,36 @@ macro_rules! note_tests {
             }
         }
     };
+}
+
+/// Run by [`a_second_test_in_a_one_test_process_takes_the_note_back`] in a child: two tests one
+/// after the other in a process that says it runs one; the second takes the first's slot back
+/// from the process, and with it the note the first left.
+#[tokio::test]
+async fn note_then_reuse() {
+    if std::env::var(REPORT_VAR).is_err() {
+        return;
+    }
+    let iso = || {
+        seedbed::Isolation::new(seedbed::Strategy::Truncate)
+            .migrations(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/mysql_note_migrations"
+            ))
+            .test_name("note_then_reuse")
+    };
+    let first = iso().acquire_on::<MySql>().await.unwrap();
+    let database = first.database().to_string();
+    first.finish().await.unwrap();
+    assert!(
+        noted_clean(&database).await,
+        "noted as the first test ended"
+    );
+    let second = iso().acquire_on::<MySql>().await.unwrap();
+    assert_eq!(second.database(), database, "the process's own slot again");
+    assert!(!noted_clean(&database).await, "the note is taken back");
+    second.finish().await.unwrap();
+    assert!(noted_clean(&database).await, "noted again");
 }
 
 note_tests!(note_rollback, "rollback");
@@ -474,6 +511,47 @@ async fn a_clean_note_is_left_by_a_passing_process_and_never_by_a_killed_one() {
         // the same databases, the first free one first).
         wait_lease_free(&database).await;
     }
+    // A test whose program is still connected to its database as it ends: the database is
+    // emptied, but not noted clean (the program could write after).
+    let report =
+        std::env::temp_dir().join(format!("seedbed-mysql-note-{}-leak", std::process::id()));
+    let _ = std::fs::remove_file(&report);
+    let mut child = Command::new(std::env::current_exe().unwrap());
+    child
+        .args(["note_truncate::note", "--exact", "--test-threads", "1"])
+        .env_remove("NEXTEST_RUN_ID")
+        .env("NEXTEST_EXECUTION_MODE", "process-per-test")
+        .env(REPORT_VAR, &report)
+        .env(LEAK_VAR, "1");
+    let out = child.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (database, _) = read_report(&report).unwrap();
+    std::fs::remove_file(&report).unwrap();
+    assert!(
+        !noted_clean(&database).await,
+        "noted clean while another session was connected"
+    );
+}
+
+#[tokio::test]
+async fn a_second_test_in_a_one_test_process_takes_the_note_back() {
+    let _no_sweep = sweep_lock().await;
+    let report =
+        std::env::temp_dir().join(format!("seedbed-mysql-note-{}-reuse", std::process::id()));
+    let out = spawn_one_test("note_then_reuse", REPORT_VAR, &report)
+        .wait_with_output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 // ---- bad input ----

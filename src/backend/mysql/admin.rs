@@ -30,36 +30,50 @@ const CLEAN_TABLE: &str = "clean";
 /// Notes that `database` is as its image made it (no test's rows, the image's schema) for the
 /// next test that leases it, which can then skip looking: written by the holder of its lease as
 /// the process gives it up.
-pub(crate) async fn note_clean(conn: &mut MySqlConnection, database: &str) -> Result<()> {
+/// Not noted while more than `own` sessions besides `conn` are connected to it (a program the
+/// test started, still running, could write after the note). The note is a speed-up: when it cannot be
+/// written, the next holder looks at the database.
+pub(crate) async fn note_clean(conn: &mut MySqlConnection, database: &str, own: u32) {
     let sql = format!(
-        "INSERT IGNORE INTO {}.{} (name) VALUES (?)",
+        "INSERT IGNORE INTO {}.{} (name) SELECT ? FROM DUAL \
+         WHERE (SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+                WHERE DB = ? AND ID <> CONNECTION_ID()) <= ?",
         q(ADMIN_DATABASE),
         q(CLEAN_TABLE)
     );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
+    if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(database)
+        .bind(database)
+        .bind(own)
         .execute(conn)
         .await
-        .map_err(Error::db(format!("noting MySQL database {database} clean")))?;
-    Ok(())
+        && error_number(&e) != Some(1146)
+    {
+        tracing::warn!("seedbed could not note MySQL database {database} clean: {e}");
+    }
 }
 
 /// Takes the note [`note_clean`] left on `database`: `true` if it was there. The note goes in the
-/// same statement, so a holder that dies while it uses the database leaves none.
+/// same statement, so a holder that dies while it uses the database leaves none. Without the
+/// table of notes there is none to take; any other failure is an error (a note left could be
+/// trusted after this holder dies).
 pub(crate) async fn take_clean(conn: &mut MySqlConnection, database: &str) -> Result<bool> {
     let sql = format!(
         "DELETE FROM {}.{} WHERE name = ?",
         q(ADMIN_DATABASE),
         q(CLEAN_TABLE)
     );
-    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+    match sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(database)
         .execute(conn)
         .await
-        .map_err(Error::db(format!(
+    {
+        Ok(done) => Ok(done.rows_affected() == 1),
+        Err(e) if error_number(&e) == Some(1146) => Ok(false),
+        Err(e) => Err(Error::db(format!(
             "reading whether MySQL database {database} is clean"
-        )))?;
-    Ok(done.rows_affected() == 1)
+        ))(e)),
+    }
 }
 
 /// Makes seedbed's own database, its marker table and the table of clean notes (asked first:
@@ -80,17 +94,31 @@ pub(crate) async fn ensure_admin(conn: &mut MySqlConnection) -> Result<()> {
         "CREATE DATABASE IF NOT EXISTS {db} CHARACTER SET utf8mb4; \
          CREATE TABLE IF NOT EXISTS {db}.markers (\
              name VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PRIMARY KEY, \
-             marker TEXT NOT NULL) ENGINE=InnoDB; \
-         CREATE TABLE IF NOT EXISTS {db}.{clean} (\
+             marker TEXT NOT NULL) ENGINE=InnoDB",
+        db = q(ADMIN_DATABASE),
+    );
+    if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut *conn)
+        .await
+    {
+        return Err(create_error(ADMIN_DATABASE, e));
+    }
+    // Without it (a server that refuses MEMORY tables: `disabled_storage_engines`, Group
+    // Replication) no database is noted clean, and every lease looks at its database.
+    let sql = format!(
+        "CREATE TABLE IF NOT EXISTS {}.{} (\
              name VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PRIMARY KEY) \
              ENGINE=MEMORY",
-        db = q(ADMIN_DATABASE),
-        clean = q(CLEAN_TABLE)
+        q(ADMIN_DATABASE),
+        q(CLEAN_TABLE)
     );
-    match sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(conn).await {
-        Ok(_) => Ok(()),
-        Err(e) => Err(create_error(ADMIN_DATABASE, e)),
+    if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(conn).await {
+        tracing::warn!(
+            "seedbed cannot make its table of clean databases ({e}): every test process looks \
+             at the database it leases before its test"
+        );
     }
+    Ok(())
 }
 
 /// A failed `CREATE DATABASE` told as what to do.
@@ -340,11 +368,7 @@ async fn copy_triggers(conn: &mut MySqlConnection, name: &str, template: &str) -
     .await
     .map_err(Error::db(context()))?;
     for (trigger, timing, event, table, body) in triggers {
-        // The cleaner's write triggers are part of the database; the row journal's are not
-        // (it is installed on a shared database, never copied).
-        if trigger.starts_with(INTERNAL_PREFIX)
-            && !trigger.starts_with(super::clean::WRITE_TRIGGER_PREFIX)
-        {
+        if trigger.starts_with(INTERNAL_PREFIX) {
             continue;
         }
         let sql = format!(

@@ -1,23 +1,12 @@
 //! Emptying a MySQL database again (Truncate, and Template's recycled databases).
 //!
 //! `prepare` copies the rows migrations left in a table into a baseline table beside it
-//! (`seedbed__b_<hash>`). A clean finds the tables that differ from their state after the
-//! migrations, then, in one transaction with foreign-key checks off (so cycles need no order),
-//! `DELETE`s them and puts every baseline back. `DELETE` rather than `TRUNCATE`: InnoDB's
+//! (`seedbed__b_<hash>`). A clean asks every other table in one statement whether it has rows,
+//! then, in one transaction with foreign-key checks off (so cycles need no order), `DELETE`s the
+//! tables that do and puts every baseline back. `DELETE` rather than `TRUNCATE`: InnoDB's
 //! `TRUNCATE` drops and re-creates the table, a DDL statement that costs milliseconds per table
 //! where a test's few rows cost microseconds to delete. A `DELETE` trigger that writes another
 //! table is followed: tables that have rows again are emptied in a further pass.
-//!
-//! Finding the tables: a database prepared with `track` notes them as they are written. Each
-//! table without baseline rows has an `AFTER INSERT` trigger that notes its position in
-//! `seedbed__dirty`, a `MEMORY` table (no disk write, no lock held to the end of the writer's
-//! transaction): any session's rows are noted, the test's pool's or a program's it started. Such
-//! a table has no rows after a clean, so every row it has later was inserted, and noted; an
-//! `UPDATE` or `DELETE` can only touch those. The tables with baseline rows (a few lookup
-//! tables) are compared with their copies each time, which also catches what no trigger sees
-//! there: a `TRUNCATE`, a foreign key's cascade. A row of `seedbed__dirty` says the notes are
-//! whole; a `MEMORY` table is empty after the server restarts, and then, as in an untracked
-//! database, one statement asks every table whether it has rows.
 
 use sqlx::{MySql, MySqlConnection};
 
@@ -31,17 +20,6 @@ use crate::util::hash::stable_hash;
 /// How many passes a clean makes for tables that `DELETE` triggers fill again.
 const PASSES: usize = 4;
 
-/// The table a tracked database notes its written tables in.
-const DIRTY_TABLE: &str = "seedbed__dirty";
-
-/// The prefix of the triggers that note written tables: they are part of the database, and a
-/// copy has them too.
-pub(crate) const WRITE_TRIGGER_PREFIX: &str = "seedbed__w";
-
-/// The row of [`DIRTY_TABLE`] that says its notes are whole (the server has not restarted since
-/// they were last emptied).
-const WHOLE: i64 = -1;
-
 /// What the cleaner reads once per database.
 #[derive(Debug, Clone)]
 pub struct MySqlPlan {
@@ -51,11 +29,6 @@ pub struct MySqlPlan {
     baselines: Vec<(Table, String)>,
     /// `SELECT` of the indexes (into `tables`, then `baselines`) of the tables to clean.
     probe: String,
-    /// The tables' inserts are noted in [`DIRTY_TABLE`].
-    tracked: bool,
-    /// `SELECT` of the noted tables' indexes and the baseline tables that differ from their
-    /// copies; [`WHOLE`] when the notes are not whole (a tracked plan).
-    noted_probe: String,
 }
 
 #[derive(Debug, Clone)]
@@ -68,37 +41,6 @@ struct Table {
     delete_trigger: bool,
     /// An `INSERT` trigger fires on it (putting its baseline back may write another table).
     insert_trigger: bool,
-    /// A table with baseline rows: the digest of its copy, read as the database was prepared
-    /// (the copy never changes), so a clean reads only the table's.
-    copy_digest: Option<String>,
-}
-
-impl Table {
-    /// The expression of the digest of `from`'s rows, read as this table's columns: the row
-    /// count and the XOR of every row's CRC-32, one scan of a small table and no temporary table
-    /// (as `EXCEPT` would make).
-    fn digest(&self, from: &str) -> String {
-        let row = self
-            .insertable
-            .iter()
-            .map(|c| format!("IFNULL({}, 0x00)", q(c)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        format!(
-            "(SELECT CAST(CONCAT(COUNT(*), ':', COALESCE(BIT_XOR(CRC32(CONCAT_WS(0x1f, {row}))), 0)) \
-             AS CHAR) FROM {from})"
-        )
-    }
-}
-
-/// Whether `text` is a digest as [`Table::digest`] writes it (digits, a colon, digits), to be
-/// put in a statement as it is.
-fn is_digest(text: &str) -> bool {
-    text.split_once(':').is_some_and(|(count, crc)| {
-        [count, crc]
-            .iter()
-            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
-    })
 }
 
 /// The baseline table of `table`.
@@ -109,9 +51,7 @@ fn baseline_name(table: &str) -> String {
 impl Clean for MySql {
     type Plan = MySqlPlan;
 
-    /// With `track`, the tables without baseline rows note their inserts (see the module's
-    /// documentation), so a clean asks no table whether it has rows.
-    async fn prepare(conn: &mut MySqlConnection, schema: &Schema, track: bool) -> Result<()> {
+    async fn prepare(conn: &mut MySqlConnection, schema: &Schema, _track: bool) -> Result<()> {
         for table in &schema.tables {
             let name = &table.name.name;
             let has_rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
@@ -135,24 +75,7 @@ impl Clean for MySql {
                     )))?;
             }
         }
-        let mut plan = catalog_plan(conn).await?;
-        for (table, copy) in &mut plan.baselines {
-            let digest: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT {}",
-                table.digest(&q(copy))
-            )))
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(Error::db(format!(
-                "reading the rows migrations left in {}",
-                table.name
-            )))?;
-            table.copy_digest = Some(digest);
-        }
-        if track {
-            install_tracking(conn, &plan).await?;
-        }
-        let plan = MySqlPlan::assemble(plan.into_entries(), track);
+        let plan = catalog_plan(conn).await?;
         store_plan(conn, &plan).await
     }
 
@@ -162,20 +85,16 @@ impl Clean for MySql {
     async fn plan(conn: &mut MySqlConnection) -> Result<MySqlPlan> {
         let stored: std::result::Result<Vec<PlanTuple>, sqlx::Error> =
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT name, copy, auto_increment, delete_trigger, insert_trigger, columns, \
-                 tracked, copy_digest FROM {} ORDER BY position",
+                "SELECT name, copy, auto_increment, delete_trigger, insert_trigger, columns \
+                 FROM {} ORDER BY position",
                 q(PLAN_TABLE)
             )))
             .fetch_all(&mut *conn)
             .await;
         match stored {
-            Ok(rows) if !rows.is_empty() => {
-                let tracked = rows.iter().all(|r| r.6);
-                Ok(MySqlPlan::assemble(
-                    rows.into_iter().map(into_entry).collect(),
-                    tracked,
-                ))
-            }
+            Ok(rows) if !rows.is_empty() => Ok(MySqlPlan::assemble(
+                rows.into_iter().map(into_entry).collect(),
+            )),
             Ok(_) => catalog_plan(conn).await,
             Err(e) if super::error_number(&e) == Some(1146) => catalog_plan(conn).await,
             Err(e) => Err(Error::db("reading the cleaner's plan")(e)),
@@ -188,25 +107,12 @@ impl Clean for MySql {
         reset_sequences: bool,
     ) -> Result<usize> {
         let mut emptied: Vec<usize> = Vec::new();
-        let (mut dirty, whole) = dirty(conn, plan).await?;
-        if !whole && dirty.is_empty() {
-            // Notes found not whole (the server restarted), and nothing to empty: they are
-            // whole from here on (emptying notes them whole too).
-            note_whole(conn).await?;
-        }
+        let mut dirty = dirty(conn, plan).await?;
         for _ in 0..PASSES {
             if dirty.is_empty() {
                 break;
             }
             let mut script = String::from("SET SESSION FOREIGN_KEY_CHECKS = 0; START TRANSACTION;");
-            if plan.tracked {
-                // What triggers insert while the tables are emptied is noted afresh (the
-                // cleaner's own DELETEs fire no insert trigger).
-                script.push_str(&format!(
-                    "DELETE FROM {d} WHERE i <> {WHOLE}; INSERT IGNORE INTO {d} VALUES ({WHOLE});",
-                    d = q(DIRTY_TABLE)
-                ));
-            }
             for &i in &dirty {
                 let table = plan.table(i);
                 script.push_str(&format!("DELETE FROM {};", q(&table.name)));
@@ -242,7 +148,7 @@ impl Clean for MySql {
                 table.delete_trigger || (plan.copy(i).is_some() && table.insert_trigger)
             });
             dirty = if fired {
-                self::dirty(conn, plan).await?.0
+                self::dirty(conn, plan).await?
             } else {
                 Vec::new()
             };
@@ -274,8 +180,7 @@ async fn catalog_plan(conn: &mut MySqlConnection) -> Result<MySqlPlan> {
     .map_err(Error::db("reading the cleaner's baselines"))?;
     let triggers: Vec<(String, String)> = sqlx::query_as(
         "SELECT CAST(EVENT_OBJECT_TABLE AS CHAR), CAST(EVENT_MANIPULATION AS CHAR) \
-         FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE() \
-         AND TRIGGER_NAME NOT LIKE 'seedbed\\_\\_%'",
+         FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE()",
     )
     .fetch_all(&mut *conn)
     .await
@@ -301,71 +206,23 @@ async fn catalog_plan(conn: &mut MySqlConnection) -> Result<MySqlPlan> {
                 .any(|c| c.default == ColumnDefault::IdentityByDefault),
             delete_trigger: fires(&t.name.name, "DELETE"),
             insert_trigger: fires(&t.name.name, "INSERT"),
-            copy_digest: None,
         };
         let copy = baseline_name(&table.name);
         let copy = existing.contains(&copy).then_some(copy);
         entries.push((table, copy));
     }
-    Ok(MySqlPlan::assemble(entries, false))
-}
-
-/// Makes the tables without baseline rows note their inserts in [`DIRTY_TABLE`], the notes
-/// whole.
-async fn install_tracking(conn: &mut MySqlConnection, plan: &MySqlPlan) -> Result<()> {
-    let d = q(DIRTY_TABLE);
-    let mut statements = vec![format!(
-        "CREATE TABLE {d} (i INT PRIMARY KEY) ENGINE=MEMORY; INSERT INTO {d} VALUES ({WHOLE})"
-    )];
-    for (i, table) in plan.tables.iter().enumerate() {
-        // A compound body (several statements) would need BEGIN … END; this is one.
-        statements.push(format!(
-            "CREATE TRIGGER {trigger} AFTER INSERT ON {t} FOR EACH ROW \
-             INSERT IGNORE INTO {d} VALUES ({i})",
-            trigger = q(&format!("{WRITE_TRIGGER_PREFIX}{i}")),
-            t = q(&table.name),
-        ));
-    }
-    for sql in statements {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut *conn)
-            .await
-            .map_err(Error::db("making the tables note what tests write to them"))?;
-    }
-    Ok(())
-}
-
-/// Says the notes of [`DIRTY_TABLE`] are whole again.
-async fn note_whole(conn: &mut MySqlConnection) -> Result<()> {
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "INSERT IGNORE INTO {} VALUES ({WHOLE})",
-        q(DIRTY_TABLE)
-    )))
-    .execute(conn)
-    .await
-    .map_err(Error::db("noting the written tables"))?;
-    Ok(())
+    Ok(MySqlPlan::assemble(entries))
 }
 
 /// The table `prepare` writes the cleaner's plan to.
 const PLAN_TABLE: &str = "seedbed__plan";
 
 /// A row of [`PLAN_TABLE`]: the table, its baseline copy, whether it has an auto-increment
-/// key, a DELETE trigger, an INSERT trigger, its insertable columns one per line, and whether
-/// the database notes its written tables, and the digest of its baseline copy.
-type PlanTuple = (
-    String,
-    Option<String>,
-    bool,
-    bool,
-    bool,
-    String,
-    bool,
-    Option<String>,
-);
+/// key, a DELETE trigger, an INSERT trigger, and its insertable columns one per line.
+type PlanTuple = (String, Option<String>, bool, bool, bool, String);
 
 fn into_entry(row: PlanTuple) -> (Table, Option<String>) {
-    let (name, copy, auto_increment, delete_trigger, insert_trigger, columns, _, copy_digest) = row;
+    let (name, copy, auto_increment, delete_trigger, insert_trigger, columns) = row;
     let insertable = if columns.is_empty() {
         Vec::new()
     } else {
@@ -378,7 +235,6 @@ fn into_entry(row: PlanTuple) -> (Table, Option<String>) {
             auto_increment,
             delete_trigger,
             insert_trigger,
-            copy_digest,
         },
         copy,
     )
@@ -390,8 +246,7 @@ async fn store_plan(conn: &mut MySqlConnection, plan: &MySqlPlan) -> Result<()> 
     let create = format!(
         "CREATE TABLE {} (position INT PRIMARY KEY, name VARCHAR(64) NOT NULL, \
          copy VARCHAR(64) NULL, auto_increment BOOL NOT NULL, delete_trigger BOOL NOT NULL, \
-         insert_trigger BOOL NOT NULL, columns TEXT NOT NULL, tracked BOOL NOT NULL, \
-         copy_digest TEXT NULL) ENGINE=InnoDB",
+         insert_trigger BOOL NOT NULL, columns TEXT NOT NULL) ENGINE=InnoDB",
         q(PLAN_TABLE)
     );
     sqlx::raw_sql(sqlx::AssertSqlSafe(create))
@@ -406,7 +261,7 @@ async fn store_plan(conn: &mut MySqlConnection, plan: &MySqlPlan) -> Result<()> 
     for (position, (table, copy)) in entries.enumerate() {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO {} (position, name, copy, auto_increment, delete_trigger, \
-             insert_trigger, columns, tracked, copy_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             insert_trigger, columns) VALUES (?, ?, ?, ?, ?, ?, ?)",
             q(PLAN_TABLE)
         )))
         .bind(i64::try_from(position).unwrap_or(i64::MAX))
@@ -416,8 +271,6 @@ async fn store_plan(conn: &mut MySqlConnection, plan: &MySqlPlan) -> Result<()> 
         .bind(table.delete_trigger)
         .bind(table.insert_trigger)
         .bind(table.insertable.join("\n"))
-        .bind(plan.tracked)
-        .bind(&table.copy_digest)
         .execute(&mut *conn)
         .await
         .map_err(Error::db(context))?;
@@ -426,9 +279,8 @@ async fn store_plan(conn: &mut MySqlConnection, plan: &MySqlPlan) -> Result<()> 
 }
 
 impl MySqlPlan {
-    /// The plan of `entries` (each table with its baseline copy, if it has one), with its
-    /// probes; `tracked` when the database notes its written tables.
-    fn assemble(entries: Vec<(Table, Option<String>)>, tracked: bool) -> MySqlPlan {
+    /// The plan of `entries` (each table with its baseline copy, if it has one), with its probe.
+    fn assemble(entries: Vec<(Table, Option<String>)>) -> MySqlPlan {
         let mut tables = Vec::new();
         let mut baselines = Vec::new();
         for (table, copy) in entries {
@@ -449,52 +301,33 @@ impl MySqlPlan {
                 )
             })
             .collect();
-        let mut compared = Vec::new();
         for (j, (table, copy)) in baselines.iter().enumerate() {
-            let expected = match &table.copy_digest {
-                Some(digest) if is_digest(digest) => format!("'{digest}'"),
-                _ => table.digest(&q(copy)),
+            // The row count and the XOR of every row's CRC-32: one scan of each small table, no
+            // temporary table (as EXCEPT would make).
+            let row = table
+                .insertable
+                .iter()
+                .map(|c| format!("IFNULL({}, 0x00)", q(c)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let digest = |from: &str| {
+                format!(
+                    "(SELECT CONCAT(COUNT(*), ':', COALESCE(BIT_XOR(CRC32(CONCAT_WS(0x1f, {row}))), 0)) \
+                     FROM {from})"
+                )
             };
-            compared.push(format!(
-                "SELECT {i} FROM DUAL WHERE {} <> {expected}",
-                table.digest(&q(&table.name)),
+            parts.push(format!(
+                "SELECT {i} FROM DUAL WHERE {} <> {}",
+                digest(&q(&table.name)),
+                digest(&q(copy)),
                 i = tables.len() + j,
             ));
         }
-        let d = q(DIRTY_TABLE);
-        let noted = [
-            format!("SELECT i FROM {d} WHERE i <> {WHOLE}"),
-            format!(
-                "SELECT {WHOLE} FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM {d} WHERE i = {WHOLE})"
-            ),
-        ];
-        let noted_probe = if tracked {
-            noted
-                .iter()
-                .chain(compared.iter())
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(" UNION ALL ")
-        } else {
-            String::new()
-        };
-        parts.extend(compared);
         MySqlPlan {
             tables,
             baselines,
             probe: parts.join(" UNION ALL "),
-            tracked,
-            noted_probe,
         }
-    }
-
-    /// The plan's tables, each with its baseline copy, if it has one.
-    fn into_entries(self) -> Vec<(Table, Option<String>)> {
-        self.tables
-            .into_iter()
-            .map(|t| (t, None))
-            .chain(self.baselines.into_iter().map(|(t, c)| (t, Some(c))))
-            .collect()
     }
 
     /// The table of a probe index: the tables without baselines first, then those with.
@@ -539,59 +372,19 @@ async fn reset(conn: &mut MySqlConnection, tables: impl Iterator<Item = &Table>)
     Ok(())
 }
 
-/// The indexes of the plan's tables that differ from their state after the migrations: in a
-/// tracked database, those noted and the baseline tables that differ from their copies; when the
-/// notes are not whole, or the database is not tracked, every table is asked. Also says whether
-/// a tracked database's notes were whole (`true` for an untracked one).
-async fn dirty(conn: &mut MySqlConnection, plan: &MySqlPlan) -> Result<(Vec<usize>, bool)> {
+/// The indexes of the plan's tables that have rows.
+async fn dirty(conn: &mut MySqlConnection, plan: &MySqlPlan) -> Result<Vec<usize>> {
     if plan.probe.is_empty() {
-        return Ok((Vec::new(), true));
+        return Ok(Vec::new());
     }
-    let context = "finding the tables the test wrote";
-    let mut found: Vec<i64> = Vec::new();
-    if plan.tracked {
-        found = sqlx::query_scalar(sqlx::AssertSqlSafe(plan.noted_probe.clone()))
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(Error::db(context))?;
-    }
-    let whole = !found.contains(&WHOLE);
-    if !plan.tracked || !whole {
-        found = sqlx::query_scalar(sqlx::AssertSqlSafe(plan.probe.clone()))
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(Error::db(context))?;
-    }
+    let found: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(plan.probe.clone()))
+        .fetch_all(conn)
+        .await
+        .map_err(Error::db("finding the tables the test wrote"))?;
     let known = plan.tables.len() + plan.baselines.len();
-    let mut dirty: Vec<usize> = found
+    Ok(found
         .into_iter()
         .filter_map(|i| usize::try_from(i).ok())
         .filter(|&i| i < known)
-        .collect();
-    dirty.sort_unstable();
-    dirty.dedup();
-    Ok((dirty, whole))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_digest;
-
-    #[test]
-    fn only_a_digest_goes_into_a_statement_as_it_is() {
-        assert!(is_digest("3:1234567890"));
-        assert!(is_digest("0:0"));
-        for text in [
-            "",
-            ":",
-            "3:",
-            ":12",
-            "3:12' OR 1=1 --",
-            "3;4",
-            "a:1",
-            "3:1:2",
-        ] {
-            assert!(!is_digest(text), "{text}");
-        }
-    }
+        .collect())
 }

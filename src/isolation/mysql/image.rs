@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::util::hash::stable_hash;
 
 /// What seedbed puts in a database beyond the migrations changes with this version.
-pub(super) const IMAGE_VERSION: &str = "v7";
+pub(super) const IMAGE_VERSION: &str = "v9";
 
 /// How long a process waits for another to finish building a database.
 const BUILD_WAIT: Duration = Duration::from_secs(600);
@@ -121,7 +121,7 @@ async fn fill(iso: &Isolation, server: &MySqlServer, name: &str, kind: Kind) -> 
     match kind {
         Kind::Template | Kind::Slots => {
             let schema = <MySql as Introspect>::introspect(&mut conn, &[name]).await?;
-            <MySql as Clean>::prepare(&mut conn, &schema, true).await?;
+            <MySql as Clean>::prepare(&mut conn, &schema, false).await?;
         }
         Kind::Shared => {
             let schema = <MySql as Introspect>::introspect(&mut conn, &[name]).await?;

@@ -146,7 +146,18 @@ pub(super) async fn acquire(
         found.map(|i| idle.swap_remove(i))
     };
     let mut slot = match kept {
-        Some(slot) => slot,
+        Some(mut slot) => {
+            // A process that runs one test noted the slot clean as its test ended; it runs
+            // another on it: the note goes, or it would outlive this test if it died.
+            if crate::util::env::one_test_per_process() {
+                let taken = admin::take_clean(&mut slot.holder, &slot.name).await;
+                if let Err(e) = taken {
+                    give_back(slot).await;
+                    return Err(e);
+                }
+            }
+            slot
+        }
         None => engine::run(lease(server, image.clone(), kind, settings)).await?,
     };
     slot.fresh.test_started();
@@ -334,10 +345,12 @@ async fn warm(slot: &Slot) -> Result<()> {
 }
 
 /// Keeps a slot a test left clean for this process's next test; in a process that runs one
-/// test, notes it clean for the next holder first (the process ends, and the lease with it).
-async fn keep(mut slot: Slot) -> Result<()> {
-    if crate::util::env::one_test_per_process() {
-        admin::note_clean(&mut slot.holder, &slot.name).await?;
+/// test, notes it clean for the next holder first (the process ends, and the lease with it),
+/// when `certain`: every session of the test's was asked and none is the test's own (one still
+/// writing would leave rows the note hides).
+async fn keep(mut slot: Slot, certain: bool) -> Result<()> {
+    if certain && crate::util::env::one_test_per_process() {
+        admin::note_clean(&mut slot.holder, &slot.name, slot.pool.size()).await;
     }
     idle()
         .lock()
@@ -347,8 +360,8 @@ async fn keep(mut slot: Slot) -> Result<()> {
 }
 
 /// Empties the slot, the template's (or migrations') rows put back.
-/// The connection is taken from the pool as a test takes one (a connection a finished test's
-/// runtime opened is not handed out), not from those [`reset_sessions`] asked.
+/// The connection is taken from the pool as a test takes one: a connection a finished test's
+/// runtime opened is not handed out.
 async fn clean(slot: &Slot, reset_sequences: bool) -> Result<()> {
     let plan = plan(slot).await?;
     let mut conn = acquire_waiting(&slot.pool)
@@ -518,7 +531,7 @@ async fn finish_rollback(mut slot: Slot) -> Result<()> {
     match end_rollback(&mut slot).await {
         Ok(None) => {
             slot.begun = true;
-            keep(slot).await
+            keep(slot, true).await
         }
         Ok(Some(message)) => {
             discard(slot).await?;
@@ -619,8 +632,9 @@ async fn finish_owned(
         }
     }
     slot.ddl_seen = sessions.ddl;
+    let certain = sessions.complete && !own_connections;
     match clean(&slot, reset_sequences).await {
-        Ok(()) => keep(slot).await,
+        Ok(()) => keep(slot, certain).await,
         Err(e) => {
             discard(slot).await?;
             Err(e)
