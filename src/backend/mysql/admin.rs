@@ -30,9 +30,10 @@ const CLEAN_TABLE: &str = "clean";
 /// Notes that `database` is as its image made it (no test's rows, the image's schema) for the
 /// next test that leases it, which can then skip looking: written by the holder of its lease as
 /// the process gives it up.
+///
 /// Not noted while more than `own` sessions besides `conn` are connected to it (a program the
-/// test started, still running, could write after the note). The note is a speed-up: when it cannot be
-/// written, the next holder looks at the database.
+/// test started, still running, could write after the note). The note is a speed-up: when it
+/// cannot be written, the next holder looks at the database.
 pub(crate) async fn note_clean(conn: &mut MySqlConnection, database: &str, own: u32) {
     let sql = format!(
         "INSERT IGNORE INTO {}.{} (name) SELECT ? FROM DUAL \

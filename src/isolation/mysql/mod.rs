@@ -255,9 +255,9 @@ impl PoolSettings {
     }
 }
 
-/// Forgets the slots, pools and parked connection this process keeps for its next tests: their connections lived on
-/// a test runtime that has ended (a process that said it runs one test, and runs another).
-/// Dropped, they close, and the server frees their leases.
+/// Forgets the slots, pools and parked connection this process keeps for its next tests: their
+/// connections lived on a test runtime that has ended (a process that said it runs one test, and
+/// runs another). Dropped, they close, and the server frees their leases.
 pub(super) fn forget_kept() {
     slots::forget_idle();
     namespace::forget_idle();
