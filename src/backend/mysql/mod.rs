@@ -52,6 +52,8 @@ pub(crate) use self::dialect::flavor;
 #[cfg(feature = "postgres")]
 pub(crate) use self::clean::reset_counters;
 pub(crate) use self::server::error_number;
+#[cfg(feature = "postgres")]
+pub(crate) use self::server::set_parking;
 // For the isolation engine, which builds with the `postgres` feature.
 #[cfg(feature = "postgres")]
 pub(crate) use self::server::{FULL_WAIT, is_out_of_connections};

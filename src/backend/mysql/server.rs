@@ -79,6 +79,27 @@ pub struct MySqlServer {
 /// The process's server, resolved once (or installed).
 static SERVER: OnceCell<MySqlServer> = OnceCell::const_new();
 
+/// Whether [`MySqlServer::park`] keeps connections (see [`set_parking`]).
+static PARKING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Says whether the process runs its one test on the one runtime it has (`cargo nextest`), where
+/// a maintenance connection done with can serve the next one ([`MySqlServer::park`]); off, a
+/// parked connection is forgotten (its runtime may have ended). Set by the isolation engine
+/// before each MySQL test's database is acquired.
+#[cfg_attr(
+    not(feature = "postgres"),
+    allow(dead_code, reason = "the isolation engine calls it")
+)]
+pub(crate) fn set_parking(on: bool) {
+    let was = PARKING.swap(on, std::sync::atomic::Ordering::SeqCst);
+    if was
+        && !on
+        && let Some(server) = SERVER.get()
+    {
+        server.forget_parked();
+    }
+}
+
 impl MySqlServer {
     /// The server every MySQL test of this process uses, resolved once.
     pub(crate) async fn get() -> Result<&'static MySqlServer> {
@@ -120,11 +141,6 @@ impl MySqlServer {
         Ok(server)
     }
 
-    /// The process's server, if it was resolved already.
-    pub(crate) fn resolved() -> Option<&'static MySqlServer> {
-        SERVER.get()
-    }
-
     /// Forgets the parked connection (its runtime ended): dropped, it closes.
     pub(crate) fn forget_parked(&self) {
         drop(
@@ -140,11 +156,7 @@ impl MySqlServer {
     /// the next [`maintenance`](Self::maintenance) takes it instead of connecting again;
     /// elsewhere it closes (it may have been opened on a test's runtime, which ends with it).
     pub(crate) async fn park(&self, conn: MySqlConnection) {
-        #[cfg(feature = "postgres")]
-        let adopted = crate::isolation::engine::adopted();
-        #[cfg(not(feature = "postgres"))]
-        let adopted = false;
-        let conn = if adopted {
+        let conn = if PARKING.load(std::sync::atomic::Ordering::SeqCst) {
             let mut parked = self
                 .parked
                 .lock()

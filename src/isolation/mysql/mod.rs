@@ -82,6 +82,8 @@ pub(super) async fn acquire(iso: Isolation) -> Result<TestDb<MySql>> {
                 .into(),
         ));
     }
+    // A process that runs one test on its one runtime reuses its maintenance connections.
+    crate::backend::mysql::set_parking(super::engine::adopted());
     let server = MySqlServer::get().await?;
     let acquired = match strategy {
         Strategy::Rollback => slots::acquire(&iso, server, slots::Kind::Rollback).await?,
@@ -261,9 +263,7 @@ impl PoolSettings {
 pub(super) fn forget_kept() {
     slots::forget_idle();
     namespace::forget_idle();
-    if let Some(server) = MySqlServer::resolved() {
-        server.forget_parked();
-    }
+    crate::backend::mysql::set_parking(false);
 }
 
 /// A connection of a test's pool, opened by the engine (to ready, end or empty the test's
