@@ -629,6 +629,123 @@ async fn a_user_that_may_not_create_databases_is_told_what_to_grant() {
     );
 }
 
+/// Set in the child of [`a_user_that_may_not_name_another_account_copies_views_as_itself`]: where
+/// it says which database it had.
+const DEFINER_VAR: &str = "SEEDBED_TEST_DEFINER_REPORT";
+
+const DEFINER_MIGRATIONS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/mysql_definer_migrations"
+);
+
+fn definer_iso() -> seedbed::Isolation {
+    seedbed::Isolation::new(seedbed::Strategy::Template)
+        .migrations(DEFINER_MIGRATIONS)
+        .test_name("definer")
+}
+
+/// Run by [`a_user_that_may_not_name_another_account_copies_views_as_itself`] in a child, as a
+/// user without SUPER: copies the template, reads its view, says which database it had.
+#[tokio::test]
+async fn copy_as_another_user() {
+    let Ok(report) = std::env::var(DEFINER_VAR) else {
+        return;
+    };
+    let db = definer_iso().acquire_on::<MySql>().await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM item_names")
+        .fetch_one(&db.pool())
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    std::fs::write(&report, db.database()).unwrap();
+    db.finish().await.unwrap();
+}
+
+/// The template's view is defined by the account that migrated it; a user that may not name
+/// another account as a definer (no SUPER, no SET USER: error 1227) copies it as its own.
+#[tokio::test]
+async fn a_user_that_may_not_name_another_account_copies_views_as_itself() {
+    // No sweep leases a copy while this test drops it.
+    let _sweep = sweep_lock().await;
+    let (address, _) = address().await;
+    let mut admin = admin().await;
+    let user = "seedbed_definer";
+    for host in ["127.0.0.1", "localhost"] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP USER IF EXISTS '{user}'@'{host}'; \
+             CREATE USER '{user}'@'{host}' IDENTIFIED BY 'pw'; \
+             GRANT ALL PRIVILEGES ON `seedbed%`.* TO '{user}'@'{host}'"
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    }
+    // The template made (by the tests' own account) and its first copy held, so that the child
+    // needs a copy of its own; copies earlier runs left go (no other test uses this schema).
+    let held = definer_iso().acquire_on::<MySql>().await.unwrap();
+    let mine = held.database().to_string();
+    let image = mine.rsplit_once('_').unwrap().0.to_string();
+    let others: Vec<String> = sqlx::query_scalar(
+        "SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA \
+         WHERE SCHEMA_NAME LIKE CONCAT(?, '\\_%') AND SCHEMA_NAME <> ?",
+    )
+    .bind(&image)
+    .bind(&mine)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    for other in others {
+        seedbed::backend::mysql::admin::drop_database(&mut admin, &other)
+            .await
+            .unwrap();
+    }
+    let report = std::env::temp_dir().join(format!("seedbed-definer-{}", std::process::id()));
+    let _ = std::fs::remove_file(&report);
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["copy_as_another_user", "--exact", "--test-threads", "1"])
+        .env("SEEDBED_MYSQL_URL", format!("mysql://{user}:pw@{address}"))
+        .env(DEFINER_VAR, &report)
+        .output()
+        .unwrap();
+    let copied = std::fs::read_to_string(&report).unwrap_or_default();
+    let _ = std::fs::remove_file(&report);
+    let definer: Option<String> = sqlx::query_scalar(
+        "SELECT CAST(DEFINER AS CHAR) FROM information_schema.VIEWS \
+         WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'item_names'",
+    )
+    .bind(&copied)
+    .fetch_optional(&mut admin)
+    .await
+    .unwrap();
+    // The child's copy names an account that goes with this test: it goes first.
+    if !copied.is_empty() {
+        seedbed::backend::mysql::admin::drop_database(&mut admin, &copied)
+            .await
+            .unwrap();
+    }
+    for host in ["127.0.0.1", "localhost"] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP USER IF EXISTS '{user}'@'{host}'"
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    }
+    held.finish().await.unwrap();
+    assert!(
+        out.status.success(),
+        "the child failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(copied, mine, "the child made a copy of its own");
+    let definer = definer.expect("the copy's view");
+    assert!(
+        definer.starts_with(&format!("{user}@")),
+        "the copy's view is defined by the user that made it: {definer}"
+    );
+}
+
 /// A server with no connection to spare (here the user's limit, error 1226; `max_connections`
 /// is error 1040) is waited for, not failed on: seedbed connects once a connection is freed.
 #[tokio::test]

@@ -27,7 +27,10 @@ pub(crate) async fn environment(server: &'static Server) -> Result<Environment> 
         server_version,
         embedded: matches!(server.origin(), Origin::Embedded(_)),
         max_connections,
-        connection_budget: crate::isolation::budget::size(server).await?,
+        connection_budget: crate::isolation::budget::size(&crate::isolation::budget::postgres(
+            server,
+        ))
+        .await?,
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         memory_bytes: memory_bytes(),
         os: os_description(),
@@ -62,7 +65,7 @@ pub(crate) async fn sqlite_environment(
 }
 
 /// The environment of a run on MySQL or MariaDB: the server (its password hidden), its flavor,
-/// version and `max_connections`. MySQL has no connection budget of seedbed's: 0.
+/// version, `max_connections` and seedbed's connection budget for the URL's user.
 #[cfg(feature = "mysql")]
 pub(crate) async fn mysql_environment(
     server: &'static crate::backend::mysql::MySqlServer,
@@ -72,6 +75,7 @@ pub(crate) async fn mysql_environment(
         sqlx::query_as("SELECT CAST(VERSION() AS CHAR), CAST(@@max_connections AS SIGNED)")
             .fetch_one(&mut conn)
             .await;
+    let budget = crate::isolation::mysql::budget::size(&mut conn).await;
     let _ = conn.close().await;
     let (server_version, max_connections) = row.map_err(Error::db(
         "reading the MySQL server's version and max_connections",
@@ -82,7 +86,7 @@ pub(crate) async fn mysql_environment(
         server_version,
         embedded: server.origin() == "embedded",
         max_connections,
-        connection_budget: 0,
+        connection_budget: budget?,
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         memory_bytes: memory_bytes(),
         os: os_description(),

@@ -26,12 +26,47 @@
 //! each test process has outside the budget, the short ones that build databases, and for
 //! people. With `max_connections = 100` and `-j 16`, 38 connections of test pools and the
 //! processes' own 32 stay under the limit.
+//!
+//! The accounting here is the same on every server; where the slots are kept is a [`Ledger`]'s:
+//! on PostgreSQL the process's control connection ([`postgres`]), on MySQL the connection that
+//! holds the lease of the test's database (`isolation::mysql::budget`).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
 
 use super::engine;
 use crate::backend::postgres::server::Server;
 use crate::error::{Error, Result};
+
+/// Where a server's budget slots are kept: session locks, which the server frees when the
+/// session holding them ends, however it ends.
+#[async_trait]
+pub(crate) trait Ledger: std::fmt::Debug + Send + Sync + 'static {
+    /// This process's free pass on the server: one connection outside the budget.
+    fn free_pass(&self) -> &'static AtomicBool;
+
+    /// How many connections the server allows ordinary sessions; read once.
+    async fn allowed(&self) -> Result<i64>;
+
+    /// Takes up to `n` of the `total` slots that are free now, starting at a point that depends
+    /// on the process so that processes do not all contend for slot 0.
+    async fn take(self: Arc<Self>, n: i64, total: i64) -> Result<Vec<i64>>;
+
+    /// Gives `slots` back.
+    async fn release(self: Arc<Self>, slots: Vec<i64>) -> Result<()>;
+
+    /// Closes the connections this process keeps open to the server without a test using them,
+    /// giving their budget back; how many slots that freed.
+    async fn evict_idle(&self) -> usize;
+}
+
+/// The first slot this process tries, of `total`.
+pub(crate) fn first_slot(total: i64) -> i64 {
+    i64::from(std::process::id()) % total.max(1)
+}
 
 /// How long a test waits for connection budget before failing.
 const BUDGET_WAIT: Duration = Duration::from_secs(600);
@@ -39,14 +74,11 @@ const BUDGET_WAIT: Duration = Duration::from_secs(600);
 /// Slots held by this process (or its free pass); given back when dropped.
 #[derive(Debug)]
 pub(crate) struct Reservation {
-    server: &'static Server,
+    ledger: Arc<dyn Ledger>,
     slots: Vec<i64>,
     /// The process's free pass: one connection outside the budget.
     free: bool,
 }
-
-/// Whether this process's free pass is available.
-static FREE_PASS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
 impl Reservation {
     /// How many connections it allows.
@@ -58,25 +90,42 @@ impl Reservation {
     /// many connections of the budget it freed.
     pub(crate) async fn give_back(mut self) -> Result<usize> {
         if std::mem::take(&mut self.free) {
-            FREE_PASS.store(true, std::sync::atomic::Ordering::SeqCst);
+            self.ledger.free_pass().store(true, Ordering::SeqCst);
         }
         let slots = std::mem::take(&mut self.slots);
         let n = slots.len();
-        release(self.server, slots).await.map(|()| n)
+        if n == 0 {
+            return Ok(0);
+        }
+        Arc::clone(&self.ledger).release(slots).await.map(|()| n)
+    }
+
+    /// Gives the free pass back and forgets the slots without a round trip: the session that
+    /// holds them is closing, and the server frees them with it. Returns how many slots.
+    pub(crate) fn forget(mut self) -> usize {
+        if std::mem::take(&mut self.free) {
+            self.ledger.free_pass().store(true, Ordering::SeqCst);
+        }
+        std::mem::take(&mut self.slots).len()
+    }
+
+    /// The process's free pass of `ledger`'s server.
+    fn free_pass(ledger: &Arc<dyn Ledger>) -> Self {
+        Self {
+            ledger: Arc::clone(ledger),
+            slots: Vec::new(),
+            free: true,
+        }
     }
 }
 
 /// One connection for a test: the process's free pass if no test holds it (no round trip, and
 /// no coordination connection needed), else a slot of the budget.
-pub(crate) async fn reserve_one(server: &'static Server) -> Result<Reservation> {
-    if FREE_PASS.swap(false, std::sync::atomic::Ordering::SeqCst) {
-        return Ok(Reservation {
-            server,
-            slots: Vec::new(),
-            free: true,
-        });
+pub(crate) async fn reserve_one(ledger: &Arc<dyn Ledger>) -> Result<Reservation> {
+    if ledger.free_pass().swap(false, Ordering::SeqCst) {
+        return Ok(Reservation::free_pass(ledger));
     }
-    reserve(server, 1).await
+    reserve(ledger, 1).await
 }
 
 /// The budget of a pool whose connections open as its test asks for them, all given back when
@@ -86,6 +135,7 @@ pub(crate) async fn reserve_one(server: &'static Server) -> Result<Reservation> 
 /// for budget in many processes cannot hold each other up.
 #[derive(Debug)]
 pub(crate) struct PoolBudget {
+    ledger: Arc<dyn Ledger>,
     max: usize,
     state: std::sync::Mutex<PoolBudgetState>,
 }
@@ -106,11 +156,28 @@ struct PoolBudgetState {
 }
 
 impl PoolBudget {
-    /// The budget of a pool of at most `max` connections.
-    pub(crate) fn new(max: u32) -> Self {
+    /// The budget of a pool of at most `max` connections, kept in `ledger`.
+    pub(crate) fn new(ledger: Arc<dyn Ledger>, max: u32) -> Self {
         Self {
+            ledger,
             max: usize::try_from(max).unwrap_or(usize::MAX).max(1),
             state: std::sync::Mutex::new(PoolBudgetState::default()),
+        }
+    }
+
+    /// The most connections the pool may open at once.
+    pub(crate) fn max(&self) -> u32 {
+        u32::try_from(self.max).unwrap_or(u32::MAX)
+    }
+
+    /// One of the pool's connections closes, the pool still open: its budget is kept for the
+    /// connection the pool opens next, so a pool that replaces connections never holds more than
+    /// its maximum.
+    pub(crate) fn connection_closed(&self) {
+        let mut state = self.state();
+        if state.opened > 0 {
+            state.opened -= 1;
+            state.unused += 1;
         }
     }
 
@@ -126,7 +193,7 @@ impl PoolBudget {
     /// budget is spent it fails, the pool closes the connection and tries again after a growing
     /// pause (sqlx's back-off), until the pool's acquire timeout; meanwhile this process's idle
     /// connections are closed first (at most once a second) and, after 10 s, it says why it waits.
-    pub(crate) async fn connection_opened(&self, server: &'static Server) -> Result<()> {
+    pub(crate) async fn connection_opened(&self) -> Result<()> {
         let opened = {
             let mut state = self.state();
             if state.unused > 0 {
@@ -137,22 +204,18 @@ impl PoolBudget {
             }
             state.opened
         };
-        if opened == 0 && FREE_PASS.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        if opened == 0 && self.ledger.free_pass().swap(false, Ordering::SeqCst) {
             let mut state = self.state();
             state.opened += 1;
-            state.held.push(Reservation {
-                server,
-                slots: Vec::new(),
-                free: true,
-            });
+            state.held.push(Reservation::free_pass(&self.ledger));
             return Ok(());
         }
         let wanted = self.max.saturating_sub(opened).max(1);
-        let mut got = try_reserve(server, wanted).await?;
-        if got.is_none() && self.may_evict() && evict_idle().await > 0 {
-            got = try_reserve(server, wanted).await?;
+        let mut got = try_reserve(&self.ledger, wanted).await?;
+        if got.is_none() && self.may_evict() && self.ledger.evict_idle().await > 0 {
+            got = try_reserve(&self.ledger, wanted).await?;
         }
-        let total = size(server).await?;
+        let total = size(&self.ledger).await?;
         let mut state = self.state();
         let Some(reservation) = got else {
             let since = *state.waiting_since.get_or_insert_with(Instant::now);
@@ -205,6 +268,17 @@ impl PoolBudget {
         }
         freed
     }
+
+    /// Gives the free pass back and forgets the slots without a round trip (see
+    /// [`Reservation::forget`]); returns how many slots.
+    pub(crate) fn forget(&self) -> usize {
+        let held: Vec<Reservation> = {
+            let mut state = self.state();
+            state.unused = 0;
+            std::mem::take(&mut state.held)
+        };
+        held.into_iter().map(Reservation::forget).sum()
+    }
 }
 
 /// Something that closes connections this process keeps open without a test using them (pools
@@ -219,8 +293,9 @@ fn evictors() -> &'static std::sync::Mutex<Vec<Evictor>> {
     EVICTORS.get_or_init(Default::default)
 }
 
-/// Registers `evictor`, run when a reservation finds the budget spent: the process's idle
-/// connections go before its tests wait for budget, which they would otherwise hold themselves.
+/// Registers `evictor`, run when a reservation finds PostgreSQL's budget spent: the process's
+/// idle connections go before its tests wait for budget, which they would otherwise hold
+/// themselves.
 pub(crate) fn on_shortage(evictor: Evictor) {
     let mut all = evictors()
         .lock()
@@ -246,58 +321,47 @@ async fn evict_idle() -> usize {
 impl Drop for Reservation {
     fn drop(&mut self) {
         if std::mem::take(&mut self.free) {
-            FREE_PASS.store(true, std::sync::atomic::Ordering::SeqCst);
+            self.ledger.free_pass().store(true, Ordering::SeqCst);
         }
         if self.slots.is_empty() {
             return;
         }
         let slots = std::mem::take(&mut self.slots);
-        let server = self.server;
+        let ledger = Arc::clone(&self.ledger);
         engine::spawn_detached(async move {
-            let _ = release(server, slots).await;
+            let _ = ledger.release(slots).await;
         });
     }
 }
 
-/// The budget's size on this server.
-pub(crate) async fn size(server: &'static Server) -> Result<i64> {
-    static SIZE: tokio::sync::OnceCell<i64> = tokio::sync::OnceCell::const_new();
-    SIZE.get_or_try_init(|| async {
-        if std::env::var("SEEDBED_MAX_CONNECTIONS").is_ok() {
-            let n = crate::util::env::count("SEEDBED_MAX_CONNECTIONS", 3, 3)?;
-            return Ok(i64::try_from(n).unwrap_or(i64::MAX));
-        }
-        engine::control()
-            .with(server, |conn| {
-                Box::pin(async move {
-                    let allowed: i64 = sqlx::query_scalar(
-                        "SELECT current_setting('max_connections')::int8 \
-                         - current_setting('superuser_reserved_connections')::int8",
-                    )
-                    .fetch_one(conn)
-                    .await
-                    .map_err(Error::db("reading max_connections"))?;
-                    Ok((allowed * 2 / 5).max(3))
-                })
-            })
-            .await
-    })
-    .await
-    .copied()
+/// The budget's size on `ledger`'s server: `SEEDBED_MAX_CONNECTIONS`, else 40% of what the
+/// server allows.
+pub(crate) async fn size(ledger: &Arc<dyn Ledger>) -> Result<i64> {
+    sized(ledger.allowed()).await
+}
+
+/// The budget's size on a server that allows ordinary sessions `allowed` connections (not
+/// awaited when `SEEDBED_MAX_CONNECTIONS` says the size).
+pub(crate) async fn sized(allowed: impl Future<Output = Result<i64>>) -> Result<i64> {
+    if std::env::var("SEEDBED_MAX_CONNECTIONS").is_ok() {
+        let n = crate::util::env::count("SEEDBED_MAX_CONNECTIONS", 3, 3)?;
+        return Ok(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+    Ok((allowed.await? * 2 / 5).max(3))
 }
 
 /// Reserves `n` connections (at most the whole budget), waiting while the budget is spent. The
 /// slots are taken all at once or not at all, so waiting processes never hold part of what they
 /// wait for.
-pub(crate) async fn reserve(server: &'static Server, n: usize) -> Result<Reservation> {
-    take(server, n).await
+pub(crate) async fn reserve(ledger: &Arc<dyn Ledger>, n: usize) -> Result<Reservation> {
+    take(ledger, n).await
 }
 
 /// Reserves `n` connections if they are free now, without waiting.
-pub(crate) async fn try_reserve(server: &'static Server, n: usize) -> Result<Option<Reservation>> {
-    let total = size(server).await?;
+pub(crate) async fn try_reserve(ledger: &Arc<dyn Ledger>, n: usize) -> Result<Option<Reservation>> {
+    let total = size(ledger).await?;
     let wanted = i64::try_from(n).unwrap_or(i64::MAX).min(total);
-    let got = try_take(server, wanted, total).await?;
+    let got = try_take(ledger, wanted, total).await?;
     if i64::try_from(got.len()).unwrap_or(0) >= wanted {
         Ok(Some(got))
     } else {
@@ -306,15 +370,15 @@ pub(crate) async fn try_reserve(server: &'static Server, n: usize) -> Result<Opt
     }
 }
 
-async fn take(server: &'static Server, n: usize) -> Result<Reservation> {
-    let total = size(server).await?;
+async fn take(ledger: &Arc<dyn Ledger>, n: usize) -> Result<Reservation> {
+    let total = size(ledger).await?;
     let wanted = i64::try_from(n).unwrap_or(i64::MAX).min(total);
     let started = Instant::now();
     let mut told = false;
     let mut delay = Duration::from_millis(10);
     let mut last_eviction: Option<Instant> = None;
     loop {
-        let got = try_take(server, wanted, total).await?;
+        let got = try_take(ledger, wanted, total).await?;
         if i64::try_from(got.len()).unwrap_or(0) >= wanted {
             return Ok(got);
         }
@@ -324,7 +388,7 @@ async fn take(server: &'static Server, n: usize) -> Result<Reservation> {
         // every retry when other processes hold the budget).
         if last_eviction.is_none_or(|at: Instant| at.elapsed() > Duration::from_secs(1)) {
             last_eviction = Some(Instant::now());
-            if evict_idle().await > 0 {
+            if ledger.evict_idle().await > 0 {
                 continue;
             }
         }
@@ -350,43 +414,95 @@ async fn take(server: &'static Server, n: usize) -> Result<Reservation> {
     }
 }
 
-/// Takes up to `n` free slots, starting at a point that depends on the process so processes do
-/// not all contend for slot 0. They are owned by a reservation from the moment they are taken
-/// (on the engine runtime): if the caller gives up waiting meanwhile, dropping it gives them back.
-async fn try_take(server: &'static Server, n: i64, total: i64) -> Result<Reservation> {
-    let offset = i64::from(std::process::id()) % total.max(1);
-    engine::control()
-        .with(server, move |conn| {
-            Box::pin(async move {
-                // Slots this process holds already are skipped before they are locked (the CASE
-                // fixes the order): the lock is re-entrant, so taking one again would succeed and
-                // two reservations of one process would share it.
-                let sql = format!(
-                    "SELECT s FROM (SELECT (g + $3) % $2 AS s FROM generate_series(0, $2 - 1) g) t \
-                     WHERE CASE WHEN s = ANY($4::int8[]) THEN false \
-                           ELSE pg_try_advisory_lock({}) END \
-                     LIMIT $1",
-                    crate::backend::postgres::coord::slot_key_sql("budget", "s")
-                );
-                let slots: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                    .bind(n)
-                    .bind(total)
-                    .bind(offset)
-                    .bind(engine::held_budget_slots())
-                    .fetch_all(conn)
-                    .await
-                    .map_err(Error::db("reserving connection budget"))?;
-                for slot in &slots {
-                    engine::hold(engine::Held::BudgetSlot(*slot));
-                }
-                Ok(Reservation {
-                    server,
-                    slots,
-                    free: false,
+/// Takes up to `n` free slots. They are owned by a reservation from the moment they are
+/// taken: if the caller gives up waiting meanwhile, dropping it gives them back.
+async fn try_take(ledger: &Arc<dyn Ledger>, n: i64, total: i64) -> Result<Reservation> {
+    let slots = Arc::clone(ledger).take(n, total).await?;
+    Ok(Reservation {
+        ledger: Arc::clone(ledger),
+        slots,
+        free: false,
+    })
+}
+
+/// PostgreSQL's budget: session advisory locks on the process's control connection.
+#[derive(Debug)]
+struct PgLedger {
+    server: &'static Server,
+}
+
+/// The connection budget on `server`, PostgreSQL's.
+pub(crate) fn postgres(server: &'static Server) -> Arc<dyn Ledger> {
+    Arc::new(PgLedger { server })
+}
+
+#[async_trait]
+impl Ledger for PgLedger {
+    fn free_pass(&self) -> &'static AtomicBool {
+        static FREE_PASS: AtomicBool = AtomicBool::new(true);
+        &FREE_PASS
+    }
+
+    async fn allowed(&self) -> Result<i64> {
+        static ALLOWED: tokio::sync::OnceCell<i64> = tokio::sync::OnceCell::const_new();
+        let server = self.server;
+        ALLOWED
+            .get_or_try_init(|| {
+                engine::control().with(server, |conn| {
+                    Box::pin(async move {
+                        sqlx::query_scalar(
+                            "SELECT current_setting('max_connections')::int8 \
+                             - current_setting('superuser_reserved_connections')::int8",
+                        )
+                        .fetch_one(conn)
+                        .await
+                        .map_err(Error::db("reading max_connections"))
+                    })
                 })
             })
-        })
-        .await
+            .await
+            .copied()
+    }
+
+    async fn take(self: Arc<Self>, n: i64, total: i64) -> Result<Vec<i64>> {
+        let offset = first_slot(total);
+        engine::control()
+            .with(self.server, move |conn| {
+                Box::pin(async move {
+                    // Slots this process holds already are skipped before they are locked (the
+                    // CASE fixes the order): the lock is re-entrant, so taking one again would
+                    // succeed and two reservations of one process would share it.
+                    let sql = format!(
+                        "SELECT s FROM (SELECT (g + $3) % $2 AS s FROM generate_series(0, $2 - 1) g) t \
+                         WHERE CASE WHEN s = ANY($4::int8[]) THEN false \
+                               ELSE pg_try_advisory_lock({}) END \
+                         LIMIT $1",
+                        crate::backend::postgres::coord::slot_key_sql("budget", "s")
+                    );
+                    let slots: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                        .bind(n)
+                        .bind(total)
+                        .bind(offset)
+                        .bind(engine::held_budget_slots())
+                        .fetch_all(conn)
+                        .await
+                        .map_err(Error::db("reserving connection budget"))?;
+                    for slot in &slots {
+                        engine::hold(engine::Held::BudgetSlot(*slot));
+                    }
+                    Ok(slots)
+                })
+            })
+            .await
+    }
+
+    async fn release(self: Arc<Self>, slots: Vec<i64>) -> Result<()> {
+        release(self.server, slots).await
+    }
+
+    async fn evict_idle(&self) -> usize {
+        evict_idle().await
+    }
 }
 
 /// Takes budget slot `slot` on `conn` if it is free (a new control connection taking back what

@@ -14,7 +14,7 @@ pub mod harness;
 mod isolated;
 mod migrations;
 #[cfg(feature = "mysql")]
-mod mysql;
+pub(crate) mod mysql;
 mod options;
 mod pool;
 mod role;

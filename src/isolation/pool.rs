@@ -48,7 +48,10 @@ pub(super) fn remember_warm_connections(key: &str, held: u32) {
 /// pool closes.
 pub(super) fn budgeted_pool(server: &'static Server, max: u32) -> PgPoolOptions {
     // Held by the hook, so by the pool: the reservations go when the pool does.
-    let on_connect = Arc::new(super::budget::PoolBudget::new(max));
+    let on_connect = Arc::new(super::budget::PoolBudget::new(
+        super::budget::postgres(server),
+        max,
+    ));
     PgPoolOptions::new()
         .max_connections(max.max(1))
         .min_connections(0)
@@ -58,7 +61,7 @@ pub(super) fn budgeted_pool(server: &'static Server, max: u32) -> PgPoolOptions 
             Box::pin(async move {
                 server.note_version(conn);
                 budget
-                    .connection_opened(server)
+                    .connection_opened()
                     .await
                     .map_err(|e| sqlx::Error::Configuration(e.to_string().into()))
             })
@@ -109,7 +112,10 @@ impl SharedPool {
         let settings = Arc::clone(&session);
         let connections_opened = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = Arc::clone(&connections_opened);
-        let budget = Arc::new(super::budget::PoolBudget::new(max));
+        let budget = Arc::new(super::budget::PoolBudget::new(
+            super::budget::postgres(server),
+            max,
+        ));
         let on_connect = Arc::clone(&budget);
         let pool = PgPoolOptions::new()
             .max_connections(max.max(1))
@@ -127,7 +133,7 @@ impl SharedPool {
                 let budget = Arc::clone(&on_connect);
                 Box::pin(async move {
                     budget
-                        .connection_opened(server)
+                        .connection_opened()
                         .await
                         .map_err(|e| sqlx::Error::Configuration(e.to_string().into()))?;
                     if let Some(sql) = sql {

@@ -704,7 +704,7 @@ async fn named_like_slots(
 async fn try_slot(server: &'static Server, name: &str, base: &str) -> Result<Option<Slot>> {
     let (name, base) = (name.to_string(), base.to_string());
     engine::run(async move {
-        let budget = super::budget::reserve(server, 1).await?;
+        let budget = super::budget::reserve(&super::budget::postgres(server), 1).await?;
         let mut conn = match server.open(&server.database_options(&name)).await {
             Ok(conn) => conn,
             // Renamed away since it was listed, or being kept for a failed test.

@@ -331,10 +331,7 @@ async fn copy_into(conn: &mut MySqlConnection, name: &str, template: &str) -> Re
             let create: String = text_column(&row, 1).map_err(Error::db(context()))?;
             // The stored definition names the template's database: the copy reads its own.
             let create = create.replace(&format!("{}.", q(template)), &format!("{}.", q(name)));
-            if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(create))
-                .execute(&mut *conn)
-                .await
-            {
+            if let Err(e) = create_as_definer(&mut *conn, &create).await {
                 failed.push(view);
                 last_error = Some(e);
             }
@@ -425,12 +422,86 @@ async fn copy_routines(conn: &mut MySqlConnection, name: &str, template: &str) -
                 ),
             });
         };
-        sqlx::raw_sql(sqlx::AssertSqlSafe(create))
-            .execute(&mut *conn)
+        create_as_definer(&mut *conn, &create)
             .await
             .map_err(Error::db(context()))?;
     }
     Ok(())
+}
+
+/// Runs `create` (a view's or routine's definition as `SHOW CREATE` gives it) with its
+/// definer, the account that migrated the template; when this user may not name another
+/// account (error 1227: that takes SUPER or SET USER, which a test user rarely has), without
+/// it, so that the copy's definer is this user.
+async fn create_as_definer(
+    conn: &mut MySqlConnection,
+    create: &str,
+) -> std::result::Result<(), sqlx::Error> {
+    match sqlx::raw_sql(sqlx::AssertSqlSafe(create.to_string()))
+        .execute(&mut *conn)
+        .await
+    {
+        Err(e) if super::error_number(&e) == Some(ACCESS_DENIED_NEEDS_PRIVILEGE) => {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(without_definer(create)))
+                .execute(&mut *conn)
+                .await
+                .map(|_| ())
+        }
+        other => other.map(|_| ()),
+    }
+}
+
+/// The server's error when a statement needs a privilege the user lacks (SUPER, SET USER…).
+const ACCESS_DENIED_NEEDS_PRIVILEGE: u16 = 1227;
+
+/// `create` (a `SHOW CREATE VIEW|PROCEDURE|FUNCTION` statement) without its `DEFINER=` clause,
+/// so that the copy's definer is the user making it: naming another account (the one that
+/// migrated the template) takes the SUPER or SET USER privilege, which a test user rarely has.
+fn without_definer(create: &str) -> String {
+    let upper = create.to_ascii_uppercase();
+    // The clause is in the header, before what the statement creates.
+    let header_end = [" VIEW ", " PROCEDURE ", " FUNCTION "]
+        .iter()
+        .filter_map(|k| upper.find(k))
+        .min()
+        .unwrap_or(upper.len());
+    let Some(start) = upper[..header_end].find("DEFINER=") else {
+        return create.to_string();
+    };
+    let bytes = create.as_bytes();
+    // One part of `user`@`host`: a quoted name (a doubled quote inside) or a bare word.
+    let part_end = |mut i: usize| -> usize {
+        match bytes.get(i) {
+            Some(&quote @ (b'`' | b'\'' | b'"')) => {
+                i += 1;
+                while i < bytes.len() {
+                    if bytes[i] == quote {
+                        if bytes.get(i + 1) == Some(&quote) {
+                            i += 2;
+                            continue;
+                        }
+                        return i + 1;
+                    }
+                    i += 1;
+                }
+                i
+            }
+            _ => {
+                while i < bytes.len() && !bytes[i].is_ascii_whitespace() && bytes[i] != b'@' {
+                    i += 1;
+                }
+                i
+            }
+        }
+    };
+    let mut end = part_end(start + "DEFINER=".len());
+    if bytes.get(end) == Some(&b'@') {
+        end = part_end(end + 1);
+    }
+    while bytes.get(end).is_some_and(u8::is_ascii_whitespace) {
+        end += 1;
+    }
+    format!("{}{}", &create[..start], &create[end..])
 }
 
 /// `word` when it is one of `allowed` (catalog text written back into SQL).
@@ -484,5 +555,33 @@ impl FromText for Option<String> {
                 Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_definer;
+
+    #[test]
+    fn the_definer_clause_goes_and_the_rest_stays() {
+        assert_eq!(
+            without_definer(
+                "CREATE ALGORITHM=UNDEFINED DEFINER=`root`@`localhost` SQL SECURITY DEFINER \
+                 VIEW `v` AS select 1 AS `DEFINER=x`"
+            ),
+            "CREATE ALGORITHM=UNDEFINED SQL SECURITY DEFINER VIEW `v` AS select 1 AS `DEFINER=x`"
+        );
+        assert_eq!(
+            without_definer("CREATE DEFINER=`a``b`@`%` PROCEDURE `p`() BEGIN END"),
+            "CREATE PROCEDURE `p`() BEGIN END"
+        );
+        assert_eq!(
+            without_definer("CREATE DEFINER=root@localhost FUNCTION `f`() RETURNS INT RETURN 1"),
+            "CREATE FUNCTION `f`() RETURNS INT RETURN 1"
+        );
+        assert_eq!(
+            without_definer("CREATE VIEW `v` AS select 'DEFINER=`x`@`y` ' AS a"),
+            "CREATE VIEW `v` AS select 'DEFINER=`x`@`y` ' AS a"
+        );
     }
 }

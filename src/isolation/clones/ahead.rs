@@ -126,7 +126,7 @@ async fn open_ahead_here(
         })
         .connect_lazy_with(options);
     budget::on_shortage(evict_prepared);
-    let Ok(Some(budget)) = budget::try_reserve(server, 1).await else {
+    let Ok(Some(budget)) = budget::try_reserve(&budget::postgres(server), 1).await else {
         // The budget is spent: warm the clone and close the connection.
         let _ = sqlx::raw_sql("SELECT 1").execute(&pool).await;
         pool.close().await;

@@ -328,7 +328,7 @@ fn refill_in_background(server: &'static Server, template: &str, size: i64) {
         tokio::time::sleep(REFILL_DELAY).await;
         // Work done ahead never takes the server past seedbed's budget: the connection that
         // makes the spares counts in it, and without budget to spare there is no refill.
-        let result = match budget::try_reserve(server, 1).await {
+        let result = match budget::try_reserve(&budget::postgres(server), 1).await {
             Ok(Some(reservation)) => {
                 let made = refill(server, &template, size).await;
                 drop(reservation);

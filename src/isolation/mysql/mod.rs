@@ -20,6 +20,7 @@
 //! are named locks held by a connection: a process killed mid-test loses them with its
 //! connections, and the next holder of its slot empties it first.
 
+pub(crate) mod budget;
 mod image;
 mod namespace;
 mod slots;
@@ -221,24 +222,31 @@ impl PoolSettings {
             .test_before_acquire(false)
     }
 
-    /// The test's pool on `options`, each connection set up by `session_sql` and `extra`, and
-    /// served while `fresh` says it may (always, without `fresh`: a pool of one connection whose
-    /// loss the strategy detects itself). A connection's opening time is read back from its age,
-    /// a little late when the thread is held up between the two clocks: `fresh` may then turn
-    /// away a connection the engine opened, and the pool opens another.
+    /// The test's pool on `options`, each connection counted in `budget` as it opens, set up by
+    /// `session_sql` and `extra`, and served while `fresh` says it may (always, without `fresh`:
+    /// a pool of one connection whose loss the strategy detects itself). A connection's opening
+    /// time is read back from its age, a little late when the thread is held up between the two
+    /// clocks: `fresh` may then turn away a connection the engine opened, and the pool opens
+    /// another.
     fn pool(
         &self,
         server: &MySqlServer,
         options: MySqlConnectOptions,
-        max: u32,
+        budget: &Arc<super::budget::PoolBudget>,
         extra: Option<Arc<dyn Fn() -> String + Send + Sync>>,
         fresh: Option<&Arc<Freshness>>,
     ) -> MySqlPool {
         let setup = Arc::new(self.session_sql(server));
         let fresh = fresh.map(Arc::clone);
-        self.pool_options(max)
+        let on_connect = Arc::clone(budget);
+        let on_close = Arc::clone(budget);
+        self.pool_options(budget.max())
             .before_acquire(move |_conn, meta| {
                 let serves = fresh.as_ref().is_none_or(|fresh| fresh.serves(meta.age));
+                if !serves {
+                    // Turned away, it closes: its budget serves the connection opened instead.
+                    on_close.connection_closed();
+                }
                 Box::pin(async move { Ok(serves) })
             })
             .after_connect(move |conn, _| {
@@ -246,7 +254,12 @@ impl PoolSettings {
                 if let Some(extra) = &extra {
                     sql.push_str(&extra());
                 }
+                let budget = Arc::clone(&on_connect);
                 Box::pin(async move {
+                    budget
+                        .connection_opened()
+                        .await
+                        .map_err(|e| sqlx::Error::Configuration(e.to_string().into()))?;
                     sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
                         .execute(&mut *conn)
                         .await?;
@@ -264,6 +277,12 @@ pub(super) fn forget_kept() {
     slots::forget_idle();
     namespace::forget_idle();
     crate::backend::mysql::set_parking(false);
+}
+
+/// Gives up the slots and pools this process keeps for its next tests, and their connection
+/// budget with them (a test's pool found the budget spent); how many budget slots that freed.
+async fn evict_idle() -> usize {
+    slots::evict_idle().await + namespace::evict_idle().await
 }
 
 /// A connection of a test's pool, opened by the engine (to ready, end or empty the test's

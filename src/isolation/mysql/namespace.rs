@@ -6,11 +6,12 @@
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use async_trait::async_trait;
-use sqlx::{Connection, MySql, MySqlConnection, MySqlPool};
+use sqlx::{MySql, MySqlPool};
 
 use super::super::engine;
 use super::super::strategies::Ending;
 use super::super::testdb::{Inner, Kept, Outcome};
+use super::budget::Holder;
 use super::image;
 use super::{Acquired, Freshness, Isolation, PoolSettings, acquire_waiting, close};
 use crate::backend::Journal;
@@ -22,9 +23,11 @@ struct Journaled {
     database: String,
     settings: PoolSettings,
     key: String,
-    /// Connected to the shared database; holds the key's lock; removes the key's rows.
-    holder: MySqlConnection,
+    /// Connected to the shared database; holds the key's lock and the pool's budget; removes the
+    /// key's rows.
+    holder: Holder,
     pool: MySqlPool,
+    budget: Arc<super::super::budget::PoolBudget>,
     fresh: Arc<Freshness>,
 }
 
@@ -33,6 +36,27 @@ pub(super) fn forget_idle() {
     drop(std::mem::take(
         &mut *idle().lock().unwrap_or_else(PoisonError::into_inner),
     ));
+}
+
+/// Gives up the pools [`idle`] keeps; how many budget slots that freed.
+pub(super) async fn evict_idle() -> usize {
+    let kept = std::mem::take(&mut *idle().lock().unwrap_or_else(PoisonError::into_inner));
+    let mut freed = 0;
+    for journaled in kept {
+        freed += journaled.give_back().await;
+    }
+    freed
+}
+
+impl Journaled {
+    /// Closes the pool and its holder: the key, the lease and the budget are freed; how many
+    /// budget slots.
+    async fn give_back(self) -> usize {
+        close(&self.pool).await;
+        let freed = self.budget.forget();
+        self.holder.close().await;
+        freed
+    }
 }
 
 fn idle() -> &'static Mutex<Vec<Journaled>> {
@@ -104,28 +128,37 @@ async fn open(
     let set = Arc::new(format!("SET {} = '{key}';", journal::TOKEN_VARIABLE));
     let extra: Arc<dyn Fn() -> String + Send + Sync> = Arc::new(move || set.as_str().to_string());
     let fresh = Freshness::new();
+    let holder = Holder::new(holder);
+    let budget = holder.pool_budget(settings.max_connections);
     let pool = settings.pool(
         server,
         server.options_for(database),
-        settings.max_connections,
+        &budget,
         Some(extra),
         Some(&fresh),
     );
     // Its first connection opens here, on the engine runtime: it serves the process's tests.
-    let mut first = acquire_waiting(&pool).await.map_err(Error::db(format!(
-        "connecting to {}",
-        server.display_url(database)
-    )))?;
-    first.return_to_pool().await;
-    fresh.warmed();
-    Ok(Journaled {
+    let journaled = Journaled {
         database: database.to_string(),
         settings,
         key,
         holder,
         pool,
+        budget,
         fresh,
-    })
+    };
+    match acquire_waiting(&journaled.pool).await {
+        Ok(mut first) => first.return_to_pool().await,
+        Err(e) => {
+            journaled.give_back().await;
+            return Err(Error::db(format!(
+                "connecting to {}",
+                server.display_url(database)
+            ))(e));
+        }
+    }
+    journaled.fresh.warmed();
+    Ok(journaled)
 }
 
 /// The test's rows, until its end.
@@ -144,23 +177,25 @@ impl Ending<MySql> for Rows {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        let Some(mut journaled) = journaled else {
+        let Some(journaled) = journaled else {
             return Ok(());
         };
-        let ended = if self.keep {
-            <MySql as Journal>::forget(&mut journaled.holder, &journaled.key).await
-        } else if outcome != Outcome::Passed {
-            let moved =
-                journal::hand_over(&mut journaled.holder, &journaled.key, &self.token).await;
-            if moved.is_ok() {
-                inner.keep(Kept::Rows {
-                    database: journaled.database.clone(),
-                    token: self.token.clone(),
-                });
+        let ended = match journaled.holder.lock().await {
+            Err(e) => Err(e),
+            Ok(mut holder) if self.keep => {
+                <MySql as Journal>::forget(&mut holder, &journaled.key).await
             }
-            moved
-        } else {
-            <MySql as Journal>::clean(&mut journaled.holder, &journaled.key).await
+            Ok(mut holder) if outcome != Outcome::Passed => {
+                let moved = journal::hand_over(&mut holder, &journaled.key, &self.token).await;
+                if moved.is_ok() {
+                    inner.keep(Kept::Rows {
+                        database: journaled.database.clone(),
+                        token: self.token.clone(),
+                    });
+                }
+                moved
+            }
+            Ok(mut holder) => <MySql as Journal>::clean(&mut holder, &journaled.key).await,
         };
         match ended {
             Ok(()) => {
@@ -171,8 +206,7 @@ impl Ending<MySql> for Rows {
                 Ok(())
             }
             Err(e) => {
-                close(&journaled.pool).await;
-                let _ = journaled.holder.close().await;
+                journaled.give_back().await;
                 Err(e)
             }
         }

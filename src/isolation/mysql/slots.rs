@@ -22,13 +22,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use async_trait::async_trait;
-use sqlx::{Connection, MySql, MySqlConnection, MySqlPool};
+use sqlx::{MySql, MySqlConnection, MySqlPool};
 use sqlx_core::transaction::TransactionManager;
 
 use super::super::engine;
 use super::super::engine::KeyedOnce;
 use super::super::strategies::Ending;
 use super::super::testdb::{Inner, Outcome};
+use super::budget::Holder;
 use super::image::{self, fingerprint};
 use super::{Acquired, Freshness, Isolation, PoolSettings, acquire_waiting, close, run_fixtures};
 use crate::backend::mysql::{MySqlPlan, MySqlServer, admin, coord};
@@ -71,9 +72,10 @@ struct Slot {
     image: String,
     settings: PoolSettings,
     kind: Kind,
-    /// Holds the lease (a named lock) while the slot is this process's.
-    holder: MySqlConnection,
+    /// Holds the lease (a named lock) while the slot is this process's, and the pool's budget.
+    holder: Holder,
     pool: MySqlPool,
+    budget: Arc<super::super::budget::PoolBudget>,
     fresh: Arc<Freshness>,
     /// Connections the pool opened (Rollback: one, or the test's was lost).
     connections: Arc<AtomicU32>,
@@ -88,6 +90,16 @@ pub(super) fn forget_idle() {
     drop(std::mem::take(
         &mut *idle().lock().unwrap_or_else(PoisonError::into_inner),
     ));
+}
+
+/// Gives up the slots [`idle`] keeps; how many budget slots that freed.
+pub(super) async fn evict_idle() -> usize {
+    let slots = std::mem::take(&mut *idle().lock().unwrap_or_else(PoisonError::into_inner));
+    let mut freed = 0;
+    for slot in slots {
+        freed += give_back(slot).await;
+    }
+    freed
 }
 
 fn idle() -> &'static Mutex<Vec<Slot>> {
@@ -146,11 +158,14 @@ pub(super) async fn acquire(
         found.map(|i| idle.swap_remove(i))
     };
     let mut slot = match kept {
-        Some(mut slot) => {
+        Some(slot) => {
             // A process that runs one test noted the slot clean as its test ended; it runs
             // another on it: the note goes, or it would outlive this test if it died.
             if crate::util::env::one_test_per_process() {
-                let taken = admin::take_clean(&mut slot.holder, &slot.name).await;
+                let taken = match slot.holder.lock().await {
+                    Ok(mut holder) => admin::take_clean(&mut holder, &slot.name).await,
+                    Err(e) => Err(e),
+                };
                 if let Err(e) = taken {
                     give_back(slot).await;
                     return Err(e);
@@ -279,6 +294,12 @@ async fn lease(
         let connections = Arc::new(AtomicU32::new(0));
         let fresh = Freshness::new();
         let options = server.options_for(&name);
+        let holder = Holder::new(holder);
+        let max = match kind {
+            Kind::Rollback => 1,
+            Kind::Truncate | Kind::Template => settings.max_connections,
+        };
+        let budget = holder.pool_budget(max);
         let pool = match kind {
             Kind::Rollback => {
                 let counter = Arc::clone(&connections);
@@ -288,15 +309,11 @@ async fn lease(
                 });
                 // Rollback's one connection is never turned away: one that was lost and opened
                 // again fails the test (see `end_rollback`).
-                settings.pool(server, options, 1, Some(extra), None)
+                settings.pool(server, options, &budget, Some(extra), None)
             }
-            Kind::Truncate | Kind::Template => settings.pool(
-                server,
-                options,
-                settings.max_connections,
-                None,
-                Some(&fresh),
-            ),
+            Kind::Truncate | Kind::Template => {
+                settings.pool(server, options, &budget, None, Some(&fresh))
+            }
         };
         let slot = Slot {
             name,
@@ -305,6 +322,7 @@ async fn lease(
             kind,
             holder,
             pool,
+            budget,
             fresh,
             connections,
             begun: false,
@@ -348,9 +366,12 @@ async fn warm(slot: &Slot) -> Result<()> {
 /// test, notes it clean for the next holder first (the process ends, and the lease with it),
 /// when `certain`: every session of the test's was asked and none is the test's own (one still
 /// writing would leave rows the note hides).
-async fn keep(mut slot: Slot, certain: bool) -> Result<()> {
-    if certain && crate::util::env::one_test_per_process() {
-        admin::note_clean(&mut slot.holder, &slot.name, slot.pool.size()).await;
+async fn keep(slot: Slot, certain: bool) -> Result<()> {
+    if certain
+        && crate::util::env::one_test_per_process()
+        && let Ok(mut holder) = slot.holder.lock().await
+    {
+        admin::note_clean(&mut holder, &slot.name, slot.pool.size()).await;
     }
     idle()
         .lock()
@@ -392,7 +413,7 @@ struct Sessions {
 /// Puts back the session settings a test may have changed on the pool's idle connections
 /// (which serve the next test): foreign-key and unique checks, autocommit; and reads how many
 /// DDL statements each has run, so that a test that ran none needs no look at the catalog.
-async fn reset_sessions(pool: &MySqlPool) -> Sessions {
+async fn reset_sessions(pool: &MySqlPool, budget: &super::super::budget::PoolBudget) -> Sessions {
     // The test's last connection may still be on its way back to the pool.
     let started = std::time::Instant::now();
     while u32::try_from(pool.num_idle()).is_ok_and(|idle| idle < pool.size())
@@ -435,6 +456,7 @@ async fn reset_sessions(pool: &MySqlPool) -> Sessions {
             Err(_) => {
                 complete = false;
                 conn.close_on_drop();
+                budget.connection_closed();
             }
         }
     }
@@ -462,17 +484,23 @@ async fn read_session(
     Ok((id, total))
 }
 
-/// Gives a slot up: its pool closed, its lease freed.
-async fn give_back(slot: Slot) {
+/// Gives a slot up: its pool closed, its lease and budget freed; how many budget slots.
+async fn give_back(slot: Slot) -> usize {
     close(&slot.pool).await;
-    let _ = slot.holder.close().await;
+    let freed = slot.budget.forget();
+    slot.holder.close().await;
+    freed
 }
 
 /// Drops a slot that may hold what a test committed, then gives it up.
-async fn discard(mut slot: Slot) -> Result<()> {
+async fn discard(slot: Slot) -> Result<()> {
     close(&slot.pool).await;
-    let dropped = admin::drop_database(&mut slot.holder, &slot.name).await;
-    let _ = slot.holder.close().await;
+    let dropped = match slot.holder.lock().await {
+        Ok(mut holder) => admin::drop_database(&mut holder, &slot.name).await,
+        Err(e) => Err(e),
+    };
+    slot.budget.forget();
+    slot.holder.close().await;
     dropped
 }
 
@@ -592,8 +620,9 @@ async fn end_rollback(slot: &mut Slot) -> Result<Option<String>> {
 /// Why the test's transaction ended midway: DDL when the slot's schema is no longer the image's.
 async fn explain_ended(slot: &mut Slot) -> Result<String> {
     // Read on the holder: some servers list the test connection's TEMPORARY tables.
-    let print = fingerprint(&mut slot.holder, &slot.name).await?;
-    let ddl = print != image_fingerprint(&mut slot.holder, &slot.image).await?;
+    let mut holder = slot.holder.lock().await?;
+    let print = fingerprint(&mut holder, &slot.name).await?;
+    let ddl = print != image_fingerprint(&mut holder, &slot.image).await?;
     Ok(if ddl { EXPLAIN_DDL } else { EXPLAIN_ENDED }.to_string())
 }
 
@@ -611,22 +640,30 @@ async fn finish_owned(
             .with("image", &slot.image)
             .with("state", "kept")
             .with("strategy", slot.kind.strategy().to_string());
-        let marked = admin::write_marker(&mut slot.holder, &slot.name, &marker).await;
-        let _ = slot.holder.close().await;
+        let marked = match slot.holder.lock().await {
+            Ok(mut holder) => admin::write_marker(&mut holder, &slot.name, &marker).await,
+            Err(e) => Err(e),
+        };
+        slot.budget.forget();
+        slot.holder.close().await;
         marked?;
         inner.mark_kept();
         return Ok(());
     }
     // The catalog is read only when a session ran DDL (or a procedure), or when a connection
     // could not say (busy, closed, or the test's own, from connect options).
-    let sessions = reset_sessions(&slot.pool).await;
+    let sessions = reset_sessions(&slot.pool, &slot.budget).await;
     let ran_ddl = sessions
         .ddl
         .iter()
         .any(|(id, n)| *n > slot.ddl_seen.get(id).copied().unwrap_or(0));
     if ran_ddl || !sessions.complete || own_connections {
-        let print = fingerprint(&mut slot.holder, &slot.name).await?;
-        if print != image_fingerprint(&mut slot.holder, &slot.image).await? {
+        let changed = {
+            let mut holder = slot.holder.lock().await?;
+            let print = fingerprint(&mut holder, &slot.name).await?;
+            print != image_fingerprint(&mut holder, &slot.image).await?
+        };
+        if changed {
             // The test changed the schema: the copy cannot be emptied back to what it was.
             return discard(slot).await;
         }

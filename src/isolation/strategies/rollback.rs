@@ -58,7 +58,7 @@ impl Isolate<Postgres> for Rollback {
                 Some(rp) => rp,
                 None => {
                     budget::on_shortage(evict_kept_pools);
-                    let reservation = budget::reserve_one(server).await?;
+                    let reservation = budget::reserve_one(&budget::postgres(server)).await?;
                     let opened = engine::run(RollbackPool::open(
                         server,
                         options.clone(),

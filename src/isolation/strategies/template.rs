@@ -148,7 +148,10 @@ impl Isolate<Postgres> for Template {
                 // Applied by the pool's next checkout, the test's first query.
                 p.apply(set);
                 drop(p.budget);
-                budget = Some(budget::reserve(server, iso.max_connections as usize).await?);
+                budget = Some(
+                    budget::reserve(&budget::postgres(server), iso.max_connections as usize)
+                        .await?,
+                );
                 p.pool
             }
             (None, other) => {
