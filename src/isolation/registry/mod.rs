@@ -604,10 +604,20 @@ pub async fn peaks(conn: &mut PgConnection) -> Result<std::collections::HashMap<
 
 /// How many spares of `template` exist or are being built.
 pub async fn spares(conn: &mut PgConnection, template: &str) -> Result<i64> {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM seedbed.databases \
-         WHERE template = $1 AND state IN ('spare', 'building') AND kind = 'spare'",
-    )
+    // A spare being built counts while its builder holds its lease: one whose process died
+    // mid-build (a `cargo nextest` process ends as its test does) waits for a sweep, and must
+    // not keep the pool from being refilled meanwhile.
+    let sql = format!(
+        "SELECT count(*) FROM seedbed.databases d \
+         WHERE d.template = $1 AND d.kind = 'spare' \
+           AND (d.state = 'spare' OR (d.state = 'building' \
+                AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.granted \
+                      AND l.database = (SELECT oid FROM pg_database \
+                                        WHERE datname = current_database()) \
+                      AND {leased})))",
+        leased = coord::pg_locks_match("l", &lease_key("d.name"))
+    );
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
     .bind(template)
     .fetch_one(conn)
     .await
