@@ -316,6 +316,44 @@ async fn rows_written_outside_the_pool_are_emptied() {
     }
 }
 
+/// Session settings a test changes on its connection (the time zone, the SQL mode, the
+/// character sets, the lock timeout, foreign-key checks) are put back before the connection
+/// serves the process's next test.
+#[tokio::test]
+async fn session_settings_a_test_changes_are_put_back() {
+    const READ: &str = "SELECT CAST(CONNECTION_ID() AS SIGNED), CAST(@@session.time_zone AS CHAR), \
+        CAST(@@session.sql_mode AS CHAR), CAST(@@session.character_set_client AS CHAR), \
+        CAST(@@session.innodb_lock_wait_timeout AS SIGNED), \
+        CAST(@@session.foreign_key_checks AS SIGNED)";
+    type Settings = (i64, String, String, String, i64, i64);
+    for strategy in [Strategy::Rollback, Strategy::Truncate, Strategy::Template] {
+        // Settings no other test uses: no other test takes these databases.
+        let mine = || iso(strategy).max_connections(7);
+        let db = mine().acquire_on::<MySql>().await.unwrap();
+        let mut conn = db.pool().acquire().await.unwrap();
+        let before: Settings = sqlx::query_as(READ).fetch_one(&mut *conn).await.unwrap();
+        sqlx::raw_sql(
+            "SET SESSION time_zone = '+05:00', sql_mode = 'ANSI_QUOTES', \
+             innodb_lock_wait_timeout = 1234, foreign_key_checks = 0; SET NAMES latin1",
+        )
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        let changed: Settings = sqlx::query_as(READ).fetch_one(&mut *conn).await.unwrap();
+        assert_eq!(changed.1, "+05:00", "{strategy}: the change took");
+        drop(conn);
+        db.finish().await.unwrap();
+
+        let db = mine().acquire_on::<MySql>().await.unwrap();
+        let mut conn = db.pool().acquire().await.unwrap();
+        let after: Settings = sqlx::query_as(READ).fetch_one(&mut *conn).await.unwrap();
+        assert_eq!(after.0, before.0, "{strategy}: the same connection serves");
+        assert_eq!(after, before, "{strategy}: the settings are as they were");
+        drop(conn);
+        db.finish().await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn truncate_restarts_auto_increment_on_request() {
     let mut ids = Vec::new();

@@ -211,6 +211,16 @@ impl PoolSettings {
         format!("SET SESSION innodb_lock_wait_timeout = {lock}; {statement}")
     }
 
+    /// The settings a kept connection's next test starts with, as they were set up (see
+    /// [`restore_settings`]), kept in user variables of the session.
+    fn snapshot_sql(server: &MySqlServer) -> String {
+        let saved: Vec<String> = kept_settings(server)
+            .iter()
+            .map(|v| format!("{} = @@session.{v}", saved_as(v)))
+            .collect();
+        format!("SET {};", saved.join(", "))
+    }
+
     /// The test's pool options, with at most `max` connections, opened as asked and kept.
     fn pool_options(&self, max: u32) -> MySqlPoolOptions {
         MySqlPoolOptions::new()
@@ -236,7 +246,11 @@ impl PoolSettings {
         extra: Option<Arc<dyn Fn() -> String + Send + Sync>>,
         fresh: Option<&Arc<Freshness>>,
     ) -> MySqlPool {
-        let setup = Arc::new(self.session_sql(server));
+        let setup = Arc::new(format!(
+            "{} {}",
+            self.session_sql(server),
+            Self::snapshot_sql(server)
+        ));
         let fresh = fresh.map(Arc::clone);
         let on_connect = Arc::clone(budget);
         let on_close = Arc::clone(budget);
@@ -268,6 +282,39 @@ impl PoolSettings {
             })
             .connect_lazy_with(options)
     }
+}
+
+/// The session settings a test may change on a connection that serves the next test, put back
+/// at its end: the time zone, the SQL mode, the character sets, the timeouts seedbed set.
+fn kept_settings(server: &MySqlServer) -> [&'static str; 7] {
+    let statement_timeout = match server.flavor() {
+        Ok(Flavor::MariaDb) => "max_statement_time",
+        _ => "max_execution_time",
+    };
+    [
+        "time_zone",
+        "sql_mode",
+        "character_set_client",
+        "character_set_results",
+        "collation_connection",
+        "innodb_lock_wait_timeout",
+        statement_timeout,
+    ]
+}
+
+/// The user variable a kept setting is saved in as its connection is set up.
+fn saved_as(setting: &str) -> String {
+    format!("@seedbed__{setting}")
+}
+
+/// `setting = @saved, …` for every kept setting: a `SET SESSION` list that puts them back as
+/// the connection was set up.
+fn restore_settings(server: &MySqlServer) -> String {
+    let restored: Vec<String> = kept_settings(server)
+        .iter()
+        .map(|v| format!("{v} = {}", saved_as(v)))
+        .collect();
+    restored.join(", ")
 }
 
 /// Forgets the slots, pools and parked connection this process keeps for its next tests: their

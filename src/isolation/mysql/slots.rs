@@ -31,7 +31,10 @@ use super::super::strategies::Ending;
 use super::super::testdb::{Inner, Outcome};
 use super::budget::Holder;
 use super::image::{self, fingerprint};
-use super::{Acquired, Freshness, Isolation, PoolSettings, acquire_waiting, close, run_fixtures};
+use super::{
+    Acquired, Freshness, Isolation, PoolSettings, acquire_waiting, close, restore_settings,
+    run_fixtures,
+};
 use crate::backend::mysql::{MySqlPlan, MySqlServer, admin, coord};
 use crate::backend::{Clean, Marker};
 use crate::error::{Error, Result};
@@ -83,6 +86,8 @@ struct Slot {
     begun: bool,
     /// The DDL statements each of the pool's connections (by id) had run at the last test's end.
     ddl_seen: std::collections::HashMap<u64, u64>,
+    /// Puts back the session settings a test may have changed (see [`restore_settings`]).
+    restore: Arc<str>,
 }
 
 /// Drops what [`idle`] keeps.
@@ -327,6 +332,7 @@ async fn lease(
             connections,
             begun: false,
             ddl_seen: std::collections::HashMap::new(),
+            restore: restore_settings(server).into(),
         };
         // Its first connection opens here, on the engine runtime: it serves the process's tests.
         let cleaned = if noted_clean {
@@ -411,9 +417,14 @@ struct Sessions {
 }
 
 /// Puts back the session settings a test may have changed on the pool's idle connections
-/// (which serve the next test): foreign-key and unique checks, autocommit; and reads how many
-/// DDL statements each has run, so that a test that ran none needs no look at the catalog.
-async fn reset_sessions(pool: &MySqlPool, budget: &super::super::budget::PoolBudget) -> Sessions {
+/// (which serve the next test): foreign-key and unique checks, autocommit, and `restore`'s; and
+/// reads how many DDL statements each has run, so that a test that ran none needs no look at the
+/// catalog.
+async fn reset_sessions(
+    pool: &MySqlPool,
+    budget: &super::super::budget::PoolBudget,
+    restore: &str,
+) -> Sessions {
     // The test's last connection may still be on its way back to the pool.
     let started = std::time::Instant::now();
     while u32::try_from(pool.num_idle()).is_ok_and(|idle| idle < pool.size())
@@ -428,7 +439,7 @@ async fn reset_sessions(pool: &MySqlPool, budget: &super::super::budget::PoolBud
     let mut complete = u32::try_from(held.len()).is_ok_and(|n| n == pool.size());
     let mut ddl = std::collections::HashMap::new();
     let sql = Arc::new(format!(
-        "SET SESSION foreign_key_checks = 1, unique_checks = 1, autocommit = 1; \
+        "SET SESSION foreign_key_checks = 1, unique_checks = 1, autocommit = 1, {restore}; \
          SELECT CAST(CONNECTION_ID() AS UNSIGNED), CAST(0 AS CHAR); \
          SHOW SESSION STATUS WHERE Variable_name IN ({DDL_COUNTERS})"
     ));
@@ -600,9 +611,10 @@ async fn end_rollback(slot: &mut Slot) -> Result<Option<String>> {
     // transaction before and after.
     let sql = format!(
         "RELEASE SAVEPOINT {p}; ROLLBACK; \
-         SET SESSION foreign_key_checks = 1, unique_checks = 1, autocommit = 1; \
+         SET SESSION foreign_key_checks = 1, unique_checks = 1, autocommit = 1, {restore}; \
          BEGIN; SAVEPOINT {p}",
-        p = q(PROBE)
+        p = q(PROBE),
+        restore = slot.restore
     );
     match sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
         .execute(&mut *conn)
@@ -652,7 +664,7 @@ async fn finish_owned(
     }
     // The catalog is read only when a session ran DDL (or a procedure), or when a connection
     // could not say (busy, closed, or the test's own, from connect options).
-    let sessions = reset_sessions(&slot.pool, &slot.budget).await;
+    let sessions = reset_sessions(&slot.pool, &slot.budget, &slot.restore).await;
     let ran_ddl = sessions
         .ddl
         .iter()

@@ -618,10 +618,10 @@ pub async fn spares(conn: &mut PgConnection, template: &str) -> Result<i64> {
         leased = coord::pg_locks_match("l", &lease_key("d.name"))
     );
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-    .bind(template)
-    .fetch_one(conn)
-    .await
-    .map_err(Error::db("counting spare test databases"))
+        .bind(template)
+        .fetch_one(conn)
+        .await
+        .map_err(Error::db("counting spare test databases"))
 }
 
 /// Drops a database and forgets it. Its lease, wherever it is held, stays until released.
