@@ -102,6 +102,10 @@ impl Reservation {
 
     /// Gives the free pass back and forgets the slots without a round trip: the session that
     /// holds them is closing, and the server frees them with it. Returns how many slots.
+    #[cfg_attr(
+        not(feature = "mysql"),
+        allow(dead_code, reason = "the MySQL budget uses it")
+    )]
     pub(crate) fn forget(mut self) -> usize {
         if std::mem::take(&mut self.free) {
             self.ledger.free_pass().store(true, Ordering::SeqCst);
@@ -166,6 +170,10 @@ impl PoolBudget {
     }
 
     /// The most connections the pool may open at once.
+    #[cfg_attr(
+        not(feature = "mysql"),
+        allow(dead_code, reason = "the MySQL budget uses it")
+    )]
     pub(crate) fn max(&self) -> u32 {
         u32::try_from(self.max).unwrap_or(u32::MAX)
     }
@@ -173,6 +181,10 @@ impl PoolBudget {
     /// One of the pool's connections closes, the pool still open: its budget is kept for the
     /// connection the pool opens next, so a pool that replaces connections never holds more than
     /// its maximum.
+    #[cfg_attr(
+        not(feature = "mysql"),
+        allow(dead_code, reason = "the MySQL budget uses it")
+    )]
     pub(crate) fn connection_closed(&self) {
         let mut state = self.state();
         if state.opened > 0 {
@@ -271,6 +283,10 @@ impl PoolBudget {
 
     /// Gives the free pass back and forgets the slots without a round trip (see
     /// [`Reservation::forget`]); returns how many slots.
+    #[cfg_attr(
+        not(feature = "mysql"),
+        allow(dead_code, reason = "the MySQL budget uses it")
+    )]
     pub(crate) fn forget(&self) -> usize {
         let held: Vec<Reservation> = {
             let mut state = self.state();

@@ -14,7 +14,7 @@ use sqlx::{Executor, MySqlConnection, Row};
 use super::server::error_number;
 use crate::backend::Marker;
 use crate::error::{Error, Result};
-use crate::sql::{quote_mysql_ident as q, quote_mysql_list};
+use crate::sql::{mysql_literal as lit, quote_mysql_ident as q, quote_mysql_list};
 
 /// seedbed's own database on a MySQL server.
 pub(crate) const ADMIN_DATABASE: &str = "seedbed";
@@ -35,19 +35,17 @@ const CLEAN_TABLE: &str = "clean";
 /// test started, still running, could write after the note). The note is a speed-up: when it
 /// cannot be written, the next holder looks at the database.
 pub(crate) async fn note_clean(conn: &mut MySqlConnection, database: &str, own: u32) {
+    // Sent as text: one round trip, where a statement prepared the first time (every process
+    // that runs one test) costs two.
     let sql = format!(
-        "INSERT IGNORE INTO {}.{} (name) SELECT ? FROM DUAL \
+        "INSERT IGNORE INTO {}.{} (name) SELECT {name} FROM DUAL \
          WHERE (SELECT COUNT(*) FROM information_schema.PROCESSLIST \
-                WHERE DB = ? AND ID <> CONNECTION_ID()) <= ?",
+                WHERE DB = {name} AND ID <> CONNECTION_ID()) <= {own}",
         q(ADMIN_DATABASE),
-        q(CLEAN_TABLE)
+        q(CLEAN_TABLE),
+        name = lit(database),
     );
-    if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(database)
-        .bind(database)
-        .bind(own)
-        .execute(conn)
-        .await
+    if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(conn).await
         && error_number(&e) != Some(1146)
     {
         tracing::warn!("seedbed could not note MySQL database {database} clean: {e}");
@@ -60,15 +58,12 @@ pub(crate) async fn note_clean(conn: &mut MySqlConnection, database: &str, own: 
 /// trusted after this holder dies).
 pub(crate) async fn take_clean(conn: &mut MySqlConnection, database: &str) -> Result<bool> {
     let sql = format!(
-        "DELETE FROM {}.{} WHERE name = ?",
+        "DELETE FROM {}.{} WHERE name = {}",
         q(ADMIN_DATABASE),
-        q(CLEAN_TABLE)
+        q(CLEAN_TABLE),
+        lit(database)
     );
-    match sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(database)
-        .execute(conn)
-        .await
-    {
+    match sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(conn).await {
         Ok(done) => Ok(done.rows_affected() == 1),
         Err(e) if error_number(&e) == Some(1146) => Ok(false),
         Err(e) => Err(Error::db(format!(
@@ -80,14 +75,13 @@ pub(crate) async fn take_clean(conn: &mut MySqlConnection, database: &str) -> Re
 /// Makes seedbed's own database, its marker table and the table of clean notes (asked first:
 /// every test process comes here once).
 pub(crate) async fn ensure_admin(conn: &mut MySqlConnection) -> Result<()> {
-    let made: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM information_schema.TABLES \
-         WHERE TABLE_SCHEMA = ? AND TABLE_NAME IN ('markers', 'clean')",
-    )
-    .bind(ADMIN_DATABASE)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(Error::db("looking for seedbed's database"))?;
+    let row = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SELECT {}", admin_made_sql())))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(Error::db("looking for seedbed's database"))?;
+    let made: i64 = row
+        .try_get(0)
+        .map_err(Error::db("looking for seedbed's database"))?;
     if made == 2 {
         return Ok(());
     }
@@ -120,6 +114,17 @@ pub(crate) async fn ensure_admin(conn: &mut MySqlConnection) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A scalar subquery: 2 when seedbed's own database has both its tables.
+pub(crate) fn admin_made_sql() -> String {
+    format!(
+        "(SELECT COUNT(*) FROM information_schema.TABLES \
+          WHERE TABLE_SCHEMA = {} AND TABLE_NAME IN ({}, {}))",
+        lit(ADMIN_DATABASE),
+        lit("markers"),
+        lit(CLEAN_TABLE)
+    )
 }
 
 /// A failed `CREATE DATABASE` told as what to do.
@@ -198,18 +203,22 @@ pub async fn drop_database(conn: &mut MySqlConnection, name: &str) -> Result<()>
 
 /// The marker of `database` (`None`: no such database, or not seedbed's).
 pub async fn read_marker(conn: &mut MySqlConnection, database: &str) -> Result<Option<Marker>> {
+    let context = || format!("reading the marker of MySQL database {database}");
     let sql = format!(
         "SELECT m.marker FROM {}.markers m \
-         JOIN information_schema.SCHEMATA s ON s.SCHEMA_NAME = m.name WHERE m.name = ?",
-        q(ADMIN_DATABASE)
+         JOIN information_schema.SCHEMATA s ON s.SCHEMA_NAME = m.name WHERE m.name = {}",
+        q(ADMIN_DATABASE),
+        lit(database)
     );
-    let text: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .bind(database)
+    // As text: one round trip (see `note_clean`).
+    let row = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
         .fetch_optional(conn)
         .await
-        .map_err(Error::db(format!(
-            "reading the marker of MySQL database {database}"
-        )))?;
+        .map_err(Error::db(context()))?;
+    let text: Option<String> = match row {
+        Some(row) => Some(text_column(&row, 0).map_err(Error::db(context()))?),
+        None => None,
+    };
     Ok(text.as_deref().and_then(Marker::parse))
 }
 

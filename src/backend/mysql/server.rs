@@ -313,11 +313,22 @@ impl MySqlServer {
         Ok(conn)
     }
 
+    /// Reads the server's version, and in the same round trip whether seedbed's own database is
+    /// made (then [`maintenance`](Self::maintenance) need not ask).
     async fn read_version(&self, conn: &mut MySqlConnection) -> Result<()> {
-        let version: String = sqlx::query_scalar("SELECT CAST(VERSION() AS CHAR)")
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(Error::db("reading the MySQL server's version"))?;
+        let context = "reading the MySQL server's version";
+        let row = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SELECT CAST(VERSION() AS CHAR), {}",
+            super::admin::admin_made_sql()
+        )))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(Error::db(context))?;
+        let version: String = sqlx::Row::try_get(&row, 0).map_err(Error::db(context))?;
+        let admin_made: i64 = sqlx::Row::try_get(&row, 1).map_err(Error::db(context))?;
+        if admin_made == 2 {
+            let _ = self.admin_ready.set(());
+        }
         let flavor = if version.to_ascii_lowercase().contains("mariadb") {
             Flavor::MariaDb
         } else {

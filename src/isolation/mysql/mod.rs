@@ -237,7 +237,8 @@ impl PoolSettings {
     /// a pool of one connection whose loss the strategy detects itself). A connection's opening
     /// time is read back from its age, a little late when the thread is held up between the two
     /// clocks: `fresh` may then turn away a connection the engine opened, and the pool opens
-    /// another.
+    /// another. With `begin`, a connection also begins a transaction with it, in the same round
+    /// trip, which sqlx then counts as open.
     fn pool(
         &self,
         server: &MySqlServer,
@@ -245,6 +246,7 @@ impl PoolSettings {
         budget: &Arc<super::budget::PoolBudget>,
         extra: Option<Arc<dyn Fn() -> String + Send + Sync>>,
         fresh: Option<&Arc<Freshness>>,
+        begin: Option<String>,
     ) -> MySqlPool {
         let setup = Arc::new(format!(
             "{} {}",
@@ -269,14 +271,29 @@ impl PoolSettings {
                     sql.push_str(&extra());
                 }
                 let budget = Arc::clone(&on_connect);
+                let begin = begin.clone();
                 Box::pin(async move {
                     budget
                         .connection_opened()
                         .await
                         .map_err(|e| sqlx::Error::Configuration(e.to_string().into()))?;
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                        .execute(&mut *conn)
-                        .await?;
+                    match begin {
+                        Some(begin) => {
+                            use sqlx_core::sql_str::SqlSafeStr;
+                            use sqlx_core::transaction::TransactionManager;
+                            sql.push_str(&begin);
+                            <MySql as sqlx::Database>::TransactionManager::begin(
+                                conn,
+                                Some(sqlx::AssertSqlSafe(sql).into_sql_str()),
+                            )
+                            .await?;
+                        }
+                        None => {
+                            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                    }
                     Ok(())
                 })
             })

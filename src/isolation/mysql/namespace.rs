@@ -136,6 +136,7 @@ async fn open(
         &budget,
         Some(extra),
         Some(&fresh),
+        None,
     );
     // Its first connection opens here, on the engine runtime: it serves the process's tests.
     let journaled = Journaled {

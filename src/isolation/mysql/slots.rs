@@ -229,16 +229,17 @@ async fn prepare(slot: &mut Slot, iso: &Isolation, kind: Kind, reset: bool) -> R
     Ok(())
 }
 
+/// What begins the test's transaction: `BEGIN` and its savepoint, one round trip.
+fn begin_sql() -> String {
+    format!("BEGIN; SAVEPOINT {}", q(PROBE))
+}
+
 /// Begins the test's transaction with its savepoint.
 async fn begin(conn: &mut MySqlConnection) -> Result<()> {
-    Tm::begin(conn, None)
+    use sqlx_core::sql_str::SqlSafeStr;
+    Tm::begin(conn, Some(sqlx::AssertSqlSafe(begin_sql()).into_sql_str()))
         .await
-        .map_err(Error::db("starting the test's transaction"))?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SAVEPOINT {}", q(PROBE))))
-        .execute(&mut *conn)
-        .await
-        .map_err(Error::db("starting the test's transaction"))?;
-    Ok(())
+        .map_err(Error::db("starting the test's transaction"))
 }
 
 /// Whether `e` says the probe savepoint (or a savepoint of the code's, opened after it) is gone:
@@ -313,14 +314,16 @@ async fn lease(
                     String::new()
                 });
                 // Rollback's one connection is never turned away: one that was lost and opened
-                // again fails the test (see `end_rollback`).
-                settings.pool(server, options, &budget, Some(extra), None)
+                // again fails the test (see `end_rollback`). A slot noted clean needs no
+                // emptying: its connection begins the test's transaction as it is set up.
+                let begin = noted_clean.then(begin_sql);
+                settings.pool(server, options, &budget, Some(extra), None, begin)
             }
             Kind::Truncate | Kind::Template => {
-                settings.pool(server, options, &budget, None, Some(&fresh))
+                settings.pool(server, options, &budget, None, Some(&fresh), None)
             }
         };
-        let slot = Slot {
+        let mut slot = Slot {
             name,
             image: image.to_string(),
             settings,
@@ -336,7 +339,9 @@ async fn lease(
         };
         // Its first connection opens here, on the engine runtime: it serves the process's tests.
         let cleaned = if noted_clean {
-            warm(&slot).await
+            let warmed = warm(&slot).await;
+            slot.begun = kind == Kind::Rollback;
+            warmed
         } else {
             clean(&slot, false).await
         };
