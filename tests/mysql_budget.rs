@@ -226,12 +226,15 @@ async fn more_processes_than_connections_wait_for_the_budget() {
     eprintln!("peak: {peak} connections of {LIMIT}");
 }
 
-/// `cargo nextest run -j 12` as a user allowed thirty connections: each process has connections
-/// outside the budget (the lease's and its test's first); they wait for the server instead of
-/// failing with "too many connections".
+/// `cargo nextest run -j 12` as a user allowed 45 connections: each process has two connections
+/// outside the budget (its lease's and its test's first), 24 in all, and the budget (40%: 18)
+/// covers the rest, among them the second connection a pool opens when the test's next statement
+/// comes while its first connection is still on its way back to the pool. sqlx does not retry a
+/// MySQL connection refused for want of connections (errors 1040, 1226), so only what the
+/// budget counts keeps those from failing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twelve_processes_as_a_user_of_thirty_connections_wait_instead_of_failing() {
-    const LIMIT: i64 = 30;
+async fn twelve_processes_as_a_user_of_45_connections_all_pass() {
+    const LIMIT: i64 = 45;
     let peak = run_processes(LIMIT, 12, "one_typical_test").await;
     eprintln!("peak: {peak} connections of {LIMIT}");
 }

@@ -83,14 +83,21 @@ impl Clean for MySql {
     /// takes several: every test process of `cargo nextest` reads it once); from the catalog
     /// for a database prepared before the table existed.
     async fn plan(conn: &mut MySqlConnection) -> Result<MySqlPlan> {
+        // As text: one round trip, where a statement prepared the first time (in every process
+        // that runs one test) costs two.
         let stored: std::result::Result<Vec<PlanTuple>, sqlx::Error> =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                 "SELECT name, copy, auto_increment, delete_trigger, insert_trigger, columns \
                  FROM {} ORDER BY position",
                 q(PLAN_TABLE)
             )))
             .fetch_all(&mut *conn)
-            .await;
+            .await
+            .and_then(|rows| {
+                rows.iter()
+                    .map(<PlanTuple as sqlx::FromRow<'_, sqlx::mysql::MySqlRow>>::from_row)
+                    .collect()
+            });
         match stored {
             Ok(rows) if !rows.is_empty() => Ok(MySqlPlan::assemble(
                 rows.into_iter().map(into_entry).collect(),
@@ -377,10 +384,21 @@ async fn dirty(conn: &mut MySqlConnection, plan: &MySqlPlan) -> Result<Vec<usize
     if plan.probe.is_empty() {
         return Ok(Vec::new());
     }
-    let found: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(plan.probe.clone()))
-        .fetch_all(conn)
-        .await
-        .map_err(Error::db("finding the tables the test wrote"))?;
+    let context = "finding the tables the test wrote";
+    // A process that runs one test asks once: as text, one round trip where preparing the
+    // statement first would cost two. Elsewhere the prepared statement serves every test.
+    let found: Vec<i64> = if crate::util::env::one_test_per_process() {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(plan.probe.clone()))
+            .fetch_all(conn)
+            .await
+            .and_then(|rows| rows.iter().map(|row| sqlx::Row::try_get(row, 0)).collect())
+            .map_err(Error::db(context))?
+    } else {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(plan.probe.clone()))
+            .fetch_all(conn)
+            .await
+            .map_err(Error::db(context))?
+    };
     let known = plan.tables.len() + plan.baselines.len();
     Ok(found
         .into_iter()

@@ -20,6 +20,7 @@ use sqlx::{Connection, MySqlConnection, Row};
 use super::super::budget::{self, Ledger};
 use crate::backend::mysql::coord;
 use crate::error::{Error, Result};
+use crate::sql::mysql_literal;
 
 /// The connection that holds a lease (a named lock) and the budget of the lease's pool.
 ///
@@ -77,12 +78,15 @@ impl HolderLedger {
 /// and the account's `MAX_USER_CONNECTIONS`, when it has one (the session's
 /// `max_user_connections` is the account's own limit then).
 async fn allowed_on(conn: &mut MySqlConnection) -> Result<i64> {
-    let (max, user): (i64, i64) = sqlx::query_as(
+    let context = "reading max_connections";
+    let row = sqlx::raw_sql(
         "SELECT CAST(@@max_connections AS SIGNED), CAST(@@max_user_connections AS SIGNED)",
     )
     .fetch_one(conn)
     .await
-    .map_err(Error::db("reading max_connections"))?;
+    .map_err(Error::db(context))?;
+    let max: i64 = row.try_get(0).map_err(Error::db(context))?;
+    let user: i64 = row.try_get(1).map_err(Error::db(context))?;
     Ok(if user > 0 { max.min(user) } else { max })
 }
 
@@ -96,24 +100,24 @@ fn slot_key(slot: i64) -> String {
     coord::key(&format!("budget:{slot}"))
 }
 
-/// `SELECT f(?), f(?), …` for `n` arguments: one row, one column each.
-fn select_each(function: &str, args: &str, n: usize) -> String {
-    let calls: Vec<String> = (0..n).map(|_| format!("{function}({args})")).collect();
-    format!("SELECT {}", calls.join(", "))
-}
-
-/// Runs a [`select_each`] statement on `conn` with `keys`: each call's answer, 1 for yes.
+/// `SELECT f(key, extra), …` for each of `keys`, sent as text (one round trip, where a statement
+/// prepared the first time costs two): each call's answer, 1 for yes.
 async fn ask_each(
     conn: &mut MySqlConnection,
-    sql: String,
+    function: &str,
+    extra: &str,
     keys: &[String],
     context: &'static str,
 ) -> Result<Vec<bool>> {
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for key in keys {
-        query = query.bind(key);
-    }
-    let row = query.fetch_one(conn).await.map_err(Error::db(context))?;
+    let calls: Vec<String> = keys
+        .iter()
+        .map(|key| format!("{function}({}{extra})", mysql_literal(key)))
+        .collect();
+    let sql = format!("SELECT {}", calls.join(", "));
+    let row = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .fetch_one(conn)
+        .await
+        .map_err(Error::db(context))?;
     (0..keys.len())
         .map(|i| {
             row.try_get::<Option<i64>, _>(i)
@@ -156,7 +160,8 @@ impl Ledger for HolderLedger {
         let keys: Vec<String> = candidates.iter().map(|s| slot_key(*s)).collect();
         let free = ask_each(
             &mut conn,
-            select_each("IS_FREE_LOCK", "?", keys.len()),
+            "IS_FREE_LOCK",
+            "",
             &keys,
             "looking for free connection budget",
         )
@@ -175,7 +180,8 @@ impl Ledger for HolderLedger {
         let keys: Vec<String> = chosen.iter().map(|s| slot_key(*s)).collect();
         let got = ask_each(
             &mut conn,
-            select_each("GET_LOCK", "?, 0", keys.len()),
+            "GET_LOCK",
+            ", 0",
             &keys,
             "reserving connection budget",
         )
@@ -204,7 +210,8 @@ impl Ledger for HolderLedger {
         let keys: Vec<String> = slots.iter().map(|s| slot_key(*s)).collect();
         ask_each(
             &mut conn,
-            select_each("RELEASE_LOCK", "?", keys.len()),
+            "RELEASE_LOCK",
+            "",
             &keys,
             "releasing connection budget",
         )

@@ -121,7 +121,11 @@ async fn plan(slot: &Slot) -> Result<Arc<MySqlPlan>> {
             let mut conn = acquire_waiting(&slot.pool)
                 .await
                 .map_err(Error::db("reading the cleaner's plan"))?;
-            Ok(Arc::new(<MySql as Clean>::plan(&mut conn).await?))
+            let plan = <MySql as Clean>::plan(&mut conn).await?;
+            // Back before the cleaner asks for one: a connection still on its way back would
+            // make the pool open another.
+            conn.return_to_pool().await;
+            Ok(Arc::new(plan))
         })
         .await
 }
