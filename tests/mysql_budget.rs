@@ -94,10 +94,11 @@ async fn one_typical_test() {
     db.finish().await.expect("finish");
 }
 
-/// A connection as the server's administrator (the URL the tests run with).
+/// A connection as the server's administrator (the URL the tests run with), in no database: on
+/// a new server seedbed's own database does not exist until a first test has run.
 async fn admin() -> MySqlConnection {
     let server = <MySql as Provision>::server().await.unwrap();
-    MySqlConnection::connect_with(&<MySql as Provision>::connect_options(server, "seedbed"))
+    MySqlConnection::connect_with(&<MySql as Provision>::connect_options(server, ""))
         .await
         .unwrap()
 }

@@ -219,9 +219,11 @@ fn processes_at_once_under_namespace_see_their_own_rows() {
 
 // ---- kill -9 ----
 
+/// A connection as the server's administrator, in no database: on a new server seedbed's own
+/// database does not exist until a first test has run.
 async fn admin() -> MySqlConnection {
     let server = <MySql as Provision>::server().await.unwrap();
-    MySqlConnection::connect_with(&<MySql as Provision>::connect_options(server, "seedbed"))
+    MySqlConnection::connect_with(&<MySql as Provision>::connect_options(server, ""))
         .await
         .unwrap()
 }
