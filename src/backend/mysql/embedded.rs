@@ -28,7 +28,8 @@
 //! (re)start the server.
 //!
 //! Binaries are searched in `SEEDBED_MYSQL_BIN` (a directory), `PATH`, and the usual places
-//! (`/usr/sbin`, `/usr/local/mysql/bin`, Homebrew's): `mariadbd` first, then `mysqld`.
+//! (`/usr/sbin`, `/usr/local/mysql/bin`, Homebrew's), in that order: the first directory holding
+//! `mariadbd` or `mysqld` (`mariadbd` first within one) gives the server.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -93,18 +94,28 @@ impl std::fmt::Debug for EmbeddedMySql {
 }
 
 impl EmbeddedMySql {
-    /// Options to connect to `database` (empty: none) as root, through the socket.
+    /// Options to connect to `database` (empty: none) as root: through the socket on MariaDB,
+    /// over TCP on MySQL once root has a password.
+    ///
+    /// MySQL's root authenticates with `caching_sha2_password`, whose full authentication sqlx
+    /// (0.9) answers on a Unix socket with a request for the server's RSA key, where the server,
+    /// counting a socket as secure, expects the password itself: every connection through the
+    /// socket is refused. Over TCP the password goes RSA-encrypted.
     pub fn connect_options(&self, database: &str) -> MySqlConnectOptions {
         let options = MySqlConnectOptions::new()
             .host("127.0.0.1")
             .port(self.port)
-            .socket(&self.socket)
             .username("root");
-        // An empty password is none (a new server's root has none until it is secured).
+        // An empty password is none (a new server's root has none until it is secured, and
+        // reaches it through the socket alone).
         let options = if self.password.is_empty() {
-            options
+            options.socket(&self.socket)
         } else {
-            options.password(&self.password)
+            match self.flavor {
+                Flavor::MariaDb => options.socket(&self.socket),
+                Flavor::MySql => options,
+            }
+            .password(&self.password)
         };
         if database.is_empty() {
             options
@@ -129,7 +140,9 @@ impl EmbeddedMySql {
         )
     }
 
-    /// A `mysql://` URL through the Unix socket (the `socket` parameter sqlx reads).
+    /// A `mysql://` URL through the Unix socket (the `socket` parameter sqlx reads); on MySQL,
+    /// sqlx connects through it only while the server's authentication cache knows root (see
+    /// [`connect_options`](Self::connect_options)).
     pub fn socket_url(&self, database: &str) -> String {
         format!("{}?socket={}", self.url(database), self.socket.display())
     }
@@ -214,10 +227,11 @@ fn search_dirs() -> Vec<PathBuf> {
     dirs
 }
 
+/// The first of `names` in the first of `dirs` that holds one: `SEEDBED_MYSQL_BIN` names a
+/// MySQL installation even where a MariaDB one is on `PATH`.
 fn find(dirs: &[PathBuf], names: &[&str]) -> Option<PathBuf> {
-    names
-        .iter()
-        .find_map(|name| dirs.iter().map(|d| d.join(name)).find(|p| p.is_file()))
+    dirs.iter()
+        .find_map(|d| names.iter().map(|name| d.join(name)).find(|p| p.is_file()))
 }
 
 /// The server's version and flavor from its `--version` line
@@ -640,7 +654,17 @@ async fn start(layout: &Layout, bins: &Binaries, user: &ServerUser) -> Result<Em
                 "--performance-schema=OFF",
                 "--character-set-server=utf8mb4",
                 "--collation-server=utf8mb4_unicode_ci",
-            ])
+            ]);
+        if bins.flavor == Flavor::MySql {
+            // MySQL's X Protocol plugin listens on port 33060 and a socket of its own, which two
+            // servers (or a system server) would fight over; a test server needs neither. Builds
+            // default `secure_file_priv` to a directory of the system server's (Debian's
+            // `/var/lib/mysql-files`, mode 0700), which stops the server at start when its account
+            // cannot enter it: empty lifts the limit, as on MariaDB, on a server no other OS user
+            // can reach.
+            command.args(["--mysqlx=OFF", "--secure-file-priv="]);
+        }
+        command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
