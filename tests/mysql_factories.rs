@@ -1,8 +1,8 @@
 //! Factories on MySQL and MariaDB (feature `mysql`): `create` reading back what the database
 //! assigned (keys, defaults), `create_list` of 10,000 rows in multi-row INSERTs, associations,
 //! a caller's transaction, constraint errors that name table and constraint, a foreign-key cycle
-//! closed in one graph (rows found again by their key); `db.rows` filling a table from the schema
-//! alone.
+//! closed in one graph (rows found again by their key) and refused where a row cannot be found
+//! again; `db.rows` filling a table from the schema alone.
 //!
 //! On MariaDB rows come back from `INSERT … RETURNING`; on MySQL they are read back by their
 //! `AUTO_INCREMENT` keys.
@@ -189,6 +189,89 @@ async fn a_foreign_key_cycle_closes_in_one_graph(db: TestDb<MySql>) {
             .await
             .unwrap();
     assert_eq!(stored, Some(column.id), "the row in the database");
+}
+
+/// A row keyed by columns the model writes itself: a composite primary key, no AUTO_INCREMENT.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Factory)]
+#[factory(table = "tags")]
+struct Tag {
+    #[factory(belongs_to = Org)]
+    org_id: i64,
+    #[factory(sequence = "t{n}")]
+    code: String,
+    #[factory(default = "tag")]
+    label: String,
+}
+
+#[seedbed::test(strategy = "template", migrations = "tests/mysql_factory_migrations")]
+async fn rows_keyed_by_the_model_are_read_back_in_the_order_written(db: TestDb<MySql>) {
+    let org = Org::factory().create(&db).await.unwrap();
+    let tags = Tag::factory()
+        .org_id(org.id)
+        .create_list(&db, 2_000)
+        .await
+        .unwrap();
+    assert_eq!(tags.len(), 2_000);
+    // The order written, not the key's order ("t10" sorts before "t2").
+    let codes: Vec<&str> = tags.iter().map(|t| t.code.as_str()).collect();
+    assert_eq!(&codes[..3], ["t1", "t2", "t3"], "{:?}", &codes[..12]);
+    assert_eq!(codes[1_999], "t2000");
+    // The trigger's change, read back from the table.
+    assert!(tags.iter().all(|t| t.label == "TAG" && t.org_id == org.id));
+    let one = Tag::factory().create(&db).await.unwrap();
+    assert_eq!(one.label, "TAG");
+    assert!(one.org_id != org.id, "a new org for it");
+    assert_eq!(count(&db.pool(), "tags").await, 2_001);
+}
+
+/// A board model whose key the factory sets itself: nothing marks a column by which the row
+/// could be found again after its INSERT.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Factory)]
+#[factory(table = "boards")]
+struct KeyedBoard {
+    #[factory(sequence = |n| 1_000_000 + n as i64)]
+    id: i64,
+    #[factory(default = "Keyed")]
+    name: String,
+    #[factory(belongs_to = KeyedColumn)]
+    default_column_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Factory)]
+#[factory(table = "board_columns")]
+struct KeyedColumn {
+    #[factory(generated)]
+    id: i64,
+    #[factory(belongs_to = KeyedBoard)]
+    board_id: i64,
+    #[factory(default = "Todo")]
+    name: String,
+}
+
+#[seedbed::test(strategy = "truncate", migrations = "tests/mysql_factory_migrations")]
+async fn a_cycle_through_a_row_that_cannot_be_found_again_is_refused(db: TestDb<MySql>) {
+    // Without a cycle the model works: its rows need not be found again.
+    let board = KeyedBoard::factory().create(&db).await.unwrap();
+    assert_eq!(board.default_column_id, None);
+    let mut graph = Graph::new();
+    let board = graph.add(KeyedBoard::factory().name("Refused"));
+    let column = graph.add(KeyedColumn::factory().board(board));
+    graph.update(&board, |b| b.default_column(column));
+    let err = graph.create(&db).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, seedbed::Error::Factory { .. }), "{text}");
+    assert!(text.contains("boards"), "names the table: {text}");
+    assert!(
+        text.contains("#[factory(generated)]") && text.contains("#[factory(unique)]"),
+        "says what to mark: {text}"
+    );
+    // Refused before anything was written.
+    let refused: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM boards WHERE name = 'Refused'")
+        .fetch_one(&db.pool())
+        .await
+        .unwrap();
+    assert_eq!(refused, 0);
+    assert_eq!(count(&db.pool(), "board_columns").await, 0);
 }
 
 /// `db.rows` on MySQL: rows for a table without a model struct, from the schema alone (its

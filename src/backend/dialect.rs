@@ -104,6 +104,9 @@ pub struct InsertShape<'a> {
     pub generated: Vec<&'a str>,
     /// How many rows the statement inserts.
     pub rows: usize,
+    /// The columns the statement writes and each row's values, when the backend reads rows back
+    /// by their key ([`Dialect::READS_BACK_WRITTEN_KEYS`]) and no column is generated.
+    pub written: Option<(&'a [&'a str], &'a [Vec<sea_query::Value>])>,
 }
 
 /// How factories write on a backend.
@@ -153,6 +156,11 @@ pub trait Dialect: sqlx::Database {
     fn decoders<M>() -> Decoders
     where
         M: for<'r> sqlx::FromRow<'r, Self::Row> + Send + 'static;
+
+    /// Whether [`insert_returning`](Self::insert_returning) may need the values written (to
+    /// read rows back by a key the model sets itself): [`InsertShape::written`] is then filled
+    /// for a table with no `#[factory(generated)]` column.
+    const READS_BACK_WRITTEN_KEYS: bool = false;
 
     /// Whether an `UPDATE` can return the rows it changed (`UPDATE … RETURNING`); without it
     /// they are read again by their location.

@@ -3,6 +3,7 @@
 //! (the same on MySQL 8 and MariaDB, but for a failed `CHECK`: 3819 on MySQL, 4025 on MariaDB).
 
 use std::any::Any;
+use std::fmt::Write as _;
 
 use sea_query::{Alias, Expr, Value};
 use sqlx::Row;
@@ -39,11 +40,14 @@ impl Dialect for MySql {
             .await
     }
 
+    const READS_BACK_WRITTEN_KEYS: bool = true;
+
     /// MariaDB returns the rows from the statement (`INSERT … RETURNING`, 10.5 and later). MySQL
     /// returns none: the rows are read back by their `AUTO_INCREMENT` key, from
     /// `LAST_INSERT_ID()` (the first key the statement assigned) on, since InnoDB gives the rows
-    /// of one multi-row `INSERT` consecutive keys. On MySQL a model's table needs such a key,
-    /// marked `#[factory(generated)]`.
+    /// of one multi-row `INSERT` consecutive keys; a model with no `#[factory(generated)]`
+    /// column writes its key itself, and its rows are read back by the values written to the
+    /// table's primary key (or a unique key of NOT NULL columns), in the order written.
     async fn insert_returning(
         conn: &mut MySqlConnection,
         sql: String,
@@ -57,6 +61,9 @@ impl Dialect for MySql {
         let columns = quote_mysql_list(shape.columns.iter().copied());
         if flavor(conn).await? == Flavor::MariaDb {
             return Self::fetch_all(conn, format!("{sql} RETURNING {columns}"), args).await;
+        }
+        if let (true, Some((written, values))) = (shape.generated.is_empty(), shape.written) {
+            return insert_then_read_by_key(conn, sql, args, &shape, &table, written, values).await;
         }
         let key = match shape.generated.as_slice() {
             [key] => (*key).to_string(),
@@ -228,6 +235,108 @@ pub(crate) async fn flavor(conn: &mut MySqlConnection) -> std::result::Result<Fl
         Flavor::MySql
     };
     Ok(*FLAVOR.get_or_init(|| flavor))
+}
+
+/// Runs a multi-row `INSERT` whose rows have no generated column, then reads them back by the
+/// values written to a key of the table: one statement joining the table to the written keys,
+/// ordered as written.
+async fn insert_then_read_by_key(
+    conn: &mut MySqlConnection,
+    sql: String,
+    args: MySqlArguments,
+    shape: &InsertShape<'_>,
+    table: &str,
+    written: &[&str],
+    values: &[Vec<Value>],
+) -> std::result::Result<Vec<MySqlRow>, sqlx::Error> {
+    let key = written_key(conn, shape.schema, shape.table, written)
+        .await?
+        .ok_or_else(|| {
+            sqlx::Error::Protocol(format!(
+                "MySQL returns no rows from an INSERT, so seedbed reads them back by a key:                  table {} has no AUTO_INCREMENT column marked #[factory(generated)], and the                  model writes no primary key or unique key of NOT NULL columns to find its                  rows by (MariaDB returns rows itself). Mark the AUTO_INCREMENT key                  #[factory(generated)], or add the key's columns to the model",
+                shape.table
+            ))
+        })?;
+    let positions: Vec<usize> = key
+        .iter()
+        .filter_map(|k| written.iter().position(|w| w == k))
+        .collect();
+    sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+        .execute(&mut *conn)
+        .await?;
+    // SELECT cols FROM t JOIN (SELECT 0 AS i, ? AS k0 UNION ALL SELECT 1, ? …) AS w
+    //   ON t.key0 = w.k0 … ORDER BY w.i
+    let mut rows_sql = String::new();
+    let mut bound = Vec::with_capacity(values.len() * positions.len());
+    for (i, row) in values.iter().enumerate() {
+        if i > 0 {
+            rows_sql.push_str(" UNION ALL ");
+        }
+        let _ = write!(rows_sql, "SELECT {i}");
+        if i == 0 {
+            let _ = write!(rows_sql, " AS {}", q("seedbed__i"));
+        }
+        for (n, &p) in positions.iter().enumerate() {
+            if i == 0 {
+                let _ = write!(rows_sql, ", ? AS {}", q(&format!("seedbed__k{n}")));
+            } else {
+                rows_sql.push_str(", ?");
+            }
+            bound.push(row.get(p).cloned().unwrap_or(Value::Bool(None)));
+        }
+    }
+    let on = key
+        .iter()
+        .enumerate()
+        .map(|(n, k)| format!("t.{} = w.{}", q(k), q(&format!("seedbed__k{n}"))))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let columns = shape
+        .columns
+        .iter()
+        .map(|c| format!("t.{}", q(c)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let select = format!(
+        "SELECT {columns} FROM {table} AS t JOIN ({rows_sql}) AS w ON {on} ORDER BY w.{}",
+        q("seedbed__i")
+    );
+    let args = MySql::arguments(sea_query_sqlx::SqlxValues(sea_query::Values(bound)));
+    sqlx::query_with(sqlx::AssertSqlSafe(select), args)
+        .fetch_all(conn)
+        .await
+}
+
+/// The columns of `table`'s primary key, else of its first unique key of NOT NULL columns, whose
+/// columns are all among `written`.
+async fn written_key(
+    conn: &mut MySqlConnection,
+    schema: Option<&str>,
+    table: &str,
+    written: &[&str],
+) -> std::result::Result<Option<Vec<String>>, sqlx::Error> {
+    let parts: Vec<(String, Option<String>, String)> = sqlx::query_as(
+        "SELECT CAST(INDEX_NAME AS CHAR), CAST(COLUMN_NAME AS CHAR), CAST(NULLABLE AS CHAR)          FROM information_schema.STATISTICS          WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? AND NON_UNIQUE = 0          ORDER BY INDEX_NAME <> 'PRIMARY', INDEX_NAME, SEQ_IN_INDEX",
+    )
+    .bind(schema)
+    .bind(table)
+    .fetch_all(conn)
+    .await?;
+    let mut keys: Vec<(String, Vec<Option<String>>, bool)> = Vec::new();
+    for (index, column, nullable) in parts {
+        match keys.last_mut() {
+            Some((name, columns, usable)) if *name == index => {
+                *usable &= nullable.is_empty();
+                columns.push(column);
+            }
+            _ => keys.push((index, vec![column], nullable.is_empty())),
+        }
+    }
+    Ok(keys.into_iter().find_map(|(_, columns, usable)| {
+        // A functional key part has no column; a nullable column lets NULLs repeat.
+        let columns: Option<Vec<String>> = columns.into_iter().collect();
+        columns.filter(|c| usable && c.iter().all(|c| written.contains(&c.as_str())))
+    }))
 }
 
 /// The `AUTO_INCREMENT` column of `table` (in `schema`, else the connection's database).

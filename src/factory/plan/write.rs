@@ -37,6 +37,10 @@ impl Plan {
             for &i in chunk {
                 rows.push(self.resolved_values(i)?);
             }
+            let (generated, unique) = key_columns(table);
+            // Kept for a backend that finds the rows again by the key the model wrote.
+            let written =
+                (DB::READS_BACK_WRITTEN_KEYS && generated.is_empty()).then(|| rows.clone());
             let BulkInsert {
                 mut statement,
                 arrays,
@@ -46,7 +50,6 @@ impl Plan {
                     message: format!("building the INSERT: {e}"),
                 }
             })?;
-            let (generated, unique) = key_columns(table);
             let keys = KeyColumns {
                 table: table.name(),
                 generated: &generated,
@@ -78,13 +81,9 @@ impl Plan {
                 schema: table.schema(),
                 table: table.name(),
                 columns: table.columns().iter().map(|c| c.name()).collect(),
-                generated: table
-                    .columns()
-                    .iter()
-                    .filter(|c| c.is_generated())
-                    .map(|c| c.name())
-                    .collect(),
+                generated: generated.clone(),
                 rows: chunk.len(),
+                written: written.as_deref().map(|rows| (columns.as_slice(), rows)),
             };
             let rows = DB::insert_returning(&mut *conn, sql, values, shape)
                 .await
