@@ -111,13 +111,13 @@ fn print_urls(server: &embedded::EmbeddedServer) {
 }
 
 /// The MySQL URLs: through the socket to export, over TCP on stderr. Both carry root's password.
-/// A MySQL server (not MariaDB) gets the TCP one alone: sqlx cannot authenticate through its
+/// A MySQL server (not MariaDB) exports the TCP one too: sqlx cannot authenticate through its
 /// socket (see `EmbeddedMySql::connect_options`).
 fn print_mysql_urls(server: &mysql::EmbeddedMySql) {
-    if server.flavor == Flavor::MySql {
-        println!("SEEDBED_MYSQL_URL={}", server.url(""));
-        return;
-    }
     eprintln!("over TCP (from a container, say): {}", server.url(""));
-    println!("SEEDBED_MYSQL_URL={}", server.socket_url(""));
+    let export = match server.flavor {
+        Flavor::MariaDb => server.socket_url(""),
+        Flavor::MySql => server.url(""),
+    };
+    println!("SEEDBED_MYSQL_URL={export}");
 }
