@@ -157,6 +157,22 @@ async fn run_processes(limit: i64, processes: usize, child: &str) -> i64 {
     assert_eq!(taken, Some(1), "the budget tests' lock");
     limited_user(&mut admin, user, limit).await;
     let url = format!("mysql://{user}:pw@{}", address().await);
+    // With binary logging on (MySQL's default), a user without SUPER may create triggers
+    // (Namespace's, the copies') only while the server trusts function creators: trusted for
+    // this test, as its administrator would, and put back after.
+    let (binlog, trusted): (i64, i64) = sqlx::query_as(
+        "SELECT CAST(@@log_bin AS SIGNED), CAST(@@log_bin_trust_function_creators AS SIGNED)",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    let trust = binlog == 1 && trusted == 0;
+    if trust {
+        sqlx::raw_sql("SET GLOBAL log_bin_trust_function_creators = 1")
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
 
     // Watch the user's connections while the processes run.
     let peak = Arc::new(AtomicI64::new(0));
@@ -202,6 +218,12 @@ async fn run_processes(limit: i64, processes: usize, child: &str) -> i64 {
     .unwrap();
     done.store(true, Ordering::SeqCst);
     watcher.await.unwrap();
+    if trust {
+        sqlx::raw_sql("SET GLOBAL log_bin_trust_function_creators = 0")
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
     drop_user(&mut admin, user).await;
     for out in &outputs {
         let text = format!(

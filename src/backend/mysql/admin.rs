@@ -389,9 +389,21 @@ async fn copy_triggers(conn: &mut MySqlConnection, name: &str, template: &str) -
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
             .execute(&mut *conn)
             .await
-            .map_err(Error::db(context()))?;
+            .map_err(|e| copy_error(name, "trigger", &trigger, context(), e))?;
     }
     Ok(())
+}
+
+/// A failed copy of a trigger or routine: what to do when binary logging stops this user (error
+/// 1419), else the server's error.
+fn copy_error(database: &str, kind: &str, object: &str, context: String, e: sqlx::Error) -> Error {
+    match super::server::binlog_privilege_advice(&e) {
+        Some(advice) => Error::CreateDatabase {
+            database: database.to_string(),
+            message: format!("copying the template's {kind} {object}: {advice}"),
+        },
+        None => Error::db(context)(e),
+    }
 }
 
 async fn copy_routines(conn: &mut MySqlConnection, name: &str, template: &str) -> Result<()> {
@@ -433,7 +445,7 @@ async fn copy_routines(conn: &mut MySqlConnection, name: &str, template: &str) -
         };
         create_as_definer(&mut *conn, &create)
             .await
-            .map_err(Error::db(context()))?;
+            .map_err(|e| copy_error(name, "routine", &routine, context(), e))?;
     }
     Ok(())
 }

@@ -133,7 +133,17 @@ impl Journal for MySql {
             sqlx::raw_sql(sqlx::AssertSqlSafe(trigger))
                 .execute(&mut *conn)
                 .await
-                .map_err(Error::db(format!("journaling the rows of {name}")))?;
+                .map_err(|e| match super::server::binlog_privilege_advice(&e) {
+                    Some(advice) => Error::Isolation {
+                        strategy: crate::strategy::Strategy::Namespace,
+                        message: format!(
+                            "it records each test's rows with a trigger on every table, and \
+                             the trigger on {name} could not be created: {advice}; or choose \
+                             Template, Truncate or Rollback for these tests"
+                        ),
+                    },
+                    None => Error::db(format!("journaling the rows of {name}"))(e),
+                })?;
         }
         Ok(())
     }

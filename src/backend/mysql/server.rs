@@ -457,6 +457,19 @@ pub(crate) fn error_number(e: &sqlx::Error) -> Option<u16> {
         .map(MySqlDatabaseError::number)
 }
 
+/// When `e` is error 1419 (binary logging is on, and the user, without SUPER, may not create a
+/// trigger or stored function), the server's message and what to do about it.
+pub(crate) fn binlog_privilege_advice(e: &sqlx::Error) -> Option<String> {
+    (error_number(e) == Some(1419)).then(|| {
+        format!(
+            "{e}. With binary logging on, MySQL lets an account without SUPER create triggers and \
+             stored functions only while log_bin_trust_function_creators is 1: run SET GLOBAL \
+             log_bin_trust_function_creators = 1 as an administrator (or set it in the server's \
+             configuration), or connect as an account with SUPER"
+        )
+    })
+}
+
 /// `url` with its password (if any) replaced by `***`.
 fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {

@@ -91,6 +91,13 @@ async fn allowed_on(conn: &mut MySqlConnection) -> Result<i64> {
 }
 
 /// The connection budget's size for the user of `conn`.
+#[cfg_attr(
+    not(feature = "bench"),
+    allow(
+        dead_code,
+        reason = "seedbed bench prints it; the engine sizes its ledger itself"
+    )
+)]
 pub(crate) async fn size(conn: &mut MySqlConnection) -> Result<i64> {
     budget::sized(allowed_on(conn)).await
 }
