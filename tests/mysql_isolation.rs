@@ -354,6 +354,39 @@ async fn session_settings_a_test_changes_are_put_back() {
     }
 }
 
+/// A TEMPORARY table a test makes (no catalog shows it, and no rollback removes it) does not
+/// reach the process's next test on the same database: its connection is closed, not kept.
+#[tokio::test]
+async fn temporary_tables_do_not_reach_the_next_test() {
+    for strategy in [Strategy::Truncate, Strategy::Template] {
+        // Settings no other test uses: no other test takes these databases.
+        let mine = || iso(strategy).max_connections(9);
+        let db = mine().acquire_on::<MySql>().await.unwrap();
+        let first = db.database().to_string();
+        sqlx::raw_sql(
+            "CREATE TEMPORARY TABLE seedbed_scratch (id INT); \
+             INSERT INTO seedbed_scratch VALUES (1)",
+        )
+        .execute(&db.pool())
+        .await
+        .unwrap();
+        db.finish().await.unwrap();
+
+        let db = mine().acquire_on::<MySql>().await.unwrap();
+        assert_eq!(db.database(), first, "{strategy}: the same database serves");
+        let err = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM seedbed_scratch")
+            .fetch_one(&db.pool())
+            .await
+            .expect_err("the last test's temporary table is gone");
+        let number = err
+            .as_database_error()
+            .and_then(|e| e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
+            .map(sqlx::mysql::MySqlDatabaseError::number);
+        assert_eq!(number, Some(1146), "{strategy}: {err}");
+        db.finish().await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn truncate_restarts_auto_increment_on_request() {
     let mut ids = Vec::new();

@@ -408,14 +408,15 @@ async fn clean(slot: &Slot, reset_sequences: bool) -> Result<()> {
     Ok(())
 }
 
-/// The statements whose counters (`Com_*`) say a session changed a schema.
+/// The statements whose counters (`Com_*`) say a session changed a schema, or made a TEMPORARY
+/// table (MariaDB counts those apart; MySQL as `Com_create_table`).
 const DDL_COUNTERS: &str = "'Com_alter_table', 'Com_create_table', 'Com_drop_table', \
     'Com_rename_table', 'Com_create_index', 'Com_drop_index', 'Com_create_trigger', \
     'Com_drop_trigger', 'Com_create_view', 'Com_drop_view', 'Com_alter_view', \
     'Com_create_procedure', 'Com_drop_procedure', 'Com_alter_procedure', 'Com_create_function', \
     'Com_drop_function', 'Com_alter_function', 'Com_create_db', 'Com_drop_db', 'Com_alter_db', \
     'Com_create_event', 'Com_drop_event', 'Com_alter_event', 'Com_call_procedure', \
-    'Com_execute_sql'";
+    'Com_execute_sql', 'Com_create_temporary_table'";
 
 /// What the pool's sessions said at a test's end.
 struct Sessions {
@@ -428,11 +429,14 @@ struct Sessions {
 /// Puts back the session settings a test may have changed on the pool's idle connections
 /// (which serve the next test): foreign-key and unique checks, autocommit, and `restore`'s; and
 /// reads how many DDL statements each has run, so that a test that ran none needs no look at the
-/// catalog.
+/// catalog. A connection that ran DDL since `seen` is closed instead of kept: it may hold
+/// TEMPORARY tables (which no catalog shows and `ROLLBACK` leaves), and the next test must not
+/// see them.
 async fn reset_sessions(
     pool: &MySqlPool,
     budget: &super::super::budget::PoolBudget,
     restore: &str,
+    seen: &std::collections::HashMap<u64, u64>,
 ) -> Sessions {
     // The test's last connection may still be on its way back to the pool (sqlx pings it in a
     // task of its own): a round trip, a fraction of a millisecond. Tokio's timer counts whole
@@ -475,7 +479,12 @@ async fn reset_sessions(
         match read {
             Ok((id, total)) => {
                 ddl.insert(id, total);
-                conn.return_to_pool().await;
+                if total > seen.get(&id).copied().unwrap_or(0) {
+                    conn.close_on_drop();
+                    budget.connection_closed();
+                } else {
+                    conn.return_to_pool().await;
+                }
             }
             // A connection that no longer works (opened on a test's runtime that has ended)
             // closes: the next test opens another.
@@ -679,7 +688,7 @@ async fn finish_owned(
     }
     // The catalog is read only when a session ran DDL (or a procedure), or when a connection
     // could not say (busy, closed, or the test's own, from connect options).
-    let sessions = reset_sessions(&slot.pool, &slot.budget, &slot.restore).await;
+    let sessions = reset_sessions(&slot.pool, &slot.budget, &slot.restore, &slot.ddl_seen).await;
     let ran_ddl = sessions
         .ddl
         .iter()
