@@ -326,7 +326,12 @@ async fn session_settings_a_test_changes_are_put_back() {
         CAST(@@session.innodb_lock_wait_timeout AS SIGNED), \
         CAST(@@session.foreign_key_checks AS SIGNED)";
     type Settings = (i64, String, String, String, i64, i64);
-    for strategy in [Strategy::Rollback, Strategy::Truncate, Strategy::Template] {
+    for strategy in [
+        Strategy::Rollback,
+        Strategy::Truncate,
+        Strategy::Template,
+        Strategy::Namespace,
+    ] {
         // Settings no other test uses: no other test takes these databases.
         let mine = || iso(strategy).max_connections(7);
         let db = mine().acquire_on::<MySql>().await.unwrap();
@@ -358,7 +363,7 @@ async fn session_settings_a_test_changes_are_put_back() {
 /// reach the process's next test on the same database: its connection is closed, not kept.
 #[tokio::test]
 async fn temporary_tables_do_not_reach_the_next_test() {
-    for strategy in [Strategy::Truncate, Strategy::Template] {
+    for strategy in [Strategy::Truncate, Strategy::Template, Strategy::Namespace] {
         // Settings no other test uses: no other test takes these databases.
         let mine = || iso(strategy).max_connections(9);
         let db = mine().acquire_on::<MySql>().await.unwrap();

@@ -29,6 +29,10 @@ struct Journaled {
     pool: MySqlPool,
     budget: Arc<super::super::budget::PoolBudget>,
     fresh: Arc<Freshness>,
+    /// What puts a kept connection's session settings back (see `restore_settings`).
+    restore: Arc<str>,
+    /// The DDL statements each of the pool's connections had run when its last test ended.
+    ddl_seen: std::collections::HashMap<u64, u64>,
 }
 
 /// Drops what [`idle`] keeps.
@@ -80,7 +84,20 @@ pub(super) async fn acquire(
         found.map(|i| idle.swap_remove(i))
     };
     let journaled = match kept {
-        Some(journaled) => journaled,
+        // The pool served an earlier test: the session settings that test changed go back, and
+        // a connection that made a TEMPORARY table closes (here rather than at that test's end,
+        // which a process running one test would pay for nothing).
+        Some(mut journaled) => {
+            let sessions = super::slots::reset_sessions(
+                &journaled.pool,
+                &journaled.budget,
+                &journaled.restore,
+                &journaled.ddl_seen,
+            )
+            .await;
+            journaled.ddl_seen = sessions.ddl;
+            journaled
+        }
         None => engine::run(open(server, database.clone(), settings)).await?,
     };
     journaled.fresh.test_started();
@@ -147,6 +164,8 @@ async fn open(
         pool,
         budget,
         fresh,
+        restore: super::restore_settings(server).into(),
+        ddl_seen: std::collections::HashMap::new(),
     };
     match acquire_waiting(&journaled.pool).await {
         Ok(mut first) => first.return_to_pool().await,

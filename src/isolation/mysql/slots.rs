@@ -419,11 +419,11 @@ const DDL_COUNTERS: &str = "'Com_alter_table', 'Com_create_table', 'Com_drop_tab
     'Com_execute_sql', 'Com_create_temporary_table'";
 
 /// What the pool's sessions said at a test's end.
-struct Sessions {
+pub(super) struct Sessions {
     /// The DDL statements (and procedure calls, which may run DDL) each connection has run.
-    ddl: std::collections::HashMap<u64, u64>,
+    pub(super) ddl: std::collections::HashMap<u64, u64>,
     /// Every connection of the pool answered (none busy, none closed as the test ran).
-    complete: bool,
+    pub(super) complete: bool,
 }
 
 /// Puts back the session settings a test may have changed on the pool's idle connections
@@ -432,7 +432,7 @@ struct Sessions {
 /// catalog. A connection that ran DDL since `seen` is closed instead of kept: it may hold
 /// TEMPORARY tables (which no catalog shows and `ROLLBACK` leaves), and the next test must not
 /// see them.
-async fn reset_sessions(
+pub(super) async fn reset_sessions(
     pool: &MySqlPool,
     budget: &super::super::budget::PoolBudget,
     restore: &str,
