@@ -402,8 +402,9 @@ pub async fn run_child(
             (database.clone(), ready + end, writes)
         }
         ChildKind::Target(Target::Strategy(strategy)) => {
+            let t = Instant::now();
             let db = child_isolation(spec, program, *strategy).acquire().await?;
-            strategy_child(db, &plan, &tables, spec.rows, seed).await?
+            strategy_child(db, t, &plan, &tables, spec.rows, seed).await?
         }
         ChildKind::Target(Target::Baseline) => {
             baseline(spec, program, &plan, &tables, seed).await?
@@ -435,6 +436,7 @@ fn child_isolation(
 /// the wait `#[seedbed::test]` makes before its process exits.
 async fn strategy_child<DB: crate::backend::Backend>(
     db: crate::TestDb<DB>,
+    acquiring: Instant,
     plan: &RowPlan,
     tables: &[QualifiedName],
     rows: usize,
@@ -444,11 +446,12 @@ where
     DB::Connection: RowWriter,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
 {
-    let t = Instant::now();
     let database = db.database().to_string();
     let pool = db.pool();
     let mut conn = super::runner::first_connection(&pool, &database).await?;
-    let ready = t.elapsed();
+    // From the start of the lease (its connections, the checks before it) to the test's first
+    // connection: what the floor's connecting stands for.
+    let ready = acquiring.elapsed();
     let w = Instant::now();
     let filled = plan.fill(&mut *conn, tables, rows, seed).await;
     let writes = w.elapsed();
@@ -486,10 +489,11 @@ async fn sqlite_child(
             Ok((database, ready + end, writes))
         }
         ChildKind::Target(Target::Strategy(strategy)) => {
+            let t = Instant::now();
             let db = child_isolation(spec, program, *strategy)
                 .acquire_on::<sqlx::Sqlite>()
                 .await?;
-            strategy_child(db, plan, tables, spec.rows, seed).await
+            strategy_child(db, t, plan, tables, spec.rows, seed).await
         }
         ChildKind::Target(Target::Baseline) => {
             let migrations = child_migrations(spec, program).await?;
@@ -524,10 +528,11 @@ async fn mysql_child(
             Ok((database.clone(), ready + end, writes))
         }
         ChildKind::Target(Target::Strategy(strategy)) => {
+            let t = Instant::now();
             let db = child_isolation(spec, program, *strategy)
                 .acquire_on::<sqlx::MySql>()
                 .await?;
-            strategy_child(db, plan, tables, spec.rows, seed).await
+            strategy_child(db, t, plan, tables, spec.rows, seed).await
         }
         ChildKind::Target(Target::Baseline) => {
             let t = Instant::now();
