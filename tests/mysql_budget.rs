@@ -217,13 +217,13 @@ async fn run_processes(limit: i64, processes: usize, child: &str) -> i64 {
     .await
     .unwrap();
     done.store(true, Ordering::SeqCst);
-    watcher.await.unwrap();
     if trust {
         sqlx::raw_sql("SET GLOBAL log_bin_trust_function_creators = 0")
             .execute(&mut admin)
             .await
             .unwrap();
     }
+    watcher.await.unwrap();
     drop_user(&mut admin, user).await;
     for out in &outputs {
         let text = format!(

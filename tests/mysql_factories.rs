@@ -206,22 +206,57 @@ struct Tag {
 #[seedbed::test(strategy = "template", migrations = "tests/mysql_factory_migrations")]
 async fn rows_keyed_by_the_model_are_read_back_in_the_order_written(db: TestDb<MySql>) {
     let org = Org::factory().create(&db).await.unwrap();
+    // More rows than one statement's parameters allow: two INSERTs, two reads.
     let tags = Tag::factory()
         .org_id(org.id)
-        .create_list(&db, 2_000)
+        .create_list(&db, 25_000)
         .await
         .unwrap();
-    assert_eq!(tags.len(), 2_000);
+    assert_eq!(tags.len(), 25_000);
     // The order written, not the key's order ("t10" sorts before "t2").
-    let codes: Vec<&str> = tags.iter().map(|t| t.code.as_str()).collect();
-    assert_eq!(&codes[..3], ["t1", "t2", "t3"], "{:?}", &codes[..12]);
-    assert_eq!(codes[1_999], "t2000");
+    let codes: Vec<String> = tags.iter().map(|t| t.code.clone()).collect();
+    let first = codes[0].trim_start_matches('t').parse::<usize>().unwrap();
+    let expected: Vec<String> = (first..first + 25_000).map(|n| format!("t{n}")).collect();
+    assert!(codes == expected, "{:?}", &codes[..12]);
     // The trigger's change, read back from the table.
     assert!(tags.iter().all(|t| t.label == "TAG" && t.org_id == org.id));
     let one = Tag::factory().create(&db).await.unwrap();
     assert_eq!(one.label, "TAG");
     assert!(one.org_id != org.id, "a new org for it");
-    assert_eq!(count(&db.pool(), "tags").await, 2_001);
+    assert_eq!(count(&db.pool(), "tags").await, 25_001);
+}
+
+/// A board model that writes 0 to the AUTO_INCREMENT key it should have marked generated.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Factory)]
+#[factory(table = "boards")]
+struct ZeroKeyBoard {
+    #[factory(default = 0)]
+    id: i64,
+    #[factory(default = "Zero")]
+    name: String,
+    default_column_id: Option<i64>,
+}
+
+/// On MySQL the server's key cannot be read back (no RETURNING): refused before the INSERT,
+/// saying what to mark. MariaDB returns the row with the key it assigned.
+#[seedbed::test(strategy = "truncate", migrations = "tests/mysql_factory_migrations")]
+async fn a_key_the_server_assigns_must_be_marked_generated(db: TestDb<MySql>) {
+    use seedbed::backend::Provision;
+    let server = <MySql as Provision>::server().await.unwrap();
+    let created = ZeroKeyBoard::factory().create(&db).await;
+    match server.flavor().unwrap() {
+        seedbed::backend::mysql::Flavor::MariaDb => {
+            assert!(created.unwrap().id > 0, "the key the server assigned");
+        }
+        seedbed::backend::mysql::Flavor::MySql => {
+            let text = created.unwrap_err().to_string();
+            assert!(
+                text.contains("AUTO_INCREMENT") && text.contains("#[factory(generated)]"),
+                "{text}"
+            );
+            assert_eq!(count(&db.pool(), "boards").await, 0, "nothing written");
+        }
+    }
 }
 
 /// A board model whose key the factory sets itself: nothing marks a column by which the row

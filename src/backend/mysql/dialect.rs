@@ -238,8 +238,8 @@ pub(crate) async fn flavor(conn: &mut MySqlConnection) -> std::result::Result<Fl
 }
 
 /// Runs a multi-row `INSERT` whose rows have no generated column, then reads them back by the
-/// values written to a key of the table: one statement joining the table to the written keys,
-/// ordered as written.
+/// values written to a key of the table: one statement joining the table to the written keys
+/// (a `VALUES` table, MySQL 8.0.19 and later), ordered as written.
 async fn insert_then_read_by_key(
     conn: &mut MySqlConnection,
     sql: String,
@@ -253,42 +253,59 @@ async fn insert_then_read_by_key(
         .await?
         .ok_or_else(|| {
             sqlx::Error::Protocol(format!(
-                "MySQL returns no rows from an INSERT, so seedbed reads them back by a key:                  table {} has no AUTO_INCREMENT column marked #[factory(generated)], and the                  model writes no primary key or unique key of NOT NULL columns to find its                  rows by (MariaDB returns rows itself). Mark the AUTO_INCREMENT key                  #[factory(generated)], or add the key's columns to the model",
+                "MySQL returns no rows from an INSERT, so seedbed reads them back by a key: \
+                 table {} has no AUTO_INCREMENT column marked #[factory(generated)], and the \
+                 model writes no primary key or unique key of NOT NULL columns to find its \
+                 rows by (MariaDB returns rows itself). Mark the AUTO_INCREMENT key \
+                 #[factory(generated)], or add the key's columns to the model",
                 shape.table
             ))
         })?;
-    let positions: Vec<usize> = key
-        .iter()
-        .filter_map(|k| written.iter().position(|w| w == k))
-        .collect();
+    let mut positions = Vec::with_capacity(key.len());
+    for part in &key {
+        let Some(p) = written
+            .iter()
+            .position(|w| w.eq_ignore_ascii_case(&part.column))
+        else {
+            continue;
+        };
+        // The server assigns the value instead of the one written: the row cannot be found by
+        // it. Refused before anything is written.
+        if part.auto_increment && values.iter().any(|row| row.get(p).is_none_or(zero_or_null)) {
+            return Err(sqlx::Error::Protocol(format!(
+                "column {} of {} is AUTO_INCREMENT and the model writes 0 or NULL to it, so the \
+                 server assigns the key and MySQL (which returns no rows from an INSERT) cannot \
+                 read the row back: mark the field #[factory(generated)]",
+                part.column, shape.table
+            )));
+        }
+        positions.push(p);
+    }
     sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
         .execute(&mut *conn)
         .await?;
-    // SELECT cols FROM t JOIN (SELECT 0 AS i, ? AS k0 UNION ALL SELECT 1, ? …) AS w
+    // SELECT t.cols FROM t JOIN (VALUES ROW(0, ?, …), ROW(1, ?, …)) AS w (i, k0, …)
     //   ON t.key0 = w.k0 … ORDER BY w.i
     let mut rows_sql = String::new();
     let mut bound = Vec::with_capacity(values.len() * positions.len());
     for (i, row) in values.iter().enumerate() {
         if i > 0 {
-            rows_sql.push_str(" UNION ALL ");
+            rows_sql.push_str(", ");
         }
-        let _ = write!(rows_sql, "SELECT {i}");
-        if i == 0 {
-            let _ = write!(rows_sql, " AS {}", q("seedbed__i"));
-        }
-        for (n, &p) in positions.iter().enumerate() {
-            if i == 0 {
-                let _ = write!(rows_sql, ", ? AS {}", q(&format!("seedbed__k{n}")));
-            } else {
-                rows_sql.push_str(", ?");
-            }
+        let _ = write!(rows_sql, "ROW({i}");
+        for &p in &positions {
+            rows_sql.push_str(", ?");
             bound.push(row.get(p).cloned().unwrap_or(Value::Bool(None)));
         }
+        rows_sql.push(')');
     }
+    let names: Vec<String> = std::iter::once(q("seedbed__i"))
+        .chain((0..positions.len()).map(|n| q(&format!("seedbed__k{n}"))))
+        .collect();
     let on = key
         .iter()
         .enumerate()
-        .map(|(n, k)| format!("t.{} = w.{}", q(k), q(&format!("seedbed__k{n}"))))
+        .map(|(n, part)| format!("t.{} = w.{}", q(&part.column), q(&format!("seedbed__k{n}"))))
         .collect::<Vec<_>>()
         .join(" AND ");
     let columns = shape
@@ -298,44 +315,98 @@ async fn insert_then_read_by_key(
         .collect::<Vec<_>>()
         .join(", ");
     let select = format!(
-        "SELECT {columns} FROM {table} AS t JOIN ({rows_sql}) AS w ON {on} ORDER BY w.{}",
+        "SELECT {columns} FROM {table} AS t JOIN (VALUES {rows_sql}) AS w ({}) ON {on} \
+         ORDER BY w.{}",
+        names.join(", "),
         q("seedbed__i")
     );
     let args = MySql::arguments(sea_query_sqlx::SqlxValues(sea_query::Values(bound)));
-    sqlx::query_with(sqlx::AssertSqlSafe(select), args)
+    let rows = sqlx::query_with(sqlx::AssertSqlSafe(select), args)
         .fetch_all(conn)
-        .await
+        .await?;
+    if rows.len() != values.len() {
+        let columns: Vec<&str> = key.iter().map(|part| part.column.as_str()).collect();
+        return Err(sqlx::Error::Protocol(format!(
+            "{} of the {} rows written to {} were found again by their key ({}): a trigger \
+             changed a key value as the row was written, or skipped the row",
+            rows.len(),
+            values.len(),
+            shape.table,
+            columns.join(", ")
+        )));
+    }
+    Ok(rows)
+}
+
+/// Whether a value written to an `AUTO_INCREMENT` column lets the server assign the key.
+fn zero_or_null(value: &Value) -> bool {
+    match value {
+        Value::TinyInt(v) => v.is_none_or(|v| v == 0),
+        Value::SmallInt(v) => v.is_none_or(|v| v == 0),
+        Value::Int(v) => v.is_none_or(|v| v == 0),
+        Value::BigInt(v) => v.is_none_or(|v| v == 0),
+        Value::TinyUnsigned(v) => v.is_none_or(|v| v == 0),
+        Value::SmallUnsigned(v) => v.is_none_or(|v| v == 0),
+        Value::Unsigned(v) => v.is_none_or(|v| v == 0),
+        Value::BigUnsigned(v) => v.is_none_or(|v| v == 0),
+        _ => false,
+    }
+}
+
+/// A column of the key a model's rows are read back by.
+struct KeyPart {
+    column: String,
+    auto_increment: bool,
 }
 
 /// The columns of `table`'s primary key, else of its first unique key of NOT NULL columns, whose
-/// columns are all among `written`.
+/// columns are all among `written` (names compare as MySQL compares them, case aside).
 async fn written_key(
     conn: &mut MySqlConnection,
     schema: Option<&str>,
     table: &str,
     written: &[&str],
-) -> std::result::Result<Option<Vec<String>>, sqlx::Error> {
-    let parts: Vec<(String, Option<String>, String)> = sqlx::query_as(
-        "SELECT CAST(INDEX_NAME AS CHAR), CAST(COLUMN_NAME AS CHAR), CAST(NULLABLE AS CHAR)          FROM information_schema.STATISTICS          WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? AND NON_UNIQUE = 0          ORDER BY INDEX_NAME <> 'PRIMARY', INDEX_NAME, SEQ_IN_INDEX",
+) -> std::result::Result<Option<Vec<KeyPart>>, sqlx::Error> {
+    let parts: Vec<(String, Option<String>, String, Option<String>)> = sqlx::query_as(
+        "SELECT CAST(s.INDEX_NAME AS CHAR), CAST(s.COLUMN_NAME AS CHAR), \
+         CAST(s.NULLABLE AS CHAR), CAST(c.EXTRA AS CHAR) \
+         FROM information_schema.STATISTICS s \
+         LEFT JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = s.TABLE_SCHEMA \
+           AND c.TABLE_NAME = s.TABLE_NAME AND c.COLUMN_NAME = s.COLUMN_NAME \
+         WHERE s.TABLE_SCHEMA = COALESCE(?, DATABASE()) AND s.TABLE_NAME = ? \
+           AND s.NON_UNIQUE = 0 \
+         ORDER BY s.INDEX_NAME <> 'PRIMARY', s.INDEX_NAME, s.SEQ_IN_INDEX",
     )
     .bind(schema)
     .bind(table)
     .fetch_all(conn)
     .await?;
-    let mut keys: Vec<(String, Vec<Option<String>>, bool)> = Vec::new();
-    for (index, column, nullable) in parts {
+    type Key = (String, Vec<Option<KeyPart>>, bool);
+    let mut keys: Vec<Key> = Vec::new();
+    for (index, column, nullable, extra) in parts {
+        // A functional key part has no column.
+        let part = column.map(|column| KeyPart {
+            column,
+            auto_increment: extra
+                .is_some_and(|e| e.to_ascii_lowercase().contains("auto_increment")),
+        });
         match keys.last_mut() {
-            Some((name, columns, usable)) if *name == index => {
+            Some((name, parts, usable)) if *name == index => {
                 *usable &= nullable.is_empty();
-                columns.push(column);
+                parts.push(part);
             }
-            _ => keys.push((index, vec![column], nullable.is_empty())),
+            _ => keys.push((index, vec![part], nullable.is_empty())),
         }
     }
-    Ok(keys.into_iter().find_map(|(_, columns, usable)| {
-        // A functional key part has no column; a nullable column lets NULLs repeat.
-        let columns: Option<Vec<String>> = columns.into_iter().collect();
-        columns.filter(|c| usable && c.iter().all(|c| written.contains(&c.as_str())))
+    Ok(keys.into_iter().find_map(|(_, parts, usable)| {
+        // A nullable column lets NULLs repeat.
+        let parts: Option<Vec<KeyPart>> = parts.into_iter().collect();
+        parts.filter(|parts| {
+            usable
+                && parts
+                    .iter()
+                    .all(|p| written.iter().any(|w| w.eq_ignore_ascii_case(&p.column)))
+        })
     }))
 }
 

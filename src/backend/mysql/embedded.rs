@@ -11,6 +11,7 @@
 //!   lock          flock(2)-ed while a process checks, starts or stops the server
 //!   state         pid, port, socket, data dir, version, server binary of the running server
 //!   secret        root's password (mode 0600), made once per data directory
+//!   files/        MySQL's `secure_file_priv`: where `LOAD DATA INFILE` and `INTO OUTFILE` may go
 //!   server.log    the server's error log
 //!   data/         the data directory (mariadb-install-db, or mysqld --initialize-insecure)
 //!   mysqld.sock   the Unix socket (in a short /tmp directory instead if this path is too long)
@@ -660,9 +661,14 @@ async fn start(layout: &Layout, bins: &Binaries, user: &ServerUser) -> Result<Em
             // servers (or a system server) would fight over; a test server needs neither. Builds
             // default `secure_file_priv` to a directory of the system server's (Debian's
             // `/var/lib/mysql-files`, mode 0700), which stops the server at start when its account
-            // cannot enter it: empty lifts the limit, as on MariaDB, on a server no other OS user
-            // can reach.
-            command.args(["--mysqlx=OFF", "--secure-file-priv="]);
+            // cannot enter it: `LOAD DATA INFILE` and `INTO OUTFILE` use `files/` beside the data
+            // directory instead.
+            let files = layout.dir.join("files");
+            fs::create_dir_all(&files).map_err(Error::io("cannot create directory", &files))?;
+            user.hand_over(&files)?;
+            command
+                .arg("--mysqlx=OFF")
+                .arg(format!("--secure-file-priv={}", files.display()));
         }
         command
             .stdin(Stdio::null())

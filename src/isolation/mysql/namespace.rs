@@ -31,8 +31,6 @@ struct Journaled {
     fresh: Arc<Freshness>,
     /// What puts a kept connection's session settings back (see `restore_settings`).
     restore: Arc<str>,
-    /// The DDL statements each of the pool's connections had run when its last test ended.
-    ddl_seen: std::collections::HashMap<u64, u64>,
 }
 
 /// Drops what [`idle`] keeps.
@@ -87,15 +85,9 @@ pub(super) async fn acquire(
         // The pool served an earlier test: the session settings that test changed go back, and
         // a connection that made a TEMPORARY table closes (here rather than at that test's end,
         // which a process running one test would pay for nothing).
-        Some(mut journaled) => {
-            let sessions = super::slots::reset_sessions(
-                &journaled.pool,
-                &journaled.budget,
-                &journaled.restore,
-                &journaled.ddl_seen,
-            )
-            .await;
-            journaled.ddl_seen = sessions.ddl;
+        Some(journaled) => {
+            super::slots::reset_sessions(&journaled.pool, &journaled.budget, &journaled.restore)
+                .await;
             journaled
         }
         None => engine::run(open(server, database.clone(), settings)).await?,
@@ -165,7 +157,6 @@ async fn open(
         budget,
         fresh,
         restore: super::restore_settings(server).into(),
-        ddl_seen: std::collections::HashMap::new(),
     };
     match acquire_waiting(&journaled.pool).await {
         Ok(mut first) => first.return_to_pool().await,

@@ -418,6 +418,16 @@ const DDL_COUNTERS: &str = "'Com_alter_table', 'Com_create_table', 'Com_drop_tab
     'Com_create_event', 'Com_drop_event', 'Com_alter_event', 'Com_call_procedure', \
     'Com_execute_sql', 'Com_create_temporary_table'";
 
+/// Of [`DDL_COUNTERS`], the statements that may leave a TEMPORARY table on the session: a
+/// `CREATE [TEMPORARY] TABLE`, or a procedure or prepared statement that ran one. (seedbed's own
+/// `ALTER TABLE … AUTO_INCREMENT` for `reset_sequences` is not among them.)
+const TEMPORARY_TABLE_COUNTERS: [&str; 4] = [
+    "Com_create_table",
+    "Com_create_temporary_table",
+    "Com_call_procedure",
+    "Com_execute_sql",
+];
+
 /// What the pool's sessions said at a test's end.
 pub(super) struct Sessions {
     /// The DDL statements (and procedure calls, which may run DDL) each connection has run.
@@ -429,14 +439,13 @@ pub(super) struct Sessions {
 /// Puts back the session settings a test may have changed on the pool's idle connections
 /// (which serve the next test): foreign-key and unique checks, autocommit, and `restore`'s; and
 /// reads how many DDL statements each has run, so that a test that ran none needs no look at the
-/// catalog. A connection that ran DDL since `seen` is closed instead of kept: it may hold
-/// TEMPORARY tables (which no catalog shows and `ROLLBACK` leaves), and the next test must not
-/// see them.
+/// catalog. A connection that ever ran a statement that may make a TEMPORARY table (which no
+/// catalog shows and `ROLLBACK` leaves) is closed instead of kept: the next test must not see
+/// one. Its replacement starts with none.
 pub(super) async fn reset_sessions(
     pool: &MySqlPool,
     budget: &super::super::budget::PoolBudget,
     restore: &str,
-    seen: &std::collections::HashMap<u64, u64>,
 ) -> Sessions {
     // The test's last connection may still be on its way back to the pool (sqlx pings it in a
     // task of its own): a round trip, a fraction of a millisecond. Tokio's timer counts whole
@@ -477,9 +486,9 @@ pub(super) async fn reset_sessions(
             continue;
         };
         match read {
-            Ok((id, total)) => {
+            Ok((id, total, temporary)) => {
                 ddl.insert(id, total);
-                if total > seen.get(&id).copied().unwrap_or(0) {
+                if temporary > 0 {
                     conn.close_on_drop();
                     budget.connection_closed();
                 } else {
@@ -498,11 +507,12 @@ pub(super) async fn reset_sessions(
     Sessions { ddl, complete }
 }
 
-/// Runs [`reset_sessions`]'s `sql` on `conn`: its id and the DDL statements it has run.
+/// Runs [`reset_sessions`]'s `sql` on `conn`: its id, the DDL statements it has run, and of
+/// those the ones that may have made a TEMPORARY table.
 async fn read_session(
     conn: &mut MySqlConnection,
     sql: &str,
-) -> std::result::Result<(u64, u64), sqlx::Error> {
+) -> std::result::Result<(u64, u64, u64), sqlx::Error> {
     let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
         .fetch_all(&mut *conn)
         .await?;
@@ -511,12 +521,20 @@ async fn read_session(
         Some(row) => sqlx::Row::try_get(row, 0)?,
         None => return Err(sqlx::Error::RowNotFound),
     };
-    let mut total = 0u64;
+    let (mut total, mut temporary) = (0u64, 0u64);
     for row in rows {
+        let name: String = sqlx::Row::try_get(row, 0)?;
         let value: String = sqlx::Row::try_get(row, 1)?;
-        total += value.trim().parse::<u64>().unwrap_or(0);
+        let n = value.trim().parse::<u64>().unwrap_or(0);
+        total += n;
+        if TEMPORARY_TABLE_COUNTERS
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(&name))
+        {
+            temporary += n;
+        }
     }
-    Ok((id, total))
+    Ok((id, total, temporary))
 }
 
 /// Gives a slot up: its pool closed, its lease and budget freed; how many budget slots.
@@ -688,7 +706,7 @@ async fn finish_owned(
     }
     // The catalog is read only when a session ran DDL (or a procedure), or when a connection
     // could not say (busy, closed, or the test's own, from connect options).
-    let sessions = reset_sessions(&slot.pool, &slot.budget, &slot.restore, &slot.ddl_seen).await;
+    let sessions = reset_sessions(&slot.pool, &slot.budget, &slot.restore).await;
     let ran_ddl = sessions
         .ddl
         .iter()
