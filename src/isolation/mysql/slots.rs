@@ -593,7 +593,10 @@ impl Ending<MySql> for Leased {
             return Ok(());
         };
         match slot.kind {
-            Kind::Rollback => finish_rollback(slot).await,
+            // The slot's connection was opened on the engine runtime (see `engine::run`): the
+            // test's end, two round trips on it, runs there too, where its I/O is driven, rather
+            // than waking the test's thread from the engine's at each reply.
+            Kind::Rollback => engine::run(finish_rollback(slot)).await,
             Kind::Truncate | Kind::Template => {
                 finish_owned(
                     slot,
