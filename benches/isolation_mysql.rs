@@ -4,6 +4,9 @@
 //!
 //! - `mysql_baseline/begin_rollback_open_connection`: BEGIN, one insert, ROLLBACK on a
 //!   connection that stays open: the floor of any per-test harness.
+//! - `mysql_baseline/rollback_statements_same_runtime_pool`: Rollback's statements through a
+//!   sqlx pool whose connection belongs to the bench's runtime (seedbed's belongs to its engine
+//!   runtime, as it outlives each test's runtime, so each reply crosses between two threads).
 //! - `mysql_baseline/create_migrate_drop`: CREATE DATABASE, every migration, the insert, DROP
 //!   DATABASE: what `#[sqlx::test]` does for each MySQL test.
 //! - `mysql_strategy/*`: acquire, the same insert, finish, for each strategy.
@@ -107,6 +110,46 @@ fn baselines(c: &mut Criterion) {
         })
     });
     rt.block_on(conn.close()).expect("close");
+
+    // Rollback's statements (the test's insert through the pool, then one round trip that
+    // checks the savepoint, rolls back and begins the next transaction) on a pool whose one
+    // connection belongs to the bench's runtime: what Rollback would cost in process if the
+    // connection it keeps across tests did not belong to seedbed's engine runtime.
+    let pool = rt.block_on(async {
+        let pool = sqlx::mysql::MySqlPoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_with(server.options_for(floor))
+            .await
+            .expect("pool");
+        let mut conn = pool.acquire().await.expect("acquire");
+        execute(&mut conn, "BEGIN; SAVEPOINT probe".to_string()).await;
+        conn.return_to_pool().await;
+        pool
+    });
+    group.bench_function("rollback_statements_same_runtime_pool", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                i += 1;
+                sqlx::query(INSERT)
+                    .bind(format!("bench-{i}"))
+                    .execute(&pool)
+                    .await
+                    .expect("insert");
+                let mut conn = pool.acquire().await.expect("acquire");
+                execute(
+                    &mut conn,
+                    "RELEASE SAVEPOINT probe; ROLLBACK; \
+                     SET SESSION foreign_key_checks = 1, unique_checks = 1, autocommit = 1; \
+                     BEGIN; SAVEPOINT probe"
+                        .to_string(),
+                )
+                .await;
+                conn.return_to_pool().await;
+            })
+        })
+    });
+    rt.block_on(pool.close());
 
     let mut n = 0u64;
     group.sample_size(10);
