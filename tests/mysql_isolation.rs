@@ -611,6 +611,70 @@ async fn a_failed_tests_database_is_kept_and_skipped() {
     }
 }
 
+/// The tests that lease after a failed one scan past its kept database without taking its lease,
+/// not even for the moment it takes to read its marker: `seedbed list` never shows it held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lease_scan_never_takes_a_kept_databases_lease() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // A template of this test's own: no other test leases its copies, so every lease below
+    // scans from its first copy, the kept one.
+    let own = || {
+        iso(Strategy::Template)
+            .max_connections(2)
+            .fixture("DELETE FROM users WHERE email = 'lease-scan@example.test'")
+    };
+    let db = own().acquire_on::<MySql>().await.unwrap();
+    let name = db.database().to_string();
+    db.finish_with(seedbed::isolation::Outcome::Failed)
+        .await
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn({
+        let stop = Arc::clone(&stop);
+        // The lease's lock, as seedbed names it.
+        let key = format!("seedbed:lease:{name}");
+        async move {
+            let mut conn = admin().await;
+            let (mut polls, mut held) = (0u32, 0u32);
+            while !stop.load(Ordering::SeqCst) {
+                let holder: Option<i64> =
+                    sqlx::query_scalar("SELECT CAST(IS_USED_LOCK(?) AS SIGNED)")
+                        .bind(&key)
+                        .fetch_one(&mut conn)
+                        .await
+                        .unwrap();
+                polls += 1;
+                held += u32::from(holder.is_some());
+            }
+            (polls, held)
+        }
+    });
+    // Held at once: each lease scans past the kept database to a copy of its own.
+    let mut leased = Vec::new();
+    for _ in 0..6 {
+        let next = own().acquire_on::<MySql>().await.unwrap();
+        assert_ne!(next.database(), name, "a kept database is not leased");
+        leased.push(next);
+    }
+    stop.store(true, Ordering::SeqCst);
+    let (polls, held) = watcher.await.unwrap();
+    for next in leased {
+        next.finish().await.unwrap();
+    }
+    let mut admin = admin().await;
+    let drop = format!("DROP DATABASE {}", seedbed::sql::quote_mysql_ident(&name));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    assert!(polls > 0, "the watcher looked");
+    assert_eq!(
+        held, 0,
+        "the kept database's lease was seen held in {held} of {polls} looks"
+    );
+}
+
 #[tokio::test]
 async fn namespace_removes_the_tests_rows_and_keeps_a_failed_tests() {
     let db = iso(Strategy::Namespace)

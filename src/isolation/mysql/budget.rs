@@ -41,10 +41,18 @@ impl Holder {
         })
     }
 
-    /// Closes the connection: the server frees its lease and budget slots with it.
+    /// Frees the lease and budget slots, then closes the connection.
+    ///
+    /// The server frees a closed session's named locks when its thread notices the close, which
+    /// may come after `close` returns: released first, they are free for whoever asks next (a
+    /// test leasing the slot, `seedbed list`). A connection that cannot run the release frees
+    /// them as it closes.
     pub(super) async fn close(&self) {
         let conn = self.0.lock().await.take();
-        if let Some(conn) = conn {
+        if let Some(mut conn) = conn {
+            let _ = sqlx::raw_sql("DO RELEASE_ALL_LOCKS()")
+                .execute(&mut conn)
+                .await;
             let _ = conn.close().await;
         }
     }

@@ -70,7 +70,9 @@ pub(super) async fn ready(
             if !is_ready(&mut conn, &name).await? {
                 build(iso, server, &mut conn, &name, kind, &checksum).await?;
             }
-            // Closing the connection frees the lock.
+            // Freed before the close, which the server may notice later: a process waiting for
+            // the lock takes it at once. A connection that cannot say so frees it as it closes.
+            let _ = coord::give_back(&mut conn, &format!("build:{name}")).await;
             let _ = conn.close().await;
             Ok(name.clone())
         })
