@@ -536,16 +536,13 @@ pub(super) async fn all_connections(
 ) -> Option<Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>> {
     // A connection the test dropped goes back to the pool in a task of its own: wait for it
     // rather than let `acquire` open another.
-    let started = std::time::Instant::now();
-    while pool.num_idle() < pool.size() as usize {
-        if started.elapsed() > Duration::from_secs(2) {
-            return None;
-        }
-        if started.elapsed() < Duration::from_millis(5) {
-            tokio::task::yield_now().await;
-        } else {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+    let back = crate::util::wait::until(
+        || pool.num_idle() >= pool.size() as usize,
+        Duration::from_secs(2),
+    )
+    .await;
+    if !back {
+        return None;
     }
     let mut conns = Vec::with_capacity(pool.size() as usize);
     while let Some(conn) = pool.try_acquire() {

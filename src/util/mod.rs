@@ -4,3 +4,4 @@
 pub(crate) mod env;
 pub(crate) mod hash;
 pub(crate) mod os;
+pub(crate) mod wait;

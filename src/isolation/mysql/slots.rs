@@ -450,18 +450,12 @@ pub(super) async fn reset_sessions(
     restore: &str,
 ) -> Sessions {
     // The test's last connection may still be on its way back to the pool (sqlx pings it in a
-    // task of its own): a round trip, a fraction of a millisecond. Tokio's timer counts whole
-    // milliseconds, so the first 2 ms are waited by yielding to that task.
-    let started = std::time::Instant::now();
-    while u32::try_from(pool.num_idle()).is_ok_and(|idle| idle < pool.size())
-        && started.elapsed() < std::time::Duration::from_millis(20)
-    {
-        if started.elapsed() < std::time::Duration::from_millis(2) {
-            tokio::task::yield_now().await;
-        } else {
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
-    }
+    // task of its own): a round trip, a fraction of a millisecond.
+    crate::util::wait::until(
+        || u32::try_from(pool.num_idle()).is_ok_and(|idle| idle >= pool.size()),
+        std::time::Duration::from_millis(20),
+    )
+    .await;
     let mut held = Vec::new();
     while let Some(conn) = pool.try_acquire() {
         held.push(conn);
