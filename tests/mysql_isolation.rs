@@ -392,6 +392,56 @@ async fn temporary_tables_do_not_reach_the_next_test() {
     }
 }
 
+/// Under Truncate and Template, runs `sql` on one connection of a test (after a committed row
+/// on another), ends it, and checks that the next test gets the same database with no users.
+/// `max_connections`: settings no other test uses, so that no other test takes these databases.
+async fn the_next_test_sees_no_users_after(sql: &str, max_connections: u32) {
+    for strategy in [Strategy::Truncate, Strategy::Template] {
+        let mine = || iso(strategy).max_connections(max_connections);
+        let db = mine().acquire_on::<MySql>().await.unwrap();
+        let first = db.database().to_string();
+        insert_user(&db.pool(), "committed@example.test").await;
+        let mut conn = db.pool().acquire().await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        drop(conn);
+        db.finish().await.unwrap();
+
+        let db = mine().acquire_on::<MySql>().await.unwrap();
+        assert_eq!(db.database(), first, "{strategy}: the same database serves");
+        assert_eq!(count(&db.pool(), "users").await, 0, "{strategy}");
+        db.finish().await.unwrap();
+    }
+}
+
+/// A TEMPORARY table named like a real one hides it from the connection that made it: the rows
+/// the test wrote to the real table before are emptied all the same.
+#[tokio::test]
+async fn a_temporary_table_hiding_a_real_one_hides_nothing_from_the_cleaner() {
+    the_next_test_sees_no_users_after(
+        "INSERT INTO users (email) VALUES ('hidden@example.test'); \
+         CREATE TEMPORARY TABLE users (id INT); \
+         INSERT INTO users VALUES (1)",
+        11,
+    )
+    .await;
+}
+
+/// A transaction the test began with a raw `BEGIN` and left open neither keeps its rows nor
+/// holds up the test's end with its locks (a cleaner that waited for them would fail the end
+/// with the server's lock wait timeout).
+#[tokio::test]
+async fn a_transaction_left_open_is_ended_and_emptied() {
+    the_next_test_sees_no_users_after(
+        "BEGIN; INSERT INTO users (email) VALUES ('open@example.test'); \
+         DELETE FROM users WHERE email = 'committed@example.test'",
+        12,
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn truncate_restarts_auto_increment_on_request() {
     let mut ids = Vec::new();

@@ -1,13 +1,16 @@
 //! Emptying a MySQL database again (Truncate, and Template's recycled databases).
 //!
 //! `prepare` copies the rows migrations left in a table into a baseline table beside it
-//! (`seedbed__b_<hash>`). A clean asks every other table in one statement whether it has rows,
-//! then, in one transaction with foreign-key checks off (so cycles need no order), `DELETE`s the
-//! tables that do and puts every baseline back. `DELETE` rather than `TRUNCATE`: InnoDB's
-//! `TRUNCATE` drops and re-creates the table, a DDL statement that costs milliseconds per table
-//! where a test's few rows cost microseconds to delete. A `DELETE` trigger that writes another
+//! (`seedbed__b_<hash>`), and notes the copy's digest (its row count and the XOR of its rows'
+//! CRC-32s). A clean asks in one statement, one row of flags, whether each other table has rows
+//! and whether each table with a baseline still has its digest, then, in one transaction with
+//! foreign-key checks off (so cycles need no order), `DELETE`s the tables that differ and puts
+//! their baselines back. `DELETE` rather than `TRUNCATE`: InnoDB's `TRUNCATE` drops and
+//! re-creates the table, a DDL statement that costs milliseconds per table where a test's few
+//! rows cost microseconds to delete. A `DELETE` trigger that writes another
 //! table is followed: tables that have rows again are emptied in a further pass.
 
+use sqlx::mysql::MySqlRow;
 use sqlx::{MySql, MySqlConnection};
 
 use super::admin::INTERNAL_PREFIX;
@@ -26,10 +29,22 @@ pub struct MySqlPlan {
     /// Tables without baseline rows, probed for rows.
     tables: Vec<Table>,
     /// Tables whose migrations left rows: put back when they differ from their copy.
-    baselines: Vec<(Table, String)>,
-    /// `SELECT` of the indexes (into `tables`, then `baselines`) of the tables to clean.
+    baselines: Vec<Baseline>,
+    /// `SELECT` of one row with a flag per table (`tables`, then `baselines`): 1 to clean it.
     probe: String,
 }
+
+/// A table whose migrations left rows, and the copy they are kept in.
+#[derive(Debug, Clone)]
+struct Baseline {
+    table: Table,
+    copy: String,
+    /// The copy's [`digest`]: the table holds the migrations' rows while it has the same.
+    digest: String,
+}
+
+/// The name of the probe's first column: its row is told from others a round trip returns.
+const PROBE_FIRST: &str = "seedbed__p0";
 
 #[derive(Debug, Clone)]
 struct Table {
@@ -87,8 +102,8 @@ impl Clean for MySql {
         // that runs one test) costs two.
         let stored: std::result::Result<Vec<PlanTuple>, sqlx::Error> =
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "SELECT name, copy, auto_increment, delete_trigger, insert_trigger, columns \
-                 FROM {} ORDER BY position",
+                "SELECT name, copy, digest, auto_increment, delete_trigger, insert_trigger, \
+                 columns FROM {} ORDER BY position",
                 q(PLAN_TABLE)
             )))
             .fetch_all(&mut *conn)
@@ -103,7 +118,11 @@ impl Clean for MySql {
                 rows.into_iter().map(into_entry).collect(),
             )),
             Ok(_) => catalog_plan(conn).await,
-            Err(e) if super::error_number(&e) == Some(1146) => catalog_plan(conn).await,
+            // No plan table (a database prepared before it existed), or one without a column
+            // this version reads.
+            Err(e) if matches!(super::error_number(&e), Some(1146 | 1054)) => {
+                catalog_plan(conn).await
+            }
             Err(e) => Err(Error::db("reading the cleaner's plan")(e)),
         }
     }
@@ -113,65 +132,77 @@ impl Clean for MySql {
         plan: &MySqlPlan,
         reset_sequences: bool,
     ) -> Result<usize> {
-        let mut emptied: Vec<usize> = Vec::new();
-        let mut dirty = dirty(conn, plan).await?;
-        for _ in 0..PASSES {
-            if dirty.is_empty() {
-                break;
-            }
-            let mut script = String::from("SET SESSION FOREIGN_KEY_CHECKS = 0; START TRANSACTION;");
-            for &i in &dirty {
-                let table = plan.table(i);
-                script.push_str(&format!("DELETE FROM {};", q(&table.name)));
-                if let Some(copy) = plan.copy(i) {
-                    let list = quote_mysql_list(table.insertable.iter().map(String::as_str));
-                    script.push_str(&format!(
-                        "INSERT INTO {t} ({list}) SELECT {list} FROM {c};",
-                        t = q(&table.name),
-                        c = q(copy)
-                    ));
-                }
-            }
-            script.push_str("COMMIT; SET SESSION FOREIGN_KEY_CHECKS = 1;");
-            if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(script))
-                .execute(&mut *conn)
-                .await
-            {
-                let _ = sqlx::raw_sql("ROLLBACK; SET SESSION FOREIGN_KEY_CHECKS = 1")
-                    .execute(&mut *conn)
-                    .await;
-                return Err(Error::db("emptying the test's tables")(e));
-            }
-            for &i in &dirty {
-                if !emptied.contains(&i) {
-                    emptied.push(i);
-                }
-            }
-            // A DELETE trigger of a table emptied, or an INSERT trigger of a table put back, may
-            // have written a table again (an audit table): looked at again. Otherwise the
-            // tables are as the migrations left them.
-            let fired = dirty.iter().any(|&i| {
-                let table = plan.table(i);
-                table.delete_trigger || (plan.copy(i).is_some() && table.insert_trigger)
-            });
-            dirty = if fired {
-                self::dirty(conn, plan).await?
-            } else {
-                Vec::new()
-            };
-        }
-        if !dirty.is_empty() {
-            let names: Vec<&str> = dirty.iter().map(|&i| plan.table(i).name.as_str()).collect();
-            return Err(Error::Internal(format!(
-                "tables {names:?} differed from their state after the migrations again after \
-                 {PASSES} passes of the cleaner: a trigger keeps writing them"
-            )));
-        }
-        if reset_sequences {
-            reset(conn, emptied.iter().map(|&i| plan.table(i))).await?;
-        }
-        Ok(emptied.len())
+        let dirty = dirty(conn, plan).await?;
+        clean_dirty(conn, plan, reset_sequences, dirty).await
     }
+}
+
+/// Empties the tables of `dirty` (what [`dirty`] or [`dirty_after_use`] found), and those that
+/// `DELETE` and `INSERT` triggers fill again; how many tables it emptied: [`Clean::clean`] after
+/// its probe.
+pub(crate) async fn clean_dirty(
+    conn: &mut MySqlConnection,
+    plan: &MySqlPlan,
+    reset_sequences: bool,
+    mut dirty: Vec<usize>,
+) -> Result<usize> {
+    let mut emptied: Vec<usize> = Vec::new();
+    for _ in 0..PASSES {
+        if dirty.is_empty() {
+            break;
+        }
+        let mut script = String::from("SET SESSION FOREIGN_KEY_CHECKS = 0; START TRANSACTION;");
+        for &i in &dirty {
+            let table = plan.table(i);
+            script.push_str(&format!("DELETE FROM {};", q(&table.name)));
+            if let Some(copy) = plan.copy(i) {
+                let list = quote_mysql_list(table.insertable.iter().map(String::as_str));
+                script.push_str(&format!(
+                    "INSERT INTO {t} ({list}) SELECT {list} FROM {c};",
+                    t = q(&table.name),
+                    c = q(copy)
+                ));
+            }
+        }
+        script.push_str("COMMIT; SET SESSION FOREIGN_KEY_CHECKS = 1;");
+        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(script))
+            .execute(&mut *conn)
+            .await
+        {
+            let _ = sqlx::raw_sql("ROLLBACK; SET SESSION FOREIGN_KEY_CHECKS = 1")
+                .execute(&mut *conn)
+                .await;
+            return Err(Error::db("emptying the test's tables")(e));
+        }
+        for &i in &dirty {
+            if !emptied.contains(&i) {
+                emptied.push(i);
+            }
+        }
+        // A DELETE trigger of a table emptied, or an INSERT trigger of a table put back, may
+        // have written a table again (an audit table): looked at again. Otherwise the
+        // tables are as the migrations left them.
+        let fired = dirty.iter().any(|&i| {
+            let table = plan.table(i);
+            table.delete_trigger || (plan.copy(i).is_some() && table.insert_trigger)
+        });
+        dirty = if fired {
+            self::dirty(conn, plan).await?
+        } else {
+            Vec::new()
+        };
+    }
+    if !dirty.is_empty() {
+        let names: Vec<&str> = dirty.iter().map(|&i| plan.table(i).name.as_str()).collect();
+        return Err(Error::Internal(format!(
+            "tables {names:?} differed from their state after the migrations again after \
+             {PASSES} passes of the cleaner: a trigger keeps writing them"
+        )));
+    }
+    if reset_sequences {
+        reset(conn, emptied.iter().map(|&i| plan.table(i))).await?;
+    }
+    Ok(emptied.len())
 }
 
 async fn catalog_plan(conn: &mut MySqlConnection) -> Result<MySqlPlan> {
@@ -218,18 +249,77 @@ async fn catalog_plan(conn: &mut MySqlConnection) -> Result<MySqlPlan> {
         let copy = existing.contains(&copy).then_some(copy);
         entries.push((table, copy));
     }
+    with_digests(conn, entries).await
+}
+
+/// The plan of `entries` (each table with its baseline copy, if it has one), the copies'
+/// digests read in one statement.
+async fn with_digests(
+    conn: &mut MySqlConnection,
+    entries: Vec<(Table, Option<String>)>,
+) -> Result<MySqlPlan> {
+    let copies: Vec<String> = entries
+        .iter()
+        .filter_map(|(table, copy)| copy.as_ref().map(|copy| digest(table, copy)))
+        .collect();
+    let mut digests = if copies.is_empty() {
+        Vec::new()
+    } else {
+        let row = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SELECT {}", copies.join(", "))))
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(Error::db("reading the digests of the cleaner's baselines"))?;
+        (0..copies.len())
+            .map(|i| sqlx::Row::try_get::<String, _>(&row, i))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(Error::db("reading the digests of the cleaner's baselines"))?
+    }
+    .into_iter();
+    let entries = entries
+        .into_iter()
+        .map(|(table, copy)| {
+            let copy = copy.map(|copy| (copy, digests.next().unwrap_or_default()));
+            (table, copy)
+        })
+        .collect();
     Ok(MySqlPlan::assemble(entries))
+}
+
+/// A statement's expression for the digest of `from`'s rows (read with `table`'s columns): the
+/// row count and the XOR of every row's CRC-32, one scan of a small table and no temporary table
+/// (as `EXCEPT` would make).
+fn digest(table: &Table, from: &str) -> String {
+    let row = table
+        .insertable
+        .iter()
+        .map(|c| format!("IFNULL({}, 0x00)", q(c)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "(SELECT CAST(CONCAT(COUNT(*), ':', COALESCE(BIT_XOR(CRC32(CONCAT_WS(0x1f, {row}))), 0)) \
+         AS CHAR) FROM {})",
+        q(from)
+    )
 }
 
 /// The table `prepare` writes the cleaner's plan to.
 const PLAN_TABLE: &str = "seedbed__plan";
 
-/// A row of [`PLAN_TABLE`]: the table, its baseline copy, whether it has an auto-increment
-/// key, a DELETE trigger, an INSERT trigger, and its insertable columns one per line.
-type PlanTuple = (String, Option<String>, bool, bool, bool, String);
+/// A row of [`PLAN_TABLE`]: the table, its baseline copy and the copy's digest, whether it has
+/// an auto-increment key, a DELETE trigger, an INSERT trigger, and its insertable columns one
+/// per line.
+type PlanTuple = (
+    String,
+    Option<String>,
+    Option<String>,
+    bool,
+    bool,
+    bool,
+    String,
+);
 
-fn into_entry(row: PlanTuple) -> (Table, Option<String>) {
-    let (name, copy, auto_increment, delete_trigger, insert_trigger, columns) = row;
+fn into_entry(row: PlanTuple) -> (Table, Option<(String, String)>) {
+    let (name, copy, digest, auto_increment, delete_trigger, insert_trigger, columns) = row;
     let insertable = if columns.is_empty() {
         Vec::new()
     } else {
@@ -243,7 +333,7 @@ fn into_entry(row: PlanTuple) -> (Table, Option<String>) {
             delete_trigger,
             insert_trigger,
         },
-        copy,
+        copy.map(|copy| (copy, digest.unwrap_or_default())),
     )
 }
 
@@ -252,28 +342,30 @@ async fn store_plan(conn: &mut MySqlConnection, plan: &MySqlPlan) -> Result<()> 
     let context = "writing the cleaner's plan";
     let create = format!(
         "CREATE TABLE {} (position INT PRIMARY KEY, name VARCHAR(64) NOT NULL, \
-         copy VARCHAR(64) NULL, auto_increment BOOL NOT NULL, delete_trigger BOOL NOT NULL, \
-         insert_trigger BOOL NOT NULL, columns TEXT NOT NULL) ENGINE=InnoDB",
+         copy VARCHAR(64) NULL, digest VARCHAR(64) NULL, auto_increment BOOL NOT NULL, \
+         delete_trigger BOOL NOT NULL, insert_trigger BOOL NOT NULL, columns TEXT NOT NULL) \
+         ENGINE=InnoDB",
         q(PLAN_TABLE)
     );
     sqlx::raw_sql(sqlx::AssertSqlSafe(create))
         .execute(&mut *conn)
         .await
         .map_err(Error::db(context))?;
-    let entries = plan
-        .tables
-        .iter()
-        .map(|t| (t, None))
-        .chain(plan.baselines.iter().map(|(t, c)| (t, Some(c.as_str()))));
+    let entries = plan.tables.iter().map(|t| (t, None)).chain(
+        plan.baselines
+            .iter()
+            .map(|b| (&b.table, Some((b.copy.as_str(), b.digest.as_str())))),
+    );
     for (position, (table, copy)) in entries.enumerate() {
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO {} (position, name, copy, auto_increment, delete_trigger, \
-             insert_trigger, columns) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO {} (position, name, copy, digest, auto_increment, delete_trigger, \
+             insert_trigger, columns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             q(PLAN_TABLE)
         )))
         .bind(i64::try_from(position).unwrap_or(i64::MAX))
         .bind(&table.name)
-        .bind(copy)
+        .bind(copy.map(|(copy, _)| copy))
+        .bind(copy.map(|(_, digest)| digest))
         .bind(table.auto_increment)
         .bind(table.delete_trigger)
         .bind(table.insert_trigger)
@@ -286,62 +378,97 @@ async fn store_plan(conn: &mut MySqlConnection, plan: &MySqlPlan) -> Result<()> 
 }
 
 impl MySqlPlan {
-    /// The plan of `entries` (each table with its baseline copy, if it has one), with its probe.
-    fn assemble(entries: Vec<(Table, Option<String>)>) -> MySqlPlan {
+    /// The plan of `entries` (each table with its baseline copy and the copy's digest, if it has
+    /// one), with its probe.
+    fn assemble(entries: Vec<(Table, Option<(String, String)>)>) -> MySqlPlan {
         let mut tables = Vec::new();
         let mut baselines = Vec::new();
         for (table, copy) in entries {
             match copy {
-                Some(copy) => baselines.push((table, copy)),
+                Some((copy, digest)) => baselines.push(Baseline {
+                    table,
+                    copy,
+                    digest,
+                }),
                 None => tables.push(table),
             }
         }
-        // Tables without baseline rows have rows to remove when they have any; a table with
-        // baseline rows when its rows differ from its copy's.
-        let mut parts: Vec<String> = tables
+        // A flag per table: one without baseline rows is to clean when it has any rows, one
+        // with baseline rows when its digest is no longer its copy's (noted as the plan was
+        // made: the copy is not read again). Scalar subqueries in one row, where a UNION of
+        // one SELECT per table costs the server about half as much again.
+        let flags: Vec<String> = tables
             .iter()
-            .enumerate()
-            .map(|(i, t)| {
+            .map(|t| format!("EXISTS (SELECT 1 FROM {})", q(&t.name)))
+            .chain(baselines.iter().map(|b| {
                 format!(
-                    "SELECT {i} FROM DUAL WHERE EXISTS (SELECT 1 FROM {})",
-                    q(&t.name)
+                    "{} <> {}",
+                    digest(&b.table, &b.table.name),
+                    crate::sql::mysql_literal(&b.digest)
                 )
-            })
+            }))
             .collect();
-        for (j, (table, copy)) in baselines.iter().enumerate() {
-            // The row count and the XOR of every row's CRC-32: one scan of each small table, no
-            // temporary table (as EXCEPT would make).
-            let row = table
-                .insertable
+        let probe = if flags.is_empty() {
+            String::new()
+        } else {
+            let columns: Vec<String> = flags
                 .iter()
-                .map(|c| format!("IFNULL({}, 0x00)", q(c)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let digest = |from: &str| {
-                format!(
-                    "(SELECT CONCAT(COUNT(*), ':', COALESCE(BIT_XOR(CRC32(CONCAT_WS(0x1f, {row}))), 0)) \
-                     FROM {from})"
-                )
-            };
-            parts.push(format!(
-                "SELECT {i} FROM DUAL WHERE {} <> {}",
-                digest(&q(&table.name)),
-                digest(&q(copy)),
-                i = tables.len() + j,
-            ));
-        }
+                .enumerate()
+                .map(|(i, flag)| {
+                    let alias = if i == 0 {
+                        PROBE_FIRST.to_string()
+                    } else {
+                        format!("seedbed__p{i}")
+                    };
+                    format!("{flag} AS {}", q(&alias))
+                })
+                .collect();
+            format!("SELECT {}", columns.join(", "))
+        };
         MySqlPlan {
             tables,
             baselines,
-            probe: parts.join(" UNION ALL "),
+            probe,
         }
+    }
+
+    /// The indexes of the tables to clean, from the row the probe returned (`None` for a plan
+    /// without tables).
+    fn dirty_in(&self, row: Option<&MySqlRow>) -> Result<Vec<usize>> {
+        let known = self.tables.len() + self.baselines.len();
+        let context = "finding the tables the test wrote";
+        let Some(row) = row else {
+            return if known == 0 {
+                Ok(Vec::new())
+            } else {
+                Err(Error::Internal(format!(
+                    "the probe of {known} tables returned no row"
+                )))
+            };
+        };
+        let mut dirty = Vec::new();
+        for i in 0..known {
+            let flag: Option<i64> = sqlx::Row::try_get(row, i).map_err(Error::db(context))?;
+            if flag != Some(0) {
+                dirty.push(i);
+            }
+        }
+        Ok(dirty)
+    }
+
+    /// Whether `row` is the row of a plan's probe, among others a multi-statement round trip
+    /// returned.
+    fn is_probe_row(row: &MySqlRow) -> bool {
+        sqlx::Row::columns(row)
+            .first()
+            .is_some_and(|c| sqlx::Column::name(c) == PROBE_FIRST)
     }
 
     /// The table of a probe index: the tables without baselines first, then those with.
     fn table(&self, i: usize) -> &Table {
         match self.tables.get(i) {
             Some(table) => table,
-            None => &self.baselines[i - self.tables.len()].0,
+            None => &self.baselines[i - self.tables.len()].table,
         }
     }
 
@@ -349,7 +476,7 @@ impl MySqlPlan {
     fn copy(&self, i: usize) -> Option<&str> {
         i.checked_sub(self.tables.len())
             .and_then(|j| self.baselines.get(j))
-            .map(|(_, copy)| copy.as_str())
+            .map(|b| b.copy.as_str())
     }
 }
 
@@ -359,7 +486,7 @@ pub(crate) async fn reset_counters(conn: &mut MySqlConnection, plan: &MySqlPlan)
     let tables = plan
         .tables
         .iter()
-        .chain(plan.baselines.iter().map(|(t, _)| t));
+        .chain(plan.baselines.iter().map(|b| &b.table));
     reset(conn, tables).await
 }
 
@@ -379,30 +506,44 @@ async fn reset(conn: &mut MySqlConnection, tables: impl Iterator<Item = &Table>)
     Ok(())
 }
 
-/// The indexes of the plan's tables that have rows.
-async fn dirty(conn: &mut MySqlConnection, plan: &MySqlPlan) -> Result<Vec<usize>> {
+/// [`dirty`] on a connection whose default database is not `database` yet: it becomes it, in
+/// the same round trip.
+pub(crate) async fn dirty_after_use(
+    conn: &mut MySqlConnection,
+    database: &str,
+    plan: &MySqlPlan,
+) -> Result<Vec<usize>> {
+    let sql = if plan.probe.is_empty() {
+        format!("USE {}", q(database))
+    } else {
+        format!("USE {}; {}", q(database), plan.probe)
+    };
+    let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .fetch_all(conn)
+        .await
+        .map_err(Error::db("finding the tables the test wrote"))?;
+    plan.dirty_in(rows.iter().find(|row| MySqlPlan::is_probe_row(row)))
+}
+
+/// The indexes of the plan's tables that have rows (or, with baseline rows, other rows than the
+/// migrations left).
+pub(crate) async fn dirty(conn: &mut MySqlConnection, plan: &MySqlPlan) -> Result<Vec<usize>> {
     if plan.probe.is_empty() {
         return Ok(Vec::new());
     }
     let context = "finding the tables the test wrote";
     // A process that runs one test asks once: as text, one round trip where preparing the
     // statement first would cost two. Elsewhere the prepared statement serves every test.
-    let found: Vec<i64> = if crate::util::env::one_test_per_process() {
+    let row = if crate::util::env::one_test_per_process() {
         sqlx::raw_sql(sqlx::AssertSqlSafe(plan.probe.clone()))
-            .fetch_all(conn)
+            .fetch_optional(conn)
             .await
-            .and_then(|rows| rows.iter().map(|row| sqlx::Row::try_get(row, 0)).collect())
             .map_err(Error::db(context))?
     } else {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(plan.probe.clone()))
-            .fetch_all(conn)
+        sqlx::query(sqlx::AssertSqlSafe(plan.probe.clone()))
+            .fetch_optional(conn)
             .await
             .map_err(Error::db(context))?
     };
-    let known = plan.tables.len() + plan.baselines.len();
-    Ok(found
-        .into_iter()
-        .filter_map(|i| usize::try_from(i).ok())
-        .filter(|&i| i < known)
-        .collect())
+    plan.dirty_in(row.as_ref())
 }

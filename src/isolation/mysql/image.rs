@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::util::hash::stable_hash;
 
 /// What seedbed puts in a database beyond the migrations changes with this version.
-pub(super) const IMAGE_VERSION: &str = "v9";
+pub(super) const IMAGE_VERSION: &str = "v10";
 
 /// How long a process waits for another to finish building a database.
 const BUILD_WAIT: Duration = Duration::from_secs(600);

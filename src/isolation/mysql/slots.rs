@@ -88,6 +88,8 @@ struct Slot {
     ddl_seen: std::collections::HashMap<u64, u64>,
     /// Puts back the session settings a test may have changed (see [`restore_settings`]).
     restore: Arc<str>,
+    /// The holder's default database is the slot (the cleaner's statements name tables alone).
+    holder_in_slot: bool,
 }
 
 /// Drops what [`idle`] keeps.
@@ -342,6 +344,7 @@ async fn lease(
             begun: false,
             ddl_seen: std::collections::HashMap::new(),
             restore: restore_settings(server).into(),
+            holder_in_slot: false,
         };
         // Its first connection opens here, on the engine runtime: it serves the process's tests.
         let cleaned = if noted_clean {
@@ -462,8 +465,11 @@ pub(super) async fn reset_sessions(
     }
     let mut complete = u32::try_from(held.len()).is_ok_and(|n| n == pool.size());
     let mut ddl = std::collections::HashMap::new();
+    // A transaction the test left open (a raw BEGIN) ends: what it wrote goes, and its locks
+    // with it, which the cleaner, on the holder's connection, would wait for.
     let sql = Arc::new(format!(
-        "SET SESSION foreign_key_checks = 1, unique_checks = 1, autocommit = 1, {restore}; \
+        "ROLLBACK; \
+         SET SESSION foreign_key_checks = 1, unique_checks = 1, autocommit = 1, {restore}; \
          SELECT CAST(CONNECTION_ID() AS UNSIGNED), CAST(0 AS CHAR); \
          SHOW SESSION STATUS WHERE Variable_name IN ({DDL_COUNTERS})"
     ));
@@ -703,9 +709,36 @@ async fn finish_owned(
         inner.mark_kept();
         return Ok(());
     }
+    let plan = match plan(&slot).await {
+        Ok(plan) => plan,
+        Err(e) => {
+            discard(slot).await?;
+            return Err(e);
+        }
+    };
+    // The cleaner runs on the holder's connection while the test's sessions are read and reset
+    // on theirs: the round trips overlap, the cleaner need not wait for the test's last
+    // connection to come back to its pool (sqlx pings it first), and no TEMPORARY table of the
+    // test's hides a table from it. What it does is undone with the slot when the sessions say
+    // the test changed the schema (the slot is dropped then).
+    let in_slot = slot.holder_in_slot;
+    let (sessions, cleaned) = tokio::join!(
+        reset_sessions(&slot.pool, &slot.budget, &slot.restore),
+        async {
+            let mut holder = slot.holder.lock().await?;
+            let dirty = if in_slot {
+                crate::backend::mysql::dirty(&mut holder, &plan).await
+            } else {
+                crate::backend::mysql::dirty_after_use(&mut holder, &slot.name, &plan).await
+            }?;
+            crate::backend::mysql::clean_dirty(&mut holder, &plan, reset_sequences, dirty)
+                .await
+                .map(drop)
+        }
+    );
+    slot.holder_in_slot = in_slot || cleaned.is_ok();
     // The catalog is read only when a session ran DDL (or a procedure), or when a connection
     // could not say (busy, closed, or the test's own, from connect options).
-    let sessions = reset_sessions(&slot.pool, &slot.budget, &slot.restore).await;
     let ran_ddl = sessions
         .ddl
         .iter()
@@ -723,7 +756,7 @@ async fn finish_owned(
     }
     slot.ddl_seen = sessions.ddl;
     let certain = sessions.complete && !own_connections;
-    match clean(&slot, reset_sequences).await {
+    match cleaned {
         Ok(()) => keep(slot, certain).await,
         Err(e) => {
             discard(slot).await?;
