@@ -98,33 +98,7 @@ impl Clean for MySql {
     /// takes several: every test process of `cargo nextest` reads it once); from the catalog
     /// for a database prepared before the table existed.
     async fn plan(conn: &mut MySqlConnection) -> Result<MySqlPlan> {
-        // As text: one round trip, where a statement prepared the first time (in every process
-        // that runs one test) costs two.
-        let stored: std::result::Result<Vec<PlanTuple>, sqlx::Error> =
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "SELECT name, copy, digest, auto_increment, delete_trigger, insert_trigger, \
-                 columns FROM {} ORDER BY position",
-                q(PLAN_TABLE)
-            )))
-            .fetch_all(&mut *conn)
-            .await
-            .and_then(|rows| {
-                rows.iter()
-                    .map(<PlanTuple as sqlx::FromRow<'_, sqlx::mysql::MySqlRow>>::from_row)
-                    .collect()
-            });
-        match stored {
-            Ok(rows) if !rows.is_empty() => Ok(MySqlPlan::assemble(
-                rows.into_iter().map(into_entry).collect(),
-            )),
-            Ok(_) => catalog_plan(conn).await,
-            // No plan table (a database prepared before it existed), or one without a column
-            // this version reads.
-            Err(e) if matches!(super::error_number(&e), Some(1146 | 1054)) => {
-                catalog_plan(conn).await
-            }
-            Err(e) => Err(Error::db("reading the cleaner's plan")(e)),
-        }
+        read_plan(conn, None).await
     }
 
     async fn clean(
@@ -203,6 +177,50 @@ pub(crate) async fn clean_dirty(
         reset(conn, emptied.iter().map(|&i| plan.table(i))).await?;
     }
     Ok(emptied.len())
+}
+
+/// [`Clean::plan`] on a connection whose default database is not `database` yet: it becomes it,
+/// in the same round trip.
+pub(crate) async fn plan_after_use(
+    conn: &mut MySqlConnection,
+    database: &str,
+) -> Result<MySqlPlan> {
+    read_plan(conn, Some(database)).await
+}
+
+/// Reads the plan of the connection's database, or of `database` after a `USE` in the same round
+/// trip.
+async fn read_plan(conn: &mut MySqlConnection, database: Option<&str>) -> Result<MySqlPlan> {
+    // As text: one round trip, where a statement prepared the first time (in every process
+    // that runs one test) costs two.
+    let select = format!(
+        "SELECT name, copy, digest, auto_increment, delete_trigger, insert_trigger, columns \
+         FROM {} ORDER BY position",
+        q(PLAN_TABLE)
+    );
+    let sql = match database {
+        Some(database) => format!("USE {}; {select}", q(database)),
+        None => select,
+    };
+    let stored: std::result::Result<Vec<PlanTuple>, sqlx::Error> =
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut *conn)
+            .await
+            .and_then(|rows| {
+                rows.iter()
+                    .map(<PlanTuple as sqlx::FromRow<'_, sqlx::mysql::MySqlRow>>::from_row)
+                    .collect()
+            });
+    match stored {
+        Ok(rows) if !rows.is_empty() => Ok(MySqlPlan::assemble(
+            rows.into_iter().map(into_entry).collect(),
+        )),
+        Ok(_) => catalog_plan(conn).await,
+        // No plan table (a database prepared before it existed), or one without a column this
+        // version reads (the `USE` before it has taken effect).
+        Err(e) if matches!(super::error_number(&e), Some(1146 | 1054)) => catalog_plan(conn).await,
+        Err(e) => Err(Error::db("reading the cleaner's plan")(e)),
+    }
 }
 
 async fn catalog_plan(conn: &mut MySqlConnection) -> Result<MySqlPlan> {

@@ -89,7 +89,7 @@ struct Slot {
     /// Puts back the session settings a test may have changed (see [`restore_settings`]).
     restore: Arc<str>,
     /// The holder's default database is the slot (the cleaner's statements name tables alone).
-    holder_in_slot: bool,
+    holder_in_slot: std::sync::atomic::AtomicBool,
 }
 
 /// Drops what [`idle`] keeps.
@@ -114,19 +114,20 @@ fn idle() -> &'static Mutex<Vec<Slot>> {
     IDLE.get_or_init(|| Mutex::new(Vec::new()))
 }
 
-/// The cleaner's plan, read once per image.
+/// The cleaner's plan, read once per image, on the holder's connection (a connection of the
+/// pool, still on its way back from the test, would make the pool open another).
 async fn plan(slot: &Slot) -> Result<Arc<MySqlPlan>> {
     static PLANS: OnceLock<KeyedOnce<Arc<MySqlPlan>>> = OnceLock::new();
     PLANS
         .get_or_init(KeyedOnce::new)
         .get_or_try_init(&slot.image, async {
-            let mut conn = acquire_waiting(&slot.pool)
-                .await
-                .map_err(Error::db("reading the cleaner's plan"))?;
-            let plan = <MySql as Clean>::plan(&mut conn).await?;
-            // Back before the cleaner asks for one: a connection still on its way back would
-            // make the pool open another.
-            conn.return_to_pool().await;
+            let mut holder = slot.holder.lock().await?;
+            let plan = if slot.holder_in_slot.load(Ordering::SeqCst) {
+                <MySql as Clean>::plan(&mut holder).await?
+            } else {
+                crate::backend::mysql::plan_after_use(&mut holder, &slot.name).await?
+            };
+            slot.holder_in_slot.store(true, Ordering::SeqCst);
             Ok(Arc::new(plan))
         })
         .await
@@ -344,7 +345,7 @@ async fn lease(
             begun: false,
             ddl_seen: std::collections::HashMap::new(),
             restore: restore_settings(server).into(),
-            holder_in_slot: false,
+            holder_in_slot: std::sync::atomic::AtomicBool::new(false),
         };
         // Its first connection opens here, on the engine runtime: it serves the process's tests.
         let cleaned = if noted_clean {
@@ -709,34 +710,27 @@ async fn finish_owned(
         inner.mark_kept();
         return Ok(());
     }
-    let plan = match plan(&slot).await {
-        Ok(plan) => plan,
-        Err(e) => {
-            discard(slot).await?;
-            return Err(e);
-        }
-    };
     // The cleaner runs on the holder's connection while the test's sessions are read and reset
     // on theirs: the round trips overlap, the cleaner need not wait for the test's last
     // connection to come back to its pool (sqlx pings it first), and no TEMPORARY table of the
     // test's hides a table from it. What it does is undone with the slot when the sessions say
     // the test changed the schema (the slot is dropped then).
-    let in_slot = slot.holder_in_slot;
     let (sessions, cleaned) = tokio::join!(
         reset_sessions(&slot.pool, &slot.budget, &slot.restore),
         async {
+            let plan = plan(&slot).await?;
             let mut holder = slot.holder.lock().await?;
-            let dirty = if in_slot {
+            let dirty = if slot.holder_in_slot.load(Ordering::SeqCst) {
                 crate::backend::mysql::dirty(&mut holder, &plan).await
             } else {
                 crate::backend::mysql::dirty_after_use(&mut holder, &slot.name, &plan).await
             }?;
+            slot.holder_in_slot.store(true, Ordering::SeqCst);
             crate::backend::mysql::clean_dirty(&mut holder, &plan, reset_sequences, dirty)
                 .await
                 .map(drop)
         }
     );
-    slot.holder_in_slot = in_slot || cleaned.is_ok();
     // The catalog is read only when a session ran DDL (or a procedure), or when a connection
     // could not say (busy, closed, or the test's own, from connect options).
     let ran_ddl = sessions
