@@ -43,9 +43,6 @@ struct Baseline {
     digest: String,
 }
 
-/// The name of the probe's first column: its row is told from others a round trip returns.
-const PROBE_FIRST: &str = "seedbed__p0";
-
 #[derive(Debug, Clone)]
 struct Table {
     name: String,
@@ -98,7 +95,7 @@ impl Clean for MySql {
     /// takes several: every test process of `cargo nextest` reads it once); from the catalog
     /// for a database prepared before the table existed.
     async fn plan(conn: &mut MySqlConnection) -> Result<MySqlPlan> {
-        read_plan(conn, None).await
+        plan_of(conn, None).await
     }
 
     async fn clean(
@@ -106,12 +103,12 @@ impl Clean for MySql {
         plan: &MySqlPlan,
         reset_sequences: bool,
     ) -> Result<usize> {
-        let dirty = dirty(conn, plan).await?;
+        let dirty = dirty(conn, plan, None).await?;
         clean_dirty(conn, plan, reset_sequences, dirty).await
     }
 }
 
-/// Empties the tables of `dirty` (what [`dirty`] or [`dirty_after_use`] found), and those that
+/// Empties the tables of `dirty` (what [`dirty`] found), and those that
 /// `DELETE` and `INSERT` triggers fill again; how many tables it emptied: [`Clean::clean`] after
 /// its probe.
 pub(crate) async fn clean_dirty(
@@ -161,7 +158,7 @@ pub(crate) async fn clean_dirty(
             table.delete_trigger || (plan.copy(i).is_some() && table.insert_trigger)
         });
         dirty = if fired {
-            self::dirty(conn, plan).await?
+            self::dirty(conn, plan, None).await?
         } else {
             Vec::new()
         };
@@ -179,18 +176,12 @@ pub(crate) async fn clean_dirty(
     Ok(emptied.len())
 }
 
-/// [`Clean::plan`] on a connection whose default database is not `database` yet: it becomes it,
-/// in the same round trip.
-pub(crate) async fn plan_after_use(
+/// [`Clean::plan`]; with `database`, the connection's default database becomes it first, in the
+/// same round trip.
+pub(crate) async fn plan_of(
     conn: &mut MySqlConnection,
-    database: &str,
+    database: Option<&str>,
 ) -> Result<MySqlPlan> {
-    read_plan(conn, Some(database)).await
-}
-
-/// Reads the plan of the connection's database, or of `database` after a `USE` in the same round
-/// trip.
-async fn read_plan(conn: &mut MySqlConnection, database: Option<&str>) -> Result<MySqlPlan> {
     // As text: one round trip, where a statement prepared the first time (in every process
     // that runs one test) costs two.
     let select = format!(
@@ -429,19 +420,7 @@ impl MySqlPlan {
         let probe = if flags.is_empty() {
             String::new()
         } else {
-            let columns: Vec<String> = flags
-                .iter()
-                .enumerate()
-                .map(|(i, flag)| {
-                    let alias = if i == 0 {
-                        PROBE_FIRST.to_string()
-                    } else {
-                        format!("seedbed__p{i}")
-                    };
-                    format!("{flag} AS {}", q(&alias))
-                })
-                .collect();
-            format!("SELECT {}", columns.join(", "))
+            format!("SELECT {}", flags.join(", "))
         };
         MySqlPlan {
             tables,
@@ -472,14 +451,6 @@ impl MySqlPlan {
             }
         }
         Ok(dirty)
-    }
-
-    /// Whether `row` is the row of a plan's probe, among others a multi-statement round trip
-    /// returned.
-    fn is_probe_row(row: &MySqlRow) -> bool {
-        sqlx::Row::columns(row)
-            .first()
-            .is_some_and(|c| sqlx::Column::name(c) == PROBE_FIRST)
     }
 
     /// The table of a probe index: the tables without baselines first, then those with.
@@ -524,44 +495,41 @@ async fn reset(conn: &mut MySqlConnection, tables: impl Iterator<Item = &Table>)
     Ok(())
 }
 
-/// [`dirty`] on a connection whose default database is not `database` yet: it becomes it, in
-/// the same round trip.
-pub(crate) async fn dirty_after_use(
-    conn: &mut MySqlConnection,
-    database: &str,
-    plan: &MySqlPlan,
-) -> Result<Vec<usize>> {
-    let sql = if plan.probe.is_empty() {
-        format!("USE {}", q(database))
-    } else {
-        format!("USE {}; {}", q(database), plan.probe)
-    };
-    let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .fetch_all(conn)
-        .await
-        .map_err(Error::db("finding the tables the test wrote"))?;
-    plan.dirty_in(rows.iter().find(|row| MySqlPlan::is_probe_row(row)))
-}
-
 /// The indexes of the plan's tables that have rows (or, with baseline rows, other rows than the
-/// migrations left).
-pub(crate) async fn dirty(conn: &mut MySqlConnection, plan: &MySqlPlan) -> Result<Vec<usize>> {
-    if plan.probe.is_empty() {
-        return Ok(Vec::new());
-    }
+/// migrations left); with `database`, the connection's default database becomes it first, in
+/// the same round trip.
+pub(crate) async fn dirty(
+    conn: &mut MySqlConnection,
+    plan: &MySqlPlan,
+    database: Option<&str>,
+) -> Result<Vec<usize>> {
     let context = "finding the tables the test wrote";
-    // A process that runs one test asks once: as text, one round trip where preparing the
-    // statement first would cost two. Elsewhere the prepared statement serves every test.
-    let row = if crate::util::env::one_test_per_process() {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(plan.probe.clone()))
+    let row = match database {
+        // `USE` returns no row: the first row is the probe's.
+        Some(database) => {
+            let sql = if plan.probe.is_empty() {
+                format!("USE {}", q(database))
+            } else {
+                format!("USE {}; {}", q(database), plan.probe)
+            };
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .fetch_optional(conn)
+                .await
+                .map_err(Error::db(context))?
+        }
+        None if plan.probe.is_empty() => return Ok(Vec::new()),
+        // A process that runs one test asks once: as text, one round trip where preparing the
+        // statement first would cost two. Elsewhere the prepared statement serves every test.
+        None if crate::util::env::one_test_per_process() => {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(plan.probe.clone()))
+                .fetch_optional(conn)
+                .await
+                .map_err(Error::db(context))?
+        }
+        None => sqlx::query(sqlx::AssertSqlSafe(plan.probe.clone()))
             .fetch_optional(conn)
             .await
-            .map_err(Error::db(context))?
-    } else {
-        sqlx::query(sqlx::AssertSqlSafe(plan.probe.clone()))
-            .fetch_optional(conn)
-            .await
-            .map_err(Error::db(context))?
+            .map_err(Error::db(context))?,
     };
     plan.dirty_in(row.as_ref())
 }

@@ -50,7 +50,7 @@ pub use self::clean::MySqlPlan;
 pub(crate) use self::dialect::flavor;
 // For the isolation engine, which builds with the `postgres` feature.
 #[cfg(feature = "postgres")]
-pub(crate) use self::clean::{clean_dirty, dirty, dirty_after_use, plan_after_use, reset_counters};
+pub(crate) use self::clean::{clean_dirty, dirty, plan_of, reset_counters};
 pub(crate) use self::server::error_number;
 #[cfg(feature = "postgres")]
 pub(crate) use self::server::set_parking;

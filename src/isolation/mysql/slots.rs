@@ -122,15 +122,17 @@ async fn plan(slot: &Slot) -> Result<Arc<MySqlPlan>> {
         .get_or_init(KeyedOnce::new)
         .get_or_try_init(&slot.image, async {
             let mut holder = slot.holder.lock().await?;
-            let plan = if slot.holder_in_slot.load(Ordering::SeqCst) {
-                <MySql as Clean>::plan(&mut holder).await?
-            } else {
-                crate::backend::mysql::plan_after_use(&mut holder, &slot.name).await?
-            };
+            let plan = crate::backend::mysql::plan_of(&mut holder, use_slot(slot)).await?;
             slot.holder_in_slot.store(true, Ordering::SeqCst);
             Ok(Arc::new(plan))
         })
         .await
+}
+
+/// The slot, for a statement on the holder's connection to make its default database when it is
+/// not yet (the cleaner's statements name tables alone).
+fn use_slot(slot: &Slot) -> Option<&str> {
+    (!slot.holder_in_slot.load(Ordering::SeqCst)).then_some(slot.name.as_str())
 }
 
 /// The image's schema fingerprint, read once per image: from its marker (written as it was
@@ -720,11 +722,7 @@ async fn finish_owned(
         async {
             let plan = plan(&slot).await?;
             let mut holder = slot.holder.lock().await?;
-            let dirty = if slot.holder_in_slot.load(Ordering::SeqCst) {
-                crate::backend::mysql::dirty(&mut holder, &plan).await
-            } else {
-                crate::backend::mysql::dirty_after_use(&mut holder, &slot.name, &plan).await
-            }?;
+            let dirty = crate::backend::mysql::dirty(&mut holder, &plan, use_slot(&slot)).await?;
             slot.holder_in_slot.store(true, Ordering::SeqCst);
             crate::backend::mysql::clean_dirty(&mut holder, &plan, reset_sequences, dirty)
                 .await
